@@ -1,0 +1,55 @@
+"""One error root for the whole library, with a few typed leaves.
+
+Every third-party exception (``zlib.error``, cbor2 decode errors, cryptography's
+``ValueError``) is wrapped at the boundary with ``raise ... from``, so callers only ever
+catch :class:`VaxqrError`. Each error carries an optional one-line ``hint`` the CLI shows.
+"""
+
+from __future__ import annotations
+
+
+class VaxqrError(Exception):
+    """Root of every error vaxqr raises on purpose."""
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DecodeError(VaxqrError):
+    """Input could not be decoded (prefix, Base45, zlib, CBOR, COSE structure, QR)."""
+
+    def __init__(self, message: str, *, step: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+
+
+class VerificationError(VaxqrError):
+    """A credential was decoded but failed a check (signature, key usage, expiry, schema...)."""
+
+    def __init__(self, message: str, *, step: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+
+
+class ValidationError(VaxqrError):
+    """Input data (a citizen record, a CLI value, a CCCD payload) is not acceptable."""
+
+
+class KeyCertError(VaxqrError):
+    """A key, certificate, CRL or trust list is unusable (wrong password, bad format, bad chain)."""
+
+
+class TrustError(KeyCertError):
+    """Trust material is unusable: bad signature, rolled-back sequence, expired list."""
+
+
+class StorageError(VaxqrError):
+    """A file or database could not be read or written (I/O, disk full, refuses to overwrite)."""
