@@ -1,0 +1,93 @@
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vaxqr import codec
+from vaxqr.errors import DecodeError
+
+VECTORS = sorted((Path(__file__).parent / "vectors" / "base45").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
+def test_rfc_vectors(path):
+    v = json.loads(path.read_text())
+    assert codec.b45encode(bytes.fromhex(v["hex"])) == v["base45"]
+    assert codec.b45decode(v["base45"]) == bytes.fromhex(v["hex"])
+
+
+@given(st.binary(max_size=600))
+def test_round_trip(data):
+    assert codec.b45decode(codec.b45encode(data)) == data
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("GGW", "overflows 65535"),
+        ("ZZZ", "overflows 65535"),
+        ("V5", "overflows 255"),
+        ("::", "overflows 255"),
+        ("A", "impossible length"),
+        ("BB8A", "impossible length"),
+        ("bb8", "lower-case"),
+        ("BB#", "outside the Base45 alphabet"),
+        ("BBÄ", "non-ASCII"),
+        ("BB\ufffd", "non-ASCII"),
+    ],
+)
+def test_rejects(text, fragment):
+    with pytest.raises(DecodeError) as info:
+        codec.b45decode(text)
+    assert info.value.step == "base45"
+    assert fragment in str(info.value)
+
+
+@given(st.text(max_size=50))
+def test_decode_never_crashes(text):
+    try:
+        codec.b45decode(text)
+    except DecodeError as exc:
+        assert exc.step == "base45"
+
+
+def test_prefix_rules():
+    assert codec.strip_prefix("HC1:ABC") == "ABC"
+    for bad, frag in [("HC2:ABC", "unsupported"), ("HL0:ABC", "does not start"),
+                      ("hc1:ABC", "lower case"), ("ABC", "does not start"), ("", "does not")]:
+        with pytest.raises(DecodeError) as info:
+            codec.strip_prefix(bad)
+        assert info.value.step == "prefix" and frag in str(info.value)
+    with pytest.raises(DecodeError, match="too long"):
+        codec.strip_prefix("HC1:" + "A" * 10000)
+
+
+def test_zlib_required_and_capped():
+    payload = b"\xd2\x84" + b"x" * 100
+    assert codec.decompress(codec.compress(payload)) == payload
+    assert codec.compress(payload)[:2] == b"\x78\xda"
+    with pytest.raises(DecodeError, match="not zlib") as info:
+        codec.decompress(payload)
+    assert info.value.hint and "uncompressed" in info.value.hint
+    bomb = zlib.compress(b"\0" * (50 * 1024 * 1024), 9)
+    assert len(bomb) < 60_000
+    with pytest.raises(DecodeError, match="exceeds"):
+        codec.decompress(bomb)
+    good = zlib.compress(b"hello")
+    with pytest.raises(DecodeError, match="truncated"):
+        codec.decompress(good[:-3])
+    with pytest.raises(DecodeError, match="after the end"):
+        codec.decompress(good + b"junk")
+    default_level = zlib.compress(b"hello world", 6)
+    assert default_level[:2] == b"\x78\x9c"
+    assert codec.decompress(default_level) == b"hello world"
+
+
+def test_encode_hc1_shape():
+    text = codec.encode_hc1(b"\xd2\x84abc")
+    assert text.startswith("HC1:")
+    assert set(text[4:]) <= set(codec.ALPHABET)
+    assert codec.decompress(codec.b45decode(codec.strip_prefix(text))) == b"\xd2\x84abc"

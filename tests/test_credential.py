@@ -1,0 +1,105 @@
+import unicodedata
+from datetime import date, datetime, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vaxqr import credential as c
+from vaxqr.errors import ValidationError
+
+
+@pytest.mark.parametrize(
+    ("full", "fn", "gn", "fnt", "gnt"),
+    [
+        ("Nguyễn Thị Ánh Hồng", "Nguyễn", "Thị Ánh Hồng", "NGUYEN", "THI<ANH<HONG"),
+        ("Trương Văn Đạt", "Trương", "Văn Đạt", "TRUONG", "VAN<DAT"),
+        ("ĐINH XUÂN HOÀNG", "ĐINH", "XUÂN HOÀNG", "DINH", "XUAN<HOANG"),
+        ("  Lê   Thị\u00a0Thu  ", "Lê", "Thị Thu", "LE", "THI<THU"),
+        ("Phạm Ngọc Ưng-Ơn", "Phạm", "Ngọc Ưng-Ơn", "PHAM", "NGOC<UNG<ON"),
+        ("Danh", "Danh", "", "DANH", ""),
+        ("Musterfrau-Gößinger Gabriele", "Musterfrau-Gößinger", "Gabriele",
+         "MUSTERFRAU<GOSSINGER", "GABRIELE"),
+        ("d'Artagnan Huy", "d'Artagnan", "Huy", "DARTAGNAN", "HUY"),
+    ],
+)
+def test_names(full, fn, gn, fnt, gnt):
+    for form in ("NFC", "NFD"):
+        name = c.PersonName.from_full_name(unicodedata.normalize(form, full))
+        assert (name.fn, name.gn, name.fnt, name.gnt) == (fn, gn, fnt, gnt)
+        assert unicodedata.is_normalized("NFC", name.fn + name.gn)
+
+
+def test_no_letter_vanishes():
+    assert c.transliterate("NGUYỄN") == "NGUYEN"
+    assert c.transliterate("TRƯƠNG") == "TRUONG"
+    for bad in ("Nguyễn 2", "Lý 李", "Trần\u200b"):
+        with pytest.raises(ValidationError, match="no ICAO transliteration"):
+            c.transliterate(bad)
+
+
+@given(st.lists(st.sampled_from(list("aăâbcdđeêghiklmnoôơpqrstuưvxyàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệ"
+                                     "ìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ")), min_size=1,
+                max_size=12))
+def test_transliteration_keeps_every_letter(letters):
+    word = "".join(letters)
+    out = c.transliterate(word)
+    assert len(out) == len(word)
+    assert set(out) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def test_empty_and_long_names():
+    with pytest.raises(ValidationError, match="empty"):
+        c.PersonName.from_full_name("   ")
+    with pytest.raises(ValidationError):
+        c.PersonName.from_full_name("A" * 81 + " B")
+
+
+def test_uvci_luhn_mod38():
+    assert c.luhn_mod38("URN:UVCI:01:NL:187/37512422923") == "Z"
+    u = c.make_uvci("091", "30760")
+    assert u.startswith("URN:UVCI:01:VN:091/30760/")
+    assert c.uvci_check_ok(u) and c.uvci_check_ok(u.lower())
+    assert len(u) <= 80
+    assert c.make_uvci("091", "30760") != u
+    body, check = u.rsplit("#", 1)
+    wrong = "A" if check != "A" else "B"
+    assert not c.uvci_check_ok(f"{body}#{wrong}")
+    assert c.make_uvci("091", "30760", "ABC123") == "URN:UVCI:01:VN:091/30760/ABC123#" + \
+        c.luhn_mod38("URN:UVCI:01:VN:091/30760/ABC123")
+
+
+def test_vaccines():
+    assert len(c.VACCINES) == 8
+    assert c.find_vaccine("pfizer").mp == "EU/1/20/1528"
+    assert c.find_vaccine("EU/1/21/1529").key == "astrazeneca"
+    assert c.find_vaccine(" Vero Cell ").mp == "BBIBP-CorV"
+    assert c.find_vaccine("Sputnik-V").ma == "Gamaleya-Research-Institute"
+    with pytest.raises(ValidationError, match="unknown vaccine"):
+        c.find_vaccine("covaxin")
+
+
+def test_certificate_dict_is_schema_shaped():
+    cert = c.Certificate(
+        name=c.PersonName.from_full_name("Nguyễn Văn An"),
+        dob=date(1990, 1, 2),
+        vaccination=c.Vaccination(vaccine=c.find_vaccine("moderna"), dn=2, sd=2,
+                                  dt=date(2021, 9, 1), issuer="UBND xã Dương Tơ",
+                                  ci=c.make_uvci("091", "31078")),
+    )
+    d = cert.to_dict()
+    assert d["ver"] == "1.3.0" and d["dob"] == "1990-01-02"
+    assert d["v"][0] | {"ci": "x"} == {
+        "tg": "840539006", "vp": "1119349007", "mp": "EU/1/20/1507", "ma": "ORG-100031184",
+        "dn": 2, "sd": 2, "dt": "2021-09-01", "co": "VN", "is": "UBND xã Dương Tơ", "ci": "x"}
+    s = c.summary(d)
+    assert s["full_name"] == "Nguyễn Văn An" and s["vaccine"] == "Moderna Spikevax"
+
+
+def test_to_jsonable():
+    dt = datetime(2021, 5, 1, 10, 0, tzinfo=timezone.utc)
+    assert c.to_jsonable({"a": [dt, 1, "x"]}) == {"a": ["2021-05-01T10:00:00Z", 1, "x"]}
+    with pytest.raises(ValidationError, match="bytes"):
+        c.to_jsonable({"nam": {"fn": b"x"}})
+    with pytest.raises(ValidationError, match="not text"):
+        c.to_jsonable({1: "x"})

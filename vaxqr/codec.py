@@ -1,0 +1,163 @@
+"""The HC1 transport layers: context prefix, Base45 (RFC 9285) and zlib.
+
+Strict where the format requires it: Base45 is decoded only from its 45-character
+alphabet (upper case, no repair of scanner damage), groups that overflow (``GGW`` > 65535,
+a final pair > 255) and lengths ≡ 1 (mod 3) are rejected; zlib is required (an
+uncompressed COSE is refused) and its output capped, so a few KB of text cannot inflate
+into gigabytes.
+
+Base45 is hand-written here because it is small, tested against the RFC vectors, and
+faster than the ``base45`` package: see ``benchmarks/bench_sign.py``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from sys import byteorder
+
+from .errors import DecodeError
+
+PREFIX = "HC1:"
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+MAX_TEXT = 8192  # a QR holds at most 4,296 alphanumeric characters; 8 KiB is generous
+MAX_INFLATED = 64 * 1024  # SPEC §5: zlib output capped at 64 KiB
+
+_INVALID = 0xFF
+_DECODE_TABLE = bytes(
+    ALPHABET.index(chr(i)) if chr(i) in ALPHABET else _INVALID for i in range(256)
+)
+_ENCODE_TABLE: list[str] | None = None
+
+
+def _encode_table() -> list[str]:
+    global _ENCODE_TABLE
+    if _ENCODE_TABLE is None:
+        a = ALPHABET
+        _ENCODE_TABLE = [a[n % 45] + a[(n // 45) % 45] + a[n // 2025] for n in range(65536)]
+    return _ENCODE_TABLE
+
+
+def b45encode(data: bytes) -> str:
+    """Encode bytes as Base45 (RFC 9285): two bytes → three characters, least significant first."""
+    table = _encode_table()
+    even = len(data) & ~1
+    words = array("H", data[:even])
+    if byteorder == "little":
+        words.byteswap()
+    out = "".join([table[w] for w in words])
+    if even != len(data):
+        last = data[-1]
+        out += ALPHABET[last % 45] + ALPHABET[last // 45]
+    return out
+
+
+def b45decode(text: str) -> bytes:
+    """Decode strict Base45; raise :class:`DecodeError` (step ``base45``) on any violation."""
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise DecodeError(
+            f"Base45 text contains a non-ASCII character at position {exc.start}",
+            step="base45",
+            hint="the scanner may have damaged the text; scan the QR again",
+        ) from None
+    values = raw.translate(_DECODE_TABLE)
+    bad = values.find(_INVALID)
+    if bad >= 0:
+        ch = text[bad]
+        what = "a lower-case letter" if ch.islower() else f"character {ch!r}"
+        raise DecodeError(
+            f"Base45 text contains {what} at position {bad}, outside the Base45 alphabet",
+            step="base45",
+            hint="a scanner that URL-decodes '%xx' or lowers case corrupts HC1 text"
+            if ch.islower() or ch == "%"
+            else None,
+        )
+    n = len(values)
+    if n % 3 == 1:
+        raise DecodeError(
+            f"Base45 text has an impossible length ({n} characters, ≡ 1 mod 3)", step="base45"
+        )
+    full = n - n % 3
+    words = [
+        c + 45 * d + 2025 * e
+        for c, d, e in zip(values[0:full:3], values[1:full:3], values[2:full:3], strict=True)
+    ]
+    if words and max(words) > 0xFFFF:
+        pos = 3 * next(i for i, w in enumerate(words) if w > 0xFFFF)
+        raise DecodeError(
+            f"Base45 group {text[pos:pos + 3]!r} at position {pos} overflows 65535",
+            step="base45",
+        )
+    arr = array("H", words)
+    if byteorder == "little":
+        arr.byteswap()
+    out = arr.tobytes()
+    if full != n:
+        last = values[full] + 45 * values[full + 1]
+        if last > 0xFF:
+            raise DecodeError(
+                f"Base45 final pair {text[full:]!r} overflows 255", step="base45"
+            )
+        out += bytes((last,))
+    return out
+
+
+def strip_prefix(text: str) -> str:
+    """Return the Base45 part of an ``HC1:`` payload or raise (step ``prefix``)."""
+    if len(text) > MAX_TEXT:
+        raise DecodeError(
+            f"payload too long ({len(text)} characters; an HC1 QR holds at most {MAX_TEXT})",
+            step="prefix",
+        )
+    if text.startswith(PREFIX):
+        return text[len(PREFIX):]
+    head = text[:4]
+    if len(head) == 4 and head[:2] == "HC" and head[3] == ":":
+        raise DecodeError(
+            f"unsupported HCERT version {head!r} (only HC1: is supported)", step="prefix"
+        )
+    if head.upper() == PREFIX:
+        raise DecodeError(
+            "prefix is lower case ('hc1:'); the scanner changed the text", step="prefix"
+        )
+    raise DecodeError(
+        "not an EU DCC credential: the text does not start with 'HC1:'",
+        step="prefix",
+        hint="make sure the QR scanned is the vaccination credential",
+    )
+
+
+def compress(data: bytes) -> bytes:
+    """zlib at level 9, as HCERT recommends (header ``78 DA``)."""
+    return zlib.compress(data, 9)
+
+
+def decompress(data: bytes, *, limit: int = MAX_INFLATED) -> bytes:
+    """Inflate a zlib stream with a hard cap on the output; raise (step ``zlib``) on any flaw."""
+    if len(data) < 2 or data[0] & 0x0F != 8 or (data[0] << 8 | data[1]) % 31:
+        hint = None
+        if data[:1] in (b"\xd2", b"\x84", b"\xd8"):
+            hint = "the payload is an uncompressed COSE message; HCERT requires zlib"
+        raise DecodeError("payload is not zlib-compressed (bad zlib header)", step="zlib", hint=hint)
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, limit)
+    except zlib.error as exc:
+        raise DecodeError(f"zlib data is corrupt ({exc})", step="zlib") from None
+    if d.unconsumed_tail:
+        raise DecodeError(
+            f"zlib output exceeds the {limit // 1024} KiB limit (a decompression bomb?)",
+            step="zlib",
+        )
+    if not d.eof:
+        raise DecodeError("zlib data is truncated", step="zlib")
+    if d.unused_data:
+        raise DecodeError("unexpected data after the end of the zlib stream", step="zlib")
+    return out
+
+
+def encode_hc1(cose: bytes) -> str:
+    """COSE bytes → ``HC1:`` text (zlib level 9, Base45, prefix)."""
+    return PREFIX + b45encode(compress(cose))

@@ -1,0 +1,333 @@
+"""The EU DCC 1.3.0 data model for one vaccination event, with Vietnamese naming rules.
+
+Knows the DCC and the Vietnamese data rules; knows nothing of COSE, keys or QR codes.
+
+* Names are NFC-normalised; Vietnamese order is surname first, so ``fn`` is the first word
+  and ``gn`` the rest (``fn + " " + gn`` gives back the full name).
+* ``fnt``/``gnt`` are ICAO 9303 transliterations: Đ→D, combining marks stripped after NFD,
+  upper case, spaces and hyphens → ``<``; a character that has no transliteration is an
+  error, never silently dropped (``NGUYỄN`` must not become ``NGUYN``).
+* UVCIs carry the Luhn mod 38 check character over the whole string.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+from .errors import ValidationError
+
+SCHEMA_VERSION = "1.3.0"
+TG_COVID19 = "840539006"
+COUNTRY = "VN"
+NAME_MAX = 80
+
+# --------------------------------------------------------------------------- vaccines
+
+
+@dataclass(frozen=True, slots=True)
+class Vaccine:
+    """One vaccine licensed in Vietnam, with its EU DCC value-set codes."""
+
+    key: str
+    name: str
+    mp: str
+    ma: str
+    vp: str
+    doses: int  # doses in the primary series
+    min_interval_days: int  # shortest interval between primary doses
+
+    @property
+    def display(self) -> str:
+        return self.name
+
+
+# vp codes are the 2021 value-set entries (docs/standards.md §1.13); all stay valid.
+VACCINES: Mapping[str, Vaccine] = {
+    v.key: v
+    for v in (
+        Vaccine("astrazeneca", "AstraZeneca Vaxzevria", "EU/1/21/1529", "ORG-100001699",
+                "J07BX03", 2, 28),
+        Vaccine("sputnik", "Sputnik V (Gamaleya)", "Sputnik-V", "Gamaleya-Research-Institute",
+                "J07BX03", 2, 21),
+        Vaccine("verocell", "Vero Cell (Sinopharm BIBP)", "BBIBP-CorV", "ORG-100020693",
+                "J07BX03", 2, 21),
+        Vaccine("pfizer", "Pfizer-BioNTech Comirnaty", "EU/1/20/1528", "ORG-100030215",
+                "1119349007", 2, 21),
+        Vaccine("moderna", "Moderna Spikevax", "EU/1/20/1507", "ORG-100031184",
+                "1119349007", 2, 28),
+        Vaccine("janssen", "Janssen (Johnson & Johnson)", "EU/1/20/1525", "ORG-100001417",
+                "J07BX03", 1, 0),
+        Vaccine("hayatvax", "Hayat-Vax (Gulf Pharmaceutical)", "Hayat-Vax", "ORG-100023050",
+                "J07BX03", 2, 21),
+        Vaccine("abdala", "Abdala (CIGB)", "Abdala", "CIGB", "1119305005", 3, 14),
+    )
+}
+_ALIASES = {
+    "az": "astrazeneca", "vaxzevria": "astrazeneca", "covishield": "astrazeneca",
+    "sputnikv": "sputnik", "sputnik-v": "sputnik", "vero cell": "verocell",
+    "vero-cell": "verocell", "sinopharm": "verocell", "bbibp-corv": "verocell",
+    "comirnaty": "pfizer", "pfizer-biontech": "pfizer", "spikevax": "moderna",
+    "jcovden": "janssen", "j&j": "janssen", "hayat-vax": "hayatvax",
+}
+_BY_MP = {v.mp.upper(): v for v in VACCINES.values()}
+
+
+def find_vaccine(name_or_code: str) -> Vaccine:
+    """Look a vaccine up by short name, alias or EU medicinal-product code."""
+    key = unicodedata.normalize("NFC", name_or_code).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key in VACCINES:
+        return VACCINES[key]
+    by_code = _BY_MP.get(name_or_code.strip().upper())
+    if by_code is not None:
+        return by_code
+    known = ", ".join(VACCINES)
+    raise ValidationError(f"unknown vaccine {name_or_code!r}; use one of: {known}, or an EU mp code")
+
+
+def vaccine_for_mp(mp: str) -> Vaccine | None:
+    """The catalogue entry for a medicinal-product code, if it is one of Vietnam's eight."""
+    return _BY_MP.get(mp.upper())
+
+
+# --------------------------------------------------------------------------- names
+
+_SPACES = re.compile(r"\s+")
+_SEPARATORS = re.compile(r"[\s\-‐‑‒–—,]+")
+_DROPPED = frozenset("'’ʼ`´.")
+_EXTRA = {"Đ": "D", "Ð": "D", "ß": "SS", "Æ": "AE", "Ø": "OE", "Œ": "OE", "Þ": "TH",
+          "Ł": "L", "Ħ": "H", "Ŧ": "T", "Ŀ": "L", "Ŋ": "N", "ẞ": "SS", "I": "I"}
+
+
+def normalize_text(value: str) -> str:
+    """NFC with whitespace runs (any Unicode space) collapsed to one space, trimmed."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", value)).strip()
+
+
+def transliterate(name: str) -> str:
+    """ICAO 9303 transliteration for ``fnt``/``gnt`` (``Nguyễn Thị`` → ``NGUYEN<THI``).
+
+    Raises :class:`ValidationError` when a character has no transliteration, rather than
+    dropping it, and when the result would exceed 80 characters.
+    """
+    text = unicodedata.normalize("NFC", name).upper().strip()
+    out: list[str] = []
+    for ch in text:
+        ch = _EXTRA.get(ch, ch)
+        base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+        out.append(base)
+    joined = _SEPARATORS.sub("<", "".join(out).strip())
+    result = "".join(c for c in joined if c not in _DROPPED)
+    bad = sorted({c for c in result if not ("A" <= c <= "Z" or c == "<")})
+    if bad:
+        raise ValidationError(
+            f"name {name!r} has characters with no ICAO transliteration: {' '.join(bad)}"
+        )
+    result = result.strip("<")
+    if len(result) > NAME_MAX:
+        raise ValidationError(f"transliterated name is longer than {NAME_MAX} characters")
+    return result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonName:
+    """DCC ``nam``: surname (``fn``), forenames (``gn``) and their transliterations."""
+
+    fn: str
+    gn: str
+    fnt: str
+    gnt: str
+
+    @classmethod
+    def from_full_name(cls, full_name: str) -> PersonName:
+        """Split a Vietnamese full name (surname first) and transliterate both parts."""
+        full = normalize_text(full_name)
+        if not full:
+            raise ValidationError("the full name is empty")
+        if len(full) > 2 * NAME_MAX:
+            raise ValidationError(f"the full name is longer than {2 * NAME_MAX} characters")
+        fn, _, gn = full.partition(" ")
+        if len(fn) > NAME_MAX or len(gn) > NAME_MAX:
+            raise ValidationError(f"a name part is longer than {NAME_MAX} characters")
+        return cls(fn=fn, gn=gn, fnt=transliterate(fn), gnt=transliterate(gn) if gn else "")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.fn} {self.gn}".strip()
+
+    def to_dict(self) -> dict[str, str]:
+        d = {"fn": self.fn, "fnt": self.fnt}
+        if self.gn:
+            d["gn"] = self.gn
+        if self.gnt:
+            d["gnt"] = self.gnt
+        return d
+
+
+# --------------------------------------------------------------------------- UVCI
+
+_LUHN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/:"
+_LUHN_INDEX = {c: i for i, c in enumerate(_LUHN_ALPHABET)}
+_SERIAL_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I/O: readable when typed
+
+
+def luhn_mod38(text: str) -> str:
+    """The Luhn mod N (N = 38) check character of a UVCI (eHN guidelines, Annex 2)."""
+    n = len(_LUHN_ALPHABET)
+    factor, total = 2, 0
+    for ch in reversed(text.upper()):
+        try:
+            addend = factor * _LUHN_INDEX[ch]
+        except KeyError:
+            raise ValidationError(f"character {ch!r} is not allowed in a UVCI") from None
+        factor = 1 if factor == 2 else 2
+        total += addend // n + addend % n
+    return _LUHN_ALPHABET[(n - total % n) % n]
+
+
+def make_uvci(province: str, commune: str, serial: str | None = None) -> str:
+    """``URN:UVCI:01:VN:<province>/<commune>/<serial>#<check>``; a random serial if none given."""
+    if serial is None:
+        serial = "".join(secrets.choice(_SERIAL_ALPHABET) for _ in range(12))
+    body = f"URN:UVCI:01:{COUNTRY}:{province}/{commune}/{serial}".upper()
+    return f"{body}#{luhn_mod38(body)}"
+
+
+def uvci_check_ok(uvci: str) -> bool:
+    """True when a UVCI's ``#`` check character is present and correct (case-insensitive)."""
+    body, sep, check = uvci.upper().rpartition("#")
+    if not sep or len(check) != 1:
+        return False
+    try:
+        return luhn_mod38(body) == check
+    except ValidationError:
+        return False
+
+
+# --------------------------------------------------------------------------- the DCC
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Vaccination:
+    """One DCC vaccination entry (``v[0]``)."""
+
+    vaccine: Vaccine
+    dn: int
+    sd: int
+    dt: date
+    issuer: str
+    ci: str
+    co: str = COUNTRY
+    tg: str = TG_COVID19
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tg": self.tg, "vp": self.vaccine.vp, "mp": self.vaccine.mp, "ma": self.vaccine.ma,
+            "dn": self.dn, "sd": self.sd, "dt": self.dt.isoformat(), "co": self.co,
+            "is": self.issuer, "ci": self.ci,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Certificate:
+    """A DCC holding one vaccination event (the schema's ``maxItems 1``: the latest dose)."""
+
+    name: PersonName
+    dob: date
+    vaccination: Vaccination
+    ver: str = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ver": self.ver,
+            "nam": self.name.to_dict(),
+            "dob": self.dob.isoformat(),
+            "v": [self.vaccination.to_dict()],
+        }
+
+
+# --------------------------------------------------------------------------- decoded content
+
+
+class _NotJson(Exception):
+    pass
+
+
+def to_jsonable(value: Any, path: str = "") -> Any:
+    """Turn decoded CBOR into JSON values, or raise ``ValidationError`` naming the field.
+
+    Tag-0 date-times become RFC 3339 strings (validators must read tagged and untagged).
+    """
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if abs(value) >= 2**53:
+            raise ValidationError(f"{path or 'value'}: integer out of range")
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationError(f"{path or 'value'}: not a finite number")
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValidationError(f"{path or 'certificate'}: map key {k!r} is not text")
+            out[k] = to_jsonable(v, f"{path}.{k}" if path else k)
+        return out
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    raise ValidationError(f"{path or 'value'}: a {type(value).__name__} has no JSON form")
+
+
+def certificate_type(dcc: Mapping[str, Any]) -> str | None:
+    """``'v'``, ``'t'`` or ``'r'`` when exactly one of them is present, else None."""
+    present = [k for k in ("v", "t", "r") if k in dcc]
+    return present[0] if len(present) == 1 else None
+
+
+def summary(dcc: Mapping[str, Any]) -> dict[str, Any]:
+    """A display summary of decoded DCC content (tolerant: missing fields become None)."""
+    nam = dcc.get("nam") if isinstance(dcc.get("nam"), dict) else {}
+    fn, gn = nam.get("fn"), nam.get("gn")
+    parts = [p for p in (fn, gn) if isinstance(p, str) and p]
+    if not parts:
+        parts = [p for p in (nam.get("fnt"), nam.get("gnt")) if isinstance(p, str) and p]
+    entry: dict[str, Any] = {}
+    kind = certificate_type(dcc)
+    if kind is not None:
+        entries = dcc.get(kind)
+        if isinstance(entries, list) and entries and isinstance(entries[0], dict):
+            entry = entries[0]
+    out: dict[str, Any] = {
+        "type": {"v": "vaccination", "t": "test", "r": "recovery"}.get(kind or "", None),
+        "full_name": " ".join(parts) or None,
+        "dob": dcc.get("dob"),
+        "uvci": entry.get("ci"),
+        "issuer": entry.get("is"),
+        "country": entry.get("co"),
+    }
+    if kind == "v":
+        mp = entry.get("mp")
+        vac = vaccine_for_mp(mp) if isinstance(mp, str) else None
+        out.update(
+            dose=entry.get("dn"), doses=entry.get("sd"), date=entry.get("dt"),
+            vaccine=vac.display if vac else mp, vaccine_code=mp,
+        )
+    return out
+
+
+def at_midnight_utc(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)

@@ -1,0 +1,446 @@
+"""The verification pipeline: from a scanned text or picture to a report of named steps.
+
+Steps run in this order, each ``pass``, ``fail`` or ``skipped`` with a message:
+``picture, prefix, base45, zlib, cose, cbor, signature, key_usage, expiry, schema,
+revocation, holder``. The signature is verified before any content is interpreted; once it
+holds, the content checks (key usage, expiry, schema, revocation, holder) all run so that the
+report gives every reason, and the first failure is the verdict's reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from . import codec, sign
+from .credential import certificate_type, summary, to_jsonable
+from .errors import DecodeError, ValidationError, VaxqrError, VerificationError
+
+STEPS = (
+    "picture", "prefix", "base45", "zlib", "cose", "cbor", "signature",
+    "key_usage", "expiry", "schema", "revocation", "holder",
+)
+PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
+JSON_VERSION = 1
+
+EKU_TYPES = {"1": "t", "2": "v", "3": "r"}
+_EKU_PREFIXES = ("1.3.6.1.4.1.1847.2021.1.", "1.3.6.1.4.1.0.1847.2021.1.")
+_TYPE_NAMES = {"v": "vaccination", "t": "test", "r": "recovery"}
+
+
+class Signer(Protocol):
+    """What the pipeline needs of a trusted document-signing certificate."""
+
+    @property
+    def certificate(self) -> Any: ...
+    @property
+    def public_key(self) -> Any: ...
+    @property
+    def kid(self) -> bytes: ...
+    @property
+    def chain(self) -> Sequence[Any]: ...
+    @property
+    def revoked(self) -> bool: ...
+
+
+class Trust(Protocol):
+    """What the pipeline needs of a trust store (see :class:`vaxqr.certs.TrustStore`)."""
+
+    def signers_for_kid(self, kid: bytes) -> Sequence[Signer]: ...
+    def is_credential_revoked(self, uvci: str) -> bool: ...
+    @property
+    def has_revocation_data(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    status: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HolderResult:
+    """Outcome of matching a credential to the holder's CCCD card."""
+
+    matched: bool
+    card_name: str
+    card_dob: str
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one verification found out. ``valid`` only if no step failed."""
+
+    label: str
+    steps: tuple[Step, ...]
+    payload: str | None = None
+    credential: Mapping[str, Any] | None = None
+    claims: Mapping[str, Any] | None = None
+    signer: Signer | None = None
+    holder: HolderResult | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not any(s.status == FAIL for s in self.steps)
+
+    @property
+    def failed(self) -> str | None:
+        return next((s.name for s in self.steps if s.status == FAIL), None)
+
+    @property
+    def reason(self) -> str | None:
+        return next((s.message for s in self.steps if s.status == FAIL), None)
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+    def raise_for_failure(self) -> None:
+        """The strict call: raise :class:`VerificationError` on the first failed step."""
+        if not self.valid:
+            raise VerificationError(self.reason or "not valid", step=self.failed or "")
+
+    def summary(self) -> dict[str, Any] | None:
+        return summary(self.credential) if self.credential is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain-JSON view with stable keys (``version`` tells the layout)."""
+        out: dict[str, Any] = {
+            "version": JSON_VERSION,
+            "input": self.label,
+            "valid": self.valid,
+            "failed": self.failed,
+            "reason": self.reason,
+            "steps": {s.name: {"status": s.status, "message": s.message} for s in self.steps},
+            "payload": self.payload,
+            "credential": self.credential,
+            "summary": self.summary(),
+            "claims": self.claims,
+            "signer": _signer_json(self.signer) if self.signer is not None else None,
+        }
+        if self.holder is not None:
+            out["holder"] = {
+                "matched": self.holder.matched, "card_name": self.holder.card_name,
+                "card_dob": self.holder.card_dob, "reasons": list(self.holder.reasons),
+            }
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+def _name(cert: Any) -> str:
+    try:
+        return str(cert.subject.rfc4514_string())
+    except Exception:  # a lenient DSC may have an odd subject; never fail the report on it
+        return "(unreadable subject)"
+
+
+def _signer_json(signer: Signer) -> dict[str, Any]:
+    cert = signer.certificate
+    return {
+        "subject": _name(cert),
+        "issuer": _name(cert) if len(signer.chain) <= 1 else _name(signer.chain[1]),
+        "kid": signer.kid.hex(),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "chain": [_name(c) for c in signer.chain],
+    }
+
+
+@dataclass
+class _Run:
+    """Mutable state of one verification; becomes a frozen :class:`Report`."""
+
+    label: str
+    steps: dict[str, Step] = field(default_factory=dict)
+    payload: str | None = None
+    credential: Mapping[str, Any] | None = None
+    claims: dict[str, Any] | None = None
+    signer: Signer | None = None
+    holder: HolderResult | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def ok(self, name: str, message: str = "") -> None:
+        self.steps[name] = Step(name, PASS, message)
+
+    def fail(self, name: str, message: str) -> None:
+        self.steps[name] = Step(name, FAIL, message)
+
+    def skip(self, name: str, message: str = "") -> None:
+        self.steps[name] = Step(name, SKIPPED, message)
+
+    def report(self, *, applicable: Iterable[str]) -> Report:
+        wanted = set(applicable)
+        steps = []
+        for name in STEPS:
+            if name in self.steps:
+                steps.append(self.steps[name])
+            elif name in wanted:
+                steps.append(Step(name, SKIPPED, "not reached"))
+        return Report(self.label, tuple(steps), self.payload, self.credential, self.claims,
+                      self.signer, self.holder, tuple(self.warnings))
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _ts(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _fmt(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M UTC")
+
+
+class Verifier:
+    """Verifies HC1 payloads against a trust store at a given time.
+
+    ``at`` is the validation time (default: now, read per call); ``eku_reader`` returns the
+    DCC-relevant EKU OIDs of a certificate (None = no EKU extension); ``holder_check`` matches
+    decoded content to an identity card.
+    """
+
+    def __init__(
+        self,
+        trust: Trust,
+        *,
+        at: datetime | None = None,
+        eku_reader: Callable[[Any], frozenset[str] | None] | None = None,
+        validate_schema: Callable[[Any], list[str]] | None = None,
+    ) -> None:
+        self.trust = trust
+        self.at = _utc(at) if at is not None else None
+        if eku_reader is None:
+            from .certs import eku_oids as eku_reader
+        if validate_schema is None:
+            from .schemas import validate_dcc as validate_schema
+        self._eku = eku_reader
+        self._schema = validate_schema
+
+    # ------------------------------------------------------------------ entry points
+
+    def verify_text(
+        self, text: str, *, label: str = "", holder: Any = None, picture: bool = False
+    ) -> Report:
+        """Verify one scanned payload (``HC1:...``). Never raises for bad input."""
+        run = _Run(label or "text")
+        if picture:
+            run.ok("picture", "QR code read")
+        applicable = ["prefix", "base45", "zlib", "cose", "cbor", "signature", "key_usage",
+                      "expiry", "schema"] + (["picture"] if picture else [])
+        if holder is not None:
+            applicable.append("holder")
+        try:
+            self._pipeline(run, text, holder)
+        except VaxqrError as exc:  # a step raised: record it as that step's failure
+            run.fail(getattr(exc, "step", "") or "cose", str(exc))
+        except (RecursionError, MemoryError, OverflowError) as exc:
+            run.fail(_first_missing(run), f"input is too complex to decode ({type(exc).__name__})")
+        return run.report(applicable=applicable)
+
+    def picture_failure(self, label: str, message: str) -> Report:
+        """A report for a picture that could not be read."""
+        run = _Run(label)
+        run.fail("picture", message)
+        return run.report(applicable=STEPS[:10])
+
+    # ------------------------------------------------------------------ the steps
+
+    def _pipeline(self, run: _Run, text: str, holder: Any) -> None:
+        text = text.strip("\r\n\x00\ufeff")
+        run.payload = text
+        b45 = codec.strip_prefix(text)
+        run.ok("prefix", "HC1")
+        compressed = codec.b45decode(b45)
+        run.ok("base45", f"{len(compressed)} bytes")
+        cose_bytes = codec.decompress(compressed)
+        run.ok("zlib", f"{len(cose_bytes)} bytes")
+        msg = sign.parse_sign1(cose_bytes)
+        run.ok("cose", "COSE_Sign1" + (f" tag {msg.tags}" if msg.tags != (18,) else ""))
+        claims = sign.parse_cwt(msg.payload)
+        run.claims = {"iss": claims.iss, "iat": claims.iat, "exp": claims.exp}
+        run.ok("cbor", "CWT with an EU DCC")
+        if not self._signature(run, msg):
+            return
+        hcert = claims.hcert
+        try:
+            dcc = to_jsonable(hcert)
+        except ValidationError as exc:
+            dcc = None
+            run.credential = None
+            bad_content = str(exc)
+        else:
+            run.credential = dcc
+            bad_content = ""
+        self._key_usage(run, hcert)
+        self._expiry(run, claims)
+        if dcc is None:
+            run.fail("schema", f"content is not valid DCC JSON: {bad_content}")
+        else:
+            errors = self._schema(dcc)
+            if errors:
+                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                run.fail("schema", errors[0] + more)
+            else:
+                run.ok("schema", f"DCC {dcc.get('ver')}")
+        self._revocation(run, dcc)
+        if holder is not None:
+            self._holder(run, dcc, holder)
+
+    def _signature(self, run: _Run, msg: sign.CoseSign1) -> bool:
+        try:
+            alg, kid = sign.check_headers(msg)
+        except VerificationError as exc:
+            run.fail("signature", str(exc))
+            return False
+        candidates = self.trust.signers_for_kid(kid)
+        if not candidates:
+            run.fail("signature", f"no trusted signer certificate has key id {kid.hex()} "
+                                  "(unknown or removed from the trust list)")
+            return False
+        last: VerificationError | None = None
+        for signer in candidates:
+            try:
+                sign.verify_signature(msg, signer.public_key, alg)
+            except VerificationError as exc:
+                last = exc
+                continue
+            run.signer = signer
+            where = "" if msg.kid_location == "protected" else " (kid in unprotected header)"
+            run.ok("signature", f"{sign.ALG_NAMES[alg]} by {_name(signer.certificate)}{where}")
+            return True
+        run.fail("signature", str(last) if last else "signature does not verify")
+        return False
+
+    def _key_usage(self, run: _Run, hcert: Mapping[str, Any]) -> None:
+        assert run.signer is not None
+        kind = certificate_type(hcert)
+        try:
+            oids = self._eku(run.signer.certificate)
+        except VaxqrError as exc:
+            run.fail("key_usage", f"cannot read the signer's key usage: {exc}")
+            return
+        allowed = {EKU_TYPES[o[len(p):]] for o in oids or () for p in _EKU_PREFIXES
+                   if o.startswith(p) and o[len(p):] in EKU_TYPES}
+        if not allowed:
+            run.ok("key_usage", "signer may sign every certificate type")
+        elif kind is None:
+            run.fail("key_usage", "cannot tell the certificate type (needs exactly one of v/t/r)")
+        elif kind in allowed:
+            run.ok("key_usage", f"signer may sign {_TYPE_NAMES[kind]} certificates")
+        else:
+            may = ", ".join(sorted(_TYPE_NAMES[k] for k in allowed))
+            run.fail("key_usage", f"the signer may sign {may} certificates only, "
+                                  f"not {_TYPE_NAMES[kind]}")
+
+    def _expiry(self, run: _Run, claims: sign.CwtClaims) -> None:
+        assert run.signer is not None
+        cert = run.signer.certificate
+        now = self.at or datetime.now(timezone.utc)
+        nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
+        if claims.iat is None:
+            run.fail("expiry", "the credential has no issue time (iat)")
+        elif claims.exp is None:
+            run.fail("expiry", "the credential has no expiry time (exp)")
+        else:
+            iat, exp = _ts(claims.iat), _ts(claims.exp)
+            if iat < nb:
+                run.fail("expiry", f"issued {_fmt(iat)}, before the signer certificate "
+                                   f"became valid ({_fmt(nb)})")
+            elif now < iat:
+                run.fail("expiry", f"credential not valid before {_fmt(iat)}")
+            elif now > exp:
+                run.fail("expiry", f"credential expired on {_fmt(exp)}")
+            elif exp > na:
+                run.fail("expiry", f"credential expiry {_fmt(exp)} is after the signer "
+                                   f"certificate expires ({_fmt(na)})")
+            else:
+                run.ok("expiry", f"valid until {_fmt(exp)}")
+
+    def _revocation(self, run: _Run, dcc: Mapping[str, Any] | None) -> None:
+        assert run.signer is not None
+        if getattr(run.signer, "revoked", False):
+            run.fail("revocation", "the signer certificate has been revoked")
+            return
+        if not getattr(self.trust, "has_revocation_data", False):
+            return
+        kind = certificate_type(dcc) if dcc is not None else None
+        entries = dcc.get(kind) if dcc is not None and kind else None
+        uvci = entries[0].get("ci") if isinstance(entries, list) and entries and \
+            isinstance(entries[0], dict) else None
+        if isinstance(uvci, str) and self.trust.is_credential_revoked(uvci):
+            run.fail("revocation", "this credential has been revoked by its issuer")
+        else:
+            run.ok("revocation", "not revoked")
+
+    def _holder(self, run: _Run, dcc: Mapping[str, Any] | None, card: Any) -> None:
+        from .citizen import names_match
+
+        info = summary(dcc) if dcc is not None else {}
+        name, dob = info.get("full_name"), info.get("dob")
+        reasons = []
+        card_dob = card.dob.isoformat()
+        if not isinstance(name, str) or not names_match(name, card.full_name):
+            reasons.append("name on the credential does not match the ID card")
+        if dob != card_dob:
+            reasons.append(f"date of birth {dob} does not match the ID card ({card_dob})")
+        run.holder = HolderResult(not reasons, card.full_name, card_dob, tuple(reasons))
+        if reasons:
+            run.fail("holder", "; ".join(reasons))
+        else:
+            run.ok("holder", "name and date of birth match the ID card")
+
+
+def _first_missing(run: _Run) -> str:
+    return next((s for s in STEPS[1:] if s not in run.steps), "cose")
+
+
+
+__all__ = ["STEPS", "DecodeError", "HolderResult", "Report", "Step", "Verifier", "verify_image"]
+
+
+def verify_image(
+    verifier: Verifier, source: Any, *, label: str, holder: Any = None
+) -> tuple[list[Report], Any]:
+    """Read every QR in a picture; verify the ``HC1:`` ones.
+
+    Returns the reports and the CCCD card found in the same picture (or None). A CCCD QR
+    beside the credential is used for the holder check when no card was given.
+    """
+    from .citizen import parse_cccd
+    from .qr import decode_image
+
+    try:
+        codes = decode_image(source)
+    except VaxqrError as exc:
+        return [verifier.picture_failure(label, str(exc))], None
+    hc1 = [c for c in codes if c.text.startswith(codec.PREFIX)]
+    card = None
+    for c in codes:
+        if c.text.startswith(codec.PREFIX):
+            continue
+        try:
+            card = parse_cccd(c.text)
+            break
+        except VaxqrError:
+            continue
+    if holder is None:
+        holder = card
+    if not hc1:
+        others = [c for c in codes if card is None or c.text != getattr(card, "raw", None)]
+        if len(codes) == 1 and card is None:
+            return [verifier.verify_text(codes[0].text, label=label, picture=True)], card
+        found = "an ID card QR only" if card is not None else f"{len(others)} other QR code(s)"
+        return [verifier.picture_failure(
+            label, f"no HC1 credential QR code in the picture (found {found})")], card
+    reports = [
+        verifier.verify_text(c.text, label=label if len(hc1) == 1 else f"{label}#{i + 1}",
+                             holder=holder, picture=True)
+        for i, c in enumerate(hc1)
+    ]
+    return reports, card

@@ -1,0 +1,54 @@
+"""Human rendering of verification reports (imported only by the CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .verify import Report
+
+
+def _commune(report: Report) -> str | None:
+    if report.signer is None:
+        return None
+    try:
+        from cryptography.x509.oid import NameOID
+
+        attrs = report.signer.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(attrs[0].value) if attrs else None
+    except Exception:
+        return None
+
+
+def render(console: Any, report: Report, safe: Callable[[object], str]) -> None:
+    """Print a large VALID / NOT VALID (words, not only colour), the holder and the reason."""
+    s = report.summary() or {}
+    if report.valid:
+        console.print(f"[bold white on green] ✔ VALID [/] [dim]{safe(report.label)}[/]")
+    else:
+        console.print(f"[bold white on red] ✘ NOT VALID [/] [dim]{safe(report.label)}[/]")
+        console.print(f"  [bold]Reason:[/]  {safe(report.failed)}: {safe(report.reason)}")
+    rows = []
+    if s.get("full_name"):
+        rows.append(("Holder", s["full_name"]))
+    if s.get("dob"):
+        rows.append(("Born", s["dob"]))
+    if s.get("type") == "vaccination":
+        rows.append(("Dose", f"{s.get('dose')}/{s.get('doses')}  {s.get('vaccine')}"))
+        rows.append(("Vaccinated", s.get("date")))
+    elif s.get("type"):
+        rows.append(("Type", s["type"]))
+    commune = _commune(report) or s.get("issuer")
+    if commune:
+        rows.append(("Issued by", commune))
+    exp = (report.claims or {}).get("exp")
+    if exp is not None and report.signer is not None:
+        from datetime import datetime, timezone
+
+        rows.append(("Valid until", datetime.fromtimestamp(exp, timezone.utc).date().isoformat()))
+    if report.holder is not None:
+        rows.append(("ID card", "matches" if report.holder.matched else "DOES NOT MATCH"))
+    for key, value in rows:
+        console.print(f"  {key + ':':<12} {safe(value)}")
+    for w in report.warnings:
+        console.print(f"  [yellow]warning:[/] {safe(w)}")
