@@ -1,0 +1,365 @@
+"""DCC JSON-schema validation and the EU DCC value sets, loaded from package data.
+
+The official EU DCC JSON schemas (one self-contained file per released version, all
+``$ref`` s local) live in ``vaxqr/data/schemas/DCC-<ver>.json``; the EU value sets live in
+``vaxqr/data/valuesets/<name>.json``. Both are read with :mod:`importlib.resources`, so
+they work from a wheel or a non-editable install. ``SOURCES.md`` next to the files says
+where each one came from.
+
+:func:`validate_dcc` checks a decoded DCC payload (the map under claim ``-260/1``) against
+the schema of its own ``ver`` and returns human-readable messages, each starting with the
+JSON path of the offending value (``nam.fnt: 'Nguy' does not match '^[A-Z<]*$'``). On
+top of the schema it enforces the HCERT rule that a certificate holds exactly one of
+``v``/``t``/``r`` with exactly one entry, which the schemas before 1.3.0 do not express.
+
+Validators are compiled once per schema version and cached; a value set is parsed once
+and cached. Only a missing or corrupt package data file raises (a
+:class:`~vaxqr.errors.ValidationError`); invalid *input* never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from datetime import date
+from functools import cache
+from importlib import resources
+from typing import Any, Final
+
+from jsonschema import FormatChecker, validators
+from jsonschema import ValidationError as SchemaValidationError
+from jsonschema.exceptions import SchemaError
+
+from vaxqr.errors import ValidationError
+
+__all__ = [
+    "SUPPORTED_VERSIONS",
+    "VALUESET_NAMES",
+    "is_known_code",
+    "resolve_version",
+    "validate_dcc",
+    "valueset",
+]
+
+SUPPORTED_VERSIONS: Final[tuple[str, ...]] = (
+    "1.0.0",
+    "1.0.1",
+    "1.1.0",
+    "1.2.0",
+    "1.2.1",
+    "1.3.0",
+    "1.3.2",
+    "1.3.3",
+)
+"""Schema versions shipped as package data, oldest first (see ``data/schemas/SOURCES.md``)."""
+
+VALUESET_NAMES: Final[tuple[str, ...]] = (
+    "country-2-codes",
+    "disease-agent-targeted",
+    "vaccine-mah-manf",
+    "vaccine-medicinal-product",
+    "vaccine-prophylaxis",
+)
+"""Value sets shipped as package data, by file name (without ``.json``)."""
+
+_GROUPS: Final[tuple[str, ...]] = ("v", "t", "r")
+_ROOT: Final[str] = "(root)"
+_MAX_MESSAGE: Final[int] = 200
+_VERSION_RE: Final[re.Pattern[str]] = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_VERSION_TUPLES: Final[dict[tuple[int, int, int], str]] = {
+    (int(a), int(b), int(c)): v
+    for v in SUPPORTED_VERSIONS
+    for a, b, c in [v.split(".")]
+}
+# RFC 3339 section 5.6 ``date-time``; jsonschema only checks it when the optional
+# rfc3339-validator package is installed, so vaxqr registers its own check.
+_DATE_TIME_RE: Final[re.Pattern[str]] = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?"
+    r"(?:[Zz]|[+-](\d{2}):(\d{2}))"
+)
+
+
+def _is_rfc3339_date_time(instance: object) -> bool:
+    """Return whether ``instance`` is an RFC 3339 ``date-time`` (non-strings pass)."""
+    if not isinstance(instance, str):
+        return True
+    m = _DATE_TIME_RE.fullmatch(instance)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    if hour > 23 or minute > 59 or second > 60:  # 60: leap second, allowed by RFC 3339
+        return False
+    off_h, off_m = m.group(7), m.group(8)
+    return off_h is None or (int(off_h) <= 23 and int(off_m) <= 59)
+
+
+def _format_checker() -> FormatChecker:
+    """Build the format checker: jsonschema's built-ins plus vaxqr's ``date-time``."""
+    checker = FormatChecker()
+    checker.checks("date-time")(_is_rfc3339_date_time)
+    return checker
+
+
+_FORMAT_CHECKER: Final[FormatChecker] = _format_checker()
+
+
+def _read_data(*parts: str) -> Any:
+    """Read and parse one JSON file of vaxqr's package data.
+
+    Raises:
+        ValidationError: the file is missing, unreadable or not valid JSON.
+    """
+    rel = "/".join(parts)
+    try:
+        text = resources.files("vaxqr").joinpath("data", *parts).read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise ValidationError(
+            f"package data file vaxqr/data/{rel} is missing or unreadable: {exc}",
+            hint="reinstall vaxqr; its data files are incomplete",
+        ) from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"package data file vaxqr/data/{rel} is not valid JSON: {exc}",
+            hint="reinstall vaxqr; its data files are corrupt",
+        ) from exc
+
+
+@cache
+def _validator(version: str) -> Any:
+    """Compile (once) the validator for one shipped schema version.
+
+    The validator class is the one the schema's ``$schema`` declares (draft 2020-12 for
+    every shipped version), with format assertion switched on.
+
+    Raises:
+        ValidationError: the schema file is missing, corrupt or not a valid schema.
+    """
+    schema = _read_data("schemas", f"DCC-{version}.json")
+    if not isinstance(schema, dict):
+        raise ValidationError(f"package data file vaxqr/data/schemas/DCC-{version}.json "
+                              "does not hold a JSON object", hint="reinstall vaxqr")
+    cls = validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        raise ValidationError(
+            f"package data file vaxqr/data/schemas/DCC-{version}.json is not a valid "
+            f"JSON schema: {exc.message}",
+            hint="reinstall vaxqr; its data files are corrupt",
+        ) from exc
+    return cls(schema, format_checker=_FORMAT_CHECKER)
+
+
+def resolve_version(ver: object) -> str | None:
+    """Return the shipped schema version used to validate a DCC whose ``ver`` is ``ver``.
+
+    An exact match wins. A patch release vaxqr does not ship (``"1.3.5"``, ``"1.0.4"``)
+    falls back to the newest shipped schema of the same ``MAJOR.MINOR``. Anything else
+    (unknown minor, not ``MAJOR.MINOR.PATCH``, not a string) gives ``None``.
+
+    >>> resolve_version("1.3.0"), resolve_version("1.3.5"), resolve_version("9.9.9")
+    ('1.3.0', '1.3.3', None)
+    """
+    if not isinstance(ver, str):
+        return None
+    m = _VERSION_RE.fullmatch(ver)
+    if m is None:
+        return None
+    key = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    exact = _VERSION_TUPLES.get(key)
+    if exact is not None:
+        return exact
+    same_minor = [k for k in _VERSION_TUPLES if k[:2] == key[:2]]
+    return _VERSION_TUPLES[max(same_minor)] if same_minor else None
+
+
+def _path(parts: Iterable[object]) -> str:
+    """Format a JSON path: ``("v", 0, "dn")`` becomes ``v[0].dn``; empty is ``(root)``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or _ROOT
+
+
+def _clip(text: str) -> str:
+    """Shorten a message that would otherwise quote a large value."""
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _missing(err: SchemaValidationError) -> list[str]:
+    """Names a ``required`` error reports as missing."""
+    inst = err.instance
+    wanted = err.validator_value if isinstance(err.validator_value, list) else []
+    return [p for p in wanted if isinstance(p, str) and isinstance(inst, dict) and p not in inst]
+
+
+def _explain_combinator(err: SchemaValidationError, at: list[object]) -> Iterator[str]:
+    """Turn a failed ``oneOf``/``anyOf`` of ``required`` lists into plain messages.
+
+    Properties missing in every alternative are reported one by one as missing; the
+    rest becomes one "exactly one of" / "at least one of" message. At the DCC root the
+    ``v``/``t``/``r`` alternative is left to the explicit group check.
+    """
+    branches: dict[int, set[str]] = {}
+    for sub in err.context or []:
+        if sub.validator != "required" or not sub.relative_schema_path:
+            yield f"{_path(at)}: {_clip(err.message)}"
+            return
+        idx = sub.relative_schema_path[0]
+        if isinstance(idx, int):
+            branches.setdefault(idx, set()).update(_missing(sub))
+    n_alternatives = len(err.validator_value) if isinstance(err.validator_value, list) else 0
+    if not branches:  # "valid under each of": several alternatives matched
+        if at:  # at the root this is the v/t/r rule, reported by the group check
+            yield f"{_path(at)}: matches more than one alternative, exactly one is allowed"
+        return
+    common = set.intersection(*branches.values()) if len(branches) == n_alternatives else set()
+    for prop in sorted(common):
+        yield f"{_path([*at, prop])}: required property is missing"
+    rest = sorted({p for names in branches.values() for p in names} - common)
+    if not rest or (not at and set(rest) <= set(_GROUPS)):
+        return
+    quantifier = "exactly one" if err.validator == "oneOf" else "at least one"
+    listed = ", ".join(repr(p) for p in rest)
+    yield f"{_path(at)}: {quantifier} of {listed} is required"
+
+
+def _messages(err: SchemaValidationError) -> Iterator[str]:
+    """Turn one jsonschema error into zero or more vaxqr messages."""
+    at = list(err.absolute_path)
+    kind = err.validator
+    if kind == "required":
+        for prop in _missing(err):
+            yield f"{_path([*at, prop])}: required property is missing"
+    elif kind in ("oneOf", "anyOf"):
+        yield from _explain_combinator(err, at)
+    elif kind == "pattern" and isinstance(err.instance, str):
+        # jsonschema quotes the pattern with repr(), doubling every backslash.
+        yield f"{_path(at)}: {_clip(repr(err.instance))} does not match '{err.validator_value}'"
+    elif kind in ("maxLength", "minLength") and isinstance(err.instance, str):
+        word = "long" if kind == "maxLength" else "short"
+        limit = "at most" if kind == "maxLength" else "at least"
+        value = _clip(repr(err.instance))
+        yield (f"{_path(at)}: {value} is too {word} ({len(err.instance)} characters, "
+               f"{limit} {err.validator_value} allowed)")
+    else:
+        yield f"{_path(at)}: {_clip(err.message)}"
+
+
+def _group_problems(dcc: dict[str, Any]) -> tuple[list[str], set[str]]:
+    """Check "exactly one of v/t/r, with exactly one entry".
+
+    Returns the messages and the group keys whose entry count was reported (so the
+    schema's own ``minItems``/``maxItems`` message for them can be dropped).
+    """
+    present = [g for g in _GROUPS if g in dcc]
+    if len(present) != 1:
+        found = ", ".join(repr(g) for g in present) or "none"
+        return [f"{_ROOT}: must contain exactly one of 'v', 't', 'r' (found {found})"], set()
+    group = present[0]
+    entries = dcc[group]
+    if isinstance(entries, list) and len(entries) != 1:
+        return [f"{group}: must contain exactly one entry (found {len(entries)})"], {group}
+    return [], set()
+
+
+def validate_dcc(dcc: object) -> list[str]:
+    """Validate a decoded DCC against the schema of its own ``ver``.
+
+    Args:
+        dcc: the health certificate as decoded from CBOR/JSON (normally a ``dict``).
+
+    Returns:
+        Human-readable problems, each starting with the JSON path it concerns, e.g.
+        ``"nam.fnt: 'Nguy' does not match '^[A-Z<]*$'"``. An empty list means valid.
+        A missing, malformed or unsupported ``ver`` gives a single message saying so,
+        since no schema can be chosen. Schema ``format`` s (``date``, ``date-time``)
+        are asserted, and exactly one of ``v``/``t``/``r`` with exactly one entry is
+        required whatever the schema version.
+
+    Raises:
+        ValidationError: only if a package data file is missing or corrupt.
+    """
+    if not isinstance(dcc, dict):
+        return [f"{_ROOT}: a DCC must be a JSON object, not {type(dcc).__name__}"]
+    supported = ", ".join(SUPPORTED_VERSIONS)
+    if "ver" not in dcc:
+        return [f"ver: required property is missing, so no schema version can be chosen "
+                f"(supported: {supported})"]
+    ver = dcc["ver"]
+    version = resolve_version(ver)
+    if version is None:
+        if isinstance(ver, str) and _VERSION_RE.fullmatch(ver):
+            return [f"ver: unsupported schema version {ver!r} (supported: {supported})"]
+        return [f"ver: {_clip(repr(ver))} is not a schema version of the form "
+                f"MAJOR.MINOR.PATCH (supported: {supported})"]
+    validator = _validator(version)
+    group_msgs, counted = _group_problems(dcc)
+    found: list[str] = []
+    for err in validator.iter_errors(dcc):
+        path = tuple(err.absolute_path)
+        if (len(path) == 1 and path[0] in counted
+                and err.validator in ("minItems", "maxItems")):
+            continue
+        found.extend(_messages(err))
+    found.extend(group_msgs)
+    return sorted(dict.fromkeys(found))
+
+
+@cache
+def _valueset_values(name: str) -> dict[str, dict[str, Any]]:
+    """Load (once) the ``valueSetValues`` mapping of one shipped value set.
+
+    Raises:
+        ValidationError: ``name`` is not a shipped value set, or its file is missing or
+            corrupt.
+    """
+    if name not in VALUESET_NAMES:
+        raise ValidationError(
+            f"unknown value set {name!r}",
+            hint="known value sets: " + ", ".join(VALUESET_NAMES),
+        )
+    data = _read_data("valuesets", f"{name}.json")
+    values = data.get("valueSetValues") if isinstance(data, dict) else None
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise ValidationError(
+            f"package data file vaxqr/data/valuesets/{name}.json has no valid "
+            "'valueSetValues' object",
+            hint="reinstall vaxqr; its data files are corrupt",
+        )
+    return values
+
+
+def valueset(name: str) -> dict[str, dict[str, Any]]:
+    """Return the ``valueSetValues`` mapping of an EU value set, code to entry.
+
+    Args:
+        name: one of :data:`VALUESET_NAMES`, e.g. ``"vaccine-medicinal-product"``.
+
+    Returns:
+        A fresh copy (safe to modify) of ``{code: {"display", "lang", "active",
+        "system", "version"}}``. Deprecated codes are included with ``active: false``.
+
+    Raises:
+        ValidationError: unknown value set name, or its data file is missing or corrupt.
+    """
+    return {code: dict(entry) for code, entry in _valueset_values(name).items()}
+
+
+def is_known_code(valueset_name: str, code: str) -> bool:
+    """Return whether ``code`` appears in a value set (deprecated codes count as known).
+
+    Raises:
+        ValidationError: unknown value set name, or its data file is missing or corrupt.
+    """
+    return code in _valueset_values(valueset_name)
