@@ -22,6 +22,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
 fi
 
+# git does not keep file modes: the demo keys must not be readable by others after a clone
+find keys/examples -name '*.key' -exec chmod 600 {} + 2>/dev/null || true
+
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi

@@ -12,7 +12,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,12 @@ def parse_clock(text: str) -> datetime:
     frac = m.group(2) or ""
     micro = int((frac + "000000")[:6]) if frac else 0
     off = m.group(3)
-    tz = timezone.utc
+    tz = UTC
     if off and off != "Z":
         sign = 1 if off[0] == "+" else -1
         hh, mm = int(off[1:3]), int(off[-2:])
         tz = timezone(sign * timedelta(hours=hh, minutes=mm))
-    return base.replace(microsecond=micro, tzinfo=tz).astimezone(timezone.utc)
+    return base.replace(microsecond=micro, tzinfo=tz).astimezone(UTC)
 
 
 @dataclass(frozen=True)

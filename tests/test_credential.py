@@ -1,5 +1,5 @@
 import unicodedata
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
@@ -97,7 +97,7 @@ def test_certificate_dict_is_schema_shaped():
 
 
 def test_to_jsonable():
-    dt = datetime(2021, 5, 1, 10, 0, tzinfo=timezone.utc)
+    dt = datetime(2021, 5, 1, 10, 0, tzinfo=UTC)
     assert c.to_jsonable({"a": [dt, 1, "x"]}) == {"a": ["2021-05-01T10:00:00Z", 1, "x"]}
     with pytest.raises(ValidationError, match="bytes"):
         c.to_jsonable({"nam": {"fn": b"x"}})

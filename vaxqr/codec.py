@@ -140,7 +140,8 @@ def decompress(data: bytes, *, limit: int = MAX_INFLATED) -> bytes:
         hint = None
         if data[:1] in (b"\xd2", b"\x84", b"\xd8"):
             hint = "the payload is an uncompressed COSE message; HCERT requires zlib"
-        raise DecodeError("payload is not zlib-compressed (bad zlib header)", step="zlib", hint=hint)
+        raise DecodeError("payload is not zlib-compressed (bad zlib header)", step="zlib",
+                          hint=hint)
     d = zlib.decompressobj()
     try:
         out = d.decompress(data, limit)

@@ -17,7 +17,7 @@ import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from .errors import ValidationError
@@ -88,7 +88,8 @@ def find_vaccine(name_or_code: str) -> Vaccine:
     if by_code is not None:
         return by_code
     known = ", ".join(VACCINES)
-    raise ValidationError(f"unknown vaccine {name_or_code!r}; use one of: {known}, or an EU mp code")
+    raise ValidationError(
+        f"unknown vaccine {name_or_code!r}; use one of: {known}, or an EU mp code")
 
 
 def vaccine_for_mp(mp: str) -> Vaccine | None:
@@ -276,7 +277,7 @@ def to_jsonable(value: Any, path: str = "") -> Any:
         return value
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
@@ -300,7 +301,8 @@ def certificate_type(dcc: Mapping[str, Any]) -> str | None:
 
 def summary(dcc: Mapping[str, Any]) -> dict[str, Any]:
     """A display summary of decoded DCC content (tolerant: missing fields become None)."""
-    nam = dcc.get("nam") if isinstance(dcc.get("nam"), dict) else {}
+    raw_nam = dcc.get("nam")
+    nam: Mapping[str, Any] = raw_nam if isinstance(raw_nam, Mapping) else {}
     fn, gn = nam.get("fn"), nam.get("gn")
     parts = [p for p in (fn, gn) if isinstance(p, str) and p]
     if not parts:
@@ -330,4 +332,4 @@ def summary(dcc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def at_midnight_utc(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=UTC)

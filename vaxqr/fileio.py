@@ -15,7 +15,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import StorageError
 
@@ -36,7 +36,7 @@ def _describe(exc: OSError, path: Path) -> StorageError:
 @contextmanager
 def atomic_open(
     path: str | os.PathLike[str], *, mode: int = PUBLIC, overwrite: bool = False, text: bool = False
-) -> Iterator[IO[bytes]] | Iterator[IO[str]]:
+) -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` atomically when the block exits cleanly."""
     target = Path(path)
     if not overwrite and target.exists():
@@ -54,7 +54,7 @@ def atomic_open(
     try:
         os.fchmod(fd, mode)  # the umask may have removed bits; it must never add any
         with os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None) as fh:
-            yield fh  # type: ignore[misc]
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         if not overwrite and target.exists():
@@ -75,7 +75,7 @@ def atomic_write(
     """Write ``data`` to ``path`` atomically with permission bits ``mode``."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_open(path, mode=mode, overwrite=overwrite) as fh:
-        fh.write(payload)  # type: ignore[arg-type]
+        fh.write(payload)
 
 
 def _silent_unlink(path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import codec, sign
@@ -186,11 +186,11 @@ class _Run:
 
 
 def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _ts(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _fmt(dt: datetime) -> str:
@@ -200,9 +200,8 @@ def _fmt(dt: datetime) -> str:
 class Verifier:
     """Verifies HC1 payloads against a trust store at a given time.
 
-    ``at`` is the validation time (default: now, read per call); ``eku_reader`` returns the
-    DCC-relevant EKU OIDs of a certificate (None = no EKU extension); ``holder_check`` matches
-    decoded content to an identity card.
+    ``at`` is the validation time (default: now, read on each call); ``validate_schema``
+    replaces the DCC schema check (tests only).
     """
 
     def __init__(
@@ -210,17 +209,16 @@ class Verifier:
         trust: Trust,
         *,
         at: datetime | None = None,
-        eku_reader: Callable[[Any], frozenset[str] | None] | None = None,
         validate_schema: Callable[[Any], list[str]] | None = None,
     ) -> None:
+        from .certs import eku_allows, eku_oids
+        from .schemas import validate_dcc
+
         self.trust = trust
         self.at = _utc(at) if at is not None else None
-        if eku_reader is None:
-            from .certs import eku_oids as eku_reader
-        if validate_schema is None:
-            from .schemas import validate_dcc as validate_schema
-        self._eku = eku_reader
-        self._schema = validate_schema
+        self._eku: Callable[[Any], frozenset[str] | None] = eku_oids
+        self._eku_allows: Callable[[frozenset[str] | None, str], bool] = eku_allows
+        self._schema: Callable[[Any], list[str]] = validate_schema or validate_dcc
 
     # ------------------------------------------------------------------ entry points
 
@@ -300,8 +298,13 @@ class Verifier:
             return False
         candidates = self.trust.signers_for_kid(kid)
         if not candidates:
-            run.fail("signature", f"no trusted signer certificate has key id {kid.hex()} "
-                                  "(unknown or removed from the trust list)")
+            is_revoked = getattr(self.trust, "is_kid_revoked", None)
+            if is_revoked is not None and is_revoked(kid):
+                run.fail("revocation", f"the signer certificate (key id {kid.hex()}) has been "
+                                       "revoked and removed from the trust list")
+            else:
+                run.fail("signature", f"no trusted signer certificate has key id {kid.hex()} "
+                                      "(unknown commune, or not in the trust list)")
             return False
         last: VerificationError | None = None
         for signer in candidates:
@@ -325,23 +328,23 @@ class Verifier:
         except VaxqrError as exc:
             run.fail("key_usage", f"cannot read the signer's key usage: {exc}")
             return
-        allowed = {EKU_TYPES[o[len(p):]] for o in oids or () for p in _EKU_PREFIXES
-                   if o.startswith(p) and o[len(p):] in EKU_TYPES}
-        if not allowed:
-            run.ok("key_usage", "signer may sign every certificate type")
-        elif kind is None:
-            run.fail("key_usage", "cannot tell the certificate type (needs exactly one of v/t/r)")
-        elif kind in allowed:
-            run.ok("key_usage", f"signer may sign {_TYPE_NAMES[kind]} certificates")
+        if kind is None:
+            run.skip("key_usage", "certificate type unknown (the schema step says why)")
+        elif self._eku_allows(oids, kind):
+            run.ok("key_usage", "signer may sign every certificate type" if not oids
+                   else f"signer may sign {_TYPE_NAMES[kind]} certificates")
         else:
-            may = ", ".join(sorted(_TYPE_NAMES[k] for k in allowed))
-            run.fail("key_usage", f"the signer may sign {may} certificates only, "
-                                  f"not {_TYPE_NAMES[kind]}")
+            dcc_oids = sorted(o for o in oids or () if o.startswith(_EKU_PREFIXES))
+            allowed = sorted({_TYPE_NAMES[EKU_TYPES[o.rsplit(".", 1)[1]]] for o in dcc_oids
+                              if o.rsplit(".", 1)[1] in EKU_TYPES})
+            may = (", ".join(allowed) + " certificates only") if allowed else \
+                "no EU DCC certificate type (its extended key usage has no DCC OID)"
+            run.fail("key_usage", f"the signer may sign {may}, not {_TYPE_NAMES[kind]}")
 
     def _expiry(self, run: _Run, claims: sign.CwtClaims) -> None:
         assert run.signer is not None
         cert = run.signer.certificate
-        now = self.at or datetime.now(timezone.utc)
+        now = self.at or datetime.now(UTC)
         nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
         if claims.iat is None:
             run.fail("expiry", "the credential has no issue time (iat)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 from .verify import Report
@@ -43,9 +44,9 @@ def render(console: Any, report: Report, safe: Callable[[object], str]) -> None:
         rows.append(("Issued by", commune))
     exp = (report.claims or {}).get("exp")
     if exp is not None and report.signer is not None:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        rows.append(("Valid until", datetime.fromtimestamp(exp, timezone.utc).date().isoformat()))
+        rows.append(("Valid until", datetime.fromtimestamp(exp, UTC).date().isoformat()))
     if report.holder is not None:
         rows.append(("ID card", "matches" if report.holder.matched else "DOES NOT MATCH"))
     for key, value in rows:

@@ -1,0 +1,330 @@
+"""The vaxqr command line: the only module that prints, prompts or exits.
+
+Exit codes (one enum, documented in every help page):
+0 success / all valid, 1 a credential is not valid, 2 usage error, 3 trust material or I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+import unicodedata
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from . import __version__
+from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .verify import Report
+
+
+class Exit(enum.IntEnum):
+    OK = 0
+    NOT_VALID = 1
+    USAGE = 2
+    TRUST_OR_IO = 3
+
+
+EXIT_CODES_HELP = (
+    "**Exit codes:** 0 success (every credential valid) · 1 a credential is not valid · "
+    "2 usage error · 3 trust material unusable or I/O error."
+)
+
+app = typer.Typer(
+    name="vaxqr",
+    help="Signed vaccination credentials (EU DCC, HC1:) in QR codes: certs, issue, verify.\n\n"
+    + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
+)
+
+_state: dict[str, Any] = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vaxqr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors "
+                                        "(never local variables).")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+# --------------------------------------------------------------------------- helpers
+
+_console: dict[str, Console] = {}
+
+
+def console(*, err: bool = False) -> Console:
+    """rich consoles, created lazily (honour NO_COLOR / FORCE_COLOR and plain pipes)."""
+    key = "err" if err else "out"
+    if key not in _console:
+        from rich.console import Console
+
+        _console[key] = Console(stderr=err, highlight=False, soft_wrap=True)
+    return _console[key]
+
+
+def safe(text: object) -> str:
+    """Untrusted text made safe for the terminal: control and bidi characters shown as
+    escapes, rich markup escaped."""
+    from rich.markup import escape
+
+    s = str(text)
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in s):
+        s = "".join(
+            c.encode("unicode_escape").decode("ascii")
+            if unicodedata.category(c) in ("Cc", "Cf") else c
+            for c in s
+        )
+    return escape(s)
+
+
+def fail(message: str, *, code: Exit, hint: str | None = None) -> NoReturn:
+    err = console(err=True)
+    err.print(f"[bold red]error:[/] {safe(message)}")
+    if hint:
+        err.print(f"  hint: {safe(hint)}")
+    raise typer.Exit(int(code))
+
+
+def fail_from(exc: VaxqrError) -> NoReturn:
+    code = Exit.USAGE if isinstance(exc, ValidationError) else Exit.TRUST_OR_IO
+    fail(str(exc), code=code, hint=exc.hint)
+
+
+def warn(message: str) -> None:
+    console(err=True).print(f"[yellow]warning:[/] {safe(message)}")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--at: not an ISO 8601 time: {value!r}", code=Exit.USAGE,
+             hint="for example 2021-12-01T08:00:00+07:00")
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
+# --------------------------------------------------------------------------- verify
+
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF")
+MAX_LINE = 64 * 1024
+
+
+_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".txt", ".gif", ".bmp", ".webp", ".hc1")
+
+
+def _looks_like_path(arg: str) -> bool:
+    """An existing file, or a name that is clearly meant as one (else: payload text)."""
+    if len(arg) > 4096 or "\0" in arg:
+        return False
+    try:
+        if Path(arg).is_file():
+            return True
+    except OSError:
+        return False
+    return ":" not in arg[:5] and arg.lower().endswith(_FILE_SUFFIXES)
+
+
+def _print_report(report: Report, *, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
+    from .verify_view import render
+
+    render(console(), report, safe)
+
+
+def _read_stdin_lines() -> Any:
+    stream = sys.stdin.buffer
+    while True:
+        line = stream.readline(MAX_LINE)
+        if not line:
+            return
+        if len(line) == MAX_LINE and not line.endswith(b"\n"):
+            while True:  # drop the rest of an over-long line, memory stays bounded
+                rest = stream.readline(MAX_LINE)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield None
+            continue
+        yield line.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+@app.command()
+def verify(
+    inputs: Annotated[list[str], typer.Argument(
+        help="HC1: text, an image (PNG/JPEG), a text file (one payload per line), "
+             "or - for stdin (one payload per line, e.g. a handheld scanner).",
+        show_default=False)],
+    trust: Annotated[list[Path], typer.Option(
+        "--trust", "-t", help="Trusted certificates (PEM/DER: DSCs are trusted as is, CA "
+        "certificates anchor chains), vaxqr trust lists, or directories of them.",
+        show_default=False)],
+    at: Annotated[str | None, typer.Option(
+        help="Validation time, ISO 8601 (default: now).")] = None,
+    id_card: Annotated[str | None, typer.Option(
+        "--id-card", help="The holder's CCCD card QR: its text, or an image of it.")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per input per line (JSON Lines).")] = False,
+    state: Annotated[Path | None, typer.Option(
+        help="State file for trust-list sequence numbers (default: under the user's state "
+             "directory).")] = None,
+) -> None:
+    """Verify vaccination credentials: VALID or NOT VALID, with the reason.
+
+    **Examples**
+
+    * `vaxqr verify 'HC1:6BF...' --trust keys/examples/ca/ca.crt`
+    * `vaxqr verify photo.jpg --trust dsc.pem --id-card card.jpg`
+    * `scanner | vaxqr verify - --trust trustlist.json --json`
+
+    Steps, each pass/fail/skipped: picture, prefix, base45, zlib, cose, cbor, signature,
+    key_usage, expiry, schema, revocation, holder.
+
+    **Exit codes:** 0 all valid · 1 any not valid · 2 usage error · 3 trust material or I/O.
+    """
+    from .verify import Verifier, verify_image
+
+    when = parse_time(at)
+    store = _load_trust(trust, when, state)
+    for w in store.warnings:
+        warn(w)
+    verifier = Verifier(store, at=when)
+    holder = _load_id_card(id_card) if id_card is not None else None
+    worst = Exit.OK
+
+    def emit(report: Report) -> None:
+        nonlocal worst
+        _print_report(report, as_json=as_json)
+        if not report.valid:
+            worst = max(worst, Exit.NOT_VALID)
+
+    for arg in inputs:
+        try:
+            if arg == "-":
+                for n, line in enumerate(_read_stdin_lines(), 1):
+                    if line is None:
+                        emit(verifier.picture_failure(f"stdin:{n}", "line too long"))
+                    elif line.strip():
+                        emit(verifier.verify_text(line, label=f"stdin:{n}", holder=holder))
+            elif _looks_like_path(arg):
+                path = Path(arg)
+                try:
+                    with path.open("rb") as fh:
+                        head = fh.read(8)
+                except OSError as exc:
+                    console(err=True).print(
+                        f"[bold red]error:[/] cannot read {safe(arg)}: {safe(exc.strerror)}")
+                    worst = max(worst, Exit.TRUST_OR_IO)
+                    continue
+                if head.startswith(_IMAGE_MAGIC):
+                    reports, _card = verify_image(verifier, path, label=arg, holder=holder)
+                    for r in reports:
+                        emit(r)
+                else:
+                    _verify_text_file(verifier, path, holder, emit)
+            else:
+                emit(verifier.verify_text(arg, label="argument", holder=holder))
+        except VaxqrError as exc:
+            console(err=True).print(f"[bold red]error:[/] {safe(arg)}: {safe(exc)}")
+            worst = max(worst, Exit.TRUST_OR_IO)
+    raise typer.Exit(int(worst))
+
+
+def _verify_text_file(verifier: Any, path: Path, holder: Any, emit: Any) -> None:
+    if path.stat().st_size > 16 * 1024 * 1024:
+        raise StorageError(f"{path} is larger than 16 MiB; not a file of scanned payloads")
+    data = path.read_bytes().decode("utf-8", errors="replace")
+    lines = [ln for ln in data.splitlines() if ln.strip()]
+    if not lines:
+        emit(verifier.picture_failure(str(path), "the file is empty"))
+    for n, line in enumerate(lines, 1):
+        label = str(path) if len(lines) == 1 else f"{path}:{n}"
+        emit(verifier.verify_text(line, label=label, holder=holder))
+
+
+def _load_trust(paths: list[Path], when: datetime | None, state: Path | None) -> Any:
+    from .certs import TrustStore
+
+    try:
+        return TrustStore.from_paths(paths, at=when or datetime.now(UTC),
+                                     state_file=state)
+    except VaxqrError as exc:
+        fail(f"trust material: {exc}", code=Exit.TRUST_OR_IO, hint=exc.hint)
+
+
+def _load_id_card(arg: str) -> Any:
+    from .citizen import parse_cccd
+
+    text = arg
+    path = Path(arg)
+    try:
+        if len(arg) < 4096 and "|" not in arg and path.exists():
+            head = path.open("rb").read(8)
+            if head.startswith(_IMAGE_MAGIC):
+                from .qr import decode_image
+
+                codes = decode_image(path)
+                for c in codes:
+                    try:
+                        return parse_cccd(c.text)
+                    except VaxqrError:
+                        continue
+                fail(f"--id-card: no CCCD card QR found in {arg}", code=Exit.USAGE)
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        return parse_cccd(text)
+    except OSError as exc:
+        fail(f"--id-card: cannot read {arg}: {exc.strerror}", code=Exit.TRUST_OR_IO)
+    except VaxqrError as exc:
+        fail(f"--id-card: {exc}", code=Exit.USAGE, hint=exc.hint)
+
+
+# --------------------------------------------------------------------------- sub-apps
+
+
+def _mount() -> None:
+    from . import cli_issue  # noqa: F401  (registers `issue` on app)
+    from .cli_certs import certs_app
+
+    app.add_typer(certs_app, name="certs")
+
+
+_mount()
+
+
+def main() -> None:
+    """Console-script entry point: no traceback reaches the user unless ``--debug``."""
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyCertError as exc:  # pragma: no cover - commands handle their own
+        fail_from(exc)
+    except Exception as exc:  # pragma: no cover - last line of defence
+        if _state.get("debug"):
+            raise
+        sys.stderr.write(f"error: internal error ({type(exc).__name__}); "
+                         "run again with --debug for details\n")
+        sys.exit(int(Exit.TRUST_OR_IO))

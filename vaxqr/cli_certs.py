@@ -1,0 +1,783 @@
+"""``vaxqr certs``: the province certificate hierarchy, revocation and trust lists.
+
+Mounted by :mod:`vaxqr.cli` with ``app.add_typer(certs_app, name="certs")``. This module
+only parses options, asks for passwords and prints; the work is in :mod:`vaxqr.certs`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape as _markup_escape
+from rich.table import Table
+
+from . import certs
+from .errors import StorageError, ValidationError, VaxqrError
+
+EXIT_OK, EXIT_USAGE, EXIT_TRUST = 0, 2, 3
+PASSWORD_ENV = "VAXQR_PASSWORD"
+
+certs_app = typer.Typer(
+    name="certs",
+    help="Run the province certificate hierarchy: CA, commune signing certificates, "
+    "revocation, and the signed trust list checkpoints load.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+T = TypeVar("T")
+
+
+class _Usage(Exception):
+    """A usage problem found after option parsing (exit 2)."""
+
+
+def esc(text: object) -> str:
+    """Untrusted text for rich: control and bidi characters shown as escapes, markup escaped."""
+    s = str(text)
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in s):
+        s = "".join(
+            c.encode("unicode_escape").decode("ascii")
+            if unicodedata.category(c) in ("Cc", "Cf")
+            else c
+            for c in s
+        )
+    return _markup_escape(s)
+
+
+def _fail(message: str, hint: str | None, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {esc(message)}")
+    if hint:
+        err.print(f"[dim]hint:[/] {esc(hint)}")
+    raise typer.Exit(code)
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Run library work, turning vaxqr errors into messages and exit codes."""
+    try:
+        return fn()
+    except _Usage as exc:
+        _fail(str(exc), None, EXIT_USAGE)
+    except ValidationError as exc:
+        _fail(exc.message, exc.hint, EXIT_USAGE)
+    except VaxqrError as exc:
+        _fail(exc.message, exc.hint, EXIT_TRUST)
+
+
+def _warn(warnings: tuple[str, ...] | list[str]) -> None:
+    for w in warnings:
+        err.print(f"[bold yellow]warning:[/] {esc(w)}")
+
+
+# --------------------------------------------------------------------------------------
+# Passwords: --password-file, then the environment, then a hidden prompt on a terminal.
+
+
+def _read_password_file(path: Path) -> bytes:
+    try:
+        if str(path) == "-":
+            data = sys.stdin.buffer.readline()
+        else:
+            data = path.read_bytes()
+    except OSError as exc:
+        raise _Usage(f"cannot read the password file {path}: {exc.strerror or exc}") from None
+    data = data.split(b"\n", 1)[0].removesuffix(b"\r")
+    if not data:
+        raise _Usage(f"the password file {path} is empty")
+    return data
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _existing_password(
+    key_path: Path, password_file: Path | None, envs: tuple[str, ...], what: str
+) -> bytes | None:
+    if key_path.exists() and not certs.key_is_encrypted(key_path):
+        return None
+    if password_file is not None:
+        return _read_password_file(password_file)
+    for name in envs:
+        value = os.environ.get(name)
+        if value:
+            return value.encode("utf-8")
+    if _interactive():
+        return typer.prompt(f"Password for {what}", hide_input=True, err=True).encode("utf-8")
+    raise _Usage(
+        f"a password is needed for {key_path}: use a password file option or "
+        f"{' / '.join(envs)} (no terminal to ask on)"
+    )
+
+
+def read_password(
+    password_file: Path | None,
+    *,
+    confirm: bool,
+    what: str,
+    key: Path | None = None,
+    envs: tuple[str, ...] = (PASSWORD_ENV,),
+) -> bytes | None:
+    """A password for other commands (``vaxqr issue``): ``password_file``, then ``envs``,
+    then a hidden prompt on a terminal (with confirmation when ``confirm``). Returns None
+    when ``key`` is given and is not encrypted. Exits with code 2 when none is available."""
+    try:
+        if confirm:
+            return _new_password(password_file, False, what)
+        return _existing_password(key or Path("/nonexistent"), password_file, envs, what)
+    except _Usage as exc:
+        _fail(str(exc), None, EXIT_USAGE)
+
+
+def _new_password(password_file: Path | None, insecure: bool, what: str) -> bytes | None:
+    if insecure:
+        if password_file is not None:
+            raise _Usage("--insecure-no-password and --password-file contradict each other")
+        return None
+    if password_file is not None:
+        return _read_password_file(password_file)
+    value = os.environ.get(PASSWORD_ENV)
+    if value:
+        return value.encode("utf-8")
+    if _interactive():
+        pw = typer.prompt(
+            f"New password for {what}", hide_input=True, confirmation_prompt=True, err=True
+        )
+        return str(pw).encode("utf-8")
+    raise _Usage(
+        f"a password is needed to encrypt {what}: use --password-file or {PASSWORD_ENV} "
+        "(or --insecure-no-password for an unencrypted key)"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Shared options
+
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file",
+        help=f"Read the key password from the first line of FILE ('-' = stdin). "
+        f"Default: ${PASSWORD_ENV}, else a hidden prompt.",
+        metavar="FILE",
+    ),
+]
+Force = Annotated[bool, typer.Option("--force", help="Replace existing output.")]
+Insecure = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-no-password",
+        help="Write the new private key UNENCRYPTED (testing only).",
+    ),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _parse_at(value: str | None) -> dt.datetime:
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _Usage(f"--at {value!r} is not an ISO 8601 date-time") from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def _dump(doc: Any) -> None:
+    out.out(json.dumps(doc, ensure_ascii=False, indent=2), highlight=False)
+
+
+# --------------------------------------------------------------------------------------
+# Commands
+
+
+@certs_app.command("init")
+def init_cmd(
+    ca_dir: Annotated[Path, typer.Argument(metavar="CA_DIR", help="Directory to create.")],
+    name: Annotated[str, typer.Option("--name", help="Province name, e.g. 'Kiên Giang'.")],
+    province: Annotated[
+        str | None,
+        typer.Option("--province", help="3-digit province code, e.g. 091.", metavar="CODE"),
+    ] = None,
+    parent: Annotated[
+        Path | None,
+        typer.Option("--parent", help="Root CA directory that signs this CA.", metavar="ROOT_DIR"),
+    ] = None,
+    root: Annotated[
+        bool, typer.Option("--root", help="Create a national root CA (signs province CAs).")
+    ] = False,
+    days: Annotated[int, typer.Option("--days", help="Validity, 1461-3653 days.")] = (
+        certs.CA_DAYS_DEFAULT
+    ),
+    use_rsa: Annotated[bool, typer.Option("--rsa", help="RSA-3072 key instead of P-256.")] = False,
+    password_file: PasswordFile = None,
+    parent_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--parent-password-file",
+            help=f"Password of the root CA key. Default: $VAXQR_PARENT_PASSWORD, ${PASSWORD_ENV}.",
+            metavar="FILE",
+        ),
+    ] = None,
+    insecure_no_password: Insecure = False,
+    force: Force = False,
+) -> None:
+    """Create a province CA (the DCC "CSCA") in CA_DIR.
+
+    Writes ca.crt, ca.key (encrypted PKCS#8, mode 0600), chain.pem, crl.pem and
+    state.json. The CA is self-signed unless --parent names a root CA directory.
+
+    [bold]Examples[/bold]
+
+      vaxqr certs init kg-ca --name "Kiên Giang" --province 091
+      VAXQR_PASSWORD=... vaxqr certs init kg-ca --name "Kiên Giang" --province 091 --rsa
+      vaxqr certs init vn-root --root --name "Bộ Y tế"
+      vaxqr certs init kg-ca --name "Kiên Giang" --province 091 --parent vn-root
+
+    [bold]Exit codes[/bold]
+
+      0  created
+      2  usage error (bad option, bad code, no password available)
+      3  key, certificate or file problem (wrong password, CA_DIR exists, I/O)
+    """
+
+    def work() -> certs.CAInfo:
+        if root and province:
+            raise _Usage("--root and --province do not go together")
+        parent_pw = None
+        if parent is not None:
+            certs.open_ca(parent)
+            parent_pw = _existing_password(
+                parent / "ca.key",
+                parent_password_file,
+                ("VAXQR_PARENT_PASSWORD", PASSWORD_ENV),
+                f"the root CA key in {parent}",
+            )
+        pw = _new_password(password_file, insecure_no_password, f"the CA key in {ca_dir}")
+        return certs.init_ca(
+            ca_dir,
+            name=name,
+            province_code=province,
+            password=pw,
+            parent_dir=parent,
+            parent_password=parent_pw,
+            root=root,
+            days=days,
+            key_type="rsa" if use_rsa else "ec",
+            force=force,
+        )
+
+    ca = _run(work)
+    _warn(ca.warnings)
+    kind = "root CA" if ca.role == "root" else f"province CA {ca.code}"
+    err.print(f"[green]created[/] {kind} [bold]{esc(certs.name_str(ca.certificate.subject))}[/]")
+    err.print(
+        f"  valid {certs.iso(ca.certificate.not_valid_before_utc)} → "
+        f"{certs.iso(ca.certificate.not_valid_after_utc)}, kid {ca.kid.hex()}"
+    )
+    for f in ca.files:
+        err.print(f"  {esc(str(f))}")
+
+
+@certs_app.command("issue")
+def issue_cmd(
+    ca_dir: Annotated[Path, typer.Argument(metavar="CA_DIR", help="The province CA directory.")],
+    commune_code: Annotated[
+        str, typer.Option("--commune-code", help="5-digit GSO commune code.", metavar="CODE")
+    ],
+    name: Annotated[
+        str, typer.Option("--name", help="Commune People's Committee, e.g. 'UBND xã Dương Tơ'.")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Signer directory to create.", metavar="SIGNER_DIR")
+    ],
+    days: Annotated[int, typer.Option("--days", help="Validity in days (never past the CA).")] = (
+        certs.DSC_DAYS_DEFAULT
+    ),
+    use_rsa: Annotated[
+        bool, typer.Option("--rsa", help="RSA-3072 key (PS256) instead of P-256 (ES256).")
+    ] = False,
+    ca_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-password-file",
+            help=f"Password of the CA key. Default: $VAXQR_CA_PASSWORD, ${PASSWORD_ENV}.",
+            metavar="FILE",
+        ),
+    ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file",
+            help=f"Password for the NEW commune key. Default: ${PASSWORD_ENV}, else a prompt.",
+            metavar="FILE",
+        ),
+    ] = None,
+    insecure_no_password: Insecure = False,
+    force: Force = False,
+) -> None:
+    """Issue a commune's document-signing certificate (DSC) into SIGNER_DIR.
+
+    Writes signer.crt, signer.key (encrypted, mode 0600), chain.pem (DSC + CA) and
+    signer.json, and records the certificate in CA_DIR/state.json. The subject is
+    CN=NAME, serialNumber=commune code, O=province, C=VN; EKU vaccination.
+
+    [bold]Examples[/bold]
+
+      vaxqr certs issue kg-ca --commune-code 31078 --name "UBND xã Dương Tơ" --out duong-to
+      vaxqr certs issue kg-ca --commune-code 30760 --name "UBND phường Vĩnh Thanh Vân" \\
+          --out vtv --ca-password-file ca.pass --password-file commune.pass --days 365
+
+    [bold]Exit codes[/bold]
+
+      0  issued
+      2  usage error (bad code or name, no password available)
+      3  key, certificate or file problem (wrong CA password, SIGNER_DIR exists, I/O)
+    """
+
+    def work() -> certs.IssuedSigner:
+        certs.open_ca(ca_dir)  # "not a CA directory" before any password question
+        ca_pw = _existing_password(
+            ca_dir / "ca.key",
+            ca_password_file,
+            ("VAXQR_CA_PASSWORD", PASSWORD_ENV),
+            f"the CA key in {ca_dir}",
+        )
+        if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+            raise StorageError(f"{out_dir} already exists", hint="use --force to replace it")
+        pw = _new_password(password_file, insecure_no_password, f"the commune key in {out_dir}")
+        return certs.issue_signer(
+            ca_dir,
+            ca_password=ca_pw,
+            commune_code=commune_code,
+            name=name,
+            out_dir=out_dir,
+            password=pw,
+            days=days,
+            key_type="rsa" if use_rsa else "ec",
+            force=force,
+        )
+
+    res = _run(work)
+    _warn(res.warnings)
+    r = res.record
+    err.print(f"[green]issued[/] {esc(r.name)} ({r.code}) serial {r.serial_hex}")
+    err.print(f"  valid {certs.iso(r.not_before)} → {certs.iso(r.not_after)}, kid {r.kid.hex()}")
+    for f in res.files:
+        err.print(f"  {esc(str(f))}")
+
+
+@certs_app.command("show")
+def show_cmd(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Certificate(s), CRL or trust list.")
+    ],
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust",
+            help="CA certificate to check signatures and chains against.",
+            metavar="CA_CERT",
+        ),
+    ] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Validation time (ISO 8601).")] = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Show a certificate file (PEM/DER, bundles), a CRL or a trust list.
+
+    For certificates: subject, issuer, validity, kid (hex of SHA-256(DER)[:8]), EKU OIDs,
+    key type, SHA-256 fingerprint, and the chain check (against --trust CAs, or the CA
+    certificates in the same file). For trust lists: sequence, dates, signer, DSCs,
+    revocations, and the signature check with --trust.
+
+    [bold]Examples[/bold]
+
+      vaxqr certs show duong-to/signer.crt
+      vaxqr certs show duong-to/chain.pem --json
+      vaxqr certs show trustlist.json --trust kg-ca/ca.crt
+      vaxqr certs show kg-ca/crl.pem
+
+    [bold]Exit codes[/bold]
+
+      0  shown (and every check passed)
+      1  shown, but a signature or chain check failed
+      2  usage error
+      3  unreadable file
+    """
+
+    def work() -> dict[str, Any]:
+        anchors = [c for p in (trust or []) for c in certs.load_certificates(p)]
+        return certs.describe_file(file, trust=anchors, at=_parse_at(at))
+
+    doc = _run(work)
+    failed = _show_failed(doc)
+    if as_json:
+        _dump(doc)
+    else:
+        _print_description(doc)
+    raise typer.Exit(1 if failed else EXIT_OK)
+
+
+def _show_failed(doc: dict[str, Any]) -> bool:
+    if doc.get("signature", {}).get("status") == "invalid":
+        return True
+    return any(c.get("chain", {}).get("status") == "invalid" for c in doc.get("certificates", []))
+
+
+def _kv(table: Table, key: str, value: object) -> None:
+    table.add_row(key, esc("" if value is None else str(value)))
+
+
+def _cert_table(c: dict[str, Any], title: str) -> Table:
+    t = Table(title=esc(title), show_header=False, title_justify="left", box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    _kv(t, "subject", c["subject"])
+    _kv(t, "issuer", c["issuer"])
+    _kv(t, "serial", c["serial"])
+    _kv(t, "valid", f"{c['not_before']} → {c['not_after']}")
+    _kv(t, "kid", f"{c['kid']} (base64 {c['kid_b64']})")
+    eku = c.get("eku")
+    _kv(
+        t,
+        "EKU",
+        c.get("eku_error")
+        or ("none (valid for every type)" if eku is None else ", ".join(eku) or "empty"),
+    )
+    _kv(t, "CA", "yes" if c["is_ca"] else "no")
+    _kv(t, "key", c["key_type"])
+    _kv(t, "SHA-256", c["sha256"])
+    if c.get("demo"):
+        t.add_row("note", "[bold yellow]DEMO ONLY certificate[/]")
+    chain = c.get("chain")
+    if chain:
+        if chain["status"] == "valid":
+            path = " → ".join(chain["path"])
+            _kv(
+                t,
+                "chain",
+                f"valid ({chain['anchor']}): {path}; valid for {'/'.join(chain['valid_for'])}",
+            )
+        else:
+            t.add_row("chain", f"[bold red]INVALID[/] {esc(chain['error'])}")
+    return t
+
+
+def _print_description(doc: dict[str, Any]) -> None:
+    kind = doc["type"]
+    if kind == "certificates":
+        n = len(doc["certificates"])
+        for i, c in enumerate(doc["certificates"], 1):
+            out.print(_cert_table(c, f"{doc['file']} — certificate {i} of {n}"))
+            out.print()
+        return
+    if kind == "crl":
+        t = Table(
+            title=esc(f"{doc['file']} — CRL"), show_header=False, title_justify="left", box=None
+        )
+        t.add_column(style="bold")
+        t.add_column()
+        _kv(t, "issuer", doc["issuer"])
+        _kv(t, "last update", doc["last_update"])
+        _kv(t, "next update", doc["next_update"])
+        _kv(t, "CRL number", doc["crl_number"])
+        _kv(t, "revoked", len(doc["revoked"]))
+        if "signature" in doc:
+            _kv(t, "signature", doc["signature"]["status"])
+        out.print(t)
+        if doc["revoked"]:
+            r = Table("serial", "revoked at", "reason", title_justify="left")
+            for e in doc["revoked"]:
+                r.add_row(esc(e["serial"]), e["revoked_at"], esc(e["reason"]))
+            out.print(r)
+        return
+    t = Table(
+        title=esc(f"{doc['file']} — trust list"),
+        show_header=False,
+        title_justify="left",
+        box=None,
+    )
+    t.add_column(style="bold")
+    t.add_column()
+    prov = doc["province"]
+    _kv(t, "province", f"{prov.get('name')} ({prov.get('code')})")
+    _kv(t, "sequence", doc["sequence"])
+    _kv(t, "issued", doc["issued"])
+    _kv(t, "next update", doc["next_update"] + ("  (EXPIRED)" if doc["expired"] else ""))
+    sig = doc["signature"]
+    status = sig["status"]
+    styled = {"valid": "[green]valid[/]", "invalid": "[bold red]INVALID[/]"}.get(
+        status, esc(status)
+    )
+    t.add_row("signature", f"{styled} {esc(sig.get('error', ''))} ({esc(sig['alg'])})")
+    _kv(t, "signed by", "SHA-256 " + sig["signer_sha256"])
+    _kv(t, "CAs", "; ".join(c["subject"] for c in doc["cas"]))
+    _kv(t, "revoked DSCs", len(doc["revoked_dscs"]))
+    _kv(t, "revoked credentials", doc["revoked_credentials"])
+    out.print(t)
+    d = Table("kid", "commune", "subject", "valid until", title="DSCs", title_justify="left")
+    for e in doc["dscs"]:
+        d.add_row(e["kid_b64"], esc(str(e.get("commune_code"))), esc(e["subject"]), e["not_after"])
+    out.print(d)
+
+
+@certs_app.command("list")
+def list_cmd(
+    ca_dir: Annotated[Path, typer.Argument(metavar="CA_DIR")],
+    at: Annotated[str | None, typer.Option("--at", help="Status at this time (ISO 8601).")] = None,
+    as_json: JsonOut = False,
+) -> None:
+    """List every certificate the CA issued, with its status (valid, expired, revoked).
+
+    [bold]Examples[/bold]
+
+      vaxqr certs list kg-ca
+      vaxqr certs list kg-ca --json --at 2023-01-01T00:00:00Z
+
+    [bold]Exit codes[/bold]
+
+      0  listed
+      2  usage error
+      3  not a CA directory, or unreadable state
+    """
+    when = _run(lambda: _parse_at(at))
+    ca = _run(lambda: certs.open_ca(ca_dir))
+    rows = [
+        {
+            "serial": r.serial_hex,
+            "kind": r.kind,
+            "code": r.code,
+            "name": r.name,
+            "kid": r.kid.hex(),
+            "not_before": certs.iso(r.not_before),
+            "not_after": certs.iso(r.not_after),
+            "status": r.status(when),
+            "revoked_at": certs.iso(r.revoked_at) if r.revoked_at else None,
+            "reason": r.reason,
+        }
+        for r in ca.issued
+    ]
+    if as_json:
+        _dump(
+            {
+                "version": 1,
+                "ca": certs.name_str(ca.certificate.subject),
+                "trustlist_sequence": ca.trustlist_sequence,
+                "revoked_credentials": len(ca.revoked_credentials),
+                "certificates": rows,
+            }
+        )
+        return
+    t = Table(
+        "serial",
+        "kind",
+        "code",
+        "name",
+        "kid",
+        "valid until",
+        "status",
+        title=esc(f"{certs.name_str(ca.certificate.subject)} — {len(rows)} issued"),
+        title_justify="left",
+    )
+    colours = {"valid": "green", "expired": "yellow", "revoked": "red", "not-yet-valid": "yellow"}
+    for row in rows:
+        status = f"[{colours[row['status']]}]{row['status']}[/]"
+        if row["reason"]:
+            status += f" ({esc(row['reason'])})"
+        t.add_row(
+            row["serial"][:16],
+            row["kind"],
+            esc(row["code"]),
+            esc(row["name"]),
+            row["kid"],
+            row["not_after"],
+            status,
+        )
+    out.print(t)
+    out.print(
+        f"trust list sequence {ca.trustlist_sequence}, "
+        f"{len(ca.revoked_credentials)} revoked credential(s)"
+    )
+
+
+@certs_app.command("revoke")
+def revoke_cmd(
+    ca_dir: Annotated[Path, typer.Argument(metavar="CA_DIR")],
+    cert: Annotated[
+        str,
+        typer.Argument(
+            metavar="CERT",
+            help="Certificate file, signer directory, serial or kid (hex), or commune code.",
+        ),
+    ],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="One of: " + ", ".join(certs.REVOCATION_REASONS) + ".",
+        ),
+    ] = "unspecified",
+    password_file: PasswordFile = None,
+) -> None:
+    """Revoke a commune certificate: the CRL is re-signed and the DSC leaves the next trust list.
+
+    [bold]Examples[/bold]
+
+      vaxqr certs revoke kg-ca duong-to/signer.crt --reason key-compromise
+      vaxqr certs revoke kg-ca 31078 --reason cessation-of-operation
+      vaxqr certs trustlist kg-ca --out trustlist.json --force   # publish the change
+
+    [bold]Exit codes[/bold]
+
+      0  revoked (or already revoked)
+      2  usage error (unknown reason, ambiguous CERT)
+      3  certificate not issued by this CA, wrong password, I/O
+    """
+
+    def work() -> certs.Revocation:
+        if reason not in certs.REVOCATION_REASONS:
+            raise _Usage(
+                f"unknown reason {reason!r}; use one of {', '.join(certs.REVOCATION_REASONS)}"
+            )
+        ca = certs.open_ca(ca_dir)
+        certs.find_issued(ca, cert)
+        pw = _existing_password(
+            ca_dir / "ca.key", password_file, (PASSWORD_ENV,), f"the CA key in {ca_dir}"
+        )
+        return certs.revoke_certificate(ca_dir, cert, password=pw, reason=reason)
+
+    res = _run(work)
+    _warn(res.warnings)
+    r = res.record
+    verb = "already revoked" if res.already_revoked else "revoked"
+    err.print(
+        f"[red]{verb}[/] {esc(r.name)} ({esc(r.code)}) serial {r.serial_hex} "
+        f"kid {r.kid.hex()} ({esc(r.reason or '')})"
+    )
+    err.print("  CRL updated; publish a new trust list: vaxqr certs trustlist CA_DIR --out FILE")
+
+
+@certs_app.command("revoke-credential")
+def revoke_credential_cmd(
+    ca_dir: Annotated[Path, typer.Argument(metavar="CA_DIR")],
+    uvci: Annotated[
+        list[str] | None, typer.Argument(metavar="UVCI...", help="UVCIs (URN:UVCI:01:VN:…#C).")
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from-file", help="Read UVCIs, one per line ('-' = stdin).", metavar="FILE"),
+    ] = None,
+) -> None:
+    """Revoke single credentials (wrongly issued data) in the next trust list.
+
+    Each UVCI is recorded as a DCC "UCI" revocation hash: the first 16 bytes of SHA-256 of
+    the upper-cased UVCI (with its #check character) in UTF-8. No key is needed now; the
+    entries are signed into the next trust list.
+
+    [bold]Examples[/bold]
+
+      vaxqr certs revoke-credential kg-ca "URN:UVCI:01:VN:091/31078/000123#K"
+      vaxqr certs revoke-credential kg-ca --from-file wrong-uvcis.txt
+
+    [bold]Exit codes[/bold]
+
+      0  recorded
+      2  usage error (not a UVCI, none given)
+      3  not a CA directory, I/O
+    """
+
+    def work() -> certs.CredentialRevocation:
+        items = list(uvci or [])
+        if from_file is not None:
+            try:
+                text = sys.stdin.read() if str(from_file) == "-" else from_file.read_text("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise _Usage(f"cannot read {from_file}: {exc}") from None
+            items += [
+                line for line in text.splitlines() if line.strip() and not line.startswith("#")
+            ]
+        return certs.revoke_credentials(ca_dir, items)
+
+    res = _run(work)
+    _warn(res.warnings)
+    for c in res.added:
+        err.print(f"[red]revoked[/] {esc(c.uvci)}  hash {certs.b64(c.hash)}")
+    for u in res.already:
+        err.print(f"already revoked {esc(u)}")
+    err.print("  publish a new trust list: vaxqr certs trustlist CA_DIR --out FILE")
+
+
+@certs_app.command("trustlist")
+def trustlist_cmd(
+    ca_dir: Annotated[Path, typer.Argument(metavar="CA_DIR")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Trust list file to write ('-' = stdout).", metavar="FILE")
+    ],
+    valid_days: Annotated[
+        int, typer.Option("--valid-days", help="Days until the list's next_update.")
+    ] = certs.TRUSTLIST_DAYS_DEFAULT,
+    password_file: PasswordFile = None,
+    force: Force = False,
+) -> None:
+    """Sign and write the trust list checkpoints load (sequence number + 1).
+
+    The list holds the CA certificate(s), every current commune DSC, the revoked DSCs and
+    credential revocation hashes, the issue time, next update and sequence, signed by the
+    CA key. The CRL is re-signed at the same time. Checkpoints verify it with the CA
+    certificate and refuse a list older than one they have already seen.
+
+    [bold]Examples[/bold]
+
+      vaxqr certs trustlist kg-ca --out trustlist.json
+      vaxqr certs trustlist kg-ca --out trustlist.json --force --valid-days 30
+      vaxqr certs show trustlist.json --trust kg-ca/ca.crt
+
+    [bold]Exit codes[/bold]
+
+      0  written
+      2  usage error
+      3  wrong password, FILE exists (use --force), I/O
+    """
+    to_stdout = str(out_file) == "-"
+
+    def work() -> certs.PublishedTrustList:
+        certs.open_ca(ca_dir)
+        if not to_stdout and out_file.exists() and not force:
+            raise StorageError(f"{out_file} already exists", hint="use --force to overwrite it")
+        pw = _existing_password(
+            ca_dir / "ca.key", password_file, (PASSWORD_ENV,), f"the CA key in {ca_dir}"
+        )
+        return certs.build_trustlist(
+            ca_dir,
+            password=pw,
+            out=None if to_stdout else out_file,
+            valid_days=valid_days,
+            force=force,
+        )
+
+    res = _run(work)
+    _warn(res.warnings)
+    if to_stdout:
+        sys.stdout.buffer.write(res.data)
+        sys.stdout.flush()
+    tl = res.trustlist
+    err.print(
+        f"[green]trust list[/] sequence {tl.sequence}: {len(tl.dscs)} DSC(s), "
+        f"{len(tl.revoked_dscs)} revoked DSC(s), {len(tl.revoked_credentials)} revoked "
+        f"credential(s), next update {certs.iso(tl.next_update)}"
+    )
+    if not to_stdout:
+        err.print(f"  {esc(str(out_file))}")

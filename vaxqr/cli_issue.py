@@ -1,0 +1,166 @@
+"""``vaxqr issue``: sign one credential from options, or a batch from a CSV export."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .cli import Exit, app, console, fail, fail_from, safe, warn
+from .errors import ValidationError, VaxqrError
+
+
+def _load_signer(signer_dir: Path, password_file: Path | None) -> Any:
+    from .certs import load_signer
+    from .cli_certs import read_password
+
+    password = read_password(password_file, confirm=False, what=f"key in {signer_dir}",
+                             key=signer_dir / "signer.key")
+    try:
+        signer = load_signer(signer_dir, password)
+    except VaxqrError as exc:
+        fail_from(exc)
+    for w in signer.warnings:  # includes the DEMO ONLY warning for keys/examples
+        warn(w)
+    return signer
+
+
+@app.command()
+def issue(
+    signer: Annotated[Path, typer.Option(help="Commune signer directory (from `vaxqr certs "
+                                         "issue`).", show_default=False)],
+    out: Annotated[str, typer.Option(help="Batch: output directory. Single: FILE.png, "
+                                     "FILE.svg, or - for the HC1 text on stdout.",
+                                     show_default=False)],
+    from_csv: Annotated[Path | None, typer.Option(
+        "--from", help="CSV export with the header full_name,sex,dob,id_number,dose_number,"
+        "total_doses,vaccination_date,vaccine,lot,site.")] = None,
+    name: Annotated[str | None, typer.Option(help="Full name, surname first.")] = None,
+    sex: Annotated[str | None, typer.Option(help="Nam or Nữ (M/F accepted).")] = None,
+    dob: Annotated[str | None, typer.Option(help="Date of birth, YYYY-MM-DD or DD/MM/YYYY.")]
+    = None,
+    id_number: Annotated[str | None, typer.Option(
+        "--id", help="12-digit ID number (checked, never put in the credential).")] = None,
+    vaccine: Annotated[str | None, typer.Option(
+        help="astrazeneca, sputnik, verocell, pfizer, moderna, janssen, hayatvax, abdala, "
+             "or an EU product code.")] = None,
+    dose: Annotated[str | None, typer.Option(help="Dose n/N, e.g. 2/2.")] = None,
+    date_: Annotated[str | None, typer.Option("--date", help="Vaccination date.")] = None,
+    lot: Annotated[str, typer.Option(help="Vaccine lot (kept in the ledger).")] = "",
+    fmt: Annotated[str, typer.Option("--format", help="Batch image format: png or svg.")]
+    = "png",
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per "
+                                                "core).")] = None,
+    password_file: Annotated[Path | None, typer.Option(
+        help="File holding the signer key password (else VAXQR_PASSWORD, else a prompt).")]
+    = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing output file.")] = False,
+) -> None:
+    """Sign vaccination credentials with a commune's certificate.
+
+    **Examples**
+
+    * `vaxqr issue --signer keys/examples/communes/30760 --from records.csv --out batch/`
+    * `vaxqr issue --signer SIGNER --name "Nguyễn Thị Ánh Hồng" --sex Nữ --dob 1990-05-17
+      --id 091190001234 --vaccine pfizer --dose 2/2 --date 2021-10-01 --out card.png`
+
+    A batch writes `manifest.csv`, `rejects.csv`, `qr/*.png` and `ledger.sqlite` into the
+    output directory; running the same command again after a crash resumes it and signs
+    nothing twice.
+
+    **Exit codes:** 0 done (rejected rows are listed in rejects.csv) · 2 usage or invalid
+    record · 3 key, certificate or I/O problem.
+    """
+    from . import issue as flow
+
+    single = [name, sex, dob, id_number, vaccine, dose, date_]
+    if from_csv is not None:
+        if any(v is not None for v in single):
+            fail("give either --from CSV or the citizen options, not both", code=Exit.USAGE)
+        s = _load_signer(signer, password_file)
+        _batch(flow, s, from_csv, Path(out), fmt, workers)
+        return
+    if any(v is None for v in single):
+        fail("a single credential needs --name, --sex, --dob, --id, --vaccine, --dose and "
+             "--date (or use --from CSV)", code=Exit.USAGE)
+    assert dose is not None
+    n, _, total = dose.partition("/")
+    fields = {"full_name": name, "sex": sex, "dob": dob, "id_number": id_number,
+              "dose_number": n, "total_doses": total or n, "vaccination_date": date_,
+              "vaccine": vaccine, "lot": lot, "site": ""}
+    try:
+        record = flow.parse_record(0, fields, today=date.today())
+    except ValidationError as exc:
+        fail(f"invalid record: {exc}", code=Exit.USAGE, hint=exc.hint)
+    s = _load_signer(signer, password_file)
+    try:
+        _single(flow, s, signer, record, out, force)
+    except VaxqrError as exc:
+        fail_from(exc)
+
+
+def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
+            force: bool) -> None:
+    from .credential import make_uvci
+    from .fileio import atomic_write
+    from .ledger import Entry, Ledger
+
+    info = flow.signer_info(signer)
+    target = None if out == "-" else Path(out)
+    if target is not None:
+        if target.suffix.lower() not in (".png", ".svg"):
+            fail(f"--out {out}: use a .png or .svg file, or - for stdout", code=Exit.USAGE)
+        if target.exists() and not force:
+            fail(f"{target} already exists", code=Exit.TRUST_OR_IO, hint="use --force")
+    uvci = make_uvci(info.province_code, info.commune_code)
+    hc1, iat, exp = flow.sign_record(info, record, uvci)
+    with Ledger(signer_dir / "ledger.sqlite") as ledger:
+        ledger.add_many([Entry(uvci, "single", 0, record.digest(), record.full_name,
+                               info.kid.hex(), iat, exp, hc1, str(target) if target else None)])
+    if target is None:
+        sys.stdout.write(hc1 + "\n")
+        return
+    atomic_write(target, flow.render(hc1, target.suffix.lower()[1:]), overwrite=force)
+    console(err=True).print(f"issued {safe(uvci)} → {safe(target)}")
+
+
+def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
+           workers: int | None) -> None:
+    err = console(err=True)
+    bar: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        if not err.is_terminal:
+            return
+        if "p" not in bar:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
+                                       TimeRemainingColumn, TransferSpeedColumn)
+
+            bar["p"] = Progress("signing", BarColumn(), MofNCompleteColumn(),
+                                TransferSpeedColumn(), TimeRemainingColumn(),
+                                console=err, transient=True)
+            bar["p"].start()
+            bar["t"] = bar["p"].add_task("sign", total=None)
+        bar["p"].update(bar["t"], completed=done)
+
+    try:
+        result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
+                                  progress=progress)
+    except VaxqrError as exc:
+        fail_from(exc)
+    finally:
+        if "p" in bar:
+            bar["p"].stop()
+    rate = result.issued / result.seconds if result.seconds > 0 else 0.0
+    err.print(f"{result.issued} issued ({rate:,.0f}/s), {result.already} already issued, "
+              f"{len(result.rejected)} rejected of {result.total_rows} rows → {safe(out)}")
+    if result.images_restored:
+        err.print(f"{result.images_restored} missing image(s) restored from the ledger")
+    for row, reason in result.rejected[:10]:
+        err.print(f"  row {row}: {safe(reason)}")
+    if len(result.rejected) > 10:
+        err.print(f"  … see {safe(out / 'rejects.csv')}")
+    raise typer.Exit(int(Exit.OK))

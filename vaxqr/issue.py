@@ -1,0 +1,411 @@
+"""Issuing: from commune records to signed ``HC1:`` credentials, one or a hundred thousand.
+
+Each record is validated before signing (ID number against DOB and sex, real dates in a sane
+order, dose ≤ total, known vaccine, a name); a bad row is rejected with its row number and
+reason and the batch goes on. Batches are crash-safe through the :mod:`vaxqr.ledger`:
+a credential is recorded before its image is written, a re-run skips what the ledger holds,
+re-renders missing images, and rewrites the manifest from the ledger. Signing and QR rendering
+run in worker processes (one per core).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import citizen, sign
+from .codec import encode_hc1
+from .credential import Certificate, PersonName, Vaccination, find_vaccine, make_uvci
+from .errors import KeyCertError, StorageError, ValidationError
+from .fileio import atomic_open, atomic_write, ensure_dir
+from .ledger import Entry, Ledger
+
+COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
+           "vaccination_date", "vaccine", "lot", "site")
+REQUIRED = COLUMNS[:8]
+VALIDITY_DAYS = 365  # QĐ 5772: the QR is valid for 12 months
+MAX_ISSUER = 80
+CHUNK = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One validated citizen record, ready to sign."""
+
+    row: int
+    full_name: str
+    sex: str
+    dob: date
+    id_number: str
+    dose: int
+    total: int
+    vaccination_date: date
+    vaccine_key: str
+    lot: str = ""
+    site: str = ""
+
+    def digest(self) -> str:
+        """SHA-256 of the normalised record: what the ledger recognises on a re-run."""
+        parts = [self.full_name, self.sex, self.dob.isoformat(), self.id_number, str(self.dose),
+                 str(self.total), self.vaccination_date.isoformat(), self.vaccine_key, self.lot,
+                 self.site]
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def _int(value: str, what: str) -> int:
+    v = value.strip()
+    if not v.isdigit() or len(v) > 3:
+        raise ValidationError(f"{what} {value!r} is not a whole number")
+    return int(v)
+
+
+def parse_record(row: int, fields: Mapping[str, str | None], *, today: date) -> Record:
+    """Validate one input row; raise :class:`ValidationError` with the reason."""
+    def get(key: str) -> str:
+        value = fields.get(key)
+        return value.strip() if isinstance(value, str) else ""
+
+    for key in REQUIRED:
+        if not get(key):
+            raise ValidationError(f"{key} is empty")
+    name = citizen.normalize_name(get("full_name"))
+    PersonName.from_full_name(name)  # transliterable, not too long
+    sex = citizen.parse_sex(get("sex"))
+    dob = citizen.parse_date(get("dob"))
+    vdate = citizen.parse_date(get("vaccination_date"))
+    if dob > today:
+        raise ValidationError(f"date of birth {dob} is in the future")
+    if dob.year < 1900:
+        raise ValidationError(f"date of birth {dob} is before 1900")
+    if vdate > today:
+        raise ValidationError(f"vaccination date {vdate} is in the future")
+    if vdate < dob:
+        raise ValidationError(f"vaccination date {vdate} is before the date of birth {dob}")
+    if vdate < date(2020, 12, 1):
+        raise ValidationError(f"vaccination date {vdate} is before COVID-19 vaccines existed")
+    id_number = get("id_number")
+    problems = citizen.check_id_against(citizen.parse_id_number(id_number), dob=dob,
+                                        sex=get("sex"))
+    if problems:
+        raise ValidationError("ID number disagrees with the record: " + "; ".join(problems))
+    dose, total = _int(get("dose_number"), "dose number"), _int(get("total_doses"), "total doses")
+    if dose < 1 or total < 1:
+        raise ValidationError("dose numbers start at 1")
+    if dose > total:
+        raise ValidationError(f"dose {dose} is greater than the total {total}")
+    vaccine = find_vaccine(get("vaccine"))
+    return Record(row=row, full_name=name, sex=sex, dob=dob, id_number=id_number, dose=dose,
+                  total=total, vaccination_date=vdate, vaccine_key=vaccine.key,
+                  lot=citizen.normalize_name(get("lot")), site=citizen.normalize_name(get("site")))
+
+
+# --------------------------------------------------------------------------- signing
+
+
+@dataclass(frozen=True, slots=True)
+class SignerInfo:
+    """What signing needs of a commune signer, picklable for worker processes."""
+
+    key_pem: bytes  # PKCS#8, unencrypted, only ever in memory / inter-process pipes
+    kid: bytes
+    not_before: datetime
+    not_after: datetime
+    province_code: str
+    commune_code: str
+    issuer: str
+
+
+def signer_info(signer: Any) -> SignerInfo:
+    """Extract signing material from a loaded :class:`vaxqr.certs.Signer`."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = signer.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    cert = signer.certificate
+    issuer = signer.commune_name
+    province = getattr(signer, "province_name", "") or ""
+    if province and len(issuer) + len(province) + 2 <= MAX_ISSUER:
+        issuer = f"{issuer}, {province}"
+    return SignerInfo(pem, signer.kid, cert.not_valid_before_utc, cert.not_valid_after_utc,
+                      signer.province_code, signer.commune_code, issuer[:MAX_ISSUER])
+
+
+def credential_times(info: SignerInfo, now: datetime, days: int = VALIDITY_DAYS) -> tuple[int, int]:
+    """(iat, exp): exp = iat + ``days`` but never after the DSC's notAfter."""
+    if now < info.not_before:
+        raise KeyCertError(f"the signer certificate is not valid before {info.not_before:%Y-%m-%d}")
+    if now >= info.not_after:
+        raise KeyCertError(f"the signer certificate expired on {info.not_after:%Y-%m-%d}",
+                           hint="ask the province for a new commune certificate")
+    iat = int(now.timestamp())
+    exp = min(int((now + timedelta(days=days)).timestamp()), int(info.not_after.timestamp()))
+    return iat, exp
+
+
+_KEYS: dict[bytes, Any] = {}
+
+
+def _private_key(pem: bytes) -> Any:
+    key = _KEYS.get(pem)
+    if key is None:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        key = _KEYS[pem] = load_pem_private_key(pem, password=None)
+    return key
+
+
+def sign_record(info: SignerInfo, record: Record, uvci: str, *, now: datetime | None = None,
+                days: int = VALIDITY_DAYS) -> tuple[str, int, int]:
+    """Sign one record; return (``HC1:`` text, iat, exp)."""
+    iat, exp = credential_times(info, now or datetime.now(UTC), days)
+    cert = Certificate(
+        name=PersonName.from_full_name(record.full_name),
+        dob=record.dob,
+        vaccination=Vaccination(vaccine=find_vaccine(record.vaccine_key), dn=record.dose,
+                                sd=record.total, dt=record.vaccination_date, issuer=info.issuer,
+                                ci=uvci),
+    )
+    payload = sign.encode_cwt(iss="VN", iat=iat, exp=exp, hcert=cert.to_dict())
+    return encode_hc1(sign.sign1(payload, _private_key(info.key_pem), info.kid)), iat, exp
+
+
+def render(hc1: str, fmt: str) -> bytes:
+    """The QR picture of a credential (``png`` or ``svg``)."""
+    from . import qr
+
+    if fmt == "svg":
+        return qr.to_svg(hc1).encode("utf-8")
+    return qr.to_png(hc1)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@dataclass
+class BatchResult:
+    issued: int = 0  # signed in this run
+    already: int = 0  # found in the ledger from an earlier run
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    images_restored: int = 0
+    total_rows: int = 0
+    seconds: float = 0.0
+    out_dir: Path = Path(".")
+
+
+def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """Yield (row number, fields); row 1 is the first data row. UTF-8 with or without BOM."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+    with fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
+        try:
+            reader = csv.DictReader(text)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED if c not in header]
+            if missing:
+                raise ValidationError(
+                    f"{path}: the CSV header lacks {', '.join(missing)}",
+                    hint="expected header: " + ",".join(COLUMNS))
+            reader.fieldnames = header
+            for n, fields in enumerate(reader, 1):
+                extra = fields.pop(None, None)
+                if extra:
+                    fields["__error__"] = f"the row has {len(extra)} field(s) too many"
+                elif any(fields.get(c) is None for c in REQUIRED):
+                    fields["__error__"] = "the row has too few fields"
+                yield n, fields
+        except UnicodeDecodeError as exc:
+            raise ValidationError(
+                f"{path} is not UTF-8 (byte {exc.start} of a line)",
+                hint="save the export as CSV UTF-8 (Excel: 'CSV UTF-8'), then run again") from None
+        except csv.Error as exc:
+            raise ValidationError(f"{path}: malformed CSV ({exc})") from None
+
+
+def _worker_init(info: SignerInfo) -> None:
+    global _WORKER_INFO
+    _WORKER_INFO = info
+
+
+_WORKER_INFO: SignerInfo | None = None
+
+
+def _work(jobs: Sequence[tuple[Record, str]], fmt: str) -> list[tuple[int, str, int, int, bytes]]:
+    assert _WORKER_INFO is not None
+    out = []
+    for record, uvci in jobs:
+        hc1, iat, exp = sign_record(_WORKER_INFO, record, uvci)
+        out.append((record.row, hc1, iat, exp, render(hc1, fmt)))
+    return out
+
+
+def image_name(row: int, fmt: str) -> str:
+    return f"qr/{row:07d}.{fmt}"
+
+
+def issue_batch(
+    signer: Any,
+    csv_path: Path,
+    out_dir: Path,
+    *,
+    fmt: str = "png",
+    workers: int | None = None,
+    today: date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    card: Callable[[Entry, Record | None], None] | None = None,
+) -> BatchResult:
+    """Issue every valid row of ``csv_path`` into ``out_dir``; resumable after any crash."""
+    started = time.perf_counter()
+    if fmt not in ("png", "svg"):
+        raise ValidationError(f"unknown image format {fmt!r} (png or svg)")
+    info = signer_info(signer)
+    credential_times(info, datetime.now(UTC))  # fail early on an expired signer
+    today = today or date.today()
+    out = ensure_dir(out_dir)
+    ensure_dir(out / "qr")
+    _clean_temporaries(out)
+    source = csv_path.name
+    result = BatchResult(out_dir=out)
+    with Ledger(out / "ledger.sqlite") as ledger:
+        owner = ledger.get_meta("signer_kid")
+        if owner is not None and owner != info.kid.hex():
+            raise StorageError(f"{out} holds a batch signed by another commune (kid {owner})",
+                               hint="use a new output directory for this signer")
+        ledger.set_meta("signer_kid", info.kid.hex())
+        done = ledger.issued_rows(source)
+
+        def jobs() -> Iterator[tuple[Record, str]]:
+            for n, fields in read_csv(csv_path):
+                result.total_rows = n
+                if "__error__" in fields:
+                    result.rejected.append((n, str(fields["__error__"])))
+                    continue
+                try:
+                    rec = parse_record(n, fields, today=today)
+                except ValidationError as exc:
+                    result.rejected.append((n, str(exc)))
+                    continue
+                if n in done:
+                    if done[n][0] != rec.digest():
+                        result.rejected.append(
+                            (n, f"row changed since credential {done[n][1]} was issued from "
+                                "it; revoke that credential and issue from a new CSV"))
+                    else:
+                        result.already += 1
+                    continue
+                yield rec, make_uvci(info.province_code, info.commune_code)
+
+        if progress:
+            progress(0, 0)
+        for batch in _run(info, jobs(), fmt, workers):
+            entries = [Entry(uvci, source, rec.row, rec.digest(), rec.full_name,
+                             info.kid.hex(), iat, exp, hc1, image_name(rec.row, fmt))
+                       for (_row, hc1, iat, exp, _img), (rec, uvci) in batch]
+            ledger.add_many(entries)  # recorded first: a crash after this re-renders images
+            for (row, _hc1, _iat, _exp, img), _job in batch:
+                atomic_write(out / image_name(row, fmt), img, overwrite=True)
+            result.issued += len(batch)
+            if progress:
+                progress(result.issued, result.total_rows)
+            if card is not None:
+                for e, (rec, _u) in zip(entries, (j for _, j in batch), strict=True):
+                    card(e, rec)
+        result.images_restored = _restore_images(ledger, out, source, fmt)
+        _write_manifest(out, ledger.entries(source))
+    _write_rejects(out, result.rejected)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _chunks(jobs: Iterator[tuple[Record, str]]) -> Iterator[list[tuple[Record, str]]]:
+    chunk: list[tuple[Record, str]] = []
+    for job in jobs:
+        chunk.append(job)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+Done = list[tuple[tuple[int, str, int, int, bytes], tuple[Record, str]]]
+
+
+def _run(info: SignerInfo, jobs: Iterator[tuple[Record, str]], fmt: str,
+         workers: int | None) -> Iterator[Done]:
+    """Sign and render in chunks; a bounded window in flight keeps memory constant."""
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    chunks = _chunks(jobs)
+    if n <= 1:
+        _worker_init(info)
+        for chunk in chunks:
+            yield list(zip(_work(chunk, fmt), chunk, strict=True))
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
+                             initargs=(info,)) as pool:
+        pending: list[tuple[Future[list[tuple[int, str, int, int, bytes]]], list[Any]]] = []
+        for chunk in chunks:
+            pending.append((pool.submit(_work, chunk, fmt), chunk))
+            if len(pending) >= 3 * n:
+                fut, ch = pending.pop(0)
+                yield list(zip(fut.result(), ch, strict=True))
+        for fut, ch in pending:
+            yield list(zip(fut.result(), ch, strict=True))
+
+
+def _clean_temporaries(out: Path) -> None:
+    for directory in (out, out / "qr"):
+        for tmp in directory.glob(".*.tmp"):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
+def _restore_images(ledger: Ledger, out: Path, source: str, fmt: str) -> int:
+    restored = 0
+    for e in ledger.entries(source):
+        if e.file and not (out / e.file).exists():
+            atomic_write(out / e.file, render(e.hc1, e.file.rsplit(".", 1)[-1]), overwrite=True)
+            restored += 1
+    return restored
+
+
+def _csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def _write_manifest(out: Path, entries: Iterator[Entry]) -> None:
+    """Stream the manifest from the ledger into an atomically replaced file."""
+    with atomic_open(out / "manifest.csv", overwrite=True, text=True) as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(("row", "uvci", "full_name", "file", "hc1", "iat", "exp"))
+        for e in entries:
+            w.writerow((e.row, e.uvci, e.full_name, e.file or "", e.hc1, e.iat, e.exp))
+
+
+def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]]) -> None:
+    atomic_write(out / "rejects.csv", _csv_bytes(("row", "reason"), sorted(rejected)),
+                 overwrite=True)
+
+
+__all__ = ["COLUMNS", "BatchResult", "Record", "SignerInfo", "asdict", "credential_times",
+           "issue_batch", "parse_record", "read_csv", "render", "sign_record", "signer_info"]
