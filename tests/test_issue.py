@@ -1,0 +1,241 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+import unicodedata
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from records import HEADER, good_rows, write_csv
+from vaxqr import issue
+from vaxqr.certs import TrustStore, load_signer
+from vaxqr.errors import KeyCertError, StorageError, ValidationError
+from vaxqr.ledger import Ledger
+from vaxqr.verify import Verifier
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNER = ROOT / "keys" / "examples" / "communes" / "31078"
+CA = ROOT / "keys" / "examples" / "ca" / "ca.crt"
+TRUSTLIST = ROOT / "keys" / "examples" / "trustlist.json"
+TODAY = date(2022, 1, 15)
+
+
+@pytest.fixture(scope="module")
+def signer():
+    os.chmod(SIGNER / "signer.key", 0o600)
+    return load_signer(SIGNER, b"vaxqr-demo")
+
+
+@pytest.fixture(scope="module")
+def verifier(tmp_path_factory):
+    state = tmp_path_factory.mktemp("state") / "s.json"
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    return Verifier(TrustStore.from_paths([CA, TRUSTLIST], at=now, state_file=state), at=now)
+
+
+def fields(**over):
+    base = dict(zip(HEADER, ["Nguyễn Thị Ánh Hồng", "Nữ", "17/05/1990", "091190012345", "2", "2",
+                             "2021-10-01", "pfizer", "", ""], strict=True))
+    base.update(over)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("over", "fragment"),
+    [
+        ({"full_name": "  "}, "full_name is empty"),
+        ({"sex": "X"}, "sex"),
+        ({"dob": "31/02/1990"}, "not a real date"),
+        ({"dob": "2030-01-01"}, "in the future"),
+        ({"vaccination_date": "2021-13-01"}, "not a real date"),
+        ({"vaccination_date": "2099-01-01"}, "in the future"),
+        ({"vaccination_date": "1989-01-01"}, "before the date of birth"),
+        ({"id_number": "09119001234"}, "12 digits"),
+        ({"id_number": "999190012345"}, "province"),
+        ({"id_number": "091090012345"}, "male"),  # digit 4 = 0: male, record says Nữ
+        ({"id_number": "091391012345"}, "2000-2099"),
+        ({"id_number": "091185012345"}, "85"),
+        ({"dose_number": "3"}, "greater than the total"),
+        ({"dose_number": "0"}, "start at 1"),
+        ({"dose_number": "two"}, "whole number"),
+        ({"vaccine": "covaxin"}, "unknown vaccine"),
+    ],
+)
+def test_row_validation(over, fragment):
+    with pytest.raises(ValidationError) as info:
+        issue.parse_record(1, fields(**over), today=TODAY)
+    assert fragment in str(info.value)
+
+
+def test_record_normalisation():
+    nfd = unicodedata.normalize("NFD", "  Nguyễn   Thị Ánh  Hồng ")
+    rec = issue.parse_record(7, fields(full_name=nfd, sex="F", vaccine="EU/1/20/1528"),
+                             today=TODAY)
+    assert rec.full_name == "Nguyễn Thị Ánh Hồng"
+    assert rec.sex == "F" and rec.vaccine_key == "pfizer" and rec.dob == date(1990, 5, 17)
+
+
+def test_single_credential_content(signer, verifier):
+    info = issue.signer_info(signer)
+    rec = issue.parse_record(1, fields(), today=TODAY)
+    from vaxqr.credential import make_uvci, uvci_check_ok
+
+    uvci = make_uvci(info.province_code, info.commune_code)
+    hc1, iat, exp = issue.sign_record(info, rec, uvci)
+    assert uvci_check_ok(uvci) and uvci.startswith("URN:UVCI:01:VN:091/31078/")
+    report = verifier.verify_text(hc1)
+    assert report.valid, report.reason
+    d = report.credential
+    assert d["nam"] == {"fn": "Nguyễn", "gn": "Thị Ánh Hồng", "fnt": "NGUYEN",
+                        "gnt": "THI<ANH<HONG"}
+    assert d["v"][0]["ci"] == uvci and d["v"][0]["dn"] == 2 and d["v"][0]["sd"] == 2
+    assert "091190012345" not in hc1 and "091190012345" not in str(d)
+    assert exp - iat == 365 * 86400
+    assert report.claims["iss"] == "VN"
+
+
+def test_exp_never_past_dsc(signer):
+    from datetime import timedelta
+
+    info = issue.signer_info(signer)
+    late = info.not_after - timedelta(days=10)
+    iat, exp = issue.credential_times(info, late)
+    assert exp == int(info.not_after.timestamp())
+    with pytest.raises(KeyCertError, match="expired"):
+        issue.credential_times(info, info.not_after + timedelta(days=1))
+    with pytest.raises(KeyCertError, match="not valid before"):
+        issue.credential_times(info, info.not_before - timedelta(days=1))
+
+
+def _read(path):
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_batch_with_planted_bad_rows_and_resume(signer, verifier, tmp_path):
+    rows = good_rows(300)
+    bad = {5: ("dob", "2021-02-30"), 17: ("id_number", "12345"), 100: ("vaccine", "xyz"),
+           250: ("dose_number", "9")}
+    for row, (col, value) in bad.items():
+        rows[row - 1][HEADER.index(col)] = value
+    src = write_csv(tmp_path / "records.csv", rows, bom=True)
+    out = tmp_path / "out"
+    result = issue.issue_batch(signer, src, out, workers=2)
+    assert result.issued == 296 and result.already == 0
+    assert sorted(r for r, _ in result.rejected) == sorted(bad)
+    manifest = _read(out / "manifest.csv")
+    assert [int(m["row"]) for m in manifest] == [r for r in range(1, 301) if r not in bad]
+    assert len({m["uvci"] for m in manifest}) == 296
+    rejects = _read(out / "rejects.csv")
+    assert {int(r["row"]) for r in rejects} == set(bad)
+    for m in manifest[:40]:
+        assert (out / m["file"]).stat().st_size > 0
+        rep = verifier.verify_text(m["hc1"])
+        assert rep.valid, rep.reason
+        assert rep.summary()["full_name"] == m["full_name"]
+    # the same command again: nothing signed twice, manifest unchanged
+    again = issue.issue_batch(signer, src, out, workers=2)
+    assert again.issued == 0 and again.already == 296
+    assert _read(out / "manifest.csv") == manifest
+    # a lost image is restored from the ledger, identical payload
+    first = out / manifest[0]["file"]
+    first.unlink()
+    third = issue.issue_batch(signer, src, out, workers=1)
+    assert third.images_restored == 1 and first.exists()
+
+
+def test_changed_row_is_not_reissued(signer, tmp_path):
+    rows = good_rows(5, seed=3)
+    src = write_csv(tmp_path / "r.csv", rows)
+    out = tmp_path / "out"
+    issue.issue_batch(signer, src, out, workers=1)
+    rows[2][0] = "Trần Văn Đổi"
+    write_csv(src, rows)
+    result = issue.issue_batch(signer, src, out, workers=1)
+    assert result.issued == 0
+    assert [r for r, _ in result.rejected] == [3]
+    assert "changed since credential" in result.rejected[0][1]
+
+
+def test_csv_problems(signer, tmp_path):
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("name,sex\nA,Nam\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="header lacks"):
+        issue.issue_batch(signer, wrong, tmp_path / "o1")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes((",".join(HEADER) + "\n").encode() +
+                      "Nguyễn Văn A,Nam".encode("utf-8")[:5] + "é,x\n".encode("latin-1"))
+    with pytest.raises(ValidationError, match="not UTF-8"):
+        issue.issue_batch(signer, latin, tmp_path / "o2")
+    ragged = write_csv(tmp_path / "ragged.csv", good_rows(3, seed=9))
+    with ragged.open("a", encoding="utf-8") as fh:
+        fh.write("only,three,fields\n")
+        fh.write(",".join(good_rows(1, seed=10)[0]) + ",extra\n")
+    result = issue.issue_batch(signer, ragged, tmp_path / "o3", workers=1)
+    assert result.issued == 3
+    assert dict(result.rejected) == {4: "the row has too few fields",
+                                     5: "the row has 1 field(s) too many"}
+
+
+def test_other_signer_refused(signer, tmp_path):
+    src = write_csv(tmp_path / "r.csv", good_rows(2))
+    out = tmp_path / "out"
+    issue.issue_batch(signer, src, out, workers=1)
+    os.chmod(SIGNER.parent / "30760" / "signer.key", 0o600)
+    other = load_signer(SIGNER.parent / "30760", b"vaxqr-demo")
+    with pytest.raises(StorageError, match="another commune"):
+        issue.issue_batch(other, src, out, workers=1)
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from vaxqr.certs import load_signer
+from vaxqr.issue import issue_batch
+s = load_signer(Path(sys.argv[1]), b"vaxqr-demo")
+issue_batch(s, Path(sys.argv[2]), Path(sys.argv[3]), workers=2)
+"""
+
+
+def test_kill_minus_9_resume(tmp_path):
+    """kill -9 a 2,000-row batch at random points three times; the final run completes it:
+    every row exactly once, ledger = manifest = images, no temporary file left."""
+    import random
+
+    rng = random.Random(42)
+    n = 2000
+    src = write_csv(tmp_path / "big.csv", good_rows(n, seed=5))
+    out = tmp_path / "out"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT)
+    cmd = [sys.executable, str(script), str(SIGNER), str(src), str(out)]
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        time.sleep(rng.uniform(0.8, 2.5))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    subprocess.run(cmd, check=True, timeout=300)
+    assert kills >= 1
+    manifest = _read(out / "manifest.csv")
+    rows = [int(m["row"]) for m in manifest]
+    assert rows == list(range(1, n + 1))
+    with Ledger(out / "ledger.sqlite") as ledger:
+        entries = list(ledger.entries())
+    assert len(entries) == n and len({e.uvci for e in entries}) == n
+    assert {e.uvci for e in entries} == {m["uvci"] for m in manifest}
+    images = sorted((out / "qr").glob("*.png"))
+    assert [p.name for p in images] == [Path(m["file"]).name for m in manifest]
+    assert not list(out.rglob("*.tmp"))
+    from PIL import Image
+
+    for p in images[:: n // 20]:
+        Image.open(p).verify()
