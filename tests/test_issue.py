@@ -9,8 +9,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from records import HEADER, good_rows, write_csv
+
 from vaxqr import issue
 from vaxqr.certs import TrustStore, load_signer
 from vaxqr.errors import KeyCertError, StorageError, ValidationError
@@ -105,7 +105,7 @@ def test_exp_never_past_dsc(signer):
 
     info = issue.signer_info(signer)
     late = info.not_after - timedelta(days=10)
-    iat, exp = issue.credential_times(info, late)
+    _iat, exp = issue.credential_times(info, late)
     assert exp == int(info.not_after.timestamp())
     with pytest.raises(KeyCertError, match="expired"):
         issue.credential_times(info, info.not_after + timedelta(days=1))
@@ -170,7 +170,7 @@ def test_csv_problems(signer, tmp_path):
         issue.issue_batch(signer, wrong, tmp_path / "o1")
     latin = tmp_path / "latin.csv"
     latin.write_bytes((",".join(HEADER) + "\n").encode() +
-                      "Nguyễn Văn A,Nam".encode("utf-8")[:5] + "é,x\n".encode("latin-1"))
+                      "Nguyễn Văn A,Nam".encode()[:5] + "é,x\n".encode("latin-1"))
     with pytest.raises(ValidationError, match="not UTF-8"):
         issue.issue_batch(signer, latin, tmp_path / "o2")
     ragged = write_csv(tmp_path / "ragged.csv", good_rows(3, seed=9))

@@ -136,15 +136,23 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
         if not err.is_terminal:
             return
         if "p" not in bar:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                                       TimeRemainingColumn, TransferSpeedColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             bar["p"] = Progress("signing", BarColumn(), MofNCompleteColumn(),
-                                TransferSpeedColumn(), TimeRemainingColumn(),
-                                console=err, transient=True)
+                                TextColumn("[progress.data.speed]{task.fields[rate]}"),
+                                TimeRemainingColumn(), console=err, transient=True)
             bar["p"].start()
-            bar["t"] = bar["p"].add_task("sign", total=None)
-        bar["p"].update(bar["t"], completed=done)
+            bar["t"] = bar["p"].add_task("sign", total=total or None, rate="")
+        task = bar["p"].tasks[0]
+        speed = task.speed
+        bar["p"].update(bar["t"], completed=done,
+                        rate=f"{speed:,.0f} rows/s" if speed else "")
 
     try:
         result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,

@@ -235,6 +235,12 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
             raise ValidationError(f"{path}: malformed CSV ({exc})") from None
 
 
+def _count_rows(path: Path) -> int:
+    """Data rows in a CSV (quoted newlines counted right), for the progress bar."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+
+
 def _worker_init(info: SignerInfo) -> None:
     global _WORKER_INFO
     _WORKER_INFO = info
@@ -308,8 +314,9 @@ def issue_batch(
                     continue
                 yield rec, make_uvci(info.province_code, info.commune_code)
 
+        total_rows = _count_rows(csv_path) if progress else 0
         if progress:
-            progress(0, 0)
+            progress(0, total_rows)
         for batch in _run(info, jobs(), fmt, workers):
             entries = [Entry(uvci, source, rec.row, rec.digest(), rec.full_name,
                              info.kid.hex(), iat, exp, hc1, image_name(rec.row, fmt))
@@ -319,7 +326,7 @@ def issue_batch(
                 atomic_write(out / image_name(row, fmt), img, overwrite=True)
             result.issued += len(batch)
             if progress:
-                progress(result.issued, result.total_rows)
+                progress(result.total_rows, total_rows)
             if card is not None:
                 for e, (rec, _u) in zip(entries, (j for _, j in batch), strict=True):
                     card(e, rec)
