@@ -21,8 +21,8 @@ if not DATA.is_dir():
     pytest.skip(f"EU DCC test data not found at {DATA} (set VAXQR_DCC_TESTDATA)",
                 allow_module_level=True)
 
-from vaxqr.certs import TrustStore  # noqa: E402
-from vaxqr.verify import Verifier  # noqa: E402
+from vaxqr.trust import TrustStore
+from vaxqr.verify import Verifier
 
 CASES, UNUSABLE = load_cases()
 

@@ -9,13 +9,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from records import HEADER, good_rows, write_csv
 
 from vaxqr import issue
 from vaxqr.certs import TrustStore, load_signer
 from vaxqr.errors import KeyCertError, StorageError, ValidationError
 from vaxqr.ledger import Ledger
 from vaxqr.verify import Verifier
+
+from records import HEADER, good_rows, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNER = ROOT / "keys" / "examples" / "communes" / "31078"

@@ -57,6 +57,9 @@ def issue(
     password_file: Annotated[Path | None, typer.Option(
         help="File holding the signer key password (else VAXQR_PASSWORD, else a prompt).")]
     = None,
+    card: Annotated[str | None, typer.Option(
+        help="Also write a printable card: png or pdf (batch: OUT_DIR/cards/; single: "
+             "beside --out).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output file.")] = False,
 ) -> None:
     """Sign vaccination credentials with a commune's certificate.
@@ -81,7 +84,7 @@ def issue(
         if any(v is not None for v in single):
             fail("give either --from CSV or the citizen options, not both", code=Exit.USAGE)
         s = _load_signer(signer, password_file)
-        _batch(flow, s, from_csv, Path(out), fmt, workers)
+        _batch(flow, s, from_csv, Path(out), fmt, workers, card)
         return
     if any(v is None for v in single):
         fail("a single credential needs --name, --sex, --dob, --id, --vaccine, --dose and "
@@ -97,13 +100,13 @@ def issue(
         fail(f"invalid record: {exc}", code=Exit.USAGE, hint=exc.hint)
     s = _load_signer(signer, password_file)
     try:
-        _single(flow, s, signer, record, out, force)
+        _single(flow, s, signer, record, out, force, card)
     except VaxqrError as exc:
         fail_from(exc)
 
 
 def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
-            force: bool) -> None:
+            force: bool, card: str | None) -> None:
     from .credential import make_uvci
     from .fileio import atomic_write
     from .ledger import Entry, Ledger
@@ -115,6 +118,15 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
             fail(f"--out {out}: use a .png or .svg file, or - for stdout", code=Exit.USAGE)
         if target.exists() and not force:
             fail(f"{target} already exists", code=Exit.TRUST_OR_IO, hint="use --force")
+    if card not in (None, "png", "pdf"):
+        fail("--card: png or pdf", code=Exit.USAGE)
+    card_path = None
+    if card:
+        if target is None:
+            fail("--card needs --out FILE (the card is written beside it)", code=Exit.USAGE)
+        card_path = target.with_name(target.stem + "-card." + card)
+        if card_path.exists() and not force:
+            fail(f"{card_path} already exists", code=Exit.TRUST_OR_IO, hint="use --force")
     uvci = make_uvci(info.province_code, info.commune_code)
     hc1, iat, exp = flow.sign_record(info, record, uvci)
     with Ledger(signer_dir / "ledger.sqlite") as ledger:
@@ -125,10 +137,13 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
         return
     atomic_write(target, flow.render(hc1, target.suffix.lower()[1:]), overwrite=force)
     console(err=True).print(f"issued {safe(uvci)} → {safe(target)}")
+    if card_path is not None:
+        atomic_write(card_path, flow.render_card(hc1, info, card), overwrite=force)
+        console(err=True).print(f"card → {safe(card_path)}")
 
 
 def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
-           workers: int | None) -> None:
+           workers: int | None, card: str | None) -> None:
     err = console(err=True)
     bar: dict[str, Any] = {}
 
@@ -156,7 +171,7 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
 
     try:
         result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
-                                  progress=progress)
+                                  progress=progress, card=card)
     except VaxqrError as exc:
         fail_from(exc)
     finally:

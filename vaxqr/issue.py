@@ -123,6 +123,9 @@ class SignerInfo:
     province_code: str
     commune_code: str
     issuer: str
+    commune_name: str = ""
+    province_name: str = ""
+    demo: bool = False
 
 
 def signer_info(signer: Any) -> SignerInfo:
@@ -138,7 +141,8 @@ def signer_info(signer: Any) -> SignerInfo:
     if province and len(issuer) + len(province) + 2 <= MAX_ISSUER:
         issuer = f"{issuer}, {province}"
     return SignerInfo(pem, signer.kid, cert.not_valid_before_utc, cert.not_valid_after_utc,
-                      signer.province_code, signer.commune_code, issuer[:MAX_ISSUER])
+                      signer.province_code, signer.commune_code, issuer[:MAX_ISSUER],
+                      signer.commune_name, province, bool(signer.is_demo))
 
 
 def credential_times(info: SignerInfo, now: datetime, days: int = VALIDITY_DAYS) -> tuple[int, int]:
@@ -187,6 +191,25 @@ def render(hc1: str, fmt: str) -> bytes:
     if fmt == "svg":
         return qr.to_svg(hc1).encode("utf-8")
     return qr.to_png(hc1)
+
+
+def render_card(hc1: str, info: SignerInfo, fmt: str = "png") -> bytes:
+    """A printable card (``png`` or ``pdf``), built from the credential's own content."""
+    from . import qr
+    from .card import CardData
+    from .card import render_card as draw
+    from .codec import b45decode, decompress, strip_prefix
+    from .credential import summary
+    from .sign import parse_cwt, parse_sign1
+
+    claims = parse_cwt(parse_sign1(decompress(b45decode(strip_prefix(hc1)))).payload)
+    s = summary(claims.hcert)
+    exp = datetime.fromtimestamp(claims.exp or 0, UTC).date().isoformat()
+    data = CardData(full_name=s["full_name"], dob=s["dob"], dose=s["dose"], doses=s["doses"],
+                    vaccine=s["vaccine"], vaccination_date=s["date"],
+                    commune=info.commune_name or info.issuer, province=info.province_name,
+                    uvci=s["uvci"], valid_until=exp, demo=info.demo)
+    return draw(data, qr.to_image(hc1), fmt=fmt)
 
 
 # --------------------------------------------------------------------------- batches
@@ -249,17 +272,23 @@ def _worker_init(info: SignerInfo) -> None:
 _WORKER_INFO: SignerInfo | None = None
 
 
-def _work(jobs: Sequence[tuple[Record, str]], fmt: str) -> list[tuple[int, str, int, int, bytes]]:
+def _work(jobs: Sequence[tuple[Record, str]], fmt: str,
+          card_fmt: str | None) -> list[tuple[int, str, int, int, bytes, bytes | None]]:
     assert _WORKER_INFO is not None
     out = []
     for record, uvci in jobs:
         hc1, iat, exp = sign_record(_WORKER_INFO, record, uvci)
-        out.append((record.row, hc1, iat, exp, render(hc1, fmt)))
+        card = render_card(hc1, _WORKER_INFO, card_fmt) if card_fmt else None
+        out.append((record.row, hc1, iat, exp, render(hc1, fmt), card))
     return out
 
 
 def image_name(row: int, fmt: str) -> str:
     return f"qr/{row:07d}.{fmt}"
+
+
+def card_name(row: int, fmt: str) -> str:
+    return f"cards/{row:07d}.{fmt}"
 
 
 def issue_batch(
@@ -271,17 +300,21 @@ def issue_batch(
     workers: int | None = None,
     today: date | None = None,
     progress: Callable[[int, int], None] | None = None,
-    card: Callable[[Entry, Record | None], None] | None = None,
+    card: str | None = None,
 ) -> BatchResult:
     """Issue every valid row of ``csv_path`` into ``out_dir``; resumable after any crash."""
     started = time.perf_counter()
     if fmt not in ("png", "svg"):
         raise ValidationError(f"unknown image format {fmt!r} (png or svg)")
+    if card not in (None, "png", "pdf"):
+        raise ValidationError(f"unknown card format {card!r} (png or pdf)")
     info = signer_info(signer)
     credential_times(info, datetime.now(UTC))  # fail early on an expired signer
     today = today or date.today()
     out = ensure_dir(out_dir)
     ensure_dir(out / "qr")
+    if card:
+        ensure_dir(out / "cards")
     _clean_temporaries(out)
     source = csv_path.name
     result = BatchResult(out_dir=out)
@@ -317,21 +350,20 @@ def issue_batch(
         total_rows = _count_rows(csv_path) if progress else 0
         if progress:
             progress(0, total_rows)
-        for batch in _run(info, jobs(), fmt, workers):
+        for batch in _run(info, jobs(), fmt, card, workers):
             entries = [Entry(uvci, source, rec.row, rec.digest(), rec.full_name,
                              info.kid.hex(), iat, exp, hc1, image_name(rec.row, fmt))
-                       for (_row, hc1, iat, exp, _img), (rec, uvci) in batch]
+                       for (_row, hc1, iat, exp, _img, _card), (rec, uvci) in batch]
             ledger.add_many(entries)  # recorded first: a crash after this re-renders images
-            for (row, _hc1, _iat, _exp, img), _job in batch:
+            for (row, _hc1, _iat, _exp, img, card_bytes), _job in batch:
                 atomic_write(out / image_name(row, fmt), img, overwrite=True)
+                if card_bytes is not None and card:
+                    atomic_write(out / card_name(row, card), card_bytes, overwrite=True)
             result.issued += len(batch)
             if progress:
                 progress(result.total_rows, total_rows)
-            if card is not None:
-                for e, (rec, _u) in zip(entries, (j for _, j in batch), strict=True):
-                    card(e, rec)
-        result.images_restored = _restore_images(ledger, out, source, fmt)
-        _write_manifest(out, ledger.entries(source))
+        result.images_restored = _restore_images(ledger, out, source, info, card)
+        _write_manifest(out, ledger.entries(source), card)
     _write_rejects(out, result.rejected)
     result.seconds = time.perf_counter() - started
     return result
@@ -348,10 +380,11 @@ def _chunks(jobs: Iterator[tuple[Record, str]]) -> Iterator[list[tuple[Record, s
         yield chunk
 
 
-Done = list[tuple[tuple[int, str, int, int, bytes], tuple[Record, str]]]
+Signed = tuple[int, str, int, int, bytes, bytes | None]
+Done = list[tuple[Signed, tuple[Record, str]]]
 
 
-def _run(info: SignerInfo, jobs: Iterator[tuple[Record, str]], fmt: str,
+def _run(info: SignerInfo, jobs: Iterator[tuple[Record, str]], fmt: str, card: str | None,
          workers: int | None) -> Iterator[Done]:
     """Sign and render in chunks; a bounded window in flight keeps memory constant."""
     n = workers if workers is not None else (os.cpu_count() or 1)
@@ -359,14 +392,14 @@ def _run(info: SignerInfo, jobs: Iterator[tuple[Record, str]], fmt: str,
     if n <= 1:
         _worker_init(info)
         for chunk in chunks:
-            yield list(zip(_work(chunk, fmt), chunk, strict=True))
+            yield list(zip(_work(chunk, fmt, card), chunk, strict=True))
         return
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
                              initargs=(info,)) as pool:
-        pending: list[tuple[Future[list[tuple[int, str, int, int, bytes]]], list[Any]]] = []
+        pending: list[tuple[Future[list[Signed]], list[Any]]] = []
         for chunk in chunks:
-            pending.append((pool.submit(_work, chunk, fmt), chunk))
+            pending.append((pool.submit(_work, chunk, fmt, card), chunk))
             if len(pending) >= 3 * n:
                 fut, ch = pending.pop(0)
                 yield list(zip(fut.result(), ch, strict=True))
@@ -383,11 +416,17 @@ def _clean_temporaries(out: Path) -> None:
                 pass
 
 
-def _restore_images(ledger: Ledger, out: Path, source: str, fmt: str) -> int:
+def _restore_images(ledger: Ledger, out: Path, source: str, info: SignerInfo,
+                    card: str | None) -> int:
+    """Re-render, from the ledger, every image (and card) a crash left missing."""
     restored = 0
     for e in ledger.entries(source):
         if e.file and not (out / e.file).exists():
             atomic_write(out / e.file, render(e.hc1, e.file.rsplit(".", 1)[-1]), overwrite=True)
+            restored += 1
+        if card and not (out / card_name(e.row, card)).exists():
+            atomic_write(out / card_name(e.row, card), render_card(e.hc1, info, card),
+                         overwrite=True)
             restored += 1
     return restored
 
@@ -400,13 +439,15 @@ def _csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes
     return buf.getvalue().encode("utf-8")
 
 
-def _write_manifest(out: Path, entries: Iterator[Entry]) -> None:
+def _write_manifest(out: Path, entries: Iterator[Entry], card: str | None = None) -> None:
     """Stream the manifest from the ledger into an atomically replaced file."""
     with atomic_open(out / "manifest.csv", overwrite=True, text=True) as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(("row", "uvci", "full_name", "file", "hc1", "iat", "exp"))
+        w.writerow(("row", "uvci", "full_name", "file", "hc1", "iat", "exp")
+                   + (("card",) if card else ()))
         for e in entries:
-            w.writerow((e.row, e.uvci, e.full_name, e.file or "", e.hc1, e.iat, e.exp))
+            w.writerow((e.row, e.uvci, e.full_name, e.file or "", e.hc1, e.iat, e.exp)
+                       + ((card_name(e.row, card),) if card else ()))
 
 
 def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]]) -> None:

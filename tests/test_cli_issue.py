@@ -1,0 +1,117 @@
+"""`vaxqr issue` through the CLI: exit codes, stdout (data) and stderr (people) separately."""
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vaxqr.cli import app
+
+from records import good_rows, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNER = ROOT / "keys" / "examples" / "communes" / "31078"
+CA = ROOT / "keys" / "examples" / "ca" / "ca.crt"
+TRUSTLIST = ROOT / "keys" / "examples" / "trustlist.json"
+PERSON = ["--name", "Nguyễn Thị Ánh Hồng", "--sex", "Nữ", "--dob", "17/05/1990",
+          "--id", "091190012345", "--vaccine", "pfizer", "--dose", "2/2",
+          "--date", "2021-10-01"]
+
+
+@pytest.fixture
+def runner(monkeypatch, tmp_path):
+    os.chmod(SIGNER / "signer.key", 0o600)
+    monkeypatch.setenv("VAXQR_PASSWORD", "vaxqr-demo")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return CliRunner()
+
+
+def _signer_copy(tmp_path):
+    import shutil
+
+    dst = tmp_path / "signer"
+    shutil.copytree(SIGNER, dst, ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    os.chmod(dst / "signer.key", 0o600)
+    return dst
+
+
+def test_single_to_stdout_then_verify(runner, tmp_path):
+    signer = _signer_copy(tmp_path)
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    hc1 = r.stdout.strip()
+    assert hc1.startswith("HC1:") and "\n" not in hc1
+    assert "DEMO ONLY" in r.stderr
+    v = runner.invoke(app, ["verify", hc1, "--trust", str(CA), "--trust", str(TRUSTLIST)])
+    assert v.exit_code == 0, v.output
+    assert "VALID" in v.stdout and "Nguyễn Thị Ánh Hồng" in v.stdout
+    assert (signer / "ledger.sqlite").exists()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_single_to_file_with_card_and_no_overwrite(runner, tmp_path, suffix):
+    signer = _signer_copy(tmp_path)
+    out = tmp_path / f"hong{suffix}"
+    args = ["issue", "--signer", str(signer), *PERSON, "--out", str(out), "--card", "png"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 0
+    card = tmp_path / "hong-card.png"
+    assert card.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    before = out.read_bytes()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 3 and "already exists" in again.stderr
+    assert out.read_bytes() == before
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    if suffix == ".png":
+        v = runner.invoke(app, ["verify", str(out), "--trust", str(CA), "--trust",
+                                str(TRUSTLIST), "--json"])
+        assert v.exit_code == 0, v.output
+        import json
+
+        line = json.loads(v.stdout)
+        assert line["valid"] and line["steps"]["picture"]["status"] == "pass"
+
+
+def test_single_invalid_record_is_usage_error(runner, tmp_path):
+    signer = _signer_copy(tmp_path)
+    bad = [*PERSON]
+    bad[bad.index("--id") + 1] = "091090012345"  # male digit, record says Nữ
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *bad, "--out", "-"])
+    assert r.exit_code == 2
+    assert "female" in r.stderr or "Nữ" in r.stderr
+    assert r.stdout == ""
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--name", "X", "--out", "-"])
+    assert r.exit_code == 2 and "needs" in r.stderr
+
+
+def test_wrong_password(runner, tmp_path, monkeypatch):
+    signer = _signer_copy(tmp_path)
+    monkeypatch.setenv("VAXQR_PASSWORD", "not-the-password")
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out", "-"])
+    assert r.exit_code == 3
+    assert "wrong password" in r.stderr
+    assert "not-the-password" not in r.output
+    assert r.stdout == ""
+
+
+def test_batch_via_cli_with_cards(runner, tmp_path):
+    src = write_csv(tmp_path / "r.csv", good_rows(12, seed=4))
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["issue", "--signer", str(SIGNER), "--from", str(src), "--out",
+                            str(out), "--card", "pdf"])
+    assert r.exit_code == 0, r.output
+    assert "12 issued" in r.stderr
+    with (out / "manifest.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12
+    for row in rows:
+        assert (out / row["card"]).read_bytes()[:5] == b"%PDF-"
+        assert (out / row["file"]).exists()
+    (out / rows[3]["card"]).unlink()
+    r = runner.invoke(app, ["issue", "--signer", str(SIGNER), "--from", str(src), "--out",
+                            str(out), "--card", "pdf"])
+    assert r.exit_code == 0 and "0 issued" in r.stderr and "restored" in r.stderr
+    assert (out / rows[3]["card"]).exists()
