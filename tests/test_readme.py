@@ -1,0 +1,72 @@
+"""The README's quick tour is executed, so the docs cannot drift from the program."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from records import good_rows, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tour() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Quick tour.*?```sh\n(.*?)```", text, re.S)
+    assert block, "README has no quick tour"
+    commands, current = [], ""
+    for line in block.group(1).splitlines():
+        current += line.rstrip("\\").rstrip() + " "
+        if not line.endswith("\\"):
+            commands.append(current.strip())
+            current = ""
+    return [c for c in commands if c]
+
+
+def test_readme_starts_with_the_two_commands():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    head = "\n".join(lines[:6])
+    assert "make demo" in head and "make test" in head
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_quick_tour_runs(tmp_path):
+    bindir = Path(sys.executable).parent
+    os.symlink(ROOT / "keys", tmp_path / "keys")
+    for key in (ROOT / "keys" / "examples").rglob("*.key"):
+        key.chmod(0o600)
+    write_csv(tmp_path / "records.csv", good_rows(6, seed=11))
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+           "XDG_STATE_HOME": str(tmp_path / "state")}
+    commands = _tour()
+    assert any(c.startswith("vaxqr issue") for c in commands)
+    assert any(c.startswith("vaxqr verify") for c in commands)
+    hc1 = None
+    for cmd in commands:
+        if cmd.startswith("scanner |"):
+            assert hc1 is not None
+            (tmp_path / "scans.txt").write_text(hc1 + "\r\n" + hc1 + "\n")
+            cmd = cmd.replace("scanner |", "cat scans.txt |", 1)
+        proc = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
+        if cmd.startswith("export "):
+            key, _, value = cmd[len("export "):].partition("=")
+            env[key] = value.split("#")[0].strip()
+        if "verify hong.png" in cmd:
+            assert "VALID" in proc.stdout
+            hc1 = _payload_from_ledger()
+        if "cat scans.txt" in cmd:
+            assert proc.stdout.count('"valid": true') == 2
+    assert (tmp_path / "batch" / "manifest.csv").exists()
+    shutil.rmtree(tmp_path / "batch")
+
+
+def _payload_from_ledger() -> str:
+    from vaxqr.ledger import Ledger
+
+    with Ledger(ROOT / "keys" / "examples" / "communes" / "31078" / "ledger.sqlite") as ledger:
+        entries = list(ledger.entries("single"))
+    return entries[-1].hc1
