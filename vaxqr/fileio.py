@@ -26,7 +26,8 @@ PUBLIC = 0o644
 def _describe(exc: OSError, path: Path) -> StorageError:
     if exc.errno == errno.ENOSPC:
         return StorageError(
-            f"disk full while writing {path}", hint="free some space and run the command again"
+            f"disk full while writing {path}",
+            hint="free some space and run the same command again (what was done is kept)",
         )
     if exc.errno in (errno.EACCES, errno.EPERM):
         return StorageError(f"permission denied: {path}")
