@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from vaxqr import issue
-from vaxqr.certs import TrustStore, load_signer
+from vaxqr.certs import load_signer
 from vaxqr.errors import KeyCertError, StorageError, ValidationError
 from vaxqr.ledger import Ledger
+from vaxqr.trust import TrustStore
 from vaxqr.verify import Verifier
 
 from records import HEADER, good_rows, write_csv
@@ -240,3 +241,36 @@ def test_kill_minus_9_resume(tmp_path):
 
     for p in images[:: n // 20]:
         Image.open(p).verify()
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 1 MiB tmpfs (root only): a real disk-full condition, later enlarged."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_is_clear_and_resumable(signer, small_fs, tmp_path):
+    n = 2500
+    src = write_csv(tmp_path / "r.csv", good_rows(n, seed=8))
+    out = small_fs / "out"
+    with pytest.raises(StorageError) as info:
+        issue.issue_batch(signer, src, out, workers=2)
+    assert "disk full" in str(info.value)
+    assert info.value.hint and "run the same command again" in info.value.hint
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
+    result = issue.issue_batch(signer, src, out, workers=2)
+    manifest = _read(out / "manifest.csv")
+    assert [int(m["row"]) for m in manifest] == list(range(1, n + 1))
+    assert len({m["uvci"] for m in manifest}) == n
+    assert result.issued + result.already == n
+    assert len(list((out / "qr").glob("*.png"))) == n
+    assert not list(out.rglob("*.tmp"))

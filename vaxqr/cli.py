@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 import sys
 import unicodedata
 from datetime import UTC, datetime
@@ -266,7 +265,7 @@ def _verify_text_file(verifier: Any, path: Path, holder: Any, emit: Any) -> None
 
 
 def _load_trust(paths: list[Path], when: datetime | None, state: Path | None) -> Any:
-    from .certs import TrustStore
+    from .trust import TrustStore
 
     try:
         return TrustStore.from_paths(paths, at=when or datetime.now(UTC),

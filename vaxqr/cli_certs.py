@@ -1,7 +1,8 @@
 """``vaxqr certs``: the province certificate hierarchy, revocation and trust lists.
 
 Mounted by :mod:`vaxqr.cli` with ``app.add_typer(certs_app, name="certs")``. This module
-only parses options, asks for passwords and prints; the work is in :mod:`vaxqr.certs`.
+only parses options, asks for passwords and prints; the work is in :mod:`vaxqr.certs` and
+the modules next to it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape as _markup_escape
 from rich.table import Table
 
-from . import certs
+from . import cadir, certinfo, certs, describe, keys, revocation
 from .errors import StorageError, ValidationError, VaxqrError
 
 EXIT_OK, EXIT_USAGE, EXIT_TRUST = 0, 2, 3
@@ -107,7 +108,7 @@ def _interactive() -> bool:
 def _existing_password(
     key_path: Path, password_file: Path | None, envs: tuple[str, ...], what: str
 ) -> bytes | None:
-    if key_path.exists() and not certs.key_is_encrypted(key_path):
+    if key_path.exists() and not keys.key_is_encrypted(key_path):
         return None
     if password_file is not None:
         return _read_password_file(password_file)
@@ -254,12 +255,12 @@ def init_cmd(
       3  key, certificate or file problem (wrong password, CA_DIR exists, I/O)
     """
 
-    def work() -> certs.CAInfo:
+    def work() -> cadir.CAInfo:
         if root and province:
             raise _Usage("--root and --province do not go together")
         parent_pw = None
         if parent is not None:
-            certs.open_ca(parent)
+            cadir.open_ca(parent)
             parent_pw = _existing_password(
                 parent / "ca.key",
                 parent_password_file,
@@ -283,10 +284,10 @@ def init_cmd(
     ca = _run(work)
     _warn(ca.warnings)
     kind = "root CA" if ca.role == "root" else f"province CA {ca.code}"
-    err.print(f"[green]created[/] {kind} [bold]{esc(certs.name_str(ca.certificate.subject))}[/]")
+    err.print(f"[green]created[/] {kind} [bold]{esc(certinfo.name_str(ca.certificate.subject))}[/]")
     err.print(
-        f"  valid {certs.iso(ca.certificate.not_valid_before_utc)} → "
-        f"{certs.iso(ca.certificate.not_valid_after_utc)}, kid {ca.kid.hex()}"
+        f"  valid {certinfo.iso(ca.certificate.not_valid_before_utc)} → "
+        f"{certinfo.iso(ca.certificate.not_valid_after_utc)}, kid {ca.kid.hex()}"
     )
     for f in ca.files:
         err.print(f"  {esc(str(f))}")
@@ -349,7 +350,7 @@ def issue_cmd(
     """
 
     def work() -> certs.IssuedSigner:
-        certs.open_ca(ca_dir)  # "not a CA directory" before any password question
+        cadir.open_ca(ca_dir)  # "not a CA directory" before any password question
         ca_pw = _existing_password(
             ca_dir / "ca.key",
             ca_password_file,
@@ -375,7 +376,9 @@ def issue_cmd(
     _warn(res.warnings)
     r = res.record
     err.print(f"[green]issued[/] {esc(r.name)} ({r.code}) serial {r.serial_hex}")
-    err.print(f"  valid {certs.iso(r.not_before)} → {certs.iso(r.not_after)}, kid {r.kid.hex()}")
+    err.print(
+        f"  valid {certinfo.iso(r.not_before)} → {certinfo.iso(r.not_after)}, kid {r.kid.hex()}"
+    )
     for f in res.files:
         err.print(f"  {esc(str(f))}")
 
@@ -419,8 +422,8 @@ def show_cmd(
     """
 
     def work() -> dict[str, Any]:
-        anchors = [c for p in (trust or []) for c in certs.load_certificates(p)]
-        return certs.describe_file(file, trust=anchors, at=_parse_at(at))
+        anchors = [c for p in (trust or []) for c in certinfo.load_certificates(p)]
+        return describe.describe_file(file, trust=anchors, at=_parse_at(at))
 
     doc = _run(work)
     failed = _show_failed(doc)
@@ -554,7 +557,7 @@ def list_cmd(
       3  not a CA directory, or unreadable state
     """
     when = _run(lambda: _parse_at(at))
-    ca = _run(lambda: certs.open_ca(ca_dir))
+    ca = _run(lambda: cadir.open_ca(ca_dir))
     rows = [
         {
             "serial": r.serial_hex,
@@ -562,10 +565,10 @@ def list_cmd(
             "code": r.code,
             "name": r.name,
             "kid": r.kid.hex(),
-            "not_before": certs.iso(r.not_before),
-            "not_after": certs.iso(r.not_after),
+            "not_before": certinfo.iso(r.not_before),
+            "not_after": certinfo.iso(r.not_after),
             "status": r.status(when),
-            "revoked_at": certs.iso(r.revoked_at) if r.revoked_at else None,
+            "revoked_at": certinfo.iso(r.revoked_at) if r.revoked_at else None,
             "reason": r.reason,
         }
         for r in ca.issued
@@ -574,7 +577,7 @@ def list_cmd(
         _dump(
             {
                 "version": 1,
-                "ca": certs.name_str(ca.certificate.subject),
+                "ca": certinfo.name_str(ca.certificate.subject),
                 "trustlist_sequence": ca.trustlist_sequence,
                 "revoked_credentials": len(ca.revoked_credentials),
                 "certificates": rows,
@@ -589,7 +592,7 @@ def list_cmd(
         "kid",
         "valid until",
         "status",
-        title=esc(f"{certs.name_str(ca.certificate.subject)} — {len(rows)} issued"),
+        title=esc(f"{certinfo.name_str(ca.certificate.subject)} — {len(rows)} issued"),
         title_justify="left",
     )
     colours = {"valid": "green", "expired": "yellow", "revoked": "red", "not-yet-valid": "yellow"}
@@ -627,7 +630,7 @@ def revoke_cmd(
         str,
         typer.Option(
             "--reason",
-            help="One of: " + ", ".join(certs.REVOCATION_REASONS) + ".",
+            help="One of: " + ", ".join(revocation.REVOCATION_REASONS) + ".",
         ),
     ] = "unspecified",
     password_file: PasswordFile = None,
@@ -647,17 +650,17 @@ def revoke_cmd(
       3  certificate not issued by this CA, wrong password, I/O
     """
 
-    def work() -> certs.Revocation:
-        if reason not in certs.REVOCATION_REASONS:
+    def work() -> revocation.Revocation:
+        if reason not in revocation.REVOCATION_REASONS:
             raise _Usage(
-                f"unknown reason {reason!r}; use one of {', '.join(certs.REVOCATION_REASONS)}"
+                f"unknown reason {reason!r}; use one of {', '.join(revocation.REVOCATION_REASONS)}"
             )
-        ca = certs.open_ca(ca_dir)
-        certs.find_issued(ca, cert)
+        ca = cadir.open_ca(ca_dir)
+        cadir.find_issued(ca, cert)
         pw = _existing_password(
             ca_dir / "ca.key", password_file, (PASSWORD_ENV,), f"the CA key in {ca_dir}"
         )
-        return certs.revoke_certificate(ca_dir, cert, password=pw, reason=reason)
+        return revocation.revoke_certificate(ca_dir, cert, password=pw, reason=reason)
 
     res = _run(work)
     _warn(res.warnings)
@@ -699,7 +702,7 @@ def revoke_credential_cmd(
       3  not a CA directory, I/O
     """
 
-    def work() -> certs.CredentialRevocation:
+    def work() -> revocation.CredentialRevocation:
         items = list(uvci or [])
         if from_file is not None:
             try:
@@ -709,12 +712,12 @@ def revoke_credential_cmd(
             items += [
                 line for line in text.splitlines() if line.strip() and not line.startswith("#")
             ]
-        return certs.revoke_credentials(ca_dir, items)
+        return revocation.revoke_credentials(ca_dir, items)
 
     res = _run(work)
     _warn(res.warnings)
     for c in res.added:
-        err.print(f"[red]revoked[/] {esc(c.uvci)}  hash {certs.b64(c.hash)}")
+        err.print(f"[red]revoked[/] {esc(c.uvci)}  hash {certinfo.b64(c.hash)}")
     for u in res.already:
         err.print(f"already revoked {esc(u)}")
     err.print("  publish a new trust list: vaxqr certs trustlist CA_DIR --out FILE")
@@ -754,7 +757,7 @@ def trustlist_cmd(
     to_stdout = str(out_file) == "-"
 
     def work() -> certs.PublishedTrustList:
-        certs.open_ca(ca_dir)
+        cadir.open_ca(ca_dir)
         if not to_stdout and out_file.exists() and not force:
             raise StorageError(f"{out_file} already exists", hint="use --force to overwrite it")
         pw = _existing_password(
@@ -777,7 +780,7 @@ def trustlist_cmd(
     err.print(
         f"[green]trust list[/] sequence {tl.sequence}: {len(tl.dscs)} DSC(s), "
         f"{len(tl.revoked_dscs)} revoked DSC(s), {len(tl.revoked_credentials)} revoked "
-        f"credential(s), next update {certs.iso(tl.next_update)}"
+        f"credential(s), next update {certinfo.iso(tl.next_update)}"
     )
     if not to_stdout:
         err.print(f"  {esc(str(out_file))}")

@@ -156,7 +156,35 @@ def decompress(data: bytes, *, limit: int = MAX_INFLATED) -> bytes:
         raise DecodeError("zlib data is truncated", step="zlib")
     if d.unused_data:
         raise DecodeError("unexpected data after the end of the zlib stream", step="zlib")
+    if _padding_bits_set(data, out):
+        raise DecodeError(
+            "zlib data has non-zero padding bits after its last block (the text was altered)",
+            step="zlib",
+        )
     return out
+
+
+def _padding_bits_set(data: bytes, out: bytes) -> bool:
+    """Whether the unused high bits of the last deflate byte (before the Adler-32) are set.
+
+    Inflate ignores them, so without this check one Base45 character can be changed
+    (e.g. ``7`` → ``*`` adds 32 to a byte) and the credential still verifies. Every deflate
+    writer pads with zeros. The highest set bit of that byte is padding exactly when
+    clearing it leaves the stream decoding to the same output: a bit of the final
+    end-of-block code (or of a literal) would change the output or break the stream.
+    """
+    if len(data) < 7:
+        return False
+    last = data[-5]
+    if not last:
+        return False
+    altered = data[:-5] + bytes((last ^ (1 << (last.bit_length() - 1)),)) + data[-4:]
+    d = zlib.decompressobj()
+    try:
+        again = d.decompress(altered, len(out) + 1)
+    except zlib.error:
+        return False
+    return d.eof and not d.unused_data and not d.unconsumed_tail and again == out
 
 
 def encode_hc1(cose: bytes) -> str:

@@ -13,6 +13,7 @@ Rules (HCERT §3.3, RFC 8152, and the deployed-data quirks in docs/standards.md 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +47,23 @@ PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
+def _no_value_sharing(*_args: Any) -> Any:
+    # Tags 28/29 (value sharing) build cycles and DAGs whose traversal is exponential;
+    # HCERT never uses them.
+    raise cbor2.CBORDecodeError("value sharing (tags 28/29) is not allowed in HCERT")
+
+
+_SEMANTIC = {28: _no_value_sharing, 29: _no_value_sharing}
+
+
 def loads(data: bytes, *, step: str) -> Any:
-    """Decode one CBOR item strictly (no duplicate keys, bounded depth, no trailing bytes)."""
+    """Decode one CBOR item strictly (no duplicate keys, bounded depth, no trailing bytes,
+    no shared values)."""
+    fp = io.BytesIO(data)
     try:
-        return cbor2.loads(data, allow_duplicate_keys=False, max_depth=MAX_CBOR_DEPTH)
+        item = cbor2.CBORDecoder(
+            fp, allow_duplicate_keys=False, max_depth=MAX_CBOR_DEPTH, semantic_decoders=_SEMANTIC
+        ).decode()
     except RecursionError:
         raise DecodeError("CBOR nesting is too deep", step=step) from None
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
@@ -57,6 +71,12 @@ def loads(data: bytes, *, step: str) -> Any:
         if "duplicate" in msg.lower():
             msg = "a CBOR map repeats a key (" + msg + ")"
         raise DecodeError(f"invalid CBOR: {msg}", step=step) from None
+    if fp.tell() != len(data):
+        raise DecodeError(
+            f"invalid CBOR: {len(data) - fp.tell()} unexpected byte(s) after the data item",
+            step=step,
+        )
+    return item
 
 
 # --------------------------------------------------------------------------- signing

@@ -46,7 +46,7 @@ class Signer(Protocol):
 
 
 class Trust(Protocol):
-    """What the pipeline needs of a trust store (see :class:`vaxqr.certs.TrustStore`)."""
+    """What the pipeline needs of a trust store (see :class:`vaxqr.trust.TrustStore`)."""
 
     def signers_for_kid(self, kid: bytes) -> Sequence[Signer]: ...
     def is_credential_revoked(self, uvci: str) -> bool: ...
@@ -189,8 +189,12 @@ def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def _ts(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+def _ts(seconds: int) -> datetime | None:
+    """The UTC time of a NumericDate, or None when it is outside years 1-9999."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _fmt(dt: datetime) -> str:
@@ -211,7 +215,7 @@ class Verifier:
         at: datetime | None = None,
         validate_schema: Callable[[Any], list[str]] | None = None,
     ) -> None:
-        from .certs import eku_allows, eku_oids
+        from .certinfo import eku_allows, eku_oids
         from .schemas import validate_dcc
 
         self.trust = trust
@@ -239,6 +243,8 @@ class Verifier:
             run.fail(getattr(exc, "step", "") or "cose", str(exc))
         except (RecursionError, MemoryError, OverflowError) as exc:
             run.fail(_first_missing(run), f"input is too complex to decode ({type(exc).__name__})")
+        except Exception as exc:  # a bug, not a verdict: fail closed, never break a stream
+            run.fail(_first_missing(run), f"internal error while verifying ({type(exc).__name__})")
         return run.report(applicable=applicable)
 
     def picture_failure(self, label: str, message: str) -> Report:
@@ -272,6 +278,10 @@ class Verifier:
             dcc = None
             run.credential = None
             bad_content = str(exc)
+        except (ValueError, RecursionError) as exc:  # e.g. an int key of 5,000 digits
+            dcc = None
+            run.credential = None
+            bad_content = f"it cannot be read ({type(exc).__name__})"
         else:
             run.credential = dcc
             bad_content = ""
@@ -280,7 +290,10 @@ class Verifier:
         if dcc is None:
             run.fail("schema", f"content is not valid DCC JSON: {bad_content}")
         else:
-            errors = self._schema(dcc)
+            try:
+                errors = self._schema(dcc)
+            except (ValueError, RecursionError) as exc:  # e.g. a 'ver' of 5,000 digits
+                errors = [f"the content cannot be validated ({type(exc).__name__})"]
             if errors:
                 more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
                 run.fail("schema", errors[0] + more)
@@ -352,7 +365,11 @@ class Verifier:
             run.fail("expiry", "the credential has no expiry time (exp)")
         else:
             iat, exp = _ts(claims.iat), _ts(claims.exp)
-            if iat < nb:
+            if iat is None or exp is None:
+                which, value = ("iat", claims.iat) if iat is None else ("exp", claims.exp)
+                run.fail("expiry", f"the credential's {which} time ({value}) is outside the "
+                                   "years 1-9999")
+            elif iat < nb:
                 run.fail("expiry", f"issued {_fmt(iat)}, before the signer certificate "
                                    f"became valid ({_fmt(nb)})")
             elif now < iat:

@@ -1,0 +1,263 @@
+"""Tests for `vaxqr certs` (vaxqr.cli_certs) through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from hierarchy import (
+    PW,
+    T0,
+    Hierarchy,
+    make_hierarchy,
+    publish,
+    self_signed,
+)
+from typer.testing import CliRunner
+
+from vaxqr import certinfo, keys
+from vaxqr.cli_certs import certs_app
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Hierarchy:
+    return make_hierarchy(tmp_path)
+
+
+@pytest.fixture
+def published(h: Hierarchy) -> tuple[Hierarchy, Path]:
+    return publish(h)
+
+
+def cli(args: list[str], env: dict[str, str] | None = None, input: str | None = None):  # type: ignore[no-untyped-def]
+    base = {"VAXQR_PASSWORD": PW.decode(), "COLUMNS": "200", "NO_COLOR": "1"}
+    if env is not None:
+        base.update(env)
+    return CliRunner().invoke(certs_app, args, env=base, input=input)
+
+
+def test_cli_full_flow(tmp_path: Path) -> None:
+    ca, s = str(tmp_path / "ca"), str(tmp_path / "s")
+    r = cli(["init", ca, "--name", "Kiên Giang", "--province", "091"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "" and "created" in r.stderr
+    r = cli(["issue", ca, "--commune-code", "31078", "--name", "UBND xã Dương Tơ", "--out", s])
+    assert r.exit_code == 0, r.output
+    assert "issued" in r.stderr
+    for name in ("signer.crt", "signer.key", "chain.pem"):
+        assert (tmp_path / "s" / name).exists()
+    r = cli(["list", ca, "--json"])
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["version"] == 1 and doc["certificates"][0]["status"] == "valid"
+    r = cli(["show", f"{s}/signer.crt", "--json"])
+    assert r.exit_code == 0
+    shown = json.loads(r.stdout)["certificates"][0]
+    assert shown["kid"] == certinfo.kid_of(certinfo.load_certificates(f"{s}/signer.crt")[0]).hex()
+    r = cli(["show", f"{s}/chain.pem"])
+    assert r.exit_code == 0 and "kid" in r.stdout and "SHA-256" in r.stdout
+    r = cli(["trustlist", ca, "--out", str(tmp_path / "tl.json")])
+    assert r.exit_code == 0, r.output
+    r = cli(["show", str(tmp_path / "tl.json"), "--trust", f"{ca}/ca.crt"])
+    assert r.exit_code == 0 and "valid" in r.stdout
+    r = cli(["revoke-credential", ca, "URN:UVCI:01:VN:091/31078/000001#A"])
+    assert r.exit_code == 0 and "revoked" in r.stderr
+    r = cli(["revoke", ca, s, "--reason", "superseded"])
+    assert r.exit_code == 0, r.output
+    r = cli(["list", ca])
+    assert r.exit_code == 0 and "revoked" in r.stdout
+    r = cli(["trustlist", ca, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    tl = json.loads(r.stdout)
+    assert tl["sequence"] == 2 and tl["dscs"] == [] and len(tl["revoked_credentials"]) == 1
+    r = cli(["show", f"{ca}/crl.pem", "--json"])
+    assert json.loads(r.stdout)["revoked"][0]["reason"] == "superseded"
+
+
+def test_cli_errors_and_exit_codes(tmp_path: Path) -> None:
+    ca = str(tmp_path / "ca")
+    r = cli(["init", ca, "--name", "Kiên Giang", "--province", "91"])
+    assert r.exit_code == 2 and "error:" in r.stderr and "province code" in r.stderr
+    r = cli(["init", ca, "--name", "Kiên Giang", "--province", "091"])
+    assert r.exit_code == 0
+    r = cli(["init", ca, "--name", "Kiên Giang", "--province", "091"])
+    assert r.exit_code == 3 and "already exists" in r.stderr and "--force" in r.stderr
+    wrong = tmp_path / "wrong.pass"
+    wrong.write_text("not the password\n")
+    r = cli(
+        [
+            "issue",
+            ca,
+            "--commune-code",
+            "31078",
+            "--name",
+            "UBND xã A",
+            "--out",
+            str(tmp_path / "s"),
+            "--ca-password-file",
+            str(wrong),
+        ]
+    )
+    assert r.exit_code == 3 and "wrong password" in r.stderr
+    assert "not the password" not in r.output
+    assert not (tmp_path / "s").exists()
+    # no password source and no terminal: a usage error, nothing written
+    r = cli(
+        [
+            "issue",
+            ca,
+            "--commune-code",
+            "31078",
+            "--name",
+            "UBND xã A",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+        env={"VAXQR_PASSWORD": ""},
+    )
+    assert r.exit_code == 2 and "password" in r.stderr
+    assert not (tmp_path / "s").exists()
+    r = cli(
+        [
+            "init",
+            str(tmp_path / "x"),
+            "--name",
+            "A",
+            "--province",
+            "001",
+            "--insecure-no-password",
+            "--password-file",
+            str(wrong),
+        ]
+    )
+    assert r.exit_code == 2
+    r = cli(["init", str(tmp_path / "x"), "--name", "A", "--province", "001", "--password", "x"])
+    assert r.exit_code == 2  # there is no --password option
+    r = cli(["revoke", ca, "0123", "--reason", "whim"])
+    assert r.exit_code == 2 and "unknown reason" in r.stderr
+    r = cli(["revoke-credential", ca, "not-a-uvci"])
+    assert r.exit_code == 2
+    r = cli(["list", str(tmp_path / "nope")])
+    assert r.exit_code == 3 and "not a vaxqr CA directory" in r.stderr
+    r = cli(["show", str(tmp_path / "nope.pem")])
+    assert r.exit_code == 3
+
+
+def test_cli_password_file_and_insecure(tmp_path: Path) -> None:
+    pf = tmp_path / "pw"
+    pf.write_bytes(PW + b"\r\n")
+    ca = tmp_path / "ca"
+    r = cli(
+        ["init", str(ca), "--name", "Kiên Giang", "--province", "091", "--password-file", str(pf)],
+        env={"VAXQR_PASSWORD": ""},
+    )
+    assert r.exit_code == 0, r.output
+    assert keys.load_private_key(ca / "ca.key", PW)
+    r = cli(
+        [
+            "issue",
+            str(ca),
+            "--commune-code",
+            "31078",
+            "--name",
+            "UBND xã A",
+            "--out",
+            str(tmp_path / "s"),
+            "--ca-password-file",
+            str(pf),
+            "--insecure-no-password",
+        ],
+        env={"VAXQR_PASSWORD": ""},
+    )
+    assert r.exit_code == 0, r.output
+    assert "NOT encrypted" in r.stderr
+    assert keys.load_private_key(tmp_path / "s" / "signer.key", None)
+    r = cli(
+        ["trustlist", str(ca), "--out", str(tmp_path / "tl.json"), "--password-file", "-"],
+        env={"VAXQR_PASSWORD": ""},
+        input=PW.decode() + "\n",
+    )
+    assert r.exit_code == 0, r.output
+
+
+def test_cli_escapes_untrusted_text(tmp_path: Path) -> None:
+    ca = str(tmp_path / "ca")
+    assert cli(["init", ca, "--name", "Kiên Giang", "--province", "091"]).exit_code == 0
+    r = cli(
+        [
+            "issue",
+            ca,
+            "--commune-code",
+            "31078",
+            "--name",
+            "UBND xã [bold]X[/bold]",
+            "--out",
+            str(tmp_path / "s"),
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    assert "[bold]X[/bold]" in r.stderr
+    r = cli(["show", str(tmp_path / "s" / "signer.crt")])
+    assert "[bold]X[/bold]" in r.stdout
+
+
+def test_cli_help_has_examples_and_exit_codes() -> None:
+    for cmd in ("init", "issue", "show", "list", "revoke", "revoke-credential", "trustlist"):
+        r = cli([cmd, "--help"])
+        assert r.exit_code == 0
+        assert "Examples" in r.stdout and "Exit codes" in r.stdout, cmd
+
+
+def test_cli_show_reports_bad_signature(published: tuple[Hierarchy, Path], tmp_path: Path) -> None:
+    _, tl = published
+    other = make_hierarchy(tmp_path / "o")
+    r = cli(["show", str(tl), "--trust", str(other.ca / "ca.crt"), "--json"])
+    assert r.exit_code == 1
+    assert json.loads(r.stdout)["signature"]["status"] == "invalid"
+
+
+def test_cli_show_never_prints_control_characters(tmp_path: Path) -> None:
+    evil = self_signed([])
+    k = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "UBND \x1b[31mxã\u202e [b]A[/b]")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(evil.subject)
+        .public_key(k.public_key())
+        .serial_number(9)
+        .not_valid_before(T0)
+        .not_valid_after(T0 + dt.timedelta(days=2))
+        .sign(k, hashes.SHA256())
+    )
+    f = tmp_path / "evil.pem"
+    f.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    r = cli(["show", str(f)])
+    assert r.exit_code == 0
+    assert "\x1b" not in r.stdout and "\u202e" not in r.stdout
+    assert "[b]A[/b]" in r.stdout
+
+
+def test_read_password_for_other_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from vaxqr import cli_certs
+
+    monkeypatch.setenv("VAXQR_PASSWORD", "from-the-env")
+    assert cli_certs.read_password(None, confirm=False, what="key") == b"from-the-env"
+    pf = tmp_path / "pw"
+    pf.write_text("from-the-file\n")
+    assert cli_certs.read_password(pf, confirm=False, what="key") == b"from-the-file"
+    plain = tmp_path / "plain.key"
+    plain.write_bytes(keys.key_to_pem(keys.generate_key(), None))
+    assert cli_certs.read_password(None, confirm=False, what="key", key=plain) is None
+    monkeypatch.delenv("VAXQR_PASSWORD")
+    with pytest.raises(typer.Exit) as exc:
+        cli_certs.read_password(None, confirm=False, what="key")
+    assert exc.value.exit_code == 2

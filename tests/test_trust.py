@@ -1,0 +1,312 @@
+"""Tests for the verifier side: vaxqr.trustlist, vaxqr.trust (TrustStore), vaxqr.chain."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from hierarchy import (
+    HAVE_OPENSSL,
+    PW,
+    T0,
+    Hierarchy,
+    ext,
+    make_hierarchy,
+    openssl,
+    publish,
+)
+
+from vaxqr import cadir, certinfo, certs, keys, revocation, trust, trustlist
+from vaxqr.chain import validate_chain
+from vaxqr.errors import KeyCertError, StorageError, TrustError
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Hierarchy:
+    return make_hierarchy(tmp_path)
+
+
+@pytest.fixture
+def published(h: Hierarchy) -> tuple[Hierarchy, Path]:
+    return publish(h)
+
+
+# ---------------------------------------------------------------------------- trust lists
+
+
+def _load(h: Hierarchy, *paths: Path, at: dt.datetime = T0, **kw: object) -> trust.TrustStore:
+    return trust.TrustStore.from_paths(
+        [h.ca / "ca.crt", *paths],
+        at=at,
+        state_file=h.tmp / "state.json",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_trustlist_loads_and_validates_chains(published: tuple[Hierarchy, Path]) -> None:
+    h, tl = published
+    store = _load(h, tl)
+    assert store.warnings == ()
+    assert len(store.signers) == 2
+    for s in store.signers:
+        assert s.chain_validated and len(s.chain) == 2 and not s.revoked and not s.is_ca
+        assert s.kid == certinfo.kid_of(s.certificate)
+        assert s.source == str(tl)
+    (tlist,) = store.trustlists
+    assert tlist.sequence == 1 and tlist.province_code == "091"
+
+
+@pytest.mark.skipif(not HAVE_OPENSSL, reason="openssl not installed")
+def test_trustlist_signature_checks_with_openssl(published: tuple[Hierarchy, Path]) -> None:
+    h, tl = published
+    doc = json.loads(tl.read_text())
+    sig = doc.pop("signature")
+    signed = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    (h.tmp / "tl.bytes").write_bytes(signed.encode("utf-8"))
+    (h.tmp / "tl.sig").write_bytes(base64.b64decode(sig["value"]))
+    pub = certinfo.load_certificates(h.ca / "ca.crt")[0].public_key()
+    (h.tmp / "ca.pub").write_bytes(
+        pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    r = openssl(
+        "dgst",
+        "-sha256",
+        "-verify",
+        str(h.tmp / "ca.pub"),
+        "-signature",
+        str(h.tmp / "tl.sig"),
+        str(h.tmp / "tl.bytes"),
+    )
+    assert r.returncode == 0 and "Verified OK" in r.stdout, r.stderr
+    assert sig["signer"] == certinfo.fingerprint(certinfo.load_certificates(h.ca / "ca.crt")[0])
+
+
+def _tamper(path: Path, fn: object) -> None:
+    doc = json.loads(path.read_text())
+    fn(doc)  # type: ignore[operator]
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda d: d.update(next_update="2099-01-01T00:00:00Z"), id="next_update"),
+        pytest.param(lambda d: d.update(sequence=d["sequence"] + 100), id="sequence"),
+        pytest.param(lambda d: d["revoked_credentials"].clear(), id="drop-revocation"),
+        pytest.param(lambda d: d["dscs"].pop(), id="drop-dsc"),
+        pytest.param(
+            lambda d: d["signature"].update(
+                value=base64.b64encode(
+                    bytes([base64.b64decode(d["signature"]["value"])[0] ^ 1])
+                    + base64.b64decode(d["signature"]["value"])[1:]
+                ).decode()
+            ),
+            id="signature-bit",
+        ),
+        pytest.param(lambda d: d["province"].update(name="Kien Giang"), id="province"),
+    ],
+)
+def test_tampered_trustlist_is_rejected(published: tuple[Hierarchy, Path], change: object) -> None:
+    h, tl = published
+    _tamper(tl, change)
+    with pytest.raises(TrustError):
+        _load(h, tl)
+
+
+def test_trustlist_from_an_untrusted_ca_is_rejected(
+    published: tuple[Hierarchy, Path], tmp_path: Path
+) -> None:
+    h, tl = published
+    other = make_hierarchy(tmp_path / "other")
+    with pytest.raises(TrustError, match="not trusted here"):
+        trust.TrustStore.from_paths([other.ca / "ca.crt", tl], at=T0, state_file=h.tmp / "s")
+    with pytest.raises(TrustError, match="not trusted here"):
+        trust.TrustStore.from_paths([tl], at=T0, state_file=h.tmp / "s")
+
+
+def test_trustlist_json_is_strict(published: tuple[Hierarchy, Path]) -> None:
+    _, tl = published
+    text = tl.read_text()
+    dup = text.replace('"version": 1,', '"version": 1, "version": 1,', 1)
+    with pytest.raises(TrustError, match="duplicate"):
+        trustlist.parse_trustlist(dup.encode())
+    with pytest.raises(TrustError, match="fraction"):
+        trustlist.parse_trustlist(text.replace('"version": 1,', '"version": 1.0,', 1).encode())
+    with pytest.raises(TrustError):
+        trustlist.parse_trustlist(b"\xff\xfe{")
+
+
+def test_older_sequence_is_refused(h: Hierarchy) -> None:
+    certs.build_trustlist(h.ca, password=PW, out=h.tmp / "tl1.json", now=T0)
+    certs.build_trustlist(h.ca, password=PW, out=h.tmp / "tl2.json", now=T0)
+    state = h.tmp / "state.json"
+    _load(h, h.tmp / "tl1.json")
+    _load(h, h.tmp / "tl2.json")
+    doc = json.loads(state.read_text())
+    assert [v["sequence"] for v in doc["cas"].values()] == [2]
+    with pytest.raises(TrustError, match="rollback refused"):
+        _load(h, h.tmp / "tl1.json")
+    store = _load(h, h.tmp / "tl1.json", allow_rollback=True)
+    assert store.trustlists[0].sequence == 1
+    assert [v["sequence"] for v in json.loads(state.read_text())["cas"].values()] == [2]
+    _load(h, h.tmp / "tl2.json")  # the same list again is fine
+    # both given at once: the newest is used, the older one is reported
+    store = _load(h, h.tmp / "tl1.json", h.tmp / "tl2.json")
+    assert store.trustlists[0].sequence == 2 and any("older" in w for w in store.warnings)
+
+
+def test_same_sequence_different_content_is_refused(h: Hierarchy, tmp_path: Path) -> None:
+    certs.build_trustlist(h.ca, password=PW, out=h.tmp / "tl.json", now=T0)
+    _load(h, h.tmp / "tl.json")
+    # restore the CA from a "backup" and publish sequence 1 again with other content
+    state = json.loads((h.ca / "state.json").read_text())
+    state["trustlist_sequence"] = 0
+    (h.ca / "state.json").write_text(json.dumps(state))
+    revocation.revoke_credentials(h.ca, ["URN:UVCI:01:VN:091/31078/9#Z"])
+    certs.build_trustlist(h.ca, password=PW, out=h.tmp / "again.json", now=T0)
+    with pytest.raises(TrustError, match="same sequence"):
+        _load(h, h.tmp / "again.json")
+
+
+def test_state_file_default_location(
+    published: tuple[Hierarchy, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    h, tl = published
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert trust.default_state_file() == tmp_path / "xdg" / "vaxqr" / "trustlists.json"
+    trust.TrustStore.from_paths([h.ca / "ca.crt", tl], at=T0)
+    assert (tmp_path / "xdg" / "vaxqr" / "trustlists.json").exists()
+    (tmp_path / "xdg" / "vaxqr" / "trustlists.json").write_text("{broken")
+    with pytest.raises(TrustError, match="damaged"):
+        trust.TrustStore.from_paths([h.ca / "ca.crt", tl], at=T0)
+
+
+def test_expired_trustlist_is_usable_with_a_warning(published: tuple[Hierarchy, Path]) -> None:
+    h, tl = published
+    store = _load(h, tl, at=T0 + dt.timedelta(days=30))
+    assert any("expired" in w for w in store.warnings)
+    assert len(store.signers) == 2
+
+
+def test_directory_of_trust_material(published: tuple[Hierarchy, Path]) -> None:
+    h, tl = published
+    d = h.tmp / "trust"
+    d.mkdir()
+    shutil.copy(h.ca / "ca.crt", d / "ca.crt")
+    shutil.copy(tl, d / "tl.json")
+    (d / "notes.txt").write_text("ignored")
+    store = trust.TrustStore.from_paths([d], at=T0, state_file=h.tmp / "st.json")
+    assert len(store.signers) == 2
+    with pytest.raises(KeyCertError):
+        trust.TrustStore.from_paths([d / "notes.txt"], at=T0)
+    with pytest.raises(StorageError):
+        trust.TrustStore.from_paths([d / "missing.pem"], at=T0)
+
+
+# ---------------------------------------------------------------------------- TrustStore, direct
+
+
+def test_direct_dsc_with_its_ca_is_chain_validated(h: Hierarchy, tmp_path: Path) -> None:
+    store = trust.TrustStore.from_paths([h.ca / "ca.crt", h.s1 / "signer.crt"], at=T0)
+    (s,) = store.all_signers()
+    assert s.chain_validated and len(s.chain) == 2 and not s.is_ca
+    # the CA is only an anchor here; alone it would be taken as a signer (EU test data LV)
+    alone = trust.TrustStore.from_paths([h.ca / "ca.crt"], at=T0)
+    assert [x.is_ca for x in alone.signers] == [True]
+    # a DSC from elsewhere, given alone, is trusted as it is
+    other = make_hierarchy(tmp_path / "o", province="An Giang")
+    store = trust.TrustStore.from_paths([other.s1 / "signer.crt"], at=T0)
+    (s,) = store.all_signers()
+    assert not s.chain_validated and s.chain == (s.certificate,)
+    assert s.source == str(other.s1 / "signer.crt")
+
+
+def test_direct_dsc_failing_its_chain_is_not_trusted(h: Hierarchy, tmp_path: Path) -> None:
+    # a DSC signed by a different key under the same CA name
+    other = make_hierarchy(tmp_path / "o")
+    store = trust.TrustStore.from_paths(
+        [other.ca / "ca.crt", h.s1 / "signer.crt", other.s2 / "signer.crt"], at=T0
+    )
+    assert [certinfo.kid_of(s.certificate) for s in store.signers] == [
+        certinfo.kid_of(other.dsc(other.s2))
+    ]
+    assert any("not trusted" in w for w in store.warnings)
+
+
+def test_has_revocation_data(published: tuple[Hierarchy, Path]) -> None:
+    h, tl = published
+    assert _load(h, tl).has_revocation_data
+    assert not trust.TrustStore.from_paths([h.s1 / "signer.crt"], at=T0).has_revocation_data
+    with_crl = trust.TrustStore.from_paths([h.ca / "ca.crt", h.ca / "crl.pem"], at=T0)
+    assert with_crl.has_revocation_data
+
+
+# ---------------------------------------------------------------------------- chain validation
+
+
+def _dsc_with_eku(h: Hierarchy, oids: list[str] | None) -> x509.Certificate:
+    ca = cadir.open_ca(h.ca)
+    key = keys.load_private_key(h.ca / "ca.key", PW)
+    k = ec.generate_private_key(ec.SECP256R1())
+    ca_ski = ext(ca.certificate, x509.SubjectKeyIdentifier).value
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "UBND xã Thử")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(k.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(T0)
+        .not_valid_after(T0 + dt.timedelta(days=100))
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), False
+        )
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), True
+        )
+    )
+    if oids is not None:
+        b = b.add_extension(x509.ExtendedKeyUsage([x509.ObjectIdentifier(o) for o in oids]), False)
+    return b.sign(key, hashes.SHA256())
+
+
+def test_chain_validation_eku_policy(h: Hierarchy) -> None:
+    anchors = certinfo.load_certificates(h.ca / "ca.crt")
+    at = T0 + dt.timedelta(days=1)
+    ok_cases = {
+        "vaccination": ["1.3.6.1.4.1.1847.2021.1.2"],
+        "dot-zero variant": ["1.3.6.1.4.1.0.1847.2021.1.2"],
+        "all three, extra OID": [
+            "1.3.6.1.4.1.1847.2021.1.1",
+            "1.3.6.1.4.1.1847.2021.1.2",
+            "1.3.6.1.4.1.1847.2021.1.3",
+            "1.3.6.1.5.5.7.3.2",
+        ],
+        "no EKU": None,
+    }
+    for name, oids in ok_cases.items():
+        chain = validate_chain(_dsc_with_eku(h, oids), anchors=anchors, at=at, cert_type="v")
+        assert len(chain) == 2, name
+    test_only = _dsc_with_eku(h, ["1.3.6.1.4.1.1847.2021.1.1"])
+    with pytest.raises(TrustError, match="does not allow type 'v'"):
+        validate_chain(test_only, anchors=anchors, at=at, cert_type="v")
+    validate_chain(test_only, anchors=anchors, at=at, cert_type="t")
+    validate_chain(test_only, anchors=anchors, at=at, cert_type=None)
+    unrelated = _dsc_with_eku(h, ["1.3.6.1.5.5.7.3.2"])
+    with pytest.raises(TrustError):
+        validate_chain(unrelated, anchors=anchors, at=at, cert_type="v")
+    # time is an input: outside the DSC's validity the chain does not validate
+    with pytest.raises(TrustError):
+        validate_chain(_dsc_with_eku(h, None), anchors=anchors, at=T0 + dt.timedelta(days=200))
+    # a DSC is not a CA: nothing chains through it
+    with pytest.raises(TrustError):
+        validate_chain(h.dsc(h.s1), anchors=[h.dsc(h.s2)], at=at)

@@ -1,0 +1,336 @@
+"""The CA directory on disk: its state, the certificates it issued, locking, atomic creation.
+
+CA directory layout (``CA_DIR``)::
+
+    ca.crt      the CA certificate (PEM)
+    ca.key      its private key, encrypted PKCS#8 (PEM), mode 0600
+    chain.pem   the CA certificate followed by its parent root, if any
+    crl.pem     the current CRL, re-signed on every revocation and every trust list
+    state.json  the CA's whole state: role, names, trust-list sequence, CRL number, every
+                certificate issued (with its PEM) and every revocation (DSCs and credentials)
+    .lock       an flock(2) lock file that serialises concurrent commands
+
+:func:`open_ca` reads it (the key stays on disk); commands that change it take the lock,
+re-read the state and write ``state.json`` atomically. New CA and signer directories are
+written into a hidden sibling and renamed into place, so a failure leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .certinfo import (
+    _aware,
+    _dump_json,
+    _parse_iso,
+    _pem,
+    _read_file,
+    _unb64,
+    _utcnow,
+    b64,
+    fingerprint,
+    is_demo_certificate,
+    iso,
+    kid_of,
+    load_certificates,
+    name_str,
+)
+from .errors import KeyCertError, StorageError, TrustError, ValidationError
+from .fileio import PRIVATE, atomic_write, check_private_file, ensure_dir
+from .keys import PrivateKey, load_private_key
+
+Status = Literal["valid", "expired", "revoked", "not-yet-valid"]
+
+
+# --------------------------------------------------------------------------------------
+# Directories written all at once
+
+
+def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bool) -> Path:
+    """Write ``files`` into a fresh hidden sibling of ``target``; :func:`_commit_dir` it later."""
+    if target.exists():
+        if not target.is_dir():
+            raise StorageError(f"{target} exists and is not a directory")
+        if any(target.iterdir()):
+            if not force:
+                raise StorageError(f"{target} already exists", hint="use --force to replace it")
+            known = {"ca.crt", "signer.crt", "state.json", "signer.json", "ca.key", "signer.key"}
+            if not any((target / n).exists() for n in known):
+                raise StorageError(
+                    f"{target} is not a vaxqr CA or signer directory; refusing to replace it"
+                )
+    ensure_dir(target.parent)
+    tmp = target.parent / f".{target.name}.new-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        tmp.mkdir(mode=0o700)
+        os.chmod(tmp, 0o700)
+        for name, (data, mode) in files.items():
+            atomic_write(tmp / name, data, mode=mode)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+def _commit_dir(tmp: Path, target: Path) -> None:
+    old: Path | None = None
+    try:
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(target, old)
+        os.rename(tmp, target)
+    except OSError as exc:
+        if old is not None and not target.exists():
+            os.rename(old, target)
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(f"cannot create {target}: {exc.strerror or exc}") from exc
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    try:
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, PRIVATE)
+    except OSError as exc:
+        raise StorageError(f"cannot lock {directory}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------
+# The CA state
+
+
+@dataclass(frozen=True)
+class IssuedCert:
+    """One certificate a CA issued (a commune DSC, or a province CA under a root)."""
+
+    serial: int
+    kind: Literal["dsc", "ca"]
+    certificate: x509.Certificate
+    code: str  # commune code for a DSC, province code for a CA
+    name: str
+    issued_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+    reason: str | None = None
+
+    @property
+    def serial_hex(self) -> str:
+        return format(self.serial, "x")
+
+    @property
+    def kid(self) -> bytes:
+        return kid_of(self.certificate)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.certificate)
+
+    @property
+    def not_before(self) -> dt.datetime:
+        return self.certificate.not_valid_before_utc
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self.certificate.not_valid_after_utc
+
+    def status(self, at: dt.datetime | None = None) -> Status:
+        t = _aware(at) if at else _utcnow()
+        if self.revoked_at is not None and self.revoked_at <= t:
+            return "revoked"
+        if t > self.not_after:
+            return "expired"
+        if t < self.not_before:
+            return "not-yet-valid"
+        return "valid"
+
+
+@dataclass(frozen=True)
+class RevokedCredential:
+    uvci: str
+    hash: bytes
+    revoked_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class CAInfo:
+    """A CA directory as read from disk (no private key), plus what the last command did."""
+
+    directory: Path
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]  # this CA first, then its root if any
+    role: Literal["province", "root"]
+    code: str | None  # province code (None for a root)
+    name: str
+    trustlist_sequence: int
+    crl_number: int
+    issued: tuple[IssuedCert, ...]
+    revoked_credentials: tuple[RevokedCredential, ...]
+    files: tuple[Path, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def is_demo(self) -> bool:
+        return is_demo_certificate(self.certificate)
+
+    @property
+    def kid(self) -> bytes:
+        return kid_of(self.certificate)
+
+
+def _state_doc(ca: CAInfo) -> dict[str, Any]:
+    return {
+        "format": "vaxqr-ca-state",
+        "version": 1,
+        "role": ca.role,
+        "code": ca.code,
+        "name": ca.name,
+        "trustlist_sequence": ca.trustlist_sequence,
+        "crl_number": ca.crl_number,
+        "issued": [
+            {
+                "serial": r.serial_hex,
+                "kind": r.kind,
+                "code": r.code,
+                "name": r.name,
+                "kid": r.kid.hex(),
+                "fingerprint": r.fingerprint,
+                "subject": name_str(r.certificate.subject),
+                "not_before": iso(r.not_before),
+                "not_after": iso(r.not_after),
+                "issued_at": iso(r.issued_at),
+                "revoked_at": iso(r.revoked_at) if r.revoked_at else None,
+                "reason": r.reason,
+                "certificate": _pem(r.certificate).decode("ascii"),
+            }
+            for r in ca.issued
+        ],
+        "revoked_credentials": [
+            {"uvci": c.uvci, "hash": b64(c.hash), "type": "UCI", "revoked_at": iso(c.revoked_at)}
+            for c in ca.revoked_credentials
+        ],
+    }
+
+
+def open_ca(ca_dir: str | os.PathLike[str]) -> CAInfo:
+    """Read a CA directory (certificates and state; the key stays on disk)."""
+    d = Path(ca_dir)
+    if not (d / "ca.crt").exists() or not (d / "state.json").exists():
+        raise StorageError(
+            f"{d} is not a vaxqr CA directory (no ca.crt/state.json)",
+            hint="create one with: vaxqr certs init CA_DIR --name NAME --province CODE",
+        )
+    chain_file = d / "chain.pem"
+    chain = load_certificates(chain_file if chain_file.exists() else d / "ca.crt")
+    cert = load_certificates(d / "ca.crt")[0]
+    try:
+        doc = json.loads(_read_file(d / "state.json"))
+        issued = tuple(
+            IssuedCert(
+                serial=int(e["serial"], 16),
+                kind=e["kind"],
+                certificate=x509.load_pem_x509_certificate(e["certificate"].encode("ascii")),
+                code=e["code"],
+                name=e["name"],
+                issued_at=_parse_iso(e["issued_at"], "issued_at"),
+                revoked_at=_parse_iso(e["revoked_at"], "revoked_at") if e["revoked_at"] else None,
+                reason=e["reason"],
+            )
+            for e in doc["issued"]
+        )
+        creds = tuple(
+            RevokedCredential(
+                c["uvci"], _unb64(c["hash"], "hash"), _parse_iso(c["revoked_at"], "revoked_at")
+            )
+            for c in doc["revoked_credentials"]
+        )
+        return CAInfo(
+            directory=d,
+            certificate=cert,
+            chain=tuple(chain),
+            role=doc["role"],
+            code=doc["code"],
+            name=doc["name"],
+            trustlist_sequence=int(doc["trustlist_sequence"]),
+            crl_number=int(doc["crl_number"]),
+            issued=issued,
+            revoked_credentials=creds,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, TrustError) as exc:
+        raise StorageError(f"{d / 'state.json'} is damaged: {exc}") from exc
+
+
+def _save_state(ca: CAInfo) -> None:
+    atomic_write(ca.directory / "state.json", _dump_json(_state_doc(ca)), overwrite=True)
+
+
+def _replace(ca: CAInfo, **changes: Any) -> CAInfo:
+    return CAInfo(**{**ca.__dict__, **changes})
+
+
+def _load_ca_key(ca: CAInfo, password: bytes | None) -> tuple[PrivateKey, list[str]]:
+    path = ca.directory / "ca.key"
+    key = load_private_key(path, password)
+    warnings = [w for w in [check_private_file(path)] if w]
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != ca.certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ):
+        raise KeyCertError(f"{path} does not belong to {ca.directory / 'ca.crt'}")
+    return key, warnings
+
+
+def list_issued(ca_dir: str | os.PathLike[str]) -> tuple[IssuedCert, ...]:
+    """Every certificate the CA issued, oldest first; use ``IssuedCert.status(at)``."""
+    return open_ca(ca_dir).issued
+
+
+def find_issued(ca: CAInfo, ref: str) -> IssuedCert:
+    """Find an issued certificate by a certificate file or signer directory, serial (hex),
+    kid (hex), SHA-256 fingerprint, or commune code (when exactly one is unrevoked)."""
+    p = Path(ref)
+    if p.is_dir() and (p / "signer.crt").exists():
+        p = p / "signer.crt"
+    if p.is_file():
+        fp = fingerprint(load_certificates(p)[0])
+        for r in ca.issued:
+            if r.fingerprint == fp:
+                return r
+        raise KeyCertError(f"{ref} was not issued by the CA in {ca.directory}")
+    key = ref.strip().lower().removeprefix("0x").replace(":", "")
+    hits = [
+        r
+        for r in ca.issued
+        if key in (r.serial_hex, r.kid.hex(), r.fingerprint)
+        or (r.code == ref.strip() and r.revoked_at is None)
+    ]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise KeyCertError(
+            f"no certificate issued by {ca.directory} matches {ref!r}",
+            hint="give a certificate file, a serial or kid (hex), or see: vaxqr certs list CA_DIR",
+        )
+    raise ValidationError(f"{ref!r} matches {len(hits)} certificates; give a serial or a file")

@@ -1,0 +1,411 @@
+"""The verifier's trust: :class:`TrustStore` and the signers it accepts.
+
+:class:`TrustStore` loads certificates, CRLs and trust lists (files or directories),
+checks trust-list signatures and rollback (the highest sequence seen per CA is kept in a
+state file), validates DSC chains (:mod:`vaxqr.chain`) and answers the verifier's
+questions: which DSCs have this kid, is this DSC or credential revoked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from .certinfo import (
+    _aware,
+    _dump_json,
+    _read_file,
+    _unb64,
+    _utcnow,
+    fingerprint,
+    is_ca_certificate,
+    iso,
+    kid_of,
+    name_str,
+    parse_certificates,
+    spki_sha256,
+)
+from .chain import _clamp, validate_chain
+from .errors import KeyCertError, StorageError, TrustError
+from .fileio import atomic_write, ensure_dir
+from .keys import PublicKey, _public_key
+from .trustlist import TrustList, credential_revocation_hash, parse_trustlist, verify_trustlist
+
+
+@dataclass(frozen=True)
+class TrustedSigner:
+    """A DSC the verifier accepts signatures from."""
+
+    certificate: x509.Certificate
+    public_key: PublicKey
+    kid: bytes
+    chain: tuple[x509.Certificate, ...]  # DSC first; just the DSC when trusted as given
+    source: str
+    revoked: bool = False
+    chain_validated: bool = False
+    is_ca: bool = False  # a CA certificate used directly as a signer (EU test data, LV)
+
+
+def default_state_file() -> Path:
+    """``$XDG_STATE_HOME/vaxqr/trustlists.json`` (default ``~/.local/state/vaxqr/…``)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "vaxqr" / "trustlists.json"
+
+
+_TRUST_SUFFIXES = {".pem", ".crt", ".cer", ".der", ".json", ".crl"}
+
+
+def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, bool]]:
+    """Files to read, with whether each was named explicitly."""
+    out: list[tuple[Path, bool]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p).parts
+                if (
+                    f.is_file()
+                    and f.suffix.lower() in _TRUST_SUFFIXES
+                    and not any(part.startswith(".") for part in rel)
+                ):
+                    out.append((f, False))
+        elif p.exists():
+            out.append((p, True))
+        else:
+            raise StorageError(f"trust file {p} does not exist")
+    return out
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    """Trusted DSCs, CA anchors, revocations and the warnings met while loading them."""
+
+    signers: tuple[TrustedSigner, ...]
+    anchors: tuple[x509.Certificate, ...]
+    trustlists: tuple[TrustList, ...]
+    revoked_credential_hashes: frozenset[bytes]
+    revoked_fingerprints: frozenset[str]
+    revoked_kids: frozenset[bytes]
+    at: dt.datetime
+    warnings: tuple[str, ...] = ()
+    revocation_sources: tuple[str, ...] = ()  # verified trust lists and CRLs
+
+    @property
+    def has_revocation_data(self) -> bool:
+        """A signed trust list or CRL was loaded, so revocation can be checked."""
+        return bool(self.revocation_sources)
+
+    @classmethod
+    def from_paths(
+        cls,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        at: dt.datetime,
+        state_file: Path | None = None,
+        allow_rollback: bool = False,
+    ) -> TrustStore:
+        """Load certificate files (PEM/DER, bundles), CRLs, trust lists, or directories.
+
+        A DSC given directly is trusted as it is (only its DER, key and validity are used),
+        unless a given CA issued it, in which case its chain is validated. A CA certificate
+        is an anchor. A trust list must be signed by an anchor (or a CA in it chaining to
+        one); its DSCs are validated by chain; an expired list is usable with a warning; a
+        lower sequence number than the highest seen for that CA (kept in ``state_file``,
+        default :func:`default_state_file`) is refused unless ``allow_rollback``. A CA
+        certificate that issued nothing given here and signed no list is also taken as a
+        signer as it is (the EU test data's LV files are signed with the CSCA itself).
+
+        Chains are validated at ``at`` clamped into the DSC's own validity period, so an
+        expired DSC is still found by kid and the verifier's expiry step reports it.
+        Only a trust list's DSCs issued by the CA that signed the list are taken.
+        """
+        certs: list[tuple[x509.Certificate, str]] = []
+        crls: list[tuple[x509.CertificateRevocationList, str]] = []
+        lists: list[tuple[TrustList, str]] = []
+        for path, explicit in _expand(paths):
+            data = _read_file(path)
+            kind = _sniff(data)
+            try:
+                if kind == "trustlist":
+                    lists.append((parse_trustlist(data, str(path)), str(path)))
+                elif kind == "crl":
+                    crls.append((_parse_crl(data, str(path)), str(path)))
+                elif kind == "certs":
+                    certs += [(c, str(path)) for c in parse_certificates(data, str(path))]
+                elif explicit:
+                    raise TrustError(f"{path} is not a certificate, CRL or vaxqr trust list")
+            except KeyCertError:
+                if explicit:
+                    raise
+        return cls._build(
+            certs, crls, lists, at=at, state_file=state_file, allow_rollback=allow_rollback
+        )
+
+    @classmethod
+    def from_certificates(
+        cls, certificates: Iterable[x509.Certificate], *, at: dt.datetime, source: str = "given"
+    ) -> TrustStore:
+        """A store from certificates in memory (e.g. the EU test data's DSC)."""
+        return cls._build([(c, source) for c in certificates], [], [], at=at, state_file=None)
+
+    @classmethod
+    def _build(
+        cls,
+        certs: list[tuple[x509.Certificate, str]],
+        crls: list[tuple[x509.CertificateRevocationList, str]],
+        lists: list[tuple[TrustList, str]],
+        *,
+        at: dt.datetime,
+        state_file: Path | None,
+        allow_rollback: bool = False,
+    ) -> TrustStore:
+        at = _aware(at)
+        warnings: list[str] = []
+        anchors: dict[str, x509.Certificate] = {}
+        anchor_src: dict[str, str] = {}
+        direct: list[tuple[x509.Certificate, str]] = []
+        for c, src in certs:
+            if is_ca_certificate(c):
+                anchors.setdefault(fingerprint(c), c)
+                anchor_src.setdefault(fingerprint(c), src)
+            else:
+                direct.append((c, src))
+        anchor_list = list(anchors.values())
+
+        # Trust lists: signature, newest per CA, rollback, expiry.
+        verified: dict[str, TrustList] = {}
+        sources: dict[str, str] = {}
+        for tl, src in lists:
+            tl = verify_trustlist(tl, anchor_list, at=at, source=src)
+            assert tl.verified_by is not None
+            ident = spki_sha256(tl.verified_by)
+            prev = verified.get(ident)
+            if prev is not None:
+                older, newer = (prev, tl) if prev.sequence <= tl.sequence else (tl, prev)
+                warnings.append(
+                    f"{sources[ident] if older is prev else src}: ignored, an older list "
+                    f"(sequence {older.sequence}) than {newer.sequence} from the same CA"
+                )
+                if newer is prev:
+                    continue
+            verified[ident] = tl
+            sources[ident] = src
+        if verified:
+            _check_rollback(
+                verified, sources, state_file or default_state_file(), at, allow_rollback
+            )
+        for ident, tl in verified.items():
+            if tl.expired(at):
+                warnings.append(
+                    f"{sources[ident]}: trust list expired on {iso(tl.next_update)} "
+                    f"(sequence {tl.sequence}); get a newer one from the province"
+                )
+            if tl.issued > at + dt.timedelta(minutes=5):
+                warnings.append(f"{sources[ident]}: trust list issued after the validation time")
+
+        extra_cas = [c for tl in verified.values() for c in tl.cas]
+        revoked_fps: set[str] = set()
+        revoked_kids: set[bytes] = set()
+        for tl in verified.values():
+            for entry in tl.revoked_dscs:
+                revoked_fps.add(entry.get("fingerprint", "").lower())
+                with contextlib.suppress(TrustError):
+                    revoked_kids.add(_unb64(entry.get("kid"), "kid"))
+        revoked_serials: set[tuple[bytes, int]] = set()
+        crl_sources: list[str] = []
+        for crl, src in crls:
+            issuer = next((a for a in [*anchor_list, *extra_cas] if a.subject == crl.issuer), None)
+            if issuer is None or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                warnings.append(f"{src}: CRL ignored, its issuer is not a trusted CA")
+                continue
+            if crl.next_update_utc is not None and crl.next_update_utc < at:
+                nxt = iso(crl.next_update_utc)
+                warnings.append(f"{src}: CRL is out of date (next update {nxt})")
+            der_issuer = crl.issuer.public_bytes()
+            revoked_serials |= {(der_issuer, r.serial_number) for r in crl}
+            crl_sources.append(src)
+
+        signers: dict[str, TrustedSigner] = {}
+
+        def add(cert: x509.Certificate, src: str, validate: bool, is_ca: bool = False) -> None:
+            fp = fingerprint(cert)
+            chain: tuple[x509.Certificate, ...] = (cert,)
+            if validate:
+                try:
+                    chain = validate_chain(
+                        cert,
+                        anchors=anchor_list,
+                        intermediates=[*extra_cas, *anchor_list],
+                        at=_clamp(at, cert),
+                        cert_type=None,
+                    )
+                except TrustError as exc:
+                    warnings.append(f"{src}: not trusted: {exc}")
+                    return
+            if fp in signers and signers[fp].chain_validated and not validate:
+                return
+            revoked = (
+                fp in revoked_fps
+                or (cert.issuer.public_bytes(), cert.serial_number) in revoked_serials
+            )
+            signers[fp] = TrustedSigner(
+                certificate=cert,
+                public_key=_public_key(cert),
+                kid=kid_of(cert),
+                chain=chain,
+                source=src,
+                revoked=revoked,
+                chain_validated=validate,
+                is_ca=is_ca,
+            )
+
+        for ident, tl in verified.items():
+            for e in tl.dscs:
+                if tl.verified_by is not None and e.certificate.issuer != tl.verified_by.subject:
+                    warnings.append(
+                        f"{sources[ident]}: DSC {name_str(e.certificate.subject)} ignored, "
+                        "it was not issued by the CA that signed the list"
+                    )
+                    continue
+                add(e.certificate, sources[ident], True)
+        ca_subjects = {a.subject.public_bytes() for a in [*anchor_list, *extra_cas]}
+        for c, src in direct:
+            issued_by_known_ca = c.issuer.public_bytes() in ca_subjects
+            add(c, src, issued_by_known_ca)
+        # A CA certificate that issued nothing given here and signed no list is taken as a
+        # signer as it is: some EU test data (LV) signs credentials with the CSCA itself.
+        issuers = {c.issuer.public_bytes() for c, _ in direct}
+        issuers |= {
+            e.certificate.issuer.public_bytes() for tl in verified.values() for e in tl.dscs
+        }
+        issuers |= {
+            a.issuer.public_bytes() for a in [*anchor_list, *extra_cas] if a.issuer != a.subject
+        }
+        list_signers = {fingerprint(tl.verified_by) for tl in verified.values() if tl.verified_by}
+        for fp, a in anchors.items():
+            if a.subject.public_bytes() not in issuers and fp not in list_signers:
+                add(a, anchor_src[fp], False, is_ca=True)
+
+        if not signers and not anchor_list:
+            raise TrustError(
+                "no trust material: give DSC or CA certificates, or a trust list with its CA"
+            )
+        if not signers:
+            warnings.append("no signing certificate (DSC) is trusted: every credential will fail")
+        return cls(
+            signers=tuple(signers.values()),
+            anchors=tuple(anchor_list),
+            trustlists=tuple(verified.values()),
+            revoked_credential_hashes=frozenset(
+                h for tl in verified.values() for h in tl.revoked_credentials
+            ),
+            revoked_fingerprints=frozenset(revoked_fps - {""}),
+            revoked_kids=frozenset(revoked_kids),
+            at=at,
+            warnings=tuple(warnings),
+            revocation_sources=(*sources.values(), *crl_sources),
+        )
+
+    def signers_for_kid(self, kid: bytes) -> tuple[TrustedSigner, ...]:
+        """Every trusted DSC with this kid (several may share one; try them all)."""
+        return tuple(s for s in self.signers if s.kid == kid)
+
+    def all_signers(self) -> tuple[TrustedSigner, ...]:
+        return self.signers
+
+    def is_credential_revoked(self, uvci: str) -> bool:
+        return credential_revocation_hash(uvci) in self.revoked_credential_hashes
+
+    def is_dsc_revoked(self, cert: x509.Certificate) -> bool:
+        fp = fingerprint(cert)
+        return fp in self.revoked_fingerprints or any(
+            s.revoked for s in self.signers if fingerprint(s.certificate) == fp
+        )
+
+    def is_kid_revoked(self, kid: bytes) -> bool:
+        """A DSC with this kid was revoked by a trust list (its certificate is gone from it)."""
+        return kid in self.revoked_kids
+
+
+def _sniff(data: bytes) -> str:
+    head = data.lstrip()[:1]
+    if head == b"{":
+        return "trustlist"
+    if b"-----BEGIN X509 CRL-----" in data:
+        return "crl"
+    if b"-----BEGIN CERTIFICATE-----" in data or b"-----BEGIN TRUSTED CERTIFICATE" in data:
+        return "certs"
+    if head == b"\x30":
+        try:
+            x509.load_der_x509_certificate(data)
+            return "certs"
+        except ValueError:
+            return "crl"
+    return "unknown"
+
+
+def _parse_crl(data: bytes, source: str) -> x509.CertificateRevocationList:
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise KeyCertError(f"{source} is not a readable CRL") from exc
+
+
+def _check_rollback(
+    lists: dict[str, TrustList],
+    sources: dict[str, str],
+    state_file: Path,
+    at: dt.datetime,
+    allow_rollback: bool,
+) -> None:
+    state: dict[str, Any] = {"format": "vaxqr-trustlist-state", "version": 1, "cas": {}}
+    if state_file.exists():
+        try:
+            loaded = json.loads(_read_file(state_file))
+            if not isinstance(loaded.get("cas"), dict):
+                raise ValueError("no 'cas' object")
+            state = loaded
+        except (ValueError, AttributeError) as exc:
+            raise TrustError(
+                f"the trust-list state file {state_file} is damaged: {exc}",
+                hint="fix or delete it (deleting it forgets which lists were seen)",
+            ) from exc
+    changed = False
+    for ident, tl in lists.items():
+        seen = state["cas"].get(ident)
+        if isinstance(seen, dict) and isinstance(seen.get("sequence"), int):
+            if tl.sequence < seen["sequence"] and not allow_rollback:
+                raise TrustError(
+                    f"{sources[ident]}: trust list sequence {tl.sequence} is older than "
+                    f"{seen['sequence']}, already seen from this CA (rollback refused)",
+                    hint="get the current trust list from the province",
+                )
+            if tl.sequence == seen["sequence"] and tl.digest != seen.get("digest"):
+                if not allow_rollback:
+                    raise TrustError(
+                        f"{sources[ident]}: a different trust list with the same sequence "
+                        f"{tl.sequence} was already seen from this CA"
+                    )
+            if tl.sequence <= seen["sequence"]:
+                continue
+        assert tl.verified_by is not None
+        state["cas"][ident] = {
+            "sequence": tl.sequence,
+            "digest": tl.digest,
+            "subject": name_str(tl.verified_by.subject),
+            "seen_at": iso(_utcnow()),
+        }
+        changed = True
+    if changed:
+        ensure_dir(state_file.parent, mode=0o700)
+        atomic_write(state_file, _dump_json(state), overwrite=True)
