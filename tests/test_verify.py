@@ -1,0 +1,140 @@
+"""The verification pipeline end to end: trust lists, revocation, expiry, holder check, images."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+from hierarchy import PW, T0, make_hierarchy
+from PIL import Image
+
+from vaxqr import certs, issue, qr, revocation
+from vaxqr.citizen import parse_cccd
+from vaxqr.credential import make_uvci
+from vaxqr.trust import TrustStore
+from vaxqr.verify import Verifier, verify_image
+
+NOW = T0 + dt.timedelta(days=20)
+CARD = ("091190012345||NGUYỄN THỊ THUÝ HOÀ|17051990|Nữ|Rạch Giá, Kiên Giang|01122021")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("world")
+    h = make_hierarchy(tmp)
+    signer = certs.load_signer(h.s2, PW)
+    info = issue.signer_info(signer)
+    rec = issue.parse_record(1, {
+        "full_name": "Nguyễn Thị Thúy Hòa", "sex": "Nữ", "dob": "1990-05-17",
+        "id_number": "091190012345", "dose_number": "2", "total_doses": "2",
+        "vaccination_date": "2021-12-01", "vaccine": "moderna"}, today=NOW.date())
+    creds = {}
+    for key in ("good", "revoked"):
+        uvci = make_uvci(info.province_code, info.commune_code)
+        creds[key] = (uvci, issue.sign_record(info, rec, uvci, now=NOW)[0])
+    revocation.revoke_credentials(h.ca, [creds["revoked"][0]], now=NOW)
+    certs.build_trustlist(h.ca, password=PW, out=tmp / "tl1.json", now=NOW)
+    return h, creds, tmp
+
+
+def _verifier(h, tmp, lists, at=NOW, name="state.json"):
+    store = TrustStore.from_paths([h.ca / "ca.crt", *lists], at=at, state_file=tmp / name)
+    return Verifier(store, at=at), store
+
+
+def test_valid_and_revoked_credential(world):
+    h, creds, tmp = world
+    v, store = _verifier(h, tmp, [tmp / "tl1.json"])
+    good = v.verify_text(creds["good"][1])
+    assert good.valid, good.reason
+    assert good.step("revocation").status == "pass"
+    assert good.to_json()["signer"]["subject"].find("31078") >= 0
+    bad = v.verify_text(creds["revoked"][1])
+    assert not bad.valid and bad.failed == "revocation"
+    assert "revoked" in bad.reason
+
+
+def test_revoked_commune_certificate_leaves_trust_list(world, tmp_path):
+    h, creds, tmp = world
+    import shutil
+
+    ca = tmp_path / "ca"
+    shutil.copytree(h.ca, ca)
+    revocation.revoke_certificate(ca, "31078", password=PW, reason="key-compromise", now=NOW)
+    certs.build_trustlist(ca, password=PW, out=tmp_path / "tl2.json", now=NOW)
+    store = TrustStore.from_paths([ca / "ca.crt", tmp_path / "tl2.json"], at=NOW,
+                                  state_file=tmp_path / "s.json")
+    r = Verifier(store, at=NOW).verify_text(creds["good"][1])
+    assert not r.valid and r.failed in ("signature", "revocation")
+    assert "revoked" in r.reason or "not in the trust list" in r.reason
+
+
+def test_expiry_messages(world):
+    h, creds, tmp = world
+    later = NOW + dt.timedelta(days=400)
+    v, _ = _verifier(h, tmp, [tmp / "tl1.json"], at=later, name="late.json")
+    r = v.verify_text(creds["good"][1])
+    assert r.failed == "expiry" and "expired on" in r.reason
+    early = NOW - dt.timedelta(days=1)
+    v, _ = _verifier(h, tmp, [tmp / "tl1.json"], at=early, name="early.json")
+    r = v.verify_text(creds["good"][1])
+    assert r.failed == "expiry" and "not valid before" in r.reason
+
+
+def test_expired_trust_list_is_reported(world):
+    h, creds, tmp = world
+    later = NOW + dt.timedelta(days=30)  # the list's next update was 7 days after NOW
+    v, store = _verifier(h, tmp, [tmp / "tl1.json"], at=later, name="exp.json")
+    assert any("next update" in w or "expired" in w for w in store.warnings)
+    assert v.verify_text(creds["good"][1]).valid
+
+
+@pytest.mark.parametrize(
+    ("card", "ok"),
+    [
+        (CARD, True),
+        (CARD.replace("THUÝ HOÀ", "THÚY HÒA"), True),  # the other tone-placement style
+        (CARD.replace("NGUYỄN THỊ", "nguyễn  thị"), True),  # case and spacing
+        (CARD + "\r\n", True),
+        (CARD.replace("HOÀ", "HOÁ"), False),  # another tone is another name
+        (CARD.replace("NGUYỄN", "NGUYÊN"), False),
+        (CARD.replace("17051990", "17051991"), False),
+    ],
+)
+def test_holder_check(world, card, ok):
+    h, creds, tmp = world
+    v, _ = _verifier(h, tmp, [tmp / "tl1.json"])
+    r = v.verify_text(creds["good"][1], holder=parse_cccd(card))
+    assert r.valid is ok, r.reason
+    assert r.step("holder").status == ("pass" if ok else "fail")
+    assert r.to_json()["holder"]["matched"] is ok
+
+
+def _side_by_side(*texts: str) -> bytes:
+    images = [qr.to_image(t, scale=4).convert("L") for t in texts]
+    w = sum(i.width for i in images) + 40 * len(images)
+    h = max(i.height for i in images) + 40
+    canvas = Image.new("L", (w, h), 255)
+    x = 20
+    for i in images:
+        canvas.paste(i, (x, 20))
+        x += i.width + 40
+    buf = io.BytesIO()
+    canvas.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_picture_with_credential_and_id_card(world):
+    h, creds, tmp = world
+    v, _ = _verifier(h, tmp, [tmp / "tl1.json"])
+    png = _side_by_side(creds["good"][1], CARD)
+    reports, card = verify_image(v, png, label="photo")
+    assert card is not None and card.full_name == "NGUYỄN THỊ THUÝ HOÀ"
+    assert len(reports) == 1 and reports[0].valid, reports[0].reason
+    assert reports[0].step("picture").status == "pass"
+    assert reports[0].step("holder").status == "pass"
+    only_card, _ = verify_image(v, _side_by_side(CARD), label="card")
+    assert only_card[0].failed == "picture" and "ID card" in only_card[0].reason
+    junk, _ = verify_image(v, b"not a picture", label="junk")
+    assert junk[0].failed == "picture"
