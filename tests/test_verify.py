@@ -45,7 +45,7 @@ def _verifier(h, tmp, lists, at=NOW, name="state.json"):
 
 def test_valid_and_revoked_credential(world):
     h, creds, tmp = world
-    v, store = _verifier(h, tmp, [tmp / "tl1.json"])
+    v, _store = _verifier(h, tmp, [tmp / "tl1.json"])
     good = v.verify_text(creds["good"][1])
     assert good.valid, good.reason
     assert good.step("revocation").status == "pass"
@@ -56,7 +56,7 @@ def test_valid_and_revoked_credential(world):
 
 
 def test_revoked_commune_certificate_leaves_trust_list(world, tmp_path):
-    h, creds, tmp = world
+    h, creds, _tmp = world
     import shutil
 
     ca = tmp_path / "ca"
