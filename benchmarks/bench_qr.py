@@ -33,11 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-import degrade  # noqa: E402
 from test_qr import inspect_symbol  # noqa: E402
 
 from vaxqr import qr  # noqa: E402
 from vaxqr.errors import DecodeError  # noqa: E402
+
+import degrade  # noqa: E402
 
 QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 

@@ -23,10 +23,10 @@ from PIL import Image
 from segno import consts as SC
 
 sys.path.insert(0, str(Path(__file__).parent))
-import degrade
-
 from vaxqr import qr
 from vaxqr.errors import DecodeError, StorageError, ValidationError
+
+import degrade
 
 CCCD = degrade.CCCD_PAYLOAD
 HC1 = degrade.hc1_like(np.random.default_rng(560), 560)
