@@ -15,6 +15,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest -n 2 -q
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 lint: setup
 	$(VENV)/bin/ruff check .

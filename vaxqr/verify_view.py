@@ -8,6 +8,21 @@ from typing import Any
 
 from .verify import Report
 
+PLAIN = {
+    "picture": "the picture could not be read as a QR code",
+    "prefix": "this QR code is not an EU DCC vaccination credential",
+    "base45": "the credential's data is damaged or incomplete",
+    "zlib": "the credential's data is damaged or incomplete",
+    "cose": "the credential's data is damaged or not a credential",
+    "cbor": "the credential's data is damaged or not a credential",
+    "signature": "the signature does not check out: altered, forged, or an unknown issuer",
+    "key_usage": "the issuer is not allowed to sign this kind of certificate",
+    "expiry": "the credential is not valid at this time",
+    "schema": "the credential's content is malformed",
+    "revocation": "the credential or its issuing commune has been revoked",
+    "holder": "the credential does not belong to the person on this ID card",
+}
+
 
 def _commune(report: Report) -> str | None:
     if report.signer is None:
@@ -28,7 +43,8 @@ def render(console: Any, report: Report, safe: Callable[[object], str]) -> None:
         console.print(f"[bold white on green] ✔ VALID [/] [dim]{safe(report.label)}[/]")
     else:
         console.print(f"[bold white on red] ✘ NOT VALID [/] [dim]{safe(report.label)}[/]")
-        console.print(f"  [bold]Reason:[/]  {safe(report.failed)}: {safe(report.reason)}")
+        console.print(f"  [bold]Reason:[/]  {PLAIN.get(report.failed or '', 'not valid')}")
+        console.print(f"  [dim]Details:[/] {safe(report.failed)}: {safe(report.reason)}")
     rows = []
     if s.get("full_name"):
         rows.append(("Holder", s["full_name"]))
