@@ -103,3 +103,42 @@ def test_to_jsonable():
         c.to_jsonable({"nam": {"fn": b"x"}})
     with pytest.raises(ValidationError, match="not text"):
         c.to_jsonable({1: "x"})
+
+
+_cbor_like = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=5) | st.binary(max_size=3)
+    | st.datetimes(timezones=st.just(UTC)) | st.dates(),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_cbor_like)
+def test_to_jsonable_fast_path_equals_the_careful_one(value):
+    # to_jsonable takes a fast path for plain JSON values; it must give exactly what the
+    # careful path (which names the field of any problem) gives, result or error.
+    def outcome(fn):
+        try:
+            return ("ok", fn(value))
+        except ValidationError as exc:
+            return ("error", str(exc))
+
+    fast, careful = outcome(c.to_jsonable), outcome(c._to_jsonable)
+    if fast[0] == "ok" and careful[0] == "ok":
+        assert repr(fast[1]) == repr(careful[1])  # repr: NaN != NaN, but never accepted
+    else:
+        assert fast == careful
+
+
+def test_uvci_serials_use_the_whole_alphabet_evenly():
+    from collections import Counter
+
+    serials = [c.make_uvci("091", "31078").split("/")[2].split("#")[0] for _ in range(3000)]
+    assert all(len(s) == 12 for s in serials)
+    counts = Counter(ch for s in serials for ch in s)
+    assert set(counts) == set(c._SERIAL_ALPHABET)
+    expected = 3000 * 12 / len(c._SERIAL_ALPHABET)
+    assert all(abs(n - expected) < 0.15 * expected for n in counts.values())
+    assert len(set(serials)) == len(serials)

@@ -38,7 +38,9 @@ def verifier(tmp_path_factory):
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
-    return Verifier(TrustStore.from_paths([CA, TRUSTLIST], at=now, state_file=state), at=now)
+    # validation time: now at each call (a fixed `at` taken when the fixture was made fails
+    # credentials issued a second later, by a slower test in between)
+    return Verifier(TrustStore.from_paths([CA, TRUSTLIST], at=now, state_file=state))
 
 
 def fields(**over):
@@ -218,9 +220,19 @@ def test_kill_minus_9_resume(tmp_path):
     script.write_text(KILL_SCRIPT)
     cmd = [sys.executable, str(script), str(SIGNER), str(src), str(out)]
     kills = 0
+
+    def images() -> int:
+        return len(list((out / "qr").glob("*.png"))) if (out / "qr").is_dir() else 0
+
     for _ in range(3):
+        start = images()
         proc = subprocess.Popen(cmd, start_new_session=True)
-        time.sleep(rng.uniform(0.8, 2.5))
+        # kill at a random point once this run is writing images: a fixed delay can outlast
+        # the whole batch on a fast machine (2,000 rows take ~1.5 s)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and images() <= start and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.4))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1
@@ -274,3 +286,49 @@ def test_disk_full_is_clear_and_resumable(signer, small_fs, tmp_path):
     assert result.issued + result.already == n
     assert len(list((out / "qr").glob("*.png"))) == n
     assert not list(out.rglob("*.tmp"))
+
+
+def test_images_left_empty_or_cut_short_by_a_power_loss_are_restored(signer, tmp_path):
+    # Batch images are written atomically but not fsynced one by one; after a power loss
+    # a renamed image can be empty, zero-filled or cut short. The re-run must find each
+    # such file and re-render it from the ledger, with the credential the ledger holds.
+    from vaxqr.qr import decode_image
+
+    src = write_csv(tmp_path / "r.csv", good_rows(12, seed=9))
+    out = tmp_path / "out"
+    issue.issue_batch(signer, src, out, workers=1)
+    manifest = _read(out / "manifest.csv")
+    files = [out / m["file"] for m in manifest]
+    assert all(issue.intact(f) for f in files)
+    size = files[1].stat().st_size
+    files[0].write_bytes(b"")  # delayed allocation never happened
+    files[1].write_bytes(b"\0" * size)  # zero-filled, right size
+    files[2].write_bytes(files[2].read_bytes()[: size // 2])  # cut short: no IEND
+    files[3].write_bytes(files[3].read_bytes()[:-1])  # last byte missing
+    files[4].unlink()  # rename lost
+    damaged = files[:5]
+    assert not any(issue.intact(f) for f in damaged)
+    again = issue.issue_batch(signer, src, out, workers=1)
+    assert again.issued == 0 and again.already == 12
+    assert again.images_restored == 5
+    assert _read(out / "manifest.csv") == manifest
+    for f, m in zip(files, manifest, strict=True):
+        assert issue.intact(f)
+        assert [c.text for c in decode_image(f)] == [m["hc1"]]
+
+
+def test_intact_knows_each_output_format(tmp_path):
+    from vaxqr.qr import to_png, to_svg
+
+    png, svg, pdf = tmp_path / "a.png", tmp_path / "a.svg", tmp_path / "a.pdf"
+    png.write_bytes(to_png("HC1:TEST"))
+    svg.write_text(to_svg("HC1:TEST"), encoding="utf-8")
+    pdf.write_bytes(b"%PDF-1.4\n...\nstartxref\n12\n%%EOF\n")
+    assert issue.intact(png) and issue.intact(svg) and issue.intact(pdf)
+    for f in (png, svg, pdf):
+        data = f.read_bytes()
+        f.write_bytes(data[:-8])
+        assert not issue.intact(f), f.name
+        f.write_bytes(b"")
+        assert not issue.intact(f), f.name
+    assert not issue.intact(tmp_path / "missing.png")

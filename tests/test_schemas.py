@@ -421,3 +421,108 @@ def test_unknown_valueset_raises_vaxqr_error() -> None:
         valueset("vaccines")
     with pytest.raises(VaxqrError):
         is_known_code("no-such-set", "x")
+
+
+# --- the fast pre-check (vaxqr.schemafast) never says "valid" when jsonschema does not ---
+
+
+def _reference_valid(version: str, instance: object) -> bool:
+    return not any(True for _ in schemas._validator(version).iter_errors(instance))
+
+
+def _testdata_dccs() -> list[tuple[str, Any]]:
+    found = []
+    for path in sorted(TESTDATA.rglob("*.json")) if TESTDATA.is_dir() else []:
+        try:
+            case = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(case, dict) and isinstance(case.get("JSON"), dict):
+            found.append((str(path.relative_to(TESTDATA)), case["JSON"]))
+    return found
+
+
+def test_fast_check_compiles_for_every_shipped_version() -> None:
+    for version in SUPPORTED_VERSIONS:
+        assert schemas._fast_check(version) is not None, version
+
+
+def test_fast_check_agrees_with_jsonschema_on_the_testdata() -> None:
+    cases = _testdata_dccs() + [("VALID_130", VALID_130)] + [
+        (f"ver {v}", dcc(ver=v)) for v in SUPPORTED_VERSIONS]
+    agree = 0
+    for name, instance in cases:
+        version = resolve_version(instance.get("ver"))
+        if version is None:
+            continue
+        fast = schemas._fast_check(version)(instance)
+        ref = _reference_valid(version, instance)
+        assert not (fast and not ref), f"{name}: fast pre-check passed what jsonschema fails"
+        agree += fast == ref
+    assert agree >= 0.95 * len(cases), (agree, len(cases))
+
+
+_LEAVES = [None, True, False, 0, 1, 2, -1, 2.0, 1.5, float("nan"), 10**20, "", " ", "A", "a",
+           "NGUYEN<THI", "Nguyễn", "X" * 81, "2021-09-01", "2021-02-30", "2021-09-01T10:00:00Z",
+           "2021-09-01T25:00:00Z", "2021-09-01\n", "١٩٩٠-٠١-٠١", "1990", "1990-01", "VN", "vn",
+           "840539006", "URN:UVCI:01:VN:KG/123/456#Z", "EU/1/20/1528", [], {}, [{}], ["x"]]
+
+
+def _mutants(base: dict[str, Any], rng: Any) -> Any:
+    out = copy.deepcopy(base)
+    for _ in range(rng.randint(1, 3)):
+        node: Any = out
+        path: list[Any] = []
+        while isinstance(node, dict | list) and node and rng.random() < 0.75:
+            key = rng.choice(list(node)) if isinstance(node, dict) else rng.randrange(len(node))
+            path.append((node, key))
+            node = node[key]
+        if not path:
+            out = rng.choice([*_LEAVES, out])
+            continue
+        parent, key = path[-1]
+        action = rng.random()
+        if action < 0.15 and isinstance(parent, dict):
+            del parent[key]
+        elif action < 0.25 and isinstance(parent, dict):
+            parent[rng.choice(["extra", "t", "r", "v", "ver", "dob", "nam"])] = copy.deepcopy(
+                rng.choice(_LEAVES))
+        elif action < 0.35 and isinstance(parent, list):
+            parent.append(copy.deepcopy(parent[key]))
+        else:
+            parent[key] = copy.deepcopy(rng.choice(_LEAVES))
+    return out
+
+
+def test_fast_check_is_sound_on_mutated_dccs() -> None:
+    import random
+
+    rng = random.Random(2021)
+    bases = [VALID_130, dcc(ver="1.3.3"), dcc(ver="1.0.0"), dcc(ver="1.2.1")] + [
+        c for _, c in _testdata_dccs()[:60]]
+    fast_valid = 0
+    for i in range(6000):
+        instance = _mutants(rng.choice(bases), rng)
+        if not isinstance(instance, dict):
+            continue
+        version = resolve_version(instance.get("ver"))
+        if version is None:
+            continue
+        fast = schemas._fast_check(version)(instance)
+        if fast:
+            fast_valid += 1
+            assert _reference_valid(version, instance), (i, instance)
+    assert fast_valid > 100  # the mutations reach the "certainly valid" answer too
+
+
+def test_fast_check_sees_float_integers_and_subclasses_as_unsure() -> None:
+    class Str(str):
+        pass
+
+    fast = schemas._fast_check("1.3.0")
+    assert fast(VALID_130)
+    with_float = dcc(v=[{**VALID_130["v"][0], "dn": 2.0}])
+    assert not fast(with_float)
+    assert validate_dcc(with_float) == []  # jsonschema decides, and it accepts 2.0
+    assert not fast(dcc(dob=Str("1964-01-01")))
+    assert not fast(dcc(v=tuple(VALID_130["v"])))

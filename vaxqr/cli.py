@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
@@ -37,7 +38,36 @@ EXIT_CODES_HELP = (
     "2 usage error · 3 trust material unusable or I/O error."
 )
 
+
+class _LazyGroup(TyperGroup):
+    """The root group. The other command groups (issue, certs, reconcile) are imported on
+    first need, so `vaxqr verify` starts without their imports (~70 ms, see benchmarks/)."""
+
+    def _complete(self) -> None:
+        if getattr(self, "_completed", False):
+            return
+        self._completed = True
+        _mount()
+        full = typer.main.get_command(app)
+        assert isinstance(full, TyperGroup)
+        commands = dict(full.commands)  # creation order, as before
+        self.commands.clear()
+        self.commands.update(commands)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None:
+            self._complete()
+            cmd = super().get_command(ctx, cmd_name)
+        return cmd
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        self._complete()
+        return super().list_commands(ctx)
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     name="vaxqr",
     help="Signed vaccination credentials (EU DCC, HC1:) in QR codes: certs, issue, verify.\n\n"
     + EXIT_CODES_HELP,
@@ -147,7 +177,10 @@ def _looks_like_path(arg: str) -> bool:
 
 def _print_report(report: Report, *, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+        text = json.dumps(report.to_json(), ensure_ascii=False)
+        # JSON allows these raw, but line-splitting readers treat them as line ends
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        sys.stdout.write(text.replace("\x85", "\\u0085") + "\n")
         sys.stdout.flush()
         return
     from .verify_view import render
@@ -156,19 +189,39 @@ def _print_report(report: Report, *, as_json: bool) -> None:
 
 
 def _read_stdin_lines() -> Any:
+    """Lines from stdin as soon as each arrives, ended by LF, CR (many handheld scanners) or
+    CRLF; a line over MAX_LINE bytes is dropped (memory stays bounded) and yields None."""
     stream = sys.stdin.buffer
+    read = getattr(stream, "read1", stream.read)
+    buf = b""
+    too_long = skip_lf = False
     while True:
-        line = stream.readline(MAX_LINE)
-        if not line:
-            return
-        if len(line) == MAX_LINE and not line.endswith(b"\n"):
-            while True:  # drop the rest of an over-long line, memory stays bounded
-                rest = stream.readline(MAX_LINE)
-                if not rest or rest.endswith(b"\n"):
-                    break
-            yield None
-            continue
-        yield line.decode("utf-8", errors="replace").rstrip("\r\n")
+        chunk = read(MAX_LINE)
+        if not chunk:
+            break
+        if skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the LF of a CRLF split across two reads
+        skip_lf = False
+        buf += chunk
+        while True:
+            cut = min((i for i in (buf.find(b"\r"), buf.find(b"\n")) if i >= 0), default=-1)
+            if cut < 0:
+                break
+            line, end = buf[:cut], buf[cut:cut + 2]
+            buf = buf[cut + (2 if end == b"\r\n" else 1):]
+            if end == b"\r" and not buf:
+                skip_lf = True
+            if too_long:
+                too_long = False
+                yield None
+            else:
+                yield line.decode("utf-8", errors="replace")
+        if len(buf) > MAX_LINE:
+            buf, too_long = b"", True
+    if too_long:
+        yield None
+    elif buf:
+        yield buf.decode("utf-8", errors="replace")
 
 
 @app.command()
@@ -225,7 +278,9 @@ def verify(
             if arg == "-":
                 for n, line in enumerate(_read_stdin_lines(), 1):
                     if line is None:
-                        emit(verifier.picture_failure(f"stdin:{n}", "line too long"))
+                        emit(verifier.picture_failure(
+                            f"stdin:{n}", f"line longer than {MAX_LINE // 1024} KiB: not an "
+                            "HC1 credential", step="prefix"))
                     elif line.strip():
                         emit(verifier.verify_text(line, label=f"stdin:{n}", holder=holder))
             elif _looks_like_path(arg):
@@ -304,13 +359,15 @@ def _load_id_card(arg: str) -> Any:
 
 
 def _mount() -> None:
+    """Register the other command groups on ``app`` (once; on first need, see _LazyGroup)."""
+    if _state.get("mounted"):
+        return
+    _state["mounted"] = True
     from . import cli_issue  # noqa: F401  (registers `issue` on app)
     from .cli_certs import certs_app
 
     app.add_typer(certs_app, name="certs")
-
-
-_mount()
+    from . import cli_reconcile  # noqa: F401
 
 
 def main() -> None:

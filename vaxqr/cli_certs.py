@@ -32,7 +32,7 @@ certs_app = typer.Typer(
     help="Run the province certificate hierarchy: CA, commune signing certificates, "
     "revocation, and the signed trust list checkpoints load.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,
 )
 
@@ -241,18 +241,18 @@ def init_cmd(
     Writes ca.crt, ca.key (encrypted PKCS#8, mode 0600), chain.pem, crl.pem and
     state.json. The CA is self-signed unless --parent names a root CA directory.
 
-    [bold]Examples[/bold]
+    **Examples**
 
-      vaxqr certs init kg-ca --name "Kiên Giang" --province 091
-      VAXQR_PASSWORD=... vaxqr certs init kg-ca --name "Kiên Giang" --province 091 --rsa
-      vaxqr certs init vn-root --root --name "Bộ Y tế"
-      vaxqr certs init kg-ca --name "Kiên Giang" --province 091 --parent vn-root
+    * `vaxqr certs init kg-ca --name "Kiên Giang" --province 091`
+    * `VAXQR_PASSWORD=... vaxqr certs init kg-ca --name "Kiên Giang" --province 091 --rsa`
+    * `vaxqr certs init vn-root --root --name "Bộ Y tế"`
+    * `vaxqr certs init kg-ca --name "Kiên Giang" --province 091 --parent vn-root`
 
-    [bold]Exit codes[/bold]
+    **Exit codes**
 
-      0  created
-      2  usage error (bad option, bad code, no password available)
-      3  key, certificate or file problem (wrong password, CA_DIR exists, I/O)
+    * 0  created
+    * 2  usage error (bad option, bad code, no password available)
+    * 3  key, certificate or file problem (wrong password, CA_DIR exists, I/O)
     """
 
     def work() -> cadir.CAInfo:
@@ -336,17 +336,17 @@ def issue_cmd(
     signer.json, and records the certificate in CA_DIR/state.json. The subject is
     CN=NAME, serialNumber=commune code, O=province, C=VN; EKU vaccination.
 
-    [bold]Examples[/bold]
+    **Examples**
 
-      vaxqr certs issue kg-ca --commune-code 31078 --name "UBND xã Dương Tơ" --out duong-to
-      vaxqr certs issue kg-ca --commune-code 30760 --name "UBND phường Vĩnh Thanh Vân" \\
-          --out vtv --ca-password-file ca.pass --password-file commune.pass --days 365
+    * `vaxqr certs issue kg-ca --commune-code 31078 --name "UBND xã Dương Tơ" --out duong-to`
+    * `vaxqr certs issue kg-ca --commune-code 30760 --name "UBND phường Vĩnh Thanh Vân" \\`
+    * `--out vtv --ca-password-file ca.pass --password-file commune.pass --days 365`
 
-    [bold]Exit codes[/bold]
+    **Exit codes**
 
-      0  issued
-      2  usage error (bad code or name, no password available)
-      3  key, certificate or file problem (wrong CA password, SIGNER_DIR exists, I/O)
+    * 0  issued
+    * 2  usage error (bad code or name, no password available)
+    * 3  key, certificate or file problem (wrong CA password, SIGNER_DIR exists, I/O)
     """
 
     def work() -> certs.IssuedSigner:
@@ -406,19 +406,19 @@ def show_cmd(
     certificates in the same file). For trust lists: sequence, dates, signer, DSCs,
     revocations, and the signature check with --trust.
 
-    [bold]Examples[/bold]
+    **Examples**
 
-      vaxqr certs show duong-to/signer.crt
-      vaxqr certs show duong-to/chain.pem --json
-      vaxqr certs show trustlist.json --trust kg-ca/ca.crt
-      vaxqr certs show kg-ca/crl.pem
+    * `vaxqr certs show duong-to/signer.crt`
+    * `vaxqr certs show duong-to/chain.pem --json`
+    * `vaxqr certs show trustlist.json --trust kg-ca/ca.crt`
+    * `vaxqr certs show kg-ca/crl.pem`
 
-    [bold]Exit codes[/bold]
+    **Exit codes**
 
-      0  shown (and every check passed)
-      1  shown, but a signature or chain check failed
-      2  usage error
-      3  unreadable file
+    * 0  shown (and every check passed)
+    * 1  shown, but a signature or chain check failed
+    * 2  usage error
+    * 3  unreadable file
     """
 
     def work() -> dict[str, Any]:
@@ -545,16 +545,16 @@ def list_cmd(
 ) -> None:
     """List every certificate the CA issued, with its status (valid, expired, revoked).
 
-    [bold]Examples[/bold]
+    **Examples**
 
-      vaxqr certs list kg-ca
-      vaxqr certs list kg-ca --json --at 2023-01-01T00:00:00Z
+    * `vaxqr certs list kg-ca`
+    * `vaxqr certs list kg-ca --json --at 2023-01-01T00:00:00Z`
 
-    [bold]Exit codes[/bold]
+    **Exit codes**
 
-      0  listed
-      2  usage error
-      3  not a CA directory, or unreadable state
+    * 0  listed
+    * 2  usage error
+    * 3  not a CA directory, or unreadable state
     """
     when = _run(lambda: _parse_at(at))
     ca = _run(lambda: cadir.open_ca(ca_dir))
@@ -637,17 +637,17 @@ def revoke_cmd(
 ) -> None:
     """Revoke a commune certificate: the CRL is re-signed and the DSC leaves the next trust list.
 
-    [bold]Examples[/bold]
+    **Examples**
 
-      vaxqr certs revoke kg-ca duong-to/signer.crt --reason key-compromise
-      vaxqr certs revoke kg-ca 31078 --reason cessation-of-operation
-      vaxqr certs trustlist kg-ca --out trustlist.json --force   # publish the change
+    * `vaxqr certs revoke kg-ca duong-to/signer.crt --reason key-compromise`
+    * `vaxqr certs revoke kg-ca 31078 --reason cessation-of-operation`
+    * `vaxqr certs trustlist kg-ca --out trustlist.json --force   # publish the change`
 
-    [bold]Exit codes[/bold]
+    **Exit codes**
 
-      0  revoked (or already revoked)
-      2  usage error (unknown reason, ambiguous CERT)
-      3  certificate not issued by this CA, wrong password, I/O
+    * 0  revoked (or already revoked)
+    * 2  usage error (unknown reason, ambiguous CERT)
+    * 3  certificate not issued by this CA, wrong password, I/O
     """
 
     def work() -> revocation.Revocation:
@@ -690,16 +690,16 @@ def revoke_credential_cmd(
     the upper-cased UVCI (with its #check character) in UTF-8. No key is needed now; the
     entries are signed into the next trust list.
 
-    [bold]Examples[/bold]
+    **Examples**
 
-      vaxqr certs revoke-credential kg-ca "URN:UVCI:01:VN:091/31078/000123#K"
-      vaxqr certs revoke-credential kg-ca --from-file wrong-uvcis.txt
+    * `vaxqr certs revoke-credential kg-ca "URN:UVCI:01:VN:091/31078/000123#K"`
+    * `vaxqr certs revoke-credential kg-ca --from-file wrong-uvcis.txt`
 
-    [bold]Exit codes[/bold]
+    **Exit codes**
 
-      0  recorded
-      2  usage error (not a UVCI, none given)
-      3  not a CA directory, I/O
+    * 0  recorded
+    * 2  usage error (not a UVCI, none given)
+    * 3  not a CA directory, I/O
     """
 
     def work() -> revocation.CredentialRevocation:
@@ -742,17 +742,17 @@ def trustlist_cmd(
     CA key. The CRL is re-signed at the same time. Checkpoints verify it with the CA
     certificate and refuse a list older than one they have already seen.
 
-    [bold]Examples[/bold]
+    **Examples**
 
-      vaxqr certs trustlist kg-ca --out trustlist.json
-      vaxqr certs trustlist kg-ca --out trustlist.json --force --valid-days 30
-      vaxqr certs show trustlist.json --trust kg-ca/ca.crt
+    * `vaxqr certs trustlist kg-ca --out trustlist.json`
+    * `vaxqr certs trustlist kg-ca --out trustlist.json --force --valid-days 30`
+    * `vaxqr certs show trustlist.json --trust kg-ca/ca.crt`
 
-    [bold]Exit codes[/bold]
+    **Exit codes**
 
-      0  written
-      2  usage error
-      3  wrong password, FILE exists (use --force), I/O
+    * 0  written
+    * 2  usage error
+    * 3  wrong password, FILE exists (use --force), I/O
     """
     to_stdout = str(out_file) == "-"
 

@@ -61,12 +61,19 @@ def issue(
         help="Also write a printable card: png or pdf (batch: OUT_DIR/cards/; single: "
              "beside --out).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output file.")] = False,
+    # --- reconcile (issue 8): match --from against the register, sign matched rows only
+    population: Annotated[Path | None, typer.Option(
+        "--population", help="Population register CSV: reconcile --from against it first "
+        "(into OUT/reconcile/) and sign only the matched rows.")] = None,
+    # --- end reconcile
 ) -> None:
     """Sign vaccination credentials with a commune's certificate.
 
     **Examples**
 
     * `vaxqr issue --signer keys/examples/communes/30760 --from records.csv --out batch/`
+    * `vaxqr issue --signer SIGNER --from records.csv --population register.csv --out batch/`
+      (reconciles first: OUT/reconcile/mismatches.csv lists what was not signed)
     * `vaxqr issue --signer SIGNER --name "Nguyễn Thị Ánh Hồng" --sex Nữ --dob 1990-05-17
       --id 091190001234 --vaccine pfizer --dose 2/2 --date 2021-10-01 --out card.png`
 
@@ -84,8 +91,21 @@ def issue(
         if any(v is not None for v in single):
             fail("give either --from CSV or the citizen options, not both", code=Exit.USAGE)
         s = _load_signer(signer, password_file)
+        # --- reconcile (issue 8)
+        if population is not None:
+            from .cli_reconcile import run_reconcile
+
+            res = run_reconcile(from_csv, population, Path(out) / "reconcile",
+                                report_date=None, overwrite=True, workers=workers)
+            console(err=True).print(
+                f"reconcile: {res.matched_rows} of {res.rows} rows match the register; "
+                f"the others are in {safe(res.out_dir / 'mismatches.csv')}")
+            from_csv = res.out_dir / "matched.csv"
+        # --- end reconcile
         _batch(flow, s, from_csv, Path(out), fmt, workers, card)
         return
+    if population is not None:
+        fail("--population needs --from CSV", code=Exit.USAGE)
     if any(v is None for v in single):
         fail("a single credential needs --name, --sex, --dob, --id, --vaccine, --dose and "
              "--date (or use --from CSV)", code=Exit.USAGE)

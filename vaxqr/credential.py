@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import Any
 
 from .errors import ValidationError
@@ -111,6 +112,7 @@ def normalize_text(value: str) -> str:
     return _SPACES.sub(" ", unicodedata.normalize("NFC", value)).strip()
 
 
+@lru_cache(maxsize=4096)  # pure; names repeat (Nguyễn, Thị, Văn…) across a batch
 def transliterate(name: str) -> str:
     """ICAO 9303 transliteration for ``fnt``/``gnt`` (``Nguyễn Thị`` → ``NGUYEN<THI``).
 
@@ -195,7 +197,14 @@ def luhn_mod38(text: str) -> str:
 def make_uvci(province: str, commune: str, serial: str | None = None) -> str:
     """``URN:UVCI:01:VN:<province>/<commune>/<serial>#<check>``; a random serial if none given."""
     if serial is None:
-        serial = "".join(secrets.choice(_SERIAL_ALPHABET) for _ in range(12))
+        # 12 uniform base-34 digits from one random draw (as secrets.choice 12 times, but
+        # one system call instead of a dozen)
+        n = secrets.randbelow(len(_SERIAL_ALPHABET) ** 12)
+        digits = []
+        for _ in range(12):
+            n, d = divmod(n, len(_SERIAL_ALPHABET))
+            digits.append(_SERIAL_ALPHABET[d])
+        serial = "".join(digits)
     body = f"URN:UVCI:01:{COUNTRY}:{province}/{commune}/{serial}".upper()
     return f"{body}#{luhn_mod38(body)}"
 
@@ -260,11 +269,45 @@ class _NotJson(Exception):
     pass
 
 
+_INF = float("inf")
+
+
+def _plain_json(value: Any) -> Any:
+    """The common case of :func:`to_jsonable` (plain JSON types only), without building
+    field paths; raises ``_NotJson`` for anything else, which the careful path then handles."""
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return value
+    if t is int:
+        if -(2**53) < value < 2**53:
+            return value
+        raise _NotJson
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _NotJson
+            out[k] = _plain_json(v)
+        return out
+    if t is list:
+        return [_plain_json(v) for v in value]
+    if t is float and value == value and -_INF < value < _INF:
+        return value
+    raise _NotJson
+
+
 def to_jsonable(value: Any, path: str = "") -> Any:
     """Turn decoded CBOR into JSON values, or raise ``ValidationError`` naming the field.
 
     Tag-0 date-times become RFC 3339 strings (validators must read tagged and untagged).
     """
+    try:
+        return _plain_json(value)
+    except _NotJson:
+        return _to_jsonable(value, path)
+
+
+def _to_jsonable(value: Any, path: str = "") -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -285,11 +328,12 @@ def to_jsonable(value: Any, path: str = "") -> Any:
         out: dict[str, Any] = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise ValidationError(f"{path or 'certificate'}: map key {k!r} is not text")
-            out[k] = to_jsonable(v, f"{path}.{k}" if path else k)
+                raise ValidationError(
+                    f"{path or 'certificate'}: a map key of type {type(k).__name__} is not text")
+            out[k] = _to_jsonable(v, f"{path}.{k}" if path else k)
         return out
     if isinstance(value, list | tuple):
-        return [to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
     raise ValidationError(f"{path or 'value'}: a {type(value).__name__} has no JSON form")
 
 

@@ -36,9 +36,15 @@ def _describe(exc: OSError, path: Path) -> StorageError:
 
 @contextmanager
 def atomic_open(
-    path: str | os.PathLike[str], *, mode: int = PUBLIC, overwrite: bool = False, text: bool = False
+    path: str | os.PathLike[str], *, mode: int = PUBLIC, overwrite: bool = False,
+    text: bool = False, durable: bool = True,
 ) -> Iterator[IO[Any]]:
-    """Open a temporary file that replaces ``path`` atomically when the block exits cleanly."""
+    """Open a temporary file that replaces ``path`` atomically when the block exits cleanly.
+
+    ``durable=False`` skips the two fsyncs (file, directory): the replacement is still
+    atomic for other processes and across a crash of this one, but a power loss may leave
+    the file missing or empty, so only a caller that checks and rebuilds such files
+    (batch images, from the ledger) may use it."""
     target = Path(path)
     if not overwrite and target.exists():
         raise StorageError(f"{target} already exists", hint="use --force to overwrite it")
@@ -57,7 +63,8 @@ def atomic_open(
         with os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         if not overwrite and target.exists():
             raise StorageError(f"{target} already exists", hint="use --force to overwrite it")
         os.replace(tmp, target)
@@ -67,15 +74,18 @@ def atomic_open(
     except BaseException:
         _silent_unlink(tmp)
         raise
-    _fsync_dir(directory)
+    if durable:
+        _fsync_dir(directory)
 
 
 def atomic_write(
-    path: str | os.PathLike[str], data: bytes | str, *, mode: int = PUBLIC, overwrite: bool = False
+    path: str | os.PathLike[str], data: bytes | str, *, mode: int = PUBLIC, overwrite: bool = False,
+    durable: bool = True,
 ) -> None:
-    """Write ``data`` to ``path`` atomically with permission bits ``mode``."""
+    """Write ``data`` to ``path`` atomically with permission bits ``mode`` (see
+    :func:`atomic_open` for ``durable``)."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    with atomic_open(path, mode=mode, overwrite=overwrite) as fh:
+    with atomic_open(path, mode=mode, overwrite=overwrite, durable=durable) as fh:
         fh.write(payload)
 
 

@@ -15,6 +15,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -269,6 +270,30 @@ def _worker_init(info: SignerInfo) -> None:
     _WORKER_INFO = info
 
 
+def _pool_init(info: SignerInfo) -> None:
+    """Initialise a worker process (ours alone, so its allocator may be tuned)."""
+    _keep_heap()
+    _worker_init(info)
+
+
+def _keep_heap(pad: int = 16 * 1024 * 1024) -> None:
+    """Let glibc keep 16 MiB of freed heap instead of returning it to the kernel at once.
+
+    The QR renderer allocates and frees a few large NumPy arrays per image; with glibc's
+    defaults each cycle gives the pages back and faults them in again, which was ~40% of a
+    worker's CPU time (0.4 ms of system time per PNG, see benchmarks/README.md).
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-2, pad)  # M_TOP_PAD
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 _WORKER_INFO: SignerInfo | None = None
 
 
@@ -350,19 +375,30 @@ def issue_batch(
         total_rows = _count_rows(csv_path) if progress else 0
         if progress:
             progress(0, total_rows)
-        for batch in _run(info, jobs(), fmt, card, workers):
-            entries = [Entry(uvci, source, rec.row, rec.digest(), rec.full_name,
-                             info.kid.hex(), iat, exp, hc1, image_name(rec.row, fmt))
-                       for (_row, hc1, iat, exp, _img, _card), (rec, uvci) in batch]
-            ledger.add_many(entries)  # recorded first: a crash after this re-renders images
-            for (row, _hc1, _iat, _exp, img, card_bytes), _job in batch:
-                atomic_write(out / image_name(row, fmt), img, overwrite=True)
-                if card_bytes is not None and card:
-                    atomic_write(out / card_name(row, card), card_bytes, overwrite=True)
-            result.issued += len(batch)
-            if progress:
-                progress(result.total_rows, total_rows)
+        kid = info.kid.hex()
+        with _Workers(info, fmt, card, workers) as pool:
+            for batch in pool.signed(jobs()):
+                entries = [Entry(uvci, source, rec.row, rec.digest(), rec.full_name,
+                                 kid, iat, exp, hc1, image_name(rec.row, fmt))
+                           for (_row, hc1, iat, exp, _img, _card), (rec, uvci) in batch]
+                ledger.add_many(entries)  # recorded first: a crash after this re-renders images
+                # Only now are the images written (by the workers, in parallel): atomically,
+                # but not fsynced one by one (two fsyncs per image were most of a batch's
+                # time); after a power loss _restore_images re-renders, from the ledger, any
+                # image that is missing, empty or cut short.
+                writes = [(str(out / image_name(row, fmt)), img)
+                          for (row, _h, _i, _e, img, _c), _job in batch]
+                if card:
+                    writes += [(str(out / card_name(row, card)), card_bytes)
+                               for (row, _h, _i, _e, _img, card_bytes), _job in batch
+                               if card_bytes is not None]
+                pool.write(writes)
+                result.issued += len(batch)
+                if progress:
+                    progress(result.total_rows, total_rows)
         result.images_restored = _restore_images(ledger, out, source, info, card)
+        if result.issued:
+            os.sync()  # every image on disk before the manifest (fsynced) lists it
         _write_manifest(out, ledger.entries(source), card)
     _write_rejects(out, result.rejected)
     result.seconds = time.perf_counter() - started
@@ -384,27 +420,68 @@ Signed = tuple[int, str, int, int, bytes, bytes | None]
 Done = list[tuple[Signed, tuple[Record, str]]]
 
 
-def _run(info: SignerInfo, jobs: Iterator[tuple[Record, str]], fmt: str, card: str | None,
-         workers: int | None) -> Iterator[Done]:
-    """Sign and render in chunks; a bounded window in flight keeps memory constant."""
-    n = workers if workers is not None else (os.cpu_count() or 1)
-    chunks = _chunks(jobs)
-    if n <= 1:
-        _worker_init(info)
-        for chunk in chunks:
-            yield list(zip(_work(chunk, fmt, card), chunk, strict=True))
-        return
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
-                             initargs=(info,)) as pool:
+def _write_files(items: Sequence[tuple[str, bytes]]) -> None:
+    for path, data in items:
+        atomic_write(path, data, overwrite=True, durable=False)
+
+
+class _Workers:
+    """Signing, rendering and image writing in worker processes (or in this one).
+
+    A bounded window of chunks is in flight (memory stays constant); image writes are
+    submitted only after their chunk is in the ledger, and all have finished (or raised)
+    when the ``with`` block exits normally.
+    """
+
+    def __init__(self, info: SignerInfo, fmt: str, card: str | None,
+                 workers: int | None) -> None:
+        self.info, self.fmt, self.card = info, fmt, card
+        self.n = workers if workers is not None else (os.cpu_count() or 1)
+        self.pool: ProcessPoolExecutor | None = None
+        self.writes: list[Future[None]] = []
+
+    def __enter__(self) -> _Workers:
+        if self.n > 1:
+            ctx = multiprocessing.get_context("fork")
+            self.pool = ProcessPoolExecutor(self.n, mp_context=ctx, initializer=_pool_init,
+                                            initargs=(self.info,))
+        else:
+            _worker_init(self.info)
+        return self
+
+    def __exit__(self, exc_type: object, *_exc: object) -> None:
+        try:
+            if exc_type is None:
+                for fut in self.writes:
+                    fut.result()  # raise the first write error (a full disk, say)
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+    def signed(self, jobs: Iterator[tuple[Record, str]]) -> Iterator[Done]:
+        """Sign and render in chunks, yielding each chunk's results in order."""
+        chunks = _chunks(jobs)
+        if self.pool is None:
+            for chunk in chunks:
+                yield list(zip(_work(chunk, self.fmt, self.card), chunk, strict=True))
+            return
         pending: list[tuple[Future[list[Signed]], list[Any]]] = []
         for chunk in chunks:
-            pending.append((pool.submit(_work, chunk, fmt, card), chunk))
-            if len(pending) >= 3 * n:
+            pending.append((self.pool.submit(_work, chunk, self.fmt, self.card), chunk))
+            if len(pending) >= 3 * self.n:
                 fut, ch = pending.pop(0)
                 yield list(zip(fut.result(), ch, strict=True))
         for fut, ch in pending:
             yield list(zip(fut.result(), ch, strict=True))
+
+    def write(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Write files (already recorded in the ledger) atomically, without fsync."""
+        if self.pool is None:
+            _write_files(items)
+            return
+        self.writes.append(self.pool.submit(_write_files, items))
+        while self.writes and (self.writes[0].done() or len(self.writes) > 3 * self.n):
+            self.writes.pop(0).result()
 
 
 def _clean_temporaries(out: Path) -> None:
@@ -416,15 +493,41 @@ def _clean_temporaries(out: Path) -> None:
                 pass
 
 
+_PNG_HEAD = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk, always last
+
+
+def intact(path: Path) -> bool:
+    """Whether an image or card file is whole: present, with its format's first and last
+    bytes (PNG signature and IEND chunk, SVG's closing tag, PDF's ``%%EOF``). A power loss
+    after a non-durable write can leave a file empty, zero-filled or cut short."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - 32))
+            tail = fh.read()
+    except OSError:
+        return False
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return head.startswith(_PNG_HEAD) and tail.endswith(_PNG_END)
+    if suffix == ".svg":
+        return head.startswith(b"<?xml") and tail.rstrip().endswith(b"</svg>")
+    if suffix == ".pdf":
+        return head.startswith(b"%PDF-") and tail.rstrip().endswith(b"%%EOF")
+    return size > 0
+
+
 def _restore_images(ledger: Ledger, out: Path, source: str, info: SignerInfo,
                     card: str | None) -> int:
-    """Re-render, from the ledger, every image (and card) a crash left missing."""
+    """Re-render, from the ledger, every image (and card) a crash left missing or damaged."""
     restored = 0
     for e in ledger.entries(source):
-        if e.file and not (out / e.file).exists():
+        if e.file and not intact(out / e.file):
             atomic_write(out / e.file, render(e.hc1, e.file.rsplit(".", 1)[-1]), overwrite=True)
             restored += 1
-        if card and not (out / card_name(e.row, card)).exists():
+        if card and not intact(out / card_name(e.row, card)):
             atomic_write(out / card_name(e.row, card), render_card(e.hc1, info, card),
                          overwrite=True)
             restored += 1

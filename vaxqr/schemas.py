@@ -23,15 +23,16 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
-from typing import Any, Final
-
-from jsonschema import FormatChecker, validators
-from jsonschema import ValidationError as SchemaValidationError
-from jsonschema.exceptions import SchemaError
+from typing import TYPE_CHECKING, Any, Final
 
 from vaxqr.errors import ValidationError
+from vaxqr.schemafast import Unsupported, compile_checker, is_date
+
+if TYPE_CHECKING:  # jsonschema is imported on first use: ~50-70 ms a verify rarely needs
+    from jsonschema import FormatChecker
+    from jsonschema import ValidationError as SchemaValidationError
 
 __all__ = [
     "SUPPORTED_VERSIONS",
@@ -66,7 +67,7 @@ VALUESET_NAMES: Final[tuple[str, ...]] = (
 _GROUPS: Final[tuple[str, ...]] = ("v", "t", "r")
 _ROOT: Final[str] = "(root)"
 _MAX_MESSAGE: Final[int] = 200
-_VERSION_RE: Final[re.Pattern[str]] = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_VERSION_RE: Final[re.Pattern[str]] = re.compile(r"(\d{1,4})\.(\d{1,4})\.(\d{1,4})")
 _VERSION_TUPLES: Final[dict[tuple[int, int, int], str]] = {
     (int(a), int(b), int(c)): v
     for v in SUPPORTED_VERSIONS
@@ -98,14 +99,18 @@ def _is_rfc3339_date_time(instance: object) -> bool:
     return off_h is None or (int(off_h) <= 23 and int(off_m) <= 59)
 
 
+@cache
 def _format_checker() -> FormatChecker:
     """Build the format checker: jsonschema's built-ins plus vaxqr's ``date-time``."""
+    from jsonschema import FormatChecker
+
     checker = FormatChecker()
     checker.checks("date-time")(_is_rfc3339_date_time)
     return checker
 
 
-_FORMAT_CHECKER: Final[FormatChecker] = _format_checker()
+# The formats the fast pre-check asserts, with the same checks as the validator's.
+_FAST_FORMATS: Final = {"date": is_date, "date-time": _is_rfc3339_date_time}
 
 
 def _read_data(*parts: str) -> Any:
@@ -145,6 +150,9 @@ def _validator(version: str) -> Any:
     if not isinstance(schema, dict):
         raise ValidationError(f"package data file vaxqr/data/schemas/DCC-{version}.json "
                               "does not hold a JSON object", hint="reinstall vaxqr")
+    from jsonschema import validators
+    from jsonschema.exceptions import SchemaError
+
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(schema)
@@ -154,7 +162,18 @@ def _validator(version: str) -> Any:
             f"JSON schema: {exc.message}",
             hint="reinstall vaxqr; its data files are corrupt",
         ) from exc
-    return cls(schema, format_checker=_FORMAT_CHECKER)
+    return cls(schema, format_checker=_format_checker())
+
+
+@cache
+def _fast_check(version: str) -> Any:
+    """The compiled "certainly valid" pre-check of one shipped version (see
+    :mod:`vaxqr.schemafast`), or None when that schema needs jsonschema for everything."""
+    schema = _read_data("schemas", f"DCC-{version}.json")
+    try:
+        return compile_checker(schema, _FAST_FORMATS) if isinstance(schema, dict) else None
+    except Unsupported:
+        return None
 
 
 def resolve_version(ver: object) -> str | None:
@@ -178,6 +197,11 @@ def resolve_version(ver: object) -> str | None:
         return exact
     same_minor = [k for k in _VERSION_TUPLES if k[:2] == key[:2]]
     return _VERSION_TUPLES[max(same_minor)] if same_minor else None
+
+
+@lru_cache(maxsize=256)
+def _resolve_str(ver: str) -> str | None:
+    return resolve_version(ver)
 
 
 def _path(parts: Iterable[object]) -> str:
@@ -297,14 +321,17 @@ def validate_dcc(dcc: object) -> list[str]:
         return [f"ver: required property is missing, so no schema version can be chosen "
                 f"(supported: {supported})"]
     ver = dcc["ver"]
-    version = resolve_version(ver)
+    version = _resolve_str(ver) if type(ver) is str else resolve_version(ver)
     if version is None:
         if isinstance(ver, str) and _VERSION_RE.fullmatch(ver):
             return [f"ver: unsupported schema version {ver!r} (supported: {supported})"]
         return [f"ver: {_clip(repr(ver))} is not a schema version of the form "
                 f"MAJOR.MINOR.PATCH (supported: {supported})"]
-    validator = _validator(version)
     group_msgs, counted = _group_problems(dcc)
+    fast = _fast_check(version)
+    if not group_msgs and fast is not None and fast(dcc):
+        return []  # certainly valid: jsonschema would find nothing (tests/test_schemas.py)
+    validator = _validator(version)
     found: list[str] = []
     for err in validator.iter_errors(dcc):
         path = tuple(err.absolute_path)

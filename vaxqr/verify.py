@@ -151,6 +151,9 @@ def _signer_json(signer: Signer) -> dict[str, Any]:
     }
 
 
+_PASSED: dict[tuple[str, str], Step] = {}
+
+
 @dataclass
 class _Run:
     """Mutable state of one verification; becomes a frozen :class:`Report`."""
@@ -165,7 +168,14 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
 
     def ok(self, name: str, message: str = "") -> None:
-        self.steps[name] = Step(name, PASS, message)
+        # Steps are immutable, so the common ones ("prefix: HC1", "cbor: CWT with an EU
+        # DCC", ...) are shared rather than rebuilt for every credential of a stream.
+        step = _PASSED.get((name, message))
+        if step is None:
+            step = Step(name, PASS, message)
+            if len(_PASSED) < 1024:
+                _PASSED[(name, message)] = step
+        self.steps[name] = step
 
     def fail(self, name: str, message: str) -> None:
         self.steps[name] = Step(name, FAIL, message)
@@ -198,7 +208,8 @@ def _ts(seconds: int) -> datetime | None:
 
 
 def _fmt(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M UTC")
+    # as strftime("%Y-%m-%d %H:%M UTC") with glibc (year unpadded), at half the cost
+    return f"{dt.year}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d} UTC"
 
 
 class Verifier:
@@ -223,6 +234,23 @@ class Verifier:
         self._eku: Callable[[Any], frozenset[str] | None] = eku_oids
         self._eku_allows: Callable[[frozenset[str] | None, str], bool] = eku_allows
         self._schema: Callable[[Any], list[str]] = validate_schema or validate_dcc
+        # Per-certificate facts (subject text, EKU) cost more to read than the rest of a
+        # verification; certificates are immutable, so they are read once per object.
+        self._cert_facts: dict[int, tuple[Any, str, Any]] = {}
+
+    def _facts(self, cert: Any) -> tuple[Any, str, Any]:
+        """(cert, subject text, EKU OIDs or the error reading them), cached per object."""
+        hit = self._cert_facts.get(id(cert))
+        if hit is not None and hit[0] is cert:
+            return hit
+        try:
+            eku: Any = self._eku(cert)
+        except VaxqrError as exc:
+            eku = exc
+        if len(self._cert_facts) >= 4096:
+            self._cert_facts.clear()
+        facts = self._cert_facts[id(cert)] = (cert, _name(cert), eku)
+        return facts
 
     # ------------------------------------------------------------------ entry points
 
@@ -247,10 +275,10 @@ class Verifier:
             run.fail(_first_missing(run), f"internal error while verifying ({type(exc).__name__})")
         return run.report(applicable=applicable)
 
-    def picture_failure(self, label: str, message: str) -> Report:
-        """A report for a picture that could not be read."""
+    def picture_failure(self, label: str, message: str, *, step: str = "picture") -> Report:
+        """A report for an input that could not be read (a picture, an over-long line)."""
         run = _Run(label)
-        run.fail("picture", message)
+        run.fail(step, message)
         return run.report(applicable=STEPS[:10])
 
     # ------------------------------------------------------------------ the steps
@@ -328,7 +356,8 @@ class Verifier:
                 continue
             run.signer = signer
             where = "" if msg.kid_location == "protected" else " (kid in unprotected header)"
-            run.ok("signature", f"{sign.ALG_NAMES[alg]} by {_name(signer.certificate)}{where}")
+            run.ok("signature",
+                   f"{sign.ALG_NAMES[alg]} by {self._facts(signer.certificate)[1]}{where}")
             return True
         run.fail("signature", str(last) if last else "signature does not verify")
         return False
@@ -336,10 +365,9 @@ class Verifier:
     def _key_usage(self, run: _Run, hcert: Mapping[str, Any]) -> None:
         assert run.signer is not None
         kind = certificate_type(hcert)
-        try:
-            oids = self._eku(run.signer.certificate)
-        except VaxqrError as exc:
-            run.fail("key_usage", f"cannot read the signer's key usage: {exc}")
+        oids = self._facts(run.signer.certificate)[2]
+        if isinstance(oids, VaxqrError):
+            run.fail("key_usage", f"cannot read the signer's key usage: {oids}")
             return
         if kind is None:
             run.skip("key_usage", "certificate type unknown (the schema step says why)")

@@ -62,7 +62,11 @@ def render(console: Any, report: Report, safe: Callable[[object], str]) -> None:
     if exp is not None and report.signer is not None:
         from datetime import datetime
 
-        rows.append(("Valid until", datetime.fromtimestamp(exp, UTC).date().isoformat()))
+        try:
+            until = datetime.fromtimestamp(exp, UTC).date().isoformat()
+        except (ValueError, OverflowError, OSError):
+            until = f"{exp} (not a calendar date)"
+        rows.append(("Valid until", until))
     if report.holder is not None:
         rows.append(("ID card", "matches" if report.holder.matched else "DOES NOT MATCH"))
     for key, value in rows:

@@ -1,0 +1,322 @@
+"""``vaxqr verify`` as a checkpoint runs it: human output, JSON Lines, exit codes, stdin.
+
+Everything runs the installed console script in a subprocess (its ``main()`` guard, real
+pipes, real buffering), colour off and a fixed width. Credentials are signed with the
+demo commune key (keys/examples, DEMO ONLY) at fixed times, verified at :data:`AT`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from vaxqr import codec, sign
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "fuzz"))
+import fuzzkit  # noqa: E402
+
+VAXQR = str(Path(sys.executable).parent / "vaxqr")
+DEMO = ROOT / "keys" / "examples"
+AT = "2022-06-01T00:00:00+00:00"
+ISSUED = datetime(2022, 1, 1, 8, 30, tzinfo=UTC)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS", "TTY_COMPATIBLE",
+                        "VAXQR_PASSWORD")}
+    env.update(NO_COLOR="1", COLUMNS="80", TERM="dumb", PYTHONIOENCODING="utf-8")
+    env.update(extra)
+    return {k: v for k, v in env.items() if v}
+
+
+@pytest.fixture(scope="module")
+def trust(tmp_path_factory):
+    state = tmp_path_factory.mktemp("state") / "state.json"
+    return ["--trust", str(DEMO / "ca" / "ca.crt"), "--trust", str(DEMO / "trustlist.json"),
+            "--state", str(state), "--at", AT]
+
+
+@pytest.fixture(scope="module")
+def signer():
+    from vaxqr.certs import load_signer
+
+    return load_signer(DEMO / "communes" / "31078", b"vaxqr-demo")
+
+
+@pytest.fixture(scope="module")
+def valid(signer):
+    """A genuine credential issued by the library's own issuance path."""
+    from vaxqr import issue as flow
+
+    info = flow.signer_info(signer)
+    record = flow.parse_record(0, {
+        "full_name": "Nguyễn Văn An", "sex": "Nam", "dob": "1990-01-02",
+        "id_number": "091090012345", "dose_number": "2", "total_doses": "2",
+        "vaccination_date": "2021-10-01", "vaccine": "pfizer", "lot": "", "site": "",
+    }, today=date(2022, 1, 1))
+    hc1, _iat, exp = flow.sign_record(info, record, "URN:UVCI:01:VN:091/31078/TEST0001#A",
+                                      now=ISSUED)
+    return hc1, exp
+
+
+def _signed(signer, **claims) -> str:
+    iat = int(ISSUED.timestamp())
+    claims.setdefault("iat", iat)
+    claims.setdefault("exp", iat + 365 * 86400)
+    payload = fuzzkit.claims_bytes(fuzzkit.default_dcc(), **claims)
+    return codec.encode_hc1(sign.sign1(payload, signer.private_key, signer.kid))
+
+
+def _run(args, trust, *, stdin: bytes | None = None, **env: str):
+    return subprocess.run([VAXQR, "verify", *args, *trust], input=stdin, capture_output=True,
+                          env=_env(**env), timeout=120)
+
+
+def _lines(out: bytes) -> list[str]:
+    return out.decode("utf-8").split("\n")
+
+
+def _json(out: bytes) -> list[dict]:
+    return [json.loads(line) for line in out.split(b"\n") if line]
+
+
+# --------------------------------------------------------------------------- human output
+
+
+def test_human_valid(valid, trust):
+    hc1, exp = valid
+    r = _run([hc1], trust)
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"\x1b" not in r.stdout + r.stderr  # colour off: plain words
+    lines = _lines(r.stdout)
+    assert lines[0] == " ✔ VALID  argument"
+    until = datetime.fromtimestamp(exp, UTC).date().isoformat()
+    expected = [
+        "  Holder:      Nguyễn Văn An",
+        "  Born:        1990-01-02",
+        "  Dose:        2/2  Pfizer-BioNTech Comirnaty",
+        "  Vaccinated:  2021-10-01",
+        "  Issued by:   UBND xã Dương Tơ",
+        f"  Valid until: {until}",
+    ]
+    assert [ln for ln in lines if ln.startswith("  ") and ":" in ln][:6] == expected
+    assert all(len(ln) <= 80 for ln in lines)
+    assert "Traceback" not in r.stderr.decode()
+
+
+def test_human_not_valid(valid, trust):
+    hc1, _exp = valid
+    damaged = hc1[:4] + "GGW" + hc1[7:]
+    r = _run([damaged, "hc1:" + hc1[4:], "Xin chào"], trust)
+    assert r.returncode == 1
+    text = r.stdout.decode("utf-8")
+    assert b"\x1b" not in r.stdout
+    assert text.count(" ✘ NOT VALID  argument") == 3
+    blocks = text.split(" ✘ NOT VALID  argument")[1:]
+    for block, step, fragment in [(blocks[0], "base45", "overflows 65535"),
+                                  (blocks[1], "prefix", "lower case"),
+                                  (blocks[2], "prefix", "does not start with 'HC1:'")]:
+        assert f"{step}: " in block and fragment in block, block
+        assert "Reason" in block
+
+
+def test_human_output_colour_can_be_forced(valid, trust):
+    """The same report with FORCE_COLOR set has colour codes: the NO_COLOR runs above are
+    really colour-free, not accidentally so."""
+    r = _run([valid[0]], trust, FORCE_COLOR="1", NO_COLOR="", TERM="xterm")
+    assert r.returncode == 0 and b"\x1b[" in r.stdout
+
+
+# --------------------------------------------------------------------------- JSON Lines
+
+
+def test_json_lines(valid, signer, trust):
+    hc1, exp = valid
+    expired = _signed(signer, iat=int(ISSUED.timestamp()) - 10 * 86400,
+                      exp=int(ISSUED.timestamp()))
+    r = _run([hc1, "HC1:GGW", expired, "--json"], trust)
+    assert r.returncode == 1
+    out = _json(r.stdout)
+    assert [(o["input"], o["valid"], o["failed"]) for o in out] == [
+        ("argument", True, None), ("argument", False, "base45"), ("argument", False, "expiry")]
+    for o in out:
+        assert o["version"] == 1
+        assert {"input", "valid", "failed", "reason", "steps", "payload", "credential",
+                "summary", "claims", "signer"} <= set(o)
+        assert set(o["steps"]) <= {"picture", "prefix", "base45", "zlib", "cose", "cbor",
+                                   "signature", "key_usage", "expiry", "schema", "revocation",
+                                   "holder"}
+    good = out[0]
+    assert good["summary"]["full_name"] == "Nguyễn Văn An"
+    assert good["claims"]["exp"] == exp
+    assert good["signer"]["kid"] == signer.kid.hex()
+    assert all(s["status"] == "pass" for s in good["steps"].values())
+    assert out[2]["steps"]["signature"]["status"] == "pass"
+    assert out[1]["steps"]["zlib"]["status"] == "skipped"
+
+
+# --------------------------------------------------------------------------- exit codes
+
+
+def test_exit_codes(valid, trust, tmp_path):
+    hc1, _exp = valid
+    assert _run([hc1], trust).returncode == 0
+    assert _run([hc1, hc1], trust).returncode == 0
+    assert _run([hc1, "HC1:0"], trust).returncode == 1
+    assert _run(["-"], trust, stdin=(hc1 + "\nnot a credential\n").encode()).returncode == 1
+    # 2: usage
+    assert _run([hc1], []).returncode == 2  # no --trust
+    assert _run([hc1, "--at", "yesterday"], trust[:-2]).returncode == 2
+    assert _run([hc1, "--no-such-option"], trust).returncode == 2
+    assert _run([], trust).returncode == 2  # no input
+    # 3: trust material or I/O
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    for bad in (["--trust", str(tmp_path / "missing.pem")], ["--trust", str(garbage)]):
+        r = subprocess.run([VAXQR, "verify", hc1, *bad], capture_output=True, env=_env(),
+                           timeout=60)
+        assert r.returncode == 3, r.stderr.decode()
+        assert b"Traceback" not in r.stderr
+    r = _run([str(tmp_path / "missing.txt")], trust)
+    assert r.returncode == 3 and b"cannot read" in r.stderr
+
+
+# --------------------------------------------------------------------------- stdin
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_stdin_lines(valid, trust, eol):
+    hc1 = valid[0].encode()
+    data = hc1 + eol + eol + b"   " + eol + b"HC1:GGW" + eol + hc1  # last line: no EOL
+    r = _run(["-", "--json"], trust, stdin=data)
+    out = _json(r.stdout)
+    assert [(o["input"], o["failed"]) for o in out] == [
+        ("stdin:1", None), ("stdin:4", "base45"), ("stdin:5", None)]
+    assert r.returncode == 1
+    assert all("\r" not in (o["payload"] or "") for o in out)
+
+
+def test_stdin_cr_terminated_lines(valid, trust):
+    hc1 = valid[0].encode()
+    r = _run(["-", "--json"], trust, stdin=hc1 + b"\r" + hc1 + b"\r")
+    out = _json(r.stdout)
+    assert [(o["input"], o["valid"]) for o in out] == [("stdin:1", True), ("stdin:2", True)]
+    assert r.returncode == 0
+
+
+def test_stdin_long_lines_nul_and_invalid_utf8(valid, trust):
+    hc1 = valid[0].encode()
+    data = (b"HC1:" + b"A" * (1 << 20) + b"\n"  # 1 MiB: over the 64 KiB cap
+            + hc1 + b"\n"
+            + b"\x00\x00\x00\n"
+            + hc1[:40] + b"\x00" + hc1[41:] + b"\n"
+            + b"HC1:\xff\xfe\xc3\x28\n"
+            + b"\xef\xbb\xbf" + hc1 + b"\n")  # a BOM from a text editor: stripped
+    r = _run(["-", "--json"], trust, stdin=data)
+    out = _json(r.stdout)
+    assert [(o["input"], o["failed"]) for o in out] == [
+        ("stdin:1", "prefix"), ("stdin:2", None), ("stdin:3", "prefix"),
+        ("stdin:4", "base45"), ("stdin:5", "base45"), ("stdin:6", None)]
+    assert "longer than 64 KiB" in out[0]["reason"]
+    assert r.returncode == 1 and b"Traceback" not in r.stderr
+
+
+def _read_until(proc, marker: bytes, timeout: float = 20.0) -> bytes:
+    """Read the child's stdout until ``marker`` shows up; fail on a timeout."""
+    buf = b""
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    while marker not in buf:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(left, 0))
+        if not ready:
+            raise AssertionError(f"no verdict within {timeout} s; got {buf!r}")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise AssertionError(f"stdout closed; got {buf!r}")
+        buf += chunk
+    return buf
+
+
+def _interactive(trust, lines: list[bytes], eol: bytes, *, as_json: bool,
+                 timeout: float = 20.0) -> list[bytes]:
+    args = [VAXQR, "verify", "-", *trust] + (["--json"] if as_json else [])
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_env(), bufsize=0)
+    got = []
+    try:
+        for n, line in enumerate(lines, 1):
+            proc.stdin.write(line + eol)
+            proc.stdin.flush()
+            # the verdict for this line, before the next line is written
+            marker = f'"input": "stdin:{n}"'.encode() if as_json else f"stdin:{n}\n".encode()
+            got.append(_read_until(proc, marker, timeout))
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return got
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "human"])
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_stdin_verdict_printed_as_soon_as_the_line_arrives(valid, trust, eol, as_json):
+    hc1 = valid[0].encode()
+    got = _interactive(trust, [hc1, b"HC1:GGW", hc1], eol, as_json=as_json)
+    if as_json:
+        assert [json.loads(g.split(b"\n")[0])["valid"] for g in got] == [True, False, True]
+    else:
+        assert b"VALID  stdin:1" in got[0] and b"NOT VALID  stdin:2" in got[1]
+
+
+def test_stdin_cr_verdict_printed_as_soon_as_the_line_arrives(valid, trust):
+    _interactive(trust, [valid[0].encode()] * 2, b"\r", as_json=True, timeout=5)
+
+
+# --------------------------------------------------------------------------- other inputs
+
+
+def test_text_file_and_picture(valid, trust, tmp_path):
+    from vaxqr import qr
+
+    hc1 = valid[0]
+    scans = tmp_path / "scans.txt"
+    scans.write_bytes(f"{hc1}\r\n\r\nHC1:GGW\n{hc1}".encode())
+    png = tmp_path / "card.png"
+    png.write_bytes(qr.to_png(hc1))
+    r = _run([str(scans), str(png), "--json"], trust)
+    out = _json(r.stdout)
+    assert [(o["input"], o["failed"]) for o in out] == [
+        (f"{scans}:1", None), (f"{scans}:2", "base45"), (f"{scans}:3", None), (str(png), None)]
+    assert out[3]["steps"]["picture"]["status"] == "pass"
+    assert r.returncode == 1
+
+
+def test_far_future_exp_renders(signer, valid, trust):
+    far = _signed(signer, exp=2**39)
+    r = _run(["-"], trust, stdin=f"{far}\n{valid[0]}\n".encode())
+    assert b"internal error" not in r.stderr
+    text = r.stdout.decode()
+    assert "NOT VALID  stdin:1" in text and " ✔ VALID  stdin:2" in text
+    assert r.returncode == 1
+
+
+def test_far_future_exp_in_json(signer, trust):
+    """The JSON path does not render dates: the same credential is a clean verdict there."""
+    far = _signed(signer, exp=2**39)
+    r = _run([far, "--json"], trust)
+    (out,) = _json(r.stdout)
+    assert out["failed"] == "expiry" and out["steps"]["signature"]["status"] == "pass"
+    assert r.returncode == 1

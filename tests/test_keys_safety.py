@@ -1,0 +1,347 @@
+"""Keys and files: private even with umask 000, never overwritten, warned about when others
+can read them, and the password never shown (output, exception, ``--debug`` traceback)
+nor taken on the command line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from vaxqr.certs import load_signer
+from vaxqr.errors import StorageError
+from vaxqr.fileio import PRIVATE, PUBLIC, atomic_write
+
+ROOT = Path(__file__).resolve().parents[1]
+VAXQR = str(Path(sys.executable).parent / "vaxqr")
+DEMO = ROOT / "keys" / "examples"
+SECRET = "S3cr3t-Paß-ü-XYZZY-4711"  # never to be seen in any output
+WRONG = "Wr0ng-Guess-PLUGH-0815"
+CITIZEN = ["--name", "Nguyễn Văn An", "--sex", "Nam", "--dob", "1990-01-02",
+           "--id", "091090012345", "--vaccine", "pfizer", "--dose", "2/2",
+           "--date", "2021-10-01"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAXQR_")}
+    env.update(NO_COLOR="1", COLUMNS="100", PYTHONIOENCODING="utf-8")
+    env.update(extra)
+    return env
+
+
+def _vaxqr(*args: str, cwd: Path, umask: int | None = None, **env: str):
+    def pre() -> None:
+        if umask is not None:
+            os.umask(umask)
+
+    return subprocess.run([VAXQR, *args], cwd=cwd, capture_output=True, env=_env(**env),
+                          preexec_fn=pre, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def office(tmp_path_factory):
+    """A province CA, a commune signer, a trust list and one issued card, all made by the
+    CLI under umask 000 with the password SECRET."""
+    d = tmp_path_factory.mktemp("office")
+    for args in (["certs", "init", "ca", "--name", "Kiên Giang", "--province", "091"],
+                 ["certs", "issue", "ca", "--commune-code", "31078", "--name",
+                  "UBND xã Dương Tơ", "--out", "dt"],
+                 ["certs", "trustlist", "ca", "--out", "trustlist.json"],
+                 ["issue", "--signer", "dt", *CITIZEN, "--out", "card.png"]):
+        r = _vaxqr(*args, cwd=d, umask=0, VAXQR_PASSWORD=SECRET)
+        assert r.returncode == 0, (args, r.stderr.decode())
+    return d
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+# --------------------------------------------------------------------------- permissions
+
+
+def test_keys_are_private_even_with_umask_000(office):
+    keys = sorted(office.rglob("*.key"))
+    assert [k.relative_to(office).as_posix() for k in keys] == ["ca/ca.key", "dt/signer.key"]
+    for k in keys:
+        assert _mode(k) == 0o600, f"{k}: {_mode(k):04o}"
+        assert k.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    for p in office.rglob("*"):  # umask 000 never makes anything group/world writable
+        assert not _mode(p) & 0o022, f"{p}: {_mode(p):04o}"
+    for d in ("ca", "dt"):
+        assert not _mode(office / d) & 0o077, f"{d}: {_mode(office / d):04o}"
+    assert _mode(office / "card.png") == 0o644
+    assert _mode(office / "trustlist.json") == 0o644
+
+
+def test_atomic_write_modes_ignore_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        atomic_write(tmp_path / "k.key", b"x", mode=PRIVATE)
+        atomic_write(tmp_path / "p.pem", b"x", mode=PUBLIC)
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "k.key") == 0o600
+    assert _mode(tmp_path / "p.pem") == 0o644
+    old = os.umask(0o077)  # ... in both directions: a public file stays readable
+    try:
+        atomic_write(tmp_path / "p2.pem", b"x", mode=PUBLIC)
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "p2.pem") == 0o644
+
+
+# --------------------------------------------------------------------------- overwriting
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name != ".lock" and p.suffix != ".sqlite"}
+
+
+def test_nothing_is_overwritten_without_force(office, tmp_path):
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    before = _snapshot(d)
+    for args in (["certs", "init", "ca", "--name", "Kiên Giang", "--province", "091"],
+                 ["certs", "issue", "ca", "--commune-code", "31078", "--name",
+                  "UBND xã Dương Tơ", "--out", "dt"],
+                 ["certs", "issue", "ca", "--commune-code", "30760", "--name",
+                  "UBND phường Vĩnh Thanh Vân", "--out", "dt"],
+                 ["certs", "trustlist", "ca", "--out", "trustlist.json"],
+                 ["issue", "--signer", "dt", *CITIZEN, "--out", "card.png"]):
+        r = _vaxqr(*args, cwd=d, VAXQR_PASSWORD=SECRET)
+        assert r.returncode == 3, (args, r.returncode, r.stderr.decode())
+        assert "already exists" in r.stderr.decode()
+        assert "--force" in r.stderr.decode()
+    assert _snapshot(d) == before
+    # with --force the trust list is replaced (and the keys still are not touched)
+    r = _vaxqr("certs", "trustlist", "ca", "--out", "trustlist.json", "--force", cwd=d,
+               VAXQR_PASSWORD=SECRET)
+    assert r.returncode == 0, r.stderr.decode()
+    assert (d / "ca" / "ca.key").read_bytes() == before["ca/ca.key"]
+    assert (d / "dt" / "signer.key").read_bytes() == before["dt/signer.key"]
+
+
+def test_atomic_write_refuses_to_overwrite(tmp_path):
+    target = tmp_path / "signer.key"
+    atomic_write(target, b"original", mode=PRIVATE)
+    with pytest.raises(StorageError, match="already exists"):
+        atomic_write(target, b"replacement", mode=PRIVATE)
+    assert target.read_bytes() == b"original"
+    assert [p.name for p in tmp_path.iterdir()] == ["signer.key"]  # no temporary left behind
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660, 0o606])
+def test_key_readable_by_others_is_warned_about(tmp_path, mode):
+    d = tmp_path / "signer"
+    shutil.copytree(DEMO / "communes" / "31078", d,
+                    ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    os.chmod(d / "signer.key", 0o600)
+    assert not [w for w in load_signer(d, b"vaxqr-demo").warnings if "other users" in w]
+    os.chmod(d / "signer.key", mode)
+    warnings = [w for w in load_signer(d, b"vaxqr-demo").warnings if "other users" in w]
+    assert len(warnings) == 1
+    assert f"{mode:04o}" in warnings[0] and "chmod 600" in warnings[0]
+
+
+def test_cli_warns_about_a_readable_key(office, tmp_path):
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    os.chmod(d / "dt" / "signer.key", 0o644)
+    r = _vaxqr("issue", "--signer", "dt", *CITIZEN, "--out", "-", cwd=d,
+               VAXQR_PASSWORD=SECRET)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "accessible by other users" in r.stderr.decode()
+    os.chmod(d / "ca" / "ca.key", 0o644)
+    r = _vaxqr("certs", "trustlist", "ca", "--out", "tl2.json", cwd=d, VAXQR_PASSWORD=SECRET)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "accessible by other users" in r.stderr.decode()
+
+
+# --------------------------------------------------------------------------- the password
+
+
+def _assert_secret_absent(*blobs: bytes) -> None:
+    for secret in (SECRET, WRONG):
+        for form in (secret.encode("utf-8"), secret.encode("unicode_escape"),
+                     secret.encode("utf-8").hex().encode(), repr(secret.encode()).encode()):
+            for blob in blobs:
+                assert form not in blob, f"the password shows up: {blob[:2000]!r}"
+
+
+def test_wrong_password_is_never_echoed(office, tmp_path):
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    pwfile = tmp_path / "pw.txt"
+    pwfile.write_text(WRONG + "\n")
+    runs = [
+        (["--debug", "issue", "--signer", "dt", *CITIZEN, "--out", "-"],
+         {"VAXQR_PASSWORD": WRONG}),
+        (["--debug", "issue", "--signer", "dt", *CITIZEN, "--out", "-", "--password-file",
+          str(pwfile)], {"VAXQR_PASSWORD": SECRET}),
+        (["--debug", "certs", "issue", "ca", "--commune-code", "30760", "--name",
+          "UBND phường Vĩnh Thanh Vân", "--out", "vtv"],
+         {"VAXQR_CA_PASSWORD": WRONG, "VAXQR_PASSWORD": SECRET}),
+        (["--debug", "certs", "trustlist", "ca", "--out", "x.json"], {"VAXQR_PASSWORD": WRONG}),
+        (["--debug", "certs", "revoke", "ca", "31078"], {"VAXQR_PASSWORD": WRONG}),
+        (["--debug", "certs", "init", "ca2", "--name", "Kiên Giang", "--province", "091",
+          "--parent", "ca"], {"VAXQR_PASSWORD": WRONG}),
+    ]
+    for args, env in runs:
+        r = _vaxqr(*args, cwd=d, **env)
+        assert r.returncode in (2, 3), (args, r.returncode, r.stderr.decode())
+        assert "password" in r.stderr.decode().lower() or "root" in r.stderr.decode(), args
+        _assert_secret_absent(r.stdout, r.stderr)
+
+
+_CRASH = """
+import sys
+from cryptography.hazmat.primitives import serialization
+import vaxqr.keys
+
+def boom(data, password, *args, **kwargs):
+    raise RuntimeError("simulated failure while decrypting")
+
+serialization.load_pem_private_key = boom
+if hasattr(vaxqr.keys, "serialization"):
+    vaxqr.keys.serialization.load_pem_private_key = boom
+from vaxqr.cli import main
+sys.argv = ["vaxqr", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "no-debug"])
+def test_password_not_in_a_traceback(office, tmp_path, debug):
+    """An unexpected exception while the password is in hand (inside the key decryption):
+    with --debug a traceback, without it one line; the password in neither."""
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    args = ["issue", "--signer", "dt", *CITIZEN, "--out", "-"]
+    r = subprocess.run([sys.executable, "-c", _CRASH, *(["--debug"] if debug else []), *args],
+                       cwd=d, capture_output=True, env=_env(VAXQR_PASSWORD=SECRET), timeout=120)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode != 0
+    if debug:
+        assert "simulated failure" in err and "Traceback" in err, err
+    else:
+        assert "internal error" in err and "Traceback" not in err, err
+    _assert_secret_absent(r.stdout, r.stderr)
+
+
+def test_password_not_stored_in_clear(office):
+    for p in office.rglob("*"):
+        if p.is_file():
+            _assert_secret_absent(p.read_bytes())
+
+
+def _options(cmd, path="vaxqr"):
+    for p in cmd.params:
+        yield path, p
+    if hasattr(cmd, "list_commands"):
+        for name in cmd.list_commands(None):
+            yield from _options(cmd.get_command(None, name), f"{path} {name}")
+
+
+def test_no_command_takes_a_password_on_the_command_line():
+    """Passwords come from a file, the environment or a hidden prompt: an option may name a
+    password FILE, or be the --insecure-no-password flag, nothing else."""
+    from vaxqr.cli import app
+
+    seen = []
+    commands = set()
+    for path, p in _options(typer.main.get_command(app)):
+        commands.add(path)
+        names = " ".join([*p.opts, *getattr(p, "secondary_opts", []), p.name or ""]).lower()
+        if not any(w in names for w in ("pass", "pwd", "secret", "phrase", "pin")):
+            continue
+        seen.append(f"{path} {p.opts}")
+        assert p.param_type_name == "option", (path, p.opts)
+        for opt in p.opts:
+            assert opt.endswith("-file") or (opt == "--insecure-no-password" and p.is_flag), \
+                (path, opt)
+    assert {"vaxqr issue", "vaxqr certs init", "vaxqr certs issue", "vaxqr certs trustlist",
+            "vaxqr certs revoke"} <= commands
+    assert len(seen) >= 8  # the password-file options were really inspected
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+_DISK_FULL = """
+import errno, os, sys
+calls = {"n": 0}
+at = int(os.environ["FAULT_AT"])
+real = os.fsync
+def fsync(fd):
+    calls["n"] += 1
+    if calls["n"] == at:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return real(fd)
+os.fsync = fsync
+from vaxqr.cli import main
+sys.argv = ["vaxqr", *sys.argv[1:]]
+main()
+"""
+
+
+def _leftovers(d: Path) -> list[str]:
+    return sorted(p.name for p in d.rglob(".*") if p.name != ".lock")
+
+
+@pytest.mark.parametrize("fault_at", [1, 2, 3, 5, 7])  # state, its dir, CRL, list, none
+def test_disk_full_at_any_write_leaves_whole_files(office, tmp_path, fault_at):
+    """The disk fills up at the n-th fsync of `certs trustlist --force` (state, CRL, list):
+    every file is the old one or a complete new one, no temporary file is left, and the
+    CA's sequence number is never behind the published list (no number is reused)."""
+    import json
+
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    old = _snapshot(d)
+    r = subprocess.run([sys.executable, "-c", _DISK_FULL, "certs", "trustlist", "ca",
+                        "--out", "trustlist.json", "--force"], cwd=d, capture_output=True,
+                       env=_env(VAXQR_PASSWORD=SECRET, FAULT_AT=str(fault_at)), timeout=120)
+    err = r.stderr.decode()
+    assert r.returncode in (0, 3), err
+    if r.returncode == 3:
+        assert "disk full" in err and "Traceback" not in err
+    assert _leftovers(d) == []
+    new = _snapshot(d)
+    listed = json.loads(new["trustlist.json"])["sequence"]
+    state = json.loads(new["ca/state.json"])
+    assert state.get("trustlist_sequence", listed) >= listed
+    for name in ("ca/crl.pem", "trustlist.json", "ca/state.json"):
+        assert new[name] == old[name] or (d / name).stat().st_size > 0
+    assert new["ca/ca.key"] == old["ca/ca.key"]
+    _assert_secret_absent(r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("command", ["issue", "certs-issue", "certs-init"])
+def test_disk_full_leaves_no_partial_output(office, tmp_path, command):
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    old = _snapshot(d)
+    args = {
+        "issue": ["issue", "--signer", "dt", *CITIZEN, "--out", "card.png", "--force"],
+        "certs-issue": ["certs", "issue", "ca", "--commune-code", "30760", "--name",
+                        "UBND phường Vĩnh Thanh Vân", "--out", "vtv"],
+        "certs-init": ["certs", "init", "ca2", "--name", "Kiên Giang", "--province", "091"],
+    }[command]
+    r = subprocess.run([sys.executable, "-c", _DISK_FULL, *args], cwd=d, capture_output=True,
+                       env=_env(VAXQR_PASSWORD=SECRET, FAULT_AT="1"), timeout=120)
+    assert r.returncode == 3 and "disk full" in r.stderr.decode(), r.stderr.decode()
+    assert _leftovers(d) == []
+    assert not (d / "vtv").exists() and not (d / "ca2").exists()
+    new = _snapshot(d)
+    assert {k: v for k, v in new.items() if k in old} == old  # old files untouched
+    assert set(new) == set(old)

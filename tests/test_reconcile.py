@@ -1,0 +1,502 @@
+"""vaxqr.reconcile: every class on a generated province with planted errors, precedence,
+matched.csv for `vaxqr issue`, coverage, the CSV reader's edges, the CLI and
+`vaxqr issue --from … --population …`."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import unicodedata
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vaxqr import reconcile as R
+from vaxqr.cli import app
+from vaxqr.errors import StorageError, ValidationError
+from vaxqr.issue import COLUMNS, parse_record, read_csv
+from vaxqr.reconcile import (
+    CLASSES,
+    DoseContext,
+    DoseRef,
+    Person,
+    PreviousDose,
+    VaccRecord,
+    classify,
+    dose_context,
+    reconcile_files,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+TODAY = date(2022, 6, 30)
+REPORT = date(2021, 11, 23)
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("gen_population",
+                                                  REPO / "scripts" / "gen_population.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gen_population"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gen = _load_generator()
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory: pytest.TempPathFactory):
+    d = tmp_path_factory.mktemp("province")
+    g = gen.generate(d, people=4000, records=5000, seed=7, error_rate=0.3, pair_rate=0.3)
+    res = reconcile_files(g.vaccinations, g.population, d / "out", report_date=REPORT,
+                          today=TODAY, workers=1)
+    return g, res, d / "out"
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _classes(out: Path, rows: int) -> dict[int, str]:
+    got = dict.fromkeys(range(1, rows + 1), "matched")
+    for r in _csv(out / "mismatches.csv"):
+        got[int(r["row"])] = r["class"]
+    return got
+
+
+# --------------------------------------------------------------------------- the province
+
+
+def test_every_planted_class_is_found(province) -> None:
+    g, res, out = province
+    truth = {int(r["row"]): r["class"] for r in _csv(g.truth)}
+    got = _classes(out, res.rows)
+    assert res.rows == len(truth) == g.records
+    wrong = [(row, truth[row], got[row]) for row in truth if truth[row] != got[row]]
+    assert not wrong, wrong[:10]
+    per_class = defaultdict(int)
+    for cls in truth.values():
+        per_class[cls] += 1
+    for cls in CLASSES:
+        assert per_class[cls] >= 40, (cls, per_class[cls])  # every class, well represented
+        assert res.counts[cls] == per_class[cls]
+
+
+def test_precedence_on_records_with_two_errors(province) -> None:
+    g, _res, out = province
+    got = _classes(out, g.records)
+    pairs = defaultdict(int)
+    for r in _csv(g.truth):
+        planted = r["planted"].split("+") if r["planted"] else []
+        if len(planted) == 2:
+            first = min(planted, key=CLASSES.index)
+            assert got[int(r["row"])] == first == r["class"], r
+            pairs[tuple(planted)] += 1
+    # name before DOB and sex, DOB before sex, ID before name, duplicate before name
+    for pair in [("name_no_diacritics", "dob_differs"), ("name_order", "sex_differs"),
+                 ("name_tone_style", "dob_differs"), ("dob_differs", "sex_differs"),
+                 ("id_not_found", "name_differs"), ("duplicate_dose", "name_order")]:
+        assert pairs[pair] > 0, pair
+
+
+def test_matched_csv_is_ready_for_issue(province) -> None:
+    g, res, out = province
+    register = {r["id_number"]: r for r in _csv(g.population)}
+    rows = list(read_csv(out / "matched.csv"))
+    assert len(rows) == res.matched_rows > 0
+    with (out / "matched.csv").open(encoding="utf-8") as fh:
+        assert fh.readline().strip() == ",".join((*COLUMNS, "source_row"))
+    for n, fields in rows:
+        rec = parse_record(n, fields, today=TODAY)  # raises on anything issue would reject
+        person = register[rec.id_number]
+        assert fields["full_name"] == person["full_name"]  # the register's spelling
+        assert unicodedata.is_normalized("NFC", fields["full_name"])
+        assert rec.dob.isoformat() == person["dob"]
+        assert fields["sex"] == person["sex"]
+
+
+def test_tone_style_rows_are_fixed_and_signed(province) -> None:
+    g, _res, out = province
+    src = dict(read_csv(g.vaccinations))
+    matched = {int(f["source_row"]): f for _n, f in read_csv(out / "matched.csv")}
+    tone = [r for r in _csv(g.truth) if r["class"] == "name_tone_style"]
+    signed = [r for r in tone if int(r["row"]) in matched]
+    assert len(signed) > 20
+    for r in signed:
+        n = int(r["row"])
+        assert matched[n]["full_name"] != unicodedata.normalize("NFC", src[n]["full_name"])
+    # a tone-style row with a second error keeps its class but is not signed
+    for r in tone:
+        if "+" in r["planted"]:
+            assert int(r["row"]) not in matched
+
+
+def test_mismatches_put_both_sides_and_a_fix(province) -> None:
+    _g, _res, out = province
+    rows = _csv(out / "mismatches.csv")
+    assert list(rows[0])[:2] == ["row", "class"]
+    by_class = {r["class"]: r for r in rows}
+    assert set(by_class) == set(CLASSES) - {"matched"}
+    for cls, r in by_class.items():
+        assert r["fix"], cls
+        if cls not in ("id_invalid", "id_not_found"):
+            assert r["register_full_name"] and r["register_dob"] and r["register_sex"], cls
+    swapped = by_class["dob_swapped"]
+    assert swapped["register_dob"] in swapped["fix"]
+    typos = [r for r in rows if r["class"] == "id_not_found" and "typo?" in r["fix"]]
+    assert len(typos) > 10
+    for r in typos:
+        near = r["fix"].split("has ")[1][:12]
+        assert sum(a != b for a, b in zip(near, r["id_number"].strip(), strict=True)) in (1, 2)
+
+
+def test_pure_function_as_a_udf_gives_the_same_classes(province) -> None:
+    """What a Spark/DuckDB job would do: group the records by ID, derive each record's
+    DoseContext with dose_context(), look the person up, call classify()."""
+    g, res, out = province
+    register = {r["id_number"]: Person(r["id_number"], r["full_name"],
+                                       "F" if r["sex"] == "Nữ" else "M",
+                                       date.fromisoformat(r["dob"]), r["commune_code"])
+                for r in _csv(g.population)}
+    records = [(n, VaccRecord(*(f.get(c) or "" for c in COLUMNS)))
+               for n, f in read_csv(g.vaccinations)]
+    by_id = defaultdict(list)
+    for n, rec in records:
+        by_id[rec.id_number.strip()].append(DoseRef.of(n, rec))
+    got = _classes(out, res.rows)
+    for n, rec in records:
+        m = classify(rec, register.get(rec.id_number.strip()), today=TODAY,
+                     context=dose_context(n, by_id[rec.id_number.strip()]))
+        assert m.cls == got[n], (n, rec, m)
+
+
+# --------------------------------------------------------------------------- one record
+
+P = Person("091190001234", "Nguyễn Thị Thuý Hằng", "F", date(1990, 5, 17), "31078")
+
+
+def rec(**kw: str) -> VaccRecord:
+    base = {"full_name": "Nguyễn Thị Thuý Hằng", "sex": "Nữ", "dob": "1990-05-17",
+            "id_number": "091190001234", "dose_number": "2", "total_doses": "2",
+            "vaccination_date": "2021-10-01", "vaccine": "pfizer", "lot": "FK1234",
+            "site": "Trạm Y tế"}
+    base.update(kw)
+    return VaccRecord(**base)
+
+
+def cls(record: VaccRecord, person: Person | None = P, context: DoseContext | None = None
+        ) -> str:
+    return classify(record, person, today=TODAY, context=context or DoseContext()).cls
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({}, "matched"),
+    ({"full_name": "NGUYỄN THỊ THUÝ HẰNG", "sex": "nu", "dob": "17/05/1990"}, "matched"),
+    ({"full_name": unicodedata.normalize("NFD", " Nguyễn  Thị Thuý Hằng ")}, "matched"),
+    ({"vaccine": "Comirnaty", "dose_number": " 2 "}, "matched"),
+    ({"id_number": "91190001234"}, "id_invalid"),
+    ({"id_number": "003190001234"}, "id_invalid"),
+    ({"id_number": "09119000123O"}, "id_invalid"),
+    ({"full_name": "Nguyễn Thị Thúy Hằng"}, "name_tone_style"),
+    ({"full_name": "Nguyen Thi Thuy Hang"}, "name_no_diacritics"),
+    ({"full_name": "nguyen Thị Thuý Hằng"}, "name_no_diacritics"),
+    ({"full_name": "Hằng Nguyễn Thị Thuý"}, "name_order"),
+    ({"full_name": "Hằng Nguyễn Thị Thúy"}, "name_order"),
+    ({"full_name": "Nguyên Thị Thuý Hằng"}, "name_differs"),  # a wrong tone is not lost
+    ({"full_name": "Nguyễn Thị Thuý Hà"}, "name_differs"),
+    ({"full_name": ""}, "name_differs"),
+    ({"dob": "1990-17-05"}, "dob_swapped"),  # not even a date
+    ({"dob": "05/17/1990"}, "dob_swapped"),
+    ({"dob": "1990-05-18"}, "dob_differs"),
+    ({"dob": "31/02/1990"}, "dob_differs"),
+    ({"sex": "Nam"}, "sex_differs"),
+    ({"sex": "?"}, "sex_differs"),
+    ({"dose_number": "3"}, "dose_sequence"),  # dose > total
+    ({"vaccine": "sinovac"}, "dose_sequence"),
+    ({"vaccination_date": "2023-01-01"}, "dose_sequence"),  # after today
+    ({"vaccination_date": "2020-06-01"}, "dose_sequence"),
+])
+def test_one_record(fields: dict[str, str], expected: str) -> None:
+    assert cls(rec(**fields)) == expected
+
+
+def test_id_classes_and_register_decides() -> None:
+    assert cls(rec(), None) == "id_not_found"
+    # the ID's digits say female 1990; the record says male: the sex class reports it
+    assert cls(rec(sex="Nam")) == "sex_differs"
+    # a register entry that disagrees with its own ID digits is never signed
+    bad = P._replace(dob=date(1991, 5, 17))
+    m = classify(rec(dob="1991-05-17"), bad, today=TODAY)
+    assert (m.cls, m.clean) == ("dob_differs", None)
+    m = classify(rec(sex="Nam"), P._replace(sex="M"), today=TODAY)
+    assert (m.cls, m.clean) == ("sex_differs", None)
+
+
+def test_precedence_name_before_dob_before_sex() -> None:
+    assert cls(rec(full_name="Nguyen Thi Thuy Hang", dob="1991-01-01", sex="Nam")) \
+        == "name_no_diacritics"
+    assert cls(rec(full_name="Hằng Nguyễn Thị Thuý", dob="1990-17-05")) == "name_order"
+    assert cls(rec(dob="1991-01-01", sex="Nam")) == "dob_differs"
+    assert cls(rec(full_name="X"), None) == "id_not_found"
+    dup = DoseContext(duplicate_of=3)
+    assert cls(rec(full_name="X", sex="Nam"), context=dup) == "duplicate_dose"
+    # tone style + another error: the tone class (first), not signed, both reported
+    m = classify(rec(full_name="Nguyễn Thị Thúy Hằng", dob="1991-01-01"), P, today=TODAY)
+    assert m.cls == "name_tone_style" and m.clean is None
+    assert "dob_differs" in m.reason and "1990-05-17" in m.fix
+
+
+def test_clean_row_uses_the_register() -> None:
+    m = classify(rec(full_name="nguyễn thị thúy hằng", sex="F", dob="17/5/1990",
+                     vaccine="Comirnaty", lot=" FK  1234 "), P, today=TODAY)
+    assert m.cls == "name_tone_style"
+    assert m.clean == ("Nguyễn Thị Thuý Hằng", "Nữ", "1990-05-17", "091190001234", "2", "2",
+                       "2021-10-01", "pfizer", "FK 1234", "Trạm Y tế")
+
+
+def test_dose_sequence_and_duplicates_from_history() -> None:
+    r1 = rec(dose_number="1", vaccination_date="2021-09-01")
+    r2 = rec(dose_number="2", vaccination_date="2021-09-15")  # 14 days, pfizer needs 21
+    r2b = rec(dose_number="2", vaccination_date="2021-10-01")
+    r3 = rec(dose_number="2", total_doses="3", vaccination_date="2021-08-01")  # before d1
+    hist = [DoseRef.of(1, r1), DoseRef.of(2, r2), DoseRef.of(3, r2b)]
+    assert dose_context(1, hist) == DoseContext()
+    ctx2 = dose_context(2, hist)
+    assert ctx2 == DoseContext(None, PreviousDose(1, date(2021, 9, 1), 21))
+    assert cls(r2, context=ctx2) == "dose_sequence"
+    assert dose_context(3, hist).duplicate_of == 2
+    assert cls(r2b, context=dose_context(3, hist)) == "duplicate_dose"
+    ctx3 = dose_context(4, [DoseRef.of(1, r1), DoseRef.of(4, r3)])
+    assert cls(r3, context=ctx3) == "dose_sequence"
+    ok = dose_context(2, [DoseRef.of(1, r1), DoseRef.of(2, r2b)])
+    assert cls(r2b, context=ok) == "matched"
+    # the interval is the dose n-1 vaccine's: AstraZeneca needs 28 days
+    az1 = rec(dose_number="1", vaccination_date="2021-09-01", vaccine="astrazeneca")
+    az2 = rec(dose_number="2", vaccination_date="2021-09-27", vaccine="astrazeneca")
+    assert cls(az2, context=dose_context(2, [DoseRef.of(1, az1), DoseRef.of(2, az2)])) \
+        == "dose_sequence"
+
+
+# --------------------------------------------------------------------------- files
+
+
+HEADER = ",".join(COLUMNS)
+POP_HEADER = "id_number,full_name,sex,dob,commune_code"
+
+
+def _write(path: Path, text: str, *, bom: bool = False) -> Path:
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+def test_coverage_adults_and_doses_per_commune(tmp_path: Path) -> None:
+    # report date 2021-11-23: born 2003-11-23 is 18 that day, 2003-11-24 is not
+    people = [
+        ("091203000001", "Lê Văn An", "Nam", "2003-11-23", "31078"),  # adult, doses 1+2
+        ("091180000002", "Lê Thị Bình", "Nữ", "1980-01-01", "31078"),  # adult, dose 1
+        ("091203000003", "Lê Văn Cường", "Nam", "2003-11-24", "31078"),  # 17: dose 1
+        ("091170000004", "Lê Thị Dung", "Nữ", "1970-01-01", "31078"),  # adult, none
+        ("091060000005", "Trần Văn Em", "Nam", "1960-02-29", "30760"),  # adult, dose 2 late
+        ("091161000006", "Trần Thị Gấm", "Nữ", "1961-02-01", "30760"),  # adult, mismatched
+    ]
+    pop = _write(tmp_path / "pop.csv", POP_HEADER + "\n" + "\n".join(",".join(p)
+                                                                    for p in people) + "\n")
+
+    def row(p, dose, when, name=None):
+        return ",".join((name or p[1], p[2], p[3], p[0], str(dose), "2", when, "pfizer", "",
+                         ""))
+
+    recs = [row(people[0], 1, "2021-10-01"), row(people[0], 2, "2021-10-25"),
+            row(people[1], 1, "2021-10-01"), row(people[2], 1, "2021-11-01"),
+            row(people[4], 1, "2021-10-01"), row(people[4], 2, "2021-12-01"),
+            row(people[5], 1, "2021-10-01", name="Trần Thị Gấm Hoa")]
+    vac = _write(tmp_path / "v.csv", HEADER + "\n" + "\n".join(recs) + "\n")
+    res = reconcile_files(vac, pop, tmp_path / "out", report_date=REPORT, today=TODAY)
+    assert res.counts["matched"] == 6 and res.counts["name_differs"] == 1
+    cov = {c.commune_code: c for c in res.coverage}
+    a, b = cov["31078"], cov["30760"]
+    assert (a.people, a.adults, a.dose1, a.dose2, a.dose1_all_ages) == (4, 3, 2, 1, 3)
+    assert (b.people, b.adults, b.dose1, b.dose2) == (2, 2, 1, 0)
+    assert a.figure(1) == "2 = 66.67%" and a.figure(2) == "1 = 33.33%"
+    assert res.total.figure(1) == "3 = 60.00%"
+    doc = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert doc["version"] == 1 and doc["coverage"]["total"]["dose1"] == 3
+    assert doc["counts"]["matched"] == 6
+
+
+def test_plan_figures_format() -> None:
+    c = R.Coverage(commune_code="total", people=1_763_826, adults=1_196_117,
+                   dose1=1_163_941, dose2=749_425, dose1_all_ages=0, dose2_all_ages=0)
+    assert c.figure(1) == "1,163,941 = 97.31%"
+    assert c.figure(2) == "749,425 = 62.65%"  # the plan's 62.71% used another base
+    assert R._adult_cutoff(date(2022, 2, 28)) == date(2004, 2, 28).toordinal()
+    assert R._adult_cutoff(date(2024, 2, 29)) == date(2006, 2, 28).toordinal()
+
+
+def test_csv_edges_bom_crlf_blank_lines_quoted_newlines(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(R, "BLOCK", 2)  # quoted line breaks across block boundaries
+    monkeypatch.setattr(R, "CHUNK", 3)
+    pop = _write(tmp_path / "p.csv", "commune_code,ID_Number , full_name,sex,dob,extra\r\n"
+                 "31078,091190001234,Nguyễn Thị Thuý Hằng,Nữ,1990-05-17,x\r\n"
+                 "31078,bad,Nguyễn Văn A,Nam,1990-01-01,x\r\n"
+                 "31078,091190001234,Someone Else,Nữ,1990-05-17,x\r\n", bom=True)
+    body = [f'"Nguyễn Thị\nThuý Hằng",{"Nữ" if d == 1 else "Nam"},1990-05-17,091190001234,'
+            f'{d},9,2021-0{d}-01,pfizer,L{d},"site\n{d}"' for d in range(1, 6)]
+    vac = _write(tmp_path / "v.csv", HEADER + "\r\n" + body[0] + "\r\n\r\n"
+                 + "\r\n".join(body[1:]) + "\r\n", bom=True)
+    res = reconcile_files(vac, pop, tmp_path / "o", report_date=REPORT, today=TODAY)
+    assert res.rows == 5
+    assert res.register_invalid == 1 and res.register_duplicates == 1
+    assert res.counts["sex_differs"] == 4 and res.counts["matched"] == 1
+    rows = _csv(tmp_path / "o" / "mismatches.csv")
+    assert [r["row"] for r in rows] == ["2", "3", "4", "5"]
+    matched = _csv(tmp_path / "o" / "matched.csv")
+    assert [m["source_row"] for m in matched] == ["1"]
+    assert matched[0]["site"] == "site 1"
+
+
+def test_parallel_output_is_identical(province, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    g, _res, out = province
+    monkeypatch.setattr(R, "CHUNK", 700)
+    monkeypatch.setattr(R, "PARALLEL_MIN_BYTES", 0)
+    reconcile_files(g.vaccinations, g.population, tmp_path / "par", report_date=REPORT,
+                    today=TODAY, workers=2)
+    for name in ("matched.csv", "mismatches.csv"):
+        assert (tmp_path / "par" / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_fast_path_is_classify(province, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vectorised pre-check only short-cuts rows classify() itself calls matched."""
+    g, _res, out = province
+    monkeypatch.setattr(R, "FAST_PATH", False)
+    reconcile_files(g.vaccinations, g.population, tmp_path / "slow", report_date=REPORT,
+                    today=TODAY, workers=1)
+    for name in ("matched.csv", "mismatches.csv", "report.json"):
+        slow = (tmp_path / "slow" / name).read_bytes()
+        fast = (out / name).read_bytes()
+        if name == "report.json":
+            slow, fast = (json.loads(x) for x in (slow, fast))
+            for doc in (slow, fast):
+                doc.pop("seconds"), doc.pop("files")
+        assert slow == fast, name
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    pop = _write(tmp_path / "p.csv", POP_HEADER + "\n")
+    vac = _write(tmp_path / "v.csv", "full_name,sex\nA,Nam\n")
+    with pytest.raises(ValidationError, match="lacks dob, id_number"):
+        reconcile_files(vac, pop, tmp_path / "o")
+    vac.write_bytes(HEADER.encode() + b"\nNguy\xe1n,Nam\n")
+    with pytest.raises(ValidationError, match="not UTF-8"):
+        reconcile_files(vac, pop, tmp_path / "o2")
+    with pytest.raises(StorageError):
+        reconcile_files(tmp_path / "missing.csv", pop, tmp_path / "o3")
+    _write(tmp_path / "p2.csv", "id,name\n")
+    vac.write_text(HEADER + "\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="lacks id_number"):
+        reconcile_files(vac, tmp_path / "p2.csv", tmp_path / "o4")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_reconcile(province, tmp_path: Path) -> None:
+    g, res, _out = province
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    args = ["reconcile", str(g.vaccinations), "--population", str(g.population), "--out",
+            str(out), "--date", "2021-11-23", "--workers", "1"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "name_tone_style" in r.stdout and "31078" in r.stdout and " = " in r.stdout
+    for name in ("matched.csv", "mismatches.csv", "report.json"):
+        assert (out / name).is_file()
+    r = runner.invoke(app, args)
+    assert r.exit_code == 3 and "--force" in r.stderr
+    r = runner.invoke(app, [*args, "--force", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["version"] == 1 and doc["counts"] == res.counts
+    assert doc["report_date"] == "2021-11-23"
+    assert doc["coverage"]["total"]["dose1_figure"].endswith("%")
+    r = runner.invoke(app, [*args[:-4], "--date", "23/13/2021"])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["reconcile", str(tmp_path / "nope.csv"), "--population",
+                            str(g.population), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 3
+    bad = _write(tmp_path / "bad.csv", "a,b\n1,2\n")
+    r = runner.invoke(app, ["reconcile", str(bad), "-p", str(g.population), "-o",
+                            str(tmp_path / "y")])
+    assert r.exit_code == 2 and "lacks" in r.stderr
+    r = runner.invoke(app, ["reconcile", "-", "-p", str(g.population), "-o", str(tmp_path / "in"),
+                            "--json"], input=g.vaccinations.read_bytes())
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["counts"] == res.counts
+    r = runner.invoke(app, ["reconcile", "--help"])
+    assert r.exit_code == 0 and "Examples" in r.stdout and "Exit codes" in r.stdout
+
+
+def test_issue_from_population_signs_matched_rows_only(province, tmp_path: Path) -> None:
+    g, _res, _out = province
+    signer = tmp_path / "signer"
+    shutil.copytree(REPO / "keys" / "examples" / "communes" / "31078", signer)
+    os.chmod(signer / "signer.key", 0o600)
+    src = list(read_csv(g.vaccinations))
+    truth = {int(r["row"]): (r["class"], r["planted"]) for r in _csv(g.truth)}
+    pick = [n for n, t in truth.items() if t[0] == "matched"][:3]
+    pick += [n for n, t in truth.items() if t == ("name_tone_style", "name_tone_style")][:1]
+    pick += [n for n, t in truth.items() if t[0] in ("name_differs", "dob_swapped")][:2]
+    small = tmp_path / "v.csv"
+    with small.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        for n in pick:
+            w.writerow([src[n - 1][1].get(c) or "" for c in COLUMNS])
+    out = tmp_path / "batch"
+    r = CliRunner().invoke(app, ["issue", "--signer", str(signer), "--from", str(small),
+                                 "--population", str(g.population), "--out", str(out),
+                                 "--workers", "1"],
+                           env={"VAXQR_PASSWORD": "vaxqr-demo"})
+    assert r.exit_code == 0, r.output
+    manifest = _csv(out / "manifest.csv")
+    assert len(manifest) == 4  # 3 matched + 1 tone-style fixed; the 2 mismatches unsigned
+    register = {p["id_number"]: p["full_name"] for p in _csv(g.population)}
+    matched = _csv(out / "reconcile" / "matched.csv")
+    assert [m["full_name"] for m in manifest] == [register[m["id_number"]] for m in matched]
+    assert len(_csv(out / "reconcile" / "mismatches.csv")) == 3  # incl. the tone-style row
+    r = CliRunner().invoke(app, ["issue", "--signer", str(signer), "--population",
+                                 str(g.population), "--out", str(tmp_path / "z.png")])
+    assert r.exit_code == 2
+
+
+def test_stray_quotes_keep_rows_aligned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quote characters inside unquoted fields (literal for csv) do not shift row numbers
+    between the passes, whatever the block and chunk boundaries."""
+    monkeypatch.setattr(R, "BLOCK", 2)
+    monkeypatch.setattr(R, "CHUNK", 2)
+    pop = _write(tmp_path / "p.csv", POP_HEADER + "\n"
+                 + "".join(f"0911900000{i:02d},Lê Thị {n},Nữ,1990-05-17,31078\n"
+                           for i, n in enumerate(["An", "Bé", "Cúc", "Dung", "Em", "Gấm"])))
+    names = ['Lê Thị An', 'Lê Thị "Bé', 'Lê Thị Cúc', 'Lê "Thị" Dung', 'Lê Thị Em', 'Lê Thị Gấm']
+    lines = [f"{n},Nữ,1990-05-17,0911900000{i:02d},1,2,2021-10-01,pfizer,,"
+             for i, n in enumerate(names)]
+    vac = _write(tmp_path / "v.csv", HEADER + "\n" + "\n".join(lines) + "\n")
+    res = reconcile_files(vac, pop, tmp_path / "o", report_date=REPORT, today=TODAY)
+    expected = dict(read_csv(vac))
+    assert res.rows == len(expected) == 6
+    for r in _csv(tmp_path / "o" / "mismatches.csv"):
+        assert r["id_number"] == expected[int(r["row"])]["id_number"]
+        assert r["class"] == "name_differs"
+    assert res.counts["matched"] == 4
