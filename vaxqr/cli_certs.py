@@ -11,20 +11,20 @@ import datetime as dt
 import json
 import os
 import sys
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape as _markup_escape
 from rich.table import Table
 
 from . import cadir, certinfo, certs, describe, keys, revocation
+from .cli import Exit
+from .cli import safe as esc  # one escaping rule for every command
 from .errors import StorageError, ValidationError, VaxqrError
 
-EXIT_OK, EXIT_USAGE, EXIT_TRUST = 0, 2, 3
+EXIT_OK, EXIT_USAGE, EXIT_TRUST = int(Exit.OK), int(Exit.USAGE), int(Exit.TRUST_OR_IO)
 PASSWORD_ENV = "VAXQR_PASSWORD"
 
 certs_app = typer.Typer(
@@ -44,19 +44,6 @@ T = TypeVar("T")
 
 class _Usage(Exception):
     """A usage problem found after option parsing (exit 2)."""
-
-
-def esc(text: object) -> str:
-    """Untrusted text for rich: control and bidi characters shown as escapes, markup escaped."""
-    s = str(text)
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in s):
-        s = "".join(
-            c.encode("unicode_escape").decode("ascii")
-            if unicodedata.category(c) in ("Cc", "Cf")
-            else c
-            for c in s
-        )
-    return _markup_escape(s)
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
