@@ -18,6 +18,8 @@ arguments give the same files.
   including oa/oe/uy syllables (Hoà/Hòa, Thuý/Thúy) written in the old or the new tone
   style per person, as registers do.
 * 144 communes with 5-digit codes (30757…31186, including 30760 and 31078).
+* ``id_not_found`` is half a one-digit typo in the random part of the person's ID (so
+  reconcile can suggest the right one), half a fresh unused ID.
 * Clean records vary the harmless things reconcile must normalise (upper case, NFD, extra
   spaces, DD/MM/YYYY dates, Nu/M/F, vaccine aliases); planted errors are one class per
   record, plus a share of records with two errors of which the class earlier in
@@ -59,7 +61,7 @@ MIDDLE_F = [("Thị", 50), ("Ngọc", 10), ("Kim", 8), ("Thanh", 6), ("Mỹ", 5)
 GIVEN_M = ["An", "Bình", "Cường", "Dũng", "Đạt", "Hải", "Hùng", "Huy", "Khánh", "Long",
            "Minh", "Nam", "Phúc", "Quang", "Sơn", "Tài", "Thắng", "Toàn", "Trí", "Tuấn",
            "Việt", "Vũ", "Hoà", "Thuỵ", "Khoa", "Lộc", "Nghĩa", "Phát", "Thiện", "Quý",
-           "Hiếu", "Trọng", "Giàu", "Người", "Quyết"]
+           "Hiếu", "Trọng", "Giàu", "Nhân", "Quyết"]
 GIVEN_F = ["Thuý", "Thuỷ", "Hoà", "Loan", "Hoa", "Lan", "Hương", "Hằng", "Ngọc", "Trang",
            "Linh", "Nhung", "Phượng", "Yến", "Thảo", "Vy", "Ánh", "Hồng", "Nga", "Oanh",
            "Diệu", "Mai", "Huệ", "Xuân", "Tuyết", "Nguyệt", "Quyên", "Tuý", "Hạnh", "Dung",
