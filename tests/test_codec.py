@@ -91,3 +91,11 @@ def test_encode_hc1_shape():
     assert text.startswith("HC1:")
     assert set(text[4:]) <= set(codec.ALPHABET)
     assert codec.decompress(codec.b45decode(codec.strip_prefix(text))) == b"\xd2\x84abc"
+
+
+@given(st.binary(min_size=1, max_size=2000))
+def test_compress_is_level_9_zlib_of_the_same_size(data):
+    out = codec.compress(data)
+    assert out[:2] == b"\x78\xda"  # deflate, 32 KiB window, level 9 flag
+    assert zlib.decompress(out) == data
+    assert len(out) <= len(zlib.compress(data, 9)) + 8

@@ -150,8 +150,14 @@ def strip_prefix(text: str) -> str:
 
 
 def compress(data: bytes) -> bytes:
-    """zlib at level 9, as HCERT recommends (header ``78 DA``)."""
-    return zlib.compress(data, 9)
+    """zlib at level 9, as HCERT recommends (header ``78 DA``, 32 KiB window).
+
+    memLevel 4 instead of the default 8: the hash tables zlib allocates and clears per call
+    shrink 16-fold, which makes compressing a ~400-byte credential 3.5x faster (27 → 7.6 µs,
+    benchmarks/bench_sign.py) for the same output size; the stream is ordinary level-9 zlib.
+    """
+    c = zlib.compressobj(9, zlib.DEFLATED, 15, 4)
+    return c.compress(data) + c.flush()
 
 
 def decompress(data: bytes, *, limit: int = MAX_INFLATED) -> bytes:
