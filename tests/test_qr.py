@@ -23,7 +23,7 @@ from PIL import Image
 from segno import consts as SC
 
 sys.path.insert(0, str(Path(__file__).parent))
-from vaxqr import qr
+from vaxqr import qr, qrdecode, qrencode
 from vaxqr.errors import DecodeError, StorageError, ValidationError
 
 import degrade
@@ -153,9 +153,9 @@ def segno_quirk(text: str | bytes, m: qr.QrMatrix) -> bool:
     """segno adds a whole zero byte when the terminator ends on a byte boundary."""
     n = len(text)
     alnum = m.mode == "alphanumeric"
-    seg = qr._segment_length(n, alnum, m.version)
+    seg = qrencode._segment_length(n, alnum, m.version)
     assert seg is not None
-    cap = qr._data_capacity_bits(m.version, m.ec_level)
+    cap = qrencode._data_capacity_bits(m.version, m.ec_level)
     return cap - seg >= 4 and (seg + 4) % 8 == 0
 
 
@@ -236,16 +236,16 @@ def test_matrix_equals_segno_with_the_same_mask(text: str, level: str) -> None:
 
 def test_mask_has_the_lowest_penalty() -> None:
     m = qr.encode_matrix(HC1)
-    layout = qr._layout(m.version)
+    layout = qrencode._layout(m.version)
     data = m.modules & ~layout.function
     unmasked = data ^ layout.masks[m.mask]
     candidates = (unmasked[None] ^ layout.masks) | layout.template[None]
     for k in range(8):
-        fmt = qr._format_bits("Q", k)
+        fmt = qrencode._format_bits("Q", k)
         candidates[k, layout.format_rows, layout.format_cols] = [
             bool(fmt >> (i % 15) & 1) for i in range(30)
         ]
-    scores = qr._penalties(candidates)
+    scores = qrencode._penalties(candidates)
     assert np.array_equal(candidates[m.mask], m.modules)
     assert scores[m.mask] == min(scores)
 
@@ -275,7 +275,7 @@ def test_penalty_matches_a_plain_implementation() -> None:
     cands = rng.random((8, 25, 25)) < 0.5
     cands[:, 3, 2:9] = [1, 0, 1, 1, 1, 0, 1]
     cands[:, 3, 9:13] = 0
-    assert qr._penalties(cands) == [plain(c) for c in cands]
+    assert qrencode._penalties(cands) == [plain(c) for c in cands]
 
 
 def test_matrix_is_stable() -> None:
@@ -387,7 +387,7 @@ def test_any_alphanumeric_text_round_trips(text: str) -> None:
 @pytest.mark.parametrize(
     "engines", [("zxing",), pytest.param(("zbar",), marks=needs_zbar), ("zxing", "zbar")]
 )
-def test_vietnamese_utf8_read_exactly(engines: tuple[qr.Engine, ...]) -> None:
+def test_vietnamese_utf8_read_exactly(engines: tuple[qrdecode.Engine, ...]) -> None:
     # zbar's own charset guess garbles this payload; the raw bytes must come through.
     img = Image.open(io.BytesIO(qr.to_png(CCCD, scale=3))).convert("L")
     img = img.rotate(7, expand=True, fillcolor=255)  # not a pure picture: no fast path
@@ -402,10 +402,10 @@ def test_zbar_corners_in_the_same_order_as_zxing() -> None:
     img = Image.open(io.BytesIO(qr.to_png(HC1, scale=3))).convert("L")
     img = img.rotate(90, expand=True)
     arr = np.asarray(img)
-    zbar = qr._Zbar.get()
+    zbar = qrdecode._Zbar.get()
     assert zbar is not None and zbar.binary
     [(_, zb)] = zbar.read(arr)
-    [(_, zx)] = qr._zxing_read(arr)
+    [(_, zx)] = qrdecode._zxing_read(arr)
     assert zb is not None and zx is not None
     for (ax, ay), (bx, by) in zip(zb, zx, strict=True):
         assert abs(ax - bx) <= 3 and abs(ay - by) <= 3
@@ -504,7 +504,7 @@ def test_oversized_files_are_refused_before_reading(
 ) -> None:
     path = tmp_path / "big.png"
     path.write_bytes(qr.to_png(HC1))
-    monkeypatch.setattr(qr, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(qrdecode, "MAX_FILE_BYTES", 100)
     with pytest.raises(DecodeError, match="too large"):
         qr.decode_image(path)
     with pytest.raises(DecodeError, match="too large"):
@@ -512,7 +512,7 @@ def test_oversized_files_are_refused_before_reading(
 
 
 def test_oversized_pil_image_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(qr, "MAX_PIXELS", 10_000)
+    monkeypatch.setattr(qrdecode, "MAX_PIXELS", 10_000)
     with pytest.raises(DecodeError, match="too large"):
         qr.decode_image(Image.new("L", (101, 100), 255))
 
@@ -533,8 +533,8 @@ def test_wrong_argument_types() -> None:
 
 def test_missing_zbar_degrades_to_zxing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyzbar", None)  # import pyzbar now fails
-    monkeypatch.setattr(qr._Zbar, "_instance", None)
-    monkeypatch.setattr(qr._Zbar, "_failed", False)
+    monkeypatch.setattr(qrdecode._Zbar, "_instance", None)
+    monkeypatch.setattr(qrdecode._Zbar, "_failed", False)
     assert not qr.zbar_available()
     rng = np.random.default_rng(4)
     img = degrade.noise(HC1, rng)

@@ -1,0 +1,584 @@
+"""QR encoding: a NumPy QR Code encoder and its PNG, SVG and PIL renderers.
+
+Part of :mod:`vaxqr.qr`, which the rest of vaxqr imports; like it, this module knows
+images and text only and never prints. It imports neither PIL (only :func:`to_image`
+does, when called) nor any decoder.
+
+:func:`encode_matrix` builds a QR Code model 2 symbol (ISO/IEC 18004) with a NumPy
+encoder written for this job: an ``HC1:`` string (Base45, only ``0-9A-Z $%*+-./:``) is
+always **one alphanumeric segment**, error correction is exactly the level asked for
+(``Q`` by default, never silently raised), and the mask is chosen by the ISO penalty
+rules. Other text (a CCCD test payload in Vietnamese) is one byte-mode segment of its
+UTF-8 bytes, without an ECI header, as on the citizen ID cards. Renderers add the
+4-module quiet zone: :func:`to_png` (1-bit, integer pixels per module), :func:`to_svg`
+and :func:`to_image` (a PIL image for printable cards).
+
+Why not a library encoder: zxing-cpp's writer (zint) splits digit runs into numeric
+segments and cannot be told not to; segno is correct but spends ~20 ms per credential in
+pure-Python masking; qrcode is slower still. ``benchmarks/bench_qr.py`` has the figures
+and ``tests/test_qr.py`` checks every symbol against segno, zxing-cpp and zbar.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ValidationError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = [
+    "ALPHANUMERIC_CHARS",
+    "DEFAULT_BORDER",
+    "DEFAULT_SCALE",
+    "QrMatrix",
+    "encode_matrix",
+    "is_alphanumeric",
+    "to_image",
+    "to_png",
+    "to_svg",
+]
+
+BoolArray = npt.NDArray[np.bool_]
+U8Array = npt.NDArray[np.uint8]
+
+ECLevel = Literal["L", "M", "Q", "H"]
+Mode = Literal["auto", "alphanumeric", "byte"]
+
+#: The 45 characters QR alphanumeric mode can hold (and Base45 uses).
+ALPHANUMERIC_CHARS: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+#: Quiet zone around the symbol, in modules (ISO/IEC 18004 requires 4).
+DEFAULT_BORDER: Final = 4
+#: Default pixels per module for PNG output (an ~560-character credential: 388 px square).
+DEFAULT_SCALE: Final = 4
+#: zlib effort for PNG output: 1 is ~4x faster than 6 for a ~10% larger file (~2 KB).
+PNG_COMPRESS_LEVEL: Final = 1
+
+_EC_INDEX: Final[dict[str, int]] = {"L": 0, "M": 1, "Q": 2, "H": 3}
+_EC_FORMAT_BITS: Final[dict[str, int]] = {"L": 1, "M": 0, "Q": 3, "H": 2}
+
+# ISO/IEC 18004:2015 Table 9, per level L, M, Q, H and version 1..40 (index 0 unused):
+# error correction codewords per block, and number of blocks.
+_EC_PER_BLOCK: Final = (
+    (-1, 7, 10, 15, 20, 26, 18, 20, 24, 30, 18, 20, 24, 26, 30, 22, 24, 28, 30, 28, 28, 28, 28,
+     30, 30, 26, 28, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30),
+    (-1, 10, 16, 26, 18, 24, 16, 18, 22, 22, 26, 30, 22, 22, 24, 24, 28, 28, 26, 26, 26, 26, 28,
+     28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28),
+    (-1, 13, 22, 18, 26, 18, 24, 18, 22, 20, 24, 28, 26, 24, 20, 30, 24, 28, 28, 26, 30, 28, 30,
+     30, 30, 30, 28, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30),
+    (-1, 17, 28, 22, 16, 22, 28, 26, 26, 24, 28, 24, 28, 22, 24, 24, 30, 28, 28, 26, 28, 30, 24,
+     30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30),
+)  # fmt: skip
+_NUM_BLOCKS: Final = (
+    (-1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 4, 6, 6, 6, 6, 7, 8, 8, 9, 9, 10, 12, 12, 12, 13,
+     14, 15, 16, 17, 18, 19, 19, 20, 21, 22, 24, 25),
+    (-1, 1, 1, 1, 2, 2, 4, 4, 4, 5, 5, 5, 8, 9, 9, 10, 10, 11, 13, 14, 16, 17, 17, 18, 20, 21,
+     23, 25, 26, 28, 29, 31, 33, 35, 37, 38, 40, 43, 45, 47, 49),
+    (-1, 1, 1, 2, 2, 4, 4, 6, 6, 8, 8, 8, 10, 12, 16, 12, 17, 16, 18, 21, 20, 23, 23, 25, 27,
+     29, 34, 34, 35, 38, 40, 43, 45, 48, 51, 53, 56, 59, 62, 65, 68),
+    (-1, 1, 1, 2, 4, 4, 4, 5, 6, 8, 8, 11, 11, 16, 16, 18, 16, 19, 21, 25, 25, 25, 34, 30, 32,
+     35, 37, 40, 42, 45, 48, 51, 54, 57, 60, 63, 66, 70, 74, 77, 81),
+)  # fmt: skip
+
+_ALNUM_VALUE: Final = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(ALPHANUMERIC_CHARS):
+    _ALNUM_VALUE[ord(_c)] = _i
+_ALNUM_RE: Final = re.compile(r"[0-9A-Z $%*+\-./:]*\Z")
+
+
+def is_alphanumeric(text: str) -> bool:
+    """True when ``text`` fits QR alphanumeric mode (``0-9A-Z $%*+-./:`` only)."""
+    return _ALNUM_RE.match(text) is not None
+
+
+def _gf_tables() -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    exp = np.zeros(512, dtype=np.int32)
+    log = np.zeros(256, dtype=np.int32)
+    x = 1
+    for i in range(255):
+        exp[i] = x
+        log[x] = i
+        x <<= 1
+        if x & 0x100:
+            x ^= 0x11D
+    exp[255:510] = exp[:255]
+    return exp, log
+
+
+_GF_EXP, _GF_LOG = _gf_tables()
+
+
+def _gf_mul(a: int, b: int) -> int:
+    if a == 0 or b == 0:
+        return 0
+    return int(_GF_EXP[int(_GF_LOG[a]) + int(_GF_LOG[b])])
+
+
+@lru_cache(maxsize=64)
+def _rs_matrix(k: int, e: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
+    """Reed-Solomon as a linear map: log of ``M`` with ``ec = XOR_i d_i * M[i]``, zero mask.
+
+    Row ``i`` of ``M`` is ``x^(e + k - 1 - i) mod g(x)``, the remainder contributed by a data
+    codeword at position ``i`` of a ``k``-codeword block.
+    """
+    gen = [1]  # g(x) = prod (x - a^i), highest degree first
+    for i in range(e):
+        root = int(_GF_EXP[i])
+        nxt = [*gen, 0]
+        for j, c in enumerate(gen):
+            nxt[j + 1] ^= _gf_mul(c, root)
+        gen = nxt
+    rows: list[list[int]] = []
+    rem = gen[1:]  # x^e mod g (characteristic 2: minus is plus)
+    for _ in range(k):
+        rows.append(rem[:])
+        lead = rem[0]
+        rem = [*rem[1:], 0]
+        if lead:
+            for j in range(e):
+                rem[j] ^= _gf_mul(lead, gen[j + 1])
+    matrix = np.array(rows[::-1], dtype=np.int32)
+    return _GF_LOG[matrix], matrix == 0
+
+
+def _num_raw_modules(version: int) -> int:
+    result = (16 * version + 128) * version + 64
+    if version >= 2:
+        num_align = version // 7 + 2
+        result -= (25 * num_align - 10) * num_align - 55
+        if version >= 7:
+            result -= 36
+    return result
+
+
+def _data_capacity_bits(version: int, ec: str) -> int:
+    e = _EC_INDEX[ec]
+    total = _num_raw_modules(version) // 8
+    return (total - _EC_PER_BLOCK[e][version] * _NUM_BLOCKS[e][version]) * 8
+
+
+def _alignment_positions(version: int) -> list[int]:
+    if version == 1:
+        return []
+    num_align = version // 7 + 2
+    size = version * 4 + 17
+    step = (version * 8 + num_align * 3 + 5) // (num_align * 4 - 4) * 2
+    return [6, *reversed([size - 7 - i * step for i in range(num_align - 1)])]
+
+
+def _bch(value: int, poly: int, poly_bits: int) -> int:
+    rem = value << (poly_bits - 1)
+    for shift in range(rem.bit_length() - poly_bits, -1, -1):
+        if rem >> (shift + poly_bits - 1) & 1:
+            rem ^= poly << shift
+    return (value << (poly_bits - 1)) | rem
+
+
+def _format_bits(ec: str, mask: int) -> int:
+    return _bch(_EC_FORMAT_BITS[ec] << 3 | mask, 0x537, 11) ^ 0x5412
+
+
+@dataclass(frozen=True)
+class _Layout:
+    size: int
+    template: BoolArray  # dark function modules (version info included, format info not)
+    function: BoolArray  # True for every function module (format area included)
+    order: npt.NDArray[np.intp]  # flat indices of data modules in placement order
+    masks: BoolArray  # (8, n, n) mask patterns, False on function modules
+    format_rows: npt.NDArray[np.intp]  # (30,) coordinates of both format copies, bit 0..14 x2
+    format_cols: npt.NDArray[np.intp]
+
+
+@lru_cache(maxsize=40)
+def _layout(version: int) -> _Layout:
+    n = version * 4 + 17
+    dark = np.zeros((n, n), dtype=bool)
+    func = np.zeros((n, n), dtype=bool)
+    # Timing patterns.
+    func[6, :] = True
+    func[:, 6] = True
+    dark[6, 0::2] = True
+    dark[0::2, 6] = True
+    # Finder patterns with separators.
+    for cy, cx in ((3, 3), (3, n - 4), (n - 4, 3)):
+        for dy in range(-4, 5):
+            for dx in range(-4, 5):
+                y, x = cy + dy, cx + dx
+                if 0 <= y < n and 0 <= x < n:
+                    func[y, x] = True
+                    dark[y, x] = max(abs(dx), abs(dy)) not in (2, 4)
+    # Alignment patterns.
+    pos = _alignment_positions(version)
+    last = len(pos) - 1
+    for i, cy in enumerate(pos):
+        for j, cx in enumerate(pos):
+            if (i, j) in ((0, 0), (0, last), (last, 0)):
+                continue
+            for dy in range(-2, 3):
+                for dx in range(-2, 3):
+                    func[cy + dy, cx + dx] = True
+                    dark[cy + dy, cx + dx] = max(abs(dx), abs(dy)) != 1
+    # Format information areas (written per mask) and the dark module.
+    rows = [*range(6), 7, 8, 8, *([8] * 6), *([8] * 8), *range(n - 7, n)]
+    cols = [*([8] * 6), 8, 8, 7, *range(5, -1, -1), *range(n - 1, n - 9, -1), *([8] * 7)]
+    func[rows, cols] = True
+    func[n - 8, 8] = True
+    dark[n - 8, 8] = True
+    # Version information.
+    if version >= 7:
+        bits = _bch(version, 0x1F25, 13)
+        for i in range(18):
+            a, b = n - 11 + i % 3, i // 3
+            bit = bool(bits >> i & 1)
+            func[b, a] = func[a, b] = True
+            dark[b, a] = dark[a, b] = bit
+    # Data placement order: two-module columns, zigzag, right to left.
+    order: list[int] = []
+    right = n - 1
+    while right >= 1:
+        if right == 6:
+            right = 5
+        upward = ((right + 1) & 2) == 0
+        for vert in range(n):
+            y = n - 1 - vert if upward else vert
+            for x in (right, right - 1):
+                if not func[y, x]:
+                    order.append(y * n + x)
+        right -= 2
+    ii, jj = np.indices((n, n))
+    patterns = [
+        (ii + jj) % 2 == 0,
+        ii % 2 == 0,
+        jj % 3 == 0,
+        (ii + jj) % 3 == 0,
+        (ii // 2 + jj // 3) % 2 == 0,
+        (ii * jj) % 2 + (ii * jj) % 3 == 0,
+        ((ii * jj) % 2 + (ii * jj) % 3) % 2 == 0,
+        ((ii + jj) % 2 + (ii * jj) % 3) % 2 == 0,
+    ]
+    masks = np.stack(patterns) & ~func
+    for arr in (dark, func, masks):
+        arr.setflags(write=False)
+    return _Layout(
+        size=n,
+        template=dark,
+        function=func,
+        order=np.array(order, dtype=np.intp),
+        masks=masks,
+        format_rows=np.array(rows, dtype=np.intp),
+        format_cols=np.array(cols, dtype=np.intp),
+    )
+
+
+def _segment_bits(data: bytes, alphanumeric: bool, version: int) -> U8Array:
+    """Mode indicator, character count and data bits of the single segment, as 0/1 bytes."""
+    if alphanumeric:
+        count_bits = 9 if version <= 9 else 11 if version <= 26 else 13
+        values = _ALNUM_VALUE[np.frombuffer(data, dtype=np.uint8)].astype(np.uint16)
+        pairs = values[0 : len(values) - 1 : 2] * 45 + values[1::2]
+        body = ((pairs[:, None] >> np.arange(10, -1, -1, dtype=np.uint16)) & 1).ravel()
+        if len(values) % 2:
+            tail = (values[-1] >> np.arange(5, -1, -1, dtype=np.uint16)) & 1
+            body = np.concatenate([body, tail])
+        header = (0b0010 << count_bits) | len(values)
+        header_bits = 4 + count_bits
+    else:
+        count_bits = 8 if version <= 9 else 16
+        body = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.uint16)
+        header = (0b0100 << count_bits) | len(data)
+        header_bits = 4 + count_bits
+    head = (header >> np.arange(header_bits - 1, -1, -1)) & 1
+    return np.concatenate([head.astype(np.uint8), body.astype(np.uint8)])
+
+
+def _segment_length(n_chars: int, alphanumeric: bool, version: int) -> int | None:
+    """Bits of the segment, or None when the count does not fit its indicator."""
+    if alphanumeric:
+        count_bits = 9 if version <= 9 else 11 if version <= 26 else 13
+        body = 11 * (n_chars // 2) + 6 * (n_chars % 2)
+    else:
+        count_bits = 8 if version <= 9 else 16
+        body = 8 * n_chars
+    if n_chars >= 1 << count_bits:
+        return None
+    return 4 + count_bits + body
+
+
+def _codewords(bits: U8Array, version: int, ec: str) -> U8Array:
+    """Terminate, pad, split into blocks, add Reed-Solomon codewords, interleave."""
+    capacity = _data_capacity_bits(version, ec)
+    bits = np.concatenate([bits, np.zeros(min(4, capacity - len(bits)), dtype=np.uint8)])
+    bits = np.concatenate([bits, np.zeros(-len(bits) % 8, dtype=np.uint8)])
+    data = np.packbits(bits)
+    pad = np.resize(np.array([0xEC, 0x11], dtype=np.uint8), capacity // 8 - len(data))
+    data = np.concatenate([data, pad])
+
+    e_idx = _EC_INDEX[ec]
+    n_blocks = _NUM_BLOCKS[e_idx][version]
+    ec_len = _EC_PER_BLOCK[e_idx][version]
+    total = _num_raw_modules(version) // 8
+    n_short = n_blocks - total % n_blocks
+    short_len = total // n_blocks - ec_len  # data codewords in a short block
+    long_len = short_len + 1 if n_short < n_blocks else short_len
+    # Blocks as rows of a (n_blocks, long_len) table; short blocks get a leading zero for
+    # the Reed-Solomon step (it does not change the polynomial) and a -1 hole for interleaving.
+    table = np.zeros((n_blocks, long_len), dtype=np.int32)
+    holes = np.full((n_blocks, long_len), -1, dtype=np.int32)
+    split = n_short * short_len
+    short_part = data[:split].reshape(n_short, short_len) if n_short else data[:0]
+    long_part = data[split:].reshape(n_blocks - n_short, long_len)
+    if n_short:
+        table[:n_short, long_len - short_len :] = short_part
+        holes[:n_short, :short_len] = short_part
+    table[n_short:] = long_part
+    holes[n_short:] = long_part
+    log_m, zero_m = _rs_matrix(long_len, ec_len)
+    prod = _GF_EXP[_GF_LOG[table][:, :, None] + log_m[None, :, :]]
+    prod[(table == 0)[:, :, None] | zero_m[None, :, :]] = 0
+    ecc = np.bitwise_xor.reduce(prod, axis=1)
+    interleaved = holes.T.ravel()
+    interleaved = interleaved[interleaved >= 0]
+    return np.concatenate([interleaved, ecc.T.ravel()]).astype(np.uint8)
+
+
+def _penalties(candidates: BoolArray) -> list[int]:
+    """ISO/IEC 18004 §7.8.3.1 penalty (N1 + N2 + N3 + N4) of each candidate symbol."""
+    k, n, _ = candidates.shape
+    # Every row and every column of every candidate, with 4 light modules on each side: the
+    # quiet zone counts as light for N3, and a light border cannot add N1 runs of 5.
+    lines = np.zeros((k, 2 * n, n + 8), dtype=bool)
+    lines[:, :n, 4:-4] = candidates
+    lines[:, n:, 4:-4] = candidates.transpose(0, 2, 1)
+    core = lines[:, :, 4:-4]
+    # N1: each run of 5 + i same-coloured modules in a row or column scores 3 + i,
+    # i.e. (number of 5-module windows inside it) + 2.
+    eq = core[:, :, 1:] == core[:, :, :-1]
+    w5 = eq[:, :, :-3] & eq[:, :, 1:-2] & eq[:, :, 2:-1] & eq[:, :, 3:]
+    starts = w5[:, :, 1:] & ~w5[:, :, :-1]
+    # N2: each 2x2 block of one colour scores 3.
+    a = candidates
+    same = (a[:, :-1, :-1] == a[:, 1:, :-1]) & (a[:, :-1, :-1] == a[:, :-1, 1:])
+    same &= a[:, :-1, :-1] == a[:, 1:, 1:]
+    # N3: 1:1:3:1:1 finder-like pattern (dark-light-dark x3-light-dark) with 4 light modules
+    # before or after it, 40 each.
+    d = lines
+    m = n + 2  # possible starting columns of the 7-module pattern in a padded line
+    pattern = d[:, :, 0:m] & ~d[:, :, 1 : m + 1] & d[:, :, 2 : m + 2] & d[:, :, 3 : m + 3]
+    pattern &= d[:, :, 4 : m + 4] & ~d[:, :, 5 : m + 5] & d[:, :, 6 : m + 6]
+    light = ~(d[:, :, 0 : n + 5] | d[:, :, 1 : n + 6] | d[:, :, 2 : n + 7] | d[:, :, 3 : n + 8])
+    before = pattern[:, :, 4 : n + 2] & light[:, :, 0 : n - 2]  # 4 light, then the pattern
+    after = pattern[:, :, 0 : n - 2] & light[:, :, 7 : n + 5]  # the pattern, then 4 light
+    scores: list[int] = []
+    total = n * n
+    for i in range(k):
+        n1 = np.count_nonzero(w5[i]) + 2 * (
+            np.count_nonzero(starts[i]) + np.count_nonzero(w5[i, :, 0])
+        )
+        n2 = 3 * np.count_nonzero(same[i])
+        n3 = 40 * (np.count_nonzero(before[i]) + np.count_nonzero(after[i]))
+        dark = np.count_nonzero(candidates[i])
+        n4 = 10 * (abs(20 * dark - 10 * total) // total)
+        scores.append(int(n1 + n2 + n3 + n4))
+    return scores
+
+
+@dataclass(frozen=True, eq=False)
+class QrMatrix:
+    """A QR Code symbol: its modules (``True`` = dark, no quiet zone) and its parameters."""
+
+    modules: BoolArray
+    version: int
+    ec_level: ECLevel
+    mask: int
+    mode: Literal["alphanumeric", "byte"]
+
+    @property
+    def size(self) -> int:
+        """Modules per side, without the quiet zone."""
+        return int(self.modules.shape[0])
+
+    def to_array(self, *, scale: int = DEFAULT_SCALE, border: int = DEFAULT_BORDER) -> BoolArray:
+        """Pixels as a boolean array, ``True`` = light, quiet zone included."""
+        _check_render_args(scale, border)
+        light = np.pad(~self.modules, border, constant_values=True)
+        if scale > 1:
+            light = np.repeat(np.repeat(light, scale, axis=0), scale, axis=1)
+        return light
+
+    def to_image(
+        self, *, scale: int = DEFAULT_SCALE, border: int = DEFAULT_BORDER
+    ) -> PILImage.Image:
+        """A 1-bit PIL image (mode ``"1"``), ``scale`` pixels per module, quiet zone included."""
+        from PIL import Image
+
+        return Image.fromarray(self.to_array(scale=scale, border=border))
+
+    def to_png(
+        self,
+        *,
+        scale: int = DEFAULT_SCALE,
+        border: int = DEFAULT_BORDER,
+        compress_level: int = PNG_COMPRESS_LEVEL,
+    ) -> bytes:
+        """A 1-bit grayscale PNG, ``scale`` px per module, quiet zone included.
+
+        Written directly (no PIL): each module row is one packed pixel row followed by
+        ``scale - 1`` rows with PNG's "Up" filter, which are all zeros and cost zlib nothing.
+        """
+        _check_render_args(scale, border)
+        if not 0 <= compress_level <= 9:
+            raise ValidationError(f"PNG compress level must be 0-9, not {compress_level!r}")
+        light = np.pad(~self.modules, border, constant_values=True)
+        packed = np.packbits(np.repeat(light, scale, axis=1), axis=1)
+        rows, row_bytes = packed.shape
+        raw = np.zeros((rows, scale, row_bytes + 1), dtype=np.uint8)
+        raw[:, 0, 1:] = packed
+        raw[:, 1:, 0] = 2  # filter type Up: "same as the row above"
+        side = light.shape[0] * scale
+        header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit grayscale
+        return b"".join(
+            (
+                b"\x89PNG\r\n\x1a\n",
+                _png_chunk(b"IHDR", header),
+                _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level)),
+                _png_chunk(b"IEND", b""),
+            )
+        )
+
+    def to_svg(
+        self, *, scale: int = DEFAULT_SCALE, border: int = DEFAULT_BORDER, unit: str = ""
+    ) -> str:
+        """A standalone SVG: white background, one path of dark modules, crisp edges.
+
+        The view box is in modules; ``width``/``height`` are ``scale`` times that, in
+        ``unit`` (``""`` for user units/pixels, or e.g. ``"mm"`` for print).
+        """
+        _check_render_args(scale, border)
+        if unit not in ("", "px", "mm", "cm", "in", "pt"):
+            raise ValidationError(f"unsupported SVG unit {unit!r}")
+        dim = self.size + 2 * border
+        parts: list[str] = []
+        for y, row in enumerate(self.modules):
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], row.view(np.int8), [0]))))
+            for start, stop in zip(edges[0::2], edges[1::2], strict=True):
+                parts.append(f"M{start + border},{y + border}h{stop - start}v1h-{stop - start}z")
+        side = f"{dim * scale}{unit}"
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{side}" '
+            f'height="{side}" viewBox="0 0 {dim} {dim}" shape-rendering="crispEdges">'
+            f'<rect width="{dim}" height="{dim}" fill="#fff"/>'
+            f'<path fill="#000" d="{"".join(parts)}"/></svg>\n'
+        )
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def _check_render_args(scale: int, border: int) -> None:
+    if not isinstance(scale, int) or isinstance(scale, bool) or not 1 <= scale <= 100:
+        raise ValidationError(f"QR scale must be an integer from 1 to 100 pixels, not {scale!r}")
+    if not isinstance(border, int) or isinstance(border, bool) or not 0 <= border <= 100:
+        raise ValidationError(f"QR border must be an integer from 0 to 100 modules, not {border!r}")
+
+
+def encode_matrix(data: str | bytes, *, ec_level: ECLevel = "Q", mode: Mode = "auto") -> QrMatrix:
+    """Encode ``data`` as one QR segment at exactly error-correction level ``ec_level``.
+
+    ``mode="auto"`` picks alphanumeric for text made only of ``0-9A-Z $%*+-./:`` (every
+    ``HC1:`` payload) and byte mode (UTF-8, no ECI) for anything else; ``bytes`` are always
+    byte mode. The smallest version that fits is used; the mask is the one with the lowest
+    ISO penalty (lowest number on ties).
+
+    Raises :class:`~vaxqr.errors.ValidationError` when the data cannot be a QR code (too
+    long for version 40 at that level, or characters outside the mode asked for).
+    """
+    if ec_level not in _EC_INDEX:
+        raise ValidationError(f"unknown QR error correction level {ec_level!r}")
+    if mode not in ("auto", "alphanumeric", "byte"):
+        raise ValidationError(f"unknown QR mode {mode!r}")
+    if isinstance(data, bytes):
+        if mode == "alphanumeric":
+            raise ValidationError("alphanumeric mode needs text, not bytes")
+        raw, alnum = data, False
+    else:
+        alnum = is_alphanumeric(data) if mode == "auto" else mode == "alphanumeric"
+        if alnum and not is_alphanumeric(data):
+            raise ValidationError(
+                "text has characters outside QR alphanumeric mode (0-9 A-Z space $%*+-./:)"
+            )
+        raw = data.encode("ascii") if alnum else data.encode("utf-8")
+    version = _pick_version(len(raw), alnum, ec_level)
+    layout = _layout(version)
+    n = layout.size
+    codewords = _codewords(_segment_bits(raw, alnum, version), version, ec_level)
+    bits = np.zeros(len(layout.order), dtype=bool)
+    bits[: len(codewords) * 8] = np.unpackbits(codewords).view(bool)
+    flat = np.zeros(n * n, dtype=bool)
+    flat[layout.order] = bits
+    data_modules = flat.reshape(n, n)
+    candidates = (data_modules[None, :, :] ^ layout.masks) | layout.template[None, :, :]
+    fmt = np.array([_format_bits(ec_level, m) for m in range(8)], dtype=np.int32)
+    fmt_bits = ((fmt[:, None] >> (np.arange(30) % 15)) & 1).astype(bool)
+    candidates[:, layout.format_rows, layout.format_cols] = fmt_bits
+    best = int(np.argmin(_penalties(candidates)))
+    modules = np.ascontiguousarray(candidates[best])
+    modules.setflags(write=False)
+    return QrMatrix(
+        modules=modules,
+        version=version,
+        ec_level=ec_level,
+        mask=best,
+        mode="alphanumeric" if alnum else "byte",
+    )
+
+
+def _pick_version(length: int, alnum: bool, ec: str) -> int:
+    for version in range(1, 41):
+        bits = _segment_length(length, alnum, version)
+        if bits is not None and bits <= _data_capacity_bits(version, ec):
+            return version
+    kind = "characters" if alnum else "bytes"
+    raise ValidationError(
+        f"too long for a QR code: {length} {kind} at error correction {ec}",
+        hint="the QR code holds at most 2,420 alphanumeric characters at level Q",
+    )
+
+
+def _as_matrix(data: str | bytes | QrMatrix) -> QrMatrix:
+    return data if isinstance(data, QrMatrix) else encode_matrix(data)
+
+
+def to_image(
+    data: str | bytes | QrMatrix, *, scale: int = DEFAULT_SCALE, border: int = DEFAULT_BORDER
+) -> PILImage.Image:
+    """A 1-bit PIL image of the QR code for ``data`` (see :func:`encode_matrix`)."""
+    return _as_matrix(data).to_image(scale=scale, border=border)
+
+
+def to_png(
+    data: str | bytes | QrMatrix, *, scale: int = DEFAULT_SCALE, border: int = DEFAULT_BORDER
+) -> bytes:
+    """PNG bytes (1-bit, ``scale`` px per module, ``border``-module quiet zone) for ``data``."""
+    return _as_matrix(data).to_png(scale=scale, border=border)
+
+
+def to_svg(
+    data: str | bytes | QrMatrix,
+    *,
+    scale: int = DEFAULT_SCALE,
+    border: int = DEFAULT_BORDER,
+    unit: str = "",
+) -> str:
+    """A standalone SVG document of the QR code for ``data``."""
+    return _as_matrix(data).to_svg(scale=scale, border=border, unit=unit)
