@@ -9,27 +9,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
-from hierarchy import (
-    T0,
-    Hierarchy,
-    make_hierarchy,
-    publish,
-    self_signed,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vaxqr import certinfo, describe, trust
 
-
-@pytest.fixture
-def h(tmp_path: Path) -> Hierarchy:
-    return make_hierarchy(tmp_path)
-
-
-@pytest.fixture
-def published(h: Hierarchy) -> tuple[Hierarchy, Path]:
-    return publish(h)
+from hierarchy import (
+    T0,
+    Hierarchy,
+    self_signed,
+)
 
 
 def test_eku_read_leniently_from_non_der_extensions() -> None:

@@ -11,28 +11,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hierarchy import (
-    PW,
-    T0,
-    Hierarchy,
-    make_hierarchy,
-    publish,
-    self_signed,
-)
 from typer.testing import CliRunner
 
 from vaxqr import certinfo, keys
 from vaxqr.cli_certs import certs_app
 
-
-@pytest.fixture
-def h(tmp_path: Path) -> Hierarchy:
-    return make_hierarchy(tmp_path)
-
-
-@pytest.fixture
-def published(h: Hierarchy) -> tuple[Hierarchy, Path]:
-    return publish(h)
+from hierarchy import (
+    PW,
+    T0,
+    Hierarchy,
+    make_hierarchy,
+    self_signed,
+)
 
 
 def cli(args: list[str], env: dict[str, str] | None = None, input: str | None = None):  # type: ignore[no-untyped-def]

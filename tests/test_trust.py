@@ -13,6 +13,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from vaxqr import cadir, certinfo, certs, keys, revocation, trust, trustlist
+from vaxqr.chain import validate_chain
+from vaxqr.errors import KeyCertError, StorageError, TrustError
+
 from hierarchy import (
     HAVE_OPENSSL,
     PW,
@@ -21,23 +26,7 @@ from hierarchy import (
     ext,
     make_hierarchy,
     openssl,
-    publish,
 )
-
-from vaxqr import cadir, certinfo, certs, keys, revocation, trust, trustlist
-from vaxqr.chain import validate_chain
-from vaxqr.errors import KeyCertError, StorageError, TrustError
-
-
-@pytest.fixture
-def h(tmp_path: Path) -> Hierarchy:
-    return make_hierarchy(tmp_path)
-
-
-@pytest.fixture
-def published(h: Hierarchy) -> tuple[Hierarchy, Path]:
-    return publish(h)
-
 
 # ---------------------------------------------------------------------------- trust lists
 

@@ -242,16 +242,10 @@ def init_ca(
         "state.json": (_dump_json(_state_doc(info)), PUBLIC),
     }
     tmp = _prepare_dir(target, files, force=force)
-    try:
-        if parent is not None:
-            record = IssuedCert(serial, "ca", cert, province_code or "", name, now)
-            with _locked(parent.directory):
-                fresh = open_ca(parent.directory)
-                _save_state(_replace(fresh, issued=(*fresh.issued, record)))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _commit_dir(tmp, target)
+    record = None
+    if parent is not None:
+        record = IssuedCert(serial, "ca", cert, province_code or "", name, now)
+    _record_and_commit(tmp, target, parent.directory if parent else None, record)
     if password is None:
         warnings.append(f"{target / 'ca.key'} is NOT encrypted")
     return _replace(info, files=tuple(target / n for n in files), warnings=tuple(warnings))
@@ -270,6 +264,22 @@ class IssuedSigner:
     chain: tuple[x509.Certificate, ...]
     files: tuple[Path, ...]
     warnings: tuple[str, ...]
+
+
+def _record_and_commit(
+    tmp: Path, target: Path, issuer_dir: Path | None, record: IssuedCert | None
+) -> None:
+    """Record a new certificate in its issuer's state (under the issuer's lock), then move
+    the prepared directory into place; on any failure the prepared directory is removed."""
+    try:
+        if issuer_dir is not None and record is not None:
+            with _locked(issuer_dir):
+                fresh = open_ca(issuer_dir)
+                _save_state(_replace(fresh, issued=(*fresh.issued, record)))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _commit_dir(tmp, target)
 
 
 def issue_signer(
@@ -395,14 +405,7 @@ def issue_signer(
     }
     record = IssuedCert(serial, "dsc", cert, commune_code, name, now)
     tmp = _prepare_dir(target, files, force=force)
-    try:
-        with _locked(ca.directory):
-            fresh = open_ca(ca.directory)
-            _save_state(_replace(fresh, issued=(*fresh.issued, record)))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _commit_dir(tmp, target)
+    _record_and_commit(tmp, target, ca.directory, record)
     if password is None:
         warnings.append(f"{target / 'signer.key'} is NOT encrypted")
     return IssuedSigner(record, target, chain, tuple(target / n for n in files), tuple(warnings))
