@@ -16,6 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+
+from vaxqr import cadir, certinfo, certs, keys, revocation, trust, trustlist
+from vaxqr.errors import KeyCertError, StorageError, ValidationError
+
 from hierarchy import (
     AT_T0,
     EXAMPLES,
@@ -29,9 +33,6 @@ from hierarchy import (
     make_hierarchy,
     openssl,
 )
-
-from vaxqr import cadir, certinfo, certs, keys, revocation, trust, trustlist
-from vaxqr.errors import KeyCertError, StorageError, ValidationError
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import datetime as dt
 import io
 
 import pytest
-from hierarchy import PW, T0, make_hierarchy
 from PIL import Image
 
 from vaxqr import certs, issue, qr, revocation
@@ -14,6 +13,8 @@ from vaxqr.citizen import parse_cccd
 from vaxqr.credential import make_uvci
 from vaxqr.trust import TrustStore
 from vaxqr.verify import Verifier, verify_image
+
+from hierarchy import PW, T0, make_hierarchy
 
 NOW = T0 + dt.timedelta(days=20)
 CARD = ("091190012345||NGUYỄN THỊ THUÝ HOÀ|17051990|Nữ|Rạch Giá, Kiên Giang|01122021")
