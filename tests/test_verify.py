@@ -139,3 +139,11 @@ def test_picture_with_credential_and_id_card(world):
     assert only_card[0].failed == "picture" and "ID card" in only_card[0].reason
     junk, _ = verify_image(v, b"not a picture", label="junk")
     assert junk[0].failed == "picture"
+
+
+def test_state_file_may_be_a_string(world):
+    h, creds, tmp = world
+    store = TrustStore.from_paths([h.ca / "ca.crt", tmp / "tl1.json"], at=NOW,
+                                  state_file=str(tmp / "as-text.json"))
+    assert Verifier(store, at=NOW).verify_text(creds["good"][1]).valid
+    assert (tmp / "as-text.json").exists()

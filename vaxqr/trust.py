@@ -109,7 +109,7 @@ class TrustStore:
         paths: Iterable[str | os.PathLike[str]],
         *,
         at: dt.datetime,
-        state_file: Path | None = None,
+        state_file: str | os.PathLike[str] | None = None,
         allow_rollback: bool = False,
     ) -> TrustStore:
         """Load certificate files (PEM/DER, bundles), CRLs, trust lists, or directories.
@@ -146,7 +146,8 @@ class TrustStore:
                 if explicit:
                     raise
         return cls._build(
-            certs, crls, lists, at=at, state_file=state_file, allow_rollback=allow_rollback
+            certs, crls, lists, at=at, allow_rollback=allow_rollback,
+            state_file=Path(state_file) if state_file is not None else None,
         )
 
     @classmethod
