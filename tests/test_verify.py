@@ -147,3 +147,33 @@ def test_state_file_may_be_a_string(world):
                                   state_file=str(tmp / "as-text.json"))
     assert Verifier(store, at=NOW).verify_text(creds["good"][1]).valid
     assert (tmp / "as-text.json").exists()
+
+
+def test_every_signer_sharing_a_kid_is_tried(world):
+    """kids are truncated hashes: HCERT says try every DSC with a matching kid."""
+    from dataclasses import replace
+
+    h, creds, tmp = world
+    _v, store = _verifier(h, tmp, [tmp / "tl1.json"], name="kid.json")
+    real = store.signers_for_kid(bytes.fromhex(
+        Verifier(store, at=NOW).verify_text(creds["good"][1]).to_json()["signer"]["kid"]))[0]
+    other = certs.load_signer(h.s1, PW)  # another commune's key under the same kid
+    impostor = replace(real, certificate=other.certificate,
+                       public_key=other.certificate.public_key())
+
+    class Colliding:
+        has_revocation_data = False
+
+        def __init__(self, signers):
+            self.signers = signers
+
+        def signers_for_kid(self, kid):
+            return self.signers
+
+        def is_credential_revoked(self, uvci):
+            return False
+
+    ok = Verifier(Colliding([impostor, real]), at=NOW).verify_text(creds["good"][1])
+    assert ok.valid and ok.signer is real
+    bad = Verifier(Colliding([impostor]), at=NOW).verify_text(creds["good"][1])
+    assert bad.failed == "signature" and "does not match" in bad.reason
