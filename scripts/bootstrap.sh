@@ -7,7 +7,7 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
 need_pkgs=()
-ldconfig -p 2>/dev/null | grep -q 'libzbar\.so' || need_pkgs+=(libzbar0)
+ldconfig -p 2>/dev/null | grep 'libzbar\.so' >/dev/null || need_pkgs+=(libzbar0)  # no -q: no SIGPIPE under pipefail
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_pkgs+=(fonts-dejavu-core)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
