@@ -777,7 +777,7 @@ class Oracle:
 
     def __init__(self, kit: Kit, seeds: Iterable[tuple[str, str, Expected]],
                  *, render_every: int = 1) -> None:
-        from vaxqr.cli import safe
+        from vaxqr.cli import printable
         from vaxqr.verify_view import render
 
         self.kit = kit
@@ -792,7 +792,7 @@ class Oracle:
                 # only the transport is damaged (e.g. padding bits): a mutation that repairs
                 # it gives back the genuine message, and VALID is then right
                 self.valid_triples.add(t)
-        self._render, self._safe = render, safe
+        self._render, self._printable = render, printable
         self.render_every = render_every
         self._n = 0
         self.equivalent = 0  # valid re-encodings of a valid seed
@@ -836,22 +836,14 @@ class Oracle:
         return report
 
     def render_check(self, report: Report) -> str:
-        import io
-
-        from rich.console import Console
-
-        buf = io.StringIO()
-        console = Console(file=buf, width=100, color_system=None, highlight=False,
-                          soft_wrap=True, force_terminal=False)
         try:
-            self._render(console, report, self._safe)
+            out: str = self._render(report, self._printable, color=False)
         except (ValueError, OverflowError, OSError) as exc:
             exp = (report.claims or {}).get("exp")
             if isinstance(exp, int) and _ts_out_of_range(exp):
                 self.known[KNOWN_RENDER_EXP] += 1
                 return ""
             raise FuzzFailure(f"render failed: {type(exc).__name__}: {exc}") from exc
-        out = buf.getvalue()
         bad = _unsafe_chars(out)
         if bad:
             raise FuzzFailure(f"terminal output holds unescaped {bad!r}")

@@ -320,3 +320,61 @@ def test_far_future_exp_in_json(signer, trust):
     (out,) = _json(r.stdout)
     assert out["failed"] == "expiry" and out["steps"]["signature"]["status"] == "pass"
     assert r.returncode == 1
+
+
+# --------------------------------------------------------------------------- plain rendering
+
+def _printable_reference(s: str) -> str:
+    """The definition: every Cc/Cf character shown as its escape, all else kept."""
+    import unicodedata
+
+    return "".join(c.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(c) in ("Cc", "Cf") else c for c in s)
+
+
+@pytest.mark.parametrize("text", [
+    "Nguyễn Thị Hoà", "", "a\x1b[31mb", "x\u202ey", "tab\there", "nbsp\u00a0kept",
+    "line\u2028sep", "\x85next", "zero\u200bwidth", "\ud800", "private\ue000",
+])
+def test_printable_matches_its_definition(text: str) -> None:
+    from vaxqr.cli import printable
+
+    assert printable(text) == _printable_reference(text)
+
+
+def test_printable_matches_on_random_text() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from vaxqr.cli import printable
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.text())
+    def check(s: str) -> None:
+        assert printable(s) == _printable_reference(s)
+
+    check()
+
+
+def test_stdout_colour_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaxqr import cli
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Tty())
+    for k in ("NO_COLOR", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(k, raising=False)
+    assert cli._stdout_color() is True
+    monkeypatch.setenv("TERM", "dumb")
+    assert cli._stdout_color() is False
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert cli._stdout_color() is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli._stdout_color() is False
+    monkeypatch.setattr(sys, "stdout", __import__("io").StringIO())
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.delenv("FORCE_COLOR")
+    monkeypatch.delenv("TERM")
+    assert cli._stdout_color() is False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sys
 import unicodedata
 from datetime import UTC, datetime
@@ -110,19 +111,39 @@ def console(*, err: bool = False) -> Console:
     return _console[key]
 
 
+def printable(text: object) -> str:
+    """Untrusted text made safe for a terminal: control and format (bidi) characters are
+    shown as escapes, never obeyed."""
+    s = str(text)
+    if s.isprintable():  # the common case: no Cc/Cf character can be in it
+        return s
+    return "".join(
+        c.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(c) in ("Cc", "Cf") else c
+        for c in s
+    )
+
+
 def safe(text: object) -> str:
-    """Untrusted text made safe for the terminal: control and bidi characters shown as
-    escapes, rich markup escaped."""
+    """``printable`` text with rich markup escaped, for rich consoles."""
     from rich.markup import escape
 
-    s = str(text)
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in s):
-        s = "".join(
-            c.encode("unicode_escape").decode("ascii")
-            if unicodedata.category(c) in ("Cc", "Cf") else c
-            for c in s
-        )
-    return escape(s)
+    return escape(printable(text))
+
+
+def _stdout_color() -> bool:
+    """Colour as rich decides it: NO_COLOR wins, FORCE_COLOR forces, else a real terminal."""
+    env = os.environ
+    if env.get("NO_COLOR"):
+        return False
+    if env.get("FORCE_COLOR"):
+        return True
+    if env.get("TERM", "") in ("dumb", "unknown"):
+        return False
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def fail(message: str, *, code: Exit, hint: str | None = None) -> NoReturn:
@@ -175,27 +196,44 @@ def _looks_like_path(arg: str) -> bool:
     return ":" not in arg[:5] and arg.lower().endswith(_FILE_SUFFIXES)
 
 
-def _print_report(report: Report, *, as_json: bool) -> None:
+def _report_writer(*, as_json: bool) -> Any:
+    """A function that prints one report: a JSON line, or the human rendering (the caller
+    flushes stdout before it waits for more input)."""
+    write = sys.stdout.write
     if as_json:
-        text = json.dumps(report.to_json(), ensure_ascii=False)
-        # JSON allows these raw, but line-splitting readers treat them as line ends
-        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-        sys.stdout.write(text.replace("\x85", "\\u0085") + "\n")
-        sys.stdout.flush()
-        return
+        encode = json.JSONEncoder(ensure_ascii=False).encode
+
+        def emit_json(report: Report) -> None:
+            text = encode(report.to_json())
+            if "\u2028" in text or "\u2029" in text or "\x85" in text:
+                # JSON allows these raw, but line-splitting readers treat them as line ends
+                text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+                text = text.replace("\x85", "\\u0085")
+            write(text + "\n")
+
+        return emit_json
     from .verify_view import render
 
-    render(console(), report, safe)
+    color = _stdout_color()
+
+    def emit_text(report: Report) -> None:
+        write(render(report, printable, color=color))
+
+    return emit_text
 
 
-def _read_stdin_lines() -> Any:
+def _read_stdin_lines(before_wait: Any = None) -> Any:
     """Lines from stdin as soon as each arrives, ended by LF, CR (many handheld scanners) or
-    CRLF; a line over MAX_LINE bytes is dropped (memory stays bounded) and yields None."""
+    CRLF; a line over MAX_LINE bytes is dropped (memory stays bounded) and yields None.
+    ``before_wait`` is called before each read that may block (to flush the output: a
+    scanner's user sees each verdict at once, a piped file is written in large blocks)."""
     stream = sys.stdin.buffer
     read = getattr(stream, "read1", stream.read)
     buf = b""
     too_long = skip_lf = False
     while True:
+        if before_wait is not None:
+            before_wait()
         chunk = read(MAX_LINE)
         if not chunk:
             break
@@ -266,17 +304,19 @@ def verify(
     verifier = Verifier(store, at=when)
     holder = _load_id_card(id_card) if id_card is not None else None
     worst = Exit.OK
+    print_report = _report_writer(as_json=as_json)
 
     def emit(report: Report) -> None:
         nonlocal worst
-        _print_report(report, as_json=as_json)
+        print_report(report)
         if not report.valid:
             worst = max(worst, Exit.NOT_VALID)
 
     for arg in inputs:
+        sys.stdout.flush()  # the reports so far before any error about this input
         try:
             if arg == "-":
-                for n, line in enumerate(_read_stdin_lines(), 1):
+                for n, line in enumerate(_read_stdin_lines(sys.stdout.flush), 1):
                     if line is None:
                         emit(verifier.picture_failure(
                             f"stdin:{n}", f"line longer than {MAX_LINE // 1024} KiB: not an "
@@ -304,6 +344,7 @@ def verify(
         except VaxqrError as exc:
             console(err=True).print(f"[bold red]error:[/] {safe(arg)}: {safe(exc)}")
             worst = max(worst, Exit.TRUST_OR_IO)
+    sys.stdout.flush()
     raise typer.Exit(int(worst))
 
 
