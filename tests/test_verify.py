@@ -83,6 +83,21 @@ def test_expiry_messages(world):
     assert r.failed == "expiry" and "not valid before" in r.reason
 
 
+def test_expiry_boundaries_to_the_microsecond(world):
+    """Valid from iat to exp inclusive; a microsecond outside either end is not."""
+    h, creds, tmp = world
+    v, _ = _verifier(h, tmp, [tmp / "tl1.json"], name="edge.json")
+    claims = v.verify_text(creds["good"][1]).claims
+    iat = dt.datetime.fromtimestamp(claims["iat"], dt.UTC)
+    exp = dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
+    us = dt.timedelta(microseconds=1)
+    for at, failed in ((iat - us, "expiry"), (iat, None), (exp, None), (exp + us, "expiry")):
+        r = Verifier(v.trust, at=at).verify_text(creds["good"][1])
+        assert r.failed == failed, (at, r.reason)
+        if failed:
+            assert ("expired on" if at > exp else "not valid before") in r.reason
+
+
 def test_expired_trust_list_is_reported(world):
     h, creds, tmp = world
     later = NOW + dt.timedelta(days=30)  # the list's next update was 7 days after NOW

@@ -9,8 +9,8 @@ report gives every reason, and the first failure is the verdict's reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -167,18 +167,21 @@ def _signer_json(signer: Signer) -> dict[str, Any]:
 _PASSED: dict[tuple[str, str], Step] = {}
 
 
-@dataclass
 class _Run:
     """Mutable state of one verification; becomes a frozen :class:`Report`."""
 
-    label: str
-    steps: dict[str, Step] = field(default_factory=dict)
-    payload: str | None = None
-    credential: Mapping[str, Any] | None = None
-    claims: dict[str, Any] | None = None
-    signer: Signer | None = None
-    holder: HolderResult | None = None
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("claims", "credential", "holder", "label", "payload", "signer", "steps",
+                 "warnings")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.steps: dict[str, Step] = {}
+        self.payload: str | None = None
+        self.credential: Mapping[str, Any] | None = None
+        self.claims: dict[str, Any] | None = None
+        self.signer: Signer | None = None
+        self.holder: HolderResult | None = None
+        self.warnings: list[str] = []
 
     def ok(self, name: str, message: str = "") -> None:
         # Steps are immutable, so the common ones ("prefix: HC1", "cbor: CWT with an EU
@@ -196,16 +199,35 @@ class _Run:
     def skip(self, name: str, message: str = "") -> None:
         self.steps[name] = Step(name, SKIPPED, message)
 
-    def report(self, *, applicable: Iterable[str]) -> Report:
-        wanted = set(applicable)
-        steps = []
-        for name in STEPS:
-            if name in self.steps:
-                steps.append(self.steps[name])
-            elif name in wanted:
-                steps.append(Step(name, SKIPPED, "not reached"))
-        return Report(self.label, tuple(steps), self.payload, self.credential, self.claims,
+    def report(self, *, applicable: tuple[str, ...], complete: tuple[str, ...] = ()) -> Report:
+        steps: tuple[Step, ...]
+        ran = tuple(self.steps)
+        if ran == applicable or ran == complete:  # every step ran, in order: the common case
+            steps = tuple(self.steps.values())
+        else:
+            wanted = set(applicable)
+            steps = tuple(
+                self.steps[name] if name in self.steps else Step(name, SKIPPED, "not reached")
+                for name in STEPS if name in self.steps or name in wanted)
+        return Report(self.label, steps, self.payload, self.credential, self.claims,
                       self.signer, self.holder, tuple(self.warnings))
+
+
+# The steps that apply to a text (with a picture before it, a holder check after it), in
+# report order: those shown as "not reached" when an earlier step fails, and the same with
+# "revocation", which runs (after the signature) only when there is revocation data.
+_APPLICABLE = {
+    (picture, holder): tuple(
+        n for n in STEPS
+        if n in ("prefix", "base45", "zlib", "cose", "cbor", "signature", "key_usage",
+                 "expiry", "schema")
+        or (n == "picture" and picture) or (n == "holder" and holder))
+    for picture in (False, True) for holder in (False, True)
+}
+_COMPLETE = {
+    key: tuple(n for n in STEPS if n in steps or n == "revocation")
+    for key, steps in _APPLICABLE.items()
+}
 
 
 def _utc(dt: datetime) -> datetime:
@@ -223,6 +245,37 @@ def _ts(seconds: int) -> datetime | None:
 def _fmt(dt: datetime) -> str:
     # as strftime("%Y-%m-%d %H:%M UTC") with glibc (year unpadded), at half the cost
     return f"{dt.year}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d} UTC"
+
+
+# NumericDates of 0001-01-01 00:00:00 and 9999-12-31 23:59:59 UTC: the years a datetime holds
+_MIN_TS, _MAX_TS = -62135596800, 253402300799
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FMT_CACHE: dict[int, str] = {}
+
+
+def _fmt_ts(seconds: int) -> str:
+    """``_fmt`` of a NumericDate inside years 1-9999 (cached per minute: the credentials of
+    one batch share their minutes)."""
+    minute = seconds // 60
+    text = _FMT_CACHE.get(minute)
+    if text is None:
+        if len(_FMT_CACHE) >= 4096:
+            _FMT_CACHE.clear()
+        text = _FMT_CACHE[minute] = _fmt(datetime.fromtimestamp(minute * 60, UTC))
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class _CertFacts:
+    """What the checks read of a signer certificate (cached: it is immutable)."""
+
+    cert: Any
+    subject: str
+    eku: Any  # frozenset of OIDs, None (no EKU), or the VaxqrError reading it
+    nb: datetime
+    na: datetime
+    nb_ts: float
+    na_ts: float
 
 
 class Verifier:
@@ -249,12 +302,12 @@ class Verifier:
         self._schema: Callable[[Any], list[str]] = validate_schema or validate_dcc
         # Per-certificate facts (subject text, EKU) cost more to read than the rest of a
         # verification; certificates are immutable, so they are read once per object.
-        self._cert_facts: dict[int, tuple[Any, str, Any]] = {}
+        self._cert_facts: dict[int, _CertFacts] = {}
 
-    def _facts(self, cert: Any) -> tuple[Any, str, Any]:
-        """(cert, subject text, EKU OIDs or the error reading them), cached per object."""
+    def _facts(self, cert: Any) -> _CertFacts:
+        """What the checks read of a signer certificate, read once per certificate object."""
         hit = self._cert_facts.get(id(cert))
-        if hit is not None and hit[0] is cert:
+        if hit is not None and hit.cert is cert:
             return hit
         try:
             eku: Any = self._eku(cert)
@@ -262,7 +315,9 @@ class Verifier:
             eku = exc
         if len(self._cert_facts) >= 4096:
             self._cert_facts.clear()
-        facts = self._cert_facts[id(cert)] = (cert, _name(cert), eku)
+        nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
+        facts = self._cert_facts[id(cert)] = _CertFacts(
+            cert, _name(cert), eku, nb, na, nb.timestamp(), na.timestamp())
         return facts
 
     # ------------------------------------------------------------------ entry points
@@ -274,10 +329,7 @@ class Verifier:
         run = _Run(label or "text")
         if picture:
             run.ok("picture", "QR code read")
-        applicable = ["prefix", "base45", "zlib", "cose", "cbor", "signature", "key_usage",
-                      "expiry", "schema"] + (["picture"] if picture else [])
-        if holder is not None:
-            applicable.append("holder")
+        key = (picture, holder is not None)
         try:
             self._pipeline(run, text, holder)
         except VaxqrError as exc:  # a step raised: record it as that step's failure
@@ -286,7 +338,7 @@ class Verifier:
             run.fail(_first_missing(run), f"input is too complex to decode ({type(exc).__name__})")
         except Exception as exc:  # a bug, not a verdict: fail closed, never break a stream
             run.fail(_first_missing(run), f"internal error while verifying ({type(exc).__name__})")
-        return run.report(applicable=applicable)
+        return run.report(applicable=_APPLICABLE[key], complete=_COMPLETE[key])
 
     def picture_failure(self, label: str, message: str, *, step: str = "picture") -> Report:
         """A report for an input that could not be read (a picture, an over-long line)."""
@@ -370,7 +422,7 @@ class Verifier:
             run.signer = signer
             where = "" if msg.kid_location == "protected" else " (kid in unprotected header)"
             run.ok("signature",
-                   f"{sign.ALG_NAMES[alg]} by {self._facts(signer.certificate)[1]}{where}")
+                   f"{sign.ALG_NAMES[alg]} by {self._facts(signer.certificate).subject}{where}")
             return True
         run.fail("signature", str(last) if last else "signature does not verify")
         return False
@@ -378,7 +430,7 @@ class Verifier:
     def _key_usage(self, run: _Run, hcert: Mapping[str, Any]) -> None:
         assert run.signer is not None
         kind = certificate_type(hcert)
-        oids = self._facts(run.signer.certificate)[2]
+        oids = self._facts(run.signer.certificate).eku
         if isinstance(oids, VaxqrError):
             run.fail("key_usage", f"cannot read the signer's key usage: {oids}")
             return
@@ -397,31 +449,31 @@ class Verifier:
 
     def _expiry(self, run: _Run, claims: sign.CwtClaims) -> None:
         assert run.signer is not None
-        cert = run.signer.certificate
-        now = self.at or datetime.now(UTC)
-        nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
-        if claims.iat is None:
+        facts = self._facts(run.signer.certificate)
+        # the validation time as whole seconds since the epoch and a remainder, exactly
+        since = (self.at or datetime.now(UTC)) - _EPOCH
+        now, fraction = since.days * 86400 + since.seconds, since.microseconds
+        iat, exp = claims.iat, claims.exp
+        if iat is None:
             run.fail("expiry", "the credential has no issue time (iat)")
-        elif claims.exp is None:
+        elif exp is None:
             run.fail("expiry", "the credential has no expiry time (exp)")
+        elif not (_MIN_TS <= iat <= _MAX_TS and _MIN_TS <= exp <= _MAX_TS):
+            which, value = ("iat", iat) if not _MIN_TS <= iat <= _MAX_TS else ("exp", exp)
+            run.fail("expiry", f"the credential's {which} time ({value}) is outside the "
+                               "years 1-9999")
+        elif iat < facts.nb_ts:
+            run.fail("expiry", f"issued {_fmt_ts(iat)}, before the signer certificate "
+                               f"became valid ({_fmt(facts.nb)})")
+        elif now < iat:
+            run.fail("expiry", f"credential not valid before {_fmt_ts(iat)}")
+        elif now > exp or (now == exp and fraction):
+            run.fail("expiry", f"credential expired on {_fmt_ts(exp)}")
+        elif exp > facts.na_ts:
+            run.fail("expiry", f"credential expiry {_fmt_ts(exp)} is after the signer "
+                               f"certificate expires ({_fmt(facts.na)})")
         else:
-            iat, exp = _ts(claims.iat), _ts(claims.exp)
-            if iat is None or exp is None:
-                which, value = ("iat", claims.iat) if iat is None else ("exp", claims.exp)
-                run.fail("expiry", f"the credential's {which} time ({value}) is outside the "
-                                   "years 1-9999")
-            elif iat < nb:
-                run.fail("expiry", f"issued {_fmt(iat)}, before the signer certificate "
-                                   f"became valid ({_fmt(nb)})")
-            elif now < iat:
-                run.fail("expiry", f"credential not valid before {_fmt(iat)}")
-            elif now > exp:
-                run.fail("expiry", f"credential expired on {_fmt(exp)}")
-            elif exp > na:
-                run.fail("expiry", f"credential expiry {_fmt(exp)} is after the signer "
-                                   f"certificate expires ({_fmt(na)})")
-            else:
-                run.ok("expiry", f"valid until {_fmt(exp)}")
+            run.ok("expiry", f"valid until {_fmt_ts(exp)}")
 
     def _revocation(self, run: _Run, dcc: Mapping[str, Any] | None) -> None:
         assert run.signer is not None
