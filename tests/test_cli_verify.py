@@ -378,3 +378,59 @@ def test_stdout_colour_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FORCE_COLOR")
     monkeypatch.delenv("TERM")
     assert cli._stdout_color() is False
+
+
+# --------------------------------------------------------------------------- the line reader
+
+class _ChunkedStdin:
+    """A stdin whose read1 hands out the data in given chunk sizes (as a pipe may)."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.sizes, self.pos = data, sizes or [1], 0
+
+    def read1(self, _n: int) -> bytes:
+        size = self.sizes[self.pos % len(self.sizes)] if self.pos < len(self.data) else 1
+        out = self.data[self.pos:self.pos + size]
+        self.pos += len(out)
+        return out
+
+    read = read1
+
+
+def _reader_lines(monkeypatch: pytest.MonkeyPatch, data: bytes, sizes: list[int]) -> list:
+    import types
+
+    from vaxqr import cli
+
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=_ChunkedStdin(data, sizes)))
+    return list(cli._read_stdin_lines())
+
+
+def test_line_reader_splits_like_its_definition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines end at LF, CR or CRLF, however the bytes are cut into reads (a CRLF split
+    across two reads is one line end)."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.sampled_from([b"a", b"HC1:", b"\r", b"\n", b"\r\n", b"\xc3\xa1", b" "]),
+                    max_size=40).map(b"".join),
+           st.lists(st.integers(1, 9), min_size=1, max_size=5))
+    def check(data: bytes, sizes: list[int]) -> None:
+        expected = re.split(rb"\r\n|\r|\n", data)
+        if expected[-1] == b"":
+            expected.pop()
+        got = _reader_lines(monkeypatch, data, sizes)
+        assert got == [x.decode() for x in expected]
+
+    check()
+
+
+def test_line_reader_drops_an_over_long_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaxqr.cli import MAX_LINE
+
+    data = b"one\n" + b"x" * (3 * MAX_LINE) + b"\r\ntwo\r" + b"y" * (MAX_LINE + 5)
+    got = _reader_lines(monkeypatch, data, [MAX_LINE // 3, 7])
+    assert got == ["one", None, "two", None]

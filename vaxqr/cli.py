@@ -240,20 +240,26 @@ def _read_stdin_lines(before_wait: Any = None) -> Any:
         if skip_lf and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the LF of a CRLF split across two reads
         skip_lf = False
-        buf += chunk
-        while True:
-            cut = min((i for i in (buf.find(b"\r"), buf.find(b"\n")) if i >= 0), default=-1)
+        buf = buf + chunk if buf else chunk
+        size, pos = len(buf), 0
+        while True:  # each complete line of buf, found from pos on (no copying of the rest)
+            lf = buf.find(b"\n", pos)
+            cut = buf.find(b"\r", pos, lf if lf >= 0 else size)
             if cut < 0:
-                break
-            line, end = buf[:cut], buf[cut:cut + 2]
-            buf = buf[cut + (2 if end == b"\r\n" else 1):]
-            if end == b"\r" and not buf:
-                skip_lf = True
+                cut = lf
+                if cut < 0:
+                    break
+            line = buf[pos:cut]
+            crlf = buf[cut] == 0x0D and buf[cut + 1:cut + 2] == b"\n"
+            pos = cut + (2 if crlf else 1)
+            if pos == size and buf[cut] == 0x0D and not crlf:
+                skip_lf = True  # a CR that ends this read: its LF may start the next
             if too_long:
                 too_long = False
                 yield None
             else:
                 yield line.decode("utf-8", errors="replace")
+        buf = buf[pos:] if pos else buf
         if len(buf) > MAX_LINE:
             buf, too_long = b"", True
     if too_long:
