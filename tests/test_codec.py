@@ -99,3 +99,27 @@ def test_compress_is_level_9_zlib_of_the_same_size(data):
     assert out[:2] == b"\x78\xda"  # deflate, 32 KiB window, level 9 flag
     assert zlib.decompress(out) == data
     assert len(out) <= len(zlib.compress(data, 9)) + 8
+
+
+def _b45encode_reference(data: bytes) -> str:
+    """RFC 9285 §4, written as plainly as possible."""
+    a = codec.ALPHABET
+    out = []
+    for i in range(0, len(data) - 1, 2):
+        n = data[i] * 256 + data[i + 1]
+        out += [a[n % 45], a[n // 45 % 45], a[n // 2025]]
+    if len(data) % 2:
+        out += [a[data[-1] % 45], a[data[-1] // 45]]
+    return "".join(out)
+
+
+@given(st.binary(max_size=2000))
+def test_b45encode_matches_the_rfc_algorithm(data):
+    assert codec.b45encode(data) == _b45encode_reference(data)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", b"\xff", b"\x00\x00", b"\xff\xff", b"\xff" * 3,
+                                  bytes(range(256)) * 40, b"\xff" * 8193, b"\xff\xfe" * 5000,
+                                  bytearray(b"\x12\x34\x56"), memoryview(b"\xab\xcd\xef\x01")])
+def test_b45encode_edges(data):
+    assert codec.b45encode(data) == _b45encode_reference(bytes(data))

@@ -157,3 +157,154 @@ def test_any_flipped_byte_fails_cleanly(data):
             raise VerificationError("unknown kid", step="signature")
         sign.verify_signature(msg, EC_KEY.public_key(), alg)
         sign.parse_cwt(msg.payload)
+
+
+# --------------------------------------------------------------------------- fast paths
+# The byte-level encoders and the COSE_Sign1 fast path must agree with cbor2 and with the
+# general (strict CBOR decoder) path on every input.
+
+
+@pytest.mark.parametrize("n", [0, 1, 23, 24, 255, 256, 65535, 65536])
+def test_hand_written_cbor_matches_cbor2(n):
+    blob = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+    assert sign.sig_structure(blob, PAYLOAD) == cbor2.dumps(["Signature1", blob, b"", PAYLOAD])
+    assert sign.sig_structure(KID, blob) == cbor2.dumps(["Signature1", KID, b"", blob])
+    assert sign._bstr_head(n) + blob == cbor2.dumps(blob)
+
+
+@pytest.mark.parametrize(("key", "alg"), [(EC_KEY, sign.ES256), (RSA_KEY, sign.PS256)])
+def test_sign1_bytes_match_cbor2(key, alg):
+    for payload in (PAYLOAD, b"", b"x" * 300, b"y" * 70_000):
+        data = sign.sign1(payload, key, bytearray(KID))
+        item = cbor2.loads(data)
+        protected, unprotected, got_payload, signature = item.value
+        assert (unprotected, got_payload) == ({}, payload)
+        assert protected == cbor2.dumps({1: alg, 4: KID})
+        assert data == cbor2.dumps(cbor2.CBORTag(18, [protected, {}, payload, signature]))
+        _verify(data, key)
+
+
+def _der(r: int, s: int) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    return encode_dss_signature(r, s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**256 - 1), st.integers(1, 2**256 - 1))
+def test_der_and_raw_ecdsa_conversions_match_cryptography(r, s):
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert sign._raw_ecdsa(_der(r, s)) == raw
+    assert sign._der_ecdsa(raw, 32) == _der(r, s)
+    raw48 = r.to_bytes(48, "big") + (s << 100).to_bytes(48, "big")
+    assert sign._der_ecdsa(raw48, 48) == _der(r, s << 100)
+
+
+@pytest.mark.parametrize(("r", "s"), [(0, 1), (1, 1), (2**255, 2**255), (2**248 - 1, 127),
+                                      (2**256 - 1, 2**256 - 1), (128, 2**7), (2**8, 1)])
+def test_der_and_raw_ecdsa_edges(r, s):
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert sign._raw_ecdsa(_der(r, s)) == raw
+    assert sign._der_ecdsa(raw, 32) == _der(r, s)
+
+
+def test_raw_ecdsa_of_real_signatures():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    for i in range(300):
+        der = EC_KEY.sign(i.to_bytes(2, "big"), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        assert sign._raw_ecdsa(der) == r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def _outcome(fn, data):
+    try:
+        msg = fn(data)
+    except DecodeError as exc:
+        return ("error", exc.step, str(exc), getattr(exc, "hint", None))
+    return ("ok", msg.protected_bytes, dict(msg.protected), dict(msg.unprotected), msg.payload,
+            msg.signature, msg.tags)
+
+
+def _agree(data: bytes) -> None:
+    """parse_sign1 (fast path, cache cold and warm) gives what the general path gives."""
+    general = _outcome(sign._parse_sign1_general, data)
+    sign._PROTECTED_MAPS.clear()
+    assert _outcome(sign.parse_sign1, data) == general
+    assert _outcome(sign.parse_sign1, data) == general  # from the protected-header cache
+    fast = sign._parse_sign1_fast(data) if general[0] == "ok" else None
+    if fast is not None:
+        assert _outcome(lambda _: fast, data) == general
+
+
+def _cose_parts():
+    bstr_forms = st.sampled_from(["short", "1", "2", "4", "8"])
+
+    def bstr(blob, form):
+        n = len(blob)
+        if form == "short" and n < 24:
+            return bytes((0x40 + n,)) + blob
+        size = {"short": 1, "1": 1, "2": 2, "4": 4, "8": 8}[form]
+        if n >= 256**size:
+            return cbor2.dumps(blob)
+        return bytes((0x58 + size.bit_length() - 1,)) + n.to_bytes(size, "big") + blob
+
+    protected = st.sampled_from([b"", cbor2.dumps({1: -7, 4: KID}), cbor2.dumps({1: -7}),
+                                 cbor2.dumps({4: KID, 1: -37}), cbor2.dumps([1]),
+                                 cbor2.dumps({1: -7, 4: KID}) + b"\x00", b"\xa2\x01\x26\x01\x26",
+                                 cbor2.dumps({1: [1, 2]}), cbor2.dumps({True: 1}), b"\xff",
+                                 b"\xd8\x1c\x81\x00", cbor2.dumps({"a": {"b": b"c"}})])
+    return st.tuples(
+        st.sampled_from([b"", b"\xd2", b"\xd8\x3d\xd2", b"\xd8\x62", b"\xd2\xd2", b"\xd8\x3d"]),
+        st.sampled_from([b"\x84", b"\x83", b"\x85", b"\x9f", b"\xa4"]),
+        protected, bstr_forms,
+        st.sampled_from([b"\xa0", b"\xa1\x04" + cbor2.dumps(KID), b"\xa1\x04\x40", b"\x80",
+                         b"\xbf\xff", b"\x40", b"\xa2\x01\x01\x01\x01"]),
+        st.binary(max_size=80), bstr_forms, st.binary(max_size=70), bstr_forms,
+        st.sampled_from([b"", b"\x00", b"\xff", b"\x40"]),
+    ).map(lambda p: p[0] + p[1] + bstr(p[2], p[3]) + p[4] + bstr(p[5], p[6]) + bstr(p[7], p[8])
+          + p[9])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_cose_parts())
+def test_parse_sign1_fast_path_agrees_with_general_path(data):
+    _agree(data)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.data())
+def test_parse_sign1_fast_path_agrees_on_damaged_messages(data):
+    cose = data.draw(st.sampled_from([sign.sign1(PAYLOAD, EC_KEY, KID),
+                                      sign.sign1(b"x" * 300, RSA_KEY, KID)]))
+    mutated = bytearray(cose)
+    for _ in range(data.draw(st.integers(1, 3))):
+        mutated[data.draw(st.integers(0, len(cose) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(mutated)))
+    extra = data.draw(st.binary(max_size=3))
+    _agree(bytes(mutated))
+    _agree(bytes(mutated[:cut]) + extra)
+    _agree(cose[:cut])
+
+
+def test_parse_sign1_fast_path_is_taken_for_our_output():
+    data = sign.sign1(PAYLOAD, EC_KEY, KID)
+    for cose, tags in ((data, (18,)), (b"\xd8\x3d" + data, (61, 18)), (data[1:], ())):
+        fast = sign._parse_sign1_fast(cose)
+        assert fast is not None and fast.tags == tags
+
+
+def test_protected_header_cache_hands_out_copies():
+    data = sign.sign1(PAYLOAD, EC_KEY, KID)
+    first = sign.parse_sign1(data)
+    first.protected[1] = -37  # type: ignore[index]  # a careless caller
+    assert sign.parse_sign1(data).protected == {1: -7, 4: KID}
+    assert sign.check_headers(sign.parse_sign1(data)) == (sign.ES256, KID)
+
+
+def test_protected_header_cache_is_bounded():
+    for i in range(600):
+        sign.parse_sign1(_build(cbor2.dumps({1: -7, 4: i.to_bytes(8, "big")}), {}, PAYLOAD,
+                                b"\0" * 64))
+    assert len(sign._PROTECTED_MAPS) <= 256

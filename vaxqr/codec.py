@@ -13,8 +13,6 @@ faster than the ``base45`` package: see ``benchmarks/bench_sign.py``.
 from __future__ import annotations
 
 import zlib
-from array import array
-from sys import byteorder
 
 from .errors import DecodeError
 
@@ -27,26 +25,46 @@ _INVALID = 0xFF
 _DECODE_TABLE = bytes(
     ALPHABET.index(chr(i)) if chr(i) in ALPHABET else _INVALID for i in range(256)
 )
-_ENCODE_TABLE: list[str] | None = None
+_ALPHABET_BYTES = ALPHABET.encode("ascii")
+_TO_ALPHABET = bytes(_ALPHABET_BYTES[i] if i < 45 else 0 for i in range(256))
+
+# Every Base45 group encoded at once with big-integer arithmetic (like the decoder below,
+# 1.4x faster than a 65,536-entry table, whose lookups miss the cache): the words, big-endian
+# as RFC 9285 reads them, are spread into one little-endian integer of 4-byte lanes; w // 45
+# is (w * 46604) >> 21 exactly for every w < 2**16 (46604 = ceil(2**21 / 45)), and as w * 46604
+# < 2**32 and w // 45 < 2**11 no lane spills into the 11 bits kept of another. Each lane then
+# holds the three digits [w % 45, w // 45 % 45, w // 2025] and a 0xFF marker byte, which
+# ``translate`` deletes while it maps the digits to the alphabet.
+_DIV45 = 46604
+_ENC_LANES = 4096
+_LOW11 = int.from_bytes(b"\xff\x07\x00\x00" * _ENC_LANES, "little")
+_MARKERS: dict[int, int] = {}  # groups → the 0xFF marker bytes of that many lanes
 
 
-def _encode_table() -> list[str]:
-    global _ENCODE_TABLE
-    if _ENCODE_TABLE is None:
-        a = ALPHABET
-        _ENCODE_TABLE = [a[n % 45] + a[(n // 45) % 45] + a[n // 2025] for n in range(65536)]
-    return _ENCODE_TABLE
+def _markers(groups: int) -> int:
+    marks = _MARKERS.get(groups)
+    if marks is None:
+        marks = int.from_bytes(b"\x00\x00\x00\xff" * groups, "little")
+        if len(_MARKERS) < 512:
+            _MARKERS[groups] = marks
+    return marks
 
 
 def b45encode(data: bytes) -> str:
     """Encode bytes as Base45 (RFC 9285): two bytes → three characters, least significant first."""
-    table = _encode_table()
-    even = len(data) & ~1
-    words = array("H", data[:even])
-    if byteorder == "little":
-        words.byteswap()
-    out = "".join([table[w] for w in words])
-    if even != len(data):
+    n = len(data)
+    groups = n >> 1
+    even = groups << 1
+    lanes = bytearray(4 * groups)
+    lanes[0::4] = data[1:even:2]
+    lanes[1::4] = data[0:even:2]
+    w = int.from_bytes(lanes, "little")
+    low11 = _LOW11 if groups <= _ENC_LANES else int.from_bytes(b"\xff\x07\0\0" * groups, "little")
+    q = ((w * _DIV45) >> 21) & low11  # w // 45
+    e = ((q * _DIV45) >> 21) & low11  # w // 2025
+    digits = (w - 45 * q) | ((q - 45 * e) << 8) | (e << 16) | _markers(groups)
+    out = digits.to_bytes(4 * groups, "little").translate(_TO_ALPHABET, b"\xff").decode("ascii")
+    if even != n:
         last = data[-1]
         out += ALPHABET[last % 45] + ALPHABET[last // 45]
     return out

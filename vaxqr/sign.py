@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -45,6 +45,8 @@ _ECDSA = ec.ECDSA(hashes.SHA256())
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+_ECKey = ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey
+_RSAKey = rsa.RSAPrivateKey | rsa.RSAPublicKey
 
 
 def _no_value_sharing(*_args: Any) -> Any:
@@ -82,22 +84,68 @@ def loads(data: bytes, *, step: str) -> Any:
 # --------------------------------------------------------------------------- signing
 
 
+_KINDS: dict[type, str] = {}  # concrete key class → "ec-private", "ec-public", "rsa", "other"
+
+
+def _kind(key: object) -> str:
+    """What a key is, by its class (isinstance against cryptography's ABCs costs ~0.1 µs
+    each; the answer for a class never changes, so it is remembered)."""
+    cls = type(key)
+    kind = _KINDS.get(cls)
+    if kind is None:
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            kind = "ec-private"
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            kind = "ec-public"
+        elif isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+            kind = "rsa"
+        else:
+            kind = "other"
+        if len(_KINDS) < 64:
+            _KINDS[cls] = kind
+    return kind
+
+
 def algorithm_for(key: PrivateKey | PublicKey) -> int:
     """The COSE algorithm a key signs with: ES256 for P-256, PS256 for RSA ≥ 2048."""
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, ec.SECP256R1):
-            raise KeyCertError(f"ES256 needs a P-256 key, not {key.curve.name}")
+    kind = _kind(key)
+    if kind in ("ec-private", "ec-public"):
+        curve = cast(_ECKey, key).curve
+        if not isinstance(curve, ec.SECP256R1):
+            raise KeyCertError(f"ES256 needs a P-256 key, not {curve.name}")
         return ES256
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        if key.key_size < 2048:
-            raise KeyCertError(f"PS256 needs an RSA key of at least 2048 bits, not {key.key_size}")
+    if kind == "rsa":
+        size = cast(_RSAKey, key).key_size
+        if size < 2048:
+            raise KeyCertError(f"PS256 needs an RSA key of at least 2048 bits, not {size}")
         return PS256
     raise KeyCertError(f"unsupported key type {type(key).__name__}")
 
 
+# CBOR heads written by hand on the hot paths (signing, Sig_structure): the same bytes as
+# cbor2.dumps, which always uses the shortest length form (tests compare the two).
+_BSTR_HEADS = [bytes((0x40 + n,)) for n in range(24)] + [bytes((0x58, n)) for n in range(24, 256)]
+
+
+def _bstr_head(n: int) -> bytes:
+    """The CBOR head of a byte string of ``n`` bytes (major type 2, shortest form)."""
+    if n < 256:
+        return _BSTR_HEADS[n]
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\x5a" + n.to_bytes(4, "big")
+    return b"\x5b" + n.to_bytes(8, "big")
+
+
+_SIG1_CONTEXT = b"\x84\x6aSignature1"  # array(4), text(10) "Signature1"
+
+
 def sig_structure(protected: bytes, payload: bytes) -> bytes:
     """The COSE ``Sig_structure`` for COSE_Sign1 with empty external AAD."""
-    return cbor2.dumps(["Signature1", protected, b"", payload])
+    # = cbor2.dumps(["Signature1", protected, b"", payload])
+    return b"".join((_SIG1_CONTEXT, _bstr_head(len(protected)), protected,
+                     b"\x40", _bstr_head(len(payload)), payload))
 
 
 def encode_cwt(*, iss: str | None, iat: int, exp: int, hcert: Mapping[str, Any]) -> bytes:
@@ -111,17 +159,47 @@ def encode_cwt(*, iss: str | None, iat: int, exp: int, hcert: Mapping[str, Any])
     return cbor2.dumps(claims)
 
 
+_PROTECTED: dict[tuple[int, bytes], bytes] = {}  # (alg, kid) → protected header bytes
+
+
+def _protected_header(alg: int, kid: bytes) -> bytes:
+    protected = _PROTECTED.get((alg, kid))
+    if protected is None:
+        protected = cbor2.dumps({HDR_ALG: alg, HDR_KID: kid})
+        if len(_PROTECTED) < 256:  # a process signs for a handful of keys
+            _PROTECTED[(alg, kid)] = protected
+    return protected
+
+
+def _raw_ecdsa(der: bytes) -> bytes:
+    """cryptography's DER ECDSA-Sig-Value for P-256 → COSE's raw ``r || s`` (32 + 32 bytes)."""
+    # SEQUENCE { INTEGER r, INTEGER s }: 30 L 02 Lr r 02 Ls s, every length one byte for
+    # P-256 (at most 72 bytes); each integer minimal, with a 00 in front when its top bit is
+    # set. Anything else takes the general route through decode_dss_signature.
+    n = len(der)
+    if 8 <= n < 128 and der[0] == 0x30 and der[1] == n - 2 and der[2] == 2:
+        lr = der[3]
+        if 0 < lr <= 33 and 6 + lr < n and der[4 + lr] == 2 and der[5 + lr] == n - 6 - lr:
+            r = der[4:4 + lr]
+            s = der[6 + lr:]
+            if (lr < 33 or r[0] == 0) and (len(s) < 33 or s[0] == 0) and s:
+                return r[-32:].rjust(32, b"\0") + s[-32:].rjust(32, b"\0")
+    r_int, s_int = decode_dss_signature(der)
+    return r_int.to_bytes(32, "big") + s_int.to_bytes(32, "big")
+
+
 def sign1(payload: bytes, key: PrivateKey, kid: bytes) -> bytes:
     """Return a tagged COSE_Sign1 (tag 18) over ``payload`` with protected ``{1: alg, 4: kid}``."""
     alg = algorithm_for(key)
-    protected = cbor2.dumps({HDR_ALG: alg, HDR_KID: bytes(kid)})
+    protected = _protected_header(alg, bytes(kid))
     tbs = sig_structure(protected, payload)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        r, s = decode_dss_signature(key.sign(tbs, _ECDSA))
-        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if _kind(key) == "ec-private":
+        signature = _raw_ecdsa(cast(ec.EllipticCurvePrivateKey, key).sign(tbs, _ECDSA))
     else:
-        signature = key.sign(tbs, _PSS, hashes.SHA256())
-    return cbor2.dumps(cbor2.CBORTag(TAG_SIGN1, [protected, {}, payload, signature]))
+        signature = cast(rsa.RSAPrivateKey, key).sign(tbs, _PSS, hashes.SHA256())
+    # = cbor2.dumps(CBORTag(18, [protected, {}, payload, signature])): d2 84 … a0 …
+    return b"".join((b"\xd2\x84", _bstr_head(len(protected)), protected, b"\xa0",
+                     _bstr_head(len(payload)), payload, _bstr_head(len(signature)), signature))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -164,6 +242,11 @@ class CoseSign1:
 
 def parse_sign1(data: bytes) -> CoseSign1:
     """Parse a COSE_Sign1 (untagged, 18 or 61(18)); raise ``DecodeError`` (step ``cose``)."""
+    fast = _parse_sign1_fast(data)
+    return fast if fast is not None else _parse_sign1_general(data)
+
+
+def _parse_sign1_general(data: bytes) -> CoseSign1:
     item = loads(data, step="cose")
     tags: list[int] = []
     while isinstance(item, cbor2.CBORTag):
@@ -186,13 +269,79 @@ def parse_sign1(data: bytes) -> CoseSign1:
         raise DecodeError("COSE payload is missing or not a byte string", step="cose")
     if not isinstance(signature, bytes):
         raise DecodeError("COSE signature is not a byte string", step="cose")
-    if protected_bytes:
-        protected = loads(protected_bytes, step="cose")
-        if not isinstance(protected, Mapping):
-            raise DecodeError("COSE protected header is not a map", step="cose")
+    return CoseSign1(protected_bytes, _protected_map(protected_bytes), unprotected, payload,
+                     signature, tuple(tags))
+
+
+# The fast path: the shape every HCERT signer emits, read straight from the bytes (the general
+# path above costs two CBORDecoders, ~3 µs). Only this exact shape is taken: an optional tag
+# 18 or 61(18), an array of 4, a definite-length byte string, an empty map, two definite-length
+# byte strings, and nothing after them. For such bytes the general path decodes the very same
+# values (tests compare the two), so every other input, well-formed or not, goes there and
+# gets its verdict and message from it.
+_SIGN1_STARTS = {b"\x84": (), b"\xd2\x84": (TAG_SIGN1,), b"\xd8\x3d\xd2\x84": (TAG_CWT, TAG_SIGN1)}
+
+
+def _bstr_end(data: bytes, i: int) -> tuple[int, int]:
+    """(start, end) of the definite-length byte string whose head is at ``data[i]``; (0, -1)
+    when there is none (another type, an indefinite length, or a head cut short)."""
+    if i >= len(data):
+        return 0, -1
+    b = data[i]
+    if 0x40 <= b <= 0x57:
+        start, length = i + 1, b - 0x40
+    elif 0x58 <= b <= 0x5B:
+        size = 1 << (b - 0x58)
+        start = i + 1 + size
+        if start > len(data):
+            return 0, -1
+        length = int.from_bytes(data[i + 1:start], "big")
     else:
-        protected = {}
-    return CoseSign1(protected_bytes, protected, unprotected, payload, signature, tuple(tags))
+        return 0, -1
+    return start, start + length
+
+
+def _parse_sign1_fast(data: bytes) -> CoseSign1 | None:
+    head = 1 if data[:1] == b"\x84" else 2 if data[:2] == b"\xd2\x84" else 4
+    tags = _SIGN1_STARTS.get(data[:head])
+    if tags is None:
+        return None
+    p0, p1 = _bstr_end(data, head)
+    if p1 < 0 or p1 >= len(data) or data[p1] != 0xA0:
+        return None
+    m0, m1 = _bstr_end(data, p1 + 1)
+    if m1 < 0:
+        return None
+    s0, s1 = _bstr_end(data, m1)
+    if s1 != len(data):
+        return None
+    protected_bytes = data[p0:p1]
+    return CoseSign1(protected_bytes, _protected_map(protected_bytes), {}, data[m0:m1],
+                     data[s0:s1], tags)
+
+
+# Parsed protected headers by their bytes: one signer's are the same in every credential.
+# Only maps of plain values are kept, and each message gets its own copy.
+_PROTECTED_MAPS: dict[bytes, dict[Any, Any]] = {}
+_PLAIN = (int, bytes, str)
+
+
+def _protected_map(protected_bytes: bytes) -> Mapping[Any, Any]:
+    if not protected_bytes:
+        return {}
+    cached = _PROTECTED_MAPS.get(protected_bytes)
+    if cached is not None:
+        return dict(cached)
+    protected: Mapping[Any, Any] = loads(protected_bytes, step="cose")
+    if not isinstance(protected, Mapping):
+        raise DecodeError("COSE protected header is not a map", step="cose")
+    if type(protected) is dict and all(
+        type(k) in _PLAIN and type(v) in _PLAIN for k, v in protected.items()
+    ):
+        if len(_PROTECTED_MAPS) >= 256:
+            _PROTECTED_MAPS.clear()
+        _PROTECTED_MAPS[protected_bytes] = dict(protected)
+    return protected
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,26 +412,44 @@ def check_headers(msg: CoseSign1) -> tuple[int, bytes]:
     return alg, kid
 
 
+def _der_integer(raw: bytes) -> bytes:
+    """A DER INTEGER of the unsigned big-endian ``raw`` (at most 126 bytes): minimal, with a
+    leading 00 when the top bit is set."""
+    value = raw.lstrip(b"\0") or b"\0"
+    if value[0] & 0x80:
+        value = b"\0" + value
+    return bytes((2, len(value))) + value
+
+
+def _der_ecdsa(sig: bytes, size: int) -> bytes:
+    """Raw ``r || s`` (``size`` bytes each) → DER ECDSA-Sig-Value, as
+    ``encode_dss_signature(int(r), int(s))`` gives it (tests compare the two)."""
+    if size > 48:  # P-521: the SEQUENCE needs a long-form length; leave it to cryptography
+        return encode_dss_signature(int.from_bytes(sig[:size], "big"),
+                                    int.from_bytes(sig[size:], "big"))
+    body = _der_integer(sig[:size]) + _der_integer(sig[size:])
+    return bytes((0x30, len(body))) + body
+
+
 def verify_signature(msg: CoseSign1, key: PublicKey, alg: int) -> None:
     """Check the signature over the received protected bytes; raise on any mismatch."""
     tbs = sig_structure(msg.protected_bytes, msg.payload)
     sig = msg.signature
     try:
         if alg == ES256:
-            if not isinstance(key, ec.EllipticCurvePublicKey):
+            if _kind(key) != "ec-public":
                 raise VerificationError(
                     "ES256 signature but the certificate holds an RSA key", step="signature"
                 )
+            ec_key = cast(ec.EllipticCurvePublicKey, key)
             # ES256 means SHA-256; a few deployed DSCs (ES 401-403) use a P-384 key with it.
-            size = (key.curve.key_size + 7) // 8
+            size = (ec_key.curve.key_size + 7) // 8
             if len(sig) != 2 * size:
                 raise VerificationError(
                     f"ES256 signature has {len(sig)} bytes; expected {2 * size} (raw r||s)",
                     step="signature",
                 )
-            r = int.from_bytes(sig[:size], "big")
-            s = int.from_bytes(sig[size:], "big")
-            key.verify(encode_dss_signature(r, s), tbs, _ECDSA)
+            ec_key.verify(_der_ecdsa(sig, size), tbs, _ECDSA)
         elif alg == PS256:
             if not isinstance(key, rsa.RSAPublicKey):
                 raise VerificationError(
