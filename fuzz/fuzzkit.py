@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from vaxqr import codec, sign
-from vaxqr.verify import Report, Verifier
+from vaxqr.verify import Report, Verifier, report_json_text
 
 try:  # the trust store moved from vaxqr.certs to vaxqr.trust
     from vaxqr.trust import TrustStore
@@ -819,6 +819,8 @@ class Oracle:
         json_text = __import__("json").dumps(report.to_json(), ensure_ascii=False)
         if not json_text:
             raise FuzzFailure("empty JSON")
+        if report_json_text(report) != json_text:
+            raise FuzzFailure("the CLI's JSON line differs from json.dumps(report.to_json())")
         self._n += 1
         if report.valid or report.signer is not None or self._n % self.render_every == 0:
             self.render_check(report)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -12,7 +13,7 @@ from vaxqr import certs, issue, qr, revocation
 from vaxqr.citizen import parse_cccd
 from vaxqr.credential import make_uvci
 from vaxqr.trust import TrustStore
-from vaxqr.verify import Verifier, verify_image
+from vaxqr.verify import Verifier, report_json_text, verify_image
 
 from hierarchy import PW, T0, make_hierarchy
 
@@ -125,6 +126,7 @@ def test_holder_check(world, card, ok):
     assert r.valid is ok, r.reason
     assert r.step("holder").status == ("pass" if ok else "fail")
     assert r.to_json()["holder"]["matched"] is ok
+    assert report_json_text(r) == json.dumps(r.to_json(), ensure_ascii=False)
 
 
 def _side_by_side(*texts: str) -> bytes:

@@ -7,7 +7,6 @@ Exit codes (one enum, documented in every help page):
 from __future__ import annotations
 
 import enum
-import json
 import os
 import sys
 import unicodedata
@@ -201,10 +200,10 @@ def _report_writer(*, as_json: bool) -> Any:
     flushes stdout before it waits for more input)."""
     write = sys.stdout.write
     if as_json:
-        encode = json.JSONEncoder(ensure_ascii=False).encode
+        from .verify import report_json_text
 
         def emit_json(report: Report) -> None:
-            text = encode(report.to_json())
+            text = report_json_text(report)
             if "\u2028" in text or "\u2029" in text or "\x85" in text:
                 # JSON allows these raw, but line-splitting readers treat them as line ends
                 text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

@@ -9,6 +9,8 @@ report gives every reason, and the first failure is the verdict's reason.
 
 from __future__ import annotations
 
+import json
+import json.encoder
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,6 +134,55 @@ class Report:
         return out
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+_STEP_JSON: dict[tuple[str, str, str], str] = {}
+
+
+def _step_json(step: Step) -> str:
+    """``"name": {"status": ..., "message": ...}`` (cached: most steps' texts repeat)."""
+    key = (step.name, step.status, step.message)
+    text = _STEP_JSON.get(key)
+    if text is None:
+        text = _encode({step.name: {"status": step.status, "message": step.message}})[1:-1]
+        if len(_STEP_JSON) >= 4096:
+            _STEP_JSON.clear()
+        _STEP_JSON[key] = text
+    return text
+
+
+def _value_json(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is str:
+        return _encode_str(value)
+    return _encode(value)
+
+
+def report_json_text(report: Report) -> str:
+    """``json.dumps(report.to_json(), ensure_ascii=False)``, built from cached pieces (the
+    steps' and the signer's texts repeat from one credential to the next in a stream).
+    tests/test_verify.py, tests/test_hostile.py and the fuzzers check that the two agree."""
+    parts = [
+        '{"version": ', str(JSON_VERSION), ', "input": ', _encode_str(report.label),
+        ', "valid": ', "true" if report.valid else "false",
+        ', "failed": ', _value_json(report.failed), ', "reason": ', _value_json(report.reason),
+        ', "steps": {', ", ".join([_step_json(st) for st in report.steps]),
+        '}, "payload": ', _value_json(report.payload),
+        ', "credential": ', _value_json(report.credential),
+        ', "summary": ', _value_json(report.summary()),
+        ', "claims": ', _value_json(report.claims),
+        ', "signer": ', "null" if report.signer is None else _signer_json_text(report.signer),
+    ]
+    full = report.to_json() if report.holder is not None or report.warnings else None
+    if full is not None:
+        for key in ("holder", "warnings"):
+            if key in full:
+                parts += [", ", _encode_str(key), ": ", _encode(full[key])]
+    parts.append("}")
+    return "".join(parts)
+
+
 def _name(cert: Any) -> str:
     try:
         return str(cert.subject.rfc4514_string())
@@ -162,6 +213,18 @@ def _signer_json(signer: Signer) -> dict[str, Any]:
     out = dict(hit[1])
     out["chain"] = list(out["chain"])
     return out
+
+
+_SIGNER_TEXT: dict[int, tuple[Signer, str]] = {}
+
+
+def _signer_json_text(signer: Signer) -> str:
+    hit = _SIGNER_TEXT.get(id(signer))
+    if hit is None or hit[0] is not signer:
+        if len(_SIGNER_TEXT) >= 1024:
+            _SIGNER_TEXT.clear()
+        hit = _SIGNER_TEXT[id(signer)] = (signer, _encode(_signer_json(signer)))
+    return hit[1]
 
 
 _PASSED: dict[tuple[str, str], Step] = {}
