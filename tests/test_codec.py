@@ -3,7 +3,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vaxqr import codec
@@ -123,3 +123,32 @@ def test_b45encode_matches_the_rfc_algorithm(data):
                                   bytearray(b"\x12\x34\x56"), memoryview(b"\xab\xcd\xef\x01")])
 def test_b45encode_edges(data):
     assert codec.b45encode(data) == _b45encode_reference(bytes(data))
+
+
+def _padding_bits_set_reference(data: bytes, out: bytes) -> bool:
+    """The padding check as first written: the whole altered zlib stream inflated."""
+    if len(data) < 7 or not data[-5]:
+        return False
+    last = data[-5]
+    altered = data[:-5] + bytes((last ^ (1 << (last.bit_length() - 1)),)) + data[-4:]
+    d = zlib.decompressobj()
+    try:
+        again = d.decompress(altered, len(out) + 1)
+    except zlib.error:
+        return False
+    return d.eof and not d.unused_data and not d.unconsumed_tail and again == out
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.binary(max_size=400), st.integers(0, 9), st.integers(0, 4), st.integers(0, 255),
+       st.booleans())
+def test_padding_check_agrees_with_whole_stream_inflate(payload, level, strategy, bits, text):
+    data = (payload.hex() if text else payload.decode("latin-1")).encode("latin-1")
+    c = zlib.compressobj(level, zlib.DEFLATED, 15, 8, strategy)
+    stream = bytearray(c.compress(data) + c.flush())
+    for s in (bytes(stream), bytes(stream[:-5]) + bytes((stream[-5] | bits,)) + stream[-4:]):
+        try:
+            out = zlib.decompress(s)
+        except zlib.error:
+            continue
+        assert codec._padding_bits_set(s, out) == _padding_bits_set_reference(s, out)

@@ -142,3 +142,23 @@ def test_uvci_serials_use_the_whole_alphabet_evenly():
     expected = 3000 * 12 / len(c._SERIAL_ALPHABET)
     assert all(abs(n - expected) < 0.15 * expected for n in counts.values())
     assert len(set(serials)) == len(serials)
+
+
+@given(st.text(max_size=60))
+def test_normalize_text_collapses_exactly_what_the_regex_did(text):
+    import re
+
+    expected = re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
+    assert c.normalize_text(text) == expected
+
+
+@given(st.sampled_from(sorted(c.VACCINES)), st.integers(1, 9), st.integers(1, 9),
+       st.dates(date(1900, 1, 1), date(2030, 1, 1)), st.dates(date(2020, 1, 1), date(2030, 1, 1)),
+       st.sampled_from(["Nguyễn Thị Hoà", "Danh", "Lê Văn Tám"]), st.text(max_size=20))
+def test_vaccination_dcc_is_the_certificate_dict(key, dn, sd, dob, dt, full, issuer):
+    name = c.PersonName.from_full_name(full)
+    uvci = c.make_uvci("091", "31078")
+    cert = c.Certificate(name=name, dob=dob, vaccination=c.Vaccination(
+        vaccine=c.VACCINES[key], dn=dn, sd=sd, dt=dt, issuer=issuer, ci=uvci))
+    assert c.vaccination_dcc(name=name, dob=dob, vaccine=c.VACCINES[key], dn=dn, sd=sd, dt=dt,
+                             issuer=issuer, ci=uvci) == cert.to_dict()

@@ -308,3 +308,33 @@ def test_protected_header_cache_is_bounded():
         sign.parse_sign1(_build(cbor2.dumps({1: -7, 4: i.to_bytes(8, "big")}), {}, PAYLOAD,
                                 b"\0" * 64))
     assert len(sign._PROTECTED_MAPS) <= 256
+
+
+def _int_claim_reference(value):
+    """The numeric-claim rule as first written (no fast path)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DecodeError("CWT claim iat is not a number", step="cbor")
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise DecodeError("CWT claim iat is not a finite number", step="cbor")
+        value = int(value)
+    if not -(2**40) < value < 2**40:
+        raise DecodeError("CWT claim iat is out of range", step="cbor")
+    return value
+
+
+@pytest.mark.parametrize("value", [None, 0, 1, -1, 2**40 - 1, 2**40, -(2**40) + 1, -(2**40),
+                                   2**64, True, False, 1.5, -0.0, float("nan"), float("inf"),
+                                   2.0**41, "1", b"1", [1]])
+def test_int_claim_fast_path_agrees(value):
+    def outcome(fn):
+        try:
+            return ("ok", fn(), None)
+        except DecodeError as exc:
+            return ("error", str(exc), exc.step)
+
+    claims = {6: value} if value is not None else {}
+    assert outcome(lambda: sign._int_claim(claims, 6, "iat")) == outcome(
+        lambda: _int_claim_reference(value))

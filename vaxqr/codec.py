@@ -222,8 +222,12 @@ def _padding_bits_set(data: bytes, out: bytes) -> bool:
     last = data[-5]
     if not last:
         return False
-    altered = data[:-5] + bytes((last ^ (1 << (last.bit_length() - 1)),)) + data[-4:]
-    d = zlib.decompressobj()
+    # The deflate data alone (raw inflate, no header or Adler-32): the same verdict as
+    # inflating the whole altered zlib stream (the Adler-32 matches exactly when the output
+    # is the same), without the "incorrect data check" exception that the usual outcome,
+    # a different output, raises there (~0.4 µs).
+    altered = data[2:-5] + bytes((last ^ (1 << (last.bit_length() - 1)),))
+    d = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         again = d.decompress(altered, len(out) + 1)
     except zlib.error:

@@ -100,7 +100,6 @@ def vaccine_for_mp(mp: str) -> Vaccine | None:
 
 # --------------------------------------------------------------------------- names
 
-_SPACES = re.compile(r"\s+")
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—,]+")
 _DROPPED = frozenset("'’ʼ`´.")
 _EXTRA = {"Đ": "D", "Ð": "D", "ß": "SS", "Æ": "AE", "Ø": "OE", "Œ": "OE", "Þ": "TH",
@@ -109,7 +108,9 @@ _EXTRA = {"Đ": "D", "Ð": "D", "ß": "SS", "Æ": "AE", "Ø": "OE", "Œ": "OE", 
 
 def normalize_text(value: str) -> str:
     """NFC with whitespace runs (any Unicode space) collapsed to one space, trimmed."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", value)).strip()
+    # = re.sub(r"\s+", " ", …).strip(): str.split() splits on exactly the characters that
+    # re's \s matches (str.isspace), in a third of the time
+    return " ".join(unicodedata.normalize("NFC", value).split())
 
 
 @lru_cache(maxsize=4096)  # pure; names repeat (Nguyễn, Thị, Văn…) across a batch
@@ -260,6 +261,23 @@ class Certificate:
             "dob": self.dob.isoformat(),
             "v": [self.vaccination.to_dict()],
         }
+
+
+def vaccination_dcc(*, name: PersonName, dob: date, vaccine: Vaccine, dn: int, sd: int, dt: date,
+                    issuer: str, ci: str) -> dict[str, Any]:
+    """The DCC of one vaccination event: ``Certificate(name=name, dob=dob,
+    vaccination=Vaccination(vaccine=vaccine, dn=dn, sd=sd, dt=dt, issuer=issuer, ci=ci))
+    .to_dict()`` without building the two frozen objects (~1.4 µs of the ~35 µs a credential
+    costs to sign besides its signature; tests compare the two)."""
+    return {
+        "ver": SCHEMA_VERSION,
+        "nam": name.to_dict(),
+        "dob": dob.isoformat(),
+        "v": [{
+            "tg": TG_COVID19, "vp": vaccine.vp, "mp": vaccine.mp, "ma": vaccine.ma,
+            "dn": dn, "sd": sd, "dt": dt.isoformat(), "co": COUNTRY, "is": issuer, "ci": ci,
+        }],
+    }
 
 
 # --------------------------------------------------------------------------- decoded content

@@ -356,6 +356,8 @@ class CwtClaims:
 
 def _int_claim(claims: Mapping[Any, Any], key: int, name: str) -> int | None:
     value = claims.get(key)
+    if type(value) is int and -(2**40) < value < 2**40:  # the usual case, checked first
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -372,21 +374,23 @@ def _int_claim(claims: Mapping[Any, Any], key: int, name: str) -> int | None:
 def parse_cwt(payload: bytes) -> CwtClaims:
     """Decode the CWT claims map and extract claim -260/1; raise ``DecodeError`` (step ``cbor``)."""
     claims = loads(payload, step="cbor")
-    if not isinstance(claims, Mapping):
+    # (``type(x) is dict or``: isinstance against the Mapping ABC costs ~0.1 µs a time)
+    if type(claims) is not dict and not isinstance(claims, Mapping):
         raise DecodeError("the COSE payload is not a CWT claims map", step="cbor")
     hcert_map = claims.get(CLAIM_HCERT)
-    if not isinstance(hcert_map, Mapping):
+    if type(hcert_map) is not dict and not isinstance(hcert_map, Mapping):
         raise DecodeError("the CWT has no health certificate claim (-260)", step="cbor")
-    if len(hcert_map) != 1 or not isinstance(hcert_map.get(1), Mapping):
+    dcc = hcert_map.get(1)
+    if len(hcert_map) != 1 or (type(dcc) is not dict and not isinstance(dcc, Mapping)):
         raise DecodeError("claim -260 must hold exactly one EU DCC (key 1)", step="cbor")
     iss = claims.get(CLAIM_ISS)
-    if iss is not None and not isinstance(iss, str):
+    if iss is not None and type(iss) is not str and not isinstance(iss, str):
         raise DecodeError("CWT claim iss is not a text string", step="cbor")
     return CwtClaims(
         iss=iss,
         iat=_int_claim(claims, CLAIM_IAT, "iat"),
         exp=_int_claim(claims, CLAIM_EXP, "exp"),
-        hcert=hcert_map[1],
+        hcert=dcc,
     )
 
 
