@@ -29,7 +29,7 @@ _ALPHABET_BYTES = ALPHABET.encode("ascii")
 _TO_ALPHABET = bytes(_ALPHABET_BYTES[i] if i < 45 else 0 for i in range(256))
 
 # Every Base45 group encoded at once with big-integer arithmetic (like the decoder below,
-# 1.4x faster than a 65,536-entry table, whose lookups miss the cache): the words, big-endian
+# 1.3x faster than a 65,536-entry table, whose lookups miss the cache): the words, big-endian
 # as RFC 9285 reads them, are spread into one little-endian integer of 4-byte lanes; w // 45
 # is (w * 46604) >> 21 exactly for every w < 2**16 (46604 = ceil(2**21 / 45)), and as w * 46604
 # < 2**32 and w // 45 < 2**11 no lane spills into the 11 bits kept of another. Each lane then
@@ -62,7 +62,8 @@ def b45encode(data: bytes) -> str:
     low11 = _LOW11 if groups <= _ENC_LANES else int.from_bytes(b"\xff\x07\0\0" * groups, "little")
     q = ((w * _DIV45) >> 21) & low11  # w // 45
     e = ((q * _DIV45) >> 21) & low11  # w // 2025
-    digits = (w - 45 * q) | ((q - 45 * e) << 8) | (e << 16) | _markers(groups)
+    # lane = c + 256 d + 65536 e with c = w - 45 q and d = q - 45 e: all terms ≥ 0, < 2**24
+    digits = w + 211 * q + 54016 * e + _markers(groups)
     out = digits.to_bytes(4 * groups, "little").translate(_TO_ALPHABET, b"\xff").decode("ascii")
     if even != n:
         last = data[-1]
