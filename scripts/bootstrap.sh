@@ -34,3 +34,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q -e ".[test]"
   touch "$stamp"
 fi
+# Byte-compile the package: where PYTHONDONTWRITEBYTECODE is set (it is on these machines)
+# every run would otherwise compile vaxqr's sources again, ~25 ms of a ~90 ms one-shot
+# `vaxqr verify`. Only changed files are compiled again.
+"$VENV/bin/python" -m compileall -q vaxqr >/dev/null
