@@ -93,8 +93,9 @@ class _Compiler:
             target = target[part]
         return target
 
-    def body(self, schema: Any, d: int) -> list[str]:
-        """Statements that ``return False`` unless ``x{d}`` certainly satisfies ``schema``."""
+    def body(self, schema: Any, d: int, *, typed: bool = False) -> list[str]:
+        """Statements that ``return False`` unless ``x{d}`` certainly satisfies ``schema``
+        (``typed``: ``t{d}`` already holds ``type(x{d})``)."""
         if d > self.MAX_DEPTH:
             raise Unsupported("schema nested too deep")
         if schema is True or schema == {}:
@@ -103,18 +104,30 @@ class _Compiler:
             return ["return False"]
         if not isinstance(schema, Mapping):
             raise Unsupported(f"schema is a {type(schema).__name__}")
-        out = [f"t{d} = type(x{d})"]
+        out = [] if typed else [f"t{d} = type(x{d})"]
+        known = None  # the one JSON type x{d} is known to have once the type test passed
         if "type" in schema:  # an exact type test also rules out non-JSON types
-            out += self.keyword("type", schema["type"], schema, d)
+            out += self.keyword("type", schema["type"], schema, d, None)
+            if isinstance(schema["type"], str):
+                known = schema["type"]
         else:
             out += [f"if t{d} not in _PLAIN:", "    return False"]
         for key, value in schema.items():
             if key not in _ANNOTATIONS and key != "type":
-                out += self.keyword(key, value, schema, d)
+                out += self.keyword(key, value, schema, d, known)
         return out
 
-    def keyword(self, key: str, value: Any, schema: Mapping[str, Any], d: int) -> list[str]:
+    def keyword(self, key: str, value: Any, schema: Mapping[str, Any], d: int,
+                known: str | None) -> list[str]:
         x, t = f"x{d}", f"t{d}"
+
+        def only(kind: str, test: str) -> str:
+            """``test`` guarded by "x is of JSON type ``kind``" unless that is known."""
+            if known == kind or (kind == "number" and known == "integer"):
+                return test
+            guard = _TYPES[kind].format(x=x, t=t)
+            return f"{guard} and {test}" if kind != "number" else f"({guard}) and {test}"
+
         if key == "type":
             names = [value] if isinstance(value, str) else value
             if not isinstance(names, list) or not names or any(n not in _TYPES for n in names):
@@ -124,18 +137,21 @@ class _Compiler:
         if key == "properties":
             if not isinstance(value, Mapping):
                 raise Unsupported("properties")
-            lines = [f"if {t} is dict:"]
+            lines = []
             for prop, sub in value.items():
                 k = self.const(prop, "_k")
                 inner = self.body(sub, d + 1)
                 if inner:
-                    lines += [f"    x{d + 1} = {x}.get({k}, _MISSING)",
-                              f"    if x{d + 1} is not _MISSING:"]
-                    lines += [f"        {ln}" for ln in inner]
-            return lines if len(lines) > 1 else []
+                    lines += [f"x{d + 1} = {x}.get({k}, _MISSING)",
+                              f"if x{d + 1} is not _MISSING:"]
+                    lines += [f"    {ln}" for ln in inner]
+            if not lines or known == "object":
+                return lines
+            return [f"if {t} is dict:"] + [f"    {ln}" for ln in lines]
         if key == "required":
             req = self.required(value)
-            return [f"if {t} is dict and not {req}.issubset({x}.keys()):", "    return False"]
+            return [f"if {only('object', f'not {req}.issubset({x}.keys())')}:",
+                    "    return False"]
         if key in ("oneOf", "anyOf"):
             if not isinstance(value, list) or not value:
                 raise Unsupported(key)
@@ -144,48 +160,53 @@ class _Compiler:
                 if not isinstance(sub, Mapping) or set(sub) - _ANNOTATIONS - {"required"}:
                     raise Unsupported(f"{key} with more than 'required' in a branch")
                 branches.append(self.required(sub.get("required", [])))
-            hits = " + ".join(f"({t} is not dict or {b}.issubset({x}.keys()))" for b in branches)
+            if known == "object":
+                hits = " + ".join(f"{b}.issubset({x}.keys())" for b in branches)
+            else:
+                hits = " + ".join(f"({t} is not dict or {b}.issubset({x}.keys()))"
+                                  for b in branches)
             cmp = "== 1" if key == "oneOf" else ">= 1"
             return [f"if not ({hits}) {cmp}:", "    return False"]
         if key == "$ref":
             if not isinstance(value, str) or value in self.active_refs:
                 raise Unsupported("recursive or malformed $ref")
             self.active_refs.append(value)
-            try:
-                inner = self.body(self.resolve(value), d + 1)
+            try:  # the referenced schema applies to the same value: same variables
+                return self.body(self.resolve(value), d, typed=True)
             finally:
                 self.active_refs.pop()
-            return [f"x{d + 1} = {x}", *inner] if inner else []
         if key == "items":
             if "prefixItems" in schema:
                 raise Unsupported("prefixItems")
             inner = self.body(value, d + 1)
             if not inner:
                 return []
-            return [f"if {t} is list:", f"    for x{d + 1} in {x}:"] + [
-                f"        {ln}" for ln in inner]
+            loop = [f"for x{d + 1} in {x}:"] + [f"    {ln}" for ln in inner]
+            if known == "array":
+                return loop
+            return [f"if {t} is list:"] + [f"    {ln}" for ln in loop]
         if key in ("minItems", "maxItems", "minLength", "maxLength"):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise Unsupported(key)
-            kind = "list" if key.endswith("Items") else "str"
+            kind = "array" if key.endswith("Items") else "string"
             op = "<" if key.startswith("min") else ">"
-            return [f"if {t} is {kind} and len({x}) {op} {value}:", "    return False"]
+            return [f"if {only(kind, f'len({x}) {op} {value}')}:", "    return False"]
         if key in ("minimum", "maximum"):
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise Unsupported(key)
             op = "<" if key == "minimum" else ">"
-            return [f"if ({t} is int or {t} is float) and {x} {op} {value!r}:", "    return False"]
+            return [f"if {only('number', f'{x} {op} {value!r}')}:", "    return False"]
         if key == "pattern":
             if not isinstance(value, str):
                 raise Unsupported("pattern")
             search = self.const(re.compile(value).search, "_re")
-            return [f"if {t} is str and not {search}({x}):", "    return False"]
+            return [f"if {only('string', f'not {search}({x})')}:", "    return False"]
         if key == "format":
             check = self.formats.get(value) if isinstance(value, str) else None
             if check is None:
                 raise Unsupported(f"format {value!r}")
             fn = self.const(check, "_fmt")
-            return [f"if {t} is str and not {fn}({x}):", "    return False"]
+            return [f"if {only('string', f'not {fn}({x})')}:", "    return False"]
         raise Unsupported(f"keyword {key!r}")
 
     def required(self, value: Any) -> str:
