@@ -1,6 +1,6 @@
 """Sign benchmark: a record to an ``HC1:`` string vs bare ECDSA sign; Base45 vs ``base45``.
 
-    .venv/bin/python benchmarks/bench_sign.py [--items 300] [--rounds 15]
+    .venv/bin/python benchmarks/bench_sign.py [--items 300] [--rounds 15] [--steps]
 
 1. Signing, CPU time per credential, in alternating rounds against cryptography's bare
    ECDSA P-256 sign of the same Sig_structure bytes. Two pipelines: the whole
@@ -9,6 +9,9 @@
    (``encode_cwt`` + ``sign1`` + ``encode_hc1``).
 2. Base45 (RFC 9285): vaxqr's codec vs the ``base45`` package from PyPI (skipped when not
    installed), encode and decode of a credential-sized payload.
+3. With ``--steps``: each step of the core (CWT, COSE_Sign1, zlib, Base45) against the bare
+   sign, and each bytes-level step of verifying (prefix, Base45, zlib, COSE, CWT, headers,
+   signature) against the bare verify, timed alone.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 from datetime import UTC, datetime
+from typing import Any
 
 from _common import (
     interleaved,
@@ -71,6 +75,63 @@ def bench_sign(items: int, rounds: int) -> float:
     return ratio
 
 
+def bench_steps(items: int, rounds: int) -> None:
+    """Each step of the core, and the bytes-level steps that undo it, against the bare sign
+    and verify of the same run (CPU time per credential, alternating rounds)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from vaxqr import codec, sign
+    from vaxqr.credential import make_uvci
+    from vaxqr.issue import _private_key, sign_record, signer_info
+
+    info = signer_info(load_demo_signer())
+    now = datetime.now(UTC)
+    key = _private_key(info.key_pem)
+    pub = key.public_key()
+    algo = ec.ECDSA(hashes.SHA256())
+    hc1s = [sign_record(info, r, make_uvci(info.province_code, info.commune_code), now=now)[0]
+            for r in records(items)]
+    texts = [codec.strip_prefix(t) for t in hc1s]
+    zs = [codec.b45decode(t) for t in texts]
+    coses = [codec.decompress(z) for z in zs]
+    msgs = [sign.parse_sign1(c) for c in coses]
+    payloads = [m.payload for m in msgs]
+    dccs = [dict(sign.parse_cwt(p).hcert) for p in payloads]
+    tbs = [sign.sig_structure(m.protected_bytes, m.payload) for m in msgs]
+    ders = [(encode_dss_signature(int.from_bytes(m.signature[:32], "big"),
+                                  int.from_bytes(m.signature[32:], "big")), t)
+            for m, t in zip(msgs, tbs, strict=True)]
+    iat = int(now.timestamp())
+    steps: dict[str, tuple[Any, list[Any]]] = {
+        "bare sign": (lambda t: key.sign(t, algo), tbs),
+        "bare verify": (lambda d: pub.verify(d[0], d[1], algo), ders),
+        "encode_cwt": (lambda d: sign.encode_cwt(iss="VN", iat=iat, exp=iat + 86400, hcert=d),
+                       dccs),
+        "sign1 (incl. the ECDSA sign)": (lambda p: sign.sign1(p, key, info.kid), payloads),
+        "compress (zlib level 9)": (codec.compress, coses),
+        "b45encode": (codec.b45encode, zs),
+        "strip_prefix": (codec.strip_prefix, hc1s),
+        "b45decode": (codec.b45decode, texts),
+        "decompress": (codec.decompress, zs),
+        "parse_sign1": (sign.parse_sign1, coses),
+        "parse_cwt": (sign.parse_cwt, payloads),
+        "check_headers": (sign.check_headers, msgs),
+        "verify_signature (incl. the ECDSA verify)": (
+            lambda m: sign.verify_signature(m, pub, sign.ES256), msgs),
+    }
+    res = interleaved(steps, rounds)
+    print(f"\n3. The steps, {items} credentials × {rounds} alternating rounds (CPU time per "
+          "credential; ratio to the bare ECDSA sign or verify of the same rounds)")
+    for name in steps:
+        ref = "bare verify" if name in ("bare verify", "strip_prefix", "b45decode", "decompress",
+                                        "parse_sign1", "parse_cwt", "check_headers") \
+            or name.startswith("verify_signature") else "bare sign"
+        ratio = ratio_of_medians(res[name], res[ref])
+        print(f"   {name:42s} {us(statistics.median(res[name]))}  {ratio:6.3f}× {ref}")
+
+
 def bench_base45(rounds: int) -> None:
     from vaxqr import codec
     from vaxqr.issue import sign_record, signer_info
@@ -112,9 +173,13 @@ def main(argv: list[str] | None = None) -> dict[str, float | None]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--items", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--steps", action="store_true",
+                    help="also time each step of the core and of the bytes-level decoding")
     args = ap.parse_args(argv)
     results: dict[str, float | None] = {"sign": bench_sign(args.items, args.rounds)}
     bench_base45(args.rounds)
+    if args.steps:
+        bench_steps(args.items, args.rounds)
     return results
 
 

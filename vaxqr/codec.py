@@ -45,7 +45,7 @@ def _markers(groups: int) -> int:
     marks = _MARKERS.get(groups)
     if marks is None:
         marks = int.from_bytes(b"\x00\x00\x00\xff" * groups, "little")
-        if len(_MARKERS) < 512:
+        if len(_MARKERS) < 512 and groups <= 1024:  # credentials are < 1 KiB
             _MARKERS[groups] = marks
     return marks
 

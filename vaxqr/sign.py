@@ -302,18 +302,28 @@ def _bstr_end(data: bytes, i: int) -> tuple[int, int]:
 
 
 def _parse_sign1_fast(data: bytes) -> CoseSign1 | None:
-    head = 1 if data[:1] == b"\x84" else 2 if data[:2] == b"\xd2\x84" else 4
-    tags = _SIGN1_STARTS.get(data[:head])
-    if tags is None:
+    if data[:2] == b"\xd2\x84":
+        i, tags = 2, _SIGN1_STARTS[b"\xd2\x84"]
+    elif data[:1] == b"\x84":
+        i, tags = 1, ()
+    elif data[:4] == b"\xd8\x3d\xd2\x84":
+        i, tags = 4, _SIGN1_STARTS[b"\xd8\x3d\xd2\x84"]
+    else:
         return None
-    p0, p1 = _bstr_end(data, head)
-    if p1 < 0 or p1 >= len(data) or data[p1] != 0xA0:
+    n = len(data)
+    b = data[i] if i < n else 0
+    if 0x40 <= b <= 0x57:  # a short protected header (the usual 13 bytes), read inline
+        p0 = i + 1
+        p1 = p0 + b - 0x40
+    else:
+        p0, p1 = _bstr_end(data, i)
+    if p1 < 0 or p1 >= n or data[p1] != 0xA0:
         return None
     m0, m1 = _bstr_end(data, p1 + 1)
     if m1 < 0:
         return None
     s0, s1 = _bstr_end(data, m1)
-    if s1 != len(data):
+    if s1 != n:
         return None
     protected_bytes = data[p0:p1]
     return CoseSign1(protected_bytes, _protected_map(protected_bytes), {}, data[m0:m1],
