@@ -434,3 +434,15 @@ def test_line_reader_drops_an_over_long_line(monkeypatch: pytest.MonkeyPatch) ->
     data = b"one\n" + b"x" * (3 * MAX_LINE) + b"\r\ntwo\r" + b"y" * (MAX_LINE + 5)
     got = _reader_lines(monkeypatch, data, [MAX_LINE // 3, 7])
     assert got == ["one", None, "two", None]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("args", [["{hc1}"], ["-", "--json"]], ids=["one-shot", "stream"])
+def test_output_that_cannot_be_written_is_an_io_error(valid, trust, args):
+    """A full disk under stdout: exit 3 and say so, never exit 0 with the verdicts lost."""
+    argv = [a.replace("{hc1}", valid[0]) for a in args]
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([VAXQR, "verify", *argv, *trust], stdout=full, stderr=subprocess.PIPE,
+                           input=(valid[0] + "\n").encode() * 50, env=_env(), timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert b"could not write the output" in r.stderr and b"Traceback" not in r.stderr

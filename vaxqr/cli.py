@@ -428,11 +428,17 @@ def _exit_now(code: object) -> NoReturn:
     else:
         sys.stderr.write(f"{code}\n")
         status = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (BrokenPipeError, ValueError, OSError):
-            pass  # the reader went away: nothing more can be said to it
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # the reader went away (`| head`): nothing more can be said to it
+    except (OSError, ValueError) as exc:  # e.g. a full disk: the output is incomplete
+        sys.stderr.write(f"error: could not write the output: {exc}\n")
+        status = int(Exit.TRUST_OR_IO)
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     os._exit(status)
 
 
@@ -446,6 +452,11 @@ def main() -> None:
         raise
     except KeyCertError as exc:  # pragma: no cover - commands handle their own
         fail_from(exc)
+    except OSError as exc:  # commands report their own files; this is the output itself
+        if _state.get("debug"):
+            raise
+        sys.stderr.write(f"error: could not write the output: {exc.strerror or exc}\n")
+        _exit_now(int(Exit.TRUST_OR_IO))
     except Exception as exc:  # pragma: no cover - last line of defence
         if _state.get("debug"):
             raise
