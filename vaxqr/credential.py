@@ -296,19 +296,19 @@ def _plain_json(value: Any) -> Any:
     t = type(value)
     if t is str or t is bool or value is None:
         return value
-    if t is int:
-        if -(2**53) < value < 2**53:
-            return value
-        raise _NotJson
     if t is dict:
         out = {}
         for k, v in value.items():
             if type(k) is not str:
                 raise _NotJson
-            out[k] = _plain_json(v)
+            out[k] = v if type(v) is str else _plain_json(v)  # most values are text
         return out
     if t is list:
-        return [_plain_json(v) for v in value]
+        return [v if type(v) is str else _plain_json(v) for v in value]
+    if t is int:
+        if -(2**53) < value < 2**53:
+            return value
+        raise _NotJson
     if t is float and value == value and -_INF < value < _INF:
         return value
     raise _NotJson

@@ -426,23 +426,20 @@ def check_headers(msg: CoseSign1) -> tuple[int, bytes]:
     return alg, kid
 
 
-def _der_integer(raw: bytes) -> bytes:
-    """A DER INTEGER of the unsigned big-endian ``raw`` (at most 126 bytes): minimal, with a
-    leading 00 when the top bit is set."""
-    value = raw.lstrip(b"\0") or b"\0"
-    if value[0] & 0x80:
-        value = b"\0" + value
-    return bytes((2, len(value))) + value
-
-
 def _der_ecdsa(sig: bytes, size: int) -> bytes:
     """Raw ``r || s`` (``size`` bytes each) → DER ECDSA-Sig-Value, as
-    ``encode_dss_signature(int(r), int(s))`` gives it (tests compare the two)."""
+    ``encode_dss_signature(int(r), int(s))`` gives it (tests compare the two): each INTEGER
+    minimal, with a leading 00 when its top bit is set."""
     if size > 48:  # P-521: the SEQUENCE needs a long-form length; leave it to cryptography
         return encode_dss_signature(int.from_bytes(sig[:size], "big"),
                                     int.from_bytes(sig[size:], "big"))
-    body = _der_integer(sig[:size]) + _der_integer(sig[size:])
-    return bytes((0x30, len(body))) + body
+    r = sig[:size].lstrip(b"\0") or b"\0"
+    s = sig[size:].lstrip(b"\0") or b"\0"
+    if r[0] > 0x7F:
+        r = b"\0" + r
+    if s[0] > 0x7F:
+        s = b"\0" + s
+    return b"".join((bytes((0x30, len(r) + len(s) + 4, 2, len(r))), r, bytes((2, len(s))), s))
 
 
 def verify_signature(msg: CoseSign1, key: PublicKey, alg: int) -> None:
