@@ -332,3 +332,61 @@ def test_intact_knows_each_output_format(tmp_path):
         f.write_bytes(b"")
         assert not issue.intact(f), f.name
     assert not issue.intact(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["o_tmpfile", "named_temporary"])
+def test_batch_dir_writes_whole_files_with_exact_mode(tmp_path, unnamed):
+    from vaxqr.fileio import PUBLIC, BatchDir
+
+    old = os.umask(0o077)  # would remove the group and other read bits
+    try:
+        d = BatchDir(tmp_path)
+    finally:
+        os.umask(old)
+    d._unnamed = d._unnamed and unnamed
+    try:
+        d.write("a.png", b"first")
+        d.write("a.png", b"second, longer")  # replaces the old file
+        d.write("b.png", b"")
+    finally:
+        d.close()
+    assert (tmp_path / "a.png").read_bytes() == b"second, longer"
+    assert (tmp_path / "b.png").read_bytes() == b""
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == PUBLIC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+def test_batch_dir_falls_back_to_named_temporaries(tmp_path, monkeypatch):
+    from vaxqr import fileio
+
+    real_open = os.open
+
+    def no_tmpfile(path, flags, *args, **kwargs):
+        if flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+            raise OSError(95, "Operation not supported")  # EOPNOTSUPP
+        return real_open(path, flags, *args, **kwargs)
+
+    d = fileio.BatchDir(tmp_path)
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    try:
+        d.write("a.png", b"data")
+        d.write("b.png", b"more")
+    finally:
+        d.close()
+    assert not d._unnamed
+    assert (tmp_path / "a.png").read_bytes() == b"data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+def test_batch_with_cards_cleans_its_temporaries(signer, tmp_path):
+    src = write_csv(tmp_path / "r.csv", good_rows(2, seed=4))
+    out = tmp_path / "out"
+    (out / "cards").mkdir(parents=True)
+    (out / "cards" / ".0000001.png.4242.tmp").write_bytes(b"left by a killed run")
+    result = issue.issue_batch(signer, src, out, workers=2, card="png")
+    assert result.issued == 2
+    assert not list(out.rglob("*.tmp"))
+    manifest = _read(out / "manifest.csv")
+    assert [m["card"] for m in manifest] == ["cards/0000001.png", "cards/0000002.png"]
+    assert all(issue.intact(out / m["card"]) and issue.intact(out / m["file"])
+               for m in manifest)

@@ -16,7 +16,9 @@ import io
 import multiprocessing
 import os
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -28,7 +30,7 @@ from . import citizen, sign
 from .codec import encode_hc1
 from .credential import Certificate, PersonName, Vaccination, find_vaccine, make_uvci
 from .errors import KeyCertError, StorageError, ValidationError
-from .fileio import atomic_open, atomic_write, ensure_dir
+from .fileio import BatchDir, atomic_open, atomic_write, ensure_dir
 from .ledger import Entry, Ledger
 
 COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
@@ -36,7 +38,8 @@ COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
 REQUIRED = COLUMNS[:8]
 VALIDITY_DAYS = 365  # QĐ 5772: the QR is valid for 12 months
 MAX_ISSUER = 80
-CHUNK = 64
+CHUNK = 64  # rows signed and recorded in one ledger transaction
+RENDER_TASK = 32  # credentials rendered by one worker task
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,15 +268,12 @@ def _count_rows(path: Path) -> int:
         return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
 
 
-def _worker_init(info: SignerInfo) -> None:
-    global _WORKER_INFO
-    _WORKER_INFO = info
-
-
-def _pool_init(info: SignerInfo) -> None:
+def _pool_init(info: SignerInfo, out: str, fmt: str, card: str | None) -> None:
     """Initialise a worker process (ours alone, so its allocator may be tuned)."""
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # NumPy is loaded here; no BLAS thread pool
     _keep_heap()
-    _worker_init(info)
+    _writer_init(info, out, fmt, card)
+    from . import qr  # noqa: F401  (NumPy: loaded while the parent signs the first chunk)
 
 
 def _keep_heap(pad: int = 16 * 1024 * 1024) -> None:
@@ -294,18 +294,42 @@ def _keep_heap(pad: int = 16 * 1024 * 1024) -> None:
         pass
 
 
-_WORKER_INFO: SignerInfo | None = None
+class _Writer:
+    """Renders recorded credentials and writes their images (and cards), in one process."""
+
+    def __init__(self, info: SignerInfo, out: str, fmt: str, card: str | None) -> None:
+        self.info, self.fmt, self.card = info, fmt, card
+        self.qr = BatchDir(Path(out) / "qr")
+        self.cards = BatchDir(Path(out) / "cards") if card else None
+
+    def __call__(self, items: Sequence[tuple[int, str]]) -> None:
+        fmt, card = self.fmt, self.card
+        for row, hc1 in items:
+            self.qr.write(f"{row:07d}.{fmt}", render(hc1, fmt))
+            if self.cards is not None and card:
+                self.cards.write(f"{row:07d}.{card}", render_card(hc1, self.info, card))
+
+    def close(self) -> None:
+        self.qr.close()
+        if self.cards is not None:
+            self.cards.close()
 
 
-def _work(jobs: Sequence[tuple[Record, str]], fmt: str,
-          card_fmt: str | None) -> list[tuple[int, str, int, int, bytes, bytes | None]]:
-    assert _WORKER_INFO is not None
-    out = []
-    for record, uvci in jobs:
-        hc1, iat, exp = sign_record(_WORKER_INFO, record, uvci)
-        card = render_card(hc1, _WORKER_INFO, card_fmt) if card_fmt else None
-        out.append((record.row, hc1, iat, exp, render(hc1, fmt), card))
-    return out
+_WRITER: _Writer | None = None
+
+
+def _writer_init(info: SignerInfo, out: str, fmt: str, card: str | None) -> None:
+    global _WRITER
+    _WRITER = _Writer(info, out, fmt, card)
+
+
+def _ready() -> None:
+    """A no-op task: submitting it starts the worker processes."""
+
+
+def _render_and_write(items: Sequence[tuple[int, str]]) -> None:
+    assert _WRITER is not None
+    _WRITER(items)
 
 
 def image_name(row: int, fmt: str) -> str:
@@ -327,7 +351,12 @@ def issue_batch(
     progress: Callable[[int, int], None] | None = None,
     card: str | None = None,
 ) -> BatchResult:
-    """Issue every valid row of ``csv_path`` into ``out_dir``; resumable after any crash."""
+    """Issue every valid row of ``csv_path`` into ``out_dir``; resumable after any crash.
+
+    This process reads, validates and signs each chunk of rows and records it in the ledger;
+    only then are the chunk's credentials sent to the worker processes, which render and
+    write the images while this process goes on with the next chunk.
+    """
     started = time.perf_counter()
     if fmt not in ("png", "svg"):
         raise ValidationError(f"unknown image format {fmt!r} (png or svg)")
@@ -376,30 +405,43 @@ def issue_batch(
         if progress:
             progress(0, total_rows)
         kid = info.kid.hex()
-        with _Workers(info, fmt, card, workers) as pool:
-            for batch in pool.signed(jobs()):
-                entries = [Entry(uvci, source, rec.row, rec.digest(), rec.full_name,
-                                 kid, iat, exp, hc1, image_name(rec.row, fmt))
-                           for (_row, hc1, iat, exp, _img, _card), (rec, uvci) in batch]
-                ledger.add_many(entries)  # recorded first: a crash after this re-renders images
-                # Only now are the images written (by the workers, in parallel): atomically,
-                # but not fsynced one by one (two fsyncs per image were most of a batch's
-                # time); after a power loss _restore_images re-renders, from the ledger, any
-                # image that is missing, empty or cut short.
-                writes = [(str(out / image_name(row, fmt)), img)
-                          for (row, _h, _i, _e, img, _c), _job in batch]
-                if card:
-                    writes += [(str(out / card_name(row, card)), card_bytes)
-                               for (row, _h, _i, _e, _img, card_bytes), _job in batch
-                               if card_bytes is not None]
-                pool.write(writes)
-                result.issued += len(batch)
-                if progress:
-                    progress(result.total_rows, total_rows)
-        result.images_restored = _restore_images(ledger, out, source, info, card)
-        if result.issued:
-            os.sync()  # every image on disk before the manifest (fsynced) lists it
-        _write_manifest(out, ledger.entries(source), card)
+        # The manifest is streamed while the batch runs when this run issues every entry
+        # it will list (a fresh batch); otherwise (a resumed batch) it is rewritten from the
+        # ledger at the end. Either way it appears (atomically) only once its images are
+        # on disk.
+        with atomic_open(out / "manifest.csv", overwrite=True, text=True) as manifest_fh:
+            manifest = csv.writer(manifest_fh, lineterminator="\n")
+            manifest.writerow(_manifest_header(card))
+            with _Workers(info, out, fmt, card, workers) as pool:
+                for chunk in _chunks(jobs()):
+                    entries = []
+                    for rec, uvci in chunk:
+                        hc1, iat, exp = sign_record(info, rec, uvci)
+                        entries.append(Entry(uvci, source, rec.row, rec.digest(),
+                                             rec.full_name, kid, iat, exp, hc1,
+                                             image_name(rec.row, fmt)))
+                    ledger.add_many(entries)  # fsynced: only now may the images appear
+                    pool.render([(e.row, e.hc1) for e in entries])
+                    if not done:
+                        manifest.writerows(_manifest_row(e, card) for e in entries)
+                    result.issued += len(entries)
+                    if progress:
+                        progress(result.total_rows, total_rows)
+            # This run's images are written (the run raised otherwise) but not yet synced;
+            # earlier runs' may be missing or damaged by a crash or a power loss.
+            syncer = _Sync() if result.issued else None
+            try:
+                result.images_restored = _restore_images(ledger, out, source, info, card,
+                                                         done)
+                if done or ledger.count(source) != result.issued:
+                    manifest_fh.seek(0)
+                    manifest_fh.truncate()
+                    manifest.writerow(_manifest_header(card))
+                    manifest.writerows(
+                        _manifest_row(e, card) for e in ledger.entries(source))
+            finally:
+                if syncer is not None:
+                    syncer.wait()  # every image on disk before the manifest lists it
     _write_rejects(out, result.rejected)
     result.seconds = time.perf_counter() - started
     return result
@@ -416,76 +458,58 @@ def _chunks(jobs: Iterator[tuple[Record, str]]) -> Iterator[list[tuple[Record, s
         yield chunk
 
 
-Signed = tuple[int, str, int, int, bytes, bytes | None]
-Done = list[tuple[Signed, tuple[Record, str]]]
-
-
-def _write_files(items: Sequence[tuple[str, bytes]]) -> None:
-    for path, data in items:
-        atomic_write(path, data, overwrite=True, durable=False)
-
-
 class _Workers:
-    """Signing, rendering and image writing in worker processes (or in this one).
+    """Rendering and image writing in worker processes (or in this one).
 
-    A bounded window of chunks is in flight (memory stays constant); image writes are
-    submitted only after their chunk is in the ledger, and all have finished (or raised)
-    when the ``with`` block exits normally.
+    Only credentials already in the ledger are sent. A bounded window of chunks is in
+    flight (memory stays constant), and all have finished (or raised) when the ``with``
+    block exits normally.
     """
 
-    def __init__(self, info: SignerInfo, fmt: str, card: str | None,
+    def __init__(self, info: SignerInfo, out: Path, fmt: str, card: str | None,
                  workers: int | None) -> None:
-        self.info, self.fmt, self.card = info, fmt, card
+        self.args = (info, str(out), fmt, card)
         self.n = workers if workers is not None else (os.cpu_count() or 1)
         self.pool: ProcessPoolExecutor | None = None
-        self.writes: list[Future[None]] = []
+        self.pending: deque[Future[None]] = deque()
 
     def __enter__(self) -> _Workers:
         if self.n > 1:
             ctx = multiprocessing.get_context("fork")
             self.pool = ProcessPoolExecutor(self.n, mp_context=ctx, initializer=_pool_init,
-                                            initargs=(self.info,))
+                                            initargs=self.args)
+            # The first task forks the workers: now, before this process starts any thread.
+            self.pending.append(self.pool.submit(_ready))
         else:
-            _worker_init(self.info)
+            _writer_init(*self.args)
         return self
 
     def __exit__(self, exc_type: object, *_exc: object) -> None:
+        global _WRITER
         try:
             if exc_type is None:
-                for fut in self.writes:
-                    fut.result()  # raise the first write error (a full disk, say)
+                while self.pending:
+                    self.pending.popleft().result()  # raise the first error (a full disk)
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+            elif _WRITER is not None:
+                _WRITER.close()
+                _WRITER = None
 
-    def signed(self, jobs: Iterator[tuple[Record, str]]) -> Iterator[Done]:
-        """Sign and render in chunks, yielding each chunk's results in order."""
-        chunks = _chunks(jobs)
+    def render(self, items: Sequence[tuple[int, str]]) -> None:
+        """Render and write the images of recorded credentials."""
         if self.pool is None:
-            for chunk in chunks:
-                yield list(zip(_work(chunk, self.fmt, self.card), chunk, strict=True))
+            _render_and_write(items)
             return
-        pending: list[tuple[Future[list[Signed]], list[Any]]] = []
-        for chunk in chunks:
-            pending.append((self.pool.submit(_work, chunk, self.fmt, self.card), chunk))
-            if len(pending) >= 3 * self.n:
-                fut, ch = pending.pop(0)
-                yield list(zip(fut.result(), ch, strict=True))
-        for fut, ch in pending:
-            yield list(zip(fut.result(), ch, strict=True))
-
-    def write(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Write files (already recorded in the ledger) atomically, without fsync."""
-        if self.pool is None:
-            _write_files(items)
-            return
-        self.writes.append(self.pool.submit(_write_files, items))
-        while self.writes and (self.writes[0].done() or len(self.writes) > 3 * self.n):
-            self.writes.pop(0).result()
+        for i in range(0, len(items), RENDER_TASK):  # small tasks: the workers finish together
+            self.pending.append(self.pool.submit(_render_and_write, items[i:i + RENDER_TASK]))
+        while self.pending and (self.pending[0].done() or len(self.pending) > 6 * self.n):
+            self.pending.popleft().result()
 
 
 def _clean_temporaries(out: Path) -> None:
-    for directory in (out, out / "qr"):
+    for directory in (out, out / "qr", out / "cards"):
         for tmp in directory.glob(".*.tmp"):
             try:
                 tmp.unlink()
@@ -520,10 +544,16 @@ def intact(path: Path) -> bool:
 
 
 def _restore_images(ledger: Ledger, out: Path, source: str, info: SignerInfo,
-                    card: str | None) -> int:
-    """Re-render, from the ledger, every image (and card) a crash left missing or damaged."""
+                    card: str | None, earlier: Mapping[int, object]) -> int:
+    """Re-render, from the ledger, every image (and card) of an earlier run (rows in
+    ``earlier``) that a crash or a power loss left missing or damaged. This run's images
+    were all written (the run raised otherwise), and are synced before the manifest."""
     restored = 0
+    if not earlier:
+        return 0
     for e in ledger.entries(source):
+        if e.row not in earlier:
+            continue
         if e.file and not intact(out / e.file):
             atomic_write(out / e.file, render(e.hc1, e.file.rsplit(".", 1)[-1]), overwrite=True)
             restored += 1
@@ -542,15 +572,26 @@ def _csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes
     return buf.getvalue().encode("utf-8")
 
 
-def _write_manifest(out: Path, entries: Iterator[Entry], card: str | None = None) -> None:
-    """Stream the manifest from the ledger into an atomically replaced file."""
-    with atomic_open(out / "manifest.csv", overwrite=True, text=True) as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(("row", "uvci", "full_name", "file", "hc1", "iat", "exp")
-                   + (("card",) if card else ()))
-        for e in entries:
-            w.writerow((e.row, e.uvci, e.full_name, e.file or "", e.hc1, e.iat, e.exp)
-                       + ((card_name(e.row, card),) if card else ()))
+def _manifest_header(card: str | None) -> tuple[str, ...]:
+    return ("row", "uvci", "full_name", "file", "hc1", "iat", "exp") + (
+        ("card",) if card else ())
+
+
+def _manifest_row(e: Entry, card: str | None) -> tuple[object, ...]:
+    row = (e.row, e.uvci, e.full_name, e.file or "", e.hc1, e.iat, e.exp)
+    return (*row, card_name(e.row, card)) if card else row
+
+
+class _Sync:
+    """``os.sync()`` in a thread: the batch's images (written without fsync) go to disk
+    while the manifest is finished; :meth:`wait` before the manifest appears."""
+
+    def __init__(self) -> None:
+        self._thread = threading.Thread(target=os.sync, name="vaxqr-sync", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        self._thread.join()
 
 
 def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]]) -> None:

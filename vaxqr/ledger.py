@@ -128,5 +128,9 @@ class Ledger:
             "FROM credentials WHERE uvci = ?", (uvci.upper(),)).fetchone()
         return Entry(*r) if r else None
 
-    def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM credentials").fetchone()[0])
+    def count(self, source: str | None = None) -> int:
+        """Credentials recorded (from ``source`` only, if given)."""
+        if source is None:
+            return int(self._db.execute("SELECT count(*) FROM credentials").fetchone()[0])
+        return int(self._db.execute("SELECT count(*) FROM credentials WHERE source = ?",
+                                    (source,)).fetchone()[0])
