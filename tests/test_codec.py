@@ -152,3 +152,38 @@ def test_padding_check_agrees_with_whole_stream_inflate(payload, level, strategy
         except zlib.error:
             continue
         assert codec._padding_bits_set(s, out) == _padding_bits_set_reference(s, out)
+
+
+def _b45decode_reference(text: str) -> bytes | str:
+    """RFC 9285 §4.2 group by group; the overflow message of b45decode, else "other"."""
+    a = codec.ALPHABET
+    if any(ch not in a for ch in text) or len(text) % 3 == 1:
+        return "other"
+    out = bytearray()
+    for i in range(0, len(text) - len(text) % 3, 3):
+        n = a.index(text[i]) + 45 * a.index(text[i + 1]) + 2025 * a.index(text[i + 2])
+        if n > 0xFFFF:
+            return f"Base45 group {text[i:i + 3]!r} at position {i} overflows 65535"
+        out += n.to_bytes(2, "big")
+    if len(text) % 3:
+        n = a.index(text[-2]) + 45 * a.index(text[-1])
+        if n > 0xFF:
+            return f"Base45 final pair {text[-2:]!r} overflows 255"
+        out.append(n)
+    return bytes(out)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=codec.ALPHABET, max_size=700), st.lists(st.integers(0, 699), max_size=3))
+def test_b45decode_matches_the_rfc_algorithm(text, overflow_at):
+    chars = list(text)
+    for i in overflow_at:  # plant groups that overflow (":" is 44: "::: " > 65535)
+        if i < len(chars):
+            chars[i] = ":"
+    text = "".join(chars)
+    expected = _b45decode_reference(text)
+    try:
+        got: bytes | str = codec.b45decode(text)
+    except DecodeError as exc:
+        got = str(exc) if "overflows" in str(exc) else "other"
+    assert got == expected

@@ -77,17 +77,22 @@ def b45encode(data: bytes) -> str:
 # into the next. The lane's third byte is non-zero exactly when the group overflows 65535.
 _LANES = MAX_TEXT // 3 + 1
 _MASK0 = int.from_bytes(b"\xff\x00\x00" * _LANES, "little")
+_OVERFLOW = _MASK0 << 16  # the third byte of every lane
 
 
 def _decode_groups(values: bytes, full: int) -> bytes | None:
     """Decode the ``full // 3`` complete groups of digit values; None if one overflows."""
     groups = full // 3
-    m0 = _MASK0 if groups <= _LANES else int.from_bytes(b"\xff\x00\x00" * groups, "little")
+    if groups <= _LANES:
+        m0, overflow = _MASK0, _OVERFLOW
+    else:
+        m0 = int.from_bytes(b"\xff\x00\x00" * groups, "little")
+        overflow = m0 << 16
     lanes = int.from_bytes(values[:full], "little")
     words = (lanes & m0) + 45 * ((lanes >> 8) & m0) + 2025 * ((lanes >> 16) & m0)
-    wb = words.to_bytes(full, "little")  # per group: low byte, high byte, overflow byte
-    if wb[2::3].count(0) != groups:
+    if words & overflow:  # a lane's third byte is set: its group overflows 65535
         return None
+    wb = words.to_bytes(full, "little")  # per group: low byte, high byte, overflow byte (0)
     out = bytearray(2 * groups)
     out[0::2] = wb[1::3]
     out[1::2] = wb[0::3]
