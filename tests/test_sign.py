@@ -338,3 +338,40 @@ def test_int_claim_fast_path_agrees(value):
     claims = {6: value} if value is not None else {}
     assert outcome(lambda: sign._int_claim(claims, 6, "iat")) == outcome(
         lambda: _int_claim_reference(value))
+
+
+def _check_headers_reference(msg):
+    """check_headers as first written (no fast path)."""
+    alg = msg.alg
+    if alg is None:
+        where = " (it is only in the unprotected header)" if 1 in msg.unprotected else ""
+        raise VerificationError(f"no signature algorithm in the protected header{where}",
+                                step="signature")
+    if alg not in sign.ALG_NAMES:
+        raise VerificationError(f"unsupported signature algorithm {alg}", step="signature")
+    kid = msg.kid
+    if kid is None:
+        raise VerificationError("no key identifier (kid) in the COSE headers", step="signature")
+    if len(kid) != 8:
+        raise VerificationError(f"key identifier has {len(kid)} bytes; HCERT requires 8",
+                                step="signature")
+    return alg, kid
+
+
+_HEADER_VALUES = [None, -7, -37, -35, 1, True, "x", b"\x01" * 8, b"\x01" * 7, b"", [1], 1.0]
+
+
+@pytest.mark.parametrize("alg", _HEADER_VALUES)
+@pytest.mark.parametrize("kid", _HEADER_VALUES)
+@pytest.mark.parametrize("unprotected", [{}, {4: KID}, {1: -7}, {4: b"\x02" * 9}])
+def test_check_headers_fast_path_agrees(alg, kid, unprotected):
+    protected = {k: v for k, v in ((1, alg), (4, kid)) if v is not None}
+    msg = sign.CoseSign1(cbor2.dumps(protected), protected, unprotected, b"", b"", (18,))
+
+    def outcome(fn):
+        try:
+            return ("ok", fn(msg))
+        except VerificationError as exc:
+            return ("error", str(exc), exc.step)
+
+    assert outcome(sign.check_headers) == outcome(_check_headers_reference)

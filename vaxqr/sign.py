@@ -409,6 +409,11 @@ def parse_cwt(payload: bytes) -> CwtClaims:
 
 def check_headers(msg: CoseSign1) -> tuple[int, bytes]:
     """Return (alg, kid) or raise ``VerificationError`` (step ``signature``)."""
+    protected = msg.protected
+    alg = protected.get(HDR_ALG)
+    kid = protected.get(HDR_KID)
+    if type(alg) is int and alg in ALG_NAMES and type(kid) is bytes and len(kid) == KID_LEN:
+        return alg, kid  # the usual headers: the checks below would all pass
     alg = msg.alg
     if alg is None:
         where = " (it is only in the unprotected header)" if HDR_ALG in msg.unprotected else ""
