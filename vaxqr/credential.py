@@ -284,35 +284,28 @@ def vaccination_dcc(*, name: PersonName, dob: date, vaccine: Vaccine, dn: int, s
 # --------------------------------------------------------------------------- decoded content
 
 
-class _NotJson(Exception):
-    pass
-
-
 _INF = float("inf")
 
 
-def _plain_json(value: Any) -> Any:
-    """The common case of :func:`to_jsonable` (plain JSON types only), without building
-    field paths; raises ``_NotJson`` for anything else, which the careful path then handles."""
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is made of plain JSON values only (the common case of
+    :func:`to_jsonable`, which then returns it as it is, without copying)."""
     t = type(value)
     if t is str or t is bool or value is None:
-        return value
+        return True
     if t is dict:
-        out = {}
         for k, v in value.items():
-            if type(k) is not str:
-                raise _NotJson
-            out[k] = v if type(v) is str else _plain_json(v)  # most values are text
-        return out
+            if type(k) is not str or (type(v) is not str and not _plain_json(v)):
+                return False
+        return True
     if t is list:
-        return [v if type(v) is str else _plain_json(v) for v in value]
+        for v in value:
+            if type(v) is not str and not _plain_json(v):
+                return False
+        return True
     if t is int:
-        if -(2**53) < value < 2**53:
-            return value
-        raise _NotJson
-    if t is float and value == value and -_INF < value < _INF:
-        return value
-    raise _NotJson
+        return bool(-(2**53) < value < 2**53)
+    return t is float and value == value and -_INF < value < _INF
 
 
 def to_jsonable(value: Any, path: str = "") -> Any:
@@ -320,10 +313,9 @@ def to_jsonable(value: Any, path: str = "") -> Any:
 
     Tag-0 date-times become RFC 3339 strings (validators must read tagged and untagged).
     """
-    try:
-        return _plain_json(value)
-    except _NotJson:
-        return _to_jsonable(value, path)
+    if _plain_json(value):
+        return value
+    return _to_jsonable(value, path)
 
 
 def _to_jsonable(value: Any, path: str = "") -> Any:
