@@ -42,6 +42,7 @@ _TYPES = {
     "null": "{x} is None",
 }
 _PLAIN = (dict, list, str, int, float, bool, type(None))
+_MEMO_SIZE = 4096  # strings remembered per pattern or format
 _MISSING = object()
 # jsonschema's own ``date`` format check (jsonschema/_format.py ``is_date``).
 _RE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
@@ -199,15 +200,31 @@ class _Compiler:
         if key == "pattern":
             if not isinstance(value, str):
                 raise Unsupported("pattern")
-            search = self.const(re.compile(value).search, "_re")
-            return [f"if {only('string', f'not {search}({x})')}:", "    return False"]
+            return [f"if {only('string', self.memo_test(re.compile(value).search, x))}:",
+                    "    return False"]
         if key == "format":
             check = self.formats.get(value) if isinstance(value, str) else None
             if check is None:
                 raise Unsupported(f"format {value!r}")
-            fn = self.const(check, "_fmt")
-            return [f"if {only('string', f'not {fn}({x})')}:", "    return False"]
+            return [f"if {only('string', self.memo_test(check, x))}:", "    return False"]
         raise Unsupported(f"keyword {key!r}")
+
+    def memo_test(self, fn: Callable[[str], object], x: str) -> str:
+        """An expression true when the string ``x`` fails ``fn`` (a pattern's search or a
+        format check). Strings that passed are remembered (the same dates, names, country
+        and version recur across a stream), so a repeat costs one dict lookup."""
+        passed: dict[str, bool] = {}
+
+        def check(value: str) -> bool:
+            ok = bool(fn(value))
+            if ok:
+                if len(passed) >= _MEMO_SIZE:
+                    passed.clear()
+                passed[value] = True
+            return ok
+
+        seen, run = self.const(passed, "_seen"), self.const(check, "_chk")
+        return f"not ({seen}.get({x}) or {run}({x}))"
 
     def required(self, value: Any) -> str:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
