@@ -168,8 +168,6 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
     bar: dict[str, Any] = {}
 
     def progress(done: int, total: int) -> None:
-        if not err.is_terminal:
-            return
         if "p" not in bar:
             from rich.progress import (
                 BarColumn,
@@ -190,8 +188,9 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
                         rate=f"{speed:,.0f} rows/s" if speed else "")
 
     try:
+        # no progress bar off a terminal: no extra pass over the CSV to count its rows
         result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
-                                  progress=progress, card=card)
+                                  progress=progress if err.is_terminal else None, card=card)
     except VaxqrError as exc:
         fail_from(exc)
     finally:
