@@ -383,6 +383,7 @@ def issue_batch(
                                hint="use a new output directory for this signer")
         ledger.set_meta("signer_kid", info.kid.hex())
         done = ledger.issued_rows(source)
+        fresh = not ledger.count(source)  # then this run issues all the manifest lists
 
         def jobs() -> Iterator[tuple[Record, str]]:
             for n, fields in read_csv(csv_path):
@@ -410,7 +411,7 @@ def issue_batch(
             progress(0, total_rows)
         kid = info.kid.hex()
         # The manifest is streamed while the batch runs when this run issues every entry
-        # it will list (a fresh batch); otherwise (a resumed batch) it is rewritten from the
+        # it will list (a fresh batch); otherwise (a resumed batch) it is written from the
         # ledger at the end. Either way it appears (atomically) only once its images are
         # on disk.
         with atomic_open(out / "manifest.csv", overwrite=True, text=True) as manifest_fh:
@@ -426,7 +427,7 @@ def issue_batch(
                                              image_name(rec.row, fmt)))
                     ledger.add_many(entries)  # fsynced: only now may the images appear
                     pool.render([(e.row, e.hc1) for e in entries])
-                    if not done:
+                    if fresh:
                         manifest.writerows(_manifest_row(e, card) for e in entries)
                     result.issued += len(entries)
                     if progress:
@@ -437,7 +438,7 @@ def issue_batch(
             try:
                 result.images_restored = _restore_images(ledger, out, source, info, card,
                                                          done)
-                if done or ledger.count(source) != result.issued:
+                if not fresh:
                     manifest_fh.seek(0)
                     manifest_fh.truncate()
                     manifest.writerow(_manifest_header(card))
