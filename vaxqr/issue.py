@@ -40,6 +40,7 @@ VALIDITY_DAYS = 365  # QĐ 5772: the QR is valid for 12 months
 MAX_ISSUER = 80
 CHUNK = 64  # rows signed and recorded in one ledger transaction
 RENDER_TASK = 32  # credentials rendered by one worker task
+SYNC_EVERY = 1024  # images between two background syncs (the final one waits for less)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -417,6 +418,7 @@ def issue_batch(
         with atomic_open(out / "manifest.csv", overwrite=True, text=True) as manifest_fh:
             manifest = csv.writer(manifest_fh, lineterminator="\n")
             manifest.writerow(_manifest_header(card))
+            flushing: _Sync | None = None  # writes the images out as the batch goes
             with _Workers(info, out, fmt, card, workers) as pool:
                 for chunk in _chunks(jobs()):
                     entries = []
@@ -430,10 +432,15 @@ def issue_batch(
                     if fresh:
                         manifest.writerows(_manifest_row(e, card) for e in entries)
                     result.issued += len(entries)
+                    if result.issued % SYNC_EVERY < CHUNK and (flushing is None
+                                                               or flushing.done()):
+                        flushing = _Sync()  # less left for the final sync
                     if progress:
                         progress(result.total_rows, total_rows)
             # This run's images are written (the run raised otherwise) but not yet synced;
             # earlier runs' may be missing or damaged by a crash or a power loss.
+            if flushing is not None:
+                flushing.wait()
             syncer = _Sync() if result.issued else None
             try:
                 result.images_restored = _restore_images(ledger, out, source, info, card,
@@ -599,6 +606,9 @@ class _Sync:
     def __init__(self) -> None:
         self._thread = threading.Thread(target=os.sync, name="vaxqr-sync", daemon=True)
         self._thread.start()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
 
     def wait(self) -> None:
         self._thread.join()
