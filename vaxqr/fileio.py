@@ -4,7 +4,9 @@ Everything vaxqr writes that matters (keys, certificates, trust lists, manifests
 goes through :func:`atomic_write`: a temporary file in the same directory, created with the
 final mode from the start (so a key is never readable by others, whatever the umask),
 fsynced, then renamed over the target with ``os.replace``. A crash leaves either the old
-file or the new one, never half of one.
+file or the new one, never half of one. Batch images go through :class:`BatchDir`: just as
+atomic, but not fsynced one by one (the batch rebuilds damaged ones from its ledger and syncs
+the file system before it lists them).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Each record is validated before signing (ID number against DOB and sex, real dat
 order, dose ≤ total, known vaccine, a name); a bad row is rejected with its row number and
 reason and the batch goes on. Batches are crash-safe through the :mod:`vaxqr.ledger`:
 a credential is recorded before its image is written, a re-run skips what the ledger holds,
-re-renders missing images, and rewrites the manifest from the ledger. Signing and QR rendering
-run in worker processes (one per core).
+re-renders missing or damaged images, and rewrites the manifest from the ledger. This process
+reads, validates, signs and records; QR rendering and image files are done by worker
+processes (one per core), and the images are synced before the manifest lists them.
 """
 
 from __future__ import annotations
