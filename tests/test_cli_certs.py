@@ -237,17 +237,17 @@ def test_cli_show_never_prints_control_characters(tmp_path: Path) -> None:
 def test_read_password_for_other_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
-    from vaxqr import cli_certs
+    from vaxqr import cli_password
 
     monkeypatch.setenv("VAXQR_PASSWORD", "from-the-env")
-    assert cli_certs.read_password(None, confirm=False, what="key") == b"from-the-env"
+    assert cli_password.read_password(None, confirm=False, what="key") == b"from-the-env"
     pf = tmp_path / "pw"
     pf.write_text("from-the-file\n")
-    assert cli_certs.read_password(pf, confirm=False, what="key") == b"from-the-file"
+    assert cli_password.read_password(pf, confirm=False, what="key") == b"from-the-file"
     plain = tmp_path / "plain.key"
     plain.write_bytes(keys.key_to_pem(keys.generate_key(), None))
-    assert cli_certs.read_password(None, confirm=False, what="key", key=plain) is None
+    assert cli_password.read_password(None, confirm=False, what="key", key=plain) is None
     monkeypatch.delenv("VAXQR_PASSWORD")
     with pytest.raises(typer.Exit) as exc:
-        cli_certs.read_password(None, confirm=False, what="key")
+        cli_password.read_password(None, confirm=False, what="key")
     assert exc.value.exit_code == 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,13 +18,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import cadir, certinfo, certs, describe, keys, revocation
+from . import cadir, certinfo, certs, describe, revocation
 from .cli import Exit
 from .cli import safe as esc  # one escaping rule for every command
+from .cli_password import PASSWORD_ENV
+from .cli_password import Usage as _Usage
+from .cli_password import existing_password as _existing_password
+from .cli_password import new_password as _new_password
 from .errors import StorageError, ValidationError, VaxqrError
 
 EXIT_OK, EXIT_USAGE, EXIT_TRUST = int(Exit.OK), int(Exit.USAGE), int(Exit.TRUST_OR_IO)
-PASSWORD_ENV = "VAXQR_PASSWORD"
 
 certs_app = typer.Typer(
     name="certs",
@@ -40,10 +42,6 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 T = TypeVar("T")
-
-
-class _Usage(Exception):
-    """A usage problem found after option parsing (exit 2)."""
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
@@ -68,87 +66,6 @@ def _run(fn: Callable[[], T]) -> T:
 def _warn(warnings: tuple[str, ...] | list[str]) -> None:
     for w in warnings:
         err.print(f"[bold yellow]warning:[/] {esc(w)}")
-
-
-# --------------------------------------------------------------------------------------
-# Passwords: --password-file, then the environment, then a hidden prompt on a terminal.
-
-
-def _read_password_file(path: Path) -> bytes:
-    try:
-        if str(path) == "-":
-            data = sys.stdin.buffer.readline()
-        else:
-            data = path.read_bytes()
-    except OSError as exc:
-        raise _Usage(f"cannot read the password file {path}: {exc.strerror or exc}") from None
-    data = data.split(b"\n", 1)[0].removesuffix(b"\r")
-    if not data:
-        raise _Usage(f"the password file {path} is empty")
-    return data
-
-
-def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
-
-
-def _existing_password(
-    key_path: Path, password_file: Path | None, envs: tuple[str, ...], what: str
-) -> bytes | None:
-    if key_path.exists() and not keys.key_is_encrypted(key_path):
-        return None
-    if password_file is not None:
-        return _read_password_file(password_file)
-    for name in envs:
-        value = os.environ.get(name)
-        if value:
-            return value.encode("utf-8")
-    if _interactive():
-        return typer.prompt(f"Password for {what}", hide_input=True, err=True).encode("utf-8")
-    raise _Usage(
-        f"a password is needed for {key_path}: use a password file option or "
-        f"{' / '.join(envs)} (no terminal to ask on)"
-    )
-
-
-def read_password(
-    password_file: Path | None,
-    *,
-    confirm: bool,
-    what: str,
-    key: Path | None = None,
-    envs: tuple[str, ...] = (PASSWORD_ENV,),
-) -> bytes | None:
-    """A password for other commands (``vaxqr issue``): ``password_file``, then ``envs``,
-    then a hidden prompt on a terminal (with confirmation when ``confirm``). Returns None
-    when ``key`` is given and is not encrypted. Exits with code 2 when none is available."""
-    try:
-        if confirm:
-            return _new_password(password_file, False, what)
-        return _existing_password(key or Path("/nonexistent"), password_file, envs, what)
-    except _Usage as exc:
-        _fail(str(exc), None, EXIT_USAGE)
-
-
-def _new_password(password_file: Path | None, insecure: bool, what: str) -> bytes | None:
-    if insecure:
-        if password_file is not None:
-            raise _Usage("--insecure-no-password and --password-file contradict each other")
-        return None
-    if password_file is not None:
-        return _read_password_file(password_file)
-    value = os.environ.get(PASSWORD_ENV)
-    if value:
-        return value.encode("utf-8")
-    if _interactive():
-        pw = typer.prompt(
-            f"New password for {what}", hide_input=True, confirmation_prompt=True, err=True
-        )
-        return str(pw).encode("utf-8")
-    raise _Usage(
-        f"a password is needed to encrypt {what}: use --password-file or {PASSWORD_ENV} "
-        "(or --insecure-no-password for an unencrypted key)"
-    )
 
 
 # --------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from .errors import ValidationError, VaxqrError
 
 def _load_signer(signer_dir: Path, password_file: Path | None) -> Any:
     from .certs import load_signer
-    from .cli_certs import read_password
+    from .cli_password import read_password
 
     password = read_password(password_file, confirm=False, what=f"key in {signer_dir}",
                              key=signer_dir / "signer.key")
