@@ -29,7 +29,7 @@ from typing import Any
 
 from . import citizen, sign
 from .codec import encode_hc1
-from .credential import Certificate, PersonName, Vaccination, find_vaccine, make_uvci
+from .credential import PersonName, find_vaccine, make_uvci, vaccination_dcc
 from .errors import KeyCertError, StorageError, ValidationError
 from .fileio import BatchDir, atomic_open, atomic_write, ensure_dir
 from .ledger import Entry, Ledger
@@ -180,14 +180,11 @@ def sign_record(info: SignerInfo, record: Record, uvci: str, *, now: datetime | 
                 days: int = VALIDITY_DAYS) -> tuple[str, int, int]:
     """Sign one record; return (``HC1:`` text, iat, exp)."""
     iat, exp = credential_times(info, now or datetime.now(UTC), days)
-    cert = Certificate(
-        name=PersonName.from_full_name(record.full_name),
-        dob=record.dob,
-        vaccination=Vaccination(vaccine=find_vaccine(record.vaccine_key), dn=record.dose,
-                                sd=record.total, dt=record.vaccination_date, issuer=info.issuer,
-                                ci=uvci),
-    )
-    payload = sign.encode_cwt(iss="VN", iat=iat, exp=exp, hcert=cert.to_dict())
+    dcc = vaccination_dcc(  # = Certificate(...).to_dict(), without the frozen objects
+        name=PersonName.from_full_name(record.full_name), dob=record.dob,
+        vaccine=find_vaccine(record.vaccine_key), dn=record.dose, sd=record.total,
+        dt=record.vaccination_date, issuer=info.issuer, ci=uvci)
+    payload = sign.encode_cwt(iss="VN", iat=iat, exp=exp, hcert=dcc)
     return encode_hc1(sign.sign1(payload, _private_key(info.key_pem), info.kid)), iat, exp
 
 
