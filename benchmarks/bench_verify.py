@@ -214,9 +214,14 @@ def bench_imports(hc1: str, top: int) -> None:
     keep = sorted((r for r in rows if r[3] <= 2), key=lambda r: -r[2])[:top]
     for name, self_us, cum_us, depth in keep:
         print(f"   {cum_us / 1000:7.1f} ms  {'  ' * depth}{name}  (self {self_us / 1000:.1f} ms)")
+    # the CLI ends a verify with os._exit (no atexit): list the modules just before it
     loaded_code = _oneshot_code(
-        hc1, "\nimport atexit\natexit.register(lambda: print(' '.join(sorted({m.split('.')[0] "
-        "for m in sys.modules})), file=sys.stderr))")
+        hc1, "\nimport os\n_exit = os._exit\n"
+        "def _list_and_exit(code):\n"
+        "    print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
+        "    sys.stderr.flush()\n"
+        "    _exit(code)\n"
+        "os._exit = _list_and_exit")
     proc = subprocess.run([PYTHON, "-c", loaded_code], capture_output=True, text=True, cwd=ROOT,
                           check=False)
     loaded = set(proc.stderr.strip().splitlines()[-1].split()) if proc.stderr.strip() else set()
