@@ -187,3 +187,18 @@ def test_b45decode_matches_the_rfc_algorithm(text, overflow_at):
     except DecodeError as exc:
         got = str(exc) if "overflows" in str(exc) else "other"
     assert got == expected
+
+
+@given(st.binary(min_size=0, max_size=2000))
+def test_both_compressors_give_level_9_zlib(data):
+    """libdeflate (the default) and the stdlib fallback: the same kind of stream."""
+    for out in (codec.compress(data), codec._zlib_level9(data)):
+        assert type(out) is bytes and out[:2] == b"\x78\xda"
+        assert zlib.decompress(out) == data
+        assert codec.decompress(out) == data
+
+
+def test_libdeflate_is_the_compressor_when_installed():
+    pytest.importorskip("deflate", reason="the fallback is tested above; this checks the wiring")
+    assert codec._best_compressor() is not codec._zlib_level9
+    assert type(codec.compress(b"\xd2\x84" + bytes(range(256)))) is bytes
