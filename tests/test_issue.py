@@ -117,6 +117,30 @@ def test_exp_never_past_dsc(signer):
         issue.credential_times(info, info.not_before - timedelta(days=1))
 
 
+def test_credential_times_are_whole_days_from_iat(signer):
+    """iat + days, capped at the DSC's notAfter, to the second, whatever the microseconds."""
+    from datetime import timedelta
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    info = issue.signer_info(signer)
+    span = int((info.not_after - info.not_before).total_seconds()) - 1
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(0, span), st.integers(0, 999_999), st.integers(1, 800))
+    def check(offset: int, micro: int, days: int) -> None:
+        now = info.not_before + timedelta(seconds=offset, microseconds=micro)
+        if now >= info.not_after:
+            return
+        iat, exp = issue.credential_times(info, now, days)
+        assert iat == int(now.timestamp())
+        assert exp == min(int((now + timedelta(days=days)).timestamp()),
+                          int(info.not_after.timestamp()))
+
+    check()
+
+
 def _read(path):
     with path.open(encoding="utf-8") as fh:
         return list(csv.DictReader(fh))

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +159,8 @@ def credential_times(info: SignerInfo, now: datetime, days: int = VALIDITY_DAYS)
     if now >= info.not_after:
         raise KeyCertError(f"the signer certificate expired on {info.not_after:%Y-%m-%d}",
                            hint="ask the province for a new commune certificate")
-    iat = int(now.timestamp())
-    exp = min(int((now + timedelta(days=days)).timestamp()), int(info.not_after.timestamp()))
+    iat = int(now.timestamp())  # whole seconds: adding whole days keeps the same fraction
+    exp = min(iat + days * 86400, int(info.not_after.timestamp()))
     return iat, exp
 
 
