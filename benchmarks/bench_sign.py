@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/bench_sign.py [--items 300] [--rounds 15] [--steps]
 
 1. Signing, CPU time per credential, in alternating rounds against cryptography's bare
-   ECDSA P-256 sign of the same Sig_structure bytes. Two pipelines: the whole
+   ECDSA P-256 sign of the same Sig_structure bytes. Two pipelines: the core from a ready
+   DCC (``encode_cwt`` + ``sign1`` + ``encode_hc1``: "sign to an ``HC1:`` string", the
+   pipeline issue #7 measured at 5.7× with straightforward code; goal ≤ 2.5×) and the whole
    ``issue.sign_record`` (validated record → DCC → CWT → COSE_Sign1 → zlib → Base45 →
-   ``HC1:``, what a batch worker runs; the goal row, ≤ 2.5×) and the core from a ready DCC
-   (``encode_cwt`` + ``sign1`` + ``encode_hc1``).
+   ``HC1:``, what a batch runs), held to the same goal.
 2. Base45 (RFC 9285): vaxqr's codec vs the ``base45`` package from PyPI (skipped when not
    installed), encode and decode of a credential-sized payload.
 3. With ``--steps``: each step of the core (CWT, COSE_Sign1, zlib, Base45) against the bare
@@ -31,7 +32,7 @@ from _common import (
 )
 
 
-def bench_sign(items: int, rounds: int) -> float:
+def bench_sign(items: int, rounds: int) -> tuple[float, float]:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -68,11 +69,11 @@ def bench_sign(items: int, rounds: int) -> float:
     print(f"1. Signing, {items} distinct records × {rounds} alternating rounds "
           "(CPU time per credential)")
     print(f"   bare ECDSA P-256 sign (cryptography)        {us(bare)}")
-    print(f"   sign_record: record → HC1 (goal row)        {us(statistics.median(res['record']))}"
-          f"  {ratio:5.2f}×  {verdict(ratio, 2.5)}")
     print(f"   core: DCC dict → CWT → COSE → zlib → HC1    {us(statistics.median(res['core']))}"
-          f"  {core_ratio:5.2f}×")
-    return ratio
+          f"  {core_ratio:5.2f}×  {verdict(core_ratio, 2.5)}")
+    print(f"   sign_record: CSV record → DCC → … → HC1     {us(statistics.median(res['record']))}"
+          f"  {ratio:5.2f}×  {verdict(ratio, 2.5)}")
+    return core_ratio, ratio
 
 
 def bench_steps(items: int, rounds: int) -> None:
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> dict[str, float | None]:
     ap.add_argument("--steps", action="store_true",
                     help="also time each step of the core and of the bytes-level decoding")
     args = ap.parse_args(argv)
-    results: dict[str, float | None] = {"sign": bench_sign(args.items, args.rounds)}
+    core, record = bench_sign(args.items, args.rounds)
+    results: dict[str, float | None] = {"sign": core, "sign_record": record}
     bench_base45(args.rounds)
     if args.steps:
         bench_steps(args.items, args.rounds)

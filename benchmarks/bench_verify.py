@@ -86,13 +86,15 @@ def bench_stream(items: int, rounds: int) -> tuple[float, float]:
     return ratio, bare
 
 
-def bench_cli_stream(lines: int, bare: float) -> None:
+def bench_cli_stream(lines: int, bare: float) -> dict[str, float | None]:
     """Whole ``vaxqr verify -`` process: CPU per extra input line, human and JSON output,
     against the bare verify measured above."""
     texts = credentials(50, seed=11)
     dsc = str(DSC)
     many_payload = "".join(texts[i % len(texts)] + "\n" for i in range(lines))
-    for extra, what in (([], "human output"), (["--json"], "--json")):
+    out: dict[str, float | None] = {}
+    for extra, what, key in (([], "human output", "cli_stream_human"),
+                             (["--json"], "--json", "cli_stream_json")):
         def child_cpu(payload: str, extra: list[str] = extra) -> float:
             return _run_child([VAXQR, "verify", "-", *extra, "--trust", dsc], payload)[1]
 
@@ -101,6 +103,8 @@ def bench_cli_stream(lines: int, bare: float) -> None:
         per = (many - one) / (lines - 1)
         print(f"   `vaxqr verify -` {what + ',':14} whole process {us(per)} per extra line "
               f"= {per / bare:.2f}× bare ({lines} lines, output written)")
+        out[key] = per / bare
+    return out
 
 
 # --- 2. one-shot ---------------------------------------------------------------------------
@@ -281,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, float | None]:
     args = ap.parse_args(argv)
     results: dict[str, float | None] = {}
     results["stream_verify"], bare = bench_stream(args.items, args.rounds)
-    bench_cli_stream(args.lines, bare)
+    results.update(bench_cli_stream(args.lines, bare))
     hc1 = credentials(1, seed=3)[0]
     results["oneshot_verify"] = bench_oneshot(hc1, args.runs)
     bench_imports(hc1, args.top)

@@ -50,9 +50,12 @@ def main() -> None:
 
     goals = [
         ("stream verify / bare ECDSA verify", "stream_verify", 1.3, True),
+        ("  the same, `verify -` process, human", "cli_stream_human", 1.3, True),
+        ("  the same, `verify -` process, --json", "cli_stream_json", 1.3, True),
         ("one-shot verify / python -c pass", "oneshot_verify", 10.0, True),
         ("verify from clean PNG / decoder alone", "png_verify", 1.5, True),
-        ("sign to HC1 / bare ECDSA sign", "sign", 2.5, True),
+        ("sign DCC to HC1 / bare ECDSA sign", "sign", 2.5, True),
+        ("sign_record (record to HC1) / bare sign", "sign_record", 2.5, True),
         ("batch issue / one-core sign+QR rate", "issue", 1.8, False),
         ("memory: last fifth / second fifth peak", "memory_growth", 1.1, True),
     ]
