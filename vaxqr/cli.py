@@ -129,8 +129,9 @@ def safe(text: object) -> str:
     return escape(printable(text))
 
 
-def _stdout_color() -> bool:
-    """Colour as rich decides it: NO_COLOR wins, FORCE_COLOR forces, else a real terminal."""
+def _stdout_color(stream: Any = None) -> bool:
+    """Colour on ``stream`` (stdout) as rich decides it: NO_COLOR wins, FORCE_COLOR forces,
+    else a real terminal."""
     env = os.environ
     if env.get("NO_COLOR"):
         return False
@@ -139,7 +140,7 @@ def _stdout_color() -> bool:
     if env.get("TERM", "") in ("dumb", "unknown"):
         return False
     try:
-        return sys.stdout.isatty()
+        return bool((stream or sys.stdout).isatty())
     except (AttributeError, ValueError):
         return False
 
@@ -158,7 +159,10 @@ def fail_from(exc: VaxqrError) -> NoReturn:
 
 
 def warn(message: str) -> None:
-    console(err=True).print(f"[yellow]warning:[/] {safe(message)}")
+    """A warning on stderr, written directly (rich's console costs ~15 ms to import, and
+    the demo key's warning comes with every batch)."""
+    label = "\x1b[33mwarning:\x1b[0m" if _stdout_color(sys.stderr) else "warning:"
+    sys.stderr.write(f"{label} {printable(message)}\n")
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Exit, app, console, fail, fail_from, safe, warn
+from .cli import Exit, app, console, fail, fail_from, printable, safe, warn
 from .errors import ValidationError, VaxqrError
 
 
@@ -164,8 +164,8 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
 
 def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
            workers: int | None, card: str | None) -> None:
-    err = console(err=True)
     bar: dict[str, Any] = {}
+    on_terminal = sys.stderr.isatty()  # rich (~15 ms to import) only for the progress bar
 
     def progress(done: int, total: int) -> None:
         if "p" not in bar:
@@ -179,7 +179,8 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
 
             bar["p"] = Progress("signing", BarColumn(), MofNCompleteColumn(),
                                 TextColumn("[progress.data.speed]{task.fields[rate]}"),
-                                TimeRemainingColumn(), console=err, transient=True)
+                                TimeRemainingColumn(), console=console(err=True),
+                                transient=True)
             bar["p"].start()
             bar["t"] = bar["p"].add_task("sign", total=total or None, rate="")
         task = bar["p"].tasks[0]
@@ -190,19 +191,19 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
     try:
         # no progress bar off a terminal: no extra pass over the CSV to count its rows
         result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
-                                  progress=progress if err.is_terminal else None, card=card)
+                                  progress=progress if on_terminal else None, card=card)
     except VaxqrError as exc:
         fail_from(exc)
     finally:
         if "p" in bar:
             bar["p"].stop()
     rate = result.issued / result.seconds if result.seconds > 0 else 0.0
-    err.print(f"{result.issued} issued ({rate:,.0f}/s), {result.already} already issued, "
-              f"{len(result.rejected)} rejected of {result.total_rows} rows → {safe(out)}")
+    lines = [f"{result.issued} issued ({rate:,.0f}/s), {result.already} already issued, "
+             f"{len(result.rejected)} rejected of {result.total_rows} rows → {printable(out)}"]
     if result.images_restored:
-        err.print(f"{result.images_restored} missing image(s) restored from the ledger")
-    for row, reason in result.rejected[:10]:
-        err.print(f"  row {row}: {safe(reason)}")
+        lines.append(f"{result.images_restored} missing image(s) restored from the ledger")
+    lines += [f"  row {row}: {printable(reason)}" for row, reason in result.rejected[:10]]
     if len(result.rejected) > 10:
-        err.print(f"  … see {safe(out / 'rejects.csv')}")
+        lines.append(f"  … see {printable(out / 'rejects.csv')}")
+    sys.stderr.write("".join(line + "\n" for line in lines))
     raise typer.Exit(int(Exit.OK))
