@@ -123,12 +123,13 @@ def _gf_mul(a: int, b: int) -> int:
     return int(_GF_EXP[int(_GF_LOG[a]) + int(_GF_LOG[b])])
 
 
-@lru_cache(maxsize=64)
-def _rs_matrix(k: int, e: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
-    """Reed-Solomon as a linear map: log of ``M`` with ``ec = XOR_i d_i * M[i]``, zero mask.
+@lru_cache(maxsize=8)
+def _rs_products(k: int, e: int) -> npt.NDArray[np.uint64]:
+    """Reed-Solomon as a lookup table: ``ec = XOR_i P[i, d_i]`` for a ``k``-codeword block.
 
-    Row ``i`` of ``M`` is ``x^(e + k - 1 - i) mod g(x)``, the remainder contributed by a data
-    codeword at position ``i`` of a ``k``-codeword block.
+    ``P[i, d]`` is ``d * x^(e + k - 1 - i) mod g(x)``, the remainder contributed by value
+    ``d`` at position ``i``; its ``e`` bytes are zero-padded to whole uint64 words, so the
+    XOR runs on eight bytes at a time. Up to ~1 MB at version 40; a few versions are cached.
     """
     gen = [1]  # g(x) = prod (x - a^i), highest degree first
     for i in range(e):
@@ -146,8 +147,13 @@ def _rs_matrix(k: int, e: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bo
         if lead:
             for j in range(e):
                 rem[j] ^= _gf_mul(lead, gen[j + 1])
-    matrix = np.array(rows[::-1], dtype=np.int32)
-    return _GF_LOG[matrix], matrix == 0
+    matrix = np.zeros((k, 1, -(-e // 8) * 8), dtype=np.int32)
+    matrix[:, 0, :e] = rows[::-1]
+    values = np.arange(256, dtype=np.int32)[None, :, None]
+    products = _GF_EXP[_GF_LOG[values] + _GF_LOG[matrix]]
+    products[(values == 0) | (matrix == 0)] = 0
+    packed: npt.NDArray[np.uint64] = products.astype(np.uint8).view(np.uint64)
+    return packed
 
 
 def _num_raw_modules(version: int) -> int:
@@ -279,6 +285,20 @@ def _layout(version: int) -> _Layout:
     )
 
 
+@lru_cache(maxsize=160)
+def _mask_patterns(version: int, ec: str) -> tuple[BoolArray, tuple[tuple[int, int], ...]]:
+    """Per mask: the dark function modules, format information included, as an (8, n, n)
+    array; and for scoring, the mask pattern and those modules packed by :func:`_lines`."""
+    layout = _layout(version)
+    fixed = np.repeat(layout.template[None], 8, axis=0)
+    fmt = np.array([_format_bits(ec, m) for m in range(8)], dtype=np.int32)
+    fixed[:, layout.format_rows, layout.format_cols] = (fmt[:, None] >> (np.arange(30) % 15)) & 1
+    fixed.setflags(write=False)
+    lines = _lines(layout.size)
+    packed = tuple((lines.pack(m), lines.pack(f)) for m, f in zip(layout.masks, fixed, strict=True))
+    return fixed, packed
+
+
 def _segment_bits(data: bytes, alphanumeric: bool, version: int) -> U8Array:
     """Mode indicator, character count and data bits of the single segment, as 0/1 bytes."""
     if alphanumeric:
@@ -313,15 +333,19 @@ def _segment_length(n_chars: int, alphanumeric: bool, version: int) -> int | Non
     return 4 + count_bits + body
 
 
-def _codewords(bits: U8Array, version: int, ec: str) -> U8Array:
-    """Terminate, pad, split into blocks, add Reed-Solomon codewords, interleave."""
-    capacity = _data_capacity_bits(version, ec)
-    bits = np.concatenate([bits, np.zeros(min(4, capacity - len(bits)), dtype=np.uint8)])
-    bits = np.concatenate([bits, np.zeros(-len(bits) % 8, dtype=np.uint8)])
-    data = np.packbits(bits)
-    pad = np.resize(np.array([0xEC, 0x11], dtype=np.uint8), capacity // 8 - len(data))
-    data = np.concatenate([data, pad])
+@dataclass(frozen=True)
+class _Blocks:
+    """How the data codewords of one version and level are split and interleaved."""
 
+    data_len: int  # data codewords
+    ec_len: int  # error correction codewords per block
+    shape: tuple[int, int]  # (blocks, codewords in a long block)
+    slots: npt.NDArray[np.intp]  # flat place of each data codeword in that table
+    order: npt.NDArray[np.intp]  # data codewords in interleaved order
+
+
+@lru_cache(maxsize=160)
+def _blocks(version: int, ec: str) -> _Blocks:
     e_idx = _EC_INDEX[ec]
     n_blocks = _NUM_BLOCKS[e_idx][version]
     ec_len = _EC_PER_BLOCK[e_idx][version]
@@ -329,66 +353,110 @@ def _codewords(bits: U8Array, version: int, ec: str) -> U8Array:
     n_short = n_blocks - total % n_blocks
     short_len = total // n_blocks - ec_len  # data codewords in a short block
     long_len = short_len + 1 if n_short < n_blocks else short_len
-    # Blocks as rows of a (n_blocks, long_len) table; short blocks get a leading zero for
-    # the Reed-Solomon step (it does not change the polynomial) and a -1 hole for interleaving.
-    table = np.zeros((n_blocks, long_len), dtype=np.int32)
-    holes = np.full((n_blocks, long_len), -1, dtype=np.int32)
-    split = n_short * short_len
-    short_part = data[:split].reshape(n_short, short_len) if n_short else data[:0]
-    long_part = data[split:].reshape(n_blocks - n_short, long_len)
-    if n_short:
-        table[:n_short, long_len - short_len :] = short_part
-        holes[:n_short, :short_len] = short_part
-    table[n_short:] = long_part
-    holes[n_short:] = long_part
-    log_m, zero_m = _rs_matrix(long_len, ec_len)
-    prod = _GF_EXP[_GF_LOG[table][:, :, None] + log_m[None, :, :]]
-    prod[(table == 0)[:, :, None] | zero_m[None, :, :]] = 0
-    ecc = np.bitwise_xor.reduce(prod, axis=1)
-    interleaved = holes.T.ravel()
-    interleaved = interleaved[interleaved >= 0]
-    return np.concatenate([interleaved, ecc.T.ravel()]).astype(np.uint8)
+    data_len = total - n_blocks * ec_len
+    # Short blocks sit right-aligned in the table: a leading zero does not change the
+    # Reed-Solomon remainder. For interleaving they are left-aligned, with a hole at the end.
+    table = np.arange(n_blocks * long_len).reshape(n_blocks, long_len)
+    slots = np.concatenate(
+        [table[:n_short, long_len - short_len :].ravel(), table[n_short:].ravel()]
+    )
+    holes = np.full((n_blocks, long_len), -1)
+    holes[:n_short, :short_len] = np.arange(n_short * short_len).reshape(n_short, short_len)
+    holes[n_short:] = np.arange(n_short * short_len, data_len).reshape(-1, long_len)
+    order = holes.T.ravel()
+    return _Blocks(data_len, ec_len, (n_blocks, long_len), slots, order[order >= 0])
+
+
+def _codewords(bits: U8Array, version: int, ec: str) -> U8Array:
+    """Terminate, pad, split into blocks, add Reed-Solomon codewords, interleave."""
+    blocks = _blocks(version, ec)
+    capacity = blocks.data_len * 8
+    # Up to 4 terminator zeros, then zeros to a whole byte (packbits adds those), then pad.
+    used = -(-(len(bits) + min(4, capacity - len(bits))) // 8)
+    data = np.zeros(blocks.data_len, dtype=np.uint8)
+    data[: -(-len(bits) // 8)] = np.packbits(bits)
+    data[used:] = np.resize(np.array([0xEC, 0x11], dtype=np.uint8), blocks.data_len - used)
+    table = np.zeros(blocks.shape, dtype=np.uint8)
+    table.flat[blocks.slots] = data
+    products = _rs_products(blocks.shape[1], blocks.ec_len)
+    ecc = np.bitwise_xor.reduce(products[np.arange(blocks.shape[1]), table], axis=1)
+    ecc_bytes = ecc.view(np.uint8)[:, : blocks.ec_len]
+    return np.concatenate([data[blocks.order], ecc_bytes.T.ravel()])
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Every row, then every column, of an ``n x n`` symbol as the bits of one Python int.
+
+    A line is ``width`` bits (a whole number of bytes, at least 8 more than ``n``), its
+    modules first and then light padding, so a pattern never runs from one line into the
+    next and the padding stands for the light quiet zone. The first module is the most
+    significant bit, so ``x >> s`` puts each module's ``s``-th predecessor in its place.
+    Python's big-int ``&``, ``|``, ``^`` and shifts then score all lines at once.
+    """
+
+    n: int
+    width: int
+    pairs: int  # positions (any line, column >= 1): a module and its predecessor (N1)
+    blocks: int  # positions (row >= 1, column >= 1): the corner of a 2x2 block (N2)
+
+    def pack(self, modules: BoolArray) -> int:
+        """The lines of ``modules`` (``n x n``, True = dark) as an int."""
+        n, row_bytes = self.n, self.width // 8
+        buf = np.zeros((2 * n, row_bytes), dtype=np.uint8)
+        buf[:n, : (n + 7) // 8] = np.packbits(modules, axis=1)
+        buf[n:, : (n + 7) // 8] = np.packbits(modules, axis=0).T
+        return int.from_bytes(buf.tobytes(), "big")
+
+
+@lru_cache(maxsize=40)
+def _lines(n: int) -> _Lines:
+    width = ((n + 7) // 8 + 1) * 8
+    pairs = np.zeros((2 * n, width), dtype=bool)
+    pairs[:, 1:n] = True
+    blocks = np.zeros_like(pairs)
+    blocks[1:n, 1:n] = True
+    return _Lines(
+        n=n,
+        width=width,
+        pairs=int.from_bytes(np.packbits(pairs).tobytes(), "big"),
+        blocks=int.from_bytes(np.packbits(blocks).tobytes(), "big"),
+    )
+
+
+def _penalty(x: int, lines: _Lines) -> int:
+    """ISO/IEC 18004 §7.8.3.1 penalty N1 + N2 + N3 + N4 of one symbol packed by ``lines``."""
+    n, w = lines.n, lines.width
+    x1 = x >> 1
+    # N1: each run of 5 + i same-coloured modules in a line scores 3 + i. ``same5`` marks the
+    # last module of every 5 in a row; a run of 5 + i holds i + 1 of them, i of them adjacent.
+    changes = x ^ x1
+    same = lines.pairs ^ (changes & lines.pairs)
+    same2 = same & (same >> 1)
+    same5 = same2 & (same2 >> 2)
+    n1 = 3 * same5.bit_count() - 2 * (same5 & (same5 >> 1)).bit_count()
+    # N2: each 2x2 block of one colour scores 3 (no change along either row or down).
+    split = (changes | (changes >> w) | (x ^ (x >> w))) & lines.blocks
+    n2 = 3 * (lines.blocks ^ split).bit_count()
+    # N3: dark-light-dark x3-light-dark (1011101) with 4 light modules (or the quiet zone)
+    # before it, and again with 4 light after it, 40 each.
+    edge = x ^ (x & x1)  # dark after light
+    pattern = edge & (edge >> 4) & ((x & x1) >> 2) & (x >> 6)
+    dark4 = (x | x1) | ((x | x1) >> 2)  # any dark among this module and the 3 before
+    n3 = 40 * (
+        (pattern ^ (pattern & (dark4 << 4))).bit_count()
+        + (pattern ^ (pattern & (dark4 >> 7))).bit_count()
+    )
+    # N4: 10 per full 5% of dark modules away from half (every module is in x twice).
+    total = n * n
+    n4 = 10 * (abs(10 * x.bit_count() - 10 * total) // total)
+    return n1 + n2 + n3 + n4
 
 
 def _penalties(candidates: BoolArray) -> list[int]:
     """ISO/IEC 18004 §7.8.3.1 penalty (N1 + N2 + N3 + N4) of each candidate symbol."""
-    k, n, _ = candidates.shape
-    # Every row and every column of every candidate, with 4 light modules on each side: the
-    # quiet zone counts as light for N3, and a light border cannot add N1 runs of 5.
-    lines = np.zeros((k, 2 * n, n + 8), dtype=bool)
-    lines[:, :n, 4:-4] = candidates
-    lines[:, n:, 4:-4] = candidates.transpose(0, 2, 1)
-    core = lines[:, :, 4:-4]
-    # N1: each run of 5 + i same-coloured modules in a row or column scores 3 + i,
-    # i.e. (number of 5-module windows inside it) + 2.
-    eq = core[:, :, 1:] == core[:, :, :-1]
-    w5 = eq[:, :, :-3] & eq[:, :, 1:-2] & eq[:, :, 2:-1] & eq[:, :, 3:]
-    starts = w5[:, :, 1:] & ~w5[:, :, :-1]
-    # N2: each 2x2 block of one colour scores 3.
-    a = candidates
-    same = (a[:, :-1, :-1] == a[:, 1:, :-1]) & (a[:, :-1, :-1] == a[:, :-1, 1:])
-    same &= a[:, :-1, :-1] == a[:, 1:, 1:]
-    # N3: 1:1:3:1:1 finder-like pattern (dark-light-dark x3-light-dark) with 4 light modules
-    # before or after it, 40 each.
-    d = lines
-    m = n + 2  # possible starting columns of the 7-module pattern in a padded line
-    pattern = d[:, :, 0:m] & ~d[:, :, 1 : m + 1] & d[:, :, 2 : m + 2] & d[:, :, 3 : m + 3]
-    pattern &= d[:, :, 4 : m + 4] & ~d[:, :, 5 : m + 5] & d[:, :, 6 : m + 6]
-    light = ~(d[:, :, 0 : n + 5] | d[:, :, 1 : n + 6] | d[:, :, 2 : n + 7] | d[:, :, 3 : n + 8])
-    before = pattern[:, :, 4 : n + 2] & light[:, :, 0 : n - 2]  # 4 light, then the pattern
-    after = pattern[:, :, 0 : n - 2] & light[:, :, 7 : n + 5]  # the pattern, then 4 light
-    scores: list[int] = []
-    total = n * n
-    for i in range(k):
-        n1 = np.count_nonzero(w5[i]) + 2 * (
-            np.count_nonzero(starts[i]) + np.count_nonzero(w5[i, :, 0])
-        )
-        n2 = 3 * np.count_nonzero(same[i])
-        n3 = 40 * (np.count_nonzero(before[i]) + np.count_nonzero(after[i]))
-        dark = np.count_nonzero(candidates[i])
-        n4 = 10 * (abs(20 * dark - 10 * total) // total)
-        scores.append(int(n1 + n2 + n3 + n4))
-    return scores
+    lines = _lines(candidates.shape[1])
+    return [_penalty(lines.pack(c), lines) for c in candidates]
 
 
 @dataclass(frozen=True, eq=False)
@@ -527,12 +595,12 @@ def encode_matrix(data: str | bytes, *, ec_level: ECLevel = "Q", mode: Mode = "a
     flat = np.zeros(n * n, dtype=bool)
     flat[layout.order] = bits
     data_modules = flat.reshape(n, n)
-    candidates = (data_modules[None, :, :] ^ layout.masks) | layout.template[None, :, :]
-    fmt = np.array([_format_bits(ec_level, m) for m in range(8)], dtype=np.int32)
-    fmt_bits = ((fmt[:, None] >> (np.arange(30) % 15)) & 1).astype(bool)
-    candidates[:, layout.format_rows, layout.format_cols] = fmt_bits
-    best = int(np.argmin(_penalties(candidates)))
-    modules = np.ascontiguousarray(candidates[best])
+    lines = _lines(n)
+    packed = lines.pack(data_modules)
+    fixed, packed_masks = _mask_patterns(version, ec_level)
+    scores = [_penalty((packed ^ mask) | dark, lines) for mask, dark in packed_masks]
+    best = scores.index(min(scores))
+    modules = (data_modules ^ layout.masks[best]) | fixed[best]
     modules.setflags(write=False)
     return QrMatrix(
         modules=modules,
