@@ -388,40 +388,41 @@ def _codewords(bits: U8Array, version: int, ec: str) -> U8Array:
 class _Lines:
     """Every row, then every column, of an ``n x n`` symbol as the bits of one Python int.
 
-    A line is ``width`` bits (a whole number of bytes, at least 8 more than ``n``), its
-    modules first and then light padding, so a pattern never runs from one line into the
-    next and the padding stands for the light quiet zone. The first module is the most
-    significant bit, so ``x >> s`` puts each module's ``s``-th predecessor in its place.
-    Python's big-int ``&``, ``|``, ``^`` and shifts then score all lines at once.
+    A line is its ``n`` modules and then 4 light ones, so a pattern never runs from one
+    line into the next and the padding stands for the light quiet zone. The first module is
+    the most significant bit, so ``x >> s`` puts each module's ``s``-th predecessor in its
+    place. Python's big-int ``&``, ``|``, ``^`` and shifts then score all lines at once.
     """
 
     n: int
-    width: int
     pairs: int  # positions (any line, column >= 1): a module and its predecessor (N1)
     blocks: int  # positions (row >= 1, column >= 1): the corner of a 2x2 block (N2)
 
+    @property
+    def width(self) -> int:
+        """Bits per line."""
+        return self.n + 4
+
     def pack(self, modules: BoolArray) -> int:
         """The lines of ``modules`` (``n x n``, True = dark) as an int."""
-        n, row_bytes = self.n, self.width // 8
-        buf = np.zeros((2 * n, row_bytes), dtype=np.uint8)
-        buf[:n, : (n + 7) // 8] = np.packbits(modules, axis=1)
-        buf[n:, : (n + 7) // 8] = np.packbits(modules, axis=0).T
-        return int.from_bytes(buf.tobytes(), "big")
+        n = self.n
+        lines = np.zeros((2 * n, n + 4), dtype=bool)
+        lines[:n, :n] = modules
+        lines[n:, :n] = modules.T
+        return _to_int(lines)
+
+
+def _to_int(bits: BoolArray) -> int:
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
 @lru_cache(maxsize=40)
 def _lines(n: int) -> _Lines:
-    width = ((n + 7) // 8 + 1) * 8
-    pairs = np.zeros((2 * n, width), dtype=bool)
+    pairs = np.zeros((2 * n, n + 4), dtype=bool)
     pairs[:, 1:n] = True
     blocks = np.zeros_like(pairs)
     blocks[1:n, 1:n] = True
-    return _Lines(
-        n=n,
-        width=width,
-        pairs=int.from_bytes(np.packbits(pairs).tobytes(), "big"),
-        blocks=int.from_bytes(np.packbits(blocks).tobytes(), "big"),
-    )
+    return _Lines(n=n, pairs=_to_int(pairs), blocks=_to_int(blocks))
 
 
 def _penalty(x: int, lines: _Lines) -> int:
@@ -440,9 +441,11 @@ def _penalty(x: int, lines: _Lines) -> int:
     n2 = 3 * (lines.blocks ^ split).bit_count()
     # N3: dark-light-dark x3-light-dark (1011101) with 4 light modules (or the quiet zone)
     # before it, and again with 4 light after it, 40 each.
-    edge = x ^ (x & x1)  # dark after light
-    pattern = edge & (edge >> 4) & ((x & x1) >> 2) & (x >> 6)
-    dark4 = (x | x1) | ((x | x1) >> 2)  # any dark among this module and the 3 before
+    dark2 = x & x1
+    edge = x ^ dark2  # dark after light
+    pattern = edge & (edge >> 4) & (dark2 >> 2) & (x >> 6)
+    any2 = x | x1
+    dark4 = any2 | (any2 >> 2)  # any dark among this module and the 3 before
     n3 = 40 * (
         (pattern ^ (pattern & (dark4 << 4))).bit_count()
         + (pattern ^ (pattern & (dark4 >> 7))).bit_count()
@@ -474,10 +477,17 @@ class QrMatrix:
         """Modules per side, without the quiet zone."""
         return int(self.modules.shape[0])
 
+    def _light(self, border: int) -> BoolArray:
+        """Modules as ``True`` = light, with ``border`` light modules around."""
+        n = self.size
+        light = np.ones((n + 2 * border, n + 2 * border), dtype=bool)
+        np.logical_not(self.modules, out=light[border : border + n, border : border + n])
+        return light
+
     def to_array(self, *, scale: int = DEFAULT_SCALE, border: int = DEFAULT_BORDER) -> BoolArray:
         """Pixels as a boolean array, ``True`` = light, quiet zone included."""
         _check_render_args(scale, border)
-        light = np.pad(~self.modules, border, constant_values=True)
+        light = self._light(border)
         if scale > 1:
             light = np.repeat(np.repeat(light, scale, axis=0), scale, axis=1)
         return light
@@ -505,13 +515,16 @@ class QrMatrix:
         _check_render_args(scale, border)
         if not 0 <= compress_level <= 9:
             raise ValidationError(f"PNG compress level must be 0-9, not {compress_level!r}")
-        light = np.pad(~self.modules, border, constant_values=True)
-        packed = np.packbits(np.repeat(light, scale, axis=1), axis=1)
-        rows, row_bytes = packed.shape
+        light = self._light(border)
+        rows = side = light.shape[0]
+        row_bytes = -(-side * scale // 8)
+        # Each byte of 8 modules becomes ``scale`` bytes of pixels; the zero bits that pad
+        # the last byte stay zero, as the PNG row's unused trailing bits.
+        pixels = _widen(scale)[np.packbits(light, axis=1)].reshape(rows, -1)
         raw = np.zeros((rows, scale, row_bytes + 1), dtype=np.uint8)
-        raw[:, 0, 1:] = packed
+        raw[:, 0, 1:] = pixels[:, :row_bytes]
         raw[:, 1:, 0] = 2  # filter type Up: "same as the row above"
-        side = light.shape[0] * scale
+        side *= scale
         header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit grayscale
         return b"".join(
             (
@@ -547,6 +560,13 @@ class QrMatrix:
             f'<rect width="{dim}" height="{dim}" fill="#fff"/>'
             f'<path fill="#000" d="{"".join(parts)}"/></svg>\n'
         )
+
+
+@lru_cache(maxsize=8)
+def _widen(scale: int) -> U8Array:
+    """(256, scale) bytes: the bits of each byte value, each bit repeated ``scale`` times."""
+    bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)
+    return np.packbits(np.repeat(bits, scale, axis=1), axis=1)
 
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
