@@ -128,8 +128,9 @@ def _rs_products(k: int, e: int) -> npt.NDArray[np.uint64]:
     """Reed-Solomon as a lookup table: ``ec = XOR_i P[i, d_i]`` for a ``k``-codeword block.
 
     ``P[i, d]`` is ``d * x^(e + k - 1 - i) mod g(x)``, the remainder contributed by value
-    ``d`` at position ``i``; its ``e`` bytes are zero-padded to whole uint64 words, so the
-    XOR runs on eight bytes at a time. Up to ~1 MB at version 40; a few versions are cached.
+    ``d`` at position ``i``, row ``256 * i + d`` of the table; its ``e`` bytes are
+    zero-padded to whole uint64 words, so the XOR runs on eight bytes at a time. Up to
+    ~1 MB at version 40; a few versions are cached.
     """
     gen = [1]  # g(x) = prod (x - a^i), highest degree first
     for i in range(e):
@@ -153,7 +154,7 @@ def _rs_products(k: int, e: int) -> npt.NDArray[np.uint64]:
     products = _GF_EXP[_GF_LOG[values] + _GF_LOG[matrix]]
     products[(values == 0) | (matrix == 0)] = 0
     packed: npt.NDArray[np.uint64] = products.astype(np.uint8).view(np.uint64)
-    return packed
+    return packed.reshape(k * 256, -1)
 
 
 def _num_raw_modules(version: int) -> int:
@@ -303,21 +304,18 @@ def _segment_bits(data: bytes, alphanumeric: bool, version: int) -> U8Array:
     """Mode indicator, character count and data bits of the single segment, as 0/1 bytes."""
     if alphanumeric:
         count_bits = 9 if version <= 9 else 11 if version <= 26 else 13
-        values = _ALNUM_VALUE[np.frombuffer(data, dtype=np.uint8)].astype(np.uint16)
-        pairs = values[0 : len(values) - 1 : 2] * 45 + values[1::2]
-        body = ((pairs[:, None] >> np.arange(10, -1, -1, dtype=np.uint16)) & 1).ravel()
+        values = _ALNUM_VALUE[np.frombuffer(data, dtype=np.uint8)]
+        pairs = (values[0 : len(values) - 1 : 2] * np.uint16(45) + values[1::2]).astype(">u2")
+        parts = [np.unpackbits(pairs.view(np.uint8)).reshape(-1, 16)[:, 5:].ravel()]
         if len(values) % 2:
-            tail = (values[-1] >> np.arange(5, -1, -1, dtype=np.uint16)) & 1
-            body = np.concatenate([body, tail])
+            parts.append(np.unpackbits(values[-1:])[2:])  # 6 bits
         header = (0b0010 << count_bits) | len(values)
-        header_bits = 4 + count_bits
     else:
         count_bits = 8 if version <= 9 else 16
-        body = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.uint16)
+        parts = [np.unpackbits(np.frombuffer(data, dtype=np.uint8))]
         header = (0b0100 << count_bits) | len(data)
-        header_bits = 4 + count_bits
-    head = (header >> np.arange(header_bits - 1, -1, -1)) & 1
-    return np.concatenate([head.astype(np.uint8), body.astype(np.uint8)])
+    head = np.unpackbits(np.array([header], dtype=">u4").view(np.uint8))[28 - count_bits :]
+    return np.concatenate([head, *parts])
 
 
 def _segment_length(n_chars: int, alphanumeric: bool, version: int) -> int | None:
@@ -367,6 +365,9 @@ def _blocks(version: int, ec: str) -> _Blocks:
     return _Blocks(data_len, ec_len, (n_blocks, long_len), slots, order[order >= 0])
 
 
+_PAD: Final = np.resize(np.array([0xEC, 0x11], dtype=np.uint8), 3000)  # pad codewords
+
+
 def _codewords(bits: U8Array, version: int, ec: str) -> U8Array:
     """Terminate, pad, split into blocks, add Reed-Solomon codewords, interleave."""
     blocks = _blocks(version, ec)
@@ -375,11 +376,12 @@ def _codewords(bits: U8Array, version: int, ec: str) -> U8Array:
     used = -(-(len(bits) + min(4, capacity - len(bits))) // 8)
     data = np.zeros(blocks.data_len, dtype=np.uint8)
     data[: -(-len(bits) // 8)] = np.packbits(bits)
-    data[used:] = np.resize(np.array([0xEC, 0x11], dtype=np.uint8), blocks.data_len - used)
+    data[used:] = _PAD[: blocks.data_len - used]
     table = np.zeros(blocks.shape, dtype=np.uint8)
     table.flat[blocks.slots] = data
-    products = _rs_products(blocks.shape[1], blocks.ec_len)
-    ecc = np.bitwise_xor.reduce(products[np.arange(blocks.shape[1]), table], axis=1)
+    k = blocks.shape[1]
+    rows = table.T + np.arange(0, 256 * k, 256)[:, None]  # row of P[i, d_i] in the table
+    ecc = np.bitwise_xor.reduce(_rs_products(k, blocks.ec_len).take(rows, axis=0), axis=0)
     ecc_bytes = ecc.view(np.uint8)[:, : blocks.ec_len]
     return np.concatenate([data[blocks.order], ecc_bytes.T.ravel()])
 
@@ -520,7 +522,7 @@ class QrMatrix:
         row_bytes = -(-side * scale // 8)
         # Each byte of 8 modules becomes ``scale`` bytes of pixels; the zero bits that pad
         # the last byte stay zero, as the PNG row's unused trailing bits.
-        pixels = _widen(scale)[np.packbits(light, axis=1)].reshape(rows, -1)
+        pixels = np.take(_widen(scale), np.packbits(light, axis=1), axis=0).reshape(rows, -1)
         raw = np.zeros((rows, scale, row_bytes + 1), dtype=np.uint8)
         raw[:, 0, 1:] = pixels[:, :row_bytes]
         raw[:, 1:, 0] = 2  # filter type Up: "same as the row above"
@@ -631,6 +633,7 @@ def encode_matrix(data: str | bytes, *, ec_level: ECLevel = "Q", mode: Mode = "a
     )
 
 
+@lru_cache(maxsize=1024)
 def _pick_version(length: int, alnum: bool, ec: str) -> int:
     for version in range(1, 41):
         bits = _segment_length(length, alnum, version)
