@@ -234,48 +234,109 @@ def test_matrix_equals_segno_with_the_same_mask(text: str, level: str) -> None:
     assert np.array_equal(np.array(ref.matrix, dtype=bool), m.modules)
 
 
-def test_mask_has_the_lowest_penalty() -> None:
-    m = qr.encode_matrix(HC1)
+def plain_penalty(a: np.ndarray) -> int:
+    """ISO/IEC 18004 §7.8.3.1 penalty N1 + N2 + N3 + N4, written out module by module.
+
+    N3 counts 40 for light on each side (80 with both), the quiet zone counting as light, as
+    the encoder does (segno counts 40 once and only inside the symbol, so its automatic mask
+    can differ; the matrix checks against segno pass our mask to it).
+    """
+    n, score = a.shape[0], 0
+    for line in [*a, *a.T]:
+        run = 1
+        for i in range(1, n + 1):
+            if i < n and line[i] == line[i - 1]:
+                run += 1
+                continue
+            score += 3 + run - 5 if run >= 5 else 0
+            run = 1
+        p = [0] * 4 + [int(x) for x in line] + [0] * 4
+        for c in range(len(p) - 6):
+            if p[c : c + 7] == [1, 0, 1, 1, 1, 0, 1]:
+                score += 40 * (c >= 4 and p[c - 4 : c] == [0] * 4)
+                score += 40 * (p[c + 7 : c + 11] == [0] * 4)
+    for i in range(n - 1):
+        for j in range(n - 1):
+            score += 3 * bool(a[i, j] == a[i + 1, j] == a[i, j + 1] == a[i + 1, j + 1])
+    return int(score + 10 * (abs(20 * int(a.sum()) - 10 * n * n) // (n * n)))
+
+
+def mask_candidates(m: qr.QrMatrix) -> np.ndarray:
+    """The 8 masked symbols the encoder chose ``m`` from, rebuilt from ``m`` alone."""
     layout = qrencode._layout(m.version)
-    data = m.modules & ~layout.function
-    unmasked = data ^ layout.masks[m.mask]
+    unmasked = (m.modules & ~layout.function) ^ layout.masks[m.mask]
     candidates = (unmasked[None] ^ layout.masks) | layout.template[None]
     for k in range(8):
-        fmt = qrencode._format_bits("Q", k)
+        fmt = qrencode._format_bits(m.ec_level, k)
         candidates[k, layout.format_rows, layout.format_cols] = [
             bool(fmt >> (i % 15) & 1) for i in range(30)
         ]
-    scores = qrencode._penalties(candidates)
     assert np.array_equal(candidates[m.mask], m.modules)
-    assert scores[m.mask] == min(scores)
+    return candidates
 
 
-def test_penalty_matches_a_plain_implementation() -> None:
-    def plain(a: np.ndarray) -> int:
-        n, score = a.shape[0], 0
-        for line in [*a, *a.T]:
-            run = 1
-            for i in range(1, n + 1):
-                if i < n and line[i] == line[i - 1]:
-                    run += 1
-                    continue
-                score += 3 + run - 5 if run >= 5 else 0
-                run = 1
-            p = [0] * 4 + [int(x) for x in line] + [0] * 4
-            for c in range(len(p) - 6):
-                if p[c : c + 7] == [1, 0, 1, 1, 1, 0, 1]:
-                    score += 40 * (c >= 4 and p[c - 4 : c] == [0] * 4)
-                    score += 40 * (p[c + 7 : c + 11] == [0] * 4)
-        for i in range(n - 1):
-            for j in range(n - 1):
-                score += 3 * bool(a[i, j] == a[i + 1, j] == a[i, j + 1] == a[i + 1, j + 1])
-        return int(score + 10 * (abs(20 * int(a.sum()) - 10 * n * n) // (n * n)))
+@pytest.mark.parametrize(
+    ("length", "level"), [(1, "H"), (20, "Q"), (60, "M"), (120, "L"), (200, "Q"), (330, "H")]
+)
+def test_mask_is_the_first_with_the_lowest_plain_penalty(length: int, level: str) -> None:
+    rng = np.random.default_rng(length)
+    for _ in range(3):
+        m = qr.encode_matrix(degrade.hc1_like(rng, length + 4)[4:], ec_level=level)  # type: ignore[arg-type]
+        scores = [plain_penalty(c) for c in mask_candidates(m)]
+        assert m.mask == scores.index(min(scores)), scores
+        assert qrencode._penalties(mask_candidates(m)) == scores
 
-    rng = np.random.default_rng(3)
-    cands = rng.random((8, 25, 25)) < 0.5
-    cands[:, 3, 2:9] = [1, 0, 1, 1, 1, 0, 1]
-    cands[:, 3, 9:13] = 0
-    assert qrencode._penalties(cands) == [plain(c) for c in cands]
+
+def test_mask_choice_of_credentials_is_the_lowest_penalty() -> None:
+    # Real-sized payloads (version 18-19): the fast scoring against the array one.
+    rng = np.random.default_rng(18)
+    for length in (525, 560, 590):
+        m = qr.encode_matrix(degrade.hc1_like(rng, length))
+        scores = qrencode._penalties(mask_candidates(m))
+        assert m.mask == scores.index(min(scores))
+    assert plain_penalty(mask_candidates(m)[m.mask]) == scores[m.mask]
+
+
+@st.composite
+def symbols(draw: st.DrawFn) -> np.ndarray:
+    """Random square matrices of QR sizes, of any darkness, with planted runs and 1011101s."""
+    n = 17 + 4 * draw(st.sampled_from([1, 2, 3, 7, 10]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    a = rng.random((n, n)) < draw(st.sampled_from([0.05, 0.3, 0.5, 0.7, 0.95]))
+    for _ in range(draw(st.integers(0, 12))):
+        line, start = (int(v) for v in rng.integers(0, n, 2))
+        what = rng.integers(0, 4)
+        planted: list[int] = (
+            [1, 0, 1, 1, 1, 0, 1] if what == 0
+            else [0, 0, 0, 0, 1, 0, 1, 1, 1, 0, 1] if what == 1
+            else [1, 0, 1, 1, 1, 0, 1, 0, 0, 0, 0] if what == 2
+            else [int(rng.integers(0, 2))] * int(rng.integers(4, 12))
+        )  # fmt: skip
+        seg = planted[: n - start]
+        if rng.random() < 0.5:
+            a[line, start : start + len(seg)] = seg
+        else:
+            a[start : start + len(seg), line] = seg
+    return a
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=symbols())
+def test_penalty_equals_the_plain_rules(a: np.ndarray) -> None:
+    assert qrencode._penalties(np.stack([a, ~a])) == [plain_penalty(a), plain_penalty(~a)]
+
+
+def test_penalty_edge_cases() -> None:
+    for n in (21, 25, 45):
+        for a in (
+            np.zeros((n, n), bool),
+            np.ones((n, n), bool),
+            np.indices((n, n)).sum(0) % 2 == 0,
+        ):
+            assert qrencode._penalties(a[None]) == [plain_penalty(a)]
+    a = np.zeros((21, 21), bool)
+    a[0, :7] = a[20, 14:] = a[:7, 20] = a[14:, 0] = [1, 0, 1, 1, 1, 0, 1]  # patterns at the edges
+    assert qrencode._penalties(a[None]) == [plain_penalty(a)]
 
 
 def test_matrix_is_stable() -> None:
