@@ -1,10 +1,15 @@
 """QR benchmark: encoders, clean decoding, and the degraded-photo corpus.
 
     .venv/bin/python benchmarks/bench_qr.py [--per-kind 30] [--seed 2021] [--repeat 200]
+    .venv/bin/python benchmarks/bench_qr.py --encoder-only [--against OLD/vaxqr/qrencode.py]
 
-Prints three tables, each with ratios to the bare library measured in the same run (the
+Prints four tables, each with ratios to the bare library measured in the same run (the
 machines are shared and noisy, so absolute times mislead):
 
+0. The encoder alone: best-of-N CPU time per credential over a few hundred distinct
+   demo-signed ``HC1:`` payloads for ``to_png``, ``encode_matrix``, the PNG writer and
+   the mask scoring; with ``--against``, an older ``qrencode.py`` is loaded beside this
+   one and measured in alternating rounds, with its ratio and a check of identical output.
 1. Encoding one credential-sized payload (~560 characters, ``HC1:`` + Base45) to a PNG, for
    vaxqr's encoder, zxing-cpp's writer, segno and qrcode (when installed), and whether each
    produced what the spec asks: one alphanumeric segment at exactly level Q.
@@ -16,12 +21,15 @@ machines are shared and noisy, so absolute times mislead):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -33,9 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from test_qr import inspect_symbol  # noqa: E402
+from test_qr import inspect_symbol, mask_candidates  # noqa: E402
 
-from vaxqr import qr  # noqa: E402
+from vaxqr import qr, qrencode  # noqa: E402
 from vaxqr.errors import DecodeError  # noqa: E402
 
 import degrade  # noqa: E402
@@ -65,6 +73,75 @@ def conformance(modules: np.ndarray, payload: str) -> str:
     segs = info["segments"]
     ok = segs == [("alphanumeric", len(payload))] and info["ec"] == "Q"
     return "yes" if ok else f"NO: {info['ec']} {'+'.join(f'{m}:{n}' for m, n in segs)}"
+
+
+# --- 0. the encoder alone, per credential ---------------------------------------------------
+
+
+def load_encoder(path: Path) -> ModuleType:
+    """Another ``qrencode.py`` (e.g. ``git show OLD:vaxqr/qrencode.py > /tmp/old.py``),
+    imported beside this tree's as ``vaxqr._qrencode_against``."""
+    spec = importlib.util.spec_from_file_location("vaxqr._qrencode_against", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def cpu_us(fn: Callable[[Any], object], items: list[Any]) -> float:
+    t = time.process_time()
+    for item in items:
+        fn(item)
+    return 1e6 * (time.process_time() - t) / len(items)
+
+
+def bench_encoder(n: int, rounds: int, against: Path | None) -> None:
+    import _common
+
+    payloads = _common.credentials(n)
+    encoders = {"this tree": qrencode}
+    same = True
+    if against is not None:
+        encoders["against"] = load_encoder(against)
+        other = encoders["against"]
+        same = all(
+            qrencode.to_png(p) == other.to_png(p)
+            and qrencode.encode_matrix(p).mask == other.encode_matrix(p).mask
+            for p in payloads
+        )
+    matrices = {k: [e.encode_matrix(p) for p in payloads] for k, e in encoders.items()}
+    candidates = [mask_candidates(m) for m in matrices["this tree"][:100]]
+    cases: dict[str, Callable[[ModuleType, str], tuple[Callable[[Any], object], list[Any]]]] = {
+        "to_png(hc1)": lambda e, k: (e.to_png, payloads),
+        "encode_matrix(hc1)": lambda e, k: (e.encode_matrix, payloads),
+        "QrMatrix.to_png()": lambda e, k: (lambda m: m.to_png(), matrices[k]),
+        "_penalties(8 arrays)": lambda e, k: (e._penalties, candidates),
+    }
+    best: dict[tuple[str, str], float] = {}
+    ratios: dict[str, list[float]] = {c: [] for c in cases}
+    for _ in range(rounds):
+        for case, make in cases.items():
+            got = {k: cpu_us(*make(e, k)) for k, e in encoders.items()}
+            for k, t in got.items():
+                best[case, k] = min(best.get((case, k), t), t)
+            if against is not None:
+                ratios[case].append(got["against"] / got["this tree"])
+    versions = Counter(m.version for m in matrices["this tree"])
+    print(f"\n0. The encoder alone: {n} distinct credentials (versions {dict(versions)}), "
+          f"best of {rounds} rounds, CPU µs per call")  # fmt: skip
+    head = f"{'':22} {'this tree':>10}"
+    if against is not None:
+        head += f" {'against':>10} {'speed-up':>9}"
+    print(head)
+    for case in cases:
+        row = f"{case:22} {best[case, 'this tree']:10.1f}"
+        if against is not None:
+            row += f" {best[case, 'against']:10.1f} {statistics.median(ratios[case]):8.2f}x"
+        print(row)
+    if against is not None:
+        print(f"(speed-up: median per-round ratio; identical PNG bytes and masks: {same})")
+    print("(_penalties scores 8 candidate arrays; encode_matrix scores packed ints directly)")
 
 
 # --- 1. encoding ---------------------------------------------------------------------------
@@ -247,7 +324,15 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=30, help="images per degradation kind")
     parser.add_argument("--seed", type=int, default=2021)
     parser.add_argument("--repeat", type=int, default=200, help="timing repetitions")
+    parser.add_argument("--credentials", type=int, default=300, help="payloads for table 0")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds for table 0")
+    parser.add_argument("--against", type=Path, help="an older qrencode.py to compare with")
+    parser.add_argument("--encoder-only", action="store_true", help="table 0 only")
     args = parser.parse_args()
+
+    bench_encoder(args.credentials, args.rounds, args.against)
+    if args.encoder_only:
+        return
 
     rng = np.random.default_rng(args.seed)
     payload = degrade.hc1_like(rng, 560)
