@@ -211,6 +211,18 @@ def test_csv_problems(signer, tmp_path):
                                      5: "the row has 1 field(s) too many"}
 
 
+@pytest.mark.parametrize("on_terminal", [False, True], ids=["piped", "progress-bar"])
+def test_unreadable_csv_is_a_storage_error_with_or_without_progress(signer, tmp_path,
+                                                                    on_terminal):
+    """With a progress bar (stderr a terminal) the rows are counted first; a CSV that cannot
+    be opened must still give the typed "cannot read" error, not a bare OSError (which the
+    CLI would report as "could not write the output")."""
+    progress = (lambda _done, _total: None) if on_terminal else None
+    for bad in (tmp_path / "missing.csv", tmp_path):  # absent, a directory
+        with pytest.raises(StorageError, match="cannot read"):
+            issue.issue_batch(signer, bad, tmp_path / "o", progress=progress, workers=1)
+
+
 def test_other_signer_refused(signer, tmp_path):
     src = write_csv(tmp_path / "r.csv", good_rows(2))
     out = tmp_path / "out"

@@ -265,9 +265,13 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
 
 
 def _count_rows(path: Path) -> int:
-    """Data rows in a CSV (quoted newlines counted right), for the progress bar."""
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+    """Data rows in a CSV (quoted newlines counted right), for the progress bar; 0 (unknown)
+    when it cannot be read or parsed: :func:`read_csv` then reports that, with its message."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+            return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+    except (OSError, csv.Error):
+        return 0
 
 
 def _pool_init(info: SignerInfo, out: str, fmt: str, card: str | None) -> None:
