@@ -198,10 +198,31 @@ def _looks_like_path(arg: str) -> bool:
     return ":" not in arg[:5] and arg.lower().endswith(_FILE_SUFFIXES)
 
 
+class OutputError(Exception):
+    """Writing our own output (stdout) failed, e.g. a full disk: ``main`` says so, exit 3."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(exc.strerror or str(exc))
+
+
+def _out(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+    except OSError as exc:
+        raise OutputError(exc) from exc
+
+
+def _flush_out() -> None:
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        raise OutputError(exc) from exc
+
+
 def _report_writer(*, as_json: bool) -> Any:
     """A function that prints one report: a JSON line, or the human rendering (the caller
     flushes stdout before it waits for more input)."""
-    write = sys.stdout.write
+    write = _out
     if as_json:
         from .verify import report_json_text
 
@@ -322,10 +343,10 @@ def verify(
             worst = max(worst, Exit.NOT_VALID)
 
     for arg in inputs:
-        sys.stdout.flush()  # the reports so far before any error about this input
+        _flush_out()  # the reports so far before any error about this input
         try:
             if arg == "-":
-                for n, line in enumerate(_read_stdin_lines(sys.stdout.flush), 1):
+                for n, line in enumerate(_read_stdin_lines(_flush_out), 1):
                     if line is None:
                         emit(verifier.picture_failure(
                             f"stdin:{n}", f"line longer than {MAX_LINE // 1024} KiB: not an "
@@ -353,7 +374,7 @@ def verify(
         except VaxqrError as exc:
             console(err=True).print(f"[bold red]error:[/] {safe(arg)}: {safe(exc)}")
             worst = max(worst, Exit.TRUST_OR_IO)
-    sys.stdout.flush()
+    _flush_out()
     raise typer.Exit(int(worst))
 
 
@@ -471,10 +492,10 @@ def main() -> None:
         raise
     except KeyCertError as exc:  # pragma: no cover - commands handle their own
         fail_from(exc)
-    except OSError as exc:  # commands report their own files; this is the output itself
+    except OutputError as exc:  # e.g. a full disk under stdout: the verdicts are incomplete
         if _state.get("debug"):
             raise
-        sys.stderr.write(f"error: could not write the output: {exc.strerror or exc}\n")
+        sys.stderr.write(f"error: could not write the output: {exc}\n")
         _exit_now(int(Exit.TRUST_OR_IO))
     except Exception as exc:  # pragma: no cover - last line of defence
         if _state.get("debug"):
