@@ -366,18 +366,18 @@ def test_stdout_colour_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdout", Tty())
     for k in ("NO_COLOR", "FORCE_COLOR", "TERM"):
         monkeypatch.delenv(k, raising=False)
-    assert cli._stdout_color() is True
+    assert cli._use_colour() is True
     monkeypatch.setenv("TERM", "dumb")
-    assert cli._stdout_color() is False
+    assert cli._use_colour() is False
     monkeypatch.setenv("FORCE_COLOR", "1")
-    assert cli._stdout_color() is True
+    assert cli._use_colour() is True
     monkeypatch.setenv("NO_COLOR", "1")
-    assert cli._stdout_color() is False
+    assert cli._use_colour() is False
     monkeypatch.setattr(sys, "stdout", __import__("io").StringIO())
     monkeypatch.delenv("NO_COLOR")
     monkeypatch.delenv("FORCE_COLOR")
     monkeypatch.delenv("TERM")
-    assert cli._stdout_color() is False
+    assert cli._use_colour() is False
 
 
 # --------------------------------------------------------------------------- the line reader
@@ -446,3 +446,16 @@ def test_output_that_cannot_be_written_is_an_io_error(valid, trust, args):
                            input=(valid[0] + "\n").encode() * 50, env=_env(), timeout=120)
     assert r.returncode == 3, r.stderr
     assert b"could not write the output" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_warnings_are_escaped_and_coloured_only_on_request(monkeypatch, capsys):
+    from vaxqr import cli
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    cli.warn("list from \x1b[31mevil\u202e")
+    err = capsys.readouterr().err
+    assert err == "warning: list from \\x1b[31mevil\\u202e\n"
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    cli.warn("plain")
+    assert capsys.readouterr().err == "\x1b[33mwarning:\x1b[0m plain\n"

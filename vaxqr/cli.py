@@ -129,9 +129,9 @@ def safe(text: object) -> str:
     return escape(printable(text))
 
 
-def _stdout_color(stream: Any = None) -> bool:
-    """Colour on ``stream`` (stdout) as rich decides it: NO_COLOR wins, FORCE_COLOR forces,
-    else a real terminal."""
+def _use_colour(stream: Any = None) -> bool:
+    """Whether to colour ``stream`` (default stdout), as rich decides: NO_COLOR wins,
+    FORCE_COLOR forces, else a real terminal."""
     env = os.environ
     if env.get("NO_COLOR"):
         return False
@@ -161,7 +161,7 @@ def fail_from(exc: VaxqrError) -> NoReturn:
 def warn(message: str) -> None:
     """A warning on stderr, written directly (rich's console costs ~15 ms to import, and
     the demo key's warning comes with every batch)."""
-    label = "\x1b[33mwarning:\x1b[0m" if _stdout_color(sys.stderr) else "warning:"
+    label = "\x1b[33mwarning:\x1b[0m" if _use_colour(sys.stderr) else "warning:"
     sys.stderr.write(f"{label} {printable(message)}\n")
 
 
@@ -237,7 +237,7 @@ def _report_writer(*, as_json: bool) -> Any:
         return emit_json
     from .verify_view import render
 
-    color = _stdout_color()
+    color = _use_colour()
 
     def emit_text(report: Report) -> None:
         write(render(report, printable, color=color))

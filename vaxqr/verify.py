@@ -297,14 +297,6 @@ def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def _ts(seconds: int) -> datetime | None:
-    """The UTC time of a NumericDate, or None when it is outside years 1-9999."""
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
 def _fmt(dt: datetime) -> str:
     # as strftime("%Y-%m-%d %H:%M UTC") with glibc (year unpadded), at half the cost
     return f"{dt.year}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d} UTC"
