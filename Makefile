@@ -4,16 +4,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 VAXQR := $(VENV)/bin/vaxqr
 
-.PHONY: setup demo test lint fuzz bench
+.PHONY: setup demo test lint fuzz bench native
 
 setup:
 	./scripts/bootstrap.sh
+
+native: setup  # rebuild the mypyc extensions (make setup builds them when out of date)
+	$(PY) scripts/build_native.py --force
 
 demo: setup
 	./scripts/demo.sh
 
 test: setup
 	$(PY) -m pytest -n 2 -q
+	@# the same suite on the pure-Python modules (what runs where nothing could be compiled)
+	VAXQR_PURE=1 $(PY) -m pytest -n 2 -q
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 

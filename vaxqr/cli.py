@@ -80,7 +80,13 @@ _state: dict[str, Any] = {"debug": False}
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"vaxqr {__version__}")
+        from . import NATIVE_STATE, native_modules
+
+        compiled = native_modules()
+        how = (f"compiled: {', '.join(compiled)}" if compiled else
+               "pure Python" + {"stale": ", the compiled build is out of date: make setup",
+                                "off": ", VAXQR_PURE is set"}.get(NATIVE_STATE, ""))
+        typer.echo(f"vaxqr {__version__} ({how})")
         raise typer.Exit()
 
 

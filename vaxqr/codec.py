@@ -51,7 +51,7 @@ def _markers(groups: int) -> int:
     return marks
 
 
-def b45encode(data: bytes) -> str:
+def b45encode(data: bytes | bytearray | memoryview) -> str:
     """Encode bytes as Base45 (RFC 9285): two bytes → three characters, least significant first."""
     n = len(data)
     groups = n >> 1

@@ -188,7 +188,7 @@ def _raw_ecdsa(der: bytes) -> bytes:
     return r_int.to_bytes(32, "big") + s_int.to_bytes(32, "big")
 
 
-def sign1(payload: bytes, key: PrivateKey, kid: bytes) -> bytes:
+def sign1(payload: bytes, key: PrivateKey, kid: bytes | bytearray | memoryview) -> bytes:
     """Return a tagged COSE_Sign1 (tag 18) over ``payload`` with protected ``{1: alg, 4: kid}``."""
     alg = algorithm_for(key)
     protected = _protected_header(alg, bytes(kid))

@@ -588,7 +588,7 @@ def verify_image(
     except VaxqrError as exc:
         return [verifier.picture_failure(label, str(exc))], None
     hc1 = [c for c in codes if c.text.startswith(codec.PREFIX)]
-    card = None
+    card: Any = None
     for c in codes:
         if c.text.startswith(codec.PREFIX):
             continue
