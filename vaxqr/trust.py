@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 from collections.abc import Iterable
@@ -316,8 +317,16 @@ class TrustStore:
         )
 
     def signers_for_kid(self, kid: bytes) -> tuple[TrustedSigner, ...]:
-        """Every trusted DSC with this kid (several may share one; try them all)."""
-        return tuple(s for s in self.signers if s.kid == kid)
+        """Every trusted DSC with this kid (several may share one; try them all), in order."""
+        return self._by_kid.get(kid, ())
+
+    @functools.cached_property
+    def _by_kid(self) -> dict[bytes, tuple[TrustedSigner, ...]]:
+        # an index instead of a scan per credential: an EU trust list holds ~1,000 DSCs
+        index: dict[bytes, list[TrustedSigner]] = {}
+        for s in self.signers:
+            index.setdefault(s.kid, []).append(s)
+        return {kid: tuple(found) for kid, found in index.items()}
 
     def all_signers(self) -> tuple[TrustedSigner, ...]:
         return self.signers

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -233,8 +234,8 @@ _PASSED: dict[tuple[str, str], Step] = {}
 class _Run:
     """Mutable state of one verification; becomes a frozen :class:`Report`."""
 
-    __slots__ = ("claims", "credential", "holder", "label", "payload", "signer", "steps",
-                 "warnings")
+    __slots__ = ("claims", "credential", "facts", "holder", "label", "payload", "signer",
+                 "steps", "warnings")
 
     def __init__(self, label: str) -> None:
         self.label = label
@@ -243,6 +244,7 @@ class _Run:
         self.credential: Mapping[str, Any] | None = None
         self.claims: dict[str, Any] | None = None
         self.signer: Signer | None = None
+        self.facts: _CertFacts | None = None  # the signer certificate's, once it verified
         self.holder: HolderResult | None = None
         self.warnings: list[str] = []
 
@@ -320,17 +322,50 @@ def _fmt_ts(seconds: int) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class _CertFacts:
-    """What the checks read of a signer certificate (cached: it is immutable)."""
+# Passed steps are immutable and most messages repeat from one credential to the next, so
+# they are made once: the fixed ones here, the others cached by what their message says.
+_PREFIX_OK = Step("prefix", PASS, "HC1")
+_COSE_OK = Step("cose", PASS, "COSE_Sign1")
+_CBOR_OK = Step("cbor", PASS, "CWT with an EU DCC")
+_REVOCATION_OK = Step("revocation", PASS, "not revoked")
+_SIZE_STEPS: dict[tuple[str, int], Step] = {}
+_EXPIRY_OK: dict[int, Step] = {}
+_SCHEMA_OK: dict[str, Step] = {}
 
-    cert: Any
-    subject: str
-    eku: Any  # frozenset of OIDs, None (no EKU), or the VaxqrError reading it
-    nb: datetime
-    na: datetime
-    nb_ts: float
-    na_ts: float
+
+def _size_step(name: str, size: int) -> Step:
+    step = _SIZE_STEPS.get((name, size))
+    if step is None:
+        if len(_SIZE_STEPS) >= 4096:
+            _SIZE_STEPS.clear()
+        step = _SIZE_STEPS[(name, size)] = Step(name, PASS, f"{size} bytes")
+    return step
+
+
+def _expiry_ok(exp: int) -> Step:
+    step = _EXPIRY_OK.get(exp)
+    if step is None:
+        if len(_EXPIRY_OK) >= 4096:
+            _EXPIRY_OK.clear()
+        step = _EXPIRY_OK[exp] = Step("expiry", PASS, f"valid until {_fmt_ts(exp)}")
+    return step
+
+
+class _CertFacts:
+    """What the checks read of a signer certificate (cached: it is immutable), and the
+    passed steps that name it (their messages depend only on it and on the key)."""
+
+    __slots__ = ("cert", "eku", "na", "na_ts", "nb", "nb_ts", "steps", "subject")
+
+    def __init__(self, cert: Any, subject: str, eku: Any, nb: datetime, na: datetime) -> None:
+        self.cert = cert
+        self.subject = subject
+        self.eku = eku  # frozenset of OIDs, None (no EKU), or the VaxqrError reading it
+        self.nb = nb
+        self.na = na
+        self.nb_ts = nb.timestamp()
+        self.na_ts = na.timestamp()
+        self.steps: dict[tuple[str, object], Step] = {}
 
 
 class Verifier:
@@ -352,6 +387,11 @@ class Verifier:
 
         self.trust = trust
         self.at = _utc(at) if at is not None else None
+        # the validation time as whole seconds since the epoch and a remainder, exactly
+        self._at_parts: tuple[int, int] | None = None
+        if self.at is not None:
+            since = self.at - _EPOCH
+            self._at_parts = (since.days * 86400 + since.seconds, since.microseconds)
         self._eku: Callable[[Any], frozenset[str] | None] = eku_oids
         self._eku_allows: Callable[[frozenset[str] | None, str], bool] = eku_allows
         self._schema: Callable[[Any], list[str]] = validate_schema or validate_dcc
@@ -370,9 +410,8 @@ class Verifier:
             eku = exc
         if len(self._cert_facts) >= 4096:
             self._cert_facts.clear()
-        nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
         facts = self._cert_facts[id(cert)] = _CertFacts(
-            cert, _name(cert), eku, nb, na, nb.timestamp(), na.timestamp())
+            cert, _name(cert), eku, cert.not_valid_before_utc, cert.not_valid_after_utc)
         return facts
 
     # ------------------------------------------------------------------ entry points
@@ -406,17 +445,21 @@ class Verifier:
     def _pipeline(self, run: _Run, text: str, holder: Any) -> None:
         text = text.strip("\r\n\x00\ufeff")
         run.payload = text
+        steps = run.steps
         b45 = codec.strip_prefix(text)
-        run.ok("prefix", "HC1")
+        steps["prefix"] = _PREFIX_OK
         compressed = codec.b45decode(b45)
-        run.ok("base45", f"{len(compressed)} bytes")
+        steps["base45"] = _size_step("base45", len(compressed))
         cose_bytes = codec.decompress(compressed)
-        run.ok("zlib", f"{len(cose_bytes)} bytes")
+        steps["zlib"] = _size_step("zlib", len(cose_bytes))
         msg = sign.parse_sign1(cose_bytes)
-        run.ok("cose", "COSE_Sign1" + (f" tag {msg.tags}" if msg.tags != (18,) else ""))
+        if msg.tags == (18,):
+            steps["cose"] = _COSE_OK
+        else:
+            run.ok("cose", "COSE_Sign1" + f" tag {msg.tags}")
         claims = sign.parse_cwt(msg.payload)
         run.claims = {"iss": claims.iss, "iat": claims.iat, "exp": claims.exp}
-        run.ok("cbor", "CWT with an EU DCC")
+        steps["cbor"] = _CBOR_OK
         if not self._signature(run, msg):
             return
         hcert = claims.hcert
@@ -446,7 +489,13 @@ class Verifier:
                 more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
                 run.fail("schema", errors[0] + more)
             else:
-                run.ok("schema", f"DCC {dcc.get('ver')}")
+                ver = dcc.get("ver")
+                step = _SCHEMA_OK.get(ver) if type(ver) is str else None
+                if step is None:
+                    step = Step("schema", PASS, f"DCC {ver}")
+                    if type(ver) is str and len(_SCHEMA_OK) < 64:
+                        _SCHEMA_OK[ver] = step
+                run.steps["schema"] = step
         self._revocation(run, dcc)
         if holder is not None:
             self._holder(run, dcc, holder)
@@ -475,25 +524,38 @@ class Verifier:
                 last = exc
                 continue
             run.signer = signer
-            where = "" if msg.kid_location == "protected" else " (kid in unprotected header)"
-            run.ok("signature",
-                   f"{sign.ALG_NAMES[alg]} by {self._facts(signer.certificate).subject}{where}")
+            facts = run.facts = self._facts(signer.certificate)
+            protected = type(msg.protected.get(sign.HDR_KID)) is bytes or \
+                msg.kid_location == "protected"
+            step = facts.steps.get(("signature", (alg, protected)))
+            if step is None:
+                where = "" if protected else " (kid in unprotected header)"
+                step = facts.steps[("signature", (alg, protected))] = Step(
+                    "signature", PASS, f"{sign.ALG_NAMES[alg]} by {facts.subject}{where}")
+            run.steps["signature"] = step
             return True
         run.fail("signature", str(last) if last else "signature does not verify")
         return False
 
     def _key_usage(self, run: _Run, hcert: Mapping[str, Any]) -> None:
-        assert run.signer is not None
+        facts = run.facts
+        assert facts is not None
         kind = certificate_type(hcert)
-        oids = self._facts(run.signer.certificate).eku
+        oids = facts.eku
         if isinstance(oids, VaxqrError):
             run.fail("key_usage", f"cannot read the signer's key usage: {oids}")
             return
         if kind is None:
             run.skip("key_usage", "certificate type unknown (the schema step says why)")
+            return
+        step = facts.steps.get(("key_usage", kind))
+        if step is not None:  # this signer passed this type before (eku_allows is pure)
+            run.steps["key_usage"] = step
         elif self._eku_allows(oids, kind):
-            run.ok("key_usage", "signer may sign every certificate type" if not oids
-                   else f"signer may sign {_TYPE_NAMES[kind]} certificates")
+            step = facts.steps[("key_usage", kind)] = Step(
+                "key_usage", PASS, "signer may sign every certificate type" if not oids
+                else f"signer may sign {_TYPE_NAMES[kind]} certificates")
+            run.steps["key_usage"] = step
         else:
             dcc_oids = sorted(o for o in oids or () if o.startswith(_EKU_PREFIXES))
             allowed = sorted({_TYPE_NAMES[EKU_TYPES[o.rsplit(".", 1)[1]]] for o in dcc_oids
@@ -503,11 +565,13 @@ class Verifier:
             run.fail("key_usage", f"the signer may sign {may}, not {_TYPE_NAMES[kind]}")
 
     def _expiry(self, run: _Run, claims: sign.CwtClaims) -> None:
-        assert run.signer is not None
-        facts = self._facts(run.signer.certificate)
+        facts = run.facts
+        assert facts is not None
         # the validation time as whole seconds since the epoch and a remainder, exactly
-        since = (self.at or datetime.now(UTC)) - _EPOCH
-        now, fraction = since.days * 86400 + since.seconds, since.microseconds
+        if self._at_parts is not None:
+            now, fraction = self._at_parts
+        else:
+            now, fraction = divmod(time.time_ns(), 1_000_000_000)
         iat, exp = claims.iat, claims.exp
         if iat is None:
             run.fail("expiry", "the credential has no issue time (iat)")
@@ -528,10 +592,9 @@ class Verifier:
             run.fail("expiry", f"credential expiry {_fmt_ts(exp)} is after the signer "
                                f"certificate expires ({_fmt(facts.na)})")
         else:
-            run.ok("expiry", f"valid until {_fmt_ts(exp)}")
+            run.steps["expiry"] = _expiry_ok(exp)
 
     def _revocation(self, run: _Run, dcc: Mapping[str, Any] | None) -> None:
-        assert run.signer is not None
         if getattr(run.signer, "revoked", False):
             run.fail("revocation", "the signer certificate has been revoked")
             return
@@ -544,7 +607,7 @@ class Verifier:
         if isinstance(uvci, str) and self.trust.is_credential_revoked(uvci):
             run.fail("revocation", "this credential has been revoked by its issuer")
         else:
-            run.ok("revocation", "not revoked")
+            run.steps["revocation"] = _REVOCATION_OK
 
     def _holder(self, run: _Run, dcc: Mapping[str, Any] | None, card: Any) -> None:
         from .citizen import names_match
