@@ -375,3 +375,24 @@ def test_check_headers_fast_path_agrees(alg, kid, unprotected):
             return ("error", str(exc), exc.step)
 
     assert outcome(sign.check_headers) == outcome(_check_headers_reference)
+
+
+def test_parsed_messages_are_read_only_when_compiled():
+    """CoseSign1 and CwtClaims declare their fields Final: mypy rejects assignments in the
+    pure build, and the compiled build (mypyc) refuses them at run time."""
+    import vaxqr
+
+    msg = sign.parse_sign1(sign.sign1(PAYLOAD, EC_KEY, KID))
+    claims = sign.parse_cwt(sign.encode_cwt(iss="VN", iat=1, exp=2, hcert={"ver": "1.3.0"}))
+    assert (claims.iss, claims.iat, claims.exp, dict(claims.hcert)) == ("VN", 1, 2,
+                                                                      {"ver": "1.3.0"})
+    assert "CoseSign1(" in repr(msg) and "tags=(18,)" in repr(msg)
+    if "sign" in vaxqr.native_modules():
+        with pytest.raises(AttributeError):
+            msg.payload = b""  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            claims.exp = 3  # type: ignore[misc]
+        assert msg.payload == PAYLOAD and claims.exp == 2
+    else:  # slots still refuse new attributes
+        with pytest.raises(AttributeError):
+            msg.extra = 1  # type: ignore[attr-defined]
