@@ -328,17 +328,18 @@ _PREFIX_OK = Step("prefix", PASS, "HC1")
 _COSE_OK = Step("cose", PASS, "COSE_Sign1")
 _CBOR_OK = Step("cbor", PASS, "CWT with an EU DCC")
 _REVOCATION_OK = Step("revocation", PASS, "not revoked")
-_SIZE_STEPS: dict[tuple[str, int], Step] = {}
+_SIZE_STEPS: dict[str, dict[int, Step]] = {"base45": {}, "zlib": {}}
 _EXPIRY_OK: dict[int, Step] = {}
 _SCHEMA_OK: dict[str, Step] = {}
 
 
 def _size_step(name: str, size: int) -> Step:
-    step = _SIZE_STEPS.get((name, size))
+    by_size = _SIZE_STEPS[name]
+    step = by_size.get(size)
     if step is None:
-        if len(_SIZE_STEPS) >= 4096:
-            _SIZE_STEPS.clear()
-        step = _SIZE_STEPS[(name, size)] = Step(name, PASS, f"{size} bytes")
+        if len(by_size) >= 4096:
+            by_size.clear()
+        step = by_size[size] = Step(name, PASS, f"{size} bytes")
     return step
 
 
