@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import validators
 
 from vaxqr import schemas
@@ -478,7 +480,7 @@ def _mutants(base: dict[str, Any], rng: Any) -> Any:
             path.append((node, key))
             node = node[key]
         if not path:
-            out = rng.choice([*_LEAVES, out])
+            out = copy.deepcopy(rng.choice([*_LEAVES, out]))  # never a shared leaf
             continue
         parent, key = path[-1]
         action = rng.random()
@@ -526,3 +528,87 @@ def test_fast_check_sees_float_integers_and_subclasses_as_unsure() -> None:
     assert validate_dcc(with_float) == []  # jsonschema decides, and it accepts 2.0
     assert not fast(dcc(dob=Str("1964-01-01")))
     assert not fast(dcc(v=tuple(VALID_130["v"])))
+
+
+# --- validate_dcc's fast path: the v/t/r rule compiled in, the checker chosen by 'ver' ---
+
+
+def _bases() -> list[dict[str, Any]]:
+    return [VALID_130, dcc(ver="1.3.3"), dcc(ver="1.0.0"), dcc(ver="1.2.1"), dcc(ver="1.3.5"),
+            dcc(ver="1.0.4")] + [c for _, c in _testdata_dccs()[:60]]
+
+
+def test_fast_path_never_changes_validate_dcc() -> None:
+    import random
+
+    rng = random.Random(1964)
+    bases = _bases()
+    fast_valid = 0
+    for i in range(4000):
+        instance = _mutants(rng.choice(bases), rng)
+        version = resolve_version(instance.get("ver")) if isinstance(instance, dict) else None
+        full = schemas._problems(instance)  # jsonschema and the v/t/r rule, no fast path
+        assert validate_dcc(instance) == full, (i, instance)
+        if version is not None and schemas._fast_valid(version)(instance):
+            fast_valid += 1
+            assert full == [], (i, instance)
+    assert fast_valid > 100
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(base=st.sampled_from(_bases()), rng=st.randoms(use_true_random=False))
+def test_fast_path_is_sound_on_hypothesis_near_valid_dccs(base: dict[str, Any], rng: Any) -> None:
+    instance = _mutants(base, rng)
+    if not isinstance(instance, dict):
+        return
+    version = resolve_version(instance.get("ver"))
+    if version is not None and schemas._fast_valid(version)(instance):
+        assert schemas._problems(instance) == [], instance
+        assert _reference_valid(version, instance)
+    assert validate_dcc(instance) == schemas._problems(instance)
+
+
+def test_fast_path_group_rule_for_every_version() -> None:
+    for version in SUPPORTED_VERSIONS:
+        fast = schemas._fast_valid(version)
+        assert fast is not None, version
+        body = dcc(ver=version)
+        assert fast(body), version
+        assert not fast(dict(body, v=VALID_130["v"] * 2)), version  # pre-1.3 schemas allow it
+        assert not fast(dict(body, t=[])), version
+        assert not fast({k: v for k, v in body.items() if k != "v"}), version
+        assert schemas._fast_check(version)(dict(body, v=VALID_130["v"] * 2)) == (
+            version < "1.3.0"), version
+
+
+def test_fast_path_reports_missing_required_as_unsure() -> None:
+    # a required property is read with x["k"]: a missing one is "unsure", never an error
+    fast = schemas._fast_valid("1.3.0")
+    for key in VALID_130["v"][0]:
+        entry = {k: v for k, v in VALID_130["v"][0].items() if k != key}
+        assert not fast(dcc(v=[entry])), key
+        assert validate_dcc(dcc(v=[entry])) == [f"v[0].{key}: required property is missing"]
+
+
+def test_version_cache_is_bounded_and_keeps_verdicts() -> None:
+    for i in range(3 * schemas._MAX_VERS):
+        ver = f"1.3.{i}" if i % 2 else f"7.{i}.0"
+        errors = validate_dcc(dcc(ver=ver))
+        assert errors == ([] if i % 2 else
+                          [f"ver: unsupported schema version {ver!r} (supported: "
+                           + ", ".join(SUPPORTED_VERSIONS) + ")"]), ver
+        assert len(schemas._FAST_BY_VER) <= schemas._MAX_VERS
+    assert validate_dcc(VALID_130) == []
+
+
+def test_generated_checker_source_compiles_min_equal_max_once() -> None:
+    from vaxqr.schemafast import checker_source, compile_checker
+
+    schema = {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "string",
+              "minLength": 1, "maxLength": 3}}
+    source, _ = checker_source(schema, {})
+    assert source.count("len(x0)") == 1 and "len(x0) != 2" in source
+    check = compile_checker(schema, {})
+    assert check(["a", "abc"])
+    assert not check(["a"]) and not check(["a", "b", "c"]) and not check(["a", "abcd"])
+    assert not check(["a", ""]) and not check(("a", "b"))

@@ -18,17 +18,20 @@ Soundness rules (each checked by ``tests/test_schemas.py`` against jsonschema):
 * values of any type but the exact JSON ones (``dict``, ``list``, ``str``, ``int``,
   ``float``, ``bool``, ``None``) are "unsure", and so are ``float`` where an ``integer`` is
   required: jsonschema's looser rules for those are left to jsonschema;
-* patterns run with :func:`re.search` and lengths count code points, as jsonschema does.
+* patterns run with :func:`re.search` and lengths count code points, as jsonschema does;
+* a property the schema requires is read as ``x["k"]``: when it is missing, the ``KeyError``
+  makes the answer ``False`` (the ``required`` test itself is then not repeated).
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-__all__ = ["Unsupported", "compile_checker", "is_date"]
+__all__ = ["Unsupported", "checker_source", "compile_checker", "is_date"]
 
 # Keywords that only annotate (never change a verdict in draft 2020-12 without a vocabulary
 # that asserts them); "valueset-uri" is the DCC schemas' own annotation.
@@ -36,6 +39,8 @@ _ANNOTATIONS = frozenset({
     "$schema", "$id", "$comment", "$defs", "title", "description", "examples",
     "valueset-uri", "deprecated", "readOnly", "writeOnly", "default",
 })
+_CLASSES = {"object": "dict", "array": "list", "string": "str", "integer": "int",
+            "boolean": "bool"}
 _TYPES = {
     "object": "{t} is dict", "array": "{t} is list", "string": "{t} is str",
     "integer": "{t} is int", "number": "({t} is int or {t} is float)", "boolean": "{t} is bool",
@@ -43,7 +48,11 @@ _TYPES = {
 }
 _PLAIN = (dict, list, str, int, float, bool, type(None))
 _MEMO_SIZE = 4096  # strings remembered per pattern or format
-_MISSING = object()
+_PAIRED = {"minItems": "maxItems", "maxItems": "minItems", "minLength": "maxLength",
+           "maxLength": "minLength"}
+# keywords tested before the others (order never changes a verdict: all must hold)
+_ORDER = {"minItems": 0, "maxItems": 0, "minLength": 0, "maxLength": 0, "minimum": 0,
+          "maximum": 0, "required": 0, "oneOf": 0, "anyOf": 0}
 # jsonschema's own ``date`` format check (jsonschema/_format.py ``is_date``).
 _RE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
@@ -66,14 +75,21 @@ def is_date(instance: object) -> bool:
 
 
 class _Compiler:
-    """Generates one Python function with every subschema (and ``$ref``) inlined."""
+    """Generates one Python function with every subschema (and ``$ref``) inlined.
+
+    The shape of the generated code is chosen for CPython: property names are literals,
+    a required property is read with ``x["k"]`` (a missing one raises ``KeyError``, which
+    the function turns into ``False``), an optional one with ``"k" in x``, a type test is
+    ``type(x) is not str`` with no variable when the schema names one type, and the other
+    constants (memo sets, checks, numbers) are closure variables, not globals.
+    """
 
     MAX_DEPTH = 32
 
     def __init__(self, root: Mapping[str, Any], formats: Mapping[str, Callable[[Any], bool]]):
         self.root = root
         self.formats = formats
-        self.env: dict[str, Any] = {"_PLAIN": _PLAIN, "_MISSING": _MISSING}
+        self.env: dict[str, Any] = {"_PLAIN": _PLAIN}
         self.counter = 0
         self.active_refs: list[str] = []
 
@@ -82,6 +98,14 @@ class _Compiler:
         name = f"{prefix}{self.counter}"
         self.env[name] = value
         return name
+
+    def literal(self, value: Any) -> str:
+        """A Python literal for a property name or a limit (a closure constant otherwise)."""
+        if type(value) is str or (type(value) is int and abs(value) < 2**62):
+            return repr(value)
+        if type(value) is float and math.isfinite(value):
+            return repr(value)
+        return self.const(value, "_c")
 
     def resolve(self, ref: str) -> Any:
         if not ref.startswith("#/"):
@@ -94,9 +118,8 @@ class _Compiler:
             target = target[part]
         return target
 
-    def body(self, schema: Any, d: int, *, typed: bool = False) -> list[str]:
-        """Statements that ``return False`` unless ``x{d}`` certainly satisfies ``schema``
-        (``typed``: ``t{d}`` already holds ``type(x{d})``)."""
+    def body(self, schema: Any, d: int) -> list[str]:
+        """Statements that ``return False`` unless ``x{d}`` certainly satisfies ``schema``."""
         if d > self.MAX_DEPTH:
             raise Unsupported("schema nested too deep")
         if schema is True or schema == {}:
@@ -105,29 +128,81 @@ class _Compiler:
             return ["return False"]
         if not isinstance(schema, Mapping):
             raise Unsupported(f"schema is a {type(schema).__name__}")
-        out = [] if typed else [f"t{d} = type(x{d})"]
+        ref = schema.get("$ref")
+        if ref is not None and not (set(schema) - _ANNOTATIONS - {"$ref"}):
+            return self.ref(ref, d)  # a bare $ref: the target, on the same variable
+        x, t = f"x{d}", f"t{d}"
+        out: list[str] = []
         known = None  # the one JSON type x{d} is known to have once the type test passed
-        if "type" in schema:  # an exact type test also rules out non-JSON types
-            out += self.keyword("type", schema["type"], schema, d, None)
-            if isinstance(schema["type"], str):
-                known = schema["type"]
+        kind = schema.get("type")
+        if isinstance(kind, str) and kind in _CLASSES:
+            out += [f"if type({x}) is not {_CLASSES[kind]}:", "    return False"]
+            known = kind
         else:
-            out += [f"if t{d} not in _PLAIN:", "    return False"]
-        for key, value in schema.items():
-            if key not in _ANNOTATIONS and key != "type":
-                out += self.keyword(key, value, schema, d, known)
+            out.append(f"{t} = type({x})")
+            if "type" in schema:
+                out += self.keyword("type", kind, schema, d, None)
+            else:  # an exact type test also rules out non-JSON types
+                out += [f"if {t} not in _PLAIN:", "    return False"]
+        keys = [k for k in schema if k not in _ANNOTATIONS and k != "type"]
+        keys.sort(key=lambda k: _ORDER.get(k, 1))  # cheap tests first; all must hold
+        for key in keys:
+            out += self.keyword(key, schema[key], schema, d, known)
         return out
+
+    def present(self, schema: Mapping[str, Any]) -> set[str]:
+        """Names that must be present when ``schema``'s ``required``/``oneOf``/``anyOf``
+        (compiled as well) hold: those may be read with ``x["k"]``."""
+        names = set(self.names(schema.get("required", [])))
+        for key in ("oneOf", "anyOf"):
+            branches = schema.get(key)
+            if isinstance(branches, list) and branches and all(
+                    isinstance(b, Mapping) for b in branches):
+                names |= set.intersection(
+                    *(set(self.names(b.get("required", []))) for b in branches))
+        return names
+
+    def trivial(self, schema: Any) -> bool:
+        """Whether :meth:`body` compiles ``schema`` to no statement at all."""
+        if schema is True or schema == {}:
+            return True
+        if isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str) and not (
+                set(schema) - _ANNOTATIONS - {"$ref"}) and schema["$ref"] not in self.active_refs:
+            self.active_refs.append(schema["$ref"])
+            try:
+                return self.trivial(self.resolve(schema["$ref"]))
+            finally:
+                self.active_refs.pop()
+        return False
+
+    def ref(self, value: Any, d: int) -> list[str]:
+        if not isinstance(value, str) or value in self.active_refs:
+            raise Unsupported("recursive or malformed $ref")
+        self.active_refs.append(value)
+        try:
+            return self.body(self.resolve(value), d)
+        finally:
+            self.active_refs.pop()
 
     def keyword(self, key: str, value: Any, schema: Mapping[str, Any], d: int,
                 known: str | None) -> list[str]:
         x, t = f"x{d}", f"t{d}"
 
-        def only(kind: str, test: str) -> str:
-            """``test`` guarded by "x is of JSON type ``kind``" unless that is known."""
-            if known == kind or (kind == "number" and known == "integer"):
-                return test
+        def applies(kind: str) -> bool | None:
+            """True: x is known to be of JSON type ``kind``; False: known not to be (the
+            keyword does not apply); None: test at run time."""
+            if known is None:
+                return None
+            return known == kind or (kind == "number" and known == "integer")
+
+        def guarded(kind: str, lines: list[str]) -> list[str]:
+            a = applies(kind)
+            if a is False or not lines:
+                return []
+            if a:
+                return lines
             guard = _TYPES[kind].format(x=x, t=t)
-            return f"{guard} and {test}" if kind != "number" else f"({guard}) and {test}"
+            return [f"if {guard}:"] + [f"    {ln}" for ln in lines]
 
         if key == "type":
             names = [value] if isinstance(value, str) else value
@@ -138,21 +213,32 @@ class _Compiler:
         if key == "properties":
             if not isinstance(value, Mapping):
                 raise Unsupported("properties")
-            lines = []
+            required = self.present(schema) if known == "object" else set()
+            lines: list[str] = []
             for prop, sub in value.items():
-                k = self.const(prop, "_k")
+                if not isinstance(prop, str):
+                    raise Unsupported("properties")
                 inner = self.body(sub, d + 1)
-                if inner:
-                    lines += [f"x{d + 1} = {x}.get({k}, _MISSING)",
-                              f"if x{d + 1} is not _MISSING:"]
+                if not inner:
+                    continue
+                k = self.literal(prop)
+                if prop in required:  # present, or "required" fails: KeyError -> False
+                    lines += [f"x{d + 1} = {x}[{k}]", *inner]
+                else:
+                    lines += [f"if {k} in {x}:", f"    x{d + 1} = {x}[{k}]"]
                     lines += [f"    {ln}" for ln in inner]
-            if not lines or known == "object":
-                return lines
-            return [f"if {t} is dict:"] + [f"    {ln}" for ln in lines]
+            return guarded("object", lines)
         if key == "required":
-            req = self.required(value)
-            return [f"if {only('object', f'not {req}.issubset({x}.keys())')}:",
-                    "    return False"]
+            names = self.names(value)
+            if known == "object":  # those with a subschema are read by "properties"
+                props = schema.get("properties")
+                read = {p for p in names if isinstance(props, Mapping) and p in props
+                        and not self.trivial(props[p])}
+                names = [p for p in names if p not in read]
+            if not names:
+                return []
+            test = " and ".join(f"{self.literal(p)} in {x}" for p in names)
+            return guarded("object", [f"if not ({test}):", "    return False"])
         if key in ("oneOf", "anyOf"):
             if not isinstance(value, list) or not value:
                 raise Unsupported(key)
@@ -160,90 +246,113 @@ class _Compiler:
             for sub in value:
                 if not isinstance(sub, Mapping) or set(sub) - _ANNOTATIONS - {"required"}:
                     raise Unsupported(f"{key} with more than 'required' in a branch")
-                branches.append(self.required(sub.get("required", [])))
-            if known == "object":
-                hits = " + ".join(f"{b}.issubset({x}.keys())" for b in branches)
-            else:
-                hits = " + ".join(f"({t} is not dict or {b}.issubset({x}.keys()))"
-                                  for b in branches)
+                branches.append(set(self.names(sub.get("required", []))))
+            # every branch needs the common names; the count is decided by the rest
+            common = set.intersection(*branches)
+            tests = [f"{self.literal(p)} in {x}" for p in sorted(common)]
+            hits = []
+            for b in branches:
+                rest = sorted(b - common)
+                hits.append("(" + (" and ".join(f"{self.literal(p)} in {x}" for p in rest)
+                                   or "True") + ")")
             cmp = "== 1" if key == "oneOf" else ">= 1"
-            return [f"if not ({hits}) {cmp}:", "    return False"]
+            tests.append(f"{' + '.join(hits)} {cmp}")
+            return guarded("object", [f"if not ({' and '.join(tests)}):", "    return False"])
         if key == "$ref":
-            if not isinstance(value, str) or value in self.active_refs:
-                raise Unsupported("recursive or malformed $ref")
-            self.active_refs.append(value)
-            try:  # the referenced schema applies to the same value: same variables
-                return self.body(self.resolve(value), d, typed=True)
-            finally:
-                self.active_refs.pop()
+            return self.ref(value, d)  # the target applies to the same value as well
         if key == "items":
             if "prefixItems" in schema:
                 raise Unsupported("prefixItems")
             inner = self.body(value, d + 1)
             if not inner:
                 return []
-            loop = [f"for x{d + 1} in {x}:"] + [f"    {ln}" for ln in inner]
-            if known == "array":
-                return loop
-            return [f"if {t} is list:"] + [f"    {ln}" for ln in loop]
+            return guarded("array", [f"for x{d + 1} in {x}:"] + [f"    {ln}" for ln in inner])
         if key in ("minItems", "maxItems", "minLength", "maxLength"):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise Unsupported(key)
             kind = "array" if key.endswith("Items") else "string"
             op = "<" if key.startswith("min") else ">"
-            return [f"if {only(kind, f'len({x}) {op} {value}')}:", "    return False"]
+            other = schema.get(_PAIRED[key])
+            if type(other) is int and other == value:  # minimum = maximum: one test
+                if op == ">":
+                    return []  # tested with the minimum
+                op = "!="
+            return guarded(kind, [f"if len({x}) {op} {self.literal(value)}:",
+                                  "    return False"])
         if key in ("minimum", "maximum"):
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise Unsupported(key)
             op = "<" if key == "minimum" else ">"
-            return [f"if {only('number', f'{x} {op} {value!r}')}:", "    return False"]
+            return guarded("number", [f"if {x} {op} {self.literal(value)}:", "    return False"])
         if key == "pattern":
             if not isinstance(value, str):
                 raise Unsupported("pattern")
-            return [f"if {only('string', self.memo_test(re.compile(value).search, x))}:",
-                    "    return False"]
+            return guarded("string", self.memo_test(re.compile(value).search, x))
         if key == "format":
             check = self.formats.get(value) if isinstance(value, str) else None
             if check is None:
                 raise Unsupported(f"format {value!r}")
-            return [f"if {only('string', self.memo_test(check, x))}:", "    return False"]
+            return guarded("string", self.memo_test(check, x))
         raise Unsupported(f"keyword {key!r}")
 
-    def memo_test(self, fn: Callable[[str], object], x: str) -> str:
-        """An expression true when the string ``x`` fails ``fn`` (a pattern's search or a
+    def memo_test(self, fn: Callable[[str], object], x: str) -> list[str]:
+        """Statements failing unless the string ``x`` passes ``fn`` (a pattern's search or a
         format check). Strings that passed are remembered (the same dates, names, country
-        and version recur across a stream), so a repeat costs one dict lookup."""
-        passed: dict[str, bool] = {}
+        and version recur across a stream), so a repeat costs one set lookup."""
+        passed: set[str] = set()
 
         def check(value: str) -> bool:
             ok = bool(fn(value))
             if ok:
                 if len(passed) >= _MEMO_SIZE:
                     passed.clear()
-                passed[value] = True
+                passed.add(value)
             return ok
 
         seen, run = self.const(passed, "_seen"), self.const(check, "_chk")
-        return f"not ({seen}.get({x}) or {run}({x}))"
+        return [f"if {x} not in {seen} and not {run}({x}):", "    return False"]
 
-    def required(self, value: Any) -> str:
+    def names(self, value: Any) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise Unsupported("required")
-        return self.const(frozenset(value), "_req")
+        return list(value)
 
 
 def compile_checker(schema: Mapping[str, Any],
-                    formats: Mapping[str, Callable[[Any], bool]]) -> Callable[[Any], bool]:
+                    formats: Mapping[str, Callable[[Any], bool]],
+                    *, also: Sequence[Mapping[str, Any]] = ()) -> Callable[[Any], bool]:
     """Compile a JSON schema into ``check(instance) -> bool`` ("certainly valid").
 
     ``formats`` maps the asserted format names to their checks (the same functions the
-    jsonschema validator uses). Raises :class:`Unsupported` when the schema needs anything
-    the compiler cannot decide exactly.
+    jsonschema validator uses). ``also``: more schemas the instance must satisfy as well
+    (their ``$ref`` s resolve in ``schema``). Raises :class:`Unsupported` when a schema
+    needs anything the compiler cannot decide exactly.
     """
+    return _build(checker_source(schema, formats, also=also))
+
+
+def checker_source(schema: Mapping[str, Any], formats: Mapping[str, Callable[[Any], bool]],
+                   *, also: Sequence[Mapping[str, Any]] = ()) -> tuple[str, dict[str, Any]]:
+    """The source of ``_make(<constants>)`` returning the checker, and its constants."""
     c = _Compiler(schema, formats)
     body = c.body(schema, 0)
-    source = "def check(x0):\n" + "".join(f"    {ln}\n" for ln in body) + "    return True\n"
-    namespace = dict(c.env)
+    for extra in also:
+        body += c.body(extra, 0)
+    names = sorted(c.env)
+    source = (f"def _make({', '.join(names)}):\n"
+              "    def check(x0):\n"
+              "        try:\n"
+              + "".join(f"            {ln}\n" for ln in body)
+              + "        except KeyError:  # a required property is missing\n"
+              "            return False\n"
+              "        return True\n"
+              "    return check\n")
+    return source, c.env
+
+
+def _build(made: tuple[str, dict[str, Any]]) -> Callable[[Any], bool]:
+    source, env = made
+    namespace: dict[str, Any] = {}
     exec(compile(source, "<vaxqr.schemafast>", "exec"), namespace)
-    fn: Callable[[Any], bool] = namespace["check"]
+    fn: Callable[[Any], bool] = namespace["_make"](**env)
     return fn

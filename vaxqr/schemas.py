@@ -180,6 +180,47 @@ def _fast_check(version: str) -> Any:
         return None
 
 
+# The HCERT rule of :func:`_group_problems` as a schema, for the fast pre-check: exactly one
+# of v/t/r, with exactly one entry. The types make it stricter than the rule (the DCC
+# schemas require them anyway), which a "certainly valid" check may be.
+_GROUP_RULE: Final = {
+    "type": "object",
+    "oneOf": [{"required": [g]} for g in _GROUPS],
+    "properties": {g: {"type": "array", "minItems": 1, "maxItems": 1} for g in _GROUPS},
+}
+
+
+@cache
+def _fast_valid(version: str) -> Any:
+    """The pre-check of one shipped version with the v/t/r rule as well: true only when
+    :func:`validate_dcc` certainly finds nothing (None when the schema is unsupported)."""
+    schema = _read_data("schemas", f"DCC-{version}.json")
+    try:
+        return (compile_checker(schema, _FAST_FORMATS, also=[_GROUP_RULE])
+                if isinstance(schema, dict) else None)
+    except Unsupported:
+        return None
+
+
+def _never(dcc: object) -> bool:
+    return False
+
+
+# ``ver`` string -> the checker of its schema (``_never`` when none): a pure function of an
+# immutable string, remembered for at most _MAX_VERS strings.
+_FAST_BY_VER: Final[dict[str, Any]] = {}
+_MAX_VERS: Final = 256
+
+
+def _fast_for(ver: str) -> Any:
+    version = resolve_version(ver)
+    fast = (_fast_valid(version) if version is not None else None) or _never
+    if len(_FAST_BY_VER) >= _MAX_VERS:
+        _FAST_BY_VER.clear()
+    _FAST_BY_VER[ver] = fast
+    return fast
+
+
 def resolve_version(ver: object) -> str | None:
     """Return the shipped schema version used to validate a DCC whose ``ver`` is ``ver``.
 
@@ -318,6 +359,17 @@ def validate_dcc(dcc: object) -> list[str]:
     Raises:
         ValidationError: only if a package data file is missing or corrupt.
     """
+    if type(dcc) is dict:  # the usual case, certainly valid: no other work at all
+        ver = dcc.get("ver")
+        if type(ver) is str:
+            fast = _FAST_BY_VER.get(ver) or _fast_for(ver)
+            if fast(dcc):
+                return []  # tests/test_schemas.py: jsonschema would find nothing either
+    return _problems(dcc)
+
+
+def _problems(dcc: object) -> list[str]:
+    """:func:`validate_dcc` when the fast pre-check is unsure: jsonschema decides."""
     if not isinstance(dcc, dict):
         return [f"{_ROOT}: a DCC must be a JSON object, not {type(dcc).__name__}"]
     supported = ", ".join(SUPPORTED_VERSIONS)
@@ -332,9 +384,6 @@ def validate_dcc(dcc: object) -> list[str]:
         return [f"ver: {_clip(repr(ver))} is not a schema version of the form "
                 f"MAJOR.MINOR.PATCH (supported: {supported})"]
     group_msgs, counted = _group_problems(dcc)
-    fast = _fast_check(version)
-    if not group_msgs and fast is not None and fast(dcc):
-        return []  # certainly valid: jsonschema would find nothing (tests/test_schemas.py)
     validator = _validator(version)
     found: list[str] = []
     for err in validator.iter_errors(dcc):
