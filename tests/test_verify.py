@@ -194,3 +194,34 @@ def test_every_signer_sharing_a_kid_is_tried(world):
     assert ok.valid and ok.signer is real
     bad = Verifier(Colliding([impostor]), at=NOW).verify_text(creds["good"][1])
     assert bad.failed == "signature" and "does not match" in bad.reason
+
+
+def test_result_objects_are_read_only_values() -> None:
+    """Step, HolderResult and Report compare, hash and print by their fields (as the frozen
+    dataclasses they replaced); their fields are Final, refused at run time when compiled."""
+    import vaxqr
+    from vaxqr.verify import HolderResult, Report, Step
+
+    a, b = Step("prefix", "pass", "HC1"), Step("prefix", "pass", "HC1")
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != Step("prefix", "fail", "HC1") and a != ("prefix", "pass", "HC1")
+    assert repr(a) == "Step(name='prefix', status='pass', message='HC1')"
+    assert Step("cbor", "skipped").message == ""
+    h = HolderResult(False, "NGUYEN VAN A", "1990-01-02", ("date of birth differs",))
+    assert h == HolderResult(False, "NGUYEN VAN A", "1990-01-02", ("date of birth differs",))
+    assert h != HolderResult(True, "NGUYEN VAN A", "1990-01-02")
+    assert "matched=False" in repr(h)
+    r1 = Report("x", (a, Step("zlib", "fail", "corrupt")), "HC1:…", None, None, None, h)
+    r2 = Report("x", (b, Step("zlib", "fail", "corrupt")), "HC1:…", None, None, None, h)
+    assert r1 == r2 and hash(r1) == hash(r2)
+    assert not r1.valid and r1.failed == "zlib" and r1.reason == "corrupt"
+    assert r1 != Report("y", r1.steps) and "failed='zlib'" in repr(r1)
+    with pytest.raises(TypeError):  # a dict credential is unhashable, as with a dataclass
+        hash(Report("x", (a,), credential={"ver": "1.3.0"}))
+    if "verify" in vaxqr.native_modules():
+        for obj, field in ((a, "status"), (h, "matched"), (r1, "steps")):
+            with pytest.raises(AttributeError):
+                setattr(obj, field, None)
+    for obj in (a, h, r1):  # slots: no new attributes in either build
+        with pytest.raises(AttributeError):
+            obj.extra = 1  # type: ignore[attr-defined]

@@ -13,9 +13,8 @@ import json
 import json.encoder
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from . import codec, sign
 from .credential import certificate_type, summary, to_jsonable
@@ -57,35 +56,106 @@ class Trust(Protocol):
     def has_revocation_data(self) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
+# The result classes are read-only value objects: their fields are Final (mypy rejects
+# assignments; the compiled build refuses them at run time), and they compare and print by
+# their fields as frozen dataclasses did. Plain classes because mypyc compiles them to
+# native objects: a frozen dataclass's __init__ (a setattr per field) cost ~1 µs per report.
+
+
 class Step:
-    name: str
-    status: str
-    message: str = ""
+    """One step of a verification: its name, ``pass``/``fail``/``skipped``, and why."""
+
+    __slots__ = ("message", "name", "status")
+
+    def __init__(self, name: str, status: str, message: str = "") -> None:
+        self.name: Final = name
+        self.status: Final = status
+        self.message: Final = message
+
+    def _fields(self) -> tuple[str, str, str]:
+        return (self.name, self.status, self.message)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Step):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Step(name={self.name!r}, status={self.status!r}, message={self.message!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class HolderResult:
     """Outcome of matching a credential to the holder's CCCD card."""
 
-    matched: bool
-    card_name: str
-    card_dob: str
-    reasons: tuple[str, ...] = ()
+    __slots__ = ("card_dob", "card_name", "matched", "reasons")
+
+    def __init__(self, matched: bool, card_name: str, card_dob: str,
+                 reasons: tuple[str, ...] = ()) -> None:
+        self.matched: Final = matched
+        self.card_name: Final = card_name
+        self.card_dob: Final = card_dob
+        self.reasons: Final = reasons
+
+    def _fields(self) -> tuple[bool, str, str, tuple[str, ...]]:
+        return (self.matched, self.card_name, self.card_dob, self.reasons)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HolderResult):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"HolderResult(matched={self.matched!r}, card_name={self.card_name!r}, "
+                f"card_dob={self.card_dob!r}, reasons={self.reasons!r})")
 
 
-@dataclass(frozen=True)
 class Report:
     """Everything one verification found out. ``valid`` only if no step failed."""
 
-    label: str
-    steps: tuple[Step, ...]
-    payload: str | None = None
-    credential: Mapping[str, Any] | None = None
-    claims: Mapping[str, Any] | None = None
-    signer: Signer | None = None
-    holder: HolderResult | None = None
-    warnings: tuple[str, ...] = ()
+    __slots__ = ("claims", "credential", "holder", "label", "payload", "signer", "steps",
+                 "warnings")
+
+    def __init__(
+        self,
+        label: str,
+        steps: tuple[Step, ...],
+        payload: str | None = None,
+        credential: Mapping[str, Any] | None = None,
+        claims: Mapping[str, Any] | None = None,
+        signer: Signer | None = None,
+        holder: HolderResult | None = None,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self.label: Final = label
+        self.steps: Final = steps
+        self.payload: Final = payload
+        self.credential: Final = credential
+        self.claims: Final = claims
+        self.signer: Final = signer
+        self.holder: Final = holder
+        self.warnings: Final = warnings
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.label, self.steps, self.payload, self.credential, self.claims,
+                self.signer, self.holder, self.warnings)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Report):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())  # TypeError when the credential is a dict, as before
+
+    def __repr__(self) -> str:
+        return (f"Report(label={self.label!r}, valid={self.valid}, failed={self.failed!r}, "
+                f"steps={self.steps!r})")
 
     @property
     def valid(self) -> bool:
