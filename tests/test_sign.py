@@ -396,3 +396,54 @@ def test_parsed_messages_are_read_only_when_compiled():
     else:  # slots still refuse new attributes
         with pytest.raises(AttributeError):
             msg.extra = 1  # type: ignore[attr-defined]
+
+
+def _strict(data):
+    try:
+        return ("ok", sign.loads(data, step="cbor"))
+    except DecodeError as exc:
+        return ("error", str(exc))
+
+
+_cbor_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=8)
+    | st.binary(max_size=8) | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=4) | st.integers(-30, 30), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_cbor_values, st.binary(max_size=6), st.sampled_from(["plain", "trailing", "cut"]))
+def test_cwt_fast_decode_agrees_with_the_strict_decoder(value, extra, how):
+    """The sentinel fast path returns an item only where the strict decoder returns the
+    same one (and no trailing bytes); otherwise the strict path answers."""
+    data = cbor2.dumps(value)
+    data = {"plain": data, "trailing": data + (extra or b"\x00"), "cut": data[:-1] + extra}[how]
+    fast = sign._loads_exactly_one(data)
+    strict = _strict(data)
+    if fast is not sign._SENTINEL:  # compared encoded: a cut may decode to a NaN
+        assert strict[0] == "ok" and cbor2.dumps(strict[1]) == cbor2.dumps(fast)
+    if how == "plain":
+        assert fast is not sign._SENTINEL and strict == ("ok", value)
+    if how == "trailing":
+        assert fast is sign._SENTINEL and strict[0] == "error"
+
+
+def test_cwt_fast_decode_falls_back_on_every_strictness_rule():
+    for data in (b"\xa2\x01\x01\x01\x02",  # a repeated map key
+                 b"\xd8\x1c\x00",  # value sharing
+                 b"\x81" * (sign.MAX_CBOR_DEPTH + 1) + b"\x00",  # too deep
+                 b"\x01" + sign._SENTINEL[:8], b"", b"\xff"):
+        assert sign._loads_exactly_one(data) is sign._SENTINEL
+        assert _strict(data)[0] == "error"
+    # around the depth limit, where the wrapper adds a level: the two agree or it falls back
+    for depth in range(sign.MAX_CBOR_DEPTH - 3, sign.MAX_CBOR_DEPTH + 3):
+        data = b"\x81" * depth + b"\x00"
+        fast, strict = sign._loads_exactly_one(data), _strict(data)
+        assert fast is sign._SENTINEL or strict == ("ok", fast), depth
+    # the whole parse still gives the strict verdicts and messages
+    with pytest.raises(DecodeError, match="repeats a key"):
+        sign.parse_cwt(b"\xa2\x01\x01\x01\x02")
+    with pytest.raises(DecodeError, match="unexpected byte"):
+        sign.parse_cwt(sign.encode_cwt(iss="VN", iat=1, exp=2, hcert={"ver": "1.3.0"}) + b"\x00")

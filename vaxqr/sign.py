@@ -14,6 +14,7 @@ Rules (HCERT §3.3, RFC 8152, and the deployed-data quirks in docs/standards.md 
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping
 from typing import Any, Final, cast
 
@@ -78,6 +79,32 @@ def loads(data: bytes, *, step: str) -> Any:
             step=step,
         )
     return item
+
+
+# The fast path of ``loads(payload)`` for the CWT: cbor2.loads (no decoder object, ~0.6 µs
+# less) of ``[payload, sentinel]``, where the sentinel is a byte string of 16 random bytes
+# drawn per process. cbor2.loads ignores bytes after the item it decodes, so the sentinel is
+# what proves the payload was exactly one item: if it ended early, the second element is
+# decoded from the payload's own tail (equal to the sentinel only by knowing the secret
+# bytes); if it ran into the sentinel, what is left of it is too short to be one. Anything
+# else (an error, a mismatch, nesting one level too deep for the wrapper) goes to the strict
+# path, whose verdict and message are then the answer, as before.
+_SENTINEL_VALUE = os.urandom(16)
+_SENTINEL = b"\x50" + _SENTINEL_VALUE  # bstr(16)
+
+
+def _loads_exactly_one(data: bytes) -> Any:
+    """The item ``data`` holds, when it holds exactly one (strictly decoded); else
+    ``_SENTINEL`` (unsure: ask :func:`loads`)."""
+    try:
+        pair = cbor2.loads(b"\x82" + data + _SENTINEL, allow_duplicate_keys=False,
+                           max_depth=MAX_CBOR_DEPTH, semantic_decoders=_SEMANTIC)
+    except Exception:  # whatever it was, the strict path decides and words it
+        return _SENTINEL
+    if type(pair) is list and len(pair) == 2 and type(pair[1]) is bytes \
+            and pair[1] == _SENTINEL_VALUE:
+        return pair[0]
+    return _SENTINEL
 
 
 # --------------------------------------------------------------------------- signing
@@ -403,7 +430,9 @@ def _int_claim(claims: Mapping[Any, Any], key: int, name: str) -> int | None:
 
 def parse_cwt(payload: bytes) -> CwtClaims:
     """Decode the CWT claims map and extract claim -260/1; raise ``DecodeError`` (step ``cbor``)."""
-    claims = loads(payload, step="cbor")
+    claims = _loads_exactly_one(payload)
+    if claims is _SENTINEL:
+        claims = loads(payload, step="cbor")
     # (``type(x) is dict or``: isinstance against the Mapping ABC costs ~0.1 µs a time)
     if type(claims) is not dict and not isinstance(claims, Mapping):
         raise DecodeError("the COSE payload is not a CWT claims map", step="cbor")
