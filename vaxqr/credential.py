@@ -294,12 +294,14 @@ def _plain_json(value: Any) -> bool:
     if t is str or t is bool or value is None:
         return True
     if t is dict:
-        for k, v in value.items():
+        d: dict[Any, Any] = value  # typed, so the compiled build iterates it natively
+        for k, v in d.items():
             if type(k) is not str or (type(v) is not str and not _plain_json(v)):
                 return False
         return True
     if t is list:
-        for v in value:
+        items: list[Any] = value
+        for v in items:
             if type(v) is not str and not _plain_json(v):
                 return False
         return True
