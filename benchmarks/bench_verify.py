@@ -86,6 +86,26 @@ def bench_stream(items: int, rounds: int) -> tuple[float, float]:
     return ratio, bare
 
 
+def bench_stream_pure(items: int, rounds: int) -> float | None:
+    """Row 1 again in a child process with ``VAXQR_PURE=1``: what the same code costs where
+    the mypyc build is absent (info; ``None`` when this run is already pure Python)."""
+    import vaxqr
+
+    if not vaxqr.native_modules():
+        return None
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import bench_verify, contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    r, _ = bench_verify.bench_stream(int(sys.argv[2]), int(sys.argv[3]))\n"
+            "print(r)")
+    out = subprocess.run([PYTHON, "-c", code, str(Path(__file__).parent), str(items),
+                          str(rounds)], env={**os.environ, "VAXQR_PURE": "1"},
+                         capture_output=True, text=True, check=True).stdout
+    ratio = float(out.split()[-1])
+    print(f"   the same, pure Python (VAXQR_PURE=1)     {ratio:8.2f}×  (the compiled build: "
+          f"{', '.join(vaxqr.native_modules())})")
+    return ratio
+
+
 def bench_cli_stream(lines: int, bare: float) -> dict[str, float | None]:
     """Whole ``vaxqr verify -`` process: CPU per extra input line, human and JSON output,
     against the bare verify measured above."""
@@ -285,6 +305,7 @@ def main(argv: list[str] | None = None) -> dict[str, float | None]:
     args = ap.parse_args(argv)
     results: dict[str, float | None] = {}
     results["stream_verify"], bare = bench_stream(args.items, args.rounds)
+    results["stream_verify_pure"] = bench_stream_pure(args.items, args.rounds)
     results.update(bench_cli_stream(args.lines, bare))
     hc1 = credentials(1, seed=3)[0]
     results["oneshot_verify"] = bench_oneshot(hc1, args.runs)

@@ -34,6 +34,11 @@ def main() -> None:
     print(f"vaxqr benchmarks — {os.cpu_count()} cores, load average {load:.2f} at start"
           + ("  (busy machine: ratios against work done in parallel suffer most)"
              if load > 1.0 else ""))
+    import vaxqr
+
+    compiled = vaxqr.native_modules()
+    build = "compiled with mypyc: " + ", ".join(compiled) if compiled else "pure Python"
+    print(f"vaxqr build: {build} (state {vaxqr.NATIVE_STATE}; VAXQR_PURE=1 to compare)")
     q = args.quick
     sections = [
         ("verify", bench_verify.main,
@@ -50,6 +55,7 @@ def main() -> None:
 
     goals = [
         ("stream verify / bare ECDSA verify", "stream_verify", 1.3, True),
+        ("  the same, pure Python (info)", "stream_verify_pure", 1.3, True),
         ("  the same, `verify -` process, human", "cli_stream_human", 1.3, True),
         ("  the same, `verify -` process, --json", "cli_stream_json", 1.3, True),
         ("one-shot verify / python -c pass", "oneshot_verify", 10.0, True),
