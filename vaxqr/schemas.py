@@ -27,8 +27,9 @@ from datetime import date
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
+from vaxqr import SCHEMA_CHECKERS
 from vaxqr.errors import ValidationError
-from vaxqr.schemafast import Unsupported, compile_checker, is_date
+from vaxqr.schemafast import Unsupported, build, checker_source, is_date, source_digest
 
 if TYPE_CHECKING:  # jsonschema is imported on first use: ~50-70 ms a verify rarely needs
     from jsonschema import FormatChecker
@@ -169,15 +170,68 @@ def _validator(version: str) -> Any:
     return cls(schema, format_checker=_format_checker())
 
 
+# The checkers compiled ahead of time by ``scripts/build_native.py`` (optional, gitignored):
+# one mypyc extension with a factory per checker source, keyed by the source's SHA-256.
+_COMPILED_CHECKERS: Final = f"vaxqr.{SCHEMA_CHECKERS}"
+
+
 @cache
-def _fast_check(version: str) -> Any:
-    """The compiled "certainly valid" pre-check of one shipped version (see
-    :mod:`vaxqr.schemafast`), or None when that schema needs jsonschema for everything."""
-    schema = _read_data("schemas", f"DCC-{version}.json")
+def _compiled_makers() -> dict[str, Any]:
+    """The compiled checker factories by source digest; empty (every checker is ``exec``'d)
+    with ``VAXQR_PURE``, without a compiled module, or when it cannot be imported."""
+    import vaxqr
+
+    if vaxqr.NATIVE_STATE == "off":
+        return {}
+    import importlib
+    import importlib.machinery
+    import importlib.util
+
     try:
-        return compile_checker(schema, _FAST_FORMATS) if isinstance(schema, dict) else None
+        spec = importlib.util.find_spec(_COMPILED_CHECKERS)
+        # only the extension: its generated .py alone would just be the exec path, slower
+        if spec is None or not str(spec.origin).endswith(
+                tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+            return {}
+        makers = importlib.import_module(_COMPILED_CHECKERS).MAKERS
+    except Exception:  # a broken or foreign build (ImportError, ...): the exec path
+        return {}
+    if not isinstance(makers, dict):
+        return {}
+    return {k: f for k, f in makers.items() if isinstance(k, str) and callable(f)}
+
+
+def _checker(version: str, also: list[dict[str, Any]]) -> Any:
+    """The "certainly valid" pre-check of one shipped version (see :mod:`vaxqr.schemafast`),
+    or None when that schema needs jsonschema for everything.
+
+    The compiled factory is used only when it was generated from exactly the source the
+    current generator makes of the current schema file (the SHA-256 of that source is its
+    key), otherwise the source is ``exec``'d: edits never run an old compiled checker.
+    """
+    schema = _read_data("schemas", f"DCC-{version}.json")
+    if not isinstance(schema, dict):
+        return None
+    try:
+        source, env = checker_source(schema, _FAST_FORMATS, also=also)
     except Unsupported:
         return None
+    makers = _compiled_makers()
+    maker = makers.get(source_digest(source)) if makers else None
+    if maker is not None:
+        try:
+            fn = maker(**env)
+        except Exception:  # a factory that does not fit its source: not used
+            fn = None
+        if callable(fn):
+            return fn
+    return build(source, env)
+
+
+@cache
+def _fast_check(version: str) -> Any:
+    """The pre-check of one shipped version's schema alone (None when unsupported)."""
+    return _checker(version, [])
 
 
 # The HCERT rule of :func:`_group_problems` as a schema, for the fast pre-check: exactly one
@@ -194,12 +248,32 @@ _GROUP_RULE: Final = {
 def _fast_valid(version: str) -> Any:
     """The pre-check of one shipped version with the v/t/r rule as well: true only when
     :func:`validate_dcc` certainly finds nothing (None when the schema is unsupported)."""
-    schema = _read_data("schemas", f"DCC-{version}.json")
-    try:
-        return (compile_checker(schema, _FAST_FORMATS, also=[_GROUP_RULE])
-                if isinstance(schema, dict) else None)
-    except Unsupported:
-        return None
+    return _checker(version, [_GROUP_RULE])
+
+
+def compiled_versions() -> tuple[str, ...]:
+    """The shipped versions whose :func:`validate_dcc` pre-check runs compiled (builds
+    every checker; for reports such as ``vaxqr --version``)."""
+    return tuple(v for v in SUPPORTED_VERSIONS
+                 if type(_fast_valid(v)).__module__ == _COMPILED_CHECKERS)
+
+
+def checker_sources() -> dict[str, str]:
+    """The source of :func:`validate_dcc`'s pre-check for every shipped version the fast
+    path supports (what ``scripts/build_native.py`` compiles ahead of time).
+
+    Raises:
+        ValidationError: a schema file is missing or corrupt.
+    """
+    out = {}
+    for version in SUPPORTED_VERSIONS:
+        schema = _read_data("schemas", f"DCC-{version}.json")
+        try:
+            if isinstance(schema, dict):
+                out[version] = checker_source(schema, _FAST_FORMATS, also=[_GROUP_RULE])[0]
+        except Unsupported:
+            pass
+    return out
 
 
 def _never(dcc: object) -> bool:
