@@ -28,20 +28,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "vaxqr"
 GROUP = "vaxqr._native"  # the shared library: vaxqr/_native__mypyc.<suffix>
+# generated here, compiled in the same group: the schema pre-checks of vaxqr.schemafast
+CHECKERS = "_schema_checkers"  # = vaxqr.SCHEMA_CHECKERS
 
 
 def _modules() -> tuple[str, ...]:
     sys.path.insert(0, str(ROOT))
     os.environ["VAXQR_PURE"] = "1"  # read the list without loading a stale build
-    from vaxqr import NATIVE_MANIFEST, NATIVE_MODULES
+    from vaxqr import NATIVE_MANIFEST, NATIVE_MODULES, SCHEMA_CHECKERS
 
-    assert NATIVE_MANIFEST == "_native_build.txt"
+    assert NATIVE_MANIFEST == "_native_build.txt" and SCHEMA_CHECKERS == CHECKERS
     return NATIVE_MODULES
+
+
+def _checkers_source() -> str:
+    """The module of every shipped schema version's generated pre-check (see
+    ``vaxqr.schemafast.module_source``); vaxqr.schemas uses one only while the current
+    generator still makes exactly that source of the current schema file."""
+    from vaxqr import schemafast, schemas
+
+    return schemafast.module_source(schemas.checker_sources())
 
 
 def _outputs(modules: tuple[str, ...]) -> list[Path]:
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    return [PKG / f"{m}{suffix}" for m in (*modules, "_native__mypyc")]
+    return [PKG / f"{m}{suffix}" for m in (*modules, CHECKERS, "_native__mypyc")]
 
 
 def _manifest(modules: tuple[str, ...]) -> str:
@@ -53,14 +64,17 @@ def _manifest(modules: tuple[str, ...]) -> str:
 
 
 def clean(modules: tuple[str, ...]) -> None:
-    for p in [*_outputs(modules), PKG / "_native_build.txt"]:
+    for p in [*_outputs(modules), PKG / "_native_build.txt", PKG / f"{CHECKERS}.py"]:
         p.unlink(missing_ok=True)
 
 
 def build(modules: tuple[str, ...], *, force: bool) -> int:
     manifest_path = PKG / "_native_build.txt"
     wanted = _manifest(modules)
+    checkers = _checkers_source()
+    checkers_path = PKG / f"{CHECKERS}.py"
     if (not force and manifest_path.exists() and manifest_path.read_text() == wanted
+            and checkers_path.exists() and checkers_path.read_text() == checkers
             and all(p.exists() for p in _outputs(modules))):
         print("vaxqr native: up to date", file=sys.stderr)
         return 0
@@ -68,11 +82,14 @@ def build(modules: tuple[str, ...], *, force: bool) -> int:
     if shutil.which(os.environ.get("CC", "cc")) is None:
         print("vaxqr native: no C compiler; vaxqr stays pure Python", file=sys.stderr)
         return 0
+    part = PKG / f".{CHECKERS}.py.part"
+    part.write_text(checkers)
+    os.replace(part, checkers_path)
     with tempfile.TemporaryDirectory(prefix="vaxqr-native-") as tmp:
         script = Path(tmp) / "setup_native.py"
         # the tree's own mypy settings (strict, as `make lint` checks) and the sources
         sources = ["--config-file", str(ROOT / "pyproject.toml"),
-                   *(str(PKG / f"{m}.py") for m in modules)]
+                   *(str(PKG / f"{m}.py") for m in (*modules, CHECKERS))]
         script.write_text(
             "import sys\n"
             "from setuptools import setup\n"
@@ -101,7 +118,8 @@ def build(modules: tuple[str, ...], *, force: bool) -> int:
     # written last, and as the sources were before the build: a source edited while it
     # ran no longer matches, so its extension is not used
     manifest_path.write_text(wanted)
-    print(f"vaxqr native: compiled {', '.join(modules)}", file=sys.stderr)
+    print(f"vaxqr native: compiled {', '.join(modules)} and the schema pre-checks",
+          file=sys.stderr)
     return 0
 
 

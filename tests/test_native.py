@@ -7,6 +7,7 @@ drive that decision on a copy of the package in a temporary directory, in fresh 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -118,5 +119,90 @@ def test_the_build_is_in_use_when_the_tree_has_one() -> None:
     if vaxqr.NATIVE_STATE == "pure" and shutil.which("cc") is not None \
             and os.environ.get("VAXQR_NATIVE_REQUIRED"):
         pytest.fail("VAXQR_NATIVE_REQUIRED is set but vaxqr has no compiled build")
-    expected = vaxqr.NATIVE_MODULES if vaxqr.NATIVE_STATE == "native" else ()
+    expected = ((*vaxqr.NATIVE_MODULES, vaxqr.SCHEMA_CHECKERS)
+                if vaxqr.NATIVE_STATE == "native" else ())
     assert vaxqr.native_modules() == expected
+
+
+# --- the generated schema pre-checks: used only for exactly the source they were made from ---
+
+_VALID = {"ver": "1.3.0", "nam": {"fnt": "NGUYEN", "gnt": "THI<DAO"}, "dob": "1964-01-01",
+          "v": [{"tg": "840539006", "vp": "1119349007", "mp": "EU/1/20/1528",
+                 "ma": "ORG-100030215", "dn": 2, "sd": 2, "dt": "2021-09-01", "co": "VN",
+                 "is": "Ministry of Health of Viet Nam", "ci": "URN:UVCI:01:VN:KG/123/456#Z"}]}
+
+
+def _schema_probe(root: Path, **env: str) -> tuple[str, str, list[str]]:
+    """In a fresh interpreter: the state, the versions whose pre-check runs compiled, and
+    validate_dcc's messages for a valid 1.3.0 DCC."""
+    code = textwrap.dedent(f"""
+        import json, vaxqr
+        from vaxqr import schemas
+        print(vaxqr.NATIVE_STATE)
+        print(",".join(schemas.compiled_versions()) or "-")
+        print(json.dumps(schemas.validate_dcc({_VALID!r})))
+    """)
+    full_env = {k: v for k, v in os.environ.items() if k != "VAXQR_PURE"}
+    full_env.update(env)
+    full_env["PYTHONPATH"] = str(root)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=full_env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    state, versions, messages = proc.stdout.splitlines()
+    return state, versions, json.loads(messages)
+
+
+def _copy_with_build(tmp_path: Path) -> Path:
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    if not (PKG / f"{vaxqr.SCHEMA_CHECKERS}{EXTENSION_SUFFIXES[0]}").exists():
+        pytest.skip("this tree has no compiled schema pre-checks (no native build)")
+    dest = tmp_path / "vaxqr"
+    shutil.copytree(PKG, dest, ignore=shutil.ignore_patterns("__pycache__"))  # mtimes kept
+    return dest
+
+
+def test_compiled_schema_checkers_run_only_for_the_source_they_were_made_from(
+        tmp_path: Path) -> None:
+    from vaxqr.schemas import checker_sources
+
+    pkg = _copy_with_build(tmp_path)
+    every = ",".join(checker_sources())
+    assert _schema_probe(tmp_path) == ("native", every, [])
+
+    # a schema file edited (fnt at most 5 characters): its own checker is exec'd, and says
+    # what the new schema says; the other versions stay compiled
+    path = pkg / "data" / "schemas" / "DCC-1.3.0.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema["$defs"]["person_name"]["properties"]["fnt"]["maxLength"] = 5
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    state, versions, messages = _schema_probe(tmp_path)
+    assert (state, versions) == ("native", every.replace("1.3.0,", ""))
+    assert messages == ["nam.fnt: 'NGUYEN' is too long (6 characters, at most 5 allowed)"]
+
+    # the generator edited (one comment): no compiled checker at all until the next build
+    with open(pkg / "schemafast.py", "a", encoding="utf-8") as f:
+        f.write("# edited\n")
+    assert _schema_probe(tmp_path)[1:] == ("-", messages)
+
+    # and VAXQR_PURE=1 always execs them
+    shutil.rmtree(pkg)
+    _copy_with_build(tmp_path)
+    assert _schema_probe(tmp_path, VAXQR_PURE="1") == ("off", "-", [])
+
+
+def test_a_missing_or_corrupt_checker_module_means_the_exec_path(tmp_path: Path) -> None:
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    from vaxqr.schemafast import module_source
+    from vaxqr.schemas import checker_sources
+
+    pkg = _copy_package(tmp_path)  # no extension at all
+    _write_manifest(pkg)
+    assert _schema_probe(tmp_path) == ("native", "-", [])
+    # the generated source alone (the build failed or was cleaned): not imported as such
+    (pkg / f"{vaxqr.SCHEMA_CHECKERS}.py").write_text(module_source(checker_sources()))
+    assert _schema_probe(tmp_path) == ("native", "-", [])
+    # an extension that cannot be loaded
+    (pkg / f"{vaxqr.SCHEMA_CHECKERS}{EXTENSION_SUFFIXES[0]}").write_bytes(b"\x7fELF broken")
+    assert _schema_probe(tmp_path) == ("native", "-", [])

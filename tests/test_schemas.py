@@ -612,3 +612,121 @@ def test_generated_checker_source_compiles_min_equal_max_once() -> None:
     assert check(["a", "abc"])
     assert not check(["a"]) and not check(["a", "b", "c"]) and not check(["a", "abcd"])
     assert not check(["a", ""]) and not check(("a", "b"))
+
+
+# --- the checkers compiled ahead of time (scripts/build_native.py) answer as the exec'd ones ---
+
+
+def _exec_checker(version: str) -> Any:
+    """The pre-check of validate_dcc for ``version`` as the exec path builds it."""
+    from vaxqr.schemafast import build, checker_source
+
+    return build(*checker_source(schema_file(version), schemas._FAST_FORMATS,
+                                 also=[schemas._GROUP_RULE]))
+
+
+def _compiled_or_skip() -> tuple[str, ...]:
+    import vaxqr
+
+    compiled = schemas.compiled_versions()
+    if not compiled:
+        if vaxqr.NATIVE_STATE == "native":
+            pytest.fail("a native build is in use but no compiled schema pre-check is: "
+                        "rebuild (make setup)")
+        pytest.skip(f"no compiled schema pre-checks in use (NATIVE_STATE "
+                    f"{vaxqr.NATIVE_STATE!r}): the exec'd ones are tested by the rest")
+    return compiled
+
+
+def test_validate_dcc_uses_the_compiled_checkers_of_a_native_build() -> None:
+    import vaxqr
+
+    compiled = schemas.compiled_versions()
+    if vaxqr.NATIVE_STATE == "off":
+        assert compiled == ()  # VAXQR_PURE: every checker is exec'd
+    elif vaxqr.NATIVE_STATE == "native":
+        assert compiled == tuple(schemas.checker_sources())
+    for version in compiled:
+        assert type(schemas._fast_valid(version)).__module__ == "vaxqr._schema_checkers"
+    for version in set(SUPPORTED_VERSIONS) - set(compiled):
+        assert type(schemas._fast_valid(version)).__name__ == "function"
+
+
+def test_compiled_checkers_agree_with_the_exec_path_on_mutated_dccs() -> None:
+    import random
+
+    compiled = _compiled_or_skip()
+    execd = {v: _exec_checker(v) for v in compiled}
+    rng = random.Random(7)
+    bases = [b for b in _bases() if resolve_version(b.get("ver")) in compiled]
+    agree_valid = 0
+    for i in range(6000):
+        instance = _mutants(rng.choice(bases), rng)
+        version = resolve_version(instance.get("ver")) if isinstance(instance, dict) else None
+        for v in [version] if version in compiled else compiled:
+            fast = schemas._fast_valid(v)(instance)
+            assert fast == execd[v](instance), (i, v, instance)
+            agree_valid += fast
+    assert agree_valid > 100
+
+
+_HUGE = [10**4000, -(10**4000), 2**63, 2**64 + 1, -(2**63) - 1, 2**62, 2**30]
+
+
+class _Int(int):
+    pass
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    pass
+
+
+def _deep(n: int) -> Any:
+    out: Any = []
+    for _ in range(n):
+        out = {"v": [out], "nam": out}
+    return out
+
+
+_HOSTILE_LEAVES = [*_HUGE, float("nan"), float("inf"), -0.0, 1e308, True, b"VN", bytearray(b"x"),
+                   ("a",), {"a"}, frozenset(), _Int(1), _Dict(VALID_130["nam"]), object(),
+                   "\udcff", "\x00" * 10_000, "A" * 1_000_000, {1: 2, (1, 2): 3, None: 4},
+                   type, len, 3 + 4j, [_deep(50)] * 3, _deep(2000)]
+
+
+def _hostile_dccs(deep: bool = True) -> list[Any]:
+    out: list[Any] = [_Dict(VALID_130), {"ver": "1.3.0"}, {"ver": _Int(1)}]
+    out += [_deep(5000)] if deep else []
+    for version in SUPPORTED_VERSIONS:
+        base = dcc(ver=version)
+        entry = VALID_130["v"][0]
+        for leaf in _HOSTILE_LEAVES if deep else _HOSTILE_LEAVES[:-3]:
+            out.append(dict(base, v=[dict(entry, dn=leaf)]))
+            out.append(dict(base, v=[dict(entry, sd=leaf, dn=leaf)]))
+            out.append(dict(base, v=[dict(entry, co=leaf)]))
+            out.append(dict(base, nam=dict(VALID_130["nam"], fnt=leaf)))
+            out.append(dict(base, nam=leaf))
+            out.append(dict(base, dob=leaf))
+            out.append(dict(base, v=leaf))
+            out.append(dict(base, v=[leaf]))
+            out.append(dict.fromkeys(base, leaf))
+    return out
+
+
+def test_compiled_checkers_never_raise_on_hostile_input() -> None:
+    """mypyc checks types at run time: a value of an unexpected type, a huge int or a deep
+    structure must give the exec path's answer, never a TypeError or OverflowError."""
+    compiled = _compiled_or_skip()
+    execd = {v: _exec_checker(v) for v in compiled}
+    for i, instance in enumerate(_hostile_dccs()):
+        for v in compiled:
+            assert schemas._fast_valid(v)(instance) == execd[v](instance), (i, v)
+
+
+def test_validate_dcc_on_hostile_input_is_the_reference_answer() -> None:
+    # in either mode (compiled or exec'd pre-check): the same messages as jsonschema's path
+    # (not on the last three leaves: jsonschema compares a complex number with a minimum, a
+    # TypeError, and its messages repr the 2,000-deep values, a RecursionError; a decoded
+    # credential never gets there: CBOR -> JSON rejects complex, the decoder caps the depth)
+    for i, instance in enumerate(_hostile_dccs(deep=False)[::5]):
+        assert validate_dcc(instance) == schemas._problems(instance), i
