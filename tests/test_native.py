@@ -89,6 +89,11 @@ def test_stale_or_pure_build_imports_the_source_not_the_extension(tmp_path: Path
     _write_manifest(pkg)
     state, origin = _probe(tmp_path, VAXQR_PURE="1")
     assert (state, origin) == ("off", str(pkg / "codec.py"))
+    # extensions without a manifest (a build cut short before writing it): never used
+    (pkg / vaxqr.NATIVE_MANIFEST).unlink()
+    state, origin = _probe(tmp_path)
+    assert (state, origin) == ("pure", str(pkg / "codec.py"))
+    _write_manifest(pkg)
     # and with a matching manifest and no VAXQR_PURE, Python takes the "extension"
     proc = subprocess.run([sys.executable, "-c", "import vaxqr.codec"], cwd=tmp_path,
                           env={**{k: v for k, v in os.environ.items() if k != "VAXQR_PURE"},

@@ -55,7 +55,7 @@ class _SourceFirst:
 
 
 NATIVE_STATE = _native_state()
-if NATIVE_STATE in ("stale", "off"):
+if NATIVE_STATE != "native":  # also "pure": extensions without a manifest (a build cut short)
     _sys.meta_path.insert(0, _SourceFirst())  # type: ignore[arg-type]
 
 
