@@ -200,7 +200,7 @@ def _batch(rng: random.Random) -> tuple[bytes, list[str | None]]:
         elif kind == 4:
             line = rng.choice(["", "   ", "Xin chào \x1b[31m\u202e", "HC1:GGW"])
         else:
-            line = "A" * (MAX_LINE + 1) if i % 50 == 5 else rng.choice(good)
+            line = "A" * (3 * MAX_LINE) if i % 50 == 5 else rng.choice(good)
         raw = line.encode("utf-8", "surrogatepass")
         if b"\r" in raw or b"\n" in raw:
             continue
