@@ -184,7 +184,8 @@ def _batch(rng: random.Random) -> tuple[bytes, list[str | None]]:
     """Mixed lines (valid, damaged, hostile, blank, too long), each ended by LF, CRLF or CR
     at random: the bytes to pipe in, and each line as the reader should see it (None: too
     long)."""
-    good = [KIT.credential(), *(KIT.credential(fuzzkit.near_valid_dcc(rng)) for _ in range(8))]
+    good = [KIT.credential(), *(KIT.credential(fuzzkit.near_valid_dcc(rng)) for _ in range(8)),
+            KIT.credential(fuzzkit.default_dcc(fn="Nguyễn\u2028\x85\u2029\x1b[31m"))]
     texts = [t for _, t, _ in SEEDS if "\r" not in t and "\n" not in t
              and len(t.encode("utf-8", "surrogatepass")) <= MAX_LINE]
     lines: list[str | None] = []

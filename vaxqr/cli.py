@@ -217,13 +217,22 @@ _pending: list[str] = []
 _PENDING_MAX = 64
 
 
-def _write_pending() -> None:
+def _write_pending(*, json_lines: bool = False) -> None:
     text = "".join(_pending)
     _pending.clear()  # written or failed: never written twice
+    if json_lines and ("\u2028" in text or "\u2029" in text or "\x85" in text):
+        text = _escape_line_separators(text)
     try:
         sys.stdout.write(text)
     except OSError as exc:
         raise OutputError(exc) from exc
+
+
+def _escape_line_separators(text: str) -> str:
+    """JSON allows U+2028, U+2029 and U+0085 raw, but line-splitting readers treat them as
+    line ends: escaped as JSON escapes (the same text to a JSON parser)."""
+    return (text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+            .replace("\x85", "\\u0085"))
 
 
 def _flush_out() -> None:
@@ -245,9 +254,7 @@ def _report_writer(*, as_json: bool) -> Any:
         def emit_json(report: Report) -> None:
             text = report_json_text(report)
             if "\u2028" in text or "\u2029" in text or "\x85" in text:
-                # JSON allows these raw, but line-splitting readers treat them as line ends
-                text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-                text = text.replace("\x85", "\\u0085")
+                text = _escape_line_separators(text)
             pending.append(text)
             pending.append("\n")
             if len(pending) >= _PENDING_MAX:
@@ -360,7 +367,6 @@ def verify(
     holder = _load_id_card(id_card) if id_card is not None else None
     worst = Exit.OK
     print_report = _report_writer(as_json=as_json)
-    verify_text = verifier.verify_text
 
     def emit(report: Report) -> None:
         nonlocal worst
@@ -373,21 +379,7 @@ def verify(
             _flush_out()  # the reports so far before any error about this input
             try:
                 if arg == "-":
-                    n = 0
-                    for lines in _read_stdin_blocks(_flush_out):
-                        for line in lines:
-                            n += 1
-                            if line is None:
-                                report = verifier.picture_failure(
-                                    f"stdin:{n}", f"line longer than {MAX_LINE // 1024} KiB: "
-                                    "not an HC1 credential", step="prefix")
-                            elif line.strip():
-                                report = verify_text(line, label=f"stdin:{n}", holder=holder)
-                            else:
-                                continue
-                            print_report(report)
-                            if not report.valid:
-                                worst = max(worst, Exit.NOT_VALID)
+                    worst = max(worst, _verify_stdin(verifier, holder, as_json=as_json))
                 elif _looks_like_path(arg):
                     path = Path(arg)
                     try:
@@ -412,10 +404,35 @@ def verify(
                 worst = max(worst, Exit.TRUST_OR_IO)
     except BaseException:
         if _pending:  # the reports made so far are written, whatever stopped the rest
-            _write_pending()
+            _write_pending(json_lines=as_json)
         raise
     _flush_out()
     raise typer.Exit(int(worst))
+
+
+_BLOCK = 32  # stream lines verified and written together
+
+
+def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
+    """``verify -``: a report per non-empty line of stdin (``stdin:N``), each block of
+    lines verified and rendered by compiled code (verify_view.render_lines) and written at
+    once; stdout is flushed before every read that may wait (a scanner's user sees each
+    verdict as soon as the line is scanned)."""
+    from .verify_view import render_lines
+
+    color = _use_colour()
+    too_long = f"line longer than {MAX_LINE // 1024} KiB: not an HC1 credential"
+    worst = Exit.OK
+    done = 0
+    for lines in _read_stdin_blocks(_flush_out):
+        for i in range(0, len(lines), _BLOCK):
+            block = lines[i:i + _BLOCK] if len(lines) > _BLOCK else lines
+            if render_lines(_pending, verifier, block, done, holder=holder, too_long=too_long,
+                            as_json=as_json, printable=printable, color=color):
+                worst = Exit.NOT_VALID
+            done += len(block)
+            _write_pending(json_lines=as_json)
+    return worst
 
 
 def _verify_text_file(verifier: Any, path: Path, holder: Any, emit: Any) -> None:

@@ -1,4 +1,5 @@
-"""Human rendering of verification reports (imported only by the CLI, which prints it).
+"""Rendering of verification reports for the terminal and of the `verify -` stream
+(imported only by the CLI, which prints it).
 
 Plain string formatting with a few ANSI styles, not rich: a checkpoint stream renders one
 report per scanned line, and rich's markup parser cost ~300 µs a report, several times the
@@ -7,12 +8,11 @@ verification itself (benchmarks/README.md). Untrusted text goes through ``printa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .verify import Report
+from .verify import Report, report_json_text
 
 PLAIN = {
     "picture": "the picture could not be read as a QR code",
@@ -159,3 +159,40 @@ def render(report: Report, printable: Callable[[object], str], *, color: bool) -
         out += ("\n", warn_head, texts[j])
     out.append("\n")
     return "".join(out)
+
+
+class _Verifies(Protocol):
+    """What :func:`render_lines` needs of a :class:`vaxqr.verify.Verifier`."""
+
+    def verify_text(self, text: str, *, label: str = "", holder: Any = None,
+                    picture: bool = False) -> Report: ...
+    def picture_failure(self, label: str, message: str, *, step: str = "picture") -> Report: ...
+
+
+def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None], done: int,
+                 *, holder: Any, too_long: str, as_json: bool,
+                 printable: Callable[[object], str], color: bool) -> int:
+    """The reports of a block of stream lines, rendered onto ``out`` in order: line ``i``
+    of ``lines`` is ``stdin:{done + i + 1}``, verified unless blank; None stands for a line
+    over the length cap (``too_long`` says so). Each report is the JSON line of
+    :func:`vaxqr.verify.report_json_text` plus a newline, or :func:`render` (``printable``,
+    ``color``). A report is on ``out`` as soon as it is made, so what came before an
+    exception is kept. Returns how many reports are not valid."""
+    invalid = 0
+    n = done
+    for line in lines:
+        n += 1
+        if line is None:
+            report = verifier.picture_failure(f"stdin:{n}", too_long, step="prefix")
+        elif line.strip():
+            report = verifier.verify_text(line, label=f"stdin:{n}", holder=holder)
+        else:
+            continue
+        if as_json:
+            out.append(report_json_text(report))
+            out.append("\n")
+        else:
+            out.append(render(report, printable, color=color))
+        if not report.valid:
+            invalid += 1
+    return invalid
