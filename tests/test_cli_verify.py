@@ -428,6 +428,30 @@ def test_line_reader_splits_like_its_definition(monkeypatch: pytest.MonkeyPatch)
     check()
 
 
+def test_line_reader_decodes_each_line_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader decodes all the complete lines of a read at once; with any bytes (broken
+    UTF-8 right before a line end, CRLF split across reads, reads holding many lines) each
+    line is still what decoding it alone gives."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.one_of(st.binary(max_size=6), st.sampled_from(
+        [b"\r", b"\n", b"\r\n", b"\xe1\xbb", b"\xc3", b"\xed\xa0\x80", b"\xf0\x9f\x98",
+         b"HC1:", b"\xe2\x80\xa8"])), max_size=60).map(b"".join),
+           st.lists(st.integers(1, 200), min_size=1, max_size=5))
+    def check(data: bytes, sizes: list[int]) -> None:
+        expected = re.split(rb"\r\n|\r|\n", data)
+        if expected[-1] == b"":
+            expected.pop()
+        got = _reader_lines(monkeypatch, data, sizes)
+        assert got == [x.decode("utf-8", errors="replace") for x in expected]
+
+    check()
+
+
 def test_line_reader_drops_an_over_long_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from vaxqr.cli import MAX_LINE
 
@@ -459,3 +483,38 @@ def test_warnings_are_escaped_and_coloured_only_on_request(monkeypatch, capsys):
     monkeypatch.setenv("FORCE_COLOR", "1")
     cli.warn("plain")
     assert capsys.readouterr().err == "\x1b[33mwarning:\x1b[0m plain\n"
+
+
+def test_reports_made_before_an_internal_error_are_written(valid, monkeypatch, capsys,
+                                                           tmp_path):
+    """Reports wait in a block before they are written; an error that stops the stream
+    (here: the verifier raising on line 3) still leaves the two reports before it on
+    stdout, in order."""
+    import types
+
+    from vaxqr import cli
+    from vaxqr import verify as verify_mod
+
+    real = verify_mod.Verifier
+
+    class Failing:
+        def __init__(self, store, at=None):
+            self.inner = real(store, at=at)
+
+        def verify_text(self, text, label="", holder=None):
+            if text == "boom":
+                raise RuntimeError("boom")
+            return self.inner.verify_text(text, label=label, holder=holder)
+
+        def picture_failure(self, *args, **kwargs):
+            return self.inner.picture_failure(*args, **kwargs)
+
+    monkeypatch.setattr(verify_mod, "Verifier", Failing)
+    monkeypatch.setitem(cli._state, "exit_now", False)
+    data = f"{valid[0]}\nHC1:GGW\nboom\n{valid[0]}\n".encode()
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=_ChunkedStdin(data, [4096])))
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.verify(["-"], [DEMO / "ca" / "ca.crt", DEMO / "trustlist.json"], at=AT,
+                   id_card=None, as_json=True, state=tmp_path / "state.json")
+    out = _json(capsys.readouterr().out.encode())
+    assert [(o["input"], o["valid"]) for o in out] == [("stdin:1", True), ("stdin:2", False)]

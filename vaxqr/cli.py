@@ -211,14 +211,33 @@ class OutputError(Exception):
         super().__init__(exc.strerror or str(exc))
 
 
-def _out(text: str) -> None:
+# Reports waiting to be written: stdout is written in blocks (one encode and one write for
+# many reports), and always before the stream waits for more input (``_flush_out``).
+_pending: list[str] = []
+_PENDING_MAX = 64
+
+
+def _write_pending(*, json_lines: bool = False) -> None:
+    text = "".join(_pending)
+    _pending.clear()  # written or failed: never written twice
+    if json_lines and ("\u2028" in text or "\u2029" in text or "\x85" in text):
+        text = _escape_line_separators(text)
     try:
         sys.stdout.write(text)
     except OSError as exc:
         raise OutputError(exc) from exc
 
 
+def _escape_line_separators(text: str) -> str:
+    """JSON allows U+2028, U+2029 and U+0085 raw, but line-splitting readers treat them as
+    line ends: escaped as JSON escapes (the same text to a JSON parser)."""
+    return (text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+            .replace("\x85", "\\u0085"))
+
+
 def _flush_out() -> None:
+    if _pending:
+        _write_pending()
     try:
         sys.stdout.flush()
     except OSError as exc:
@@ -228,17 +247,18 @@ def _flush_out() -> None:
 def _report_writer(*, as_json: bool) -> Any:
     """A function that prints one report: a JSON line, or the human rendering (the caller
     flushes stdout before it waits for more input)."""
-    write = _out
+    pending = _pending
     if as_json:
         from .verify import report_json_text
 
         def emit_json(report: Report) -> None:
             text = report_json_text(report)
             if "\u2028" in text or "\u2029" in text or "\x85" in text:
-                # JSON allows these raw, but line-splitting readers treat them as line ends
-                text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-                text = text.replace("\x85", "\\u0085")
-            write(text + "\n")
+                text = _escape_line_separators(text)
+            pending.append(text)
+            pending.append("\n")
+            if len(pending) >= _PENDING_MAX:
+                _write_pending()
 
         return emit_json
     from .verify_view import render
@@ -246,16 +266,19 @@ def _report_writer(*, as_json: bool) -> Any:
     color = _use_colour()
 
     def emit_text(report: Report) -> None:
-        write(render(report, printable, color=color))
+        pending.append(render(report, printable, color=color))
+        if len(pending) >= _PENDING_MAX:
+            _write_pending()
 
     return emit_text
 
 
-def _read_stdin_lines(before_wait: Any = None) -> Any:
-    """Lines from stdin as soon as each arrives, ended by LF, CR (many handheld scanners) or
-    CRLF; a line over MAX_LINE bytes is dropped (memory stays bounded) and yields None.
-    ``before_wait`` is called before each read that may block (to flush the output: a
-    scanner's user sees each verdict at once, a piped file is written in large blocks)."""
+def _read_stdin_blocks(before_wait: Any = None) -> Any:
+    """Lists of the lines from stdin, one list per read, each line as soon as it arrives,
+    ended by LF, CR (many handheld scanners) or CRLF; a line over MAX_LINE bytes is dropped
+    (memory stays bounded) and is None. ``before_wait`` is called before each read that may
+    block (to flush the output: a scanner's user sees each verdict at once, a piped file is
+    written in large blocks)."""
     stream = sys.stdin.buffer
     read = getattr(stream, "read1", stream.read)
     buf = b""
@@ -270,31 +293,34 @@ def _read_stdin_lines(before_wait: Any = None) -> Any:
             chunk = chunk[1:]  # the LF of a CRLF split across two reads
         skip_lf = False
         buf = buf + chunk if buf else chunk
-        size, pos = len(buf), 0
-        while True:  # each complete line of buf, found from pos on (no copying of the rest)
-            lf = buf.find(b"\n", pos)
-            cut = buf.find(b"\r", pos, lf if lf >= 0 else size)
-            if cut < 0:
-                cut = lf
-                if cut < 0:
-                    break
-            line = buf[pos:cut]
-            crlf = buf[cut] == 0x0D and buf[cut + 1:cut + 2] == b"\n"
-            pos = cut + (2 if crlf else 1)
-            if pos == size and buf[cut] == 0x0D and not crlf:
-                skip_lf = True  # a CR that ends this read: its LF may start the next
+        end = max(buf.rfind(b"\n"), buf.rfind(b"\r"))  # the last line end of buf
+        if end >= 0:
+            cut = end - 1 if buf[end] == 0x0A and end and buf[end - 1] == 0x0D else end
+            # a CR that ends this read: its LF may start the next
+            skip_lf = cut == end and end + 1 == len(buf) and buf[end] == 0x0D
+            # all the complete lines at once, decoded together: a UTF-8 error cannot span
+            # a CR or LF (ASCII), so this is each line decoded on its own
+            text = buf[:cut].decode("utf-8", errors="replace")
+            buf = buf[end + 1:]
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            lines: list[str | None] = text.split("\n")  # type: ignore[assignment]
             if too_long:
                 too_long = False
-                yield None
-            else:
-                yield line.decode("utf-8", errors="replace")
-        buf = buf[pos:] if pos else buf
+                lines[0] = None
+            yield lines
         if len(buf) > MAX_LINE:
             buf, too_long = b"", True
     if too_long:
-        yield None
+        yield [None]
     elif buf:
-        yield buf.decode("utf-8", errors="replace")
+        yield [buf.decode("utf-8", errors="replace")]
+
+
+def _read_stdin_lines(before_wait: Any = None) -> Any:
+    """The lines of :func:`_read_stdin_blocks` one by one."""
+    for lines in _read_stdin_blocks(before_wait):
+        yield from lines
 
 
 @app.command()
@@ -348,40 +374,65 @@ def verify(
         if not report.valid:
             worst = max(worst, Exit.NOT_VALID)
 
-    for arg in inputs:
-        _flush_out()  # the reports so far before any error about this input
-        try:
-            if arg == "-":
-                for n, line in enumerate(_read_stdin_lines(_flush_out), 1):
-                    if line is None:
-                        emit(verifier.picture_failure(
-                            f"stdin:{n}", f"line longer than {MAX_LINE // 1024} KiB: not an "
-                            "HC1 credential", step="prefix"))
-                    elif line.strip():
-                        emit(verifier.verify_text(line, label=f"stdin:{n}", holder=holder))
-            elif _looks_like_path(arg):
-                path = Path(arg)
-                try:
-                    with path.open("rb") as fh:
-                        head = fh.read(8)
-                except OSError as exc:
-                    console(err=True).print(
-                        f"[bold red]error:[/] cannot read {safe(arg)}: {safe(exc.strerror)}")
-                    worst = max(worst, Exit.TRUST_OR_IO)
-                    continue
-                if head.startswith(_IMAGE_MAGIC):
-                    reports, _card = verify_image(verifier, path, label=arg, holder=holder)
-                    for r in reports:
-                        emit(r)
+    try:
+        for arg in inputs:
+            _flush_out()  # the reports so far before any error about this input
+            try:
+                if arg == "-":
+                    worst = max(worst, _verify_stdin(verifier, holder, as_json=as_json))
+                elif _looks_like_path(arg):
+                    path = Path(arg)
+                    try:
+                        with path.open("rb") as fh:
+                            head = fh.read(8)
+                    except OSError as exc:
+                        console(err=True).print(f"[bold red]error:[/] cannot read {safe(arg)}: "
+                                                f"{safe(exc.strerror)}")
+                        worst = max(worst, Exit.TRUST_OR_IO)
+                        continue
+                    if head.startswith(_IMAGE_MAGIC):
+                        reports, _card = verify_image(verifier, path, label=arg, holder=holder)
+                        for r in reports:
+                            emit(r)
+                    else:
+                        _verify_text_file(verifier, path, holder, emit)
                 else:
-                    _verify_text_file(verifier, path, holder, emit)
-            else:
-                emit(verifier.verify_text(arg, label="argument", holder=holder))
-        except VaxqrError as exc:
-            console(err=True).print(f"[bold red]error:[/] {safe(arg)}: {safe(exc)}")
-            worst = max(worst, Exit.TRUST_OR_IO)
+                    emit(verifier.verify_text(arg, label="argument", holder=holder))
+            except VaxqrError as exc:
+                _flush_out()
+                console(err=True).print(f"[bold red]error:[/] {safe(arg)}: {safe(exc)}")
+                worst = max(worst, Exit.TRUST_OR_IO)
+    except BaseException:
+        if _pending:  # the reports made so far are written, whatever stopped the rest
+            _write_pending(json_lines=as_json)
+        raise
     _flush_out()
     raise typer.Exit(int(worst))
+
+
+_BLOCK = 32  # stream lines verified and written together
+
+
+def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
+    """``verify -``: a report per non-empty line of stdin (``stdin:N``), each block of
+    lines verified and rendered by compiled code (verify_view.render_lines) and written at
+    once; stdout is flushed before every read that may wait (a scanner's user sees each
+    verdict as soon as the line is scanned)."""
+    from .verify_view import render_lines
+
+    color = _use_colour()
+    too_long = f"line longer than {MAX_LINE // 1024} KiB: not an HC1 credential"
+    worst = Exit.OK
+    done = 0
+    for lines in _read_stdin_blocks(_flush_out):
+        for i in range(0, len(lines), _BLOCK):
+            block = lines[i:i + _BLOCK] if len(lines) > _BLOCK else lines
+            if render_lines(_pending, verifier, block, done, holder=holder, too_long=too_long,
+                            as_json=as_json, printable=printable, color=color):
+                worst = Exit.NOT_VALID
+            done += len(block)
+            _write_pending(json_lines=as_json)
+    return worst
 
 
 def _verify_text_file(verifier: Any, path: Path, holder: Any, emit: Any) -> None:
@@ -475,6 +526,8 @@ def _exit_now(code: object) -> NoReturn:
         sys.stderr.write(f"{code}\n")
         status = 1
     try:
+        if _pending:  # (verify writes its reports before it ends: nothing is left here)
+            sys.stdout.write("".join(_pending))
         sys.stdout.flush()
     except BrokenPipeError:
         pass  # the reader went away (`| head`): nothing more can be said to it

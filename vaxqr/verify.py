@@ -208,10 +208,15 @@ class Report:
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
 _STEP_JSON: dict[tuple[str, str, str], str] = {}
+_STEP_JSON_BY_ID: dict[int, tuple[Step, str]] = {}
 
 
 def _step_json(step: Step) -> str:
-    """``"name": {"status": ..., "message": ...}`` (cached: most steps' texts repeat)."""
+    """``"name": {"status": ..., "message": ...}`` (cached: most steps' texts repeat, and
+    most steps are the same objects from one report to the next, found by identity)."""
+    hit = _STEP_JSON_BY_ID.get(id(step))
+    if hit is not None and hit[0] is step:
+        return hit[1]
     key = (step.name, step.status, step.message)
     text = _STEP_JSON.get(key)
     if text is None:
@@ -219,6 +224,9 @@ def _step_json(step: Step) -> str:
         if len(_STEP_JSON) >= 4096:
             _STEP_JSON.clear()
         _STEP_JSON[key] = text
+    if len(_STEP_JSON_BY_ID) >= 4096:
+        _STEP_JSON_BY_ID.clear()
+    _STEP_JSON_BY_ID[id(step)] = (step, text)  # holds the step: its id stays its own
     return text
 
 
@@ -230,19 +238,45 @@ def _value_json(value: Any) -> str:
     return _encode(value)
 
 
+def _one_shot_encoder() -> Callable[[Any], str]:
+    """What ``json.dumps(value, ensure_ascii=False)`` runs for a dict or list (the C encoder,
+    circular references detected), made once instead of on every call; ``_encode`` where
+    Python has no C encoder."""
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython has it
+        return _encode
+    markers: dict[int, Any] = {}
+    encoder = make(markers, json.JSONEncoder().default, _encode_str, None, ": ", ", ", False,
+                   False, True)
+
+    def encode(value: Any) -> str:
+        try:
+            return "".join(encoder(value, 0))
+        except BaseException:
+            markers.clear()  # a failed call may leave its open containers marked
+            raise
+
+    return encode
+
+
+_encode_one_shot = _one_shot_encoder()
+
+
 def report_json_text(report: Report) -> str:
     """``json.dumps(report.to_json(), ensure_ascii=False)``, built from cached pieces (the
-    steps' and the signer's texts repeat from one credential to the next in a stream).
-    tests/test_verify.py, tests/test_hostile.py and the fuzzers check that the two agree."""
+    steps' and the signer's texts repeat from one credential to the next in a stream) and
+    one encoder call for the rest. tests/test_verify.py, tests/test_hostile.py,
+    tests/test_verify_stream.py and the fuzzers check that the two agree."""
+    content = _encode_one_shot({
+        "payload": report.payload, "credential": report.credential,
+        "summary": report.summary(), "claims": report.claims,
+    })  # '{"payload": ..., "claims": ...}': its braces are dropped below
     parts = [
         '{"version": ', str(JSON_VERSION), ', "input": ', _encode_str(report.label),
         ', "valid": ', "true" if report.valid else "false",
         ', "failed": ', _value_json(report.failed), ', "reason": ', _value_json(report.reason),
         ', "steps": {', ", ".join([_step_json(st) for st in report.steps]),
-        '}, "payload": ', _value_json(report.payload),
-        ', "credential": ', _value_json(report.credential),
-        ', "summary": ', _value_json(report.summary()),
-        ', "claims": ', _value_json(report.claims),
+        '}, ', content[1:-1],
         ', "signer": ', "null" if report.signer is None else _signer_json_text(report.signer),
     ]
     full = report.to_json() if report.holder is not None or report.warnings else None
