@@ -433,6 +433,15 @@ def parse_cwt(payload: bytes) -> CwtClaims:
     claims = _loads_exactly_one(payload)
     if claims is _SENTINEL:
         claims = loads(payload, step="cbor")
+    if type(claims) is dict:  # the decoders make dicts: typed, for native lookups
+        plain: dict[Any, Any] = claims
+        hcert_map = plain.get(CLAIM_HCERT)
+        if type(hcert_map) is dict and len(hcert_map) == 1:
+            dcc = hcert_map.get(1)
+            iss = plain.get(CLAIM_ISS)
+            if type(dcc) is dict and (iss is None or type(iss) is str):
+                return CwtClaims(iss, _int_claim(plain, CLAIM_IAT, "iat"),
+                                 _int_claim(plain, CLAIM_EXP, "exp"), dcc)
     # (``type(x) is dict or``: isinstance against the Mapping ABC costs ~0.1 µs a time)
     if type(claims) is not dict and not isinstance(claims, Mapping):
         raise DecodeError("the COSE payload is not a CWT claims map", step="cbor")
@@ -480,6 +489,12 @@ def check_headers(msg: CoseSign1) -> tuple[int, bytes]:
     return alg, kid
 
 
+# The DER around two 32-byte INTEGERs, by their top bits (a set top bit needs a 00 first).
+_DER256_HEAD = ((b"\x30\x44\x02\x20", b"\x30\x45\x02\x20"),
+                (b"\x30\x45\x02\x21\x00", b"\x30\x46\x02\x21\x00"))
+_DER256_MID = (b"\x02\x20", b"\x02\x21\x00")
+
+
 def _der_ecdsa(sig: bytes, size: int) -> bytes:
     """Raw ``r || s`` (``size`` bytes each) → DER ECDSA-Sig-Value, as
     ``encode_dss_signature(int(r), int(s))`` gives it (tests compare the two): each INTEGER
@@ -487,6 +502,9 @@ def _der_ecdsa(sig: bytes, size: int) -> bytes:
     if size > 48:  # P-521: the SEQUENCE needs a long-form length; leave it to cryptography
         return encode_dss_signature(int.from_bytes(sig[:size], "big"),
                                     int.from_bytes(sig[size:], "big"))
+    if size == 32 and sig[0] and sig[32]:  # P-256 with no leading zero byte: 255 in 256
+        return b"".join((_DER256_HEAD[sig[0] >> 7][sig[32] >> 7], sig[:32],
+                         _DER256_MID[sig[32] >> 7], sig[32:]))
     r = sig[:size].lstrip(b"\0") or b"\0"
     s = sig[size:].lstrip(b"\0") or b"\0"
     if r[0] > 0x7F:

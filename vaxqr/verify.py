@@ -676,7 +676,8 @@ class Verifier:
         if self._at_parts is not None:
             now, fraction = self._at_parts
         else:
-            now, fraction = divmod(time.time_ns(), 1_000_000_000)
+            ns = time.time_ns()
+            now, fraction = ns // 1_000_000_000, ns % 1_000_000_000
         iat, exp = claims.iat, claims.exp
         if iat is None:
             run.fail("expiry", "the credential has no issue time (iat)")
