@@ -447,3 +447,61 @@ def test_cwt_fast_decode_falls_back_on_every_strictness_rule():
         sign.parse_cwt(b"\xa2\x01\x01\x01\x02")
     with pytest.raises(DecodeError, match="unexpected byte"):
         sign.parse_cwt(sign.encode_cwt(iss="VN", iat=1, exp=2, hcert={"ver": "1.3.0"}) + b"\x00")
+
+
+def _same_as_strict(data):
+    fast = sign._loads_plain(data)
+    strict = _strict(data)
+    if fast is not sign._SENTINEL:  # it read the item: exactly what the strict path reads
+        assert strict[0] == "ok" and type(strict[1]) is type(fast)
+        assert cbor2.dumps(strict[1]) == cbor2.dumps(fast)
+    return fast
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_cbor_values, st.binary(max_size=6), st.sampled_from(["plain", "trailing", "cut"]))
+def test_plain_cbor_reader_agrees_with_the_strict_decoder(value, extra, how):
+    data = cbor2.dumps(value)
+    data = {"plain": data, "trailing": data + (extra or b"\x00"), "cut": data[:-1] + extra}[how]
+    fast = _same_as_strict(data)
+    if how == "trailing":
+        assert fast is sign._SENTINEL
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.binary(max_size=40))
+def test_plain_cbor_reader_on_random_bytes(data):
+    _same_as_strict(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_plain_cbor_reader_on_damaged_cwts(data):
+    cwt = sign.encode_cwt(iss="VN", iat=1_700_000_000, exp=1_800_000_000,
+                          hcert={"ver": "1.3.0", "nam": {"fn": "Nguyễn", "fnt": "NGUYEN"},
+                                 "v": [{"dn": 2, "sd": 2, "ci": "URN:UVCI:01:VN:X"}]})
+    assert sign._loads_plain(cwt) == sign.loads(cwt, step="cbor")  # read, not deferred
+    mutated = bytearray(cwt)
+    for _ in range(data.draw(st.integers(1, 3))):
+        mutated[data.draw(st.integers(0, len(cwt) - 1))] = data.draw(st.integers(0, 255))
+    _same_as_strict(bytes(mutated))
+    _same_as_strict(bytes(mutated[:data.draw(st.integers(0, len(mutated)))]))
+
+
+def test_plain_cbor_reader_defers_what_it_does_not_read():
+    deep = b"\x81" * (sign.MAX_CBOR_DEPTH - 1) + b"\x00"
+    for data in (b"\xa2\x01\x01\x01\x02",  # a repeated map key
+                 b"\xa1\x62\xc3\x28\x01",  # a key that is not UTF-8
+                 b"\xd8\x1c\x00", b"\xc1\x01",  # tags
+                 b"\xf5", b"\xf6", b"\xf9\x3c\x00",  # simple values, floats
+                 b"\x9f\xff", b"\x5f\xff",  # indefinite lengths
+                 b"\xa1\x81\x01\x02",  # an array as a key
+                 deep, b"\x81" * 70 + b"\x00",  # at and past the depth limits
+                 b"\x5a\xff\xff\xff\xff", b"\x7b" + b"\xff" * 8,  # longer than the data
+                 b"", b"\x01\x01"):
+        assert sign._loads_plain(data) is sign._SENTINEL, data
+    assert sign._loads_plain(b"\x1b" + b"\xff" * 8) == 2**64 - 1
+    assert sign._loads_plain(b"\x3b" + b"\xff" * 8) == -(2**64)
+    import vaxqr
+
+    assert sign._COMPILED == ("sign" in vaxqr.native_modules())

