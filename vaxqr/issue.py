@@ -614,14 +614,14 @@ class _Sync:
     while the manifest is finished; :meth:`wait` before the manifest appears."""
 
     def __init__(self) -> None:
-        self._thread = threading.Thread(target=os.sync, name="vaxqr-sync", daemon=True)
-        self._thread.start()
+        self._syncer = threading.Thread(target=os.sync, name="vaxqr-sync", daemon=True)
+        self._syncer.start()
 
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        return not self._syncer.is_alive()
 
     def wait(self) -> None:
-        self._thread.join()
+        self._syncer.join()
 
 
 def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]]) -> None:
