@@ -532,3 +532,23 @@ def test_cwt_fast_decode_refuses_a_trailing_tag_around_the_sentinel():
     for head in (_tag_head(55799), _tag_head(256)):
         with pytest.raises(DecodeError, match="unexpected byte"):
             sign.parse_cwt(cwt + head)
+
+
+def test_parsed_messages_copy_and_pickle():
+    """CoseSign1 and CwtClaims were frozen dataclasses (copy and pickle worked); as
+    compiled read-only classes they still copy and pickle by their fields."""
+    import copy
+    import pickle
+
+    msg = sign.parse_sign1(sign.sign1(PAYLOAD, EC_KEY, KID))
+    claims = sign.parse_cwt(sign.encode_cwt(iss="VN", iat=1, exp=2, hcert={"ver": "1.3.0"}))
+    for clone in (copy.copy(msg), copy.deepcopy(msg), pickle.loads(pickle.dumps(msg))):
+        assert type(clone) is sign.CoseSign1
+        assert (clone.protected_bytes, dict(clone.protected), dict(clone.unprotected),
+                clone.payload, clone.signature, clone.tags) == (
+            msg.protected_bytes, dict(msg.protected), dict(msg.unprotected), msg.payload,
+            msg.signature, msg.tags)
+    for clone in (copy.copy(claims), copy.deepcopy(claims), pickle.loads(pickle.dumps(claims))):
+        assert type(clone) is sign.CwtClaims
+        assert (clone.iss, clone.iat, clone.exp, dict(clone.hcert)) == ("VN", 1, 2,
+                                                                       {"ver": "1.3.0"})

@@ -352,6 +352,10 @@ class CoseSign1:
                 f"unprotected={dict(self.unprotected)!r}, payload={len(self.payload)} bytes, "
                 f"signature={len(self.signature)} bytes, tags={self.tags!r})")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle by fields, in both builds
+        return (CoseSign1, (self.protected_bytes, self.protected, self.unprotected,
+                            self.payload, self.signature, self.tags))
+
     @property
     def alg(self) -> int | None:
         """``alg`` from the protected header (never from the unprotected one)."""
@@ -505,6 +509,9 @@ class CwtClaims:
 
     def __repr__(self) -> str:
         return f"CwtClaims(iss={self.iss!r}, iat={self.iat!r}, exp={self.exp!r}, hcert=…)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CwtClaims, (self.iss, self.iat, self.exp, self.hcert))
 
 
 def _int_claim(claims: Mapping[Any, Any], key: int, name: str) -> int | None:
