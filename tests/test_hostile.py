@@ -657,3 +657,15 @@ def test_short_fuzz_session(tmp_path):
     assert figures["peak_rss_mib"] < 150
     assert all(figures["per_target"][t] > 0 for t in ("text", "stream", "signed-cbor",
                                                       "random"))
+
+
+@pytest.mark.parametrize("tail", [b"\xd9\xd9\xf7", b"\xd9\x01\x00"])
+def test_signed_payload_with_a_trailing_tag_head_is_not_valid(tail):
+    """A validly signed CWT followed by the head of a tag (self-described CBOR 55799, or a
+    string-reference namespace 256) has trailing bytes: not valid at the cbor step, in the
+    compiled and the pure-Python build alike (the pure build's sentinel fast path once
+    read it as one item: VALID)."""
+    payload = fuzzkit.claims_bytes(fuzzkit.default_dcc()) + tail
+    report = KIT.verify(fuzzkit.hc1_of(KIT.cose(payload)))
+    _check(report, "cbor")
+    assert "unexpected byte" in (report.reason or "")

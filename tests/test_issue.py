@@ -426,3 +426,27 @@ def test_batch_with_cards_cleans_its_temporaries(signer, tmp_path):
     assert [m["card"] for m in manifest] == ["cards/0000001.png", "cards/0000002.png"]
     assert all(issue.intact(out / m["card"]) and issue.intact(out / m["file"])
                for m in manifest)
+
+
+def test_record_and_signer_info_copy_and_pickle_in_both_builds():
+    """SignerInfo is documented picklable for worker processes and Record is a frozen
+    dataclass: copy and pickle work on both. Compiled by mypyc (issue.py is), the default
+    reconstruction set each field on a blank object and raised FrozenInstanceError."""
+    import copy
+    import datetime as _dt
+    import pickle
+
+    from vaxqr import issue as _issue
+
+    rec = _issue.parse_record(1, {
+        "full_name": "Nguyễn Thị Thúy Hòa", "sex": "Nữ", "dob": "1990-05-17",
+        "id_number": "091190012345", "dose_number": "2", "total_doses": "2",
+        "vaccination_date": "2021-12-01", "vaccine": "moderna", "lot": "L1"},
+        today=_dt.date(2022, 1, 1))
+    info = _issue.SignerInfo(b"pem", b"12345678", _dt.datetime(2021, 1, 1, tzinfo=_dt.UTC),
+                             _dt.datetime(2023, 1, 1, tzinfo=_dt.UTC), "91", "31078", "VN",
+                             "Xã A", "Kiên Giang", True)
+    for obj in (rec, info):
+        for clone in (copy.copy(obj), copy.deepcopy(obj), pickle.loads(pickle.dumps(obj))):
+            assert type(clone) is type(obj) and clone == obj
+    assert pickle.loads(pickle.dumps(rec)).digest() == rec.digest()

@@ -505,3 +505,50 @@ def test_plain_cbor_reader_defers_what_it_does_not_read():
     import vaxqr
 
     assert sign._COMPILED == ("sign" in vaxqr.native_modules())
+
+
+def _tag_head(tag):
+    if tag < 24:
+        return bytes((0xC0 + tag,))
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if tag < 1 << (8 * size):
+            return bytes((0xC0 + info,)) + tag.to_bytes(size, "big")
+    raise ValueError(tag)
+
+
+def test_cwt_fast_decode_refuses_a_trailing_tag_around_the_sentinel():
+    """Trailing bytes that are a tag head (``d9 d9 f7``: self-described CBOR; ``d9 01 00``:
+    a string-reference namespace) wrap the sentinel, and cbor2 gives it back unchanged: the
+    fast path must not take that for the end of the payload. Every tag below 2**16 and a
+    few wider ones, alone and doubled."""
+    cwt = sign.encode_cwt(iss="VN", iat=1, exp=2, hcert={"ver": "1.3.0"})
+    tags = [*range(1 << 16), 1 << 16, 2**32 - 1, 2**64 - 1]
+    heads = [_tag_head(t) for t in tags]
+    heads += [_tag_head(55799) * 2, _tag_head(256) + _tag_head(55799),
+              b"\xda\x00\x00\xd9\xf7", b"\xdb" + (55799).to_bytes(8, "big")]  # non-minimal
+    for head in heads:
+        assert sign._loads_exactly_one(cwt + head) is sign._SENTINEL, head.hex()
+        assert sign._loads_plain(cwt + head) is sign._SENTINEL, head.hex()
+    for head in (_tag_head(55799), _tag_head(256)):
+        with pytest.raises(DecodeError, match="unexpected byte"):
+            sign.parse_cwt(cwt + head)
+
+
+def test_parsed_messages_copy_and_pickle():
+    """CoseSign1 and CwtClaims were frozen dataclasses (copy and pickle worked); as
+    compiled read-only classes they still copy and pickle by their fields."""
+    import copy
+    import pickle
+
+    msg = sign.parse_sign1(sign.sign1(PAYLOAD, EC_KEY, KID))
+    claims = sign.parse_cwt(sign.encode_cwt(iss="VN", iat=1, exp=2, hcert={"ver": "1.3.0"}))
+    for clone in (copy.copy(msg), copy.deepcopy(msg), pickle.loads(pickle.dumps(msg))):
+        assert type(clone) is sign.CoseSign1
+        assert (clone.protected_bytes, dict(clone.protected), dict(clone.unprotected),
+                clone.payload, clone.signature, clone.tags) == (
+            msg.protected_bytes, dict(msg.protected), dict(msg.unprotected), msg.payload,
+            msg.signature, msg.tags)
+    for clone in (copy.copy(claims), copy.deepcopy(claims), pickle.loads(pickle.dumps(claims))):
+        assert type(clone) is sign.CwtClaims
+        assert (clone.iss, clone.iat, clone.exp, dict(clone.hcert)) == ("VN", 1, 2,
+                                                                       {"ver": "1.3.0"})

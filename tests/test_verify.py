@@ -225,3 +225,23 @@ def test_result_objects_are_read_only_values() -> None:
     for obj in (a, h, r1):  # slots: no new attributes in either build
         with pytest.raises(AttributeError):
             obj.extra = 1  # type: ignore[attr-defined]
+
+
+def test_results_copy_and_pickle_as_the_dataclasses_did():
+    """Step, HolderResult and Report were frozen dataclasses: copy.copy, copy.deepcopy and
+    pickle worked on them. As compiled value classes they must still (the compiled build
+    once raised TypeError: mypyc rebuilt them by calling __init__ with no arguments)."""
+    import copy
+    import pickle
+
+    from vaxqr.verify import HolderResult, Report, Step
+
+    step = Step("expiry", "fail", "credential expired on 2022-01-01 00:00 UTC")
+    holder = HolderResult(False, "NGUYEN VAN A", "1990-01-01", ("name differs",))
+    report = Report("stdin:1", (Step("prefix", "pass", "HC1"), step), payload="HC1:X",
+                    credential={"ver": "1.3.0"}, claims={"iss": "VN", "iat": 1, "exp": 2},
+                    holder=holder, warnings=("w",))
+    for obj in (step, holder, report):
+        for clone in (copy.copy(obj), copy.deepcopy(obj), pickle.loads(pickle.dumps(obj))):
+            assert type(clone) is type(obj) and clone == obj and repr(clone) == repr(obj)
+    assert pickle.loads(pickle.dumps(report)).to_json() == report.to_json()

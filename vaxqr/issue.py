@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,16 @@ _WINDOW = 16  # render tasks in flight per worker (a full chunk and then some)
 SYNC_EVERY = 1024  # images between two background syncs (the final one waits for less)
 
 
+def _rebuild(cls: Any, values: dict[str, Any]) -> Any:
+    return cls(**values)
+
+
+def _reduce(obj: Any) -> tuple[Any, ...]:
+    """Copy and pickle a frozen dataclass by its fields: compiled by mypyc, the default way
+    (set each field on a blank object) raises FrozenInstanceError; pure Python, it works."""
+    return (_rebuild, (type(obj), {f.name: getattr(obj, f.name) for f in fields(obj)}))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Record:
     """One validated citizen record, ready to sign."""
@@ -61,6 +71,9 @@ class Record:
     vaccine_key: str
     lot: str = ""
     site: str = ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self)
 
     def digest(self) -> str:
         """SHA-256 of the normalised record: what the ledger recognises on a re-run."""
@@ -135,6 +148,9 @@ class SignerInfo:
     commune_name: str = ""
     province_name: str = ""
     demo: bool = False
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable in the compiled build too
+        return _reduce(self)
 
 
 def signer_info(signer: Any) -> SignerInfo:

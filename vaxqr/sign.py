@@ -93,12 +93,23 @@ _SENTINEL_VALUE = os.urandom(16)
 _SENTINEL = b"\x50" + _SENTINEL_VALUE  # bstr(16)
 
 
+def _unsure_tag(*_args: Any) -> Any:
+    raise cbor2.CBORDecodeError("left to the strict decoder")
+
+
+# Tags whose cbor2 decoding gives back the enclosed byte string unchanged (55799
+# self-described CBOR, 256 string-reference namespace): trailing bytes ``d9 d9 f7`` after a
+# payload would wrap the sentinel and still decode to it. In the fast path they are
+# "unsure" (the strict decoder answers); 28/29 are refused as in the strict path.
+_FAST_SEMANTIC = {**_SEMANTIC, 256: _unsure_tag, 55799: _unsure_tag}
+
+
 def _loads_exactly_one(data: bytes) -> Any:
     """The item ``data`` holds, when it holds exactly one (strictly decoded); else
     ``_SENTINEL`` (unsure: ask :func:`loads`)."""
     try:
         pair = cbor2.loads(b"\x82" + data + _SENTINEL, allow_duplicate_keys=False,
-                           max_depth=MAX_CBOR_DEPTH, semantic_decoders=_SEMANTIC)
+                           max_depth=MAX_CBOR_DEPTH, semantic_decoders=_FAST_SEMANTIC)
     except Exception:  # whatever it was, the strict path decides and words it
         return _SENTINEL
     if type(pair) is list and len(pair) == 2 and type(pair[1]) is bytes \
@@ -341,6 +352,10 @@ class CoseSign1:
                 f"unprotected={dict(self.unprotected)!r}, payload={len(self.payload)} bytes, "
                 f"signature={len(self.signature)} bytes, tags={self.tags!r})")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle by fields, in both builds
+        return (CoseSign1, (self.protected_bytes, self.protected, self.unprotected,
+                            self.payload, self.signature, self.tags))
+
     @property
     def alg(self) -> int | None:
         """``alg`` from the protected header (never from the unprotected one)."""
@@ -494,6 +509,9 @@ class CwtClaims:
 
     def __repr__(self) -> str:
         return f"CwtClaims(iss={self.iss!r}, iat={self.iat!r}, exp={self.exp!r}, hcert=…)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CwtClaims, (self.iss, self.iat, self.exp, self.hcert))
 
 
 def _int_claim(claims: Mapping[Any, Any], key: int, name: str) -> int | None:

@@ -86,6 +86,9 @@ class Step:
     def __repr__(self) -> str:
         return f"Step(name={self.name!r}, status={self.status!r}, message={self.message!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle by fields, in both builds
+        return (Step, self._fields())
+
 
 class HolderResult:
     """Outcome of matching a credential to the holder's CCCD card."""
@@ -113,6 +116,9 @@ class HolderResult:
     def __repr__(self) -> str:
         return (f"HolderResult(matched={self.matched!r}, card_name={self.card_name!r}, "
                 f"card_dob={self.card_dob!r}, reasons={self.reasons!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (HolderResult, self._fields())
 
 
 class Report:
@@ -156,6 +162,9 @@ class Report:
     def __repr__(self) -> str:
         return (f"Report(label={self.label!r}, valid={self.valid}, failed={self.failed!r}, "
                 f"steps={self.steps!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Report, self._fields())
 
     @property
     def valid(self) -> bool:
