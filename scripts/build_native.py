@@ -64,7 +64,11 @@ def _manifest(modules: tuple[str, ...]) -> str:
 
 
 def clean(modules: tuple[str, ...]) -> None:
-    for p in [*_outputs(modules), PKG / "_native_build.txt", PKG / f"{CHECKERS}.py"]:
+    # every extension in the package is a build's (vaxqr has no other C code): also those
+    # of a module since dropped from NATIVE_MODULES, which Python would otherwise import
+    stale = [p for p in PKG.iterdir()
+             if p.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))]
+    for p in [*_outputs(modules), *stale, PKG / "_native_build.txt", PKG / f"{CHECKERS}.py"]:
         p.unlink(missing_ok=True)
 
 

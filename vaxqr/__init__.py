@@ -37,21 +37,35 @@ def _native_state() -> str:
         except OSError:
             return "native"  # an installed build without its sources
         now.append(f"{name} {st.st_size} {st.st_mtime_ns}")
-    return "native" if recorded == "\n".join(now) + "\n" else "stale"
+    if recorded != "\n".join(now) + "\n" or _unexpected_extensions():
+        return "stale"
+    return "native"
+
+
+def _unexpected_extensions() -> bool:
+    """Whether the package holds an extension module no current build made (one of a module
+    since dropped from NATIVE_MODULES): Python would import it instead of its source."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    ours = {*NATIVE_MODULES, "_native__mypyc", SCHEMA_CHECKERS}
+    suffixes = tuple(EXTENSION_SUFFIXES)  # e.g. .cpython-311-x86_64-linux-gnu.so, .abi3.so, .so
+    return any(entry.endswith(suffixes) and entry.split(".", 1)[0] not in ours
+               for entry in _os.listdir(_HERE))
 
 
 class _SourceFirst:
-    """Meta-path finder: the ``.py`` source of a compiled module, never its extension."""
+    """Meta-path finder: the ``.py`` source of every vaxqr module that has one, never an
+    extension beside it."""
 
     @staticmethod
     def find_spec(fullname: str, path: object = None, target: object = None) -> object:
         package, _, name = fullname.rpartition(".")
-        if package != __name__ or name not in NATIVE_MODULES:
+        source = _os.path.join(_HERE, name + ".py")
+        if package != __name__ or not _os.path.isfile(source):
             return None
         import importlib.util
 
-        return importlib.util.spec_from_file_location(
-            fullname, _os.path.join(_HERE, name + ".py"))
+        return importlib.util.spec_from_file_location(fullname, source)
 
 
 NATIVE_STATE = _native_state()

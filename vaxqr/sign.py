@@ -179,9 +179,11 @@ class _CborReader:
             out: dict[Any, Any] = {}
             for _ in range(n):  # each pass reads at least one byte: bounded by the data
                 key = self.item(depth - 1)
-                if (type(key) is not str and type(key) is not int) or key in out:
+                if type(key) is not str and type(key) is not int:
                     raise _Unsure
                 out[key] = self.item(depth - 1)
+            if len(out) != n:  # a key repeated (and overwritten): the strict path says so
+                raise _Unsure
             return out
         if major == 4:
             items: list[Any] = []
