@@ -27,6 +27,7 @@ from datetime import date
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
+import vaxqr
 from vaxqr import SCHEMA_CHECKERS
 from vaxqr.errors import ValidationError
 from vaxqr.schemafast import Unsupported, build, checker_source, generator_text, is_date
@@ -114,7 +115,9 @@ def _format_checker() -> FormatChecker:
 _FAST_FORMATS: Final = {"date": is_date, "date-time": _is_rfc3339_date_time}
 
 
-_DATA_DIR: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+# From the package's own path: a module compiled by mypyc into the package's group reports a
+# __file__ one "vaxqr/" too deep, so this module's own __file__ is not used.
+_DATA_DIR: Final = os.path.join(os.path.dirname(os.path.abspath(vaxqr.__file__)), "data")
 
 
 def _read_data(*parts: str) -> Any:
