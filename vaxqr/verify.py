@@ -62,7 +62,27 @@ class Trust(Protocol):
 # native objects: a frozen dataclass's __init__ (a setattr per field) cost ~1 µs per report.
 
 
-class Step:
+class _Value:
+    """Equality, hash, and copy/pickle by the fields a subclass lists in ``_fields``."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self) or not isinstance(other, _Value):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())  # a TypeError for an unhashable field, as dataclasses
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle by fields, in both builds
+        return (type(self), self._fields())
+
+
+class Step(_Value):
     """One step of a verification: its name, ``pass``/``fail``/``skipped``, and why."""
 
     __slots__ = ("message", "name", "status")
@@ -75,22 +95,11 @@ class Step:
     def _fields(self) -> tuple[str, str, str]:
         return (self.name, self.status, self.message)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Step):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
     def __repr__(self) -> str:
         return f"Step(name={self.name!r}, status={self.status!r}, message={self.message!r})"
 
-    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle by fields, in both builds
-        return (Step, self._fields())
 
-
-class HolderResult:
+class HolderResult(_Value):
     """Outcome of matching a credential to the holder's CCCD card."""
 
     __slots__ = ("card_dob", "card_name", "matched", "reasons")
@@ -105,23 +114,12 @@ class HolderResult:
     def _fields(self) -> tuple[bool, str, str, tuple[str, ...]]:
         return (self.matched, self.card_name, self.card_dob, self.reasons)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HolderResult):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
     def __repr__(self) -> str:
         return (f"HolderResult(matched={self.matched!r}, card_name={self.card_name!r}, "
                 f"card_dob={self.card_dob!r}, reasons={self.reasons!r})")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (HolderResult, self._fields())
 
-
-class Report:
+class Report(_Value):
     """Everything one verification found out. ``valid`` only if no step failed."""
 
     __slots__ = ("claims", "credential", "holder", "label", "payload", "signer", "steps",
@@ -151,20 +149,9 @@ class Report:
         return (self.label, self.steps, self.payload, self.credential, self.claims,
                 self.signer, self.holder, self.warnings)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Report):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())  # TypeError when the credential is a dict, as before
-
     def __repr__(self) -> str:
         return (f"Report(label={self.label!r}, valid={self.valid}, failed={self.failed!r}, "
                 f"steps={self.steps!r})")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Report, self._fields())
 
     @property
     def valid(self) -> bool:
