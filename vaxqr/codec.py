@@ -90,7 +90,9 @@ def _decode_groups(values: bytes, full: int) -> bytes | None:
         m0 = int.from_bytes(b"\xff\x00\x00" * groups, "little")
         overflow = m0 << 16
     lanes = int.from_bytes(values[:full], "little")
-    words = (lanes & m0) + 45 * ((lanes >> 8) & m0) + 2025 * ((lanes >> 16) & m0)
+    # c + 45 d + 2025 e = lane - 211 d - 63511 e, lane by lane (all ≥ 0, < 2**17): one
+    # operation fewer than masking c out as well
+    words = lanes - 211 * ((lanes >> 8) & m0) - 63511 * ((lanes >> 16) & m0)
     if words & overflow:  # a lane's third byte is set: its group overflows 65535
         return None
     wb = words.to_bytes(full, "little")  # per group: low byte, high byte, overflow byte (0)
