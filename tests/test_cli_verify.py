@@ -406,10 +406,19 @@ def _reader_lines(monkeypatch: pytest.MonkeyPatch, data: bytes, sizes: list[int]
     return list(cli._read_stdin_lines())
 
 
+
+def _lines_by_definition(data: bytes) -> list[str]:
+    """The lines of ``data`` as CR, LF or CRLF end them, each decoded on its own."""
+    import re
+
+    lines = re.split(rb"\r\n|\r|\n", data)
+    if lines[-1] == b"":
+        lines.pop()
+    return [x.decode("utf-8", errors="replace") for x in lines]
+
 def test_line_reader_splits_like_its_definition(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lines end at LF, CR or CRLF, however the bytes are cut into reads (a CRLF split
     across two reads is one line end)."""
-    import re
 
     from hypothesis import given, settings
     from hypothesis import strategies as st
@@ -419,11 +428,7 @@ def test_line_reader_splits_like_its_definition(monkeypatch: pytest.MonkeyPatch)
                     max_size=40).map(b"".join),
            st.lists(st.integers(1, 9), min_size=1, max_size=5))
     def check(data: bytes, sizes: list[int]) -> None:
-        expected = re.split(rb"\r\n|\r|\n", data)
-        if expected[-1] == b"":
-            expected.pop()
-        got = _reader_lines(monkeypatch, data, sizes)
-        assert got == [x.decode() for x in expected]
+        assert _reader_lines(monkeypatch, data, sizes) == _lines_by_definition(data)
 
     check()
 
@@ -432,7 +437,6 @@ def test_line_reader_decodes_each_line_on_its_own(monkeypatch: pytest.MonkeyPatc
     """The reader decodes all the complete lines of a read at once; with any bytes (broken
     UTF-8 right before a line end, CRLF split across reads, reads holding many lines) each
     line is still what decoding it alone gives."""
-    import re
 
     from hypothesis import given, settings
     from hypothesis import strategies as st
@@ -443,11 +447,7 @@ def test_line_reader_decodes_each_line_on_its_own(monkeypatch: pytest.MonkeyPatc
          b"HC1:", b"\xe2\x80\xa8"])), max_size=60).map(b"".join),
            st.lists(st.integers(1, 200), min_size=1, max_size=5))
     def check(data: bytes, sizes: list[int]) -> None:
-        expected = re.split(rb"\r\n|\r|\n", data)
-        if expected[-1] == b"":
-            expected.pop()
-        got = _reader_lines(monkeypatch, data, sizes)
-        assert got == [x.decode("utf-8", errors="replace") for x in expected]
+        assert _reader_lines(monkeypatch, data, sizes) == _lines_by_definition(data)
 
     check()
 
