@@ -162,3 +162,47 @@ def test_vaccination_dcc_is_the_certificate_dict(key, dn, sd, dob, dt, full, iss
         vaccine=c.VACCINES[key], dn=dn, sd=sd, dt=dt, issuer=issuer, ci=uvci))
     assert c.vaccination_dcc(name=name, dob=dob, vaccine=c.VACCINES[key], dn=dn, sd=sd, dt=dt,
                              issuer=issuer, ci=uvci) == cert.to_dict()
+
+
+@given(st.integers(0, c._SERIALS - 1), st.sampled_from([("091", "30760"), ("01", "00004")]))
+def test_uvci_maker_gives_make_uvci_of_the_same_serial(n, place):
+    maker = c.UvciMaker(*place)
+    uvci = maker.from_number(n)
+    serial = uvci.split("/")[2].split("#")[0]
+    assert uvci == c.make_uvci(*place, serial)
+    assert c.uvci_check_ok(uvci)
+    digits = []  # base 34, lowest digit first: the serial make_uvci drew from a number
+    for _ in range(c.SERIAL_DIGITS):
+        n, d = divmod(n, len(c._SERIAL_ALPHABET))
+        digits.append(c._SERIAL_ALPHABET[d])
+    assert serial == "".join(digits)
+
+
+def test_uvci_maker_rejects_draws_that_would_bias_the_serials(monkeypatch):
+    import os
+
+    high = (c._DRAW_LIMIT).to_bytes(8, "little")  # the first rejected value
+    low = (c._DRAW_LIMIT - 1).to_bytes(8, "little")  # the last accepted one
+    stream = bytearray(high + low + high + bytes(8 * 8))
+
+    def urandom(n):
+        taken = bytes(stream[:n])
+        del stream[:n]
+        return taken
+
+    monkeypatch.setattr(os, "urandom", urandom)
+    maker = c.UvciMaker("091", "30760")
+    got = maker.draw(2)
+    assert got == [maker.from_number((c._DRAW_LIMIT - 1) % c._SERIALS), maker.from_number(0)]
+    with pytest.raises(ValueError, match="out of range"):
+        maker.from_number(c._SERIALS)
+    with pytest.raises(ValidationError, match="not allowed"):
+        c.UvciMaker("09_1", "30760")
+
+
+def test_uvci_maker_draws_distinct_uvcis_in_any_number():
+    maker = c.UvciMaker("091", "30760")
+    assert maker.draw(0) == []
+    many = maker.draw(5000)
+    assert len(many) == len(set(many)) == 5000
+    assert all(u.startswith("URN:UVCI:01:VN:091/30760/") and c.uvci_check_ok(u) for u in many)

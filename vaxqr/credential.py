@@ -12,6 +12,7 @@ Knows the DCC and the Vietnamese data rules; knows nothing of COSE, keys or QR c
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -197,18 +198,79 @@ def luhn_mod38(text: str) -> str:
 def make_uvci(province: str, commune: str, serial: str | None = None) -> str:
     """``URN:UVCI:01:VN:<province>/<commune>/<serial>#<check>``; a random serial if none given."""
     if serial is None:
-        import secrets  # here, not at the top: ~3 ms (hmac, hashlib) a verify never needs
-
-        # 12 uniform base-34 digits from one random draw (as secrets.choice 12 times, but
-        # one system call instead of a dozen)
-        n = secrets.randbelow(len(_SERIAL_ALPHABET) ** 12)
-        digits = []
-        for _ in range(12):
-            n, d = divmod(n, len(_SERIAL_ALPHABET))
-            digits.append(_SERIAL_ALPHABET[d])
-        serial = "".join(digits)
+        return UvciMaker(province, commune).draw(1)[0]
     body = f"URN:UVCI:01:{COUNTRY}:{province}/{commune}/{serial}".upper()
     return f"{body}#{luhn_mod38(body)}"
+
+
+SERIAL_DIGITS = 12  # base-34 digits of a random serial: 34**12 ≈ 2.4e18 values
+_SERIALS = len(_SERIAL_ALPHABET) ** SERIAL_DIGITS
+_PAIR = len(_SERIAL_ALPHABET) ** 2
+# Two serial digits at a time: their characters (low digit first) and their share of the
+# Luhn sum. Within a serial of even length, the first character of each pair has an odd
+# distance from the end of the body (Luhn factor 1), the second an even one (factor 2).
+_PAIR_TEXT = [_SERIAL_ALPHABET[p % len(_SERIAL_ALPHABET)]
+              + _SERIAL_ALPHABET[p // len(_SERIAL_ALPHABET)] for p in range(_PAIR)]
+
+
+def _luhn_addend(ch: str, factor: int) -> int:
+    addend = factor * _LUHN_INDEX[ch]
+    return addend // len(_LUHN_ALPHABET) + addend % len(_LUHN_ALPHABET)
+
+
+_PAIR_LUHN = [_luhn_addend(t[0], 1) + _luhn_addend(t[1], 2) for t in _PAIR_TEXT]
+_DRAW_LIMIT = (1 << 64) // _SERIALS * _SERIALS  # 64-bit draws at or above it are rejected
+
+
+class UvciMaker:
+    """Random UVCIs of one commune, many at a time (a batch's chunk of rows).
+
+    Each serial is a uniform number below 34¹² (from ``os.urandom``, the source of
+    :mod:`secrets`, by rejection sampling 64-bit draws) written in base 34, the same UVCI
+    :func:`make_uvci` gives for that serial. One random read serves a whole chunk and the
+    check character of the fixed prefix is summed once: ~1 µs a UVCI instead of ~6. No
+    drawn number is kept between calls, so a forked process never repeats one.
+    """
+
+    def __init__(self, province: str, commune: str) -> None:
+        self.prefix = f"URN:UVCI:01:{COUNTRY}:{province}/{commune}/".upper()
+        luhn_mod38(self.prefix)  # every character allowed
+        # The prefix's share of the Luhn sum. Factors alternate 2, 1, 2, ... from the last
+        # character of the body; the prefix's last one is SERIAL_DIGITS characters from it.
+        total = 0
+        factor = 2 if SERIAL_DIGITS % 2 == 0 else 1
+        for ch in reversed(self.prefix):
+            total += _luhn_addend(ch, factor)
+            factor = 1 if factor == 2 else 2
+        self._prefix_luhn = total
+
+    def from_number(self, n: int) -> str:
+        """The UVCI of serial number ``n`` (0 ≤ n < 34¹²)."""
+        if not 0 <= n < _SERIALS:
+            raise ValueError("serial number out of range")
+        total = self._prefix_luhn
+        parts = [self.prefix]
+        for _ in range(SERIAL_DIGITS // 2):
+            n, p = divmod(n, _PAIR)
+            parts.append(_PAIR_TEXT[p])
+            total += _PAIR_LUHN[p]
+        parts.append("#")
+        parts.append(_LUHN_ALPHABET[-total % len(_LUHN_ALPHABET)])
+        return "".join(parts)
+
+    def draw(self, count: int) -> list[str]:
+        """``count`` new random UVCIs."""
+        out: list[str] = []
+        while len(out) < count:
+            need = count - len(out)
+            raw = os.urandom(8 * (need + need // 8 + 1))  # ~10% of draws are rejected
+            for i in range(0, len(raw), 8):
+                n = int.from_bytes(raw[i:i + 8], "little")
+                if n < _DRAW_LIMIT:
+                    out.append(self.from_number(n % _SERIALS))
+                    if len(out) == count:
+                        break
+        return out
 
 
 def uvci_check_ok(uvci: str) -> bool:
