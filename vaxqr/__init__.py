@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 # extensions beside it). An extension is used only while the manifest written by its build
 # matches every source's size and mtime: after an edit, or with VAXQR_PURE=1, the
 # pure-Python modules are imported instead, so what runs is always what the sources say.
-NATIVE_MODULES = ("codec", "sign", "credential", "verify", "verify_view", "issue", "schemas")
+NATIVE_MODULES = ("codec", "sign", "credential", "citizen", "verify", "verify_view", "issue",
+                  "schemas")
 NATIVE_MANIFEST = "_native_build.txt"
 # Generated and compiled by the same build: the DCC schema pre-checks (vaxqr/schemas.py).
 SCHEMA_CHECKERS = "_schema_checkers"
