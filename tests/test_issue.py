@@ -9,6 +9,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vaxqr import issue
 from vaxqr.certs import load_signer
@@ -450,3 +452,118 @@ def test_record_and_signer_info_copy_and_pickle_in_both_builds():
         for clone in (copy.copy(obj), copy.deepcopy(obj), pickle.loads(pickle.dumps(obj))):
             assert type(clone) is type(obj) and clone == obj
     assert pickle.loads(pickle.dumps(rec)).digest() == rec.digest()
+
+
+def _dictreader_rows(path):
+    """What read_csv gave when it was csv.DictReader: the reference for the faster reader."""
+    with path.open("rb") as fh:
+        import io
+
+        reader = csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8-sig", newline=""))
+        reader.fieldnames = [h.strip().lower() for h in (reader.fieldnames or [])]
+        out = []
+        for n, row in enumerate(reader, 1):
+            extra = row.pop(None, None)
+            if extra:
+                row["__error__"] = f"the row has {len(extra)} field(s) too many"
+            elif any(row.get(c) is None for c in issue.REQUIRED):
+                row["__error__"] = "the row has too few fields"
+            out.append((n, row))
+        return out
+
+
+_CELL = st.text(alphabet=st.sampled_from(list('ab ,"\r\n;é')), max_size=6)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.permutations([*HEADER, "Extra", " DOB ", "lot"]).flatmap(
+           lambda h: st.integers(len(h) - 6, len(h)).map(lambda k: h[:k])),
+       rows=st.lists(st.lists(_CELL, max_size=13), max_size=6),
+       blank=st.booleans(), crlf=st.booleans())
+def test_read_csv_gives_what_dictreader_gave(tmp_path, header, rows, blank, crlf):
+    """Headers with every column, some missing, repeated ("dob" and " DOB "), extra."""
+    path = tmp_path / "in.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\r\n" if crlf else "\n")
+        w.writerow(header)
+        for i, row in enumerate(rows):
+            w.writerow(row)
+            if blank and i == 0:
+                fh.write("\n")
+    missing = [c for c in issue.REQUIRED if c not in [h.strip().lower() for h in header]]
+    if missing:
+        with pytest.raises(ValidationError, match="header lacks"):
+            list(issue.read_csv(path))
+        return
+    assert list(issue.read_csv(path)) == _dictreader_rows(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(st.text(alphabet=st.sampled_from(list('aé ,"\r\n\t;')) | st.characters(),
+                              max_size=12), min_size=1, max_size=5),
+       card=st.sampled_from([None, "png", "pdf"]), no_file=st.booleans())
+def test_manifest_text_is_what_csv_writer_writes(names, card, no_file):
+    import io
+
+    from vaxqr.ledger import Entry
+
+    entries = [Entry(f"URN:UVCI:01:VN:091/31078/ABC{i}#X", "r.csv", i + 1, "h", name, "k",
+                     1_600_000_000 + i, 1_700_000_000, "HC1:6BF+70790T9WJWG.FKY*4GO0",
+                     "" if no_file else issue.image_name(i + 1, "png"))
+               for i, name in enumerate(names)]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(issue._manifest_row(e, card) for e in entries)
+    assert issue._manifest_text(entries, card) == buf.getvalue()
+
+
+def _kill_a_renderer_once(done, _total):
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    if done >= 200 and children and not _kill_a_renderer_once.killed:
+        os.kill(children[0].pid, signal.SIGKILL)
+        _kill_a_renderer_once.killed = True
+
+
+def test_a_renderer_killed_mid_batch_is_a_clear_error_and_the_run_resumes(signer, tmp_path):
+    import multiprocessing
+
+    n = 1500
+    src = write_csv(tmp_path / "r.csv", good_rows(n, seed=12))
+    out = tmp_path / "out"
+    _kill_a_renderer_once.killed = False
+    with pytest.raises(StorageError, match="rendering process ended") as info:
+        issue.issue_batch(signer, src, out, workers=2, progress=_kill_a_renderer_once)
+    assert _kill_a_renderer_once.killed
+    assert "run the same command again" in (info.value.hint or "")
+    assert not multiprocessing.active_children()
+    result = issue.issue_batch(signer, src, out, workers=2)
+    assert result.issued + result.already == n and not result.rejected
+    manifest = _read(out / "manifest.csv")
+    assert [int(m["row"]) for m in manifest] == list(range(1, n + 1))
+    assert all(issue.intact(out / m["file"]) for m in manifest)
+    assert not multiprocessing.active_children()
+
+
+def test_ctrl_c_mid_batch_stops_every_process_and_the_run_resumes(signer, tmp_path):
+    import multiprocessing
+
+    n = 1200
+    src = write_csv(tmp_path / "r.csv", good_rows(n, seed=13))
+    out = tmp_path / "out"
+
+    def interrupt(done, _total):
+        if done >= 300:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        issue.issue_batch(signer, src, out, workers=3, progress=interrupt)
+    assert not multiprocessing.active_children()
+    assert not (out / "manifest.csv").exists()
+    result = issue.issue_batch(signer, src, out, workers=3)
+    assert result.already >= 300 and result.issued + result.already == n
+    manifest = _read(out / "manifest.csv")
+    assert [int(m["row"]) for m in manifest] == list(range(1, n + 1))
+    assert len({m["uvci"] for m in manifest}) == n
+    assert all(issue.intact(out / m["file"]) for m in manifest)

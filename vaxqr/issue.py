@@ -5,8 +5,9 @@ order, dose ≤ total, known vaccine, a name); a bad row is rejected with its ro
 reason and the batch goes on. Batches are crash-safe through the :mod:`vaxqr.ledger`:
 a credential is recorded before its image is written, a re-run skips what the ledger holds,
 re-renders missing or damaged images, and rewrites the manifest from the ledger. This process
-reads, validates, signs and records; QR rendering and image files are done by worker
-processes (one per core), and the images are synced before the manifest lists them.
+reads, validates, signs and records; QR rendering and image files are shared between it and
+forked processes (one process per core in all), and the images are synced before the
+manifest lists them.
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import citizen, sign
 from .codec import encode_hc1
-from .credential import PersonName, find_vaccine, make_uvci, vaccination_dcc
+from .credential import PersonName, UvciMaker, find_vaccine, vaccination_dcc
 from .errors import KeyCertError, StorageError, ValidationError
 from .fileio import BatchDir, atomic_open, atomic_write, ensure_dir
 from .ledger import Entry, Ledger
@@ -39,10 +39,15 @@ COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
 REQUIRED = COLUMNS[:8]
 VALIDITY_DAYS = 365  # QĐ 5772: the QR is valid for 12 months
 MAX_ISSUER = 80
+_T = TypeVar("_T")
 CHUNK = 64  # rows signed and recorded in the first ledger transaction; then doubling to
 MAX_CHUNK = 512  # (each transaction ends with an fsync: ~4 ms the signing process waits)
-RENDER_TASK = 32  # credentials rendered by one worker task
-_WINDOW = 16  # render tasks in flight per worker (a full chunk and then some)
+RENDER_TASK = 16  # credentials rendered by one task (~3.5 ms)
+_WINDOW = 3  # tasks in hand per forked process: enough until this one next feeds it
+FEED_EVERY = 16  # rows signed between two feeds of the forked processes (~1 ms)
+# Credentials a forked process renders while this one signs a row: ~60 µs against ~220;
+# a little more, so that none waits for work (any surplus is rendered here later).
+_CHUNK_RENDERED_MEANWHILE = 0.35
 SYNC_EVERY = 1024  # images between two background syncs (the final one waits for less)
 
 
@@ -257,20 +262,31 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
     with fh:
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
         try:
-            reader = csv.DictReader(text)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            # csv.DictReader's rows (blank lines skipped, a short row's missing columns
+            # None), without its Python-level loop; extra fields are counted, not kept.
+            reader = csv.reader(text)
+            header = [h.strip().lower() for h in next(reader, [])]
             missing = [c for c in REQUIRED if c not in header]
             if missing:
                 raise ValidationError(
                     f"{path}: the CSV header lacks {', '.join(missing)}",
                     hint="expected header: " + ",".join(COLUMNS))
-            reader.fieldnames = header
-            for n, fields in enumerate(reader, 1):
-                extra = fields.pop(None, None)
-                if extra:
-                    fields["__error__"] = f"the row has {len(extra)} field(s) too many"
-                elif any(fields.get(c) is None for c in REQUIRED):
-                    fields["__error__"] = "the row has too few fields"
+            width = len(header)
+            # fields a row needs for every required column (the last of a repeated name wins)
+            need = max(width - header[::-1].index(c) for c in REQUIRED)
+            n = 0
+            for row in reader:
+                if not row:
+                    continue
+                n += 1
+                fields: dict[str, str | None] = dict(zip(header, row, strict=False))
+                if len(row) > width:
+                    fields["__error__"] = f"the row has {len(row) - width} field(s) too many"
+                elif len(row) < width:
+                    for key in header[len(row):]:
+                        fields[key] = None
+                    if len(row) < need:
+                        fields["__error__"] = "the row has too few fields"
                 yield n, fields
         except UnicodeDecodeError as exc:
             raise ValidationError(
@@ -348,10 +364,6 @@ def _writer_init(info: SignerInfo, out: str, fmt: str, card: str | None) -> None
     _WRITER = _Writer(info, out, fmt, card)
 
 
-def _ready() -> None:
-    """A no-op task: submitting it starts the worker processes."""
-
-
 def _render_and_write(items: Sequence[tuple[int, str]]) -> None:
     assert _WRITER is not None
     _WRITER(items)
@@ -379,8 +391,9 @@ def issue_batch(
     """Issue every valid row of ``csv_path`` into ``out_dir``; resumable after any crash.
 
     This process reads, validates and signs each chunk of rows and records it in the ledger;
-    only then are the chunk's credentials sent to the worker processes, which render and
-    write the images while this process goes on with the next chunk.
+    only then are the chunk's images rendered and written, by forked processes (``workers``
+    processes in all, this one included; default: one per core) and, when they have enough
+    in hand, by this one, which then goes on with the next chunk.
     """
     started = time.perf_counter()
     if fmt not in ("png", "svg"):
@@ -406,7 +419,7 @@ def issue_batch(
         done = ledger.issued_rows(source)
         fresh = not ledger.count(source)  # then this run issues all the manifest lists
 
-        def jobs() -> Iterator[tuple[Record, str]]:
+        def jobs() -> Iterator[Record]:
             for n, fields in read_csv(csv_path):
                 result.total_rows = n
                 if "__error__" in fields:
@@ -425,12 +438,13 @@ def issue_batch(
                     else:
                         result.already += 1
                     continue
-                yield rec, make_uvci(info.province_code, info.commune_code)
+                yield rec
 
         total_rows = _count_rows(csv_path) if progress else 0
         if progress:
             progress(0, total_rows)
         kid = info.kid.hex()
+        uvcis = UvciMaker(info.province_code, info.commune_code)
         # The manifest is streamed while the batch runs when this run issues every entry
         # it will list (a fresh batch); otherwise (a resumed batch) it is written from the
         # ledger at the end. Either way it appears (atomically) only once its images are
@@ -443,22 +457,26 @@ def issue_batch(
             with _Workers(info, out, fmt, card, workers) as pool:
                 for chunk in _chunks(jobs()):
                     entries = []
-                    for rec, uvci in chunk:
+                    for rec, uvci in zip(chunk, uvcis.draw(len(chunk)), strict=True):
                         hc1, iat, exp = sign_record(info, rec, uvci)
                         entries.append(Entry(uvci, source, rec.row, rec.digest(),
                                              rec.full_name, kid, iat, exp, hc1,
                                              image_name(rec.row, fmt)))
+                        if len(entries) % FEED_EVERY == 0:
+                            pool.feed()  # the forked renderers never wait for work
                     ledger.add_many(entries)  # fsynced: only now may the images appear
-                    pool.render([(e.row, e.hc1) for e in entries])
+                    pool.add([(e.row, e.hc1) for e in entries])
                     if fresh:
-                        manifest.writerows(_manifest_row(e, card) for e in entries)
+                        manifest_fh.write(_manifest_text(entries, card))
                     result.issued += len(entries)
                     if result.issued - synced >= SYNC_EVERY and (flushing is None
                                                                  or flushing.done()):
                         synced = result.issued
                         flushing = _Sync()  # less left for the final sync
+                    pool.work(next_rows=min(2 * len(chunk), MAX_CHUNK))
                     if progress:
                         progress(result.total_rows, total_rows)
+                pool.drain()
             # This run's images are written (the run raised otherwise) but not yet synced;
             # earlier runs' may be missing or damaged by a crash or a power loss.
             if flushing is not None:
@@ -471,8 +489,8 @@ def issue_batch(
                     manifest_fh.seek(0)
                     manifest_fh.truncate()
                     manifest.writerow(_manifest_header(card))
-                    manifest.writerows(
-                        _manifest_row(e, card) for e in ledger.entries(source))
+                    for part in _chunks(ledger.entries(source)):
+                        manifest_fh.write(_manifest_text(part, card))
             finally:
                 if syncer is not None:
                     syncer.wait()  # every image on disk before the manifest lists it
@@ -481,11 +499,11 @@ def issue_batch(
     return result
 
 
-def _chunks(jobs: Iterator[tuple[Record, str]]) -> Iterator[list[tuple[Record, str]]]:
+def _chunks(jobs: Iterable[_T]) -> Iterator[list[_T]]:
     """Chunks of CHUNK jobs, doubling up to MAX_CHUNK: the workers get their first images
     soon, and a long batch waits for one ledger fsync per 512 rows instead of per 64."""
     size = CHUNK
-    chunk: list[tuple[Record, str]] = []
+    chunk: list[_T] = []
     for job in jobs:
         chunk.append(job)
         if len(chunk) == size:
@@ -496,59 +514,172 @@ def _chunks(jobs: Iterator[tuple[Record, str]]) -> Iterator[list[tuple[Record, s
         yield chunk
 
 
-class _Workers:
-    """Rendering and image writing in worker processes (or in this one).
+class _Child:
+    """A forked rendering process and this process's ends of its two pipes."""
 
-    Only credentials already in the ledger are sent. A bounded window of chunks is in
-    flight (memory stays constant), and all have finished (or raised) when the ``with``
-    block exits normally.
+    def __init__(self, proc: Any, tasks: Any, done: Any) -> None:
+        self.proc, self.tasks, self.done = proc, tasks, done
+        self.in_hand = 0  # tasks sent and not yet acknowledged
+
+    def send(self, items: Sequence[tuple[int, str]]) -> None:
+        self.tasks.send(items)
+        self.in_hand += 1
+
+    def collect(self, *, wait: bool = False) -> None:
+        """Count the finished tasks (all in hand with ``wait``); raise the child's error."""
+        while self.in_hand and (wait or self.done.poll()):
+            try:
+                reply = self.done.recv_bytes()
+            except (EOFError, OSError):
+                raise StorageError("a rendering process ended unexpectedly",
+                                   hint="run the same command again: it resumes") from None
+            if reply:
+                raise _child_error(reply)
+            self.in_hand -= 1
+
+
+def _child_error(reply: bytes) -> BaseException:
+    import pickle
+
+    try:
+        exc = pickle.loads(reply)  # from our own forked process
+    except Exception:  # any failure to rebuild it is reported as such
+        return StorageError("a rendering process failed")
+    return exc if isinstance(exc, BaseException) else StorageError(str(exc))
+
+
+def _child_main(tasks: Any, done: Any, others: Sequence[Any], info: SignerInfo, out: str,
+                fmt: str, card: str | None) -> None:
+    """A forked rendering process: render and write each task until told to stop."""
+    import pickle
+    import signal
+
+    for conn in others:  # the other children's pipes, inherited: theirs to close
+        conn.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _pool_init(info, out, fmt, card)
+    assert _WRITER is not None
+    try:
+        while True:
+            try:
+                items = tasks.recv()
+            except EOFError:  # the parent is gone
+                return
+            if items is None:
+                return
+            try:
+                _WRITER(items)
+            except Exception as exc:  # every failure goes to the parent
+                try:
+                    reply = pickle.dumps(exc)
+                except Exception:
+                    reply = pickle.dumps(StorageError(f"rendering failed: {exc}"))
+                done.send_bytes(reply)
+                return
+            done.send_bytes(b"")
+    finally:
+        _WRITER.close()
+
+
+class _Workers:
+    """Rendering and image writing, shared by this process and ``workers - 1`` forked ones.
+
+    Only credentials already in the ledger are added. They wait in a queue of tasks of
+    RENDER_TASK credentials: :meth:`feed` keeps each forked process at _WINDOW tasks in
+    hand, and :meth:`work` renders the rest here, but for what the forked processes will
+    take while this one signs the next chunk. So each core runs one process and every one
+    stays busy (with a pool of ``workers`` renderers beside this process, three processes
+    shared two cores: ~60 µs more CPU per credential, in time slicing and the pool's own
+    thread), and memory stays constant. :meth:`drain` renders what is left and waits for
+    every task to finish (or raise).
     """
 
     def __init__(self, info: SignerInfo, out: Path, fmt: str, card: str | None,
                  workers: int | None) -> None:
         self.args = (info, str(out), fmt, card)
-        self.n = workers if workers is not None else (os.cpu_count() or 1)
-        self.pool: ProcessPoolExecutor | None = None
-        self.pending: deque[Future[None]] = deque()
+        self.n = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        self.children: list[_Child] = []
+        self.queue: deque[Sequence[tuple[int, str]]] = deque()
 
     def __enter__(self) -> _Workers:
-        # The renderer (NumPy; PIL for cards) is loaded here once, before the fork, instead
-        # of in every worker (~50 ms of CPU each).
+        # The renderer (NumPy; PIL for cards) is loaded here once, before the forks, instead
+        # of in every child (~50 ms of CPU each).
         from . import qr  # noqa: F401
         if self.args[3]:
             from . import card  # noqa: F401
-        if self.n > 1:
-            ctx = multiprocessing.get_context("fork")
-            self.pool = ProcessPoolExecutor(self.n, mp_context=ctx, initializer=_pool_init,
-                                            initargs=self.args)
-            # The first task forks the workers: now, before this process starts any thread.
-            self.pending.append(self.pool.submit(_ready))
-        else:
+        try:
+            if self.n > 1:
+                ctx = multiprocessing.get_context("fork")
+                for _ in range(self.n - 1):
+                    task_r, task_w = ctx.Pipe(duplex=False)
+                    done_r, done_w = ctx.Pipe(duplex=False)
+                    others = [c for child in self.children for c in (child.tasks, child.done)]
+                    proc = ctx.Process(target=_child_main, daemon=True, name="vaxqr-render",
+                                       args=(task_r, done_w, others, *self.args))
+                    proc.start()  # now, before this process starts any thread
+                    task_r.close()
+                    done_w.close()
+                    self.children.append(_Child(proc, task_w, done_r))
+            _keep_heap()  # this process renders too
             _writer_init(*self.args)
+        except BaseException:
+            self._stop()
+            raise
         return self
 
     def __exit__(self, exc_type: object, *_exc: object) -> None:
-        global _WRITER
-        try:
-            if exc_type is None:
-                while self.pending:
-                    self.pending.popleft().result()  # raise the first error (a full disk)
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True, cancel_futures=exc_type is not None)
-            elif _WRITER is not None:
-                _WRITER.close()
-                _WRITER = None
+        self._stop(graceful=exc_type is None)
 
-    def render(self, items: Sequence[tuple[int, str]]) -> None:
-        """Render and write the images of recorded credentials."""
-        if self.pool is None:
-            _render_and_write(items)
-            return
-        for i in range(0, len(items), RENDER_TASK):  # small tasks: the workers finish together
-            self.pending.append(self.pool.submit(_render_and_write, items[i:i + RENDER_TASK]))
-        while self.pending and (self.pending[0].done() or len(self.pending) > _WINDOW * self.n):
-            self.pending.popleft().result()
+    def _stop(self, *, graceful: bool = False) -> None:
+        global _WRITER
+        for child in self.children:
+            try:
+                if graceful:
+                    child.tasks.send(None)
+                child.tasks.close()
+                child.done.close()
+            except OSError:
+                pass
+        for child in self.children:
+            if not graceful:
+                child.proc.terminate()
+            child.proc.join()
+        self.children = []
+        if _WRITER is not None:
+            _WRITER.close()
+            _WRITER = None
+
+    def add(self, items: Sequence[tuple[int, str]]) -> None:
+        """Queue the images of recorded credentials, and hand out what the others can take."""
+        for i in range(0, len(items), RENDER_TASK):
+            self.queue.append(items[i:i + RENDER_TASK])
+        self.feed()
+
+    def feed(self) -> None:
+        """Count what the forked processes finished; top each up to _WINDOW tasks in hand."""
+        queue = self.queue
+        for child in self.children:
+            child.collect()
+            while queue and child.in_hand < _WINDOW:
+                child.send(queue.popleft())
+
+    def work(self, next_rows: int) -> None:
+        """Render here all but what the forked processes will take while this process signs
+        the next ``next_rows`` rows."""
+        keep = _CHUNK_RENDERED_MEANWHILE * next_rows * len(self.children) / RENDER_TASK
+        while len(self.queue) > keep:
+            _render_and_write(self.queue.pop())  # the newest: the oldest go out first
+            self.feed()
+
+    def drain(self) -> None:
+        """Render everything queued and wait until every task is done; raise the first error
+        (a full disk)."""
+        while self.queue:
+            self.feed()
+            if self.queue:
+                _render_and_write(self.queue.pop())
+        for child in self.children:
+            child.collect(wait=True)
 
 
 def _clean_temporaries(out: Path) -> None:
@@ -623,6 +754,32 @@ def _manifest_header(card: str | None) -> tuple[str, ...]:
 def _manifest_row(e: Entry, card: str | None) -> tuple[object, ...]:
     row = (e.row, e.uvci, e.full_name, e.file or "", e.hc1, e.iat, e.exp)
     return (*row, card_name(e.row, card)) if card else row
+
+
+def _csv_plain(text: str) -> bool:
+    """Whether csv.writer (QUOTE_MINIMAL) writes ``text`` as it is."""
+    return "," not in text and '"' not in text and "\n" not in text and "\r" not in text
+
+
+def _manifest_text(entries: Sequence[Entry], card: str | None) -> str:
+    """Manifest rows, exactly as ``csv.writer(fh, lineterminator="\\n")`` writes them.
+
+    The writer checks each character of each field for one to quote, ~5 µs for a row with
+    its 550-character HC1; here four C searches per field decide, and a row with any
+    character to quote (a name with a comma, say) still goes through the writer.
+    """
+    lines: list[str] = []
+    for e in entries:
+        file = e.file or ""
+        if (_csv_plain(e.full_name) and _csv_plain(e.uvci) and _csv_plain(e.hc1)
+                and _csv_plain(file)):
+            line = f"{e.row},{e.uvci},{e.full_name},{file},{e.hc1},{e.iat},{e.exp}"
+            lines.append(f"{line},{card_name(e.row, card)}\n" if card else line + "\n")
+        else:
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerow(_manifest_row(e, card))
+            lines.append(buf.getvalue())
+    return "".join(lines)
 
 
 class _Sync:
