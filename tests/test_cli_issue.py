@@ -115,3 +115,11 @@ def test_batch_via_cli_with_cards(runner, tmp_path):
                             str(out), "--card", "pdf"])
     assert r.exit_code == 0 and "0 issued" in r.stderr and "restored" in r.stderr
     assert (out / rows[3]["card"]).exists()
+
+
+def test_batch_workers_below_one_is_a_usage_error(runner, tmp_path):
+    src = write_csv(tmp_path / "r.csv", good_rows(2))
+    r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), "--from", str(src),
+                            "--out", str(tmp_path / "out"), "--workers", "0"])
+    assert r.exit_code == 2 and "--workers must be at least 1" in r.stderr
+    assert not (tmp_path / "out").exists()

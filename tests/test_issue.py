@@ -567,3 +567,52 @@ def test_ctrl_c_mid_batch_stops_every_process_and_the_run_resumes(signer, tmp_pa
     assert [int(m["row"]) for m in manifest] == list(range(1, n + 1))
     assert len({m["uvci"] for m in manifest}) == n
     assert all(issue.intact(out / m["file"]) for m in manifest)
+
+
+def _children_of(pid):
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    stat = fh.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the processes through /proc")
+def test_renderers_end_when_the_signing_process_is_killed(tmp_path):
+    """kill -9 of the signing process alone: its forked renderers see their task pipe
+    close and exit, instead of waiting forever (each closed the parent's pipe ends)."""
+    src = write_csv(tmp_path / "big.csv", good_rows(3000, seed=14))
+    out = tmp_path / "out"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.replace("workers=2", "workers=3"))
+    proc = subprocess.Popen([sys.executable, str(script), str(SIGNER), str(src), str(out)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                (out / "qr").is_dir() and any((out / "qr").iterdir())):
+            time.sleep(0.01)
+        kids = _children_of(proc.pid)
+        assert len(kids) == 2
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(k) for k in kids):
+            time.sleep(0.05)
+        assert not any(_alive(k) for k in kids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

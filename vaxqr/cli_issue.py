@@ -52,8 +52,9 @@ def issue(
     lot: Annotated[str, typer.Option(help="Vaccine lot (kept in the ledger).")] = "",
     fmt: Annotated[str, typer.Option("--format", help="Batch image format: png or svg.")]
     = "png",
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per "
-                                                "core).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes rendering the images, including "
+                                                "the one signing (default: one per core).")]
+    = None,
     password_file: Annotated[Path | None, typer.Option(
         help="File holding the signer key password (else VAXQR_PASSWORD, else a prompt).")]
     = None,
@@ -90,6 +91,8 @@ def issue(
     if from_csv is not None:
         if any(v is not None for v in single):
             fail("give either --from CSV or the citizen options, not both", code=Exit.USAGE)
+        if workers is not None and workers < 1:
+            fail("--workers must be at least 1", code=Exit.USAGE)
         s = _load_signer(signer, password_file)
         # --- reconcile (issue 8)
         if population is not None:

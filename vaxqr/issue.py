@@ -522,7 +522,10 @@ class _Child:
         self.in_hand = 0  # tasks sent and not yet acknowledged
 
     def send(self, items: Sequence[tuple[int, str]]) -> None:
-        self.tasks.send(items)
+        try:
+            self.tasks.send(items)
+        except OSError:  # its end of the pipe is closed: it died
+            raise _ended() from None
         self.in_hand += 1
 
     def collect(self, *, wait: bool = False) -> None:
@@ -531,11 +534,15 @@ class _Child:
             try:
                 reply = self.done.recv_bytes()
             except (EOFError, OSError):
-                raise StorageError("a rendering process ended unexpectedly",
-                                   hint="run the same command again: it resumes") from None
+                raise _ended() from None
             if reply:
                 raise _child_error(reply)
             self.in_hand -= 1
+
+
+def _ended() -> StorageError:
+    return StorageError("a rendering process ended unexpectedly",
+                        hint="run the same command again: it resumes")
 
 
 def _child_error(reply: bytes) -> BaseException:
@@ -554,8 +561,8 @@ def _child_main(tasks: Any, done: Any, others: Sequence[Any], info: SignerInfo, 
     import pickle
     import signal
 
-    for conn in others:  # the other children's pipes, inherited: theirs to close
-        conn.close()
+    for conn in others:  # the parent's ends of every pipe, inherited: so that this process
+        conn.close()  # sees the end of its tasks when the parent dies, even by SIGKILL
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _pool_init(info, out, fmt, card)
     assert _WRITER is not None
@@ -615,7 +622,8 @@ class _Workers:
                     done_r, done_w = ctx.Pipe(duplex=False)
                     others = [c for child in self.children for c in (child.tasks, child.done)]
                     proc = ctx.Process(target=_child_main, daemon=True, name="vaxqr-render",
-                                       args=(task_r, done_w, others, *self.args))
+                                       args=(task_r, done_w, [*others, task_w, done_r],
+                                             *self.args))
                     proc.start()  # now, before this process starts any thread
                     task_r.close()
                     done_w.close()
