@@ -592,14 +592,17 @@ def _alive(pid):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the processes through /proc")
-def test_renderers_end_when_the_signing_process_is_killed(tmp_path):
-    """kill -9 of the signing process alone: its forked renderers see their task pipe
-    close and exit, instead of waiting forever (each closed the parent's pipe ends)."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "term"])
+def test_renderers_end_quietly_when_the_signing_process_is_killed(tmp_path, sig):
+    """The signing process alone killed: its forked renderers see their task pipe close
+    and exit, instead of waiting forever (each closed the parent's pipe ends), and print no
+    traceback on the way (a renderer with a reply for a parent that is gone)."""
     src = write_csv(tmp_path / "big.csv", good_rows(3000, seed=14))
     out = tmp_path / "out"
     script = tmp_path / "run.py"
     script.write_text(KILL_SCRIPT.replace("workers=2", "workers=3"))
-    proc = subprocess.Popen([sys.executable, str(script), str(SIGNER), str(src), str(out)])
+    proc = subprocess.Popen([sys.executable, str(script), str(SIGNER), str(src), str(out)],
+                            stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (
@@ -607,12 +610,95 @@ def test_renderers_end_when_the_signing_process_is_killed(tmp_path):
             time.sleep(0.01)
         kids = _children_of(proc.pid)
         assert len(kids) == 2
-        proc.kill()
+        proc.send_signal(sig)
         proc.wait()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and any(_alive(k) for k in kids):
             time.sleep(0.05)
         assert not any(_alive(k) for k in kids)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()  # the renderers' stderr too: all ended
+        assert "Traceback" not in err and "Error" not in err, err
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_renderer_error_reaches_the_parent_whole_or_as_a_storage_error():
+    import pickle
+
+    from vaxqr.errors import DecodeError
+
+    full = StorageError("disk full while writing x.png", hint="free some space")
+    assert issue._portable(full) is full
+    again = pickle.loads(pickle.dumps(issue._portable(full)))
+    assert type(again) is StorageError and again.hint == "free some space"
+    odd = issue._portable(DecodeError("bad text", step="base45", hint="scan again"))
+    assert type(odd) is StorageError  # DecodeError needs `step`: pickle cannot rebuild it
+    assert str(odd) == "rendering failed: bad text" and odd.hint == "scan again"
+    bug = issue._portable(ValueError("boom"))
+    assert type(bug) is StorageError and str(bug) == "rendering failed: ValueError: boom"
+
+
+def test_renderers_fork_before_the_first_progress_call_and_default_to_at_most_8(
+        signer, tmp_path, monkeypatch):
+    """A progress bar may start a thread on its first call; the forks come before it. And
+    the default process count is the number of cores, at most 8 (one signing process
+    keeps only about four renderers busy)."""
+    import multiprocessing
+
+    src = write_csv(tmp_path / "r.csv", good_rows(40, seed=15))
+    seen = []
+
+    def progress(done, _total):
+        if not seen:
+            seen.append(len(multiprocessing.active_children()))
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    result = issue.issue_batch(signer, src, tmp_path / "out", progress=progress)
+    assert result.issued == 40 and seen == [issue.DEFAULT_PROCESSES_MAX - 1]
+
+
+def test_renderers_that_cannot_start_are_a_storage_error(signer, tmp_path, monkeypatch):
+    import errno
+    import multiprocessing
+
+    real = multiprocessing.get_context
+
+    class NoPipes:
+        def __getattr__(self, name):
+            return getattr(real("fork"), name)
+
+        def Pipe(self, duplex=True):
+            raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda _method=None: NoPipes())
+    src = write_csv(tmp_path / "r.csv", good_rows(3, seed=16))
+    with pytest.raises(StorageError, match="cannot start 299 rendering processes: Too many "
+                                           "open files") as info:
+        issue.issue_batch(signer, src, tmp_path / "out", workers=300)
+    assert "--workers" in (info.value.hint or "")
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+    monkeypatch.undo()
+    assert issue.issue_batch(signer, src, tmp_path / "out", workers=2).issued == 3
+
+
+def test_a_renderer_that_failed_is_reported_by_its_error_even_when_found_on_send():
+    """The renderer sent its error (a full disk) and exited just before the signing process
+    sent it another task: the error it sent is raised, not "ended unexpectedly"."""
+    import multiprocessing
+    import pickle
+
+    task_r, task_w = multiprocessing.Pipe(duplex=False)
+    done_r, done_w = multiprocessing.Pipe(duplex=False)
+    done_w.send_bytes(pickle.dumps(StorageError("disk full while writing qr/0000007.png",
+                                                hint="free some space")))
+    task_r.close()
+    done_w.close()
+    child = issue._Child(None, task_w, done_r)
+    child.in_hand = 1
+    with pytest.raises(StorageError, match="disk full") as info:
+        child.send([(8, "HC1:X")])
+    assert info.value.hint == "free some space"
+    with pytest.raises(StorageError, match="ended unexpectedly"):  # nothing more to say
+        child.send([(9, "HC1:X")])

@@ -53,7 +53,8 @@ def issue(
     fmt: Annotated[str, typer.Option("--format", help="Batch image format: png or svg.")]
     = "png",
     workers: Annotated[int | None, typer.Option(help="Processes rendering the images, including "
-                                                "the one signing (default: one per core).")]
+                                                "the one signing (default: one per core, at "
+                                                "most 8).")]
     = None,
     password_file: Annotated[Path | None, typer.Option(
         help="File holding the signer key password (else VAXQR_PASSWORD, else a prompt).")]

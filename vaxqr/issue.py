@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from . import citizen, sign
 from .codec import encode_hc1
 from .credential import PersonName, UvciMaker, find_vaccine, vaccination_dcc
-from .errors import KeyCertError, StorageError, ValidationError
+from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
 from .fileio import BatchDir, atomic_open, atomic_write, ensure_dir
 from .ledger import Entry, Ledger
 
@@ -48,6 +48,9 @@ FEED_EVERY = 16  # rows signed between two feeds of the forked processes (~1 ms)
 # Credentials a forked process renders while this one signs a row: ~60 µs against ~220;
 # a little more, so that none waits for work (any surplus is rendered here later).
 _CHUNK_RENDERED_MEANWHILE = 0.35
+# The default number of processes, at most: one signing process (~60 µs a row) keeps about
+# four renderers (~220 µs a credential) busy; more would only take memory (~60 MiB each).
+DEFAULT_PROCESSES_MAX = 8
 SYNC_EVERY = 1024  # images between two background syncs (the final one waits for less)
 
 
@@ -441,8 +444,6 @@ def issue_batch(
                 yield rec
 
         total_rows = _count_rows(csv_path) if progress else 0
-        if progress:
-            progress(0, total_rows)
         kid = info.kid.hex()
         uvcis = UvciMaker(info.province_code, info.commune_code)
         # The manifest is streamed while the batch runs when this run issues every entry
@@ -455,6 +456,8 @@ def issue_batch(
             flushing: _Sync | None = None  # writes the images out as the batch goes
             synced = 0  # credentials issued when the last background sync started
             with _Workers(info, out, fmt, card, workers) as pool:
+                if progress:  # after the forks: a progress bar may start a thread
+                    progress(0, total_rows)
                 for chunk in _chunks(jobs()):
                     entries = []
                     for rec, uvci in zip(chunk, uvcis.draw(len(chunk)), strict=True):
@@ -524,7 +527,8 @@ class _Child:
     def send(self, items: Sequence[tuple[int, str]]) -> None:
         try:
             self.tasks.send(items)
-        except OSError:  # its end of the pipe is closed: it died
+        except OSError:  # its end of the pipe is closed: it died, maybe after reporting why
+            self.collect(wait=True)  # raises its error if it sent one, else _ended()
             raise _ended() from None
         self.in_hand += 1
 
@@ -555,6 +559,22 @@ def _child_error(reply: bytes) -> BaseException:
     return exc if isinstance(exc, BaseException) else StorageError(str(exc))
 
 
+def _portable(exc: Exception) -> VaxqrError:
+    """A renderer's error as the parent will raise it: a vaxqr error as it is when pickle
+    can rebuild it, else a :class:`StorageError` with its message and hint."""
+    import pickle
+
+    if isinstance(exc, VaxqrError):
+        try:
+            again = pickle.loads(pickle.dumps(exc))
+        except Exception:
+            again = None
+        if type(again) is type(exc) and str(again) == str(exc):
+            return exc
+        return StorageError(f"rendering failed: {exc}", hint=exc.hint)
+    return StorageError(f"rendering failed: {type(exc).__name__}: {exc}")
+
+
 def _child_main(tasks: Any, done: Any, others: Sequence[Any], info: SignerInfo, out: str,
                 fmt: str, card: str | None) -> None:
     """A forked rendering process: render and write each task until told to stop."""
@@ -577,13 +597,16 @@ def _child_main(tasks: Any, done: Any, others: Sequence[Any], info: SignerInfo, 
             try:
                 _WRITER(items)
             except Exception as exc:  # every failure goes to the parent
+                reply = pickle.dumps(_portable(exc))
                 try:
-                    reply = pickle.dumps(exc)
-                except Exception:
-                    reply = pickle.dumps(StorageError(f"rendering failed: {exc}"))
-                done.send_bytes(reply)
+                    done.send_bytes(reply)
+                except OSError:  # the parent is gone or stopping us: nothing to report to
+                    pass
                 return
-            done.send_bytes(b"")
+            try:
+                done.send_bytes(b"")
+            except OSError:
+                return
     finally:
         _WRITER.close()
 
@@ -604,7 +627,8 @@ class _Workers:
     def __init__(self, info: SignerInfo, out: Path, fmt: str, card: str | None,
                  workers: int | None) -> None:
         self.args = (info, str(out), fmt, card)
-        self.n = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        self.n = max(1, workers if workers is not None
+                     else min(os.cpu_count() or 1, DEFAULT_PROCESSES_MAX))
         self.children: list[_Child] = []
         self.queue: deque[Sequence[tuple[int, str]]] = deque()
 
@@ -630,6 +654,11 @@ class _Workers:
                     self.children.append(_Child(proc, task_w, done_r))
             _keep_heap()  # this process renders too
             _writer_init(*self.args)
+        except OSError as exc:  # out of processes, memory or file descriptors
+            self._stop()
+            raise StorageError(f"cannot start {self.n - 1} rendering processes: "
+                               f"{exc.strerror or exc}",
+                               hint="give --workers a smaller number") from exc
         except BaseException:
             self._stop()
             raise
@@ -640,17 +669,18 @@ class _Workers:
 
     def _stop(self, *, graceful: bool = False) -> None:
         global _WRITER
+        if not graceful:  # before the pipes close: no child sees a broken pipe first
+            for child in self.children:
+                child.proc.terminate()
         for child in self.children:
             try:
                 if graceful:
                     child.tasks.send(None)
-                child.tasks.close()
-                child.done.close()
             except OSError:
                 pass
+            child.tasks.close()
+            child.done.close()
         for child in self.children:
-            if not graceful:
-                child.proc.terminate()
             child.proc.join()
         self.children = []
         if _WRITER is not None:
