@@ -181,9 +181,13 @@ def test_uvci_maker_gives_make_uvci_of_the_same_serial(n, place):
 def test_uvci_maker_rejects_draws_that_would_bias_the_serials(monkeypatch):
     import os
 
-    high = (c._DRAW_LIMIT).to_bytes(8, "little")  # the first rejected value
-    low = (c._DRAW_LIMIT - 1).to_bytes(8, "little")  # the last accepted one
-    stream = bytearray(high + low + high + bytes(8 * 8))
+    def half(v):
+        return v.to_bytes(5, "little")
+
+    limit, h = c._DRAW_LIMIT, c._HALF
+    # (high, low) pairs: a rejected high, a rejected low, the last accepted values, zeros
+    stream = bytearray(half(limit) + half(0) + half(0) + half(limit)
+                       + half(limit - 1) + half(limit - 1) + bytes(10 * 8))
 
     def urandom(n):
         taken = bytes(stream[:n])
@@ -193,7 +197,9 @@ def test_uvci_maker_rejects_draws_that_would_bias_the_serials(monkeypatch):
     monkeypatch.setattr(os, "urandom", urandom)
     maker = c.UvciMaker("091", "30760")
     got = maker.draw(2)
-    assert got == [maker.from_number((c._DRAW_LIMIT - 1) % c._SERIALS), maker.from_number(0)]
+    assert got == [maker.from_number((limit - 1) % h * h + (limit - 1) % h),
+                   maker.from_number(0)]
+    assert limit == (1 << 40) // h * h and limit < 1 << 40 and h * h == c._SERIALS
     with pytest.raises(ValueError, match="out of range"):
         maker.from_number(c._SERIALS)
     with pytest.raises(ValidationError, match="not allowed"):

@@ -59,13 +59,18 @@ def b45encode(data: bytes | bytearray | memoryview) -> str:
     lanes = bytearray(4 * groups)
     lanes[0::4] = data[1:even:2]
     lanes[1::4] = data[0:even:2]
-    w = int.from_bytes(lanes, "little")
-    low11 = _LOW11 if groups <= _ENC_LANES else int.from_bytes(b"\xff\x07\0\0" * groups, "little")
+    # Any, not int: compiled, big-integer arithmetic on an int aborts the process on any
+    # error, and a product checks for signals (Ctrl-C: "fatal: out of memory", SIGABRT);
+    # on Any the same operations raise, as in Python.
+    w: Any = int.from_bytes(lanes, "little")
+    low11: Any = (_LOW11 if groups <= _ENC_LANES
+                  else int.from_bytes(b"\xff\x07\0\0" * groups, "little"))
     q = ((w * _DIV45) >> 21) & low11  # w // 45
     e = ((q * _DIV45) >> 21) & low11  # w // 2025
     # lane = c + 256 d + 65536 e with c = w - 45 q and d = q - 45 e: all terms ≥ 0, < 2**24
     digits = w + 211 * q + 54016 * e + _markers(groups)
-    out = digits.to_bytes(4 * groups, "little").translate(_TO_ALPHABET, b"\xff").decode("ascii")
+    out: str = digits.to_bytes(4 * groups, "little").translate(_TO_ALPHABET, b"\xff").decode(
+        "ascii")
     if even != n:
         last = data[-1]
         out += ALPHABET[last % 45] + ALPHABET[last // 45]
@@ -84,18 +89,20 @@ _OVERFLOW = _MASK0 << 16  # the third byte of every lane
 def _decode_groups(values: bytes, full: int) -> bytes | None:
     """Decode the ``full // 3`` complete groups of digit values; None if one overflows."""
     groups = full // 3
+    m0: Any  # Any, not int: see b45encode (an interrupted product must raise, not abort)
+    overflow: Any
     if groups <= _LANES:
         m0, overflow = _MASK0, _OVERFLOW
     else:
         m0 = int.from_bytes(b"\xff\x00\x00" * groups, "little")
         overflow = m0 << 16
-    lanes = int.from_bytes(values[:full], "little")
+    lanes: Any = int.from_bytes(values[:full], "little")
     # c + 45 d + 2025 e = lane - 211 d - 63511 e, lane by lane (all ≥ 0, < 2**17): one
     # operation fewer than masking c out as well
     words = lanes - 211 * ((lanes >> 8) & m0) - 63511 * ((lanes >> 16) & m0)
     if words & overflow:  # a lane's third byte is set: its group overflows 65535
         return None
-    wb = words.to_bytes(full, "little")  # per group: low byte, high byte, overflow byte (0)
+    wb: bytes = words.to_bytes(full, "little")  # per group: low byte, high byte, overflow byte (0)
     out = bytearray(2 * groups)
     out[0::2] = wb[1::3]
     out[1::2] = wb[0::3]
