@@ -123,3 +123,17 @@ def test_batch_workers_below_one_is_a_usage_error(runner, tmp_path):
                             "--out", str(tmp_path / "out"), "--workers", "0"])
     assert r.exit_code == 2 and "--workers must be at least 1" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_interrupted_says_how_to_resume(runner, tmp_path, monkeypatch):
+    from vaxqr import issue
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(issue, "issue_batch", interrupted)
+    src = write_csv(tmp_path / "r.csv", good_rows(2))
+    r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), "--from", str(src),
+                            "--out", str(tmp_path / "out")])
+    assert r.exit_code == 130
+    assert "interrupted" in r.stderr and "run the same command again" in r.stderr

@@ -198,6 +198,14 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
                                   progress=progress if on_terminal else None, card=card)
     except VaxqrError as exc:
         fail_from(exc)
+    except KeyboardInterrupt:
+        if "p" in bar:
+            bar["p"].stop()
+            bar.clear()
+        console(err=True).print(
+            "interrupted: every credential signed so far is in the ledger; run the same "
+            "command again to finish the batch (nothing is signed twice)")
+        raise typer.Exit(130) from None
     finally:
         if "p" in bar:
             bar["p"].stop()
