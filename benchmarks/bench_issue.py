@@ -5,11 +5,11 @@
 1. The one-core reference: "sign + the fastest QR encoder alone" — ``sign_record`` then a
    PNG from vaxqr's encoder or from zxing-cpp's writer (whichever is faster here), in one
    process with no files, no ledger, no CSV: the work a credential cannot do without.
-2. ``issue_batch`` of ``--batch`` rows (PNG QR codes, ``--workers`` processes, ledger,
+2. ``issue_batch`` of ``--batch`` rows (PNG QR codes, ``--workers`` processes in all, ledger,
    atomic image writes, manifest): credentials per second and the ratio to the reference
-   rate measured just before and after it. Goal ≥ 1.8× on 2 workers.
+   rate measured just before and after it. Goal ≥ 1.8× on 2 processes (2 cores).
 3. Memory: ``vaxqr issue --from`` of ``--rows`` rows (default 100,000) as a separate
-   process; the resident memory of the parent and its workers is sampled every 0.1 s and
+   process; the resident memory of all its processes is sampled every 0.1 s and
    the peak of each fifth of the run is printed: constant memory means the last fifth's
    peak is no higher than the second's.
 """
@@ -184,15 +184,15 @@ def bench_batch(rows: int, workers: int, base: Path) -> float:
         print(f"   QR encoder alone: {name:30} {secs * 1000:7.3f} ms/PNG   (glibc malloc "
               f"defaults: {plain_encoders[name] * 1000:.3f})")
     print(f"   sign + {enc} with glibc malloc defaults: {plain * 1000:.3f} ms per credential; "
-          "below, with the M_TOP_PAD the workers use")
+          "below, with the M_TOP_PAD the batch's processes use")
     print(f"   sign + {enc}: {ref_before * 1000:.3f} / {ref_mid * 1000:.3f} / "
           f"{ref_after * 1000:.3f} ms per credential (before / between / after the batches) "
           f"→ {ref_rate:,.0f} credentials/s on one core")
-    print(f"\n2. issue_batch: {rows:,} rows, PNG, {workers} workers, ledger + atomic images + "
+    print(f"\n2. issue_batch: {rows:,} rows, PNG, {workers} processes, ledger + atomic images + "
           "manifest")
     print(f"   wall {wall:.2f} s → {rate:,.0f} credentials/s")
-    print(f"   CPU per credential: parent user {parent[0] / rows * 1e6:.0f} µs + sys "
-          f"{parent[1] / rows * 1e6:.0f} µs; workers user {kids[0] / rows * 1e6:.0f} µs + sys "
+    print(f"   CPU per credential: signing process user {parent[0] / rows * 1e6:.0f} µs + sys "
+          f"{parent[1] / rows * 1e6:.0f} µs; renderers user {kids[0] / rows * 1e6:.0f} µs + sys "
           f"{kids[1] / rows * 1e6:.0f} µs")
     cpu_per = (sum(parent) + sum(kids)) / rows
     print(f"   the disk here: one image file written as the batch does, alone: "
@@ -267,14 +267,14 @@ def bench_memory(rows: int, workers: int, base: Path) -> float:
     assert issued == rows, (issued, err)
     disk = sum(f.stat().st_size for f in (Path(tmp) / "out").rglob("*") if f.is_file())
     mib = 1024 * 1024
-    print(f"\n3. Memory: `vaxqr issue --from` {rows:,} rows, {workers} workers "
+    print(f"\n3. Memory: `vaxqr issue --from` {rows:,} rows, {workers} processes "
           f"(CSV written in {gen:.1f} s; output {disk / mib:,.0f} MiB on disk)")
     print(f"   wall {wall:.1f} s → {rows / wall:,.0f} credentials/s (process start, CSV, "
           "manifest and ledger included)")
     fifths = [[s for s in samples if k * wall / 5 <= s[0] < (k + 1) * wall / 5]
               for k in range(5)]
     peaks = [max((s[1] for s in f), default=0) for f in fifths]
-    print("   peak RSS of parent + workers in each fifth of the run: "
+    print("   peak RSS of all its processes in each fifth of the run: "
           + " · ".join(f"{p / mib:.0f}" for p in peaks) + " MiB")
     print(f"   largest single process: {peak_one / mib:.0f} MiB; processes: "
           f"{max((s[2] for s in samples), default=0)}")
