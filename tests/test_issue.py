@@ -702,3 +702,42 @@ def test_a_renderer_that_failed_is_reported_by_its_error_even_when_found_on_send
     assert info.value.hint == "free some space"
     with pytest.raises(StorageError, match="ended unexpectedly"):  # nothing more to say
         child.send([(9, "HC1:X")])
+
+
+@pytest.mark.skipif(not hasattr(os, "O_TMPFILE"), reason="unnamed files are Linux's")
+@pytest.mark.parametrize("refusal", [None, 2, 1], ids=["linkat", "enoent", "eperm"])
+def test_batch_dir_names_unnamed_files_by_linkat_or_falls_back_to_proc(tmp_path, refusal):
+    """linkat(fd, "", dir, name, AT_EMPTY_PATH) names the file; where the kernel or the
+    privileges refuse it (ENOENT before Linux 6.10 without CAP_DAC_READ_SEARCH, EPERM), the
+    /proc/self/fd path serves from then on. Either way whole files, replaced atomically."""
+    import ctypes
+
+    from vaxqr.fileio import BatchDir
+
+    d = BatchDir(tmp_path)
+    if d._linkat is None:
+        pytest.skip("no libc linkat here")
+    calls = []
+    real = d._linkat
+
+    def linkat(*args):
+        calls.append(args[3])
+        if refusal is not None:
+            ctypes.set_errno(refusal)
+            return -1
+        return real(*args)
+
+    d._linkat = linkat
+    try:
+        d.write("a.png", b"first")
+        d.write("a.png", b"second, longer")  # the name exists: replaced through /proc
+        d.write("b.png", b"third")
+    finally:
+        d.close()
+    assert (tmp_path / "a.png").read_bytes() == b"second, longer"
+    assert (tmp_path / "b.png").read_bytes() == b"third"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+    if refusal is None:
+        assert calls == [b"a.png", b"a.png", b"b.png"] and d._linkat is linkat
+    else:
+        assert calls == [b"a.png"] and d._linkat is None  # asked once, then never again

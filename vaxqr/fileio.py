@@ -99,6 +99,30 @@ class _NoUnnamed(Exception):
     """The file system (or a missing /proc) does not allow unnamed temporary files."""
 
 
+_AT_EMPTY_PATH = 0x1000  # Linux <fcntl.h>
+_FLINK: list[Any] = []  # [libc's linkat] or [None], once looked up
+
+
+def _flink() -> Any:
+    """libc's ``linkat``, to name an open unnamed file by ``linkat(fd, "", dir, name,
+    AT_EMPTY_PATH)``: Python's ``os.link`` cannot pass that flag, and linking its
+    ``/proc/self/fd/N`` path instead costs a /proc path walk (~8 µs a file on tmpfs against
+    ~4). None where there is no such libc function."""
+    if not _FLINK:
+        fn = None
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).linkat
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                           ctypes.c_int]
+            fn.restype = ctypes.c_int
+        except (ImportError, OSError, AttributeError):
+            fn = None
+        _FLINK.append(fn)
+    return _FLINK[0]
+
+
 class BatchDir:
     """A directory receiving many small files, each written atomically but not fsynced.
 
@@ -125,6 +149,7 @@ class BatchDir:
         os.umask(umask)
         self._chmod = bool(umask & mode)  # fchmod only when the umask would remove bits
         self._unnamed = _TMPFILE_FLAGS != 0 and os.path.isdir("/proc/self/fd")
+        self._linkat: Any = _flink() if self._unnamed else None
 
     def write(self, name: str, data: bytes) -> None:
         """Write ``data`` to ``name`` in this directory atomically, replacing any old file."""
@@ -149,6 +174,8 @@ class BatchDir:
             raise _describe(exc, self.path / name) from exc
         try:
             self._fill(fd, data)
+            if self._linkat is not None and self._link_fd(fd, name):
+                return
             proc = f"/proc/self/fd/{fd}"
             try:
                 os.link(proc, name, dst_dir_fd=d, follow_symlinks=True)
@@ -167,6 +194,23 @@ class BatchDir:
             raise _describe(exc, self.path / name) from exc
         finally:
             os.close(fd)
+
+    def _link_fd(self, fd: int, name: str) -> bool:
+        """Give the open unnamed file ``fd`` its name with ``linkat(AT_EMPTY_PATH)``. False
+        when the name exists (the caller replaces the file) or when this kernel or these
+        privileges do not allow it (Linux < 6.10 without CAP_DAC_READ_SEARCH: ENOENT); then
+        the /proc path serves from now on."""
+        if self._linkat(fd, b"", self._fd, os.fsencode(name), _AT_EMPTY_PATH) == 0:
+            return True
+        import ctypes
+
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            return False
+        if err in (errno.ENOENT, errno.EPERM, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            self._linkat = None
+            return False
+        raise OSError(err, os.strerror(err))
 
     def _write_named(self, name: str, data: bytes) -> None:
         d = self._fd
