@@ -230,3 +230,31 @@ def test_an_extension_no_build_made_is_never_imported(tmp_path: Path) -> None:
                          env={**env, "PYTHONPATH": str(tmp_path)}, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["stale", str(pkg / f"{name}.py")]
+
+
+def _calls_in_slice_indices(source: str) -> list[int]:
+    """Lines where a slice bound or step calls anything but ``len``."""
+    import ast
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+            for part in (node.slice.lower, node.slice.upper, node.slice.step):
+                for inner in ast.walk(part) if part is not None else ():
+                    if isinstance(inner, ast.Call) and not (
+                            isinstance(inner.func, ast.Name) and inner.func.id == "len"):
+                        lines.append(node.lineno)
+    return lines
+
+
+def test_no_compiled_module_calls_in_a_slice_index() -> None:
+    """mypyc (seen with 2.4.1) evaluates a slice's bounds twice when the object sliced is a
+    memoryview or untyped: ``view[os.write(fd, view):]`` wrote a file twice. So no module
+    compiled by the build may call anything in a slice bound (``len`` is side-effect free)."""
+    assert _calls_in_slice_indices("x = v[f():]\ny = v[:len(v)]\nz = v[1:g(2):h()]") == [1, 3, 3]
+    here = Path(vaxqr.__file__).parent
+    names = [*vaxqr.NATIVE_MODULES, vaxqr.SCHEMA_CHECKERS]  # the checkers: when generated
+    found = {name: _calls_in_slice_indices((here / f"{name}.py").read_text(encoding="utf-8"))
+             for name in names if (here / f"{name}.py").exists()}
+    assert set(vaxqr.NATIVE_MODULES) <= set(found)
+    assert not any(found.values()), found
