@@ -66,6 +66,9 @@ def main() -> None:
         ("memory: last fifth / second fifth peak", "memory_growth", 1.1, True),
     ]
     print(f"\n{'=' * 30} summary ({time.perf_counter() - started:.0f} s)\n")
+    if q:
+        print("--quick: a smoke test; sizes this small make the ratios noise (the `verify -`\n"
+              "process rows worst of all), so quote only a run without --quick\n")
     print(f"{'goal':42} {'ratio':>8}  {'target':>8}")
     for label, key, target, at_most in goals:
         value = results.get(key)
