@@ -640,10 +640,10 @@ def test_a_renderer_error_reaches_the_parent_whole_or_as_a_storage_error():
     assert type(bug) is StorageError and str(bug) == "rendering failed: ValueError: boom"
 
 
-def test_renderers_fork_before_the_first_progress_call_and_default_to_at_most_8(
+def test_renderers_fork_before_the_first_progress_call_and_default_to_at_most_6(
         signer, tmp_path, monkeypatch):
     """A progress bar may start a thread on its first call; the forks come before it. And
-    the default process count is the number of cores, at most 8 (one signing process
+    the default process count is the number of cores, at most 6 (one signing process
     keeps only about four renderers busy)."""
     import multiprocessing
 

@@ -54,7 +54,7 @@ def issue(
     = "png",
     workers: Annotated[int | None, typer.Option(help="Processes rendering the images, including "
                                                 "the one signing (default: one per core, at "
-                                                "most 8).")]
+                                                "most 6).")]
     = None,
     password_file: Annotated[Path | None, typer.Option(
         help="File holding the signer key password (else VAXQR_PASSWORD, else a prompt).")]

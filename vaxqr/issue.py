@@ -50,7 +50,7 @@ FEED_EVERY = 16  # rows signed between two feeds of the forked processes (~1 ms)
 _CHUNK_RENDERED_MEANWHILE = 0.35
 # The default number of processes, at most: one signing process (~60 µs a row) keeps about
 # four renderers (~220 µs a credential) busy; more would only take memory (~60 MiB each).
-DEFAULT_PROCESSES_MAX = 8
+DEFAULT_PROCESSES_MAX = 6
 SYNC_EVERY = 1024  # images between two background syncs (the final one waits for less)
 
 
