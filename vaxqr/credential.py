@@ -231,10 +231,9 @@ class UvciMaker:
 
     Each serial is a uniform number below 34¹² (from ``os.urandom``, the source of
     :mod:`secrets`, by rejection sampling of 40-bit draws, one per half) written in base
-    34, the same UVCI
-    :func:`make_uvci` gives for that serial. One random read serves a whole chunk and the
-    check character of the fixed prefix is summed once: ~1 µs a UVCI instead of ~6. No
-    drawn number is kept between calls, so a forked process never repeats one.
+    34: the UVCI :func:`make_uvci` gives for that serial. One random read serves a whole
+    chunk and the Luhn sum of the fixed prefix is computed once: ~1 µs a UVCI instead of
+    ~6. No drawn number is kept between calls, so a forked process never repeats one.
     """
 
     def __init__(self, province: str, commune: str) -> None:

@@ -12,6 +12,7 @@ the file system before it lists them).
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 from collections.abc import Iterator
@@ -100,27 +101,23 @@ class _NoUnnamed(Exception):
 
 
 _AT_EMPTY_PATH = 0x1000  # Linux <fcntl.h>
-_FLINK: list[Any] = []  # [libc's linkat] or [None], once looked up
 
 
+@functools.cache
 def _flink() -> Any:
     """libc's ``linkat``, to name an open unnamed file by ``linkat(fd, "", dir, name,
     AT_EMPTY_PATH)``: Python's ``os.link`` cannot pass that flag, and linking its
     ``/proc/self/fd/N`` path instead costs a /proc path walk (~8 µs a file on tmpfs against
     ~4). None where there is no such libc function."""
-    if not _FLINK:
-        fn = None
-        try:
-            import ctypes
+    try:
+        import ctypes
 
-            fn = ctypes.CDLL(None, use_errno=True).linkat
-            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                           ctypes.c_int]
-            fn.restype = ctypes.c_int
-        except (ImportError, OSError, AttributeError):
-            fn = None
-        _FLINK.append(fn)
-    return _FLINK[0]
+        fn = ctypes.CDLL(None, use_errno=True).linkat
+    except (ImportError, OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
 
 
 class BatchDir:
