@@ -137,3 +137,41 @@ def test_batch_interrupted_says_how_to_resume(runner, tmp_path, monkeypatch):
                             "--out", str(tmp_path / "out")])
     assert r.exit_code == 130
     assert "interrupted" in r.stderr and "run the same command again" in r.stderr
+
+
+def _console_script(args, tmp_path):
+    """The installed `vaxqr` in a new process: its main() ends a finished issue with
+    os._exit (no interpreter teardown), which must not lose buffered output."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VAXQR_PASSWORD="vaxqr-demo", XDG_STATE_HOME=str(tmp_path / "st"),
+               NO_COLOR="1", PYTHONIOENCODING="utf-8")
+    return subprocess.run([str(Path(sys.executable).parent / "vaxqr"), "issue", *args],
+                          capture_output=True, env=env, timeout=120, check=False)
+
+
+def test_console_script_single_to_a_pipe_keeps_its_output(tmp_path):
+    signer = _signer_copy(tmp_path)
+    r = _console_script(["--signer", str(signer), *PERSON, "--out", "-"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().split("\n")
+    assert len(lines) == 2 and lines[0].startswith("HC1:") and lines[1] == ""
+    assert b"DEMO ONLY" in r.stderr  # stderr written before the early exit too
+
+
+def test_console_script_batch_ends_with_its_summary_and_files(tmp_path):
+    src = write_csv(tmp_path / "r.csv", good_rows(20, seed=7))
+    out = tmp_path / "out"
+    r = _console_script(["--signer", str(_signer_copy(tmp_path)), "--from", str(src),
+                         "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.decode().rstrip("\n").split("\n")[-1].startswith("20 issued (")
+    with (out / "manifest.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 20 and all((out / row["file"]).stat().st_size > 100 for row in rows)
+    r = _console_script(["--signer", str(tmp_path / "signer"), "--from", str(src),
+                         "--out", str(out)], tmp_path)  # the ledger was closed: a re-run
+    assert r.returncode == 0, r.stderr  # reads it and signs nothing twice
+    assert r.stderr.decode().rstrip("\n").split("\n")[-1].startswith(
+        "0 issued (0/s), 20 already issued, 0 rejected of 20 rows")

@@ -514,6 +514,13 @@ def _mount(names: tuple[str, ...]) -> bool:
     return bool(new)
 
 
+def end_at_once() -> None:
+    """Have :func:`main` end the process with ``os._exit`` when the command returns: for a
+    command whose every file is written and closed (the interpreter's teardown of NumPy,
+    cryptography and the rest costs a batch ~25 ms)."""
+    _state["exit_now"] = True
+
+
 def _exit_now(code: object) -> NoReturn:
     """End the process at once with ``code`` (as SystemExit would), skipping the
     interpreter's teardown of every module and object: ~12 ms of a one-shot verify's
@@ -543,6 +550,9 @@ def _exit_now(code: object) -> NoReturn:
 
 def main() -> None:
     """Console-script entry point: no traceback reaches the user unless ``--debug``."""
+    # vaxqr does no linear algebra; an OpenBLAS thread pool, started when NumPy is
+    # imported, spins ~40 ms of CPU that the batch's renderers need (benchmarks/README.md)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app(standalone_mode=True)
     except SystemExit as exc:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Exit, app, console, fail, fail_from, printable, safe, warn
+from .cli import Exit, app, console, end_at_once, fail, fail_from, printable, safe, warn
 from .errors import ValidationError, VaxqrError
 
 
@@ -156,6 +156,7 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
     with Ledger(signer_dir / "ledger.sqlite") as ledger:
         ledger.add_many([Entry(uvci, "single", 0, record.digest(), record.full_name,
                                info.kid.hex(), iat, exp, hc1, str(target) if target else None)])
+    end_at_once()  # the ledger is closed; each file below is written whole or not at all
     if target is None:
         sys.stdout.write(hc1 + "\n")
         return
@@ -218,4 +219,5 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
     if len(result.rejected) > 10:
         lines.append(f"  … see {printable(out / 'rejects.csv')}")
     sys.stderr.write("".join(line + "\n" for line in lines))
+    end_at_once()  # the batch closed its ledger, manifest and images
     raise typer.Exit(int(Exit.OK))
