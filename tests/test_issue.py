@@ -106,6 +106,27 @@ def test_single_credential_content(signer, verifier):
     assert report.claims["iss"] == "VN"
 
 
+def test_sign_record_names_the_records_full_name_whatever_name_it_carries(signer, verifier):
+    """parse_record keeps the split, transliterated name for sign_record (saving a second
+    transliteration per row); a Record whose ``name`` is not of its ``full_name`` (built by
+    hand, or replaced) is signed under its full_name, never under the stale name."""
+    import dataclasses
+
+    from vaxqr.credential import PersonName
+
+    info = issue.signer_info(signer)
+    rec = issue.parse_record(1, fields(), today=TODAY)
+    assert rec.name == PersonName.from_full_name("Nguyễn Thị Ánh Hồng")
+    for changed in (dataclasses.replace(rec, full_name="Trần Văn Bình"),
+                    dataclasses.replace(rec, full_name="Trần Văn Bình", name=None)):
+        hc1, _iat, _exp = issue.sign_record(info, changed, "URN:UVCI:01:VN:091/31078/T1#B")
+        report = verifier.verify_text(hc1)
+        assert report.valid, report.reason
+        assert report.credential["nam"] == {"fn": "Trần", "gn": "Văn Bình", "fnt": "TRAN",
+                                            "gnt": "VAN<BINH"}
+    assert rec == dataclasses.replace(rec, name=None)  # not part of the record's identity
+
+
 def test_exp_never_past_dsc(signer):
     from datetime import timedelta
 

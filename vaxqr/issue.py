@@ -58,10 +58,12 @@ def _rebuild(cls: Any, values: dict[str, Any]) -> Any:
     return cls(**values)
 
 
-def _reduce(obj: Any) -> tuple[Any, ...]:
-    """Copy and pickle a frozen dataclass by its fields: compiled by mypyc, the default way
-    (set each field on a blank object) raises FrozenInstanceError; pure Python, it works."""
-    return (_rebuild, (type(obj), {f.name: getattr(obj, f.name) for f in fields(obj)}))
+def _reduce(obj: Any, derived: tuple[str, ...] = ()) -> tuple[Any, ...]:
+    """Copy and pickle a frozen dataclass by its fields but the ``derived`` ones: compiled
+    by mypyc, the default way (set each field on a blank object) raises
+    FrozenInstanceError; pure Python, it works."""
+    return (_rebuild, (type(obj), {f.name: getattr(obj, f.name) for f in fields(obj)
+                                   if f.name not in derived}))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,9 +81,11 @@ class Record:
     vaccine_key: str
     lot: str = ""
     site: str = ""
+    # full_name split and transliterated, as parse_record checked it (not in the digest)
+    name: PersonName | None = field(default=None, compare=False, repr=False)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _reduce(self)
+        return _reduce(self, derived=("name",))  # sign_record makes it again
 
     def digest(self) -> str:
         """SHA-256 of the normalised record: what the ledger recognises on a re-run."""
@@ -107,7 +111,7 @@ def parse_record(row: int, fields: Mapping[str, str | None], *, today: date) -> 
         if not get(key):
             raise ValidationError(f"{key} is empty")
     name = citizen.normalize_name(get("full_name", ""))
-    PersonName.from_full_name(name)  # transliterable, not too long
+    person = PersonName.from_full_name(name)  # transliterable, not too long
     sex = citizen.parse_sex(get("sex", ""))
     dob = citizen.parse_date(get("dob", ""))
     vdate = citizen.parse_date(get("vaccination_date", ""))
@@ -136,7 +140,7 @@ def parse_record(row: int, fields: Mapping[str, str | None], *, today: date) -> 
     return Record(row=row, full_name=name, sex=sex, dob=dob, id_number=id_number, dose=dose,
                   total=total, vaccination_date=vdate, vaccine_key=vaccine.key,
                   lot=citizen.normalize_name(get("lot", "")),
-                  site=citizen.normalize_name(get("site", "")))
+                  site=citizen.normalize_name(get("site", "")), name=person)
 
 
 # --------------------------------------------------------------------------- signing
@@ -206,8 +210,11 @@ def sign_record(info: SignerInfo, record: Record, uvci: str, *, now: datetime | 
                 days: int = VALIDITY_DAYS) -> tuple[str, int, int]:
     """Sign one record; return (``HC1:`` text, iat, exp)."""
     iat, exp = credential_times(info, now or datetime.now(UTC), days)
+    name = record.name  # parse_record's, if it is of this full name
+    if name is None or name.full_name != record.full_name:
+        name = PersonName.from_full_name(record.full_name)
     dcc = vaccination_dcc(  # = Certificate(...).to_dict(), without the frozen objects
-        name=PersonName.from_full_name(record.full_name), dob=record.dob,
+        name=name, dob=record.dob,
         vaccine=find_vaccine(record.vaccine_key), dn=record.dose, sd=record.total,
         dt=record.vaccination_date, issuer=info.issuer, ci=uvci)
     payload = sign.encode_cwt(iss="VN", iat=iat, exp=exp, hcert=dcc)
