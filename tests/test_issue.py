@@ -762,3 +762,25 @@ def test_batch_dir_names_unnamed_files_by_linkat_or_falls_back_to_proc(tmp_path,
         assert calls == [b"a.png", b"a.png", b"b.png"] and d._linkat is linkat
     else:
         assert calls == [b"a.png"] and d._linkat is None  # asked once, then never again
+
+
+def test_ledger_records_entries_as_given_all_or_none(tmp_path):
+    """add_many hands the entries (tuples in column order) to SQLite as they are: what
+    comes back is what went in, from a list or a generator, and a duplicate UVCI records
+    none of its transaction."""
+    from vaxqr.ledger import Entry
+
+    def entry(i: int, uvci: str | None = None) -> Entry:
+        return Entry(uvci or f"URN:UVCI:01:VN:091/31078/A{i:011d}#X", "r.csv", i, f"h{i}",
+                     f"Nguyễn Văn {i}", "kid", 1_600_000_000 + i, 1_700_000_000 + i,
+                     f"HC1:{i}", None if i % 2 else f"{i:07d}.png")
+
+    first = [entry(i) for i in range(1, 6)]
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        ledger.add_many(first)
+        ledger.add_many(entry(i) for i in range(6, 9))
+        assert list(ledger.entries("r.csv")) == [entry(i) for i in range(1, 9)]
+        assert ledger.find(first[2].uvci.lower()) == first[2]
+        with pytest.raises(StorageError, match="duplicate credential"):
+            ledger.add_many([entry(9), entry(10, uvci=first[0].uvci)])
+        assert ledger.count() == 8 and ledger.find(entry(9).uvci) is None
