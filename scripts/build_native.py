@@ -6,6 +6,8 @@ The modules in ``vaxqr.NATIVE_MODULES`` (the verify and sign paths) are strictly
 Python; mypyc compiles them, unchanged, into extension modules placed beside their sources,
 which Python then imports instead of the ``.py`` files. The code and its behaviour are the
 same, the per-credential overhead around the signature is smaller (``benchmarks/README.md``).
+The same build compiles ``vaxqr.NATIVE_C``: the Base45 loops in C (``vaxqr/_base45.c``), which
+``vaxqr.codec`` uses instead of its Python loops while the build is current.
 
 A manifest (``vaxqr/_native_build.txt``) records the size and mtime of every compiled
 source. ``vaxqr/__init__.py`` compares it at import time and, when any source changed since
@@ -50,21 +52,29 @@ def _checkers_source() -> str:
     return schemafast.module_source(schemas.checker_sources())
 
 
+def _c_sources() -> tuple[str, ...]:
+    from vaxqr import NATIVE_C
+
+    return NATIVE_C
+
+
 def _outputs(modules: tuple[str, ...]) -> list[Path]:
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    return [PKG / f"{m}{suffix}" for m in (*modules, CHECKERS, "_native__mypyc")]
+    return [PKG / f"{m}{suffix}"
+            for m in (*modules, CHECKERS, "_native__mypyc", *_c_sources())]
 
 
 def _manifest(modules: tuple[str, ...]) -> str:
+    """What vaxqr/__init__.py compares: each compiled source's size and mtime."""
     lines = []
-    for m in modules:
-        st = (PKG / f"{m}.py").stat()
-        lines.append(f"{m} {st.st_size} {st.st_mtime_ns}")
+    for source in (*(f"{m}.py" for m in modules), *(f"{c}.c" for c in _c_sources())):
+        st = (PKG / source).stat()
+        lines.append(f"{source.removesuffix('.py')} {st.st_size} {st.st_mtime_ns}")
     return "\n".join(lines) + "\n"
 
 
 def clean(modules: tuple[str, ...]) -> None:
-    # every extension in the package is a build's (vaxqr has no other C code): also those
+    # every extension in the package is a build's (vaxqr ships no other): also those
     # of a module since dropped from NATIVE_MODULES, which Python would otherwise import
     stale = [p for p in PKG.iterdir()
              if p.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))]
@@ -94,12 +104,16 @@ def build(modules: tuple[str, ...], *, force: bool) -> int:
         # the tree's own mypy settings (strict, as `make lint` checks) and the sources
         sources = ["--config-file", str(ROOT / "pyproject.toml"),
                    *(str(PKG / f"{m}.py") for m in (*modules, CHECKERS))]
+        c_exts = [(f"vaxqr.{c}", [str(PKG / f"{c}.c")]) for c in _c_sources()]
         script.write_text(
             "import sys\n"
-            "from setuptools import setup\n"
+            "from setuptools import Extension, setup\n"
             "from mypyc.build import mypycify\n"
+            f"c_exts = [Extension(name, src, extra_compile_args=['-O2', '-Wall', '-Werror'])"
+            f" for name, src in {c_exts!r}]\n"
             f"setup(name='vaxqr-native', py_modules=[], ext_modules=mypycify({sources!r}, "
-            f"group_name={GROUP!r}, opt_level='3', target_dir={str(Path(tmp) / 'c')!r}))\n"
+            f"group_name={GROUP!r}, opt_level='3', target_dir={str(Path(tmp) / 'c')!r})"
+            " + c_exts)\n"
         )
         # run in the temporary directory (not under this tree's pyproject.toml)
         cmd = [sys.executable, str(script), "build_ext", "--build-lib", str(Path(tmp) / "lib"),
@@ -122,8 +136,8 @@ def build(modules: tuple[str, ...], *, force: bool) -> int:
     # written last, and as the sources were before the build: a source edited while it
     # ran no longer matches, so its extension is not used
     manifest_path.write_text(wanted)
-    print(f"vaxqr native: compiled {', '.join(modules)} and the schema pre-checks",
-          file=sys.stderr)
+    print(f"vaxqr native: compiled {', '.join(modules)}, the schema pre-checks and the C "
+          f"loops ({', '.join(c + '.c' for c in _c_sources())})", file=sys.stderr)
     return 0
 
 

@@ -214,6 +214,7 @@ import os, signal, sys, time
 from vaxqr import codec
 data = os.urandom(360)
 text = codec.b45encode(data)
+values = text.encode("ascii").translate(codec._DECODE_TABLE)
 armed = [False]
 def handler(*_):
     if armed[0]:
@@ -226,7 +227,12 @@ for n in range(600):
     signal.setitimer(signal.ITIMER_REAL, 0.0002 + (n % 40) * 0.00001)
     try:
         while True:
-            codec.b45decode(codec.b45encode(data)) if n % 2 else codec.b45decode(text)
+            if n % 3 == 0:  # the public functions (the C loops, where they are built)
+                codec.b45decode(codec.b45encode(data))
+            elif n % 3 == 1:  # the big-integer lanes themselves, compiled or not
+                codec._b45encode_lanes(data)
+            else:
+                codec._decode_groups(values, len(values))
     except KeyboardInterrupt:
         caught += 1
     armed[0] = False
@@ -244,3 +250,64 @@ def test_ctrl_c_during_base45_is_a_keyboardinterrupt_not_an_abort():
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-500:]
     assert proc.stdout.split() == ["caught", "600"]
+
+
+# --- the C loops (vaxqr/_base45.c), built with the compiled modules ---------------------
+
+def _c_extension():
+    """The built extension, even in a pure-Python run (VAXQR_PURE=1: codec does not use it,
+    but it is compared here with the pure-Python loops); None where nothing was built."""
+    import importlib
+
+    try:
+        return importlib.import_module("vaxqr._base45")
+    except ImportError:
+        return None
+
+
+C = _c_extension()
+_NO_C = pytest.mark.skipif(C is None, reason="no C compiler here: vaxqr/_base45.c not built")
+
+
+@pytest.mark.skipif(codec._C is None, reason="this run does not use the build (pure Python)")
+def test_the_c_loops_are_what_the_stream_uses():
+    import vaxqr
+
+    assert codec._C is C and C.__name__ == "vaxqr._base45"
+    assert "_base45" in vaxqr.native_modules()
+
+
+@_NO_C
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=1500), st.integers(0, 600))
+def test_c_decode_groups_is_the_python_lanes_on_any_bytes(values, groups):
+    """Any byte values (not only digits 0-44): the same bytes, or None for an overflow."""
+    full = min(3 * groups, len(values) - len(values) % 3)
+    assert C.decode_groups(values, full) == codec._decode_groups(values, full)
+
+
+@_NO_C
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=3000))
+def test_c_encode_is_the_python_lanes(data):
+    assert C.encode(data) == codec._b45encode_lanes(data) == _b45encode_reference(data)
+
+
+@_NO_C
+@pytest.mark.parametrize("args, error", [
+    ((b"abc", 4), ValueError), ((b"abc", -3), ValueError), ((b"abcd", 2), ValueError),
+    ((bytearray(b"abc"), 3), TypeError), (("abc", 3), TypeError), ((b"abc", "3"), TypeError),
+    ((b"abc", 2 ** 70), OverflowError), ((b"abc",), TypeError), ((b"abc", 3, 3), TypeError),
+])
+def test_c_decode_groups_refuses_what_it_cannot_read(args, error):
+    with pytest.raises(error):
+        C.decode_groups(*args)
+
+
+@_NO_C
+@pytest.mark.parametrize("arg", ["text", bytearray(b"ab"), memoryview(b"ab"), None, 3])
+def test_c_encode_takes_bytes_only_and_b45encode_the_rest(arg):
+    with pytest.raises(TypeError):
+        C.encode(arg)
+    if isinstance(arg, bytearray | memoryview):  # b45encode gives these to the Python lanes
+        assert codec.b45encode(arg) == _b45encode_reference(bytes(arg))

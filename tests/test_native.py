@@ -34,6 +34,9 @@ def _write_manifest(pkg: Path) -> None:
     for name in vaxqr.NATIVE_MODULES:
         st = (pkg / f"{name}.py").stat()
         lines.append(f"{name} {st.st_size} {st.st_mtime_ns}")
+    for name in vaxqr.NATIVE_C:
+        st = (pkg / f"{name}.c").stat()
+        lines.append(f"{name}.c {st.st_size} {st.st_mtime_ns}")
     (pkg / vaxqr.NATIVE_MANIFEST).write_text("\n".join(lines) + "\n", encoding="ascii")
 
 
@@ -72,6 +75,13 @@ def test_fresh_manifest_is_native_and_an_edit_makes_it_stale(tmp_path: Path) -> 
     state, origin = _probe(tmp_path)
     assert state == "stale"
     assert origin == str(pkg / "codec.py")
+
+    # and so does a change of a C source: its extension would be older than it
+    _write_manifest(pkg)
+    assert _probe(tmp_path)[0] == "native"
+    with open(pkg / f"{vaxqr.NATIVE_C[0]}.c", "a", encoding="utf-8") as f:
+        f.write("\n")
+    assert _probe(tmp_path)[0] == "stale"
 
 
 def test_stale_or_pure_build_imports_the_source_not_the_extension(tmp_path: Path) -> None:
@@ -124,7 +134,7 @@ def test_the_build_is_in_use_when_the_tree_has_one() -> None:
     if vaxqr.NATIVE_STATE == "pure" and shutil.which("cc") is not None \
             and os.environ.get("VAXQR_NATIVE_REQUIRED"):
         pytest.fail("VAXQR_NATIVE_REQUIRED is set but vaxqr has no compiled build")
-    expected = ((*vaxqr.NATIVE_MODULES, vaxqr.SCHEMA_CHECKERS)
+    expected = ((*vaxqr.NATIVE_MODULES, vaxqr.SCHEMA_CHECKERS, *vaxqr.NATIVE_C)
                 if vaxqr.NATIVE_STATE == "native" else ())
     assert vaxqr.native_modules() == expected
 
