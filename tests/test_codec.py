@@ -223,9 +223,9 @@ def handler(*_):
 signal.signal(signal.SIGALRM, handler)
 caught = 0
 for n in range(600):
-    armed[0] = True
-    signal.setitimer(signal.ITIMER_REAL, 0.0002 + (n % 40) * 0.00001)
-    try:
+    try:  # armed inside: on a loaded machine the timer can fire before the loop starts
+        armed[0] = True
+        signal.setitimer(signal.ITIMER_REAL, 0.0002 + (n % 40) * 0.00001)
         while True:
             if n % 3 == 0:  # the public functions (the C loops, where they are built)
                 codec.b45decode(codec.b45encode(data))
