@@ -95,7 +95,7 @@ def build(modules: tuple[str, ...], *, force: bool) -> int:
     clean(modules)  # never leave an extension of older sources behind
     if shutil.which(os.environ.get("CC", "cc")) is None:
         print("vaxqr native: no C compiler; vaxqr stays pure Python", file=sys.stderr)
-        return 0
+        return 0 if not os.environ.get("VAXQR_NATIVE_REQUIRED") else 1
     part = PKG / f".{CHECKERS}.py.part"
     part.write_text(checkers)
     os.replace(part, checkers_path)
@@ -109,7 +109,7 @@ def build(modules: tuple[str, ...], *, force: bool) -> int:
             "import sys\n"
             "from setuptools import Extension, setup\n"
             "from mypyc.build import mypycify\n"
-            f"c_exts = [Extension(name, src, extra_compile_args=['-O2', '-Wall', '-Werror'])"
+            f"c_exts = [Extension(name, src, extra_compile_args=['-O2', '-Wall'])"
             f" for name, src in {c_exts!r}]\n"
             f"setup(name='vaxqr-native', py_modules=[], ext_modules=mypycify({sources!r}, "
             f"group_name={GROUP!r}, opt_level='3', target_dir={str(Path(tmp) / 'c')!r})"

@@ -256,17 +256,32 @@ def test_ctrl_c_during_base45_is_a_keyboardinterrupt_not_an_abort():
 
 def _c_extension():
     """The built extension, even in a pure-Python run (VAXQR_PURE=1: codec does not use it,
-    but it is compared here with the pure-Python loops); None where nothing was built."""
+    but it is compared here with the pure-Python loops), and why it is not tested if not:
+    nothing built, or a build older than vaxqr/_base45.c (its tests would test the old
+    binary; VAXQR_NATIVE_REQUIRED makes that a failure)."""
     import importlib
+    import os
 
+    import vaxqr
+
+    pure = os.environ.pop("VAXQR_PURE", None)
     try:
-        return importlib.import_module("vaxqr._base45")
+        state = vaxqr._native_state()  # as it would be without VAXQR_PURE
+    finally:
+        if pure is not None:
+            os.environ["VAXQR_PURE"] = pure
+    if state == "stale":
+        if os.environ.get("VAXQR_NATIVE_REQUIRED"):
+            raise RuntimeError("the native build is older than its sources: make setup")
+        return None, "the native build is older than its sources (make setup rebuilds it)"
+    try:
+        return importlib.import_module("vaxqr._base45"), ""
     except ImportError:
-        return None
+        return None, "no C compiler here: vaxqr/_base45.c not built"
 
 
-C = _c_extension()
-_NO_C = pytest.mark.skipif(C is None, reason="no C compiler here: vaxqr/_base45.c not built")
+C, _WHY_NO_C = _c_extension()
+_NO_C = pytest.mark.skipif(C is None, reason=_WHY_NO_C or "-")
 
 
 @pytest.mark.skipif(codec._C is None, reason="this run does not use the build (pure Python)")

@@ -34,12 +34,19 @@ def _native_state() -> str:
     except OSError:
         return "pure"
     now = []
-    for source in (*(f"{m}.py" for m in NATIVE_MODULES), *(f"{c}.c" for c in NATIVE_C)):
+    missing = 0
+    sources = (*(f"{m}.py" for m in NATIVE_MODULES), *(f"{c}.c" for c in NATIVE_C))
+    for source in sources:
         try:
             st = _os.stat(_os.path.join(_HERE, source))
         except OSError:
-            return "native"  # an installed build without its sources
+            missing += 1
+            continue
         now.append(f"{source.removesuffix('.py')} {st.st_size} {st.st_mtime_ns}")
+    if missing == len(sources):
+        return "native"  # an installed build without its sources
+    if missing:  # some gone (a copy without the .c, say): the others cannot be vouched for
+        return "stale"
     if recorded != "\n".join(now) + "\n" or _unexpected_extensions():
         return "stale"
     return "native"
