@@ -10,7 +10,7 @@ import unicodedata
 from datetime import date
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vaxqr.citizen import (
@@ -908,3 +908,39 @@ def test_parse_cccd_generated_cards(
     assert card.dob == dob
     assert card.sex == parse_sex(sex)
     assert check_id_against(parse_id_number(card.id_number), dob=card.dob, sex=sex) == []
+
+
+def _parse_date_by_patterns(text: str, compact: bool) -> date | str:
+    """parse_date as the regular expressions alone read it (before its fast path): the
+    date, or the error message."""
+    import vaxqr.citizen as c
+
+    t = text.strip()
+    for pattern, order in ((c._ISO_DATE, (1, 2, 3)), (c._DMY_DATE, (4, 3, 1))) + (
+            ((c._COMPACT_DATE, (3, 2, 1)),) if compact else ()):
+        m = pattern.fullmatch(t)
+        if m:
+            try:
+                return c._make_date(int(m[order[0]]), int(m[order[1]]), int(m[order[2]]), t)
+            except ValidationError as exc:
+                return str(exc)
+    try:
+        parse_date(text, compact=compact)
+    except ValidationError as exc:
+        return str(exc)
+    raise AssertionError("parse_date accepted what no pattern matches")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="0123456789-/.٣²x ", min_size=8, max_size=12), st.booleans())
+@example("2021-11-23", False)
+@example("23/11/2021", False)
+@example("23.11-2021", False)
+@example("2021-1١-23", False)
+@example(" 31/02/2021 ", True)
+def test_parse_date_fast_path_reads_as_the_patterns_do(text: str, compact: bool) -> None:
+    try:
+        got: date | str = parse_date(text, compact=compact)
+    except ValidationError as exc:
+        got = str(exc)
+    assert got == _parse_date_by_patterns(text, compact)

@@ -294,6 +294,15 @@ def parse_date(s: str, *, compact: bool = False) -> date:
     other form raise :class:`ValidationError` with the reason.
     """
     text = s.strip()
+    if len(text) == 10:  # YYYY-MM-DD or DD/MM/YYYY, as the patterns below read them
+        if text[4] == "-" and text[7] == "-":
+            digits = text[:4] + text[5:7] + text[8:]
+            if digits.isascii() and digits.isdigit():
+                return _make_date(int(text[:4]), int(text[5:7]), int(text[8:]), text)
+        elif text[2] in "/.-" and text[5] == text[2]:
+            digits = text[:2] + text[3:5] + text[6:]
+            if digits.isascii() and digits.isdigit():
+                return _make_date(int(text[6:]), int(text[3:5]), int(text[:2]), text)
     m = _ISO_DATE.fullmatch(text)
     if m:
         return _make_date(int(m[1]), int(m[2]), int(m[3]), text)
