@@ -5,6 +5,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import nativec
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -254,33 +255,7 @@ def test_ctrl_c_during_base45_is_a_keyboardinterrupt_not_an_abort():
 
 # --- the C loops (vaxqr/_base45.c), built with the compiled modules ---------------------
 
-def _c_extension():
-    """The built extension, even in a pure-Python run (VAXQR_PURE=1: codec does not use it,
-    but it is compared here with the pure-Python loops), and why it is not tested if not:
-    nothing built, or a build older than vaxqr/_base45.c (its tests would test the old
-    binary; VAXQR_NATIVE_REQUIRED makes that a failure)."""
-    import importlib
-    import os
-
-    import vaxqr
-
-    pure = os.environ.pop("VAXQR_PURE", None)
-    try:
-        state = vaxqr._native_state()  # as it would be without VAXQR_PURE
-    finally:
-        if pure is not None:
-            os.environ["VAXQR_PURE"] = pure
-    if state == "stale":
-        if os.environ.get("VAXQR_NATIVE_REQUIRED"):
-            raise RuntimeError("the native build is older than its sources: make setup")
-        return None, "the native build is older than its sources (make setup rebuilds it)"
-    try:
-        return importlib.import_module("vaxqr._base45"), ""
-    except ImportError:
-        return None, "no C compiler here: vaxqr/_base45.c not built"
-
-
-C, _WHY_NO_C = _c_extension()
+C, _WHY_NO_C = nativec.load("_base45")
 _NO_C = pytest.mark.skipif(C is None, reason=_WHY_NO_C or "-")
 
 

@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 # pure-Python modules are imported instead, so what runs is always what the sources say.
 NATIVE_MODULES = ("codec", "sign", "credential", "citizen", "verify", "verify_view", "issue",
                   "schemas")
-# C sources the same build compiles (``name.c`` → extension ``name``): the Base45 loops.
+# C sources the same build compiles (``name.c`` → extension ``name``): the Base45 loops
+# of vaxqr.codec.
 NATIVE_C = ("_base45",)
 NATIVE_MANIFEST = "_native_build.txt"
 # Generated and compiled by the same build: the DCC schema pre-checks (vaxqr/schemas.py).
@@ -81,6 +82,19 @@ class _SourceFirst:
 NATIVE_STATE = _native_state()
 if NATIVE_STATE != "native":  # also "pure": extensions without a manifest (a build cut short)
     _sys.meta_path.insert(0, _SourceFirst())  # type: ignore[arg-type]
+
+
+def native_c(name: str) -> object:
+    """The extension built from ``vaxqr/<name>.c`` (one of ``NATIVE_C``) while the native
+    build is current, else None: its module then runs its Python code instead."""
+    if NATIVE_STATE != "native":
+        return None
+    import importlib
+
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ImportError:  # a build without it (an older one, or a failed compile)
+        return None
 
 
 def native_modules() -> tuple[str, ...]:

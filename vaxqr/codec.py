@@ -17,7 +17,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from . import NATIVE_STATE
+from . import native_c
 from .errors import DecodeError
 
 PREFIX = "HC1:"
@@ -54,19 +54,7 @@ def _markers(groups: int) -> int:
     return marks
 
 
-def _c_loops() -> Any:
-    """The C Base45 loops (vaxqr/_base45.c) when the native build is current, else None."""
-    if NATIVE_STATE != "native":
-        return None
-    import importlib
-
-    try:
-        return importlib.import_module("vaxqr._base45")
-    except ImportError:  # a build without it (an older one, or a failed compile)
-        return None
-
-
-_C: Any = _c_loops()
+_C: Any = native_c("_base45")  # the C Base45 loops, while the native build is current
 
 
 def b45encode(data: bytes | bytearray | memoryview) -> str:
