@@ -175,3 +175,22 @@ def test_console_script_batch_ends_with_its_summary_and_files(tmp_path):
     assert r.returncode == 0, r.stderr  # reads it and signs nothing twice
     assert r.stderr.decode().rstrip("\n").split("\n")[-1].startswith(
         "0 issued (0/s), 20 already issued, 0 rejected of 20 rows")
+
+
+@pytest.mark.parametrize("preset", [None, "4"])
+def test_the_cli_starts_no_openblas_thread_pool_unless_asked(preset):
+    """vaxqr does no linear algebra: main() sets OPENBLAS_NUM_THREADS=1 before NumPy can be
+    imported (its thread pool spun ~40 ms of CPU beside a batch's renderers), and keeps a
+    value the user set."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nsys.argv = ['vaxqr', '--version']\nfrom vaxqr.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=60, check=True).stdout.split()
+    assert out[-1] == (preset or "1")
