@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from vaxqr import cadir, certinfo, certs, keys, revocation, trust, trustlist
+from vaxqr import cadir, certinfo, certs, issue, keys, revocation, trust, trustlist
 from vaxqr.chain import validate_chain
 from vaxqr.errors import KeyCertError, StorageError, TrustError
+from vaxqr.verify import Verifier
 
 from hierarchy import (
     HAVE_OPENSSL,
@@ -299,3 +300,72 @@ def test_chain_validation_eku_policy(h: Hierarchy) -> None:
     # a DSC is not a CA: nothing chains through it
     with pytest.raises(TrustError):
         validate_chain(h.dsc(h.s1), anchors=[h.dsc(h.s2)], at=at)
+
+
+# ---------------------------------------------------------------------------- revoked or expired CA
+
+
+def _root_province_commune(tmp: Path) -> tuple[Path, Path, Path]:
+    """A national root, a province CA under it, one commune DSC, and the province's list."""
+    root, ca, s = tmp / "root", tmp / "ca", tmp / "s"
+    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
+    certs.init_ca(ca, name="Kiên Giang", province_code="091", password=PW, parent_dir=root,
+                  parent_password=PW, now=T0)
+    certs.issue_signer(ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
+                       out_dir=s, password=PW, now=T0)
+    certs.build_trustlist(ca, password=PW, out=tmp / "tl.json", now=T0)
+    return root, ca, s
+
+
+def test_a_province_ca_revoked_by_its_root_is_not_trusted(tmp_path: Path) -> None:
+    root, ca, s = _root_province_commune(tmp_path)
+    before = trust.TrustStore.from_paths([root / "ca.crt", tmp_path / "tl.json"], at=T0,
+                                         state_file=tmp_path / "st0.json")
+    (good,) = before.signers
+    assert not good.revoked and len(before.trustlists) == 1
+    revocation.revoke_certificate(root, str(ca / "ca.crt"), password=PW,
+                                  reason="key-compromise", now=T0)
+    store = trust.TrustStore.from_paths(
+        [root / "ca.crt", root / "crl.pem", tmp_path / "tl.json"], at=T0,
+        state_file=tmp_path / "st.json")
+    # the list it signed is not used (not even for the rollback state) ...
+    assert store.trustlists == ()
+    assert not (tmp_path / "st.json").exists()
+    assert any("ignored" in w and "Kiên Giang" in w and "revoked" in w for w in store.warnings)
+    # ... and its commune's DSC is still found by kid, as revoked, saying why
+    (dsc,) = store.signers
+    assert dsc.kid == good.kid and dsc.revoked
+    assert "CA" in dsc.revoked_reason and "Kiên Giang" in dsc.revoked_reason
+    info = issue.signer_info(certs.load_signer(s, PW))
+    rec = issue.parse_record(1, {
+        "full_name": "Nguyễn Văn An", "sex": "Nam", "dob": "1990-05-17",
+        "id_number": "091090012345", "dose_number": "2", "total_doses": "2",
+        "vaccination_date": "2021-12-01", "vaccine": "moderna"}, today=T0.date())
+    hc1 = issue.sign_record(info, rec, "URN:UVCI:01:VN:091/31078/AAAAAAAAAAAA#B", now=T0)[0]
+    at = T0 + dt.timedelta(hours=1)
+    assert Verifier(before, at=at).verify_text(hc1).valid
+    report = Verifier(store, at=at).verify_text(hc1)
+    assert report.failed == "revocation" and "Kiên Giang" in report.reason
+    # the same DSC given directly, with both CAs: revoked through its chain
+    direct = trust.TrustStore.from_paths(
+        [root / "ca.crt", ca / "ca.crt", root / "crl.pem", s / "signer.crt"], at=T0)
+    (d,) = [x for x in direct.signers if not x.is_ca]
+    assert d.revoked and "Kiên Giang" in d.revoked_reason
+
+
+def test_a_trust_list_signed_by_an_expired_ca_is_refused(tmp_path: Path) -> None:
+    root, ca, _s = _root_province_commune(tmp_path)
+    end = certinfo.load_certificates(ca / "ca.crt")[0].not_valid_after_utc
+    later = end + dt.timedelta(days=1)
+    with pytest.raises(TrustError, match="expired on") as exc:
+        trust.TrustStore.from_paths([root / "ca.crt", tmp_path / "tl.json"], at=later,
+                                    state_file=tmp_path / "st.json")
+    assert "Kiên Giang" in str(exc.value)
+    assert not (tmp_path / "st.json").exists()  # no sequence remembered from it
+    # signed by an anchor given directly: the same rule
+    with pytest.raises(TrustError, match="expired on"):
+        trust.TrustStore.from_paths([ca / "ca.crt", tmp_path / "tl.json"], at=later,
+                                    state_file=tmp_path / "st2.json")
+    with pytest.raises(TrustError, match="not valid before"):
+        trust.TrustStore.from_paths([ca / "ca.crt", tmp_path / "tl.json"],
+                                    at=T0 - dt.timedelta(days=2), state_file=tmp_path / "s3")

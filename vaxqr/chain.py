@@ -81,11 +81,12 @@ def validate_ca_chain(
     intermediates: Sequence[x509.Certificate] = (),
     at: dt.datetime,
 ) -> tuple[x509.Certificate, ...]:
-    """Validate a subordinate CA certificate (as the leaf) up to one of ``anchors``."""
+    """Validate a subordinate CA certificate (as the leaf) up to one of ``anchors`` at
+    ``at`` (the CA itself must be valid then)."""
     leaf_policy = ExtensionPolicy.permit_all().require_present(
         x509.BasicConstraints, Criticality.AGNOSTIC, _require_ca
     )
-    return _verify(ca, anchors, [c for c in intermediates if c != ca], _clamp(at, ca), leaf_policy)
+    return _verify(ca, anchors, [c for c in intermediates if c != ca], at, leaf_policy)
 
 
 def _require_ca(policy: Policy, cert: x509.Certificate, ext: x509.BasicConstraints) -> None:

@@ -53,6 +53,7 @@ class TrustedSigner:
     revoked: bool = False
     chain_validated: bool = False
     is_ca: bool = False  # a CA certificate used directly as a signer (EU test data, LV)
+    revoked_reason: str = ""  # why it is revoked: itself, or a CA on its chain
 
 
 def default_state_file() -> Path:
@@ -182,12 +183,46 @@ class TrustStore:
                 direct.append((c, src))
         anchor_list = list(anchors.values())
 
-        # Trust lists: signature, newest per CA, rollback, expiry.
+        # Trust lists: each signature checked against a CA trusted here.
+        checked = [(verify_trustlist(tl, anchor_list, at=at, source=src), src)
+                   for tl, src in lists]
+        extra_cas = [c for tl, _ in checked for c in tl.cas]
+
+        # CRLs, from a CA trusted here or carried by a checked list.
+        revoked_serials: dict[tuple[bytes, int], str] = {}  # (issuer DER, serial) -> CRL
+        crl_sources: list[str] = []
+        for crl, src in crls:
+            issuer = next((a for a in [*anchor_list, *extra_cas] if a.subject == crl.issuer), None)
+            if issuer is None or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                warnings.append(f"{src}: CRL ignored, its issuer is not a trusted CA")
+                continue
+            if crl.next_update_utc is not None and crl.next_update_utc < at:
+                nxt = iso(crl.next_update_utc)
+                warnings.append(f"{src}: CRL is out of date (next update {nxt})")
+            der_issuer = crl.issuer.public_bytes()
+            for r in crl:
+                revoked_serials.setdefault((der_issuer, r.serial_number), src)
+            crl_sources.append(src)
+
+        def revoked_by(cert: x509.Certificate) -> str | None:
+            """The CRL that revokes ``cert``, if one does."""
+            return revoked_serials.get((cert.issuer.public_bytes(), cert.serial_number))
+
+        # Newest list per CA, rollback, expiry. A list signed by a revoked CA is not used:
+        # its DSCs are still loaded below, as revoked, so their credentials say why.
         verified: dict[str, TrustList] = {}
         sources: dict[str, str] = {}
-        for tl, src in lists:
-            tl = verify_trustlist(tl, anchor_list, at=at, source=src)
+        distrusted: list[tuple[TrustList, str]] = []
+        for tl, src in checked:
             assert tl.verified_by is not None
+            crl_src = revoked_by(tl.verified_by)
+            if crl_src is not None:
+                warnings.append(
+                    f"{src}: ignored, the CA {name_str(tl.verified_by.subject)} that signed it "
+                    f"has been revoked ({crl_src}); its DSCs are taken as revoked"
+                )
+                distrusted.append((tl, src))
+                continue
             ident = spki_sha256(tl.verified_by)
             prev = verified.get(ident)
             if prev is not None:
@@ -213,7 +248,6 @@ class TrustStore:
             if tl.issued > at + dt.timedelta(minutes=5):
                 warnings.append(f"{sources[ident]}: trust list issued after the validation time")
 
-        extra_cas = [c for tl in verified.values() for c in tl.cas]
         revoked_fps: set[str] = set()
         revoked_kids: set[bytes] = set()
         for tl in verified.values():
@@ -221,19 +255,6 @@ class TrustStore:
                 revoked_fps.add(entry.get("fingerprint", "").lower())
                 with contextlib.suppress(TrustError):
                     revoked_kids.add(_unb64(entry.get("kid"), "kid"))
-        revoked_serials: set[tuple[bytes, int]] = set()
-        crl_sources: list[str] = []
-        for crl, src in crls:
-            issuer = next((a for a in [*anchor_list, *extra_cas] if a.subject == crl.issuer), None)
-            if issuer is None or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                warnings.append(f"{src}: CRL ignored, its issuer is not a trusted CA")
-                continue
-            if crl.next_update_utc is not None and crl.next_update_utc < at:
-                nxt = iso(crl.next_update_utc)
-                warnings.append(f"{src}: CRL is out of date (next update {nxt})")
-            der_issuer = crl.issuer.public_bytes()
-            revoked_serials |= {(der_issuer, r.serial_number) for r in crl}
-            crl_sources.append(src)
 
         signers: dict[str, TrustedSigner] = {}
 
@@ -254,30 +275,36 @@ class TrustStore:
                     return
             if fp in signers and signers[fp].chain_validated and not validate:
                 return
-            revoked = (
-                fp in revoked_fps
-                or (cert.issuer.public_bytes(), cert.serial_number) in revoked_serials
-            )
+            reason = ""
+            if fp in revoked_fps or revoked_by(cert) is not None:
+                reason = "the signer certificate has been revoked"
+            else:  # a CA on its chain revoked (the DSC itself is the first)
+                ca = next((c for c in chain[1:] if revoked_by(c) is not None), None)
+                if ca is not None:
+                    reason = (f"the CA {name_str(ca.subject)} that issued the signer "
+                              "certificate has been revoked")
             signers[fp] = TrustedSigner(
                 certificate=cert,
                 public_key=_public_key(cert),
                 kid=kid_of(cert),
                 chain=chain,
                 source=src,
-                revoked=revoked,
+                revoked=bool(reason),
                 chain_validated=validate,
                 is_ca=is_ca,
+                revoked_reason=reason,
             )
 
-        for ident, tl in verified.items():
+        loaded = [*((tl, sources[i]) for i, tl in verified.items()), *distrusted]
+        for tl, src in loaded:
             for e in tl.dscs:
                 if tl.verified_by is not None and e.certificate.issuer != tl.verified_by.subject:
                     warnings.append(
-                        f"{sources[ident]}: DSC {name_str(e.certificate.subject)} ignored, "
+                        f"{src}: DSC {name_str(e.certificate.subject)} ignored, "
                         "it was not issued by the CA that signed the list"
                     )
                     continue
-                add(e.certificate, sources[ident], True)
+                add(e.certificate, src, True)
         ca_subjects = {a.subject.public_bytes() for a in [*anchor_list, *extra_cas]}
         for c, src in direct:
             issued_by_known_ca = c.issuer.public_bytes() in ca_subjects
@@ -285,13 +312,11 @@ class TrustStore:
         # A CA certificate that issued nothing given here and signed no list is taken as a
         # signer as it is: some EU test data (LV) signs credentials with the CSCA itself.
         issuers = {c.issuer.public_bytes() for c, _ in direct}
-        issuers |= {
-            e.certificate.issuer.public_bytes() for tl in verified.values() for e in tl.dscs
-        }
+        issuers |= {e.certificate.issuer.public_bytes() for tl, _ in loaded for e in tl.dscs}
         issuers |= {
             a.issuer.public_bytes() for a in [*anchor_list, *extra_cas] if a.issuer != a.subject
         }
-        list_signers = {fingerprint(tl.verified_by) for tl in verified.values() if tl.verified_by}
+        list_signers = {fingerprint(tl.verified_by) for tl, _ in loaded if tl.verified_by}
         for fp, a in anchors.items():
             if a.subject.public_bytes() not in issuers and fp not in list_signers:
                 add(a, anchor_src[fp], False, is_ca=True)

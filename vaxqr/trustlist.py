@@ -48,7 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from .certinfo import _aware, _parse_iso, _unb64, fingerprint, kid_of, name_str
+from .certinfo import _aware, _parse_iso, _unb64, fingerprint, iso, kid_of, name_str
 from .chain import validate_ca_chain
 from .errors import TrustError
 from .keys import PrivateKey
@@ -216,22 +216,28 @@ def verify_trustlist(
     body = {k: v for k, v in tl.raw.items() if k != "signature"}
     signed = canonical_json(body)
     signature = _unb64(tl.raw["signature"].get("value"), "signature")
-    candidates = [a for a in anchors if fingerprint(a) == tl.signer_fingerprint]
-    if not candidates:
-        for ca in tl.cas:
-            if fingerprint(ca) != tl.signer_fingerprint:
-                continue
-            try:
-                validate_ca_chain(ca, anchors=anchors, intermediates=tl.cas, at=at)
-                candidates.append(ca)
-            except TrustError:
-                pass
-    if not candidates:
-        raise TrustError(
-            f"{source} is signed by a CA that is not trusted here",
-            hint="give the province CA certificate (ca.crt) with --trust as well",
-        )
-    for ca in candidates:
-        if _verify_bytes(ca.public_key(), tl.signature_alg, signature, signed):
-            return TrustList(**{**tl.__dict__, "verified_by": ca})
+    fp = tl.signer_fingerprint
+    ca = next((a for a in anchors if fingerprint(a) == fp), None)
+    carried = ca is None
+    if ca is None:
+        ca = next((c for c in tl.cas if fingerprint(c) == fp), None)
+    untrusted = "give the province CA certificate (ca.crt) with --trust as well"
+    if ca is None:
+        raise TrustError(f"{source} is signed by a CA that is not trusted here", hint=untrusted)
+    # The CA must be valid now, not only when it says it signed: a retired CA's key could
+    # otherwise sign lists with any sequence number and lock out the real ones.
+    at = _aware(at)
+    if not ca.not_valid_before_utc <= at <= ca.not_valid_after_utc:
+        when = (f"expired on {iso(ca.not_valid_after_utc)}" if at > ca.not_valid_after_utc
+                else f"is not valid before {iso(ca.not_valid_before_utc)}")
+        raise TrustError(f"{source} is signed by the CA {name_str(ca.subject)}, which {when}",
+                         hint="get the current trust list from the province")
+    if carried:
+        try:
+            validate_ca_chain(ca, anchors=anchors, intermediates=tl.cas, at=at)
+        except TrustError as exc:
+            raise TrustError(f"{source} is signed by a CA that is not trusted here ({exc})",
+                             hint=untrusted) from exc
+    if _verify_bytes(ca.public_key(), tl.signature_alg, signature, signed):
+        return TrustList(**{**tl.__dict__, "verified_by": ca})
     raise TrustError(f"{source}: the signature does not match (the list was altered)")

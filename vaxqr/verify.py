@@ -698,7 +698,8 @@ class Verifier:
 
     def _revocation(self, run: _Run, dcc: Mapping[str, Any] | None) -> None:
         if getattr(run.signer, "revoked", False):
-            run.fail("revocation", "the signer certificate has been revoked")
+            run.fail("revocation", getattr(run.signer, "revoked_reason", "")
+                     or "the signer certificate has been revoked")
             return
         if not getattr(self.trust, "has_revocation_data", False):
             return
