@@ -369,3 +369,23 @@ def test_a_trust_list_signed_by_an_expired_ca_is_refused(tmp_path: Path) -> None
     with pytest.raises(TrustError, match="not valid before"):
         trust.TrustStore.from_paths([ca / "ca.crt", tmp_path / "tl.json"],
                                     at=T0 - dt.timedelta(days=2), state_file=tmp_path / "s3")
+
+
+def test_an_unusable_certificate_is_skipped_not_fatal(h: Hierarchy, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    k = ed25519.Ed25519PrivateKey.generate()
+    odd = (x509.CertificateBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ed\u202eDSC")]))
+           .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "elsewhere")]))
+           .public_key(k.public_key()).serial_number(7)
+           .not_valid_before(T0).not_valid_after(T0 + dt.timedelta(days=9))
+           .sign(k, None))
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(odd.public_bytes(serialization.Encoding.PEM)
+                       + (h.s1 / "signer.crt").read_bytes())
+    store = trust.TrustStore.from_paths([bundle], at=T0)
+    (s,) = store.signers
+    assert s.kid == certinfo.kid_of(h.dsc(h.s1))
+    (w,) = store.warnings
+    assert "skipped" in w and "Ed25519" in w

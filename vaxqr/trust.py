@@ -259,6 +259,11 @@ class TrustStore:
         signers: dict[str, TrustedSigner] = {}
 
         def add(cert: x509.Certificate, src: str, validate: bool, is_ca: bool = False) -> None:
+            try:  # one unusable certificate (an Ed25519 key, say) is skipped, not fatal
+                key = _public_key(cert)
+            except KeyCertError as exc:
+                warnings.append(f"{src}: certificate {name_str(cert.subject)} skipped: {exc}")
+                return
             fp = fingerprint(cert)
             chain: tuple[x509.Certificate, ...] = (cert,)
             if validate:
@@ -285,7 +290,7 @@ class TrustStore:
                               "certificate has been revoked")
             signers[fp] = TrustedSigner(
                 certificate=cert,
-                public_key=_public_key(cert),
+                public_key=key,
                 kid=kid_of(cert),
                 chain=chain,
                 source=src,
