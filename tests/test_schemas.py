@@ -730,3 +730,58 @@ def test_validate_dcc_on_hostile_input_is_the_reference_answer() -> None:
     # credential never gets there: CBOR -> JSON rejects complex, the decoder caps the depth)
     for i, instance in enumerate(_hostile_dccs(deep=False)[::5]):
         assert validate_dcc(instance) == schemas._problems(instance), i
+
+
+# --- patterns mean what ECMA-262 (JSON Schema's regex dialect) says, not what Python's re says
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"nam": {"fn": "Nguyễn", "fnt": "NGUYEN\n"}}, "nam.fnt"),  # Python's $ before a final \n
+    ({"dob": "1990-01-02\n"}, "dob"),
+    ({"dob": "19\u0669\u0660-\u0660\u0661-\u0660\u0662"}, "dob"),  # Arabic-Indic digits
+    ({"dob": "\uff11\uff19\uff19\uff10"}, "dob"),  # full-width digits
+])
+def test_patterns_are_read_as_ecma_262(changes: dict[str, Any], field: str) -> None:
+    body = dcc(**changes)
+    errors = validate_dcc(body)
+    assert errors and errors[0].startswith(f"{field}: "), errors
+    assert not schemas._fast_check("1.3.0")(body)
+
+
+@pytest.mark.parametrize("ver", ["\u0661.\u0663.\u0660", "1.3.0\n"])
+def test_version_digits_are_ascii(ver: str) -> None:
+    errors = validate_dcc(dcc(ver=ver))
+    assert len(errors) == 1 and errors[0].startswith("ver: "), errors
+
+
+def test_date_time_digits_are_ascii() -> None:
+    entry = {"tg": "840539006", "tt": "LP6464-4", "sc": "\u0662021-06-01T10:00:00Z",
+             "tr": "260415000", "tc": "Kien Giang CDC", "co": "VN", "is": "Bộ Y tế",
+             "ci": "URN:UVCI:01:VN:KG/123/456#Z"}
+    body = dcc(t=[entry])
+    del body["v"]
+    errors = validate_dcc(body)
+    assert any(e.startswith("t[0].sc: ") for e in errors), errors
+
+
+@pytest.mark.parametrize(("pattern", "good", "bad"), [
+    ("^[A-Z<]*$", ["", "NGUYEN<THI"], ["NGUYEN\n", "a", "NGUYEN\r"]),
+    (r"^\d+.\d+.\d+$", ["1.3.0", "1x3y0"], ["1.3.0\n", "1\r3.0", "1\u20283.0", "\u0661.3.0"]),
+    ("[A-Z]{1,10}", ["xAx"], ["abc", "\u00c4"]),
+    (r"^[\d$.]+$", ["1$.", "$"], ["\u0661"]),  # $ and . inside a class stay literal
+    ("^a|b$", ["ab", "xb"], ["b\n", "xa"]),
+])
+def test_ecma_regex(pattern: str, good: list[str], bad: list[str]) -> None:
+    from vaxqr.schemafast import ecma_regex
+
+    rx = ecma_regex(pattern)
+    assert [g for g in good if not rx.search(g)] == []
+    assert [b for b in bad if rx.search(b)] == []
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"\Aa", "(?P<n>a)", "[]", "[^]", "[a", "\\"])
+def test_ecma_regex_refuses_what_it_cannot_translate(pattern: str) -> None:
+    from vaxqr.schemafast import Unsupported, ecma_regex
+
+    with pytest.raises(Unsupported):
+        ecma_regex(pattern)

@@ -18,7 +18,8 @@ Soundness rules (each checked by ``tests/test_schemas.py`` against jsonschema):
 * values of any type but the exact JSON ones (``dict``, ``list``, ``str``, ``int``,
   ``float``, ``bool``, ``None``) are "unsure", and so are ``float`` where an ``integer`` is
   required: jsonschema's looser rules for those are left to jsonschema;
-* patterns run with :func:`re.search` and lengths count code points, as jsonschema does;
+* patterns run with :func:`re.search` as ECMA-262 reads them (:func:`ecma_regex`, as the
+  validator of :mod:`vaxqr.schemas` does too), and lengths count code points;
 * a property the schema requires is read as ``x["k"]``: when it is missing, the ``KeyError``
   makes the answer ``False`` (the ``required`` test itself is then not repeated).
 """
@@ -29,6 +30,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "build",
     "checker_source",
     "compile_checker",
+    "ecma_regex",
     "generator_text",
     "is_date",
     "module_source",
@@ -63,6 +66,68 @@ _ORDER = {"minItems": 0, "maxItems": 0, "minLength": 0, "maxLength": 0, "minimum
           "maximum": 0, "required": 0, "oneOf": 0, "anyOf": 0}
 # jsonschema's own ``date`` format check (jsonschema/_format.py ``is_date``).
 _RE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+
+
+# ECMA-262 line terminators: what "." does not match there (Python's "." excludes only \n).
+_NOT_LINE_END = "[^\\n\\r\\u2028\\u2029]"
+
+
+@lru_cache(maxsize=256)
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema ``pattern`` (ECMA-262 syntax) compiled to mean what it means there.
+
+    Python's ``re`` reads the same text differently in three ways that let invalid values
+    through: ``$`` also matches before a final newline (``"NGUYEN\\n"`` matched
+    ``^[A-Z<]*$``), ``\\d`` and ``\\w`` match any Unicode digit or letter (``"١٩٩٠"`` is
+    four digits), and ``.`` matches ``\\r``, U+2028 and U+2029. So ``$`` outside a class
+    becomes ``\\Z``, ``.`` outside a class excludes every ECMA line terminator, and the
+    pattern is compiled with :data:`re.ASCII`. Raises :class:`Unsupported` for what this
+    cannot translate exactly (a backreference-like escape, a Python-only construct).
+    """
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise Unsupported("pattern ends with a backslash")
+            nxt = pattern[i + 1]
+            if nxt.isdigit() or nxt in "AZzGk":  # backreferences, Python-only anchors
+                raise Unsupported(f"pattern escape \\{nxt}")
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+            elif c == "[":
+                out.append("\\[")  # literal in ECMA; a nested-set warning in Python
+                i += 1
+                continue
+            out.append(c)
+        elif c == "[":
+            in_class = True
+            out.append(c)
+            if pattern.startswith("^", i + 1):
+                out.append("^")
+                i += 1
+            if pattern.startswith("]", i + 1):  # "[]" / "[^]": ECMA's empty classes
+                raise Unsupported("empty character class")
+        elif c == "$":
+            out.append("\\Z")
+        elif c == ".":
+            out.append(_NOT_LINE_END)
+        elif c == "(" and pattern.startswith("(?P", i):
+            raise Unsupported("Python named group")
+        else:
+            out.append(c)
+        i += 1
+    if in_class:
+        raise Unsupported("unterminated character class")
+    try:
+        return re.compile("".join(out), re.ASCII)
+    except re.error as exc:
+        raise Unsupported(f"pattern {pattern!r}: {exc}") from exc
 
 
 class Unsupported(Exception):
@@ -295,7 +360,7 @@ class _Compiler:
         if key == "pattern":
             if not isinstance(value, str):
                 raise Unsupported("pattern")
-            return guarded("string", self.memo_test(re.compile(value).search, x))
+            return guarded("string", self.memo_test(ecma_regex(value).search, x))
         if key == "format":
             check = self.formats.get(value) if isinstance(value, str) else None
             if check is None:

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any, Final
 import vaxqr
 from vaxqr import SCHEMA_CHECKERS
 from vaxqr.errors import ValidationError
-from vaxqr.schemafast import Unsupported, build, checker_source, generator_text, is_date
+from vaxqr.schemafast import (
+    Unsupported,
+    build,
+    checker_source,
+    ecma_regex,
+    generator_text,
+    is_date,
+)
 
 if TYPE_CHECKING:  # jsonschema is imported on first use: ~50-70 ms a verify rarely needs
     from jsonschema import FormatChecker
@@ -69,7 +76,7 @@ VALUESET_NAMES: Final[tuple[str, ...]] = (
 _GROUPS: Final[tuple[str, ...]] = ("v", "t", "r")
 _ROOT: Final[str] = "(root)"
 _MAX_MESSAGE: Final[int] = 200
-_VERSION_RE: Final[re.Pattern[str]] = re.compile(r"(\d{1,4})\.(\d{1,4})\.(\d{1,4})")
+_VERSION_RE: Final[re.Pattern[str]] = re.compile(r"(\d{1,4})\.(\d{1,4})\.(\d{1,4})", re.ASCII)
 _VERSION_TUPLES: Final[dict[tuple[int, int, int], str]] = {
     (int(a), int(b), int(c)): v
     for v in SUPPORTED_VERSIONS
@@ -79,7 +86,8 @@ _VERSION_TUPLES: Final[dict[tuple[int, int, int], str]] = {
 # rfc3339-validator package is installed, so vaxqr registers its own check.
 _DATE_TIME_RE: Final[re.Pattern[str]] = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?"
-    r"(?:[Zz]|[+-](\d{2}):(\d{2}))"
+    r"(?:[Zz]|[+-](\d{2}):(\d{2}))",
+    re.ASCII,  # RFC 3339 digits are ASCII ("٢٠٢١" is not a year)
 )
 
 
@@ -164,6 +172,7 @@ def _validator(version: str) -> Any:
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(schema)
+        cls = validators.extend(cls, {"pattern": _ecma_pattern})
     except SchemaError as exc:
         raise ValidationError(
             f"package data file vaxqr/data/schemas/DCC-{version}.json is not a valid "
@@ -171,6 +180,22 @@ def _validator(version: str) -> Any:
             hint="reinstall vaxqr; its data files are corrupt",
         ) from exc
     return cls(schema, format_checker=_format_checker())
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """jsonschema's ``pattern`` keyword, with the pattern read as ECMA-262 reads it
+    (:func:`vaxqr.schemafast.ecma_regex`): Python's reading let ``"NGUYEN\\n"`` and
+    Arabic-Indic digits through the DCC schemas' patterns."""
+    from jsonschema.exceptions import ValidationError as SchemaError
+
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        regex = ecma_regex(pattern)
+    except Unsupported:  # never for the shipped schemas: then as jsonschema reads it
+        regex = re.compile(pattern)
+    if not regex.search(instance):
+        yield SchemaError(f"{instance!r} does not match {pattern!r}")
 
 
 # The checkers compiled ahead of time by ``scripts/build_native.py`` (optional, gitignored):
