@@ -213,6 +213,8 @@ def test_direct_dsc_with_its_ca_is_chain_validated(h: Hierarchy, tmp_path: Path)
     # the CA is only an anchor here; alone it would be taken as a signer (EU test data LV)
     alone = trust.TrustStore.from_paths([h.ca / "ca.crt"], at=T0)
     assert [x.is_ca for x in alone.signers] == [True]
+    (w,) = alone.warnings  # a checkpoint given only the CA is told what is missing
+    assert "only CA certificates" in w and "trust list" in w and "Kiên Giang" in w
     # a DSC from elsewhere, given alone, is trusted as it is
     other = make_hierarchy(tmp_path / "o", province="An Giang")
     store = trust.TrustStore.from_paths([other.s1 / "signer.crt"], at=T0)

@@ -332,6 +332,13 @@ class TrustStore:
             )
         if not signers:
             warnings.append("no signing certificate (DSC) is trusted: every credential will fail")
+        elif all(s.is_ca for s in signers.values()):
+            names = ", ".join(name_str(s.certificate.subject) for s in signers.values())
+            warnings.append(
+                f"only CA certificates are trusted ({names}), and communes sign with their own "
+                "certificates: give the province's trust list (trustlist.json) or the "
+                "communes' signer.crt with --trust as well, or their credentials will fail"
+            )
         return cls(
             signers=tuple(signers.values()),
             anchors=tuple(anchor_list),
