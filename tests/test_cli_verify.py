@@ -165,6 +165,22 @@ def test_json_lines(valid, signer, trust):
     assert out[1]["steps"]["zlib"]["status"] == "skipped"
 
 
+def test_json_escapes_what_a_terminal_would_obey(signer, trust):
+    """C1 controls (CSI, OSC), bidi overrides and line separators in a signed name reach the
+    JSON line only as escapes; a JSON parser reads the name exactly as signed."""
+    name = "Evil\u009b2J\u009d0;x\u202eAn\u2028\x7f"
+    iat = int(ISSUED.timestamp())
+    payload = fuzzkit.claims_bytes(fuzzkit.default_dcc(gn=name), iat=iat, exp=iat + 86400 * 365)
+    hc1 = codec.encode_hc1(sign.sign1(payload, signer.private_key, signer.kid))
+    for args, stdin in (([hc1, "--json"], None), (["-", "--json"], hc1.encode() + b"\n")):
+        r = _run(args, trust, stdin=stdin)
+        raw = r.stdout.decode("utf-8")
+        assert not any(c in raw for c in "\u009b\u009d\u202e\u2028\x7f"), raw
+        assert "\\u009b" in raw and "\\u202e" in raw
+        (out,) = _json(r.stdout)
+        assert out["credential"]["nam"]["gn"] == name and out["valid"], out["reason"]
+
+
 # --------------------------------------------------------------------------- exit codes
 
 
@@ -352,6 +368,24 @@ def test_printable_matches_on_random_text() -> None:
     @given(st.text())
     def check(s: str) -> None:
         assert printable(s) == _printable_reference(s)
+
+    check()
+
+
+def test_printable_json_matches_its_definition() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from jsonref import terminal_safe_json
+
+    from vaxqr.safetext import printable_json
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.recursive(st.text() | st.integers() | st.none(),
+                        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)))
+    def check(value: object) -> None:
+        text = printable_json(json.dumps(value, ensure_ascii=False))
+        assert text == terminal_safe_json(value)
+        assert json.loads(text) == value
 
     check()
 

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonref import terminal_safe_json
 
 from vaxqr import codec, sign
 from vaxqr.credential import to_jsonable
@@ -51,7 +52,7 @@ def _expected(step: fuzzkit.Expected) -> tuple[str, ...]:
 
 def _check(report: Report, step: fuzzkit.Expected) -> None:
     assert isinstance(report, Report)
-    assert report_json_text(report) == json.dumps(report.to_json(), ensure_ascii=False)
+    assert report_json_text(report) == terminal_safe_json(report.to_json())
     if step is None:
         assert report.valid, report.reason
         return

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 
 import pytest
+from jsonref import terminal_safe_json
 from PIL import Image
 
 from vaxqr import certs, issue, qr, revocation
@@ -126,7 +126,7 @@ def test_holder_check(world, card, ok):
     assert r.valid is ok, r.reason
     assert r.step("holder").status == ("pass" if ok else "fail")
     assert r.to_json()["holder"]["matched"] is ok
-    assert report_json_text(r) == json.dumps(r.to_json(), ensure_ascii=False)
+    assert report_json_text(r) == terminal_safe_json(r.to_json())
 
 
 def _side_by_side(*texts: str) -> bytes:
@@ -245,3 +245,20 @@ def test_results_copy_and_pickle_as_the_dataclasses_did():
         for clone in (copy.copy(obj), copy.deepcopy(obj), pickle.loads(pickle.dumps(obj))):
             assert type(clone) is type(obj) and clone == obj and repr(clone) == repr(obj)
     assert pickle.loads(pickle.dumps(report)).to_json() == report.to_json()
+
+
+def test_signer_issuer_and_claims_in_json(world):
+    h, creds, tmp = world
+    store = TrustStore.from_paths([h.s2 / "signer.crt"], at=NOW)  # the DSC alone, as given
+    r = Verifier(store, at=NOW).verify_text(creds["good"][1])
+    assert r.valid, r.reason
+    signer = r.to_json()["signer"]
+    assert "Kiên Giang" in signer["issuer"] and "31078" not in signer["issuer"]
+    assert "31078" in signer["subject"] and signer["chain"] == [signer["subject"]]
+    assert r.to_json()["claims"]["iss"] == "VN"
+    # a credential whose signature fails: no claims are shown as the credential's
+    other = make_hierarchy(tmp / "other")
+    wrong = TrustStore.from_paths([other.s2 / "signer.crt"], at=NOW)
+    bad = Verifier(wrong, at=NOW).verify_text(creds["good"][1])
+    assert bad.failed == "signature" and bad.to_json()["claims"] is None
+    assert report_json_text(bad) == terminal_safe_json(bad.to_json())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 import os
 import sys
-import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -19,6 +18,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
+from .safetext import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -115,19 +115,6 @@ def console(*, err: bool = False) -> Console:
     return _console[key]
 
 
-def printable(text: object) -> str:
-    """Untrusted text made safe for a terminal: control and format (bidi) characters are
-    shown as escapes, never obeyed."""
-    s = str(text)
-    if s.isprintable():  # the common case: no Cc/Cf character can be in it
-        return s
-    return "".join(
-        c.encode("unicode_escape").decode("ascii")
-        if unicodedata.category(c) in ("Cc", "Cf") else c
-        for c in s
-    )
-
-
 def safe(text: object) -> str:
     """``printable`` text with rich markup escaped, for rich consoles."""
     from rich.markup import escape
@@ -217,22 +204,13 @@ _pending: list[str] = []
 _PENDING_MAX = 64
 
 
-def _write_pending(*, json_lines: bool = False) -> None:
+def _write_pending() -> None:
     text = "".join(_pending)
     _pending.clear()  # written or failed: never written twice
-    if json_lines and ("\u2028" in text or "\u2029" in text or "\x85" in text):
-        text = _escape_line_separators(text)
     try:
         sys.stdout.write(text)
     except OSError as exc:
         raise OutputError(exc) from exc
-
-
-def _escape_line_separators(text: str) -> str:
-    """JSON allows U+2028, U+2029 and U+0085 raw, but line-splitting readers treat them as
-    line ends: escaped as JSON escapes (the same text to a JSON parser)."""
-    return (text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-            .replace("\x85", "\\u0085"))
 
 
 def _flush_out() -> None:
@@ -252,10 +230,7 @@ def _report_writer(*, as_json: bool) -> Any:
         from .verify import report_json_text
 
         def emit_json(report: Report) -> None:
-            text = report_json_text(report)
-            if "\u2028" in text or "\u2029" in text or "\x85" in text:
-                text = _escape_line_separators(text)
-            pending.append(text)
+            pending.append(report_json_text(report))
             pending.append("\n")
             if len(pending) >= _PENDING_MAX:
                 _write_pending()
@@ -347,7 +322,7 @@ def verify(
 
     **Examples**
 
-    * `vaxqr verify 'HC1:6BF...' --trust keys/examples/ca/ca.crt`
+    * `vaxqr verify 'HC1:6BF...' --trust ca.crt --trust trustlist.json`
     * `vaxqr verify photo.jpg --trust dsc.pem --id-card card.jpg`
     * `scanner | vaxqr verify - --trust trustlist.json --json`
 
@@ -404,7 +379,7 @@ def verify(
                 worst = max(worst, Exit.TRUST_OR_IO)
     except BaseException:
         if _pending:  # the reports made so far are written, whatever stopped the rest
-            _write_pending(json_lines=as_json)
+            _write_pending()
         raise
     _flush_out()
     raise typer.Exit(int(worst))
@@ -431,7 +406,7 @@ def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
                             as_json=as_json, printable=printable, color=color):
                 worst = Exit.NOT_VALID
             done += len(block)
-            _write_pending(json_lines=as_json)
+            _write_pending()
     return worst
 
 

@@ -102,7 +102,11 @@ def _parse_at(value: str | None) -> dt.datetime:
 
 
 def _dump(doc: Any) -> None:
-    out.out(json.dumps(doc, ensure_ascii=False, indent=2), highlight=False)
+    from .safetext import printable_json
+
+    # one line per JSON line of the indented text: each is escaped on its own
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    out.out("\n".join(printable_json(line) for line in text.split("\n")), highlight=False)
 
 
 # --------------------------------------------------------------------------------------

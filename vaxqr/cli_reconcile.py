@@ -154,7 +154,9 @@ def reconcile(
         if spooled is not None:
             shutil.rmtree(spooled.parent, ignore_errors=True)
     if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        from .safetext import printable_json
+
+        sys.stdout.write(printable_json(json.dumps(result.to_json(), ensure_ascii=False)) + "\n")
         sys.stdout.flush()
     else:
         _print_report(result)

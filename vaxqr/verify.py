@@ -19,6 +19,7 @@ from typing import Any, Final, Protocol
 from . import codec, sign
 from .credential import certificate_type, summary, to_jsonable
 from .errors import DecodeError, ValidationError, VaxqrError, VerificationError
+from .safetext import printable_json
 
 STEPS = (
     "picture", "prefix", "base45", "zlib", "cose", "cbor", "signature",
@@ -259,7 +260,8 @@ _encode_one_shot = _one_shot_encoder()
 
 
 def report_json_text(report: Report) -> str:
-    """``json.dumps(report.to_json(), ensure_ascii=False)``, built from cached pieces (the
+    """``json.dumps(report.to_json(), ensure_ascii=False)`` with what a terminal would not
+    print as itself escaped (:func:`vaxqr.safetext.printable_json`), built from cached pieces (the
     steps' and the signer's texts repeat from one credential to the next in a stream) and
     one encoder call for the rest. tests/test_verify.py, tests/test_hostile.py,
     tests/test_verify_stream.py and the fuzzers check that the two agree."""
@@ -281,7 +283,7 @@ def report_json_text(report: Report) -> str:
             if key in full:
                 parts += [", ", _encode_str(key), ": ", _encode(full[key])]
     parts.append("}")
-    return "".join(parts)
+    return printable_json("".join(parts))  # names and issuers are anyone's text
 
 
 def _name(cert: Any) -> str:
@@ -289,6 +291,14 @@ def _name(cert: Any) -> str:
         return str(cert.subject.rfc4514_string())
     except Exception:  # a lenient DSC may have an odd subject; never fail the report on it
         return "(unreadable subject)"
+
+
+def _issuer_name(cert: Any) -> str:
+    """The certificate's own issuer field (for a DSC trusted as given, too: not its subject)."""
+    try:
+        return str(cert.issuer.rfc4514_string())
+    except Exception:
+        return "(unreadable issuer)"
 
 
 _SIGNER_JSON: dict[int, tuple[Signer, dict[str, Any]]] = {}
@@ -302,7 +312,7 @@ def _signer_json(signer: Signer) -> dict[str, Any]:
         cert = signer.certificate
         facts = {
             "subject": _name(cert),
-            "issuer": _name(cert) if len(signer.chain) <= 1 else _name(signer.chain[1]),
+            "issuer": _issuer_name(cert),
             "kid": signer.kid.hex(),
             "not_before": cert.not_valid_before_utc.isoformat(),
             "not_after": cert.not_valid_after_utc.isoformat(),
@@ -559,10 +569,10 @@ class Verifier:
         else:
             run.ok("cose", "COSE_Sign1" + f" tag {msg.tags}")
         claims = sign.parse_cwt(msg.payload)
-        run.claims = {"iss": claims.iss, "iat": claims.iat, "exp": claims.exp}
         steps["cbor"] = _CBOR_OK
         if not self._signature(run, msg):
-            return
+            return  # nothing unsigned is reported as the credential's claims
+        run.claims = {"iss": claims.iss, "iat": claims.iat, "exp": claims.exp}
         hcert = claims.hcert
         try:
             dcc = to_jsonable(hcert)
