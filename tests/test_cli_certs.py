@@ -56,6 +56,9 @@ def test_cli_full_flow(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = cli(["show", str(tmp_path / "tl.json"), "--trust", f"{ca}/ca.crt"])
     assert r.exit_code == 0 and "valid" in r.stdout
+    assert shown["kid"] in r.stdout  # the kid in hex, as everywhere else
+    r = cli(["show", f"{s}/signer.crt", "--trust", f"{ca}/ca.crt"])
+    assert r.exit_code == 0 and "valid for vaccination" in r.stdout, r.stdout
     r = cli(["revoke-credential", ca, "URN:UVCI:01:VN:091/31078/000001#A"])
     assert r.exit_code == 0 and "revoked" in r.stderr
     r = cli(["revoke", ca, s, "--reason", "superseded"])

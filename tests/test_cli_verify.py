@@ -320,6 +320,41 @@ def test_text_file_and_picture(valid, trust, tmp_path):
     assert r.returncode == 1
 
 
+def test_what_a_person_may_hand_over(valid, trust, tmp_path):
+    """A damaged photo, a payload pasted with spaces before it, a Notepad "Unicode" file."""
+    hc1 = valid[0]
+    broken = tmp_path / "photo.png"
+    broken.write_bytes(bytes(range(256)) * 12)  # named as a picture; not one
+    u16 = tmp_path / "scans.txt"
+    u16.write_bytes(f"{hc1}\r\n{hc1}\r\n".encode("utf-16"))
+    r = _run([str(broken), f"  \t{hc1}", str(u16), "--json"], trust)
+    out = _json(r.stdout)
+    assert [(o["input"], o["failed"]) for o in out] == [
+        (str(broken), "picture"), ("argument", None), (f"{u16}:1", None), (f"{u16}:2", None)]
+    r = _run(["-"], trust, stdin=f" {hc1}\n".encode())
+    assert r.stdout.decode().startswith(" ✔ VALID  stdin:1"), r.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--at", "9999-12-31T23:59:59-12:00"], "out of range"),
+    (["--id-card", ""], "--id-card is empty"),
+])
+def test_usage_errors(valid, args, message):
+    r = _run([valid[0], *args], ["--trust", str(DEMO / "ca" / "ca.crt")])
+    assert r.returncode == 2 and message in r.stderr.decode(), r.stderr
+    assert b"internal error" not in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_unwritable_state_file_warns_and_verifies(valid, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    trust = ["--trust", str(DEMO / "ca" / "ca.crt"), "--trust", str(DEMO / "trustlist.json"),
+             "--state", str(blocker / "state.json"), "--at", AT]
+    r = _run([valid[0]], trust)
+    assert r.returncode == 0, r.stderr
+    assert b"cannot be written" in r.stderr and b"rollback" in r.stderr
+
+
 def test_far_future_exp_renders(signer, valid, trust):
     far = _signed(signer, exp=2**39)
     r = _run(["-"], trust, stdin=f"{far}\n{valid[0]}\n".encode())

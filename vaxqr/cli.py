@@ -167,12 +167,22 @@ def parse_time(value: str | None) -> datetime | None:
     except ValueError:
         fail(f"--at: not an ISO 8601 time: {value!r}", code=Exit.USAGE,
              hint="for example 2021-12-01T08:00:00+07:00")
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+    try:
+        dt.astimezone(UTC)  # 9999-12-31T23:59-12:00 is past what a datetime can hold in UTC
+    except OverflowError:
+        fail(f"--at: {value!r} is out of range", code=Exit.USAGE,
+             hint="for example 2021-12-01T08:00:00+07:00")
+    return dt
 
 
 # --------------------------------------------------------------------------- verify
 
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF")
+# A file named as a picture is read as one even when its bytes are not (a damaged or
+# mislabelled photo gets one verdict failing at "picture", not one per line of garbage).
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif",
+                             ".tiff", ".heic"})
 MAX_LINE = 64 * 1024
 
 
@@ -365,7 +375,7 @@ def verify(
                                                 f"{safe(exc.strerror)}")
                         worst = max(worst, Exit.TRUST_OR_IO)
                         continue
-                    if head.startswith(_IMAGE_MAGIC):
+                    if head.startswith(_IMAGE_MAGIC) or path.suffix.lower() in _IMAGE_SUFFIXES:
                         reports, _card = verify_image(verifier, path, label=arg, holder=holder)
                         for r in reports:
                             emit(r)
@@ -413,7 +423,10 @@ def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
 def _verify_text_file(verifier: Any, path: Path, holder: Any, emit: Any) -> None:
     if path.stat().st_size > 16 * 1024 * 1024:
         raise StorageError(f"{path} is larger than 16 MiB; not a file of scanned payloads")
-    data = path.read_bytes().decode("utf-8", errors="replace")
+    raw = path.read_bytes()
+    # Notepad's "Unicode" is UTF-16 with a byte-order mark: read as such, not as garbage
+    utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+    data = raw.decode("utf-16" if utf16 else "utf-8", errors="replace")
     lines = [ln for ln in data.splitlines() if ln.strip()]
     if not lines:
         emit(verifier.picture_failure(str(path), "the file is empty"))
@@ -435,6 +448,9 @@ def _load_trust(paths: list[Path], when: datetime | None, state: Path | None) ->
 def _load_id_card(arg: str) -> Any:
     from .citizen import parse_cccd
 
+    if not arg.strip():
+        fail("--id-card is empty", code=Exit.USAGE,
+             hint="give the text of the CCCD card's QR, a file holding it, or a photo of it")
     text = arg
     path = Path(arg)
     try:

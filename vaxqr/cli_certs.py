@@ -247,8 +247,8 @@ def issue_cmd(
     **Examples**
 
     * `vaxqr certs issue kg-ca --commune-code 31078 --name "UBND xã Dương Tơ" --out duong-to`
-    * `vaxqr certs issue kg-ca --commune-code 30760 --name "UBND phường Vĩnh Thanh Vân" \\`
-    * `--out vtv --ca-password-file ca.pass --password-file commune.pass --days 365`
+    * `vaxqr certs issue kg-ca --commune-code 30760 --name "UBND phường Vĩnh Thanh Vân"
+      --out vtv --ca-password-file ca.pass --password-file commune.pass --days 365`
 
     **Exit codes**
 
@@ -380,11 +380,15 @@ def _cert_table(c: dict[str, Any], title: str) -> Table:
             _kv(
                 t,
                 "chain",
-                f"valid ({chain['anchor']}): {path}; valid for {'/'.join(chain['valid_for'])}",
+                f"valid ({chain['anchor']}): {path}; valid for "
+                f"{', '.join(_CERT_TYPES.get(v, v) for v in chain['valid_for'])}",
             )
         else:
             t.add_row("chain", f"[bold red]INVALID[/] {esc(chain['error'])}")
     return t
+
+
+_CERT_TYPES = {"v": "vaccination", "t": "test", "r": "recovery"}
 
 
 def _print_description(doc: dict[str, Any]) -> None:
@@ -441,7 +445,7 @@ def _print_description(doc: dict[str, Any]) -> None:
     out.print(t)
     d = Table("kid", "commune", "subject", "valid until", title="DSCs", title_justify="left")
     for e in doc["dscs"]:
-        d.add_row(e["kid_b64"], esc(str(e.get("commune_code"))), esc(e["subject"]), e["not_after"])
+        d.add_row(e["kid"], esc(str(e.get("commune_code"))), esc(e["subject"]), e["not_after"])
     out.print(d)
 
 

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from .certinfo import (
     _aware,
     _dump_json,
+    _name_attr,
     _read_file,
     _unb64,
     _utcnow,
@@ -236,7 +238,7 @@ class TrustStore:
             verified[ident] = tl
             sources[ident] = src
         if verified:
-            _check_rollback(
+            warnings += _check_rollback(
                 verified, sources, state_file or default_state_file(), at, allow_rollback
             )
         for ident, tl in verified.items():
@@ -333,7 +335,8 @@ class TrustStore:
         if not signers:
             warnings.append("no signing certificate (DSC) is trusted: every credential will fail")
         elif all(s.is_ca for s in signers.values()):
-            names = ", ".join(name_str(s.certificate.subject) for s in signers.values())
+            names = ", ".join(_name_attr(s.certificate.subject, NameOID.COMMON_NAME)
+                              or name_str(s.certificate.subject) for s in signers.values())
             warnings.append(
                 f"only CA certificates are trusted ({names}), and communes sign with their own "
                 "certificates: give the province's trust list (trustlist.json) or the "
@@ -414,7 +417,8 @@ def _check_rollback(
     state_file: Path,
     at: dt.datetime,
     allow_rollback: bool,
-) -> None:
+) -> list[str]:
+    """Refuse a rollback (TrustError); remember each CA's newest list. Returns warnings."""
     state: dict[str, Any] = {"format": "vaxqr-trustlist-state", "version": 1, "cas": {}}
     if state_file.exists():
         try:
@@ -454,5 +458,11 @@ def _check_rollback(
         }
         changed = True
     if changed:
-        ensure_dir(state_file.parent, mode=0o700)
-        atomic_write(state_file, _dump_json(state), overwrite=True)
+        try:
+            ensure_dir(state_file.parent, mode=0o700)
+            atomic_write(state_file, _dump_json(state), overwrite=True)
+        except StorageError as exc:  # verifying goes on: the lists were checked as above
+            return [f"the trust-list state file {state_file} cannot be written ({exc}): "
+                    "this list's sequence is not remembered, so rollback to an older list "
+                    "is not refused next time; give --state a writable file"]
+    return []

@@ -554,7 +554,9 @@ class Verifier:
     # ------------------------------------------------------------------ the steps
 
     def _pipeline(self, run: _Run, text: str, holder: Any) -> None:
-        text = text.strip("\r\n\x00\ufeff")
+        # Leading white space (a pasted payload) cannot be part of one: it starts "HC1:".
+        # Trailing spaces are kept: Base45 has a space, so one may end a payload.
+        text = text.strip("\r\n\x00\ufeff").lstrip()
         run.payload = text
         steps = run.steps
         b45 = codec.strip_prefix(text)
