@@ -64,7 +64,7 @@ def make_hierarchy(tmp: Path, province: str = "Kiên Giang") -> Hierarchy:
 
 def publish(h: Hierarchy) -> tuple[Hierarchy, Path]:
     """Revoke one credential and publish the first trust list (``tl.json``) at T0."""
-    revocation.revoke_credentials(h.ca, ["URN:UVCI:01:VN:091/31078/1#A"], now=T0)
+    revocation.revoke_credentials(h.ca, ["URN:UVCI:01:VN:091/31078/1#Q"], now=T0)
     certs.build_trustlist(h.ca, password=PW, out=h.tmp / "tl.json", now=T0)
     return h, h.tmp / "tl.json"
 

@@ -471,10 +471,10 @@ def test_revoke_unknown_certificate(h: Hierarchy, tmp_path: Path) -> None:
 
 
 def test_credential_revocation_hash_dcc_style(h: Hierarchy) -> None:
-    uvci = "URN:UVCI:01:VN:091/31078/000123#K"
+    uvci = "URN:UVCI:01:VN:091/31078/000123#H"
     expected = hashlib.sha256(uvci.encode("utf-8")).digest()[:16]
     assert trustlist.credential_revocation_hash(uvci) == expected
-    assert trustlist.credential_revocation_hash("  urn:uvci:01:vn:091/31078/000123#k\n") == expected
+    assert trustlist.credential_revocation_hash("  urn:uvci:01:vn:091/31078/000123#h\n") == expected
     res = revocation.revoke_credentials(h.ca, [uvci.lower()])
     assert [c.hash for c in res.added] == [expected]
     assert revocation.revoke_credentials(h.ca, [uvci]).already == (uvci,)
@@ -489,7 +489,25 @@ def test_credential_revocation_hash_dcc_style(h: Hierarchy) -> None:
         [h.ca / "ca.crt", h.tmp / "tl.json"], at=certinfo._utcnow(), state_file=h.tmp / "st.json"
     )
     assert store.is_credential_revoked(uvci)
-    assert not store.is_credential_revoked("URN:UVCI:01:VN:091/31078/000124#L")
+    assert not store.is_credential_revoked("URN:UVCI:01:VN:091/31078/000124#F")
+
+
+def test_credential_revocation_refuses_a_wrong_check_character(h: Hierarchy) -> None:
+    """A typo in a UVCI (here its check character: the right one is U) would record the
+    hash of a credential that does not exist, say "revoked", and leave the real one valid.
+    The Luhn mod 38 check refuses it, and nothing of the call is recorded."""
+    good = "URN:UVCI:01:VN:091/30760/STK91LB7DT93#U"
+    typo = "URN:UVCI:01:VN:091/30760/STK91LB7DT93#X"
+    before = (h.ca / "state.json").read_bytes()
+    for given in ([typo], [good, typo], [typo.lower()]):
+        with pytest.raises(ValidationError, match="check character") as info:
+            revocation.revoke_credentials(h.ca, given)
+        assert "typo" in str(info.value) and info.value.hint
+    assert (h.ca / "state.json").read_bytes() == before
+    res = revocation.revoke_credentials(h.ca, [good])
+    assert [c.uvci for c in res.added] == [good] and not res.warnings
+    no_check = revocation.revoke_credentials(h.ca, ["URN:UVCI:01:VN:091/30760/OTHER1"])
+    assert len(no_check.added) == 1 and "no '#' check character" in no_check.warnings[0]
 
 
 # ---------------------------------------------------------------------------- keys/examples

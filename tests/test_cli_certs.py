@@ -59,7 +59,7 @@ def test_cli_full_flow(tmp_path: Path) -> None:
     assert shown["kid"] in r.stdout  # the kid in hex, as everywhere else
     r = cli(["show", f"{s}/signer.crt", "--trust", f"{ca}/ca.crt"])
     assert r.exit_code == 0 and "valid for vaccination" in r.stdout, r.stdout
-    r = cli(["revoke-credential", ca, "URN:UVCI:01:VN:091/31078/000001#A"])
+    r = cli(["revoke-credential", ca, "URN:UVCI:01:VN:091/31078/000001#P"])
     assert r.exit_code == 0 and "revoked" in r.stderr
     r = cli(["revoke", ca, s, "--reason", "superseded"])
     assert r.exit_code == 0, r.output
@@ -136,6 +136,9 @@ def test_cli_errors_and_exit_codes(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "unknown reason" in r.stderr
     r = cli(["revoke-credential", ca, "not-a-uvci"])
     assert r.exit_code == 2
+    r = cli(["revoke-credential", ca, "URN:UVCI:01:VN:091/30760/STK91LB7DT93#X"])  # ...#U
+    assert r.exit_code == 2 and "check character" in r.stderr and "typo" in r.stderr
+    assert "revoked URN" not in r.stderr
     r = cli(["list", str(tmp_path / "nope")])
     assert r.exit_code == 3 and "not a vaxqr CA directory" in r.stderr
     r = cli(["show", str(tmp_path / "nope.pem")])

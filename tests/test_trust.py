@@ -162,7 +162,7 @@ def test_same_sequence_different_content_is_refused(h: Hierarchy, tmp_path: Path
     state = json.loads((h.ca / "state.json").read_text())
     state["trustlist_sequence"] = 0
     (h.ca / "state.json").write_text(json.dumps(state))
-    revocation.revoke_credentials(h.ca, ["URN:UVCI:01:VN:091/31078/9#Z"])
+    revocation.revoke_credentials(h.ca, ["URN:UVCI:01:VN:091/31078/9#A"])
     certs.build_trustlist(h.ca, password=PW, out=h.tmp / "again.json", now=T0)
     with pytest.raises(TrustError, match="same sequence"):
         _load(h, h.tmp / "again.json")

@@ -30,6 +30,7 @@ from .cadir import (
     open_ca,
 )
 from .certinfo import _aware, _utcnow
+from .credential import uvci_check_ok
 from .errors import ValidationError
 from .fileio import atomic_write
 from .keys import PrivateKey, _sign_kwargs
@@ -141,7 +142,9 @@ def revoke_credentials(
 ) -> CredentialRevocation:
     """Record credential revocations (DCC ``UCI`` hashes) for the next trust list.
 
-    No key is needed: the entries are signed when the next trust list is published.
+    Every UVCI is checked first (form, and its ``#`` Luhn mod 38 check character): one
+    that fails raises :class:`ValidationError` and none is recorded. No key is needed: the
+    entries are signed when the next trust list is published.
     """
     now = _aware(now) if now else _utcnow()
     wanted = [normalize_uvci(u) for u in uvcis if u.strip()]
@@ -153,6 +156,14 @@ def revoke_credentials(
             raise ValidationError(f"{u!r} is not a UVCI (URN:UVCI:01:VN:…#C)")
         if "#" not in u:
             warnings.append(f"{u} has no '#' check character; the hash covers the exact string")
+        elif not uvci_check_ok(u):
+            # A typo revoked nothing real and left the credential valid, while saying
+            # "revoked". The right character is not shown: the typo may be in the serial.
+            raise ValidationError(
+                f"{u}: the check character after '#' does not match the rest of the UVCI "
+                "(Luhn mod 38): likely a typo; nothing was revoked",
+                hint="copy the UVCI from the commune's manifest.csv or ledger, or from the "
+                "credential (vaxqr verify shows it)")
     d = Path(ca_dir)
     open_ca(d)
     with _locked(d):
