@@ -194,3 +194,56 @@ def test_the_cli_starts_no_openblas_thread_pool_unless_asked(preset):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=60, check=True).stdout.split()
     assert out[-1] == (preset or "1")
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A directory no file can be created in: a read-only tmpfs as root (who ignores
+    permission bits), else one without write permission."""
+    import subprocess
+
+    d = tmp_path / "ro"
+    d.mkdir()
+    if os.geteuid() != 0:
+        d.chmod(0o555)
+        yield d
+        d.chmod(0o755)
+        return
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(d)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs: {proc.stderr.strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+@pytest.mark.parametrize("where", ["missing-dir", "read-only", "card-exists"])
+def test_single_output_that_cannot_be_written_records_nothing(runner, tmp_path, where,
+                                                              unwritable_dir):
+    """--out is checked before signing: the ledger records a credential before its file is
+    written, so a file that cannot be written left a recorded credential with no file, and
+    the re-run issued a second one."""
+    from vaxqr.ledger import Ledger
+
+    signer = _signer_copy(tmp_path)
+    out = {"missing-dir": tmp_path / "nope" / "hong.png",
+           "read-only": unwritable_dir / "hong.png",
+           "card-exists": tmp_path / "hong.png"}[where]
+    if where == "card-exists":
+        (tmp_path / "hong-card.png").write_bytes(b"an earlier card")
+    args = ["issue", "--signer", str(signer), *PERSON, "--out", str(out), "--card", "png"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 3, r.output
+    assert {"missing-dir": "does not exist", "read-only": "hong.png",
+            "card-exists": "already exists"}[where] in r.stderr
+    assert not out.exists() and r.stdout == ""
+    with Ledger(signer / "ledger.sqlite") as ledger:
+        assert ledger.count() == 0
+    if where == "card-exists":  # --force replaces both: one credential, recorded once
+        r = runner.invoke(app, [*args, "--force"])
+        assert r.exit_code == 0, r.output
+        with Ledger(signer / "ledger.sqlite") as ledger:
+            assert ledger.count() == 1
+        assert (tmp_path / "hong-card.png").read_bytes()[:4] == b"\x89PNG"

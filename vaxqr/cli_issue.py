@@ -132,16 +132,13 @@ def issue(
 def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
             force: bool, card: str | None) -> None:
     from .credential import make_uvci
-    from .fileio import atomic_write
+    from .fileio import atomic_write, check_writable
     from .ledger import Entry, Ledger
 
     info = flow.signer_info(signer)
     target = None if out == "-" else Path(out)
-    if target is not None:
-        if target.suffix.lower() not in (".png", ".svg"):
-            fail(f"--out {out}: use a .png or .svg file, or - for stdout", code=Exit.USAGE)
-        if target.exists() and not force:
-            fail(f"{target} already exists", code=Exit.TRUST_OR_IO, hint="use --force")
+    if target is not None and target.suffix.lower() not in (".png", ".svg"):
+        fail(f"--out {out}: use a .png or .svg file, or - for stdout", code=Exit.USAGE)
     if card not in (None, "png", "pdf"):
         fail("--card: png or pdf", code=Exit.USAGE)
     card_path = None
@@ -149,8 +146,11 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
         if target is None:
             fail("--card needs --out FILE (the card is written beside it)", code=Exit.USAGE)
         card_path = target.with_name(target.stem + "-card." + card)
-        if card_path.exists() and not force:
-            fail(f"{card_path} already exists", code=Exit.TRUST_OR_IO, hint="use --force")
+    # The ledger records the credential before its file is written: every output is checked
+    # first (StorageError), so that none is recorded that could not be written.
+    for path in (target, card_path):
+        if path is not None:
+            check_writable(path, overwrite=force)
     uvci = make_uvci(info.province_code, info.commune_code)
     hc1, iat, exp = flow.sign_record(info, record, uvci)
     with Ledger(signer_dir / "ledger.sqlite") as ledger:

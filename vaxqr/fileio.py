@@ -92,6 +92,30 @@ def atomic_write(
         fh.write(payload)
 
 
+def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Check, before any work, that :func:`atomic_write` can write ``path``: it does not
+    exist (unless ``overwrite``) and its directory exists and takes a new file (tried with
+    a temporary file, removed at once: the only test that a read-only mount, a full
+    inode table or an ACL cannot fool). Raise :class:`StorageError` otherwise."""
+    target = Path(path)
+    if target.is_dir():
+        raise StorageError(f"{target} is a directory", hint="give a file name")
+    if not overwrite and target.exists():
+        raise StorageError(f"{target} already exists", hint="use --force to overwrite it")
+    directory = target.parent
+    if not directory.is_dir():
+        raise StorageError(f"cannot write {target}: the directory {directory} does not exist",
+                           hint="create it first, or choose another output path")
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise _describe(exc, target) from exc
+    os.close(fd)
+    _silent_unlink(probe)
+
+
 _TMPFILE_FLAGS = (os.O_WRONLY | os.O_TMPFILE | getattr(os, "O_CLOEXEC", 0)
                   if hasattr(os, "O_TMPFILE") else 0)
 
