@@ -247,3 +247,36 @@ def test_single_output_that_cannot_be_written_records_nothing(runner, tmp_path, 
         with Ledger(signer / "ledger.sqlite") as ledger:
             assert ledger.count() == 1
         assert (tmp_path / "hong-card.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_short_lived_signer_is_warned_about_once(runner, tmp_path, monkeypatch):
+    """A commune certificate ending in 10 days caps every credential's exp there: both the
+    single and the batch say so, once, on stderr."""
+    import datetime as dt
+
+    from vaxqr import certs
+
+    pw = b"a test password"
+    now = dt.datetime.now(dt.UTC)
+    certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code="091", password=pw,
+                  now=now - dt.timedelta(days=1))
+    certs.issue_signer(tmp_path / "ca", ca_password=pw, commune_code="31078",
+                       name="UBND xã Dương Tơ", out_dir=tmp_path / "s", password=pw,
+                       days=10, now=now - dt.timedelta(hours=1))
+    monkeypatch.setenv("VAXQR_PASSWORD", pw.decode())
+    ends = certs.load_signer(tmp_path / "s", pw).certificate.not_valid_after_utc
+    expected = (f"the commune certificate expires on {ends:%Y-%m-%d}: credentials issued "
+                "now are valid for 9 days, not 12 months; ask the province for a new "
+                "certificate")
+    r = runner.invoke(app, ["issue", "--signer", str(tmp_path / "s"), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count(expected) == 1 and r.stdout.startswith("HC1:")
+    src = write_csv(tmp_path / "r.csv", good_rows(5, seed=22))
+    r = runner.invoke(app, ["issue", "--signer", str(tmp_path / "s"), "--from", str(src),
+                            "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count(expected) == 1 and "5 issued" in r.stderr
+    monkeypatch.setenv("VAXQR_PASSWORD", "vaxqr-demo")
+    r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), *PERSON,
+                            "--out", "-"])
+    assert r.exit_code == 0 and "credentials issued now" not in r.stderr

@@ -140,6 +140,43 @@ def test_exp_never_past_dsc(signer):
         issue.credential_times(info, info.not_before - timedelta(days=1))
 
 
+
+def _ending_in(signer, delta):
+    """The signer as signer_info reads it, with a certificate that ends ``delta`` from now."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    cert = SimpleNamespace(not_valid_before_utc=signer.certificate.not_valid_before_utc,
+                           not_valid_after_utc=datetime.now(UTC) + delta)
+    names = ("private_key", "kid", "commune_name", "province_name", "province_code",
+             "commune_code", "is_demo")
+    return SimpleNamespace(certificate=cert, **{n: getattr(signer, n) for n in names})
+
+
+def test_short_lived_credentials_are_warned_about(signer, tmp_path):
+    """exp is capped at the DSC's notAfter (as the DCC rules require): a commune certificate
+    near its end gave short-lived credentials without a word. The batch result says so, once."""
+    from datetime import UTC, datetime, timedelta
+
+    info = issue.signer_info(signer)
+    iat, exp = issue.credential_times(info, datetime.now(UTC))
+    assert issue.validity_warning(info, iat, exp) is None  # the demo signer: a full year
+    soon = _ending_in(signer, timedelta(days=10, hours=1))
+    short = issue.signer_info(soon)
+    iat, exp = issue.credential_times(short, datetime.now(UTC))
+    text = issue.validity_warning(short, iat, exp)
+    assert text == (f"the commune certificate expires on {short.not_after:%Y-%m-%d}: "
+                    "credentials issued now are valid for 10 days, not 12 months; ask the "
+                    "province for a new certificate")
+    assert "valid for 1 day," in issue.validity_warning(short, iat, iat + 86400 + 5)
+    assert "less than a day" in issue.validity_warning(short, iat, iat + 3600)
+    src = write_csv(tmp_path / "r.csv", good_rows(3, seed=21))
+    result = issue.issue_batch(soon, src, tmp_path / "out", workers=1)
+    assert result.issued == 3 and result.warnings == [text]
+    manifest = _read(tmp_path / "out" / "manifest.csv")
+    assert all(int(m["exp"]) == int(short.not_after.timestamp()) for m in manifest)
+    assert issue.issue_batch(signer, src, tmp_path / "out2", workers=1).warnings == []
+
 def test_credential_times_are_whole_days_from_iat(signer):
     """iat + days, capped at the DSC's notAfter, to the second, whatever the microseconds."""
     from datetime import timedelta

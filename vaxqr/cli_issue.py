@@ -153,6 +153,9 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
             check_writable(path, overwrite=force)
     uvci = make_uvci(info.province_code, info.commune_code)
     hc1, iat, exp = flow.sign_record(info, record, uvci)
+    short = flow.validity_warning(info, iat, exp)
+    if short:
+        warn(short)
     with Ledger(signer_dir / "ledger.sqlite") as ledger:
         ledger.add_many([Entry(uvci, "single", 0, record.digest(), record.full_name,
                                info.kid.hex(), iat, exp, hc1, str(target) if target else None)])
@@ -210,6 +213,8 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
     finally:
         if "p" in bar:
             bar["p"].stop()
+    for w in result.warnings:
+        warn(w)
     rate = result.issued / result.seconds if result.seconds > 0 else 0.0
     lines = [f"{result.issued} issued ({rate:,.0f}/s), {result.already} already issued, "
              f"{len(result.rejected)} rejected of {result.total_rows} rows → {printable(out)}"]

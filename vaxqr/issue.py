@@ -194,6 +194,21 @@ def credential_times(info: SignerInfo, now: datetime, days: int = VALIDITY_DAYS)
     return iat, exp
 
 
+def validity_warning(info: SignerInfo, iat: int, exp: int,
+                     days: int = VALIDITY_DAYS) -> str | None:
+    """The warning for credentials that end sooner than ``days`` after ``iat`` because the
+    commune certificate ends at ``exp`` (:func:`credential_times` caps them at its
+    notAfter, as the DCC rules require), else None."""
+    if exp - iat >= days * 86400:
+        return None
+    left = (exp - iat) // 86400
+    span = f"{left} day{'' if left == 1 else 's'}" if left else "less than a day"
+    usual = "12 months" if days == VALIDITY_DAYS else f"{days} days"
+    return (f"the commune certificate expires on {info.not_after:%Y-%m-%d}: credentials "
+            f"issued now are valid for {span}, not {usual}; ask the province for a new "
+            "certificate")
+
+
 _KEYS: dict[bytes, Any] = {}
 
 
@@ -259,6 +274,7 @@ class BatchResult:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     images_restored: int = 0
     total_rows: int = 0
+    warnings: list[str] = field(default_factory=list)  # for the user, once per batch
     seconds: float = 0.0
     out_dir: Path = Path(".")
 
@@ -411,7 +427,8 @@ def issue_batch(
     if card not in (None, "png", "pdf"):
         raise ValidationError(f"unknown card format {card!r} (png or pdf)")
     info = signer_info(signer)
-    credential_times(info, datetime.now(UTC))  # fail early on an expired signer
+    # fails early on an expired signer; warns when the signer ends within VALIDITY_DAYS
+    short = validity_warning(info, *credential_times(info, datetime.now(UTC)))
     today = today or date.today()
     out = ensure_dir(out_dir)
     ensure_dir(out / "qr")
@@ -420,6 +437,8 @@ def issue_batch(
     _clean_temporaries(out)
     source = csv_path.name
     result = BatchResult(out_dir=out)
+    if short:
+        result.warnings.append(short)
     with Ledger(out / "ledger.sqlite") as ledger:
         owner = ledger.get_meta("signer_kid")
         if owner is not None and owner != info.kid.hex():
@@ -848,4 +867,5 @@ def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]]) -> None:
 
 
 __all__ = ["COLUMNS", "BatchResult", "Record", "SignerInfo", "asdict", "credential_times",
-           "issue_batch", "parse_record", "read_csv", "render", "sign_record", "signer_info"]
+           "issue_batch", "parse_record", "read_csv", "render", "sign_record", "signer_info",
+           "validity_warning"]
