@@ -259,7 +259,7 @@ def test_csv_problems(signer, tmp_path):
     latin = tmp_path / "latin.csv"
     latin.write_bytes((",".join(HEADER) + "\n").encode() +
                       "Nguyễn Văn A,Nam".encode()[:5] + "é,x\n".encode("latin-1"))
-    with pytest.raises(ValidationError, match="not UTF-8"):
+    with pytest.raises(ValidationError, match=r"not UTF-8 \(line 2, byte 5 of that line\)"):
         issue.issue_batch(signer, latin, tmp_path / "o2")
     ragged = write_csv(tmp_path / "ragged.csv", good_rows(3, seed=9))
     with ragged.open("a", encoding="utf-8") as fh:
@@ -270,6 +270,25 @@ def test_csv_problems(signer, tmp_path):
     assert dict(result.rejected) == {4: "the row has too few fields",
                                      5: "the row has 1 field(s) too many"}
 
+
+@pytest.mark.parametrize("on_terminal", [False, True], ids=["piped", "progress-bar"])
+def test_an_oversized_field_rejects_its_row_and_the_batch_goes_on(signer, tmp_path,
+                                                                   on_terminal):
+    """csv's default limit (128 KiB a field) aborted the whole batch on one 140 KB name,
+    0 issued; the row is read and rejected by validation, with its row number. A field past
+    the (generous, bounded) limit is still an error, which names the line."""
+    progress = (lambda _done, _total: None) if on_terminal else None
+    rows = good_rows(4, seed=17)
+    rows[1][0] = "Nguyễn " + "A" * 140_000
+    src = write_csv(tmp_path / "big.csv", rows)
+    result = issue.issue_batch(signer, src, tmp_path / "out", workers=1, progress=progress)
+    assert result.issued == 3
+    assert result.rejected == [(2, "the full name is longer than 160 characters")]
+    rows[1][0] = "Nguyễn Văn A"
+    rows[2][8] = "L" * (issue.FIELD_LIMIT + 1)  # the lot of row 3, on line 4
+    huge = write_csv(tmp_path / "huge.csv", rows)
+    with pytest.raises(ValidationError, match=r"malformed CSV at line 4 .*field limit"):
+        issue.issue_batch(signer, huge, tmp_path / "out2", workers=1, progress=progress)
 
 @pytest.mark.parametrize("on_terminal", [False, True], ids=["piped", "progress-bar"])
 def test_unreadable_csv_is_a_storage_error_with_or_without_progress(signer, tmp_path,

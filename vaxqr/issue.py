@@ -22,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -279,47 +280,83 @@ class BatchResult:
     out_dir: Path = Path(".")
 
 
-def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
-    """Yield (row number, fields); row 1 is the first data row. UTF-8 with or without BOM."""
+# csv's default field limit (128 KiB) made one oversized field (a 140 KB name) abort the
+# whole batch. No real field is more than a few hundred bytes: 1 MiB lets any field through
+# to validation, which rejects its row with the row number, and still stops a runaway field
+# (an unclosed quote swallowing every line after it) with its line number instead of
+# reading the rest of a large export into memory as one field.
+FIELD_LIMIT = 1 << 20
+
+
+@contextmanager
+def _csv_reader(path: Path) -> Iterator[tuple[list[str], Any]]:
+    """Open a CSV export: (header, lower-cased and stripped; csv.reader of the data rows).
+    Raise :class:`StorageError` when it cannot be read, :class:`ValidationError` when its
+    header lacks a required column, it is not UTF-8 or it is malformed (with the line)."""
     try:
         fh = path.open("rb")
     except OSError as exc:
         raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
     with fh:
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
+        if csv.field_size_limit() < FIELD_LIMIT:
+            csv.field_size_limit(FIELD_LIMIT)  # process-wide; only ever raised
+        reader = csv.reader(text)
         try:
-            # csv.DictReader's rows (blank lines skipped, a short row's missing columns
-            # None), without its Python-level loop; extra fields are counted, not kept.
-            reader = csv.reader(text)
             header = [h.strip().lower() for h in next(reader, [])]
             missing = [c for c in REQUIRED if c not in header]
             if missing:
                 raise ValidationError(
                     f"{path}: the CSV header lacks {', '.join(missing)}",
                     hint="expected header: " + ",".join(COLUMNS))
-            width = len(header)
-            # fields a row needs for every required column (the last of a repeated name wins)
-            need = max(width - header[::-1].index(c) for c in REQUIRED)
-            n = 0
-            for row in reader:
-                if not row:
-                    continue
-                n += 1
-                fields: dict[str, str | None] = dict(zip(header, row, strict=False))
-                if len(row) > width:
-                    fields["__error__"] = f"the row has {len(row) - width} field(s) too many"
-                elif len(row) < width:
-                    for key in header[len(row):]:
-                        fields[key] = None
-                    if len(row) < need:
-                        fields["__error__"] = "the row has too few fields"
-                yield n, fields
-        except UnicodeDecodeError as exc:
+            yield header, reader
+        except UnicodeDecodeError:
+            line, byte = _first_bad_utf8(path)
             raise ValidationError(
-                f"{path} is not UTF-8 (byte {exc.start} of a line)",
+                f"{path} is not UTF-8 (line {line}, byte {byte} of that line)",
                 hint="save the export as CSV UTF-8 (Excel: 'CSV UTF-8'), then run again") from None
         except csv.Error as exc:
-            raise ValidationError(f"{path}: malformed CSV ({exc})") from None
+            raise ValidationError(
+                f"{path}: malformed CSV at line {reader.line_num} ({exc})") from None
+
+
+def _first_bad_utf8(path: Path) -> tuple[int, int]:
+    """(line, byte in that line), both from 1, of the first bytes that are not UTF-8.
+    Line by line is exact: a newline byte is never part of a multi-byte character."""
+    try:
+        with path.open("rb") as fh:
+            for number, line in enumerate(fh, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return number, exc.start + 1
+    except OSError:
+        pass
+    return 0, 0
+
+
+def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """Yield (row number, fields); row 1 is the first data row. UTF-8 with or without BOM."""
+    with _csv_reader(path) as (header, reader):
+        # csv.DictReader's rows (blank lines skipped, a short row's missing columns
+        # None), without its Python-level loop; extra fields are counted, not kept.
+        width = len(header)
+        # fields a row needs for every required column (the last of a repeated name wins)
+        need = max(width - header[::-1].index(c) for c in REQUIRED)
+        n = 0
+        for row in reader:
+            if not row:
+                continue
+            n += 1
+            fields: dict[str, str | None] = dict(zip(header, row, strict=False))
+            if len(row) > width:
+                fields["__error__"] = f"the row has {len(row) - width} field(s) too many"
+            elif len(row) < width:
+                for key in header[len(row):]:
+                    fields[key] = None
+                if len(row) < need:
+                    fields["__error__"] = "the row has too few fields"
+            yield n, fields
 
 
 def _count_rows(path: Path) -> int:
@@ -327,6 +364,8 @@ def _count_rows(path: Path) -> int:
     when it cannot be read or parsed: :func:`read_csv` then reports that, with its message."""
     try:
         with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+            if csv.field_size_limit() < FIELD_LIMIT:
+                csv.field_size_limit(FIELD_LIMIT)
             return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
     except (OSError, csv.Error):
         return 0
