@@ -302,6 +302,41 @@ def test_unreadable_csv_is_a_storage_error_with_or_without_progress(signer, tmp_
             issue.issue_batch(signer, bad, tmp_path / "o", progress=progress, workers=1)
 
 
+def _snapshot(out):
+    return {p.relative_to(out): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(out.rglob("*")) if p.is_file() and "ledger" not in p.name}
+
+
+def test_another_csv_into_the_same_directory_is_refused_and_writes_nothing(signer, tmp_path):
+    """Images are named by row and the ledger knows rows by the CSV's name: b.csv (a copy
+    of a.csv) into a.csv's directory signed every row again, overwrote a.csv's images and
+    left a manifest of b.csv alone. One source per directory; the same CSV still resumes."""
+    import shutil
+
+    a = write_csv(tmp_path / "a.csv", good_rows(6, seed=18))
+    b = tmp_path / "b.csv"
+    shutil.copy(a, b)
+    out = tmp_path / "out"
+    assert issue.issue_batch(signer, a, out, workers=1).issued == 6
+    before = _snapshot(out)
+    with Ledger(out / "ledger.sqlite") as ledger:
+        entries = list(ledger.entries())
+    for progress in (None, lambda _done, _total: None):
+        with pytest.raises(StorageError, match=r"a\.csv; b\.csv is another CSV") as info:
+            issue.issue_batch(signer, b, out, workers=2, progress=progress, card="png")
+        assert "new output directory for b.csv" in (info.value.hint or "")
+        assert "run a.csv again" in (info.value.hint or "")
+    assert _snapshot(out) == before and not (out / "cards").exists()
+    with Ledger(out / "ledger.sqlite") as ledger:
+        assert list(ledger.entries()) == entries and ledger.sources() == ["a.csv"]
+    again = issue.issue_batch(signer, a, out, workers=1)  # the same CSV: a resume
+    assert again.issued == 0 and again.already == 6
+    assert _read(out / "manifest.csv") == [
+        {"row": str(e.row), "uvci": e.uvci, "full_name": e.full_name, "file": e.file,
+         "hc1": e.hc1, "iat": str(e.iat), "exp": str(e.exp)} for e in entries]
+    assert issue.issue_batch(signer, b, tmp_path / "out-b", workers=1).issued == 6
+
+
 def test_other_signer_refused(signer, tmp_path):
     src = write_csv(tmp_path / "r.csv", good_rows(2))
     out = tmp_path / "out"

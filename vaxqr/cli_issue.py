@@ -81,7 +81,7 @@ def issue(
 
     A batch writes `manifest.csv`, `rejects.csv`, `qr/*.png` and `ledger.sqlite` into the
     output directory; running the same command again after a crash resumes it and signs
-    nothing twice.
+    nothing twice. One output directory per CSV: another CSV into it is refused.
 
     **Exit codes:** 0 done (rejected rows are listed in rejects.csv) · 2 usage or invalid
     record · 3 key, certificate or I/O problem.

@@ -470,20 +470,29 @@ def issue_batch(
     short = validity_warning(info, *credential_times(info, datetime.now(UTC)))
     today = today or date.today()
     out = ensure_dir(out_dir)
-    ensure_dir(out / "qr")
-    if card:
-        ensure_dir(out / "cards")
-    _clean_temporaries(out)
     source = csv_path.name
     result = BatchResult(out_dir=out)
     if short:
         result.warnings.append(short)
     with Ledger(out / "ledger.sqlite") as ledger:
+        # One signer and one source per directory, checked before anything is written:
+        # images are named by row, the ledger knows rows by source, the manifest lists one.
         owner = ledger.get_meta("signer_kid")
         if owner is not None and owner != info.kid.hex():
             raise StorageError(f"{out} holds a batch signed by another commune (kid {owner})",
                                hint="use a new output directory for this signer")
+        others = [s for s in ledger.sources() if s != source]
+        if others:
+            raise StorageError(
+                f"{out} holds the credentials issued from {others[0]}; {source} is another "
+                f"CSV, whose images would overwrite them (they are named by row)",
+                hint=f"use a new output directory for {source} (or run {others[0]} again "
+                "to resume its batch)")
         ledger.set_meta("signer_kid", info.kid.hex())
+        ensure_dir(out / "qr")
+        if card:
+            ensure_dir(out / "cards")
+        _clean_temporaries(out)
         done = ledger.issued_rows(source)
         fresh = not ledger.count(source)  # then this run issues all the manifest lists
 

@@ -112,6 +112,12 @@ class Ledger:
             "SELECT row, row_hash, uvci FROM credentials WHERE source = ? AND row > 0", (source,))
         return {int(r): (str(h), str(u)) for r, h, u in cur}
 
+    def sources(self) -> list[str]:
+        """The batch inputs (CSV file names) credentials were issued from, in name order."""
+        cur = self._db.execute(
+            "SELECT DISTINCT source FROM credentials WHERE row > 0 ORDER BY source")
+        return [str(s) for (s,) in cur]
+
     def entries(self, source: str | None = None) -> Iterator[Entry]:
         sql = ("SELECT uvci, source, row, row_hash, full_name, kid, iat, exp, hc1, file "
                "FROM credentials")
