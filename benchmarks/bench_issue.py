@@ -37,14 +37,14 @@ VAXQR = str(Path(PYTHON).parent / "vaxqr")
 
 def write_rows(path: Path, n: int, seed: int = 1) -> Path:
     """The tests' synthetic records, streamed to a CSV (no list of n rows in memory)."""
-    from records import HEADER, record
+    from records import HEADER, citizens
 
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(HEADER)
-        for _ in range(n):
-            w.writerow(record(rng))
+        for row in citizens(rng, n):  # one row per citizen: every row is signed
+            w.writerow(row)
     return path
 
 

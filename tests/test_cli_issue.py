@@ -280,3 +280,24 @@ def test_short_lived_signer_is_warned_about_once(runner, tmp_path, monkeypatch):
     r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), *PERSON,
                             "--out", "-"])
     assert r.exit_code == 0 and "credentials issued now" not in r.stderr
+
+
+def test_batch_summary_counts_superseded_rows_apart(runner, tmp_path):
+    rows = good_rows(5, seed=23)
+    rows.append(list(rows[1]))  # row 6: row 2 again
+    rows[1][4:7] = ["1", "2", "2021-06-01"]  # row 2: dose 1; row 6: dose 2, later
+    rows[5][4:7] = ["2", "2", "2021-09-01"]
+    rows.append(["Lê Văn X", "Nam", "1980-01-01", "091080123456", "2", "2", "2030-01-01",
+                 "pfizer", "", ""])  # row 7: vaccinated in the future
+    src = write_csv(tmp_path / "r.csv", rows)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["issue", "--signer", str(SIGNER), "--from", str(src), "--out",
+                            str(out), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "5 issued (" in r.stderr
+    assert "1 rejected, 1 superseded by a later dose of 7 rows" in r.stderr
+    assert "row 7: vaccination date 2030-01-01 is in the future" in r.stderr
+    assert "row 2:" not in r.stderr and "rejects.csv" in r.stderr
+    with (out / "rejects.csv").open(encoding="utf-8") as fh:
+        rejects = {int(x["row"]): x["reason"] for x in csv.DictReader(fh)}
+    assert rejects[2].startswith("superseded by row 6 (dose 2/2 on 2021-09-01)")

@@ -251,6 +251,98 @@ def test_changed_row_is_not_reissued(signer, tmp_path):
     assert "changed since credential" in result.rejected[0][1]
 
 
+def _citizen_rows():
+    """Rows of a commune export, some citizens on several rows (row numbers from 1)."""
+    hong = ["Nguyễn Thị Ánh Hồng", "Nữ", "17/05/1990", "091190000001"]
+    binh = ["Trần Văn Bình", "Nam", "1985-02-03", "091085000002"]
+    lan = ["Lê Thị Lan", "Nữ", "1979-11-30", "091179000003"]
+    an = ["Phạm Văn An", "Nam", "1962-08-08", "091062000004"]
+    tuan = ["Võ Văn Tuấn", "Nam", "1970-01-01", "091070000005"]
+    return [
+        [*hong, "1", "2", "2021-07-01", "pfizer", "L1", ""],  # 1: superseded by 3
+        [*binh, "2", "2", "2021-09-15", "astrazeneca", "", ""],  # 2: alone
+        [*hong, "2", "2", "2021-10-01", "pfizer", "L2", ""],  # 3: hong's latest dose
+        [*lan, "2", "2", "2021-09-01", "moderna", "", ""],  # 4: kept (first of two)
+        [*lan, "2", "2", "2021-09-01", "moderna", "", ""],  # 5: exact duplicate of 4
+        [*an, "2", "2", "2021-08-01", "verocell", "", ""],  # 6: same ID as 7,
+        ["Phạm Văn Ân", *an[1:], "2", "2", "2021-08-01", "verocell", "", ""],  # 7: other name
+        [*hong, "2", "2", "2021-12-01", "xyz", "", ""],  # 8: invalid: takes no part
+        [*tuan, "2", "3", "2021-12-01", "pfizer", "", ""],  # 9: superseded by 10 (same
+        [*tuan, "3", "3", "2021-12-01", "pfizer", "", ""],  # 10: day, higher dose)
+    ]
+
+
+def test_one_credential_per_citizen_with_the_latest_dose(signer, verifier, tmp_path):
+    """SPEC: one credential per citizen, holding the latest dose. A citizen on several rows
+    got one credential per row; now the latest dose is signed (then the highest dose
+    number; of equal rows the first) and the other rows are reported as superseded, apart
+    from the invalid rows. Rows sharing an ID number but not the person are all refused."""
+    src = write_csv(tmp_path / "r.csv", _citizen_rows())
+    out = tmp_path / "out"
+    result = issue.issue_batch(signer, src, out, workers=2, today=TODAY)
+    assert result.issued == 4 and result.total_rows == 10
+    assert sorted(result.superseded) == [
+        (1, "superseded by row 3 (dose 2/2 on 2021-10-01): one credential per citizen, "
+            "with the latest dose"),
+        (5, "same dose as row 4 (dose 2/2 on 2021-09-01): one credential per citizen"),
+        (9, "superseded by row 10 (dose 3/3 on 2021-12-01): one credential per citizen, "
+            "with the latest dose")]
+    rejected = dict(result.rejected)
+    assert sorted(rejected) == [6, 7, 8]
+    assert rejected[6] == ("same ID number as row 7, which has another full name: neither is "
+                           "signed (a credential must not go to the wrong person); correct "
+                           "the wrong row and run again")
+    assert rejected[7].startswith("same ID number as row 6, which has another full name")
+    assert "unknown vaccine" in rejected[8]
+    manifest = _read(out / "manifest.csv")
+    assert [int(m["row"]) for m in manifest] == [2, 3, 4, 10]
+    doses = [verifier.verify_text(m["hc1"]).credential["v"][0] for m in manifest]
+    assert [(d["dn"], d["sd"], d["dt"]) for d in doses] == [
+        (2, 2, "2021-09-15"), (2, 2, "2021-10-01"), (2, 2, "2021-09-01"), (3, 3, "2021-12-01")]
+    assert sorted(int(r["row"]) for r in _read(out / "rejects.csv")) == [1, 5, 6, 7, 8, 9]
+    again = issue.issue_batch(signer, src, out, workers=1, today=TODAY)
+    assert (again.issued, again.already) == (0, 4)
+    assert again.superseded == result.superseded and again.rejected == result.rejected
+    assert _read(out / "manifest.csv") == manifest
+
+
+def test_one_per_citizen_resumes_without_signing_twice(signer, tmp_path):
+    """Interrupted after its first chunk and run again, a batch with citizens on several
+    rows signs each kept row once; a row an earlier run signed stays "already issued"."""
+    import multiprocessing
+
+    rows = good_rows(300, seed=19)
+    rows[9][4:7] = ["1", "2", "2021-05-01"]  # row 10: dose 1 of the citizen of row 250
+    rows[249][:4] = rows[9][:4]
+    rows[249][4:7] = ["2", "2", "2021-08-01"]
+    rows[199] = list(rows[29])  # row 200: a copy of row 30
+    src = write_csv(tmp_path / "r.csv", rows)
+    out = tmp_path / "out"
+
+    def interrupt(done, _total):
+        if done >= 64:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        issue.issue_batch(signer, src, out, workers=2, progress=interrupt, today=TODAY)
+    assert not multiprocessing.active_children()
+    result = issue.issue_batch(signer, src, out, workers=2, today=TODAY)
+    assert result.already >= 64 and result.issued + result.already == 298
+    assert [r for r, _ in result.superseded] == [10, 200] and not result.rejected
+    with Ledger(out / "ledger.sqlite") as ledger:
+        entries = list(ledger.entries())
+    assert sorted(e.row for e in entries) == [r for r in range(1, 301) if r not in (10, 200)]
+    assert len({e.uvci for e in entries}) == 298
+    # A later export adds a citizen's next dose below the row signed for the first: that
+    # row stays issued (not reported as superseded) and the new dose is signed.
+    one = write_csv(tmp_path / "one.csv", [rows[9]])
+    out1 = tmp_path / "out1"
+    assert issue.issue_batch(signer, one, out1, workers=1, today=TODAY).issued == 1
+    write_csv(one, [rows[9], rows[249]])
+    later = issue.issue_batch(signer, one, out1, workers=1, today=TODAY)
+    assert (later.issued, later.already, later.superseded) == (1, 1, [])
+
+
 def test_csv_problems(signer, tmp_path):
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("name,sex\nA,Nam\n", encoding="utf-8")

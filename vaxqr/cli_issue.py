@@ -81,7 +81,9 @@ def issue(
 
     A batch writes `manifest.csv`, `rejects.csv`, `qr/*.png` and `ledger.sqlite` into the
     output directory; running the same command again after a crash resumes it and signs
-    nothing twice. One output directory per CSV: another CSV into it is refused.
+    nothing twice. One output directory per CSV: another CSV into it is refused. One
+    credential per citizen: of a citizen's rows, the latest dose is signed and the others
+    are listed in rejects.csv as superseded.
 
     **Exit codes:** 0 done (rejected rows are listed in rejects.csv) · 2 usage or invalid
     record · 3 key, certificate or I/O problem.
@@ -197,7 +199,6 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
                         rate=f"{speed:,.0f} rows/s" if speed else "")
 
     try:
-        # no progress bar off a terminal: no extra pass over the CSV to count its rows
         result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
                                   progress=progress if on_terminal else None, card=card)
     except VaxqrError as exc:
@@ -216,12 +217,15 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
     for w in result.warnings:
         warn(w)
     rate = result.issued / result.seconds if result.seconds > 0 else 0.0
+    superseded = (f", {len(result.superseded)} superseded by a later dose"
+                  if result.superseded else "")
     lines = [f"{result.issued} issued ({rate:,.0f}/s), {result.already} already issued, "
-             f"{len(result.rejected)} rejected of {result.total_rows} rows → {printable(out)}"]
+             f"{len(result.rejected)} rejected{superseded} of {result.total_rows} rows → "
+             f"{printable(out)}"]
     if result.images_restored:
         lines.append(f"{result.images_restored} missing image(s) restored from the ledger")
     lines += [f"  row {row}: {printable(reason)}" for row, reason in result.rejected[:10]]
-    if len(result.rejected) > 10:
+    if len(result.rejected) > 10 or result.superseded:  # superseded rows: not one by one
         lines.append(f"  … see {printable(out / 'rejects.csv')}")
     sys.stderr.write("".join(line + "\n" for line in lines))
     end_at_once()  # the batch closed its ledger, manifest and images
