@@ -604,7 +604,7 @@ def revoke_credential_cmd(
 
     **Examples**
 
-    * `vaxqr certs revoke-credential kg-ca "URN:UVCI:01:VN:091/31078/000123#K"`
+    * `vaxqr certs revoke-credential kg-ca "URN:UVCI:01:VN:091/31078/000123#H"`
     * `vaxqr certs revoke-credential kg-ca --from-file wrong-uvcis.txt`
 
     **Exit codes**
