@@ -160,7 +160,7 @@ def test_ps256_credentials():
     rng = random.Random(5)
     for _ in range(300):
         mutant = fuzzkit.mutate_text(good, rng)
-        if mutant.strip("\r\n\x00\ufeff") != good:
+        if fuzzkit.trimmed(mutant) != good:
             assert not verifier.verify_text(mutant).valid, mutant
 
 
@@ -269,7 +269,7 @@ FUZZ = settings(max_examples=300, deadline=None,
 def test_random_text(text):
     report = KIT.verify(text)
     assert not report.valid
-    if not text.strip("\r\n\x00\ufeff").startswith("HC1:"):
+    if not fuzzkit.trimmed(text).startswith("HC1:"):
         assert report.failed == "prefix"
 
 
@@ -446,6 +446,8 @@ def test_exhaustive_insertions_and_deletions():
             assert not KIT.verify(text[:i] + text[i + 1:]).valid, i
         for ch in codec.ALPHABET:
             mutant = text[:i] + ch + text[i:]
+            if fuzzkit.trimmed(mutant) == text:  # a space before "HC1:" is read past
+                continue
             n += 1
             assert not KIT.verify(mutant).valid, (i, ch)
     print(f"\n  {n:,} single-character insertions and deletions, all NOT VALID")
