@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from records import good_rows, write_csv
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,9 +33,9 @@ def test_readme_starts_with_the_two_commands():
 def test_quick_tour_runs(tmp_path):
     bindir = Path(sys.executable).parent
     os.symlink(ROOT / "keys", tmp_path / "keys")
+    os.symlink(ROOT / "docs", tmp_path / "docs")
     for key in (ROOT / "keys" / "examples").rglob("*.key"):
         key.chmod(0o600)
-    write_csv(tmp_path / "records.csv", good_rows(6, seed=11))
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
            "XDG_STATE_HOME": str(tmp_path / "state")}
     commands = _tour()
@@ -60,7 +58,10 @@ def test_quick_tour_runs(tmp_path):
             hc1 = _payload_from_ledger()
         if "cat scans.txt" in cmd:
             assert proc.stdout.count('"valid": true') == 2
-    assert (tmp_path / "batch" / "manifest.csv").exists()
+    manifest = (tmp_path / "batch" / "manifest.csv").read_text(encoding="utf-8").splitlines()
+    assert len(manifest) == 1 + 5  # five citizens in docs/examples/records.csv
+    rejects = (tmp_path / "batch" / "rejects.csv").read_text(encoding="utf-8")
+    assert "superseded by row 2" in rejects
     shutil.rmtree(tmp_path / "batch")
 
 
