@@ -217,7 +217,8 @@ def _step_json(step: Step) -> str:
     key = (step.name, step.status, step.message)
     text = _STEP_JSON.get(key)
     if text is None:
-        text = _encode({step.name: {"status": step.status, "message": step.message}})[1:-1]
+        text = printable_json(
+            _encode({step.name: {"status": step.status, "message": step.message}})[1:-1])
         if len(_STEP_JSON) >= 4096:
             _STEP_JSON.clear()
         _STEP_JSON[key] = text
@@ -261,18 +262,20 @@ _encode_one_shot = _one_shot_encoder()
 
 def report_json_text(report: Report) -> str:
     """``json.dumps(report.to_json(), ensure_ascii=False)`` with what a terminal would not
-    print as itself escaped (:func:`vaxqr.safetext.printable_json`), built from cached pieces (the
-    steps' and the signer's texts repeat from one credential to the next in a stream) and
-    one encoder call for the rest. tests/test_verify.py, tests/test_hostile.py,
+    print as itself escaped (:func:`vaxqr.safetext.printable_json`: names and issuers are
+    anyone's text), built from cached pieces (the steps' and the signer's texts repeat from
+    one credential to the next in a stream, and are escaped once, when cached) and one
+    encoder call for the rest. tests/test_verify.py, tests/test_hostile.py,
     tests/test_verify_stream.py and the fuzzers check that the two agree."""
-    content = _encode_one_shot({
+    content = printable_json(_encode_one_shot({
         "payload": report.payload, "credential": report.credential,
         "summary": report.summary(), "claims": report.claims,
-    })  # '{"payload": ..., "claims": ...}': its braces are dropped below
+    }))  # '{"payload": ..., "claims": ...}': its braces are dropped below
     parts = [
-        '{"version": ', str(JSON_VERSION), ', "input": ', _encode_str(report.label),
+        '{"version": ', str(JSON_VERSION), ', "input": ', printable_json(_encode_str(report.label)),
         ', "valid": ', "true" if report.valid else "false",
-        ', "failed": ', _value_json(report.failed), ', "reason": ', _value_json(report.reason),
+        ', "failed": ', _value_json(report.failed),
+        ', "reason": ', printable_json(_value_json(report.reason)),
         ', "steps": {', ", ".join([_step_json(st) for st in report.steps]),
         '}, ', content[1:-1],
         ', "signer": ', "null" if report.signer is None else _signer_json_text(report.signer),
@@ -281,9 +284,9 @@ def report_json_text(report: Report) -> str:
     if full is not None:
         for key in ("holder", "warnings"):
             if key in full:
-                parts += [", ", _encode_str(key), ": ", _encode(full[key])]
+                parts += [", ", _encode_str(key), ": ", printable_json(_encode(full[key]))]
     parts.append("}")
-    return printable_json("".join(parts))  # names and issuers are anyone's text
+    return "".join(parts)
 
 
 def _name(cert: Any) -> str:
@@ -334,7 +337,7 @@ def _signer_json_text(signer: Signer) -> str:
     if hit is None or hit[0] is not signer:
         if len(_SIGNER_TEXT) >= 1024:
             _SIGNER_TEXT.clear()
-        hit = _SIGNER_TEXT[id(signer)] = (signer, _encode(_signer_json(signer)))
+        hit = _SIGNER_TEXT[id(signer)] = (signer, printable_json(_encode(_signer_json(signer))))
     return hit[1]
 
 
