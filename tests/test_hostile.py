@@ -672,3 +672,39 @@ def test_signed_payload_with_a_trailing_tag_head_is_not_valid(tail):
     report = KIT.verify(fuzzkit.hc1_of(KIT.cose(payload)))
     _check(report, "cbor")
     assert "unexpected byte" in (report.reason or "")
+
+
+def _trusted_signer_on(curve):
+    """A verifier that trusts, directly, a DSC whose key is on ``curve``, and that key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(curve)
+    cert = fuzzkit.make_dsc(key, cn=f"UBND xã {curve.name} (TEST ONLY)")
+    store = fuzzkit.TrustStore.from_certificates([cert], at=fuzzkit.AT)
+    return Verifier(store, at=fuzzkit.AT), key, fuzzkit.kid_of(cert)
+
+
+def _es256_credential(key, kid, payload=None):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    payload = payload or fuzzkit.claims_bytes(fuzzkit.default_dcc())
+    prot = cbor2.dumps({1: sign.ES256, 4: kid})
+    r, s = decode_dss_signature(key.sign(sign.sig_structure(prot, payload),
+                                         ec.ECDSA(hashes.SHA256())))
+    size = (key.curve.key_size + 7) // 8
+    sig = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    return fuzzkit.hc1_of(cbor2.dumps(cbor2.CBORTag(18, [prot, {}, payload, sig])))
+
+
+@pytest.mark.parametrize("curve", ["SECP256K1", "SECP192R1", "BrainpoolP256R1", "SECP521R1"])
+def test_regression_es256_on_another_curve_is_not_valid(curve):
+    """A DSC on secp256k1, P-192 or brainpoolP256r1, trusted directly, made ES256
+    credentials that verified VALID: only the key type and signature length were checked."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    verifier, key, kid = _trusted_signer_on(getattr(ec, curve)())
+    report = verifier.verify_text(_es256_credential(key, kid))
+    _check(report, "signature")
+    assert report.reason == (f"the signer's key is on curve {key.curve.name}; "
+                             "ES256 needs P-256")

@@ -114,6 +114,41 @@ def test_alg_key_mismatch_and_bad_lengths():
         _verify(long_sig, EC_KEY)
 
 
+def _es256_by(key, protected=None, payload=PAYLOAD):
+    """A COSE_Sign1 signed "ES256" (ECDSA with SHA-256) by ``key``, whatever its curve."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    protected = protected if protected is not None else cbor2.dumps({1: sign.ES256, 4: KID})
+    r, s = decode_dss_signature(key.sign(sign.sig_structure(protected, payload),
+                                         ec.ECDSA(hashes.SHA256())))
+    size = (key.curve.key_size + 7) // 8
+    return sign.parse_sign1(_build(protected, {}, payload,
+                                   r.to_bytes(size, "big") + s.to_bytes(size, "big")))
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256K1(), ec.SECP192R1(), ec.BrainpoolP256R1(),
+                                   ec.SECP224R1(), ec.SECP521R1(), ec.BrainpoolP384R1()],
+                         ids=lambda c: c.name)
+def test_es256_refuses_keys_on_other_curves(curve):
+    """ES256 is ECDSA on P-256 (SPEC §2; "other elliptic curves are not supported"): a
+    signature that verifies on another curve (a 256-bit one too) is not an ES256 one."""
+    key = ec.generate_private_key(curve)
+    msg = _es256_by(key)
+    with pytest.raises(VerificationError) as info:
+        sign.verify_signature(msg, key.public_key(), sign.ES256)
+    assert info.value.step == "signature"
+    assert str(info.value) == f"the signer's key is on curve {curve.name}; ES256 needs P-256"
+
+
+def test_es256_on_p384_is_tolerated_as_in_the_eu_test_data():
+    """ES 401-403 of the EU test data: a P-384 DSC under alg -7 (SHA-256), expected valid."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    sign.verify_signature(_es256_by(key), key.public_key(), sign.ES256)
+    key256 = ec.generate_private_key(ec.SECP256R1())
+    sign.verify_signature(_es256_by(key256), key256.public_key(), sign.ES256)
+
+
 def test_duplicate_keys_refused():
     good = sign.parse_sign1(sign.sign1(PAYLOAD, EC_KEY, KID))
     dup_protected = bytes.fromhex("a3012604") + cbor2.dumps(KID) + b"\x01\x26"

@@ -5,6 +5,8 @@ Rules (HCERT §3.3, RFC 8152, and the deployed-data quirks in docs/standards.md 
 
 * emitted: tag 18, protected ``{1: alg, 4: kid}``, empty unprotected map;
 * accepted: untagged, tag 18, or 61(18); any other tag (COSE_Sign 98 included) is refused;
+* ES256 is ECDSA with SHA-256 on P-256 (or P-384, which deployed EU DSCs use with it);
+  a key on any other curve is refused; PS256 needs RSA of at least 2048 bits;
 * ``alg`` is read from the protected header only; ``kid`` from the protected header, else the
   unprotected one, and must be 8 bytes;
 * the signature is checked over the protected bytes *as received*, never re-encoded;
@@ -619,8 +621,15 @@ def _der_ecdsa(sig: bytes, size: int) -> bytes:
     return b"".join((bytes((0x30, len(r) + len(s) + 4, 2, len(r))), r, bytes((2, len(s))), s))
 
 
-# Bytes per coordinate of a public key, by key object (``key.curve`` makes a new curve object
-# on every call); the key is kept in the entry, so an id is never reused while cached.
+# The curves an ES256 signature is accepted on: P-256 (SPEC §2, HCERT §3.3.2), and P-384,
+# which deployed DSCs use with alg -7 and the EU test data expects to verify (ES 401-403;
+# docs/standards.md §2.3, a deliberate exception). Any other curve (secp256k1, P-192,
+# brainpool, P-521, ...) is refused: "other elliptic curves are not supported".
+_ES256_CURVES: Final = frozenset({"secp256r1", "secp384r1"})
+
+# Bytes per coordinate of a public key on an accepted curve, or 0 on any other, by key
+# object (``key.curve`` makes a new curve object on every call); the key is kept in the
+# entry, so an id is never reused while cached.
 _EC_SIZES: dict[int, tuple[ec.EllipticCurvePublicKey, int]] = {}
 
 
@@ -628,7 +637,8 @@ def _ec_size(key: ec.EllipticCurvePublicKey) -> int:
     hit = _EC_SIZES.get(id(key))
     if hit is not None and hit[0] is key:
         return hit[1]
-    size = (key.curve.key_size + 7) // 8
+    curve = key.curve
+    size = (curve.key_size + 7) // 8 if curve.name in _ES256_CURVES else 0
     if len(_EC_SIZES) >= 1024:
         _EC_SIZES.clear()
     _EC_SIZES[id(key)] = (key, size)
@@ -648,6 +658,11 @@ def verify_signature(msg: CoseSign1, key: PublicKey, alg: int) -> None:
             ec_key = cast(ec.EllipticCurvePublicKey, key)
             # ES256 means SHA-256; a few deployed DSCs (ES 401-403) use a P-384 key with it.
             size = _ec_size(ec_key)
+            if not size:
+                raise VerificationError(
+                    f"the signer's key is on curve {ec_key.curve.name}; ES256 needs P-256",
+                    step="signature",
+                )
             if len(sig) != 2 * size:
                 raise VerificationError(
                     f"ES256 signature has {len(sig)} bytes; expected {2 * size} (raw r||s)",
