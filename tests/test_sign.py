@@ -54,10 +54,61 @@ def test_tags_accepted_and_refused():
     untagged = cbor2.dumps(list(cbor2.loads(data).value))
     _verify(untagged, EC_KEY)
     _verify(_retag(data, 61, 18), EC_KEY)
-    for tags in [(98,), (61,), (18, 18), (1,)]:
+    for tags in [(98,), (61,), (18, 18), (1,), (55799, 18), (256, 18), (61, 55799, 18),
+                 (18, 55799), (55799,), (256,), (18, 256), (55799, 61, 18), (0,), (2,)]:
         with pytest.raises(DecodeError) as info:
             sign.parse_sign1(_retag(data, *tags))
         assert info.value.step == "cose"
+        assert "tag" in str(info.value)
+
+
+def test_every_tag_cbor2_decodes_itself_is_in_the_refused_list():
+    """cbor2 turns the tags it knows into Python values (or drops them: 55799, 256), so a
+    check of the decoded item cannot see them: each needs a refusing decoder of ours. Any
+    tag a newer cbor2 learns must be added to sign._CBOR2_TAGS."""
+    probes = [*range(1 << 16), 55800, 55801, 1 << 16, 2**32 - 1, 2**64 - 1]
+    known = set()
+    for tag in probes:
+        for value in (0, "x", b"x", [0]):
+            try:
+                item = cbor2.loads(cbor2.dumps(cbor2.CBORTag(tag, value)))
+            except Exception:
+                known.add(tag)
+                break
+            if not isinstance(item, cbor2.CBORTag) or item.tag != tag:
+                known.add(tag)
+                break
+    assert known <= set(sign._CBOR2_TAGS), sorted(known - set(sign._CBOR2_TAGS))
+    for tag in known:  # and the strict decoder refuses each (tag 0 only in the claims)
+        with pytest.raises(DecodeError, match=f"CBOR tag {tag} "):
+            sign.loads(cbor2.dumps(cbor2.CBORTag(tag, "2021-01-01T00:00:00Z")), step="cose")
+
+
+def test_tags_inside_the_protected_header_and_the_claims_are_refused():
+    good = sign.parse_sign1(sign.sign1(PAYLOAD, EC_KEY, KID))
+    claims = cbor2.loads(PAYLOAD)
+    for protected in (cbor2.dumps(cbor2.CBORTag(55799, {1: -7, 4: KID})),
+                      cbor2.dumps(cbor2.CBORTag(256, {1: -7, 4: KID})),
+                      cbor2.dumps({1: -7, 4: cbor2.CBORTag(55799, KID)}),
+                      cbor2.dumps({1: cbor2.CBORTag(4242, -7), 4: KID})):
+        with pytest.raises(DecodeError, match="not allowed in the COSE protected header"):
+            sign.parse_sign1(_build(protected, {}, good.payload, good.signature))
+    with pytest.raises(DecodeError, match="not allowed inside a COSE_Sign1"):
+        sign.parse_sign1(_build(good.protected_bytes, {4: cbor2.CBORTag(18, KID)},
+                                good.payload, good.signature))
+    hcert = claims[-260][1]
+    for payload in (cbor2.dumps(cbor2.CBORTag(55799, claims)),
+                    cbor2.dumps(cbor2.CBORTag(256, claims)),
+                    cbor2.dumps(claims, string_referencing=True),
+                    cbor2.dumps({**claims, -260: cbor2.CBORTag(55799, {1: hcert})}),
+                    cbor2.dumps({**claims, -260: {1: cbor2.CBORTag(256, hcert)}}),
+                    cbor2.dumps({**claims, 6: cbor2.CBORTag(1, 1_640_000_000)}),
+                    cbor2.dumps({**claims, 4: 2**64})):
+        with pytest.raises(DecodeError, match="is not allowed in the CWT claims") as info:
+            sign.parse_cwt(payload)
+        assert info.value.step == "cbor"
+    dated = {**claims, -260: {1: {**hcert, "dt": cbor2.CBORTag(0, "2021-10-01T00:00:00Z")}}}
+    assert str(sign.parse_cwt(cbor2.dumps(dated)).hcert["dt"]) == "2021-10-01 00:00:00+00:00"
 
 
 def _build(protected, unprotected, payload, signature):
@@ -289,12 +340,18 @@ def _cose_parts():
                                  cbor2.dumps({4: KID, 1: -37}), cbor2.dumps([1]),
                                  cbor2.dumps({1: -7, 4: KID}) + b"\x00", b"\xa2\x01\x26\x01\x26",
                                  cbor2.dumps({1: [1, 2]}), cbor2.dumps({True: 1}), b"\xff",
-                                 b"\xd8\x1c\x81\x00", cbor2.dumps({"a": {"b": b"c"}})])
+                                 b"\xd8\x1c\x81\x00", cbor2.dumps({"a": {"b": b"c"}}),
+                                 b"\xd9\xd9\xf7" + cbor2.dumps({1: -7, 4: KID}),
+                                 b"\xd9\x01\x00" + cbor2.dumps({1: -7, 4: KID}),
+                                 cbor2.dumps({1: -7, 4: cbor2.CBORTag(55799, KID)})])
     return st.tuples(
-        st.sampled_from([b"", b"\xd2", b"\xd8\x3d\xd2", b"\xd8\x62", b"\xd2\xd2", b"\xd8\x3d"]),
+        st.sampled_from([b"", b"\xd2", b"\xd8\x3d\xd2", b"\xd8\x62", b"\xd2\xd2", b"\xd8\x3d",
+                         b"\xd9\xd9\xf7\xd2", b"\xd9\x01\x00\xd2", b"\xd8\x3d\xd9\xd9\xf7\xd2",
+                         b"\xd2\xd9\xd9\xf7", b"\xd9\xd9\xf7"]),
         st.sampled_from([b"\x84", b"\x83", b"\x85", b"\x9f", b"\xa4"]),
         protected, bstr_forms,
         st.sampled_from([b"\xa0", b"\xa1\x04" + cbor2.dumps(KID), b"\xa1\x04\x40", b"\x80",
+                         b"\xa1\x04\xd9\xd9\xf7" + cbor2.dumps(KID), b"\xd9\xd9\xf7\xa0",
                          b"\xbf\xff", b"\x40", b"\xa2\x01\x01\x01\x01"]),
         st.binary(max_size=80), bstr_forms, st.binary(max_size=70), bstr_forms,
         st.sampled_from([b"", b"\x00", b"\xff", b"\x40"]),
@@ -434,33 +491,60 @@ def test_parsed_messages_are_read_only_when_compiled():
 
 
 def _strict(data):
+    """The strict decoder as parse_cwt calls it (tag 0 allowed, every other tag refused)."""
     try:
-        return ("ok", sign.loads(data, step="cbor"))
+        return ("ok", sign.loads(data, step="cbor", tags=sign._CWT_TAGS))
     except DecodeError as exc:
         return ("error", str(exc))
 
 
+# Tags: those HCERT refuses (cbor2 decodes most of them itself; 55799 and 256 it drops),
+# tag 0 (allowed in the claims), and ones cbor2 does not know. Integers outside 64 bits are
+# bignums (tags 2 and 3) once encoded.
+_TAGS = st.sampled_from([0, 1, 2, 18, 25, 28, 37, 61, 256, 258, 1004, 4242, 55799])
 _cbor_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=8)
     | st.binary(max_size=8) | st.floats(allow_nan=False),
     lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=4) | st.integers(-30, 30), inner, max_size=4),
+    | st.dictionaries(st.text(max_size=4) | st.integers(-30, 30), inner, max_size=4)
+    | st.builds(cbor2.CBORTag, _TAGS, inner),
     max_leaves=20)
+
+
+def _tags_in(value):
+    """The tags ``value`` encodes with (bignums as tags 2 and 3)."""
+    if isinstance(value, cbor2.CBORTag):
+        return {value.tag} | _tags_in(value.value)
+    if type(value) is int and not -(2**64) <= value < 2**64:
+        return {2 if value > 0 else 3}
+    if isinstance(value, list):
+        return set().union(*map(_tags_in, value))
+    if isinstance(value, dict):
+        return set().union(*map(_tags_in, value), *map(_tags_in, value.values()))
+    return set()
 
 
 @settings(max_examples=1500, deadline=None)
 @given(_cbor_values, st.binary(max_size=6), st.sampled_from(["plain", "trailing", "cut"]))
 def test_cwt_fast_decode_agrees_with_the_strict_decoder(value, extra, how):
     """The sentinel fast path returns an item only where the strict decoder returns the
-    same one (and no trailing bytes); otherwise the strict path answers."""
+    same one (and no trailing bytes); otherwise the strict path answers. Any tag is left to
+    the strict path, which refuses all but tag 0 and names the tag."""
     data = cbor2.dumps(value)
     data = {"plain": data, "trailing": data + (extra or b"\x00"), "cut": data[:-1] + extra}[how]
     fast = sign._loads_exactly_one(data)
     strict = _strict(data)
     if fast is not sign._SENTINEL:  # compared encoded: a cut may decode to a NaN
         assert strict[0] == "ok" and cbor2.dumps(strict[1]) == cbor2.dumps(fast)
-    if how == "plain":
+    tags = _tags_in(value)
+    if how == "plain" and not tags:
         assert fast is not sign._SENTINEL and strict == ("ok", value)
+    if how == "plain" and tags:
+        assert fast is sign._SENTINEL
+        if tags - {0}:
+            assert strict[0] == "error"
+        if 0 not in tags:
+            assert "CBOR tag" in strict[1] and "is not allowed in the CWT claims" in strict[1]
     if how == "trailing":
         assert fast is sign._SENTINEL and strict[0] == "error"
 
@@ -499,7 +583,7 @@ def test_plain_cbor_reader_agrees_with_the_strict_decoder(value, extra, how):
     data = cbor2.dumps(value)
     data = {"plain": data, "trailing": data + (extra or b"\x00"), "cut": data[:-1] + extra}[how]
     fast = _same_as_strict(data)
-    if how == "trailing":
+    if how == "trailing" or _tags_in(value):
         assert fast is sign._SENTINEL
 
 

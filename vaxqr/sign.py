@@ -4,7 +4,9 @@ This module knows bytes, keys and certificates; it knows nothing of the DCC's fi
 Rules (HCERT §3.3, RFC 8152, and the deployed-data quirks in docs/standards.md §6):
 
 * emitted: tag 18, protected ``{1: alg, 4: kid}``, empty unprotected map;
-* accepted: untagged, tag 18, or 61(18); any other tag (COSE_Sign 98 included) is refused;
+* accepted: untagged, tag 18, or 61(18); any other tag (COSE_Sign 98 included) is refused,
+  around the message or anywhere in it, in the protected header or in the CWT, where only
+  tag 0 on a DCC date-time is read (55799 and 256, which cbor2 drops silently, included);
 * ES256 is ECDSA with SHA-256 on P-256 (or P-384, which deployed EU DSCs use with it);
   a key on any other curve is refused; PS256 needs RSA of at least 2048 bits;
 * ``alg`` is read from the protected header only; ``kid`` from the protected header, else the
@@ -51,26 +53,95 @@ _ECKey = ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey
 _RSAKey = rsa.RSAPrivateKey | rsa.RSAPublicKey
 
 
-def _no_value_sharing(*_args: Any) -> Any:
-    # Tags 28/29 (value sharing) build cycles and DAGs whose traversal is exponential;
-    # HCERT never uses them.
-    raise cbor2.CBORDecodeError("value sharing (tags 28/29) is not allowed in HCERT")
+# CBOR tags. HCERT allows untagged, 18 or 61(18) around the COSE_Sign1 and, inside the
+# CWT, only tag 0 on a DCC date-time (docs/standards.md §1.3, §1.5); every other tag is
+# refused where it stands. cbor2 decodes the tags below itself ("semantic" tags): it turns
+# them into Python values, or for 55799 (self-described CBOR) and 256 (string-reference
+# namespace) drops them silently, so a check of the decoded item would never see them; each
+# is refused by a decoder of our own (tests hold this list to what cbor2 decodes). Any other
+# tag reaches the tag hook.
+_CBOR2_TAGS: Final = {
+    0: "date-time text", 1: "epoch date-time", 2: "bignum", 3: "negative bignum",
+    4: "decimal fraction", 5: "bigfloat", 25: "string reference", 28: "value sharing",
+    29: "value sharing", 30: "rational number", 35: "regular expression",
+    36: "MIME message", 37: "UUID", 52: "IPv4 address", 54: "IPv6 address",
+    100: "epoch date", 256: "string-reference namespace", 258: "set",
+    260: "network address", 261: "network prefix", 1004: "date text",
+    43000: "complex number", 55799: "self-described CBOR",
+}
+_KNOWN_TAG_NAMES: Final = {18: "COSE_Sign1", 61: "CWT", 98: "COSE_Sign"}
 
 
-_SEMANTIC = {28: _no_value_sharing, 29: _no_value_sharing}
+class _TagRefused(Exception):
+    """A CBOR tag its place does not allow: raised inside cbor2 (which wraps it in a
+    CBORDecodeError whose cause it is) and worded by :func:`loads`."""
 
 
-def loads(data: bytes, *, step: str) -> Any:
+def _tag_text(tag: int) -> str:
+    name = _CBOR2_TAGS.get(tag) or _KNOWN_TAG_NAMES.get(tag)
+    return f"CBOR tag {tag} ({name})" if name else f"CBOR tag {tag}"
+
+
+def _refuser(tag: int, where: str) -> Any:
+    message = f"{_tag_text(tag)} is not allowed {where}"
+
+    def refuse(*_args: Any) -> Any:
+        raise _TagRefused(message)
+
+    return refuse
+
+
+class _TagRules:
+    """Which CBOR tags one decoded item may hold: the semantic decoders and the tag hook
+    that refuse the others, saying where they are not allowed."""
+
+    __slots__ = ("semantic", "where")
+
+    def __init__(self, where: str, allowed: frozenset[int] = frozenset()) -> None:
+        self.where: Final = where
+        self.semantic: Final = {tag: _refuser(tag, where) for tag in _CBOR2_TAGS
+                                if tag not in allowed}
+
+    def hook(self, tag: Any, *_args: Any) -> Any:
+        raise _TagRefused(f"{_tag_text(tag.tag)} is not allowed {self.where}")
+
+
+_NO_TAGS = _TagRules("here")
+_COSE_TAGS = _TagRules("around or in a COSE_Sign1 (it may be untagged, or tagged 18 or 61(18))")
+_HEADER_TAGS = _TagRules("in the COSE protected header")
+_CWT_TAGS = _TagRules("in the CWT claims (only tag 0, on a DCC date-time)", frozenset({0}))
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """The message of the tag refusal that caused ``exc``, if one did."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 8:
+        if isinstance(cause, _TagRefused):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return None
+
+
+def loads(data: bytes, *, step: str, tags: _TagRules = _NO_TAGS,
+          tag_hook: Any = None) -> Any:
     """Decode one CBOR item strictly (no duplicate keys, bounded depth, no trailing bytes,
-    no shared values)."""
+    no tag but those ``tags`` allows: by default none)."""
     fp = io.BytesIO(data)
     try:
         item = cbor2.CBORDecoder(
-            fp, allow_duplicate_keys=False, max_depth=MAX_CBOR_DEPTH, semantic_decoders=_SEMANTIC
+            fp, allow_duplicate_keys=False, max_depth=MAX_CBOR_DEPTH,
+            semantic_decoders=tags.semantic, tag_hook=tag_hook or tags.hook,
         ).decode()
     except RecursionError:
         raise DecodeError("CBOR nesting is too deep", step=step) from None
+    except _TagRefused as refused_tag:  # (its own name: mypyc types each name once)
+        raise DecodeError(str(refused_tag), step=step) from None
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        refused = _refusal(exc)
+        if refused is not None:
+            raise DecodeError(refused, step=step) from None
         msg = str(exc) or type(exc).__name__
         if "duplicate" in msg.lower():
             msg = "a CBOR map repeats a key (" + msg + ")"
@@ -99,11 +170,10 @@ def _unsure_tag(*_args: Any) -> Any:
     raise cbor2.CBORDecodeError("left to the strict decoder")
 
 
-# Tags whose cbor2 decoding gives back the enclosed byte string unchanged (55799
-# self-described CBOR, 256 string-reference namespace): trailing bytes ``d9 d9 f7`` after a
-# payload would wrap the sentinel and still decode to it. In the fast path they are
-# "unsure" (the strict decoder answers); 28/29 are refused as in the strict path.
-_FAST_SEMANTIC = {**_SEMANTIC, 256: _unsure_tag, 55799: _unsure_tag}
+# Any tag is "unsure" in the fast path: the strict decoder refuses it or (tag 0) reads it.
+# (Tags 55799 and 256 also matter for the sentinel: trailing bytes ``d9 d9 f7`` after a
+# payload would wrap the sentinel and cbor2 would give it back unchanged.)
+_FAST_SEMANTIC = dict.fromkeys(_CBOR2_TAGS, _unsure_tag)
 
 
 def _loads_exactly_one(data: bytes) -> Any:
@@ -111,7 +181,8 @@ def _loads_exactly_one(data: bytes) -> Any:
     ``_SENTINEL`` (unsure: ask :func:`loads`)."""
     try:
         pair = cbor2.loads(b"\x82" + data + _SENTINEL, allow_duplicate_keys=False,
-                           max_depth=MAX_CBOR_DEPTH, semantic_decoders=_FAST_SEMANTIC)
+                           max_depth=MAX_CBOR_DEPTH, semantic_decoders=_FAST_SEMANTIC,
+                           tag_hook=_unsure_tag)
     except Exception:  # whatever it was, the strict path decides and words it
         return _SENTINEL
     if type(pair) is list and len(pair) == 2 and type(pair[1]) is bytes \
@@ -391,7 +462,13 @@ def parse_sign1(data: bytes) -> CoseSign1:
 
 
 def _parse_sign1_general(data: bytes) -> CoseSign1:
-    item = loads(data, step="cose")
+    met: list[int] = []  # the tags the decoder met that cbor2 does not decode itself
+
+    def tag_hook(tag: Any, *_args: Any) -> Any:
+        met.append(tag.tag)
+        return tag
+
+    item = loads(data, step="cose", tags=_COSE_TAGS, tag_hook=tag_hook)
     tags: list[int] = []
     while isinstance(item, cbor2.CBORTag):
         tags.append(item.tag)
@@ -402,6 +479,10 @@ def _parse_sign1_general(data: bytes) -> CoseSign1:
         raise DecodeError(
             f"unexpected CBOR tag {shown}{what}; expected COSE_Sign1 (tag 18)", step="cose"
         )
+    if len(met) != len(tags):  # a tag inside the message (in the unprotected header)
+        inner = met[0] if met else 0
+        raise DecodeError(f"{_tag_text(inner)} is not allowed inside a COSE_Sign1",
+                          step="cose")
     if not isinstance(item, list | tuple) or len(item) != 4:
         raise DecodeError("not a COSE_Sign1 structure (an array of 4 items)", step="cose")
     protected_bytes, unprotected, payload, signature = item
@@ -486,7 +567,7 @@ def _protected_map(protected_bytes: bytes) -> Mapping[Any, Any]:
     cached = _PROTECTED_MAPS.get(protected_bytes)
     if cached is not None:
         return dict(cached)
-    protected: Mapping[Any, Any] = loads(protected_bytes, step="cose")
+    protected: Mapping[Any, Any] = loads(protected_bytes, step="cose", tags=_HEADER_TAGS)
     if not isinstance(protected, Mapping):
         raise DecodeError("COSE protected header is not a map", step="cose")
     if type(protected) is dict and all(
@@ -539,7 +620,7 @@ def parse_cwt(payload: bytes) -> CwtClaims:
     """Decode the CWT claims map and extract claim -260/1; raise ``DecodeError`` (step ``cbor``)."""
     claims = _loads_plain(payload) if _COMPILED else _loads_exactly_one(payload)
     if claims is _SENTINEL:
-        claims = loads(payload, step="cbor")
+        claims = loads(payload, step="cbor", tags=_CWT_TAGS)
     if type(claims) is dict:  # the decoders make dicts: typed, for native lookups
         plain: dict[Any, Any] = claims
         hcert_map = plain.get(CLAIM_HCERT)
