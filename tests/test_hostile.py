@@ -800,3 +800,15 @@ def test_tag_0_date_time_in_the_dcc_still_reads():
     report = KIT.verify(KIT.credential(dcc))
     assert report.step("cbor").status == "pass"
     assert report.credential["v"][0]["dt"] == "2021-10-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("claim", ["iat", "exp"])
+@pytest.mark.parametrize("value", [float(fuzzkit.IAT + 1), 1.6e9 + 0.5, 1.7e9])
+def test_regression_float_numeric_dates_are_refused(claim, value):
+    """iat/exp as CBOR floats verified VALID (truncated to int); HCERT NumericDates are
+    integers (hcert-spec 43c608a; dgc-testdata I-CO4)."""
+    values = {"iat": fuzzkit.IAT, "exp": fuzzkit.EXP, claim: value}
+    report = KIT.verify(KIT.credential(**values))
+    _check(report, "cbor")
+    assert report.reason == (f"CWT claim {claim} must be an integer NumericDate, "
+                             f"not a float ({value!r})")

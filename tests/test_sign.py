@@ -402,34 +402,49 @@ def test_protected_header_cache_is_bounded():
     assert len(sign._PROTECTED_MAPS) <= 256
 
 
-def _int_claim_reference(value):
-    """The numeric-claim rule as first written (no fast path)."""
-    if value is None:
+def _int_claim_reference(value, present=True):
+    """The numeric-claim rule, written plainly (no fast path): an integer NumericDate,
+    within ±2**40, or absent (HCERT: integer timestamps only, no floats)."""
+    if not present:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DecodeError("CWT claim iat is not a number", step="cbor")
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise DecodeError("CWT claim iat is not a finite number", step="cbor")
-        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = {bool: "a boolean", float: "a float", str: "text", bytes: "a byte string",
+                list: "an array", dict: "a map"}.get(type(value))
+        what = kind or ("null" if value is None else "another type")
+        if isinstance(value, bool | float):
+            what += f" ({value!r})"
+        raise DecodeError(f"CWT claim iat must be an integer NumericDate, not {what}",
+                          step="cbor")
     if not -(2**40) < value < 2**40:
         raise DecodeError("CWT claim iat is out of range", step="cbor")
     return value
 
 
+@pytest.mark.parametrize("present", [True, False])
 @pytest.mark.parametrize("value", [None, 0, 1, -1, 2**40 - 1, 2**40, -(2**40) + 1, -(2**40),
                                    2**64, True, False, 1.5, -0.0, float("nan"), float("inf"),
-                                   2.0**41, "1", b"1", [1]])
-def test_int_claim_fast_path_agrees(value):
+                                   2.0**41, 1.6e9, float(1_640_000_000), "1", b"1", [1],
+                                   {1: 1}])
+def test_int_claim_fast_path_agrees(value, present):
     def outcome(fn):
         try:
             return ("ok", fn(), None)
         except DecodeError as exc:
             return ("error", str(exc), exc.step)
 
-    claims = {6: value} if value is not None else {}
+    claims = {6: value} if present else {}
     assert outcome(lambda: sign._int_claim(claims, 6, "iat")) == outcome(
-        lambda: _int_claim_reference(value))
+        lambda: _int_claim_reference(value, present))
+
+
+def test_float_numeric_dates_refused():
+    """HCERT NumericDates are integers; a float (even a whole one) is refused, not truncated."""
+    claims = cbor2.loads(sign.encode_cwt(iss="VN", iat=1, exp=2, hcert={"ver": "1.3.0"}))
+    for value in (1.6e9, float(1_640_000_000), 1_640_000_000.5):
+        with pytest.raises(DecodeError, match="iat must be an integer NumericDate, not a flo"):
+            sign.parse_cwt(cbor2.dumps({**claims, 6: value}))
+        with pytest.raises(DecodeError, match="exp must be an integer NumericDate, not a flo"):
+            sign.parse_cwt(cbor2.dumps({**claims, 4: value}))
 
 
 def _check_headers_reference(msg):

@@ -599,21 +599,25 @@ class CwtClaims:
         return (CwtClaims, (self.iss, self.iat, self.exp, self.hcert))
 
 
+_CBOR_TYPE_NAMES: Final = {bool: "a boolean", float: "a float", str: "text",
+                            bytes: "a byte string", list: "an array", dict: "a map"}
+
+
 def _int_claim(claims: Mapping[Any, Any], key: int, name: str) -> int | None:
+    """A NumericDate claim: an integer (RFC 8392 allows floats; HCERT does not), or None
+    when absent."""
     value = claims.get(key)
     if type(value) is int and -(2**40) < value < 2**40:  # the usual case, checked first
         return value
-    if value is None:
+    if value is None and key not in claims:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DecodeError(f"CWT claim {name} is not a number", step="cbor")
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise DecodeError(f"CWT claim {name} is not a finite number", step="cbor")
-        value = int(value)
-    if not -(2**40) < value < 2**40:
-        raise DecodeError(f"CWT claim {name} is out of range", step="cbor")
-    return value
+    if type(value) is not int:  # a float (1.6e9), a boolean, text, null, ...
+        what = _CBOR_TYPE_NAMES.get(type(value), "null" if value is None else "another type")
+        if type(value) is float or type(value) is bool:
+            what += f" ({value!r})"
+        raise DecodeError(f"CWT claim {name} must be an integer NumericDate, not {what}",
+                          step="cbor")
+    raise DecodeError(f"CWT claim {name} is out of range", step="cbor")
 
 
 def parse_cwt(payload: bytes) -> CwtClaims:
