@@ -812,3 +812,47 @@ def test_regression_float_numeric_dates_are_refused(claim, value):
     _check(report, "cbor")
     assert report.reason == (f"CWT claim {claim} must be an integer NumericDate, "
                              f"not a float ({value!r})")
+
+
+def _key_cases():
+    """Validly signed credentials whose integer keys are floats or booleans (Python's ==
+    and hash make 1.0 and True the same key as 1)."""
+    dcc = fuzzkit.default_dcc()
+
+    def claims(old, new):
+        out = {1: "VN", 6: fuzzkit.IAT, 4: fuzzkit.EXP, -260: {1: dcc}}
+        out[new] = out.pop(old)
+        return out
+
+    def hcert_key(key):
+        return {1: "VN", 6: fuzzkit.IAT, 4: fuzzkit.EXP, -260: {key: dcc}}
+
+    return [
+        ("claims -260.0", KIT.cose(cbor2.dumps(claims(-260, -260.0))), "cbor"),
+        ("hcert key 1.0", KIT.cose(cbor2.dumps(hcert_key(1.0))), "cbor"),
+        ("hcert key True", KIT.cose(cbor2.dumps(hcert_key(True))), "cbor"),
+        ("iat key 6.0", KIT.cose(cbor2.dumps(claims(6, 6.0))), "cbor"),
+        ("exp key 4.0", KIT.cose(cbor2.dumps(claims(4, 4.0))), "cbor"),
+        ("iss key True", KIT.cose(cbor2.dumps(claims(1, True))), "cbor"),
+        ("protected alg key True", KIT.cose(fuzzkit.claims_bytes(dcc),
+                                            protected={True: sign.ES256, 4: KIT.kid}), "cose"),
+        ("protected alg key 1.0", KIT.cose(fuzzkit.claims_bytes(dcc),
+                                           protected={1.0: sign.ES256, 4: KIT.kid}), "cose"),
+        ("protected kid key 4.0", KIT.cose(fuzzkit.claims_bytes(dcc),
+                                           protected={1: sign.ES256, 4.0: KIT.kid}), "cose"),
+        ("unprotected kid key 4.0", KIT.cose(fuzzkit.claims_bytes(dcc), protected={1: -7},
+                                             unprotected={4.0: KIT.kid}), "cose"),
+    ]
+
+
+KEY_CASES = _key_cases()
+
+
+@pytest.mark.parametrize(("name", "cose", "step"), KEY_CASES, ids=[c[0] for c in KEY_CASES])
+def test_regression_float_and_boolean_keys_are_not_integer_keys(name, cose, step):
+    """{-260.0: {1: DCC}}, {-260: {True: DCC}}, {6.0: iat}, a protected {True: -7} ...
+    verified VALID: the claims and header maps were read with Python's ``==``."""
+    report = KIT.verify(fuzzkit.hc1_of(cose))
+    _check(report, step)
+    assert ("not an integer" in (report.reason or "")
+            or "must be the integer 1" in (report.reason or "")), report.reason

@@ -343,7 +343,9 @@ def _cose_parts():
                                  b"\xd8\x1c\x81\x00", cbor2.dumps({"a": {"b": b"c"}}),
                                  b"\xd9\xd9\xf7" + cbor2.dumps({1: -7, 4: KID}),
                                  b"\xd9\x01\x00" + cbor2.dumps({1: -7, 4: KID}),
-                                 cbor2.dumps({1: -7, 4: cbor2.CBORTag(55799, KID)})])
+                                 cbor2.dumps({1: -7, 4: cbor2.CBORTag(55799, KID)}),
+                                 cbor2.dumps({1.0: -7, 4: KID}), cbor2.dumps({1: -7, 4.0: KID}),
+                                 cbor2.dumps({True: -7, 4: KID})])
     return st.tuples(
         st.sampled_from([b"", b"\xd2", b"\xd8\x3d\xd2", b"\xd8\x62", b"\xd2\xd2", b"\xd8\x3d",
                          b"\xd9\xd9\xf7\xd2", b"\xd9\x01\x00\xd2", b"\xd8\x3d\xd9\xd9\xf7\xd2",
@@ -352,6 +354,7 @@ def _cose_parts():
         protected, bstr_forms,
         st.sampled_from([b"\xa0", b"\xa1\x04" + cbor2.dumps(KID), b"\xa1\x04\x40", b"\x80",
                          b"\xa1\x04\xd9\xd9\xf7" + cbor2.dumps(KID), b"\xd9\xd9\xf7\xa0",
+                         b"\xa1\xf9\x44\x00" + cbor2.dumps(KID), b"\xa1\xf5\x26",
                          b"\xbf\xff", b"\x40", b"\xa2\x01\x01\x01\x01"]),
         st.binary(max_size=80), bstr_forms, st.binary(max_size=70), bstr_forms,
         st.sampled_from([b"", b"\x00", b"\xff", b"\x40"]),
@@ -686,3 +689,68 @@ def test_parsed_messages_copy_and_pickle():
         assert type(clone) is sign.CwtClaims
         assert (clone.iss, clone.iat, clone.exp, dict(clone.hcert)) == ("VN", 1, 2,
                                                                        {"ver": "1.3.0"})
+
+
+def _parse_cwt_reference(payload):
+    """parse_cwt's rules written plainly on the strict decoder's output: (iss, iat, exp,
+    hcert) or the step of the error."""
+    try:
+        claims = sign.loads(payload, step="cbor", tags=sign._CWT_TAGS)
+    except DecodeError as exc:
+        return ("error", exc.step)
+    from collections.abc import Mapping
+
+    if not isinstance(claims, Mapping):
+        return ("error", "cbor")
+    if any(type(k) not in (int, str) for k in claims):  # bool and float are not int
+        return ("error", "cbor")
+    hcert = claims.get(-260)
+    if not isinstance(hcert, Mapping) or len(hcert) != 1:
+        return ("error", "cbor")
+    (key, dcc), = hcert.items()
+    if type(key) is not int or key != 1 or not isinstance(dcc, Mapping):
+        return ("error", "cbor")
+    iss = claims.get(1)
+    if iss is not None and type(iss) is not str:
+        return ("error", "cbor")
+    times = []
+    for k in (6, 4):
+        if k not in claims:
+            times.append(None)
+            continue
+        v = claims[k]
+        if type(v) is not int or not -(2**40) < v < 2**40:
+            return ("error", "cbor")
+        times.append(v)
+    return ("ok", iss, times[0], times[1], dict(dcc))
+
+
+def _parse_cwt_outcome(payload):
+    try:
+        c = sign.parse_cwt(payload)
+    except DecodeError as exc:
+        return ("error", exc.step)
+    return ("ok", c.iss, c.iat, c.exp, dict(c.hcert))
+
+
+_CLAIM_KEYS = st.sampled_from([1, 4, 5, 6, 7, -260, 1.0, 4.0, 6.0, -260.0, True, False, "iss",
+                               b"k", None, 1.5])
+_CLAIM_VALUES = st.sampled_from([None, "VN", 1_640_000_000, 1.6e9, True, b"x", [1], {}, 2**41,
+                                 {1: {"ver": "1.3.0"}}, {1.0: {"ver": "1.3.0"}},
+                                 {True: {"ver": "1.3.0"}}, {1: {"ver": "1.3.0"}, 2: {}},
+                                 cbor2.CBORTag(55799, 1), cbor2.CBORTag(0, "x")])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.dictionaries(_CLAIM_KEYS, _CLAIM_VALUES, max_size=6), st.booleans())
+def test_parse_cwt_agrees_with_its_rules_written_plainly(claims, with_hcert):
+    """The fast paths of parse_cwt (the compiled plain reader, the pure sentinel decode, the
+    typed dict branch) give the verdicts of the rules written plainly: integer-or-text claim
+    keys, -260 holding one map under the integer 1, integer times, tags refused."""
+    if with_hcert:
+        claims = {**claims, -260: {1: {"ver": "1.3.0"}}}
+    try:
+        payload = cbor2.dumps(claims)
+    except Exception:
+        return
+    assert _parse_cwt_outcome(payload) == _parse_cwt_reference(payload)

@@ -490,6 +490,7 @@ def _parse_sign1_general(data: bytes) -> CoseSign1:
         raise DecodeError("COSE protected header is not a byte string", step="cose")
     if not isinstance(unprotected, Mapping):
         raise DecodeError("COSE unprotected header is not a map", step="cose")
+    _label_keys(unprotected, "the COSE unprotected header", "cose")
     if not isinstance(payload, bytes):
         raise DecodeError("COSE payload is missing or not a byte string", step="cose")
     if not isinstance(signature, bytes):
@@ -570,6 +571,7 @@ def _protected_map(protected_bytes: bytes) -> Mapping[Any, Any]:
     protected: Mapping[Any, Any] = loads(protected_bytes, step="cose", tags=_HEADER_TAGS)
     if not isinstance(protected, Mapping):
         raise DecodeError("COSE protected header is not a map", step="cose")
+    _label_keys(protected, "the COSE protected header", "cose")
     if type(protected) is dict and all(
         type(k) in _PLAIN and type(v) in _PLAIN for k, v in protected.items()
     ):
@@ -620,26 +622,61 @@ def _int_claim(claims: Mapping[Any, Any], key: int, name: str) -> int | None:
     raise DecodeError(f"CWT claim {name} is out of range", step="cbor")
 
 
+def _key_text(key: Any) -> str:
+    shown = repr(key) if type(key) in (float, bool) else ""
+    name = _CBOR_TYPE_NAMES.get(type(key), "null" if key is None else type(key).__name__)
+    return f"{name} ({shown})" if shown else name
+
+
+def _label_keys(mapping: Mapping[Any, Any], what: str, step: str) -> None:
+    """Refuse a key that is neither an integer nor text (COSE labels and CWT claim keys):
+    Python's ``==`` and hash would take 1.0 or True for the integer 1."""
+    for key in mapping:
+        if type(key) is not int and type(key) is not str:
+            raise DecodeError(f"{what} has a key that is not an integer or text: "
+                              f"{_key_text(key)}", step=step)
+
+
+def _plain_keys(mapping: dict[Any, Any]) -> bool:
+    for key in mapping:
+        if type(key) is not int and type(key) is not str:
+            return False
+    return True
+
+
 def parse_cwt(payload: bytes) -> CwtClaims:
     """Decode the CWT claims map and extract claim -260/1; raise ``DecodeError`` (step ``cbor``)."""
-    claims = _loads_plain(payload) if _COMPILED else _loads_exactly_one(payload)
+    if _COMPILED:
+        claims = _loads_plain(payload)
+        plain_keys = claims is not _SENTINEL  # the plain reader makes int and str keys only
+    else:
+        claims = _loads_exactly_one(payload)
+        plain_keys = False
     if claims is _SENTINEL:
         claims = loads(payload, step="cbor", tags=_CWT_TAGS)
     if type(claims) is dict:  # the decoders make dicts: typed, for native lookups
         plain: dict[Any, Any] = claims
         hcert_map = plain.get(CLAIM_HCERT)
-        if type(hcert_map) is dict and len(hcert_map) == 1:
+        if type(hcert_map) is dict and len(hcert_map) == 1 and (plain_keys or _plain_keys(plain)):
             dcc = hcert_map.get(1)
             iss = plain.get(CLAIM_ISS)
-            if type(dcc) is dict and (iss is None or type(iss) is str):
+            if type(dcc) is dict and (iss is None or type(iss) is str) and \
+                    (plain_keys or type(next(iter(hcert_map))) is int):
                 return CwtClaims(iss, _int_claim(plain, CLAIM_IAT, "iat"),
                                  _int_claim(plain, CLAIM_EXP, "exp"), dcc)
     # (``type(x) is dict or``: isinstance against the Mapping ABC costs ~0.1 µs a time)
     if type(claims) is not dict and not isinstance(claims, Mapping):
         raise DecodeError("the COSE payload is not a CWT claims map", step="cbor")
+    _label_keys(claims, "the CWT claims map", "cbor")
     hcert_map = claims.get(CLAIM_HCERT)
     if type(hcert_map) is not dict and not isinstance(hcert_map, Mapping):
         raise DecodeError("the CWT has no health certificate claim (-260)", step="cbor")
+    if len(hcert_map) == 1:
+        key = next(iter(hcert_map))
+        if type(key) is not int and key == 1:
+            raise DecodeError("claim -260 holds the EU DCC under a key that is not an "
+                              f"integer: {_key_text(key)}; it must be the integer 1",
+                              step="cbor")
     dcc = hcert_map.get(1)
     if len(hcert_map) != 1 or (type(dcc) is not dict and not isinstance(dcc, Mapping)):
         raise DecodeError("claim -260 must hold exactly one EU DCC (key 1)", step="cbor")
