@@ -856,3 +856,51 @@ def test_regression_float_and_boolean_keys_are_not_integer_keys(name, cose, step
     _check(report, step)
     assert ("not an integer" in (report.reason or "")
             or "must be the integer 1" in (report.reason or "")), report.reason
+
+
+def _crit_cases():
+    payload = fuzzkit.claims_bytes(fuzzkit.default_dcc())
+    kid = KIT.kid
+
+    def prot(**extra):
+        return {1: sign.ES256, 4: kid, **{int(k[1:]): v for k, v in extra.items()}}
+
+    return [
+        ("crit-unknown-label", KIT.cose(payload, protected=prot(h2=[99])),
+         "the COSE header marks parameter 99 as critical (crit), and vaxqr does not "
+         "understand it"),
+        ("crit-unknown-text-label", KIT.cose(payload, protected=prot(h2=[4, "exotic"])),
+         "the COSE header marks parameter 'exotic' as critical (crit), and vaxqr does not "
+         "understand it"),
+        ("crit-empty", KIT.cose(payload, protected=prot(h2=[])),
+         "the COSE crit parameter must be a non-empty array of header labels"),
+        ("crit-not-array", KIT.cose(payload, protected=prot(h2=99)),
+         "the COSE crit parameter must be a non-empty array of header labels"),
+        ("crit-float-label", KIT.cose(payload, protected=prot(h2=[1.0])),
+         "the COSE crit parameter must be a non-empty array of header labels"),
+        ("crit-unprotected", KIT.cose(payload, unprotected={2: [99]}),
+         "the COSE crit parameter must be in the protected header"),
+        ("crit-unprotected-known", KIT.cose(payload, unprotected={2: [4]}),
+         "the COSE crit parameter must be in the protected header"),
+    ]
+
+
+CRIT_CASES = _crit_cases()
+
+
+@pytest.mark.parametrize(("name", "cose", "message"), CRIT_CASES,
+                         ids=[c[0] for c in CRIT_CASES])
+def test_regression_crit_header_is_honoured(name, cose, message):
+    """A protected crit listing a label vaxqr does not understand verified VALID; RFC 9052
+    §3.1: the recipient MUST reject it (and crit must be protected and non-empty)."""
+    report = KIT.verify(fuzzkit.hc1_of(cose))
+    _check(report, "signature")
+    assert report.reason == message
+
+
+def test_crit_listing_only_alg_and_kid_is_understood():
+    payload = fuzzkit.claims_bytes(fuzzkit.default_dcc())
+    for crit in ([1], [4], [1, 4]):
+        report = KIT.verify(fuzzkit.hc1_of(KIT.cose(
+            payload, protected={1: sign.ES256, 4: KIT.kid, 2: crit})))
+        assert report.valid, (crit, report.reason)

@@ -450,8 +450,33 @@ def test_float_numeric_dates_refused():
             sign.parse_cwt(cbor2.dumps({**claims, 4: value}))
 
 
+def _crit_reference(msg):
+    """RFC 9052 §3.1 as vaxqr applies it: crit protected, a non-empty array of int or text
+    labels, each one vaxqr understands (alg 1, kid 4)."""
+    if 2 in msg.unprotected:
+        raise VerificationError("the COSE crit parameter must be in the protected header",
+                                step="signature")
+    if 2 not in msg.protected:
+        return
+    crit = msg.protected[2]
+    if not isinstance(crit, list) or not crit or not all(
+            isinstance(x, int | str) and not isinstance(x, bool) for x in crit):
+        raise VerificationError(
+            "the COSE crit parameter must be a non-empty array of header labels",
+            step="signature")
+    unknown = [x for x in crit if x not in (1, 4)]
+    if len(unknown) == 1:
+        raise VerificationError(f"the COSE header marks parameter {unknown[0]!r} as critical "
+                                "(crit), and vaxqr does not understand it", step="signature")
+    if unknown:
+        raise VerificationError(
+            f"the COSE header marks parameters {', '.join(map(repr, unknown))} as critical "
+            "(crit), and vaxqr does not understand them", step="signature")
+
+
 def _check_headers_reference(msg):
-    """check_headers as first written (no fast path)."""
+    """check_headers written plainly (no fast path)."""
+    _crit_reference(msg)
     alg = msg.alg
     if alg is None:
         where = " (it is only in the unprotected header)" if 1 in msg.unprotected else ""
@@ -485,6 +510,30 @@ def test_check_headers_fast_path_agrees(alg, kid, unprotected):
             return ("error", str(exc), exc.step)
 
     assert outcome(sign.check_headers) == outcome(_check_headers_reference)
+
+
+@pytest.mark.parametrize("crit", [None, [99], ["x", 1], [1, 99, "y"], [], 4, [1.0], [True],
+                                  [1], [4], [1, 4], [2], [3]])
+@pytest.mark.parametrize("where", ["protected", "unprotected"])
+@pytest.mark.parametrize(("alg", "kid"), [(-7, KID), (-7, b"\x01" * 7), (None, KID),
+                                          (-35, KID)])
+def test_check_headers_with_crit_agrees(crit, where, alg, kid):
+    protected = {k: v for k, v in ((1, alg), (4, kid)) if v is not None}
+    unprotected = {}
+    if crit is not None:
+        (protected if where == "protected" else unprotected)[2] = crit
+    msg = sign.CoseSign1(cbor2.dumps(protected), protected, unprotected, b"", b"", (18,))
+
+    def outcome(fn):
+        try:
+            return ("ok", fn(msg))
+        except VerificationError as exc:
+            return ("error", str(exc), exc.step)
+
+    got = outcome(sign.check_headers)
+    assert got == outcome(_check_headers_reference)
+    if crit is not None and (where == "unprotected" or crit not in ([1], [4], [1, 4])):
+        assert got[0] == "error" and "crit" in got[1]
 
 
 def test_parsed_messages_are_read_only_when_compiled():

@@ -9,6 +9,7 @@ Rules (HCERT §3.3, RFC 8152, and the deployed-data quirks in docs/standards.md 
   tag 0 on a DCC date-time is read (55799 and 256, which cbor2 drops silently, included);
 * ES256 is ECDSA with SHA-256 on P-256 (or P-384, which deployed EU DSCs use with it);
   a key on any other curve is refused; PS256 needs RSA of at least 2048 bits;
+* a ``crit`` header must be protected, non-empty, and list only ``alg`` and ``kid``;
 * ``alg`` is read from the protected header only; ``kid`` from the protected header, else the
   unprotected one, and must be 8 bytes;
 * the signature is checked over the protected bytes *as received*, never re-encoded;
@@ -37,6 +38,7 @@ ES256 = -7
 PS256 = -37
 ALG_NAMES = {ES256: "ES256", PS256: "PS256"}
 HDR_ALG = 1
+HDR_CRIT = 2
 HDR_KID = 4
 KID_LEN = 8
 TAG_SIGN1 = 18
@@ -694,13 +696,42 @@ def parse_cwt(payload: bytes) -> CwtClaims:
 # --------------------------------------------------------------------------- verifying
 
 
+# The header parameters vaxqr acts on: a crit that lists any other is refused.
+_UNDERSTOOD: Final = frozenset({HDR_ALG, HDR_KID})
+
+
+def _check_crit(msg: CoseSign1) -> None:
+    """RFC 9052 §3.1: crit is protected, a non-empty array of labels, and a recipient MUST
+    reject a message whose crit lists a parameter it does not understand."""
+    if HDR_CRIT in msg.unprotected:
+        raise VerificationError("the COSE crit parameter must be in the protected header",
+                                step="signature")
+    if HDR_CRIT not in msg.protected:
+        return
+    crit = msg.protected[HDR_CRIT]
+    if type(crit) is not list or not crit or any(
+            type(label) is not int and type(label) is not str for label in crit):
+        raise VerificationError(
+            "the COSE crit parameter must be a non-empty array of header labels",
+            step="signature")
+    unknown = [label for label in crit if label not in _UNDERSTOOD]
+    if unknown:
+        shown = ", ".join(repr(label) for label in unknown)
+        many = "s" if len(unknown) > 1 else ""
+        raise VerificationError(
+            f"the COSE header marks parameter{many} {shown} as critical (crit), and vaxqr "
+            f"does not understand {'them' if many else 'it'}", step="signature")
+
+
 def check_headers(msg: CoseSign1) -> tuple[int, bytes]:
     """Return (alg, kid) or raise ``VerificationError`` (step ``signature``)."""
     protected = msg.protected
     alg = protected.get(HDR_ALG)
     kid = protected.get(HDR_KID)
-    if type(alg) is int and alg in ALG_NAMES and type(kid) is bytes and len(kid) == KID_LEN:
+    if type(alg) is int and alg in ALG_NAMES and type(kid) is bytes and len(kid) == KID_LEN \
+            and HDR_CRIT not in protected and HDR_CRIT not in msg.unprotected:
         return alg, kid  # the usual headers: the checks below would all pass
+    _check_crit(msg)
     alg = msg.alg
     if alg is None:
         where = " (it is only in the unprotected header)" if HDR_ALG in msg.unprotected else ""
