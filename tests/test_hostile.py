@@ -904,3 +904,17 @@ def test_crit_listing_only_alg_and_kid_is_understood():
         report = KIT.verify(fuzzkit.hc1_of(KIT.cose(
             payload, protected={1: sign.ES256, 4: KIT.kid, 2: crit})))
         assert report.valid, (crit, report.reason)
+
+
+@pytest.mark.parametrize("bad_kid", ["abcdefgh", 12345678, [1, 2], None, True, 1.5,
+                                     {1: b"x"}], ids=repr)
+def test_regression_protected_kid_of_the_wrong_type_is_not_skipped(bad_kid):
+    """A protected kid that was not a byte string was passed over for the unprotected one
+    (VALID); HCERT §3.3.3: when both are present the protected one MUST be used."""
+    payload = fuzzkit.claims_bytes(fuzzkit.default_dcc())
+    cose = KIT.cose(payload, protected={1: sign.ES256, 4: bad_kid}, unprotected={4: KIT.kid})
+    report = KIT.verify(fuzzkit.hc1_of(cose))
+    _check(report, "signature")
+    assert report.reason.startswith("the key identifier (kid) in the protected header is "), \
+        report.reason
+    assert report.reason.endswith(", not a byte string")

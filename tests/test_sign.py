@@ -484,7 +484,18 @@ def _check_headers_reference(msg):
                                 step="signature")
     if alg not in sign.ALG_NAMES:
         raise VerificationError(f"unsupported signature algorithm {alg}", step="signature")
-    kid = msg.kid
+    if 4 in msg.protected:  # HCERT §3.3.3: the protected kid, when there is one
+        kid = msg.protected[4]
+        if not isinstance(kid, bytes):
+            what = {str: "text", int: "an integer", list: "an array", bool: "a boolean",
+                    float: "a float", dict: "a map"}.get(type(kid), "null")
+            if isinstance(kid, bool | float):
+                what += f" ({kid!r})"
+            raise VerificationError(f"the key identifier (kid) in the protected header is "
+                                    f"{what}, not a byte string", step="signature")
+    else:
+        kid = msg.unprotected.get(4)
+        kid = kid if isinstance(kid, bytes) else None
     if kid is None:
         raise VerificationError("no key identifier (kid) in the COSE headers", step="signature")
     if len(kid) != 8:

@@ -10,8 +10,8 @@ Rules (HCERT §3.3, RFC 8152, and the deployed-data quirks in docs/standards.md 
 * ES256 is ECDSA with SHA-256 on P-256 (or P-384, which deployed EU DSCs use with it);
   a key on any other curve is refused; PS256 needs RSA of at least 2048 bits;
 * a ``crit`` header must be protected, non-empty, and list only ``alg`` and ``kid``;
-* ``alg`` is read from the protected header only; ``kid`` from the protected header, else the
-  unprotected one, and must be 8 bytes;
+* ``alg`` is read from the protected header only; ``kid`` from the protected header (where it
+  must then be a byte string), else the unprotected one, and must be 8 bytes;
 * the signature is checked over the protected bytes *as received*, never re-encoded;
 * duplicate CBOR map keys are refused everywhere.
 """
@@ -441,16 +441,18 @@ class CoseSign1:
 
     @property
     def kid(self) -> bytes | None:
-        """``kid`` from the protected header, else from the unprotected one."""
-        for header in (self.protected, self.unprotected):
-            value = header.get(HDR_KID)
-            if isinstance(value, bytes):
-                return value
-        return None
+        """``kid`` from the protected header when it has one (HCERT §3.3.3: that one MUST be
+        used, so one that is not a byte string gives None), else from the unprotected one."""
+        location = self.kid_location
+        if location is None:
+            return None
+        value = (self.protected if location == "protected" else self.unprotected)[HDR_KID]
+        return value if isinstance(value, bytes) else None
 
     @property
     def kid_location(self) -> str | None:
-        if isinstance(self.protected.get(HDR_KID), bytes):
+        """Where the kid that counts is: ``protected`` whenever that header has one."""
+        if HDR_KID in self.protected:
             return "protected"
         if isinstance(self.unprotected.get(HDR_KID), bytes):
             return "unprotected"
@@ -603,8 +605,9 @@ class CwtClaims:
         return (CwtClaims, (self.iss, self.iat, self.exp, self.hcert))
 
 
-_CBOR_TYPE_NAMES: Final = {bool: "a boolean", float: "a float", str: "text",
-                            bytes: "a byte string", list: "an array", dict: "a map"}
+_CBOR_TYPE_NAMES: Final = {bool: "a boolean", float: "a float", str: "text", int: "an integer",
+                            bytes: "a byte string", list: "an array", tuple: "an array",
+                            dict: "a map"}
 
 
 def _int_claim(claims: Mapping[Any, Any], key: int, name: str) -> int | None:
@@ -739,6 +742,11 @@ def check_headers(msg: CoseSign1) -> tuple[int, bytes]:
                                 step="signature")
     if alg not in ALG_NAMES:
         raise VerificationError(f"unsupported signature algorithm {alg}", step="signature")
+    if HDR_KID in protected and type(protected[HDR_KID]) is not bytes:
+        what = _key_text(protected[HDR_KID])
+        raise VerificationError(
+            f"the key identifier (kid) in the protected header is {what}, not a byte string",
+            step="signature")
     kid = msg.kid
     if kid is None:
         raise VerificationError("no key identifier (kid) in the COSE headers", step="signature")
