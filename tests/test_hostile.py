@@ -918,3 +918,32 @@ def test_regression_protected_kid_of_the_wrong_type_is_not_skipped(bad_kid):
     assert report.reason.startswith("the key identifier (kid) in the protected header is "), \
         report.reason
     assert report.reason.endswith(", not a byte string")
+
+
+def test_regression_nbf_is_enforced():
+    """CWT nbf (claim 5) was ignored: a credential not valid before a future time verified
+    VALID. The expiry step now fails as it does for an iat in the future."""
+    at = int(fuzzkit.AT.timestamp())
+    report = KIT.verify(KIT.credential(extra={5: at + 86400}))
+    _check(report, "expiry")
+    assert report.reason == "credential not valid before 2022-06-02 00:00 UTC"
+    assert report.claims["nbf"] == at + 86400
+    assert report.step("signature").status == "pass"
+    for nbf in (at - 86400, at, fuzzkit.IAT):  # from nbf on, it is valid
+        report = KIT.verify(KIT.credential(extra={5: nbf}))
+        assert report.valid, (nbf, report.reason)
+        assert report.claims["nbf"] == nbf
+    assert "nbf" not in KIT.verify(KIT.credential()).claims  # absent: not shown
+
+
+@pytest.mark.parametrize(("nbf", "step", "reason"), [
+    (1.7e9, "cbor", "CWT claim nbf must be an integer NumericDate, not a float (1700000000.0)"),
+    ("2022-01-01", "cbor", "CWT claim nbf must be an integer NumericDate, not text"),
+    (None, "cbor", "CWT claim nbf must be an integer NumericDate, not null"),
+    (2**41, "cbor", "CWT claim nbf is out of range"),
+    (2**39, "expiry", "the credential's nbf time (549755813888) is outside the years 1-9999"),
+])
+def test_nbf_must_be_an_integer_numeric_date(nbf, step, reason):
+    report = KIT.verify(KIT.credential(extra={5: nbf}))
+    _check(report, step)
+    assert report.reason == reason

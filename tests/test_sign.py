@@ -739,6 +739,10 @@ def test_parsed_messages_copy_and_pickle():
 
     msg = sign.parse_sign1(sign.sign1(PAYLOAD, EC_KEY, KID))
     claims = sign.parse_cwt(sign.encode_cwt(iss="VN", iat=1, exp=2, hcert={"ver": "1.3.0"}))
+    with_nbf = sign.parse_cwt(cbor2.dumps({1: "VN", 6: 1, 4: 3, 5: 2, -260: {1: {}}}))
+    assert with_nbf.nbf == 2 and claims.nbf is None and "nbf=2" in repr(with_nbf)
+    for clone in (copy.copy(with_nbf), pickle.loads(pickle.dumps(with_nbf))):
+        assert (clone.iat, clone.exp, clone.nbf) == (1, 3, 2)
     for clone in (copy.copy(msg), copy.deepcopy(msg), pickle.loads(pickle.dumps(msg))):
         assert type(clone) is sign.CoseSign1
         assert (clone.protected_bytes, dict(clone.protected), dict(clone.unprotected),
@@ -774,7 +778,7 @@ def _parse_cwt_reference(payload):
     if iss is not None and type(iss) is not str:
         return ("error", "cbor")
     times = []
-    for k in (6, 4):
+    for k in (6, 4, 5):
         if k not in claims:
             times.append(None)
             continue
@@ -782,7 +786,7 @@ def _parse_cwt_reference(payload):
         if type(v) is not int or not -(2**40) < v < 2**40:
             return ("error", "cbor")
         times.append(v)
-    return ("ok", iss, times[0], times[1], dict(dcc))
+    return ("ok", iss, *times, dict(dcc))
 
 
 def _parse_cwt_outcome(payload):
@@ -790,7 +794,7 @@ def _parse_cwt_outcome(payload):
         c = sign.parse_cwt(payload)
     except DecodeError as exc:
         return ("error", exc.step)
-    return ("ok", c.iss, c.iat, c.exp, dict(c.hcert))
+    return ("ok", c.iss, c.iat, c.exp, c.nbf, dict(c.hcert))
 
 
 _CLAIM_KEYS = st.sampled_from([1, 4, 5, 6, 7, -260, 1.0, 4.0, 6.0, -260.0, True, False, "iss",

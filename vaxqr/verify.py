@@ -689,13 +689,17 @@ class Verifier:
         else:
             ns = time.time_ns()
             now, fraction = ns // 1_000_000_000, ns % 1_000_000_000
-        iat, exp = claims.iat, claims.exp
+        iat, exp, nbf = claims.iat, claims.exp, claims.nbf
+        if nbf is not None and run.claims is not None:  # shown only when the issuer set one
+            run.claims["nbf"] = nbf
         if iat is None:
             run.fail("expiry", "the credential has no issue time (iat)")
         elif exp is None:
             run.fail("expiry", "the credential has no expiry time (exp)")
-        elif not (_MIN_TS <= iat <= _MAX_TS and _MIN_TS <= exp <= _MAX_TS):
-            which, value = ("iat", iat) if not _MIN_TS <= iat <= _MAX_TS else ("exp", exp)
+        elif not (_MIN_TS <= iat <= _MAX_TS and _MIN_TS <= exp <= _MAX_TS
+                  and (nbf is None or _MIN_TS <= nbf <= _MAX_TS)):
+            which, value = ("iat", iat) if not _MIN_TS <= iat <= _MAX_TS else \
+                ("exp", exp) if not _MIN_TS <= exp <= _MAX_TS else ("nbf", nbf)
             run.fail("expiry", f"the credential's {which} time ({value}) is outside the "
                                "years 1-9999")
         elif iat < facts.nb_ts:
@@ -703,6 +707,8 @@ class Verifier:
                                f"became valid ({_fmt(facts.nb)})")
         elif now < iat:
             run.fail("expiry", f"credential not valid before {_fmt_ts(iat)}")
+        elif nbf is not None and now < nbf:  # CWT nbf (claim 5), when the issuer sets one
+            run.fail("expiry", f"credential not valid before {_fmt_ts(nbf)}")
         elif now > exp or (now == exp and fraction):
             run.fail("expiry", f"credential expired on {_fmt_ts(exp)}")
         elif exp > facts.na_ts:
