@@ -414,6 +414,27 @@ def hostile_seeds(kit: Kit) -> list[tuple[str, str, Expected]]:
          "schema"),
         ("empty-dcc", kit.credential({}), "schema"),
         ("dcc-tags", kit.credential(default_dcc(dob=cbor2.CBORTag(37, bytes(16)))), "cbor"),
+        # the security review's defects (tags cbor2 drops, float times and keys, crit, a
+        # protected kid of the wrong type, nbf): validly signed, each must fail
+        ("cose-55799-18", z(cbor2.dumps(cbor2.CBORTag(55799, cbor2.CBORTag(
+            18, [prot, {}, good_payload, sig])))), "cose"),
+        ("cose-18-55799", z(cbor2.dumps(cbor2.CBORTag(18, cbor2.CBORTag(
+            55799, [prot, {}, good_payload, sig])))), "cose"),
+        ("claims-55799", payload_case(cbor2.dumps(cbor2.CBORTag(55799,
+                                                                cbor2.loads(good_payload)))),
+         "cbor"),
+        ("claims-stringref", payload_case(cbor2.dumps(cbor2.loads(good_payload),
+                                                      string_referencing=True)), "cbor"),
+        ("iat-float", kit.credential(iat=float(IAT)), "cbor"),
+        ("hcert-key-true", payload_case(cbor2.dumps(
+            {1: "VN", 6: IAT, 4: EXP, -260: {True: default_dcc()}})), "cbor"),
+        ("hcert-claim-float-key", payload_case(cbor2.dumps(
+            {1: "VN", 6: IAT, 4: EXP, -260.0: {1: default_dcc()}})), "cbor"),
+        ("crit-unknown", z(kit.cose(good_payload, protected={1: -7, 4: kit.kid, 2: [99]})),
+         "signature"),
+        ("kid-text-with-unprotected-kid", z(kit.cose(good_payload, protected={1: -7, 4: "x" * 8},
+                                                     unprotected={4: kit.kid})), "signature"),
+        ("nbf-future", kit.credential(extra={5: EXP}), "expiry"),
         # display: validly signed, schema-valid, hostile names (valid, but must be escaped)
         ("markup-name", kit.credential(default_dcc(fn="[red]Đỏ[/red]", gn="[bold]X[/]")),
          None),
