@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from mounts import mounted_tmpfs
 from typer.testing import CliRunner
 
 from vaxqr.cli import app
@@ -200,8 +201,6 @@ def test_the_cli_starts_no_openblas_thread_pool_unless_asked(preset):
 def unwritable_dir(tmp_path):
     """A directory no file can be created in: a read-only tmpfs as root (who ignores
     permission bits), else one without write permission."""
-    import subprocess
-
     d = tmp_path / "ro"
     d.mkdir()
     if os.geteuid() != 0:
@@ -209,14 +208,8 @@ def unwritable_dir(tmp_path):
         yield d
         d.chmod(0o755)
         return
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(d)],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs: {proc.stderr.strip()}")
-    try:
+    with mounted_tmpfs(d, "ro,size=1m"):
         yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)
 
 
 @pytest.mark.parametrize("where", ["missing-dir", "read-only", "card-exists"])

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mounts import mounted_tmpfs
 
 from vaxqr import issue
 from vaxqr.certs import load_signer
@@ -502,14 +503,8 @@ def small_fs(tmp_path):
     """A 1 MiB tmpfs (root only): a real disk-full condition, later enlarged."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {proc.stderr.strip()}")
-    try:
+    with mounted_tmpfs(mnt, "size=1m"):
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_disk_full_is_clear_and_resumable(signer, small_fs, tmp_path):

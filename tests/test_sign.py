@@ -507,6 +507,13 @@ def _check_headers_reference(msg):
 _HEADER_VALUES = [None, -7, -37, -35, 1, True, "x", b"\x01" * 8, b"\x01" * 7, b"", [1], 1.0]
 
 
+def _headers_outcome(fn, msg):
+    try:
+        return ("ok", fn(msg))
+    except VerificationError as exc:
+        return ("error", str(exc), exc.step)
+
+
 @pytest.mark.parametrize("alg", _HEADER_VALUES)
 @pytest.mark.parametrize("kid", _HEADER_VALUES)
 @pytest.mark.parametrize("unprotected", [{}, {4: KID}, {1: -7}, {4: b"\x02" * 9}])
@@ -514,13 +521,8 @@ def test_check_headers_fast_path_agrees(alg, kid, unprotected):
     protected = {k: v for k, v in ((1, alg), (4, kid)) if v is not None}
     msg = sign.CoseSign1(cbor2.dumps(protected), protected, unprotected, b"", b"", (18,))
 
-    def outcome(fn):
-        try:
-            return ("ok", fn(msg))
-        except VerificationError as exc:
-            return ("error", str(exc), exc.step)
-
-    assert outcome(sign.check_headers) == outcome(_check_headers_reference)
+    assert _headers_outcome(sign.check_headers, msg) == \
+        _headers_outcome(_check_headers_reference, msg)
 
 
 @pytest.mark.parametrize("crit", [None, [99], ["x", 1], [1, 99, "y"], [], 4, [1.0], [True],
@@ -535,14 +537,8 @@ def test_check_headers_with_crit_agrees(crit, where, alg, kid):
         (protected if where == "protected" else unprotected)[2] = crit
     msg = sign.CoseSign1(cbor2.dumps(protected), protected, unprotected, b"", b"", (18,))
 
-    def outcome(fn):
-        try:
-            return ("ok", fn(msg))
-        except VerificationError as exc:
-            return ("error", str(exc), exc.step)
-
-    got = outcome(sign.check_headers)
-    assert got == outcome(_check_headers_reference)
+    got = _headers_outcome(sign.check_headers, msg)
+    assert got == _headers_outcome(_check_headers_reference, msg)
     if crit is not None and (where == "unprotected" or crit not in ([1], [4], [1, 4])):
         assert got[0] == "error" and "crit" in got[1]
 
