@@ -288,7 +288,7 @@ def test_batch_summary_counts_superseded_rows_apart(runner, tmp_path):
                             str(out), "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert "5 issued (" in r.stderr
-    assert "1 rejected, 1 superseded by a later dose of 7 rows" in r.stderr
+    assert "1 rejected, 1 superseded (one credential per citizen) of 7 rows" in r.stderr
     assert "row 7: vaccination date 2030-01-01 is in the future" in r.stderr
     assert "row 2:" not in r.stderr and "rejects.csv" in r.stderr
     with (out / "rejects.csv").open(encoding="utf-8") as fh:

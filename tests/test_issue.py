@@ -962,3 +962,36 @@ def test_ledger_records_entries_as_given_all_or_none(tmp_path):
         with pytest.raises(StorageError, match="duplicate credential"):
             ledger.add_many([entry(9), entry(10, uvci=first[0].uvci)])
         assert ledger.count() == 8 and ledger.find(entry(9).uvci) is None
+
+
+def test_one_per_citizen_reads_names_as_people_do(signer, tmp_path):
+    """Case and old/new tone placement are the same name (citizen.name_key): such rows are
+    one citizen, not a conflict; a different letter still is."""
+    base = ["Nữ", "1990-03-21", "091190536775"]
+    rows = [["Lê Thị Hoà", *base, "1", "2", "2021-08-01", "pfizer", "", ""],
+            ["LÊ THỊ HÒA", *base, "2", "2", "2021-09-01", "pfizer", "", ""]]
+    result = issue.issue_batch(signer, write_csv(tmp_path / "a.csv", rows), tmp_path / "a",
+                               workers=1, today=TODAY)
+    assert result.issued == 1 and not result.rejected
+    assert [r for r, _ in result.superseded] == [1]
+    rows[1][0] = "Lê Thị Hóa"  # another tone: another name
+    result = issue.issue_batch(signer, write_csv(tmp_path / "b.csv", rows), tmp_path / "b",
+                               workers=1, today=TODAY)
+    assert result.issued == 0 and sorted(dict(result.rejected)) == [1, 2]
+
+
+def test_a_conflict_with_a_row_already_issued_says_so(signer, tmp_path):
+    """A row added to the CSV after its first run, same ID number as an issued row but
+    another person: not signed, and the message names the credential already out."""
+    first = ["Bùi Thị Khoa", "Nữ", "1990-03-21", "091190536775", "2", "2", "2021-09-24",
+             "pfizer", "", ""]
+    src = write_csv(tmp_path / "r.csv", [first])
+    out = tmp_path / "out"
+    assert issue.issue_batch(signer, src, out, workers=1, today=TODAY).issued == 1
+    (uvci,) = [m["uvci"] for m in _read(out / "manifest.csv")]
+    write_csv(src, [first, ["Bùi Thị Hoa", *first[1:]]])
+    again = issue.issue_batch(signer, src, out, workers=1, today=TODAY)
+    assert (again.issued, again.already) == (0, 1)
+    (reason,) = dict(again.rejected).values()
+    assert f"already issued as {uvci}" in reason and "revoke" in reason
+    assert "neither is signed" not in reason

@@ -217,7 +217,7 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
     for w in result.warnings:
         warn(w)
     rate = result.issued / result.seconds if result.seconds > 0 else 0.0
-    superseded = (f", {len(result.superseded)} superseded by a later dose"
+    superseded = (f", {len(result.superseded)} superseded (one credential per citizen)"
                   if result.superseded else "")
     lines = [f"{result.issued} issued ({rate:,.0f}/s), {result.already} already issued, "
              f"{len(result.rejected)} rejected{superseded} of {result.total_rows} rows → "

@@ -394,14 +394,16 @@ def _index_citizens(path: Path) -> tuple[int, dict[str, list[int]]]:
 _IDENTITY = (("full_name", "full name"), ("sex", "sex"), ("dob", "date of birth"))
 
 
-def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *,
-                     today: date) -> dict[int, tuple[bool, str]]:
+def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today: date,
+                     issued: Mapping[int, tuple[str, str]]) -> dict[int, tuple[bool, str]]:
     """``row → (superseded, reason)`` for every row not to sign of the citizens on several
     rows (from :func:`_index_citizens`): one credential per citizen, with the latest dose
     (latest vaccination date, then highest dose number; of equal ones, the first row). Rows
     that share an ID number but not the name, sex or date of birth are all refused (not
     superseded): which one is that citizen is for a person to decide. Invalid rows take no
-    part (they are rejected for what is wrong with them)."""
+    part (they are rejected for what is wrong with them). Names compare as people read
+    them (:func:`vaxqr.citizen.name_key`: case and old/new tone placement aside). ``issued``
+    (row → (hash, UVCI), from the ledger) names a conflicting row already signed."""
     wanted = {row for rows in repeated.values() for row in rows}
     # per ID number: its valid rows as (row, vaccination date, dose, total, identity)
     seen: dict[str, list[tuple[int, date, int, int, tuple[str, str, date]]]] = {}
@@ -413,7 +415,8 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *,
         except ValidationError:
             continue
         seen.setdefault(rec.id_number, []).append(
-            (n, rec.vaccination_date, rec.dose, rec.total, (rec.full_name, rec.sex, rec.dob)))
+            (n, rec.vaccination_date, rec.dose, rec.total,
+             (citizen.name_key(rec.full_name), rec.sex, rec.dob)))
     decided: dict[int, tuple[bool, str]] = {}
     for rows in seen.values():
         if len(rows) < 2:
@@ -425,10 +428,16 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *,
                 against = other if r[4] == first[4] else first
                 differs = " and ".join(what for i, (_key, what) in enumerate(_IDENTITY)
                                        if r[4][i] != against[4][i])
-                decided[r[0]] = (False, (
-                    f"same ID number as row {against[0]}, which has another {differs}: "
-                    "neither is signed (a credential must not go to the wrong person); "
-                    "correct the wrong row and run again"))
+                if against[0] in issued:
+                    reason = (f"same ID number as row {against[0]}, already issued as "
+                              f"{issued[against[0]][1]}, which has another {differs}: this "
+                              "row is not signed; if that credential went to the wrong person, "
+                              "revoke it (vaxqr certs revoke-credential) and correct the rows")
+                else:
+                    reason = (f"same ID number as row {against[0]}, which has another "
+                              f"{differs}: neither is signed (a credential must not go to the "
+                              "wrong person); correct the wrong row and run again")
+                decided[r[0]] = (False, reason)
             continue
         best = first
         for r in rows[1:]:
@@ -547,8 +556,6 @@ def issue_batch(
     # The first pass: the rows to count (for the progress bar), the CSV's errors (before
     # anything is written) and the citizens on several rows, who get one credential.
     total_rows, repeated = _index_citizens(csv_path)
-    skips = _one_per_citizen(csv_path, repeated, today=today) if repeated else {}
-    del repeated
     out = ensure_dir(out_dir)
     source = csv_path.name
     result = BatchResult(out_dir=out)
@@ -575,6 +582,9 @@ def issue_batch(
         _clean_temporaries(out)
         done = ledger.issued_rows(source)
         fresh = not ledger.count(source)  # then this run issues all the manifest lists
+        skips = _one_per_citizen(csv_path, repeated, today=today, issued=done) \
+            if repeated else {}
+        del repeated
 
         def jobs() -> Iterator[Record]:
             for n, fields in read_csv(csv_path):
