@@ -355,22 +355,53 @@ def test_a_province_ca_revoked_by_its_root_is_not_trusted(tmp_path: Path) -> Non
     assert d.revoked and "Kiên Giang" in d.revoked_reason
 
 
-def test_a_trust_list_signed_by_an_expired_ca_is_refused(tmp_path: Path) -> None:
+def test_a_trust_list_signed_by_an_expired_ca_is_set_aside(tmp_path: Path) -> None:
     root, ca, _s = _root_province_commune(tmp_path)
     end = certinfo.load_certificates(ca / "ca.crt")[0].not_valid_after_utc
     later = end + dt.timedelta(days=1)
-    with pytest.raises(TrustError, match="expired on") as exc:
-        trust.TrustStore.from_paths([root / "ca.crt", tmp_path / "tl.json"], at=later,
-                                    state_file=tmp_path / "st.json")
-    assert "Kiên Giang" in str(exc.value)
+    store = trust.TrustStore.from_paths([root / "ca.crt", tmp_path / "tl.json"], at=later,
+                                        state_file=tmp_path / "st.json")
+    assert store.trustlists == () and store.signers == ()
+    assert any("expired on" in w and "Kiên Giang" in w and "ignored" in w
+               for w in store.warnings), store.warnings
     assert not (tmp_path / "st.json").exists()  # no sequence remembered from it
-    # signed by an anchor given directly: the same rule
-    with pytest.raises(TrustError, match="expired on"):
-        trust.TrustStore.from_paths([ca / "ca.crt", tmp_path / "tl.json"], at=later,
-                                    state_file=tmp_path / "st2.json")
-    with pytest.raises(TrustError, match="not valid before"):
-        trust.TrustStore.from_paths([ca / "ca.crt", tmp_path / "tl.json"],
-                                    at=T0 - dt.timedelta(days=2), state_file=tmp_path / "s3")
+    # signed by an anchor given directly: the same rule; and before the CA's validity
+    for at in (later, T0 - dt.timedelta(days=2)):
+        store = trust.TrustStore.from_paths([ca / "ca.crt", tmp_path / "tl.json"], at=at,
+                                            state_file=tmp_path / "st2.json")
+        assert store.trustlists == ()
+        assert any(("expired on" if at == later else "not valid before") in w
+                   for w in store.warnings)
+    # a checkpoint clock a few minutes behind a CA made just now: accepted
+    start = certinfo.load_certificates(ca / "ca.crt")[0].not_valid_before_utc
+    store = trust.TrustStore.from_paths([ca / "ca.crt", tmp_path / "tl.json"],
+                                        at=start - dt.timedelta(minutes=3),
+                                        state_file=tmp_path / "st3.json")
+    assert len(store.trustlists) == 1
+
+
+def test_a_retired_cas_last_list_beside_its_successors(tmp_path: Path) -> None:
+    """CA rollover: the old province CA's last list and the new CA's list in one trust
+    directory, after the old CA expired. The old list is set aside; the new one serves."""
+    old, new, d = tmp_path / "old", tmp_path / "new", tmp_path / "trust"
+    d.mkdir()
+    rollover = T0 + dt.timedelta(days=1400)
+    certs.init_ca(old, name="Kiên Giang", province_code="091", password=PW, now=T0,
+                  days=1460)
+    certs.init_ca(new, name="Kiên Giang 2", province_code="091", password=PW, now=rollover)
+    for ca, when in ((old, rollover - dt.timedelta(days=1)), (new, rollover)):
+        certs.issue_signer(ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
+                           out_dir=ca / "s", password=PW, now=when)
+        certs.build_trustlist(ca, password=PW, out=d / f"{ca.name}.json", now=when)
+        shutil.copy(ca / "ca.crt", d / f"{ca.name}.crt")
+    store = trust.TrustStore.from_paths([d], at=T0 + dt.timedelta(days=1470),
+                                        state_file=tmp_path / "st.json")
+    (tl,) = store.trustlists
+    assert tl.verified_by is not None and "Kiên Giang 2" in certinfo.name_str(
+        tl.verified_by.subject)
+    (s,) = store.signers
+    assert s.kid == certinfo.kid_of(certinfo.load_certificates(new / "s" / "signer.crt")[0])
+    assert any("old.json" in w and "expired on" in w for w in store.warnings)
 
 
 def test_an_unusable_certificate_is_skipped_not_fatal(h: Hierarchy, tmp_path: Path) -> None:

@@ -40,7 +40,13 @@ from .chain import _clamp, validate_chain
 from .errors import KeyCertError, StorageError, TrustError
 from .fileio import atomic_write, ensure_dir
 from .keys import PublicKey, _public_key
-from .trustlist import TrustList, credential_revocation_hash, parse_trustlist, verify_trustlist
+from .trustlist import (
+    SignerNotValid,
+    TrustList,
+    credential_revocation_hash,
+    parse_trustlist,
+    verify_trustlist,
+)
 
 
 @dataclass(frozen=True)
@@ -185,9 +191,17 @@ class TrustStore:
                 direct.append((c, src))
         anchor_list = list(anchors.values())
 
-        # Trust lists: each signature checked against a CA trusted here.
-        checked = [(verify_trustlist(tl, anchor_list, at=at, source=src), src)
-                   for tl, src in lists]
+        # Trust lists: each signature checked against a CA trusted here. A list whose CA
+        # has expired (or is not valid yet) is set aside, its sequence not remembered: the
+        # last list of a retired CA may well lie beside its successor's.
+        checked: list[tuple[TrustList, str]] = []
+        aside: list[TrustList] = []
+        for tl, src in lists:
+            try:
+                checked.append((verify_trustlist(tl, anchor_list, at=at, source=src), src))
+            except SignerNotValid as exc:
+                warnings.append(f"{exc}: the list is ignored")
+                aside.append(tl)
         extra_cas = [c for tl, _ in checked for c in tl.cas]
 
         # CRLs, from a CA trusted here or carried by a checked list.
@@ -323,7 +337,10 @@ class TrustStore:
         issuers |= {
             a.issuer.public_bytes() for a in [*anchor_list, *extra_cas] if a.issuer != a.subject
         }
+        issuers |= {c.issuer.public_bytes() for tl in aside for c in tl.cas
+                    if c.issuer != c.subject}
         list_signers = {fingerprint(tl.verified_by) for tl, _ in loaded if tl.verified_by}
+        list_signers |= {tl.signer_fingerprint for tl in aside}  # CAs, not commune signers
         for fp, a in anchors.items():
             if a.subject.public_bytes() not in issuers and fp not in list_signers:
                 add(a, anchor_src[fp], False, is_ca=True)

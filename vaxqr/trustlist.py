@@ -54,6 +54,7 @@ from .errors import TrustError
 from .keys import PrivateKey
 
 TRUSTLIST_FORMAT = "vaxqr-trustlist"
+_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 def normalize_uvci(uvci: str) -> str:
@@ -200,6 +201,11 @@ def parse_trustlist(data: bytes, source: str = "trust list") -> TrustList:
         raise TrustError(f"{source} is not a valid trust list: {exc!r}") from exc
 
 
+class SignerNotValid(TrustError):
+    """The CA that signed a trust list is expired, or not yet valid, at the validation time:
+    the list is set aside (a retired CA's last list beside its successor's is normal)."""
+
+
 def verify_trustlist(
     tl: TrustList,
     anchors: Sequence[x509.Certificate],
@@ -227,11 +233,12 @@ def verify_trustlist(
     # The CA must be valid now, not only when it says it signed: a retired CA's key could
     # otherwise sign lists with any sequence number and lock out the real ones.
     at = _aware(at)
-    if not ca.not_valid_before_utc <= at <= ca.not_valid_after_utc:
+    # (five minutes' grace for a checkpoint clock a little behind a CA made just now)
+    if not ca.not_valid_before_utc - _CLOCK_SKEW <= at <= ca.not_valid_after_utc:
         when = (f"expired on {iso(ca.not_valid_after_utc)}" if at > ca.not_valid_after_utc
                 else f"is not valid before {iso(ca.not_valid_before_utc)}")
-        raise TrustError(f"{source} is signed by the CA {name_str(ca.subject)}, which {when}",
-                         hint="get the current trust list from the province")
+        raise SignerNotValid(f"{source} is signed by the CA {name_str(ca.subject)}, which "
+                             f"{when}", hint="get the current trust list from the province")
     if carried:
         try:
             validate_ca_chain(ca, anchors=anchors, intermediates=tl.cas, at=at)
