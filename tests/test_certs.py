@@ -313,6 +313,47 @@ def test_force_never_replaces_a_foreign_directory(tmp_path: Path) -> None:
     assert (empty / "ca.crt").exists()
 
 
+def test_force_replaces_only_a_directory_of_the_same_kind(h: Hierarchy) -> None:
+    """`certs issue --force --out <the CA directory>` deleted the CA's key, state and CRL."""
+    before = {n: (h.ca / n).read_bytes() for n in ("ca.key", "state.json", "crl.pem")}
+    with pytest.raises(StorageError, match="is a CA directory"):
+        certs.issue_signer(h.ca, ca_password=PW, commune_code="31300", name="UBND xã X",
+                           out_dir=h.ca, password=PW, force=True)
+    with pytest.raises(StorageError, match="is a commune signer directory"):
+        certs.init_ca(h.s1, name="Kiên Giang", province_code="091", password=PW, force=True)
+    assert {n: (h.ca / n).read_bytes() for n in before} == before
+    assert (h.s1 / "signer.key").exists() and len(cadir.list_issued(h.ca)) == 2
+    assert hidden_leftovers(h.tmp) == []
+
+
+def test_two_runs_aimed_at_one_directory_never_delete_a_key(
+    h: Hierarchy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `certs issue --out X` at once: the second to finish found X made by the first
+    and replaced it (its key deleted, both recorded as issued). Now it fails and takes back
+    its record; the first run's key and certificate stay."""
+    target = tmp_path / "race"
+    real = certs._prepare_dir
+    raced = []
+
+    def meanwhile(where: Path, files: object, *, force: bool, kind: str) -> Path:
+        tmp = real(where, files, force=force, kind=kind)  # type: ignore[arg-type]
+        if not raced:  # the other run completes between this one's checks and its commit
+            raced.append(None)
+            raced[0] = certs.issue_signer(h.ca, ca_password=PW, commune_code="31101",
+                                          name="UBND xã Một", out_dir=target, password=PW)
+        return tmp
+
+    monkeypatch.setattr(certs, "_prepare_dir", meanwhile)
+    with pytest.raises(StorageError, match="already exists"):
+        certs.issue_signer(h.ca, ca_password=PW, commune_code="31102", name="UBND xã Hai",
+                           out_dir=target, password=PW)
+    signer = certs.load_signer(target, PW)
+    assert raced[0] is not None and signer.certificate == raced[0].chain[0]
+    assert sorted(r.code for r in cadir.list_issued(h.ca)) == ["30760", "31078", "31101"]
+    assert hidden_leftovers(tmp_path) == []
+
+
 def test_failure_mid_write_leaves_no_half_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -59,19 +60,25 @@ Status = Literal["valid", "expired", "revoked", "not-yet-valid"]
 # Directories written all at once
 
 
-def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bool) -> Path:
-    """Write ``files`` into a fresh hidden sibling of ``target``; :func:`_commit_dir` it later."""
+# The files that make a directory a CA's or a commune signer's: --force replaces a directory
+# only by one of its own kind (never a CA's key and state by a signer's, or the reverse).
+_KIND_FILES: dict[str, frozenset[str]] = {
+    "ca": frozenset({"ca.crt", "ca.key", "state.json"}),
+    "signer": frozenset({"signer.crt", "signer.key", "signer.json"}),
+}
+
+
+def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bool,
+                 kind: str) -> Path:
+    """Write ``files`` into a fresh hidden sibling of ``target``; :func:`_commit_dir` it later.
+    ``kind`` (``ca`` or ``signer``): with ``force``, what ``target`` may already be."""
     if target.exists():
         if not target.is_dir():
             raise StorageError(f"{target} exists and is not a directory")
         if any(target.iterdir()):
             if not force:
                 raise StorageError(f"{target} already exists", hint="use --force to replace it")
-            known = {"ca.crt", "signer.crt", "state.json", "signer.json", "ca.key", "signer.key"}
-            if not any((target / n).exists() for n in known):
-                raise StorageError(
-                    f"{target} is not a vaxqr CA or signer directory; refusing to replace it"
-                )
+            _check_replaceable(target, kind)
     ensure_dir(target.parent)
     tmp = target.parent / f".{target.name}.new-{os.getpid()}-{secrets.token_hex(4)}"
     try:
@@ -88,18 +95,40 @@ def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bo
     return tmp
 
 
-def _commit_dir(tmp: Path, target: Path) -> None:
+def _check_replaceable(target: Path, kind: str) -> None:
+    """Refuse to replace ``target`` unless it is a directory of the same ``kind``."""
+    what = {"ca": "a CA directory", "signer": "a commune signer directory"}
+    for other, names in _KIND_FILES.items():
+        if other != kind and any((target / n).exists() for n in names):
+            raise StorageError(f"{target} is {what[other]}; refusing to replace it with "
+                               f"{what[kind]}", hint="choose another directory")
+    if not any((target / n).exists() for n in _KIND_FILES[kind]):
+        raise StorageError(f"{target} is not a vaxqr CA or signer directory; refusing to "
+                           "replace it")
+
+
+def _commit_dir(tmp: Path, target: Path, *, force: bool, kind: str) -> None:
+    """Move the prepared ``tmp`` into place as ``target``. Without ``force`` a ``target``
+    that appeared meanwhile (another run aimed at the same directory) is never replaced:
+    rename(2) refuses a directory that is not empty, and the run fails as "already exists"
+    instead of deleting the other run's key."""
     old: Path | None = None
     try:
-        if target.exists():
+        if force and target.exists():
+            _check_replaceable(target, kind)
             old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             os.rename(target, old)
-        os.rename(tmp, target)
-    except OSError as exc:
+        os.rename(tmp, target)  # replaces at most an empty directory
+    except (OSError, StorageError) as exc:
         if old is not None and not target.exists():
             os.rename(old, target)
             old = None
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, StorageError):
+            raise
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise StorageError(f"{target} already exists (made by another run meanwhile?)",
+                               hint="use --force to replace it") from exc
         raise StorageError(f"cannot create {target}: {exc.strerror or exc}") from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -241,11 +241,12 @@ def init_ca(
         "crl.pem": (crl.public_bytes(serialization.Encoding.PEM), PUBLIC),
         "state.json": (_dump_json(_state_doc(info)), PUBLIC),
     }
-    tmp = _prepare_dir(target, files, force=force)
+    tmp = _prepare_dir(target, files, force=force, kind="ca")
     record = None
     if parent is not None:
         record = IssuedCert(serial, "ca", cert, province_code or "", name, now)
-    _record_and_commit(tmp, target, parent.directory if parent else None, record)
+    _record_and_commit(tmp, target, parent.directory if parent else None, record,
+                       force=force, kind="ca")
     if password is None:
         warnings.append(f"{target / 'ca.key'} is NOT encrypted")
     return _replace(info, files=tuple(target / n for n in files), warnings=tuple(warnings))
@@ -266,20 +267,27 @@ class IssuedSigner:
     warnings: tuple[str, ...]
 
 
-def _record_and_commit(
-    tmp: Path, target: Path, issuer_dir: Path | None, record: IssuedCert | None
-) -> None:
-    """Record a new certificate in its issuer's state (under the issuer's lock), then move
-    the prepared directory into place; on any failure the prepared directory is removed."""
+def _record_and_commit(tmp: Path, target: Path, issuer_dir: Path | None,
+                       record: IssuedCert | None, *, force: bool, kind: str) -> None:
+    """Record a new certificate in its issuer's state and move the prepared directory into
+    place, both under the issuer's lock: if the directory cannot be placed (another run
+    made it meanwhile), the record is taken back, so the issuer never lists a certificate
+    whose key is gone. On any failure the prepared directory is removed."""
+    if issuer_dir is None or record is None:
+        _commit_dir(tmp, target, force=force, kind=kind)
+        return
     try:
-        if issuer_dir is not None and record is not None:
-            with _locked(issuer_dir):
-                fresh = open_ca(issuer_dir)
-                _save_state(_replace(fresh, issued=(*fresh.issued, record)))
+        with _locked(issuer_dir):
+            before = open_ca(issuer_dir)
+            _save_state(_replace(before, issued=(*before.issued, record)))
+            try:
+                _commit_dir(tmp, target, force=force, kind=kind)
+            except BaseException:
+                _save_state(before)
+                raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _commit_dir(tmp, target)
 
 
 def issue_signer(
@@ -404,8 +412,8 @@ def issue_signer(
         "signer.json": (_dump_json(meta), PUBLIC),
     }
     record = IssuedCert(serial, "dsc", cert, commune_code, name, now)
-    tmp = _prepare_dir(target, files, force=force)
-    _record_and_commit(tmp, target, ca.directory, record)
+    tmp = _prepare_dir(target, files, force=force, kind="signer")
+    _record_and_commit(tmp, target, ca.directory, record, force=force, kind="signer")
     if password is None:
         warnings.append(f"{target / 'signer.key'} is NOT encrypted")
     return IssuedSigner(record, target, chain, tuple(target / n for n in files), tuple(warnings))
