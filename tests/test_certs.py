@@ -511,6 +511,62 @@ def test_revoke_unknown_certificate(h: Hierarchy, tmp_path: Path) -> None:
         revocation.revoke_certificate(h.ca, str(h.s1), password=PW, reason="because")
 
 
+def _crl(ca_dir: Path) -> x509.CertificateRevocationList:
+    return x509.load_pem_x509_crl((ca_dir / "crl.pem").read_bytes())
+
+
+def _crl_number(ca_dir: Path) -> int:
+    return int(_crl(ca_dir).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+
+
+def test_a_revocation_is_never_recorded_without_its_crl(
+    h: Hierarchy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state was saved before the CRL: a failed CRL write left the DSC 'revoked' in
+    the state but not on the CRL, and a retry said 'already revoked' and fixed nothing."""
+    serial = h.dsc(h.s1).serial_number
+    first = _crl_number(h.ca)
+    real = revocation._write_crl
+
+    def full(directory: Path, crl: x509.CertificateRevocationList) -> None:
+        raise StorageError("disk full while writing (simulated)")
+
+    monkeypatch.setattr(revocation, "_write_crl", full)
+    with pytest.raises(StorageError, match="disk full"):
+        revocation.revoke_certificate(h.ca, "30760", password=PW)
+    assert all(r.revoked_at is None for r in cadir.list_issued(h.ca))  # nothing recorded
+    monkeypatch.setattr(revocation, "_write_crl", real)
+    pre = (h.ca / "crl.pem").read_bytes()
+    res = revocation.revoke_certificate(h.ca, "30760", password=PW)  # by code: still found
+    assert not res.already_revoked
+    assert [r.serial_number for r in _crl(h.ca)] == [serial]
+    second = _crl_number(h.ca)
+    assert second > first
+    # a CRL without the entry (an older one put back): revoking again says "already
+    # revoked" and puts the entry back, on a CRL with a new, higher number
+    (h.ca / "crl.pem").write_bytes(pre)
+    again = revocation.revoke_certificate(h.ca, str(h.s1), password=PW)
+    assert again.already_revoked and [r.serial_number for r in _crl(h.ca)] == [serial]
+    assert _crl_number(h.ca) > second
+
+
+def test_a_root_refreshes_its_crl(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
+    before = _crl(root)
+    later = T0 + dt.timedelta(days=29)
+    crl = revocation.refresh_crl(root, password=PW, days=30, now=later)
+    assert crl.next_update_utc == later + dt.timedelta(days=30)
+    assert _crl(root).next_update_utc == crl.next_update_utc
+    assert _crl_number(root) > before.extensions.get_extension_for_class(
+        x509.CRLNumber).value.crl_number
+    assert crl.is_signature_valid(certinfo.load_certificates(root / "ca.crt")[0].public_key())
+    with pytest.raises(ValidationError, match="1 to 366"):
+        revocation.refresh_crl(root, password=PW, days=0)
+    with pytest.raises(KeyCertError):
+        revocation.refresh_crl(root, password=b"wrong password!!")
+
+
 def test_credential_revocation_hash_dcc_style(h: Hierarchy) -> None:
     uvci = "URN:UVCI:01:VN:091/31078/000123#H"
     expected = hashlib.sha256(uvci.encode("utf-8")).digest()[:16]

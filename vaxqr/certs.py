@@ -75,7 +75,7 @@ from .keys import (
     key_to_pem,
     load_private_key,
 )
-from .revocation import CRL_DAYS_DEFAULT, _build_crl, _write_crl
+from .revocation import CRL_DAYS_DEFAULT, _build_crl, resign_crl
 from .trustlist import TRUSTLIST_FORMAT, TrustList, _sign_bytes, canonical_json, parse_trustlist
 
 CA_DAYS_DEFAULT = 5 * 365 + 1
@@ -512,11 +512,8 @@ def build_trustlist(
             "signature": {"alg": alg, "signer": fingerprint(ca.certificate), "value": b64(sig)},
         }
         data = (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
-        ca = _replace(ca, trustlist_sequence=seq, crl_number=ca.crl_number + 1)
-        crl_next = max(nu, now + dt.timedelta(days=1))
-        crl = _build_crl(ca, key, now=now, next_update=crl_next, number=ca.crl_number)
-        _save_state(ca)
-        _write_crl(d, crl)
+        ca = _replace(ca, trustlist_sequence=seq)
+        ca, crl = resign_crl(ca, key, now=now, next_update=max(nu, now + dt.timedelta(days=1)))
     files = [d / "state.json", d / "crl.pem"]
     if target is not None:
         atomic_write(target, data, overwrite=force)

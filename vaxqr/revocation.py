@@ -77,6 +77,29 @@ def _write_crl(directory: Path, crl: x509.CertificateRevocationList) -> None:
     atomic_write(directory / "crl.pem", pem, overwrite=True)
 
 
+def _crl_number_on_disk(directory: Path) -> int:
+    """The CRL number of ``directory``'s ``crl.pem`` (0 when there is none to read)."""
+    try:
+        crl = x509.load_pem_x509_crl((directory / "crl.pem").read_bytes())
+        return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return 0
+
+
+def resign_crl(ca: CAInfo, key: PrivateKey, *, now: dt.datetime,
+               next_update: dt.datetime) -> tuple[CAInfo, x509.CertificateRevocationList]:
+    """Sign and write the CA's CRL from its state, then save the state (the caller holds
+    the CA's lock). The CRL goes first, so a revocation recorded in the state is always
+    on the CRL too; its number follows both the state's and the CRL on disk, so no two
+    CRLs ever share one, even after a write that failed half-way."""
+    number = max(ca.crl_number, _crl_number_on_disk(ca.directory)) + 1
+    ca = _replace(ca, crl_number=number)
+    crl = _build_crl(ca, key, now=now, next_update=next_update, number=number)
+    _write_crl(ca.directory, crl)
+    _save_state(ca)
+    return ca, crl
+
+
 @dataclass(frozen=True)
 class Revocation:
     record: IssuedCert
@@ -112,19 +135,29 @@ def revoke_certificate(
         if not already:
             record = IssuedCert(**{**record.__dict__, "revoked_at": now, "reason": reason})
             issued = tuple(record if r.serial == record.serial else r for r in ca.issued)
-            ca = _replace(ca, issued=issued, crl_number=ca.crl_number + 1)
-            crl = _build_crl(
-                ca,
-                key,
-                now=now,
-                next_update=now + dt.timedelta(days=CRL_DAYS_DEFAULT),
-                number=ca.crl_number,
-            )
-            _save_state(ca)
-            _write_crl(d, crl)
+            ca = _replace(ca, issued=issued)
         else:
             warnings.append(f"certificate {record.serial_hex} was already revoked")
+        # re-signed either way: an earlier run may have recorded it and failed to write
+        resign_crl(ca, key, now=now, next_update=now + dt.timedelta(days=CRL_DAYS_DEFAULT))
     return Revocation(record, already, (d / "state.json", d / "crl.pem"), tuple(warnings))
+
+
+def refresh_crl(ca_dir: str | os.PathLike[str], *, password: bytes | None,
+                days: int = CRL_DAYS_DEFAULT,
+                now: dt.datetime | None = None) -> x509.CertificateRevocationList:
+    """Re-sign the CA's CRL with a new next update ``days`` ahead: what a national root
+    (which publishes no trust list, whose run re-signs a province CA's CRL) does before
+    its CRL goes out of date. Returns the new CRL."""
+    if not 1 <= days <= 366:
+        raise ValidationError(f"a CRL's next update must be 1 to 366 days ahead, not {days}")
+    now = _aware(now) if now else _utcnow()
+    d = Path(ca_dir)
+    ca = open_ca(d)
+    key, _warnings = _load_ca_key(ca, password)
+    with _locked(d):
+        _ca, crl = resign_crl(open_ca(d), key, now=now, next_update=now + dt.timedelta(days=days))
+    return crl
 
 
 @dataclass(frozen=True)
