@@ -786,7 +786,8 @@ def _steps(step: Expected) -> tuple[str, ...]:
 def _unsafe_chars(text: str) -> list[str]:
     import unicodedata
 
-    return sorted({c for c in text if c != "\n" and unicodedata.category(c) in ("Cc", "Cf")})
+    return sorted({c for c in text
+                   if c != "\n" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")})
 
 
 class Oracle:

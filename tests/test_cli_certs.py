@@ -257,3 +257,18 @@ def test_read_password_for_other_commands(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(typer.Exit) as exc:
         cli_password.read_password(None, confirm=False, what="key")
     assert exc.value.exit_code == 2
+
+
+def test_cli_root_revokes_a_province_and_refreshes_its_crl(tmp_path: Path) -> None:
+    root, ca = str(tmp_path / "root"), str(tmp_path / "ca")
+    assert cli(["init", root, "--root", "--name", "Bộ Y tế"]).exit_code == 0
+    r = cli(["init", ca, "--name", "Kiên Giang", "--province", "091", "--parent", root])
+    assert r.exit_code == 0, r.output
+    r = cli(["revoke", root, f"{ca}/ca.crt", "--reason", "key-compromise"])
+    assert r.exit_code == 0, r.output
+    assert "give checkpoints the new" in r.stderr and "certs crl" in r.stderr
+    assert "trustlist" not in r.stderr  # a root cannot publish one
+    r = cli(["crl", root, "--days", "10"])
+    assert r.exit_code == 0 and "CRL re-signed" in r.stderr and "1 revoked" in r.stderr, r.output
+    r = cli(["crl", root, "--days", "0"])
+    assert r.exit_code == 2 and "1 to 366" in r.stderr, r.output

@@ -376,11 +376,11 @@ def test_far_future_exp_in_json(signer, trust):
 # --------------------------------------------------------------------------- plain rendering
 
 def _printable_reference(s: str) -> str:
-    """The definition: every Cc/Cf character shown as its escape, all else kept."""
+    """The definition: every Cc/Cf/Zl/Zp character shown as its escape, all else kept."""
     import unicodedata
 
     return "".join(c.encode("unicode_escape").decode("ascii")
-                   if unicodedata.category(c) in ("Cc", "Cf") else c for c in s)
+                   if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in s)
 
 
 @pytest.mark.parametrize("text", [

@@ -569,9 +569,8 @@ def revoke_cmd(
             )
         ca = cadir.open_ca(ca_dir)
         cadir.find_issued(ca, cert)
-        pw = _existing_password(
-            ca_dir / "ca.key", password_file, (PASSWORD_ENV,), f"the CA key in {ca_dir}"
-        )
+        pw = _existing_password(ca_dir / "ca.key", password_file,
+                                ("VAXQR_CA_PASSWORD", PASSWORD_ENV), f"the CA key in {ca_dir}")
         return revocation.revoke_certificate(ca_dir, cert, password=pw, reason=reason)
 
     res = _run(work)
@@ -582,7 +581,47 @@ def revoke_cmd(
         f"[red]{verb}[/] {esc(r.name)} ({esc(r.code)}) serial {r.serial_hex} "
         f"kid {r.kid.hex()} ({esc(r.reason or '')})"
     )
-    err.print("  CRL updated; publish a new trust list: vaxqr certs trustlist CA_DIR --out FILE")
+    crl = esc(str(ca_dir / "crl.pem"))
+    if cadir.open_ca(ca_dir).role == "root":  # a root publishes its CRL, not a trust list
+        err.print(f"  CRL re-signed: give checkpoints the new {crl} (vaxqr verify --trust "
+                  f"{crl}); re-sign it before its next update with: vaxqr certs crl CA_DIR")
+    else:
+        err.print(f"  CRL re-signed ({crl}); publish a new trust list: "
+                  "vaxqr certs trustlist CA_DIR --out FILE")
+
+
+@certs_app.command("crl")
+def crl_cmd(
+    ca_dir: Annotated[Path, typer.Argument(metavar="CA_DIR")],
+    days: Annotated[int, typer.Option("--days", help="Days until the CRL's next update.")] = (
+        revocation.CRL_DAYS_DEFAULT),
+    password_file: PasswordFile = None,
+) -> None:
+    """Re-sign the CA's CRL (crl.pem) with a new next update.
+
+    A province CA's CRL is re-signed with every trust list; a national root publishes no
+    trust list, so it re-signs its CRL with this before checkpoints call it out of date.
+
+    **Examples**
+
+    * `vaxqr certs crl national-root --days 30`
+
+    **Exit codes**
+
+    * 0  re-signed
+    * 2  usage error (days out of range)
+    * 3  not a CA directory, wrong password, I/O
+    """
+
+    def work() -> Any:
+        cadir.open_ca(ca_dir)
+        pw = _existing_password(ca_dir / "ca.key", password_file,
+                                ("VAXQR_CA_PASSWORD", PASSWORD_ENV), f"the CA key in {ca_dir}")
+        return revocation.refresh_crl(ca_dir, password=pw, days=days)
+
+    crl = _run(work)
+    err.print(f"[green]CRL re-signed[/] {esc(str(ca_dir / 'crl.pem'))}: "
+              f"{len(list(crl))} revoked, next update {certinfo.iso(crl.next_update_utc)}")
 
 
 @certs_app.command("revoke-credential")
@@ -672,9 +711,8 @@ def trustlist_cmd(
         cadir.open_ca(ca_dir)
         if not to_stdout and out_file.exists() and not force:
             raise StorageError(f"{out_file} already exists", hint="use --force to overwrite it")
-        pw = _existing_password(
-            ca_dir / "ca.key", password_file, (PASSWORD_ENV,), f"the CA key in {ca_dir}"
-        )
+        pw = _existing_password(ca_dir / "ca.key", password_file,
+                                ("VAXQR_CA_PASSWORD", PASSWORD_ENV), f"the CA key in {ca_dir}")
         return certs.build_trustlist(
             ca_dir,
             password=pw,

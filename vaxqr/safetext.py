@@ -12,13 +12,15 @@ import unicodedata
 
 
 def printable(text: object) -> str:
-    """``text`` with its control and format (bidi) characters shown as escapes, never obeyed."""
+    """``text`` with its control and format (bidi) characters and its line and paragraph
+    separators (U+2028/U+2029: a line break to many terminals) shown as escapes, never
+    obeyed."""
     s = str(text)
-    if s.isprintable():  # the common case: no Cc/Cf character can be in it
+    if s.isprintable():  # the common case: no Cc/Cf/Zl/Zp character can be in it
         return s
     return "".join(
         c.encode("unicode_escape").decode("ascii")
-        if unicodedata.category(c) in ("Cc", "Cf") else c
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c
         for c in s
     )
 
