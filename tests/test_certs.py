@@ -637,3 +637,19 @@ def test_bundled_demo_hierarchy(tmp_path: Path) -> None:
     assert (EXAMPLES / "README.md").read_text().count("vaxqr-demo") >= 1
     shipped = [f for f in EXAMPLES.rglob("*") if f.is_file() and "ledger.sqlite" not in f.name]
     assert sum(f.stat().st_size for f in shipped) < 64_000  # ledgers are local, not shipped
+
+
+def test_a_province_ca_under_an_ending_root_is_refused(tmp_path: Path) -> None:
+    """SPEC §3: a CA is valid 4 to 10 years. Under a root with little time left, the
+    province CA was cut to the root's end (366 days) with only a warning; under an expired
+    root, an internal error."""
+    root = tmp_path / "root"
+    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW,
+                  now=T0, not_before=T0 - dt.timedelta(days=3 * 365), days=1461)
+    with pytest.raises(ValidationError, match="less than 4 years"):
+        certs.init_ca(tmp_path / "p", name="Kiên Giang", province_code="091", password=PW,
+                      parent_dir=root, parent_password=PW, now=T0)
+    with pytest.raises(ValidationError, match="not valid on"):
+        certs.init_ca(tmp_path / "p", name="Kiên Giang", province_code="091", password=PW,
+                      parent_dir=root, parent_password=PW, now=T0 + dt.timedelta(days=800))
+    assert not (tmp_path / "p").exists() and cadir.list_issued(root) == ()

@@ -40,6 +40,8 @@ def test_cli_full_flow(tmp_path: Path) -> None:
     r = cli(["issue", ca, "--commune-code", "31078", "--name", "UBND xã Dương Tơ", "--out", s])
     assert r.exit_code == 0, r.output
     assert "issued" in r.stderr
+    # one password (VAXQR_PASSWORD) for the CA key and the new commune key: said loudly
+    assert "same password as the CA key" in r.stderr
     for name in ("signer.crt", "signer.key", "chain.pem"):
         assert (tmp_path / "s" / name).exists()
     r = cli(["list", ca, "--json"])
@@ -272,3 +274,13 @@ def test_cli_root_revokes_a_province_and_refreshes_its_crl(tmp_path: Path) -> No
     assert r.exit_code == 0 and "CRL re-signed" in r.stderr and "1 revoked" in r.stderr, r.output
     r = cli(["crl", root, "--days", "0"])
     assert r.exit_code == 2 and "1 to 366" in r.stderr, r.output
+
+
+def test_cli_no_warning_when_the_new_key_has_its_own_password(tmp_path: Path) -> None:
+    ca = str(tmp_path / "ca")
+    assert cli(["init", ca, "--name", "Kiên Giang", "--province", "091"]).exit_code == 0
+    r = cli(["issue", ca, "--commune-code", "30760", "--name", "UBND phường Vĩnh Thanh Vân",
+             "--out", str(tmp_path / "s")], env={"VAXQR_CA_PASSWORD": PW.decode(),
+                                                 "VAXQR_PASSWORD": "another password"})
+    assert r.exit_code == 0 and "same password" not in r.stderr, r.output
+    assert keys.load_private_key(tmp_path / "s" / "signer.key", b"another password")

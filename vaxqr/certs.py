@@ -176,8 +176,20 @@ def init_ca(
             raise ValidationError(f"{parent.directory} is a province CA, not a root CA")
         parent_key, w = _load_ca_key(parent, parent_password)
         warnings += w
-        if end > parent.certificate.not_valid_after_utc:
-            end = parent.certificate.not_valid_after_utc
+        root_end = parent.certificate.not_valid_after_utc
+        if start >= root_end or start < parent.certificate.not_valid_before_utc:
+            raise ValidationError(
+                f"the root CA in {parent.directory} is not valid on {iso(start)} (valid "
+                f"{iso(parent.certificate.not_valid_before_utc)} to {iso(root_end)})",
+                hint="renew the national root first")
+        if end > root_end:
+            end = root_end
+            left = (end - start).days
+            if left < CA_DAYS_MIN:  # SPEC §3: a CA is valid 4 to 10 years
+                raise ValidationError(
+                    f"the root CA in {parent.directory} ends on {iso(root_end)}: a province "
+                    f"CA under it would be valid {left} days, less than 4 years",
+                    hint="renew the national root first")
             warnings.append(f"validity shortened to the root CA's end, {iso(end)}")
 
     key = generate_key(key_type)

@@ -91,6 +91,12 @@ Insecure = Annotated[
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 
+def _same_password(new: str, issuer: str) -> str:
+    return (f"the new {new} key has the same password as the {issuer} key (one password "
+            f"given for both, e.g. {PASSWORD_ENV}): whoever is given it can open the {issuer} "
+            f"key too; give the new key its own with --password-file")
+
+
 def _parse_at(value: str | None) -> dt.datetime:
     if value is None:
         return dt.datetime.now(dt.UTC)
@@ -176,6 +182,8 @@ def init_cmd(
                 f"the root CA key in {parent}",
             )
         pw = _new_password(password_file, insecure_no_password, f"the CA key in {ca_dir}")
+        if pw is not None and pw == parent_pw:
+            shared.append(_same_password("province CA", "root CA"))
         return certs.init_ca(
             ca_dir,
             name=name,
@@ -189,8 +197,9 @@ def init_cmd(
             force=force,
         )
 
+    shared: list[str] = []
     ca = _run(work)
-    _warn(ca.warnings)
+    _warn([*ca.warnings, *shared])
     kind = "root CA" if ca.role == "root" else f"province CA {ca.code}"
     err.print(f"[green]created[/] {kind} [bold]{esc(certinfo.name_str(ca.certificate.subject))}[/]")
     err.print(
@@ -268,6 +277,8 @@ def issue_cmd(
         if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
             raise StorageError(f"{out_dir} already exists", hint="use --force to replace it")
         pw = _new_password(password_file, insecure_no_password, f"the commune key in {out_dir}")
+        if pw is not None and pw == ca_pw:
+            shared.append(_same_password("commune", "CA"))
         return certs.issue_signer(
             ca_dir,
             ca_password=ca_pw,
@@ -280,8 +291,9 @@ def issue_cmd(
             force=force,
         )
 
+    shared: list[str] = []
     res = _run(work)
-    _warn(res.warnings)
+    _warn([*res.warnings, *shared])
     r = res.record
     err.print(f"[green]issued[/] {esc(r.name)} ({r.code}) serial {r.serial_hex}")
     err.print(
