@@ -375,6 +375,9 @@ def test_failure_mid_write_leaves_no_half_directory(
 def test_password_rules(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="at least 8"):
         certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code="091", password=b"short")
+    with pytest.raises(ValidationError, match="at least 8"):  # 7 characters, 12 bytes
+        certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code="091",
+                      password="mật khẩ".encode())
     info = certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code="091", password=None)
     assert any("NOT encrypted" in w for w in info.warnings)
     assert b"ENCRYPTED" not in (tmp_path / "ca" / "ca.key").read_bytes()

@@ -77,7 +77,8 @@ def load_private_key(path: str | os.PathLike[str], password: bytes | None) -> Pr
 
 
 def _check_new_password(password: bytes | None) -> None:
-    if password is not None and len(password) < MIN_PASSWORD_LEN:
+    # counted in characters, as the message says ("mật khẩu" is 8 characters, 11 bytes)
+    if password is not None and len(password.decode("utf-8", "replace")) < MIN_PASSWORD_LEN:
         raise ValidationError(
             f"the password for a new key must have at least {MIN_PASSWORD_LEN} characters"
         )
