@@ -995,3 +995,31 @@ def test_a_conflict_with_a_row_already_issued_says_so(signer, tmp_path):
     (reason,) = dict(again.rejected).values()
     assert f"already issued as {uvci}" in reason and "revoke" in reason
     assert "neither is signed" not in reason
+
+
+def test_source_row_numbers_the_batch_and_must_increase(signer, tmp_path):
+    """A CSV with a source_row column (reconcile's matched.csv) is numbered by it; a
+    value that is not an increasing row number stops the batch before anything is signed."""
+    rows = [[*r, str(n)] for r, n in zip(good_rows(3), (4, 9, 12), strict=True)]
+    path = tmp_path / "matched.csv"
+
+    def write() -> None:
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows([[*HEADER, "source_row"], *rows])
+
+    write()
+    assert [n for n, _f in issue.read_csv(path, source_rows=True)] == [4, 9, 12]
+    assert [n for n, _f in issue.read_csv(path)] == [1, 2, 3]
+    result = issue.issue_batch(signer, path, tmp_path / "o", today=TODAY, workers=1,
+                               source="vac.csv")
+    assert result.issued == 3 and result.total_rows == 3
+    with Ledger(tmp_path / "o" / "ledger.sqlite") as ledger:
+        assert sorted(ledger.issued_rows("vac.csv")) == [4, 9, 12]
+    assert sorted(p.name for p in (tmp_path / "o" / "qr").iterdir()) == [
+        "0000004.png", "0000009.png", "0000012.png"]
+    for bad in ("9", "x", "", "0"):
+        rows[2][-1] = bad
+        write()
+        with pytest.raises(ValidationError, match="source_row"):
+            issue.issue_batch(signer, path, tmp_path / "o2", today=TODAY, workers=1)
+        assert not (tmp_path / "o2").exists()

@@ -500,3 +500,69 @@ def test_stray_quotes_keep_rows_aligned(tmp_path: Path, monkeypatch: pytest.Monk
         assert r["id_number"] == expected[int(r["row"])]["id_number"]
         assert r["class"] == "name_differs"
     assert res.counts["matched"] == 4
+
+
+def _signer_copy(tmp_path: Path, commune: str = "31078") -> Path:
+    signer = tmp_path / "signer"
+    shutil.copytree(REPO / "keys" / "examples" / "communes" / commune, signer)
+    os.chmod(signer / "signer.key", 0o600)
+    return signer
+
+
+SMALL_POP = POP_HEADER + "\n" + "".join(
+    f"{i},{n},{s},{d},31078\n" for i, n, s, d in [
+        ("091190000001", "Lê Thị Hòa", "Nữ", "1990-03-21"),
+        ("091085000002", "Trần Văn Đạt", "Nam", "1985-07-02"),
+        ("091060000004", "Võ Văn Ánh", "Nam", "1960-01-15"),
+        ("091070000006", "Đặng Văn Long", "Nam", "1970-04-04")])
+
+
+def test_issue_population_rerun_after_fixes_signs_only_the_fixed_rows(tmp_path: Path) -> None:
+    """The clerk's loop: issue --population, fix what mismatches.csv lists, run again. The
+    batch is numbered by the input's rows (matched.csv's source_row), so a corrected row
+    joining matched.csv shifts nothing: the re-run signs exactly it, and rows, rejects,
+    manifest and image names are the input CSV's."""
+    signer = _signer_copy(tmp_path)
+    pop = _write(tmp_path / "pop.csv", SMALL_POP)
+    rows = ["Lê Thị Hòa,Nữ,1990-03-21,091190000001,1,2,2021-08-01,pfizer,L1,x",
+            "Tran Van Dat,Nam,1985-02-07,091085000002,1,2,2021-07-01,astrazeneca,L3,x",
+            "Trần Văn Đạt,Nam,1985-02-07,091085000002,2,2,2021-09-30,astrazeneca,L4,x",
+            "Võ Văn Ánh,Nam,1960-01-15,091060000004,1,2,2021-08-01,verocell,L7,x",
+            "Đặng Văn Long,Nam,1970-04-04,091070000006,1,2,2021-08-01,pfizer,L9,x",
+            "Đặng Văn Long,Nữ,1970-04-04,091070000006,2,2,2021-09-01,pfizer,L10,x"]
+    vac = _write(tmp_path / "vac.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "batch"
+    args = ["issue", "--signer", str(signer), "--from", str(vac), "--population", str(pop),
+            "--out", str(out), "--workers", "1"]
+    env = {"VAXQR_PASSWORD": "vaxqr-demo"}
+    r = CliRunner().invoke(app, args, env=env)
+    assert r.exit_code == 0, r.output
+    first = {m["row"]: m["uvci"] for m in _csv(out / "manifest.csv")}
+    assert list(first) == ["1", "4", "5"]  # rows 2, 3 and 6 are in mismatches.csv
+    assert sorted(p.name for p in (out / "qr").iterdir()) == [
+        "0000001.png", "0000004.png", "0000005.png"]
+    # the clerk fixes rows 2 and 3 (name, DOB) and the sex of row 6, and runs again
+    rows[1] = rows[1].replace("Tran Van Dat", "Trần Văn Đạt").replace("02-07", "07-02")
+    rows[2] = rows[2].replace("02-07", "07-02")
+    rows[5] = rows[5].replace("Nữ", "Nam")
+    vac.write_text(HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    r = CliRunner().invoke(app, args, env=env)
+    assert r.exit_code == 0, r.output
+    assert "2 issued" in r.stderr and "3 already issued, 0 rejected" in r.stderr
+    manifest = _csv(out / "manifest.csv")
+    assert [m["row"] for m in manifest] == ["1", "3", "4", "5", "6"]  # no duplicates
+    assert {m["row"]: m["uvci"] for m in manifest if m["row"] in first} == first
+    assert [m["full_name"] for m in manifest if m["row"] in ("3", "6")] == [
+        "Trần Văn Đạt", "Đặng Văn Long"]  # the corrected people, dose 2 each
+    assert [m["file"] for m in manifest] == [f"qr/{int(m['row']):07d}.png" for m in manifest]
+    assert sorted(p.name for p in (out / "qr").iterdir()) == [
+        f"{n:07d}.png" for n in (1, 3, 4, 5, 6)]
+    rejects = _csv(out / "rejects.csv")
+    assert [(x["row"], "superseded by row 3" in x["reason"]) for x in rejects] == [
+        ("2", True)]  # the input's row: dose 1 of Đạt
+    r = CliRunner().invoke(app, args, env=env)  # nothing left to do
+    assert r.exit_code == 0 and "0 issued" in r.stderr and "5 already" in r.stderr
+    # the ledger knows the batch by the input's name: another input into OUT is refused
+    other = _write(tmp_path / "other.csv", HEADER + "\n" + rows[0] + "\n")
+    r = CliRunner().invoke(app, [*args[:4], str(other), *args[5:]], env=env)
+    assert r.exit_code == 3 and "vac.csv" in r.stderr

@@ -97,6 +97,7 @@ def issue(
         if workers is not None and workers < 1:
             fail("--workers must be at least 1", code=Exit.USAGE)
         s = _load_signer(signer, password_file)
+        source = from_csv.name  # the ledger's name for the batch: the clerk's CSV
         # --- reconcile (issue 8)
         if population is not None:
             from .cli_reconcile import run_reconcile
@@ -106,9 +107,10 @@ def issue(
             console(err=True).print(
                 f"reconcile: {res.matched_rows} of {res.rows} rows match the register; "
                 f"the others are in {safe(res.out_dir / 'mismatches.csv')}")
+            # numbered by its source_row: rows, image names and the ledger are the input's
             from_csv = res.out_dir / "matched.csv"
         # --- end reconcile
-        _batch(flow, s, from_csv, Path(out), fmt, workers, card)
+        _batch(flow, s, from_csv, Path(out), fmt, workers, card, source)
         return
     if population is not None:
         fail("--population needs --from CSV", code=Exit.USAGE)
@@ -173,7 +175,7 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
 
 
 def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
-           workers: int | None, card: str | None) -> None:
+           workers: int | None, card: str | None, source: str) -> None:
     bar: dict[str, Any] = {}
     on_terminal = sys.stderr.isatty()  # rich (~15 ms to import) only for the progress bar
 
@@ -200,7 +202,8 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
 
     try:
         result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
-                                  progress=progress if on_terminal else None, card=card)
+                                  progress=progress if on_terminal else None, card=card,
+                                  source=source)
     except VaxqrError as exc:
         fail_from(exc)
     except KeyboardInterrupt:

@@ -339,19 +339,49 @@ def _first_bad_utf8(path: Path) -> tuple[int, int]:
     return 0, 0
 
 
-def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
-    """Yield (row number, fields); row 1 is the first data row. UTF-8 with or without BOM."""
+SOURCE_ROW = "source_row"
+"""The column of ``vaxqr reconcile``'s matched.csv that holds each row's number in the
+clerk's input CSV: a batch from such a file is numbered by it (:func:`read_csv`)."""
+
+
+def _source_rows(header: Sequence[str]) -> int | None:
+    """The index of the (last) ``source_row`` column, or None."""
+    return len(header) - 1 - header[::-1].index(SOURCE_ROW) if SOURCE_ROW in header else None
+
+
+def _source_row(path: Path, row: Sequence[str], col: int, last: int) -> int:
+    """The ``source_row`` of one data row, which must be a whole number above ``last``
+    (matched.csv keeps the input's order): else the file is not reconcile's output, or was
+    edited, and the batch stops before anything is signed."""
+    text = row[col].strip() if len(row) > col else ""
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 9) or int(text) <= last:
+        raise ValidationError(
+            f"{path}: source_row {text!r} after {last} is not a row number of the input "
+            "(a whole number, increasing)",
+            hint="run vaxqr reconcile again to regenerate matched.csv, or remove the "
+                 "source_row column")
+    return int(text)
+
+
+def read_csv(path: Path, *, source_rows: bool = False
+             ) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """Yield (row number, fields); row 1 is the first data row. UTF-8 with or without BOM.
+
+    With ``source_rows``, a CSV with a ``source_row`` column (:data:`SOURCE_ROW`: the
+    matched.csv of ``vaxqr reconcile``) is numbered by it: the row numbers are those of the
+    clerk's input CSV, stable when a corrected row joins matched.csv on a later run."""
     with _csv_reader(path) as (header, reader):
         # csv.DictReader's rows (blank lines skipped, a short row's missing columns
         # None), without its Python-level loop; extra fields are counted, not kept.
         width = len(header)
         # fields a row needs for every required column (the last of a repeated name wins)
         need = max(width - header[::-1].index(c) for c in REQUIRED)
+        src = _source_rows(header) if source_rows else None
         n = 0
         for row in reader:
             if not row:
                 continue
-            n += 1
+            n = n + 1 if src is None else _source_row(path, row, src, n)
             fields: dict[str, str | None] = dict(zip(header, row, strict=False))
             if len(row) > width:
                 fields["__error__"] = f"the row has {len(row) - width} field(s) too many"
@@ -365,19 +395,23 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
 
 def _index_citizens(path: Path) -> tuple[int, dict[str, list[int]]]:
     """The first pass over a CSV: (data rows, ``{ID number: its rows}`` for each ID number
-    on more than one row). Only the ID column is looked at: ~1.1 µs a row compiled, of which
-    ~1 µs is csv's own parsing (what counting the rows for the progress bar cost before);
-    memory: one dict entry per distinct ID number (~10 MB for 100,000). Raises what
-    :func:`read_csv` raises, so a malformed file stops the batch before anything is signed."""
+    on more than one row; rows numbered as ``read_csv(path, source_rows=True)`` numbers
+    them, and a bad ``source_row`` raises here, before anything is signed). Only the ID
+    column is looked at: ~1.1 µs a row compiled, of which ~1 µs is csv's own parsing
+    (what counting the rows for the progress bar cost before); memory: one dict entry per
+    distinct ID number (~10 MB for 100,000). Raises what :func:`read_csv` raises, so a
+    malformed file stops the batch before anything is signed."""
     with _csv_reader(path) as (header, reader):
         col = len(header) - 1 - header[::-1].index("id_number")  # the last one, as read_csv
+        src = _source_rows(header)
         first: dict[str, int] = {}
         repeated: dict[str, list[int]] = {}
-        n = 0
+        count = n = 0
         for row in reader:
             if not row:
                 continue
-            n += 1
+            count += 1
+            n = count if src is None else _source_row(path, row, src, n)
             if len(row) > col:  # else too few fields: rejected as such
                 key = row[col].strip()
                 if len(key) == 12:  # else not an ID number: rejected as such
@@ -388,7 +422,7 @@ def _index_citizens(path: Path) -> tuple[int, dict[str, list[int]]]:
                             repeated[key] = [seen, n]
                         else:
                             rows.append(n)
-    return n, repeated
+    return count, repeated
 
 
 _IDENTITY = (("full_name", "full name"), ("sex", "sex"), ("dob", "date of birth"))
@@ -407,7 +441,7 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
     wanted = {row for rows in repeated.values() for row in rows}
     # per ID number: its valid rows as (row, vaccination date, dose, total, identity)
     seen: dict[str, list[tuple[int, date, int, int, tuple[str, str, date]]]] = {}
-    for n, values in read_csv(path):
+    for n, values in read_csv(path, source_rows=True):
         if n not in wanted or "__error__" in values:
             continue
         try:
@@ -536,8 +570,15 @@ def issue_batch(
     today: date | None = None,
     progress: Callable[[int, int], None] | None = None,
     card: str | None = None,
+    source: str | None = None,
 ) -> BatchResult:
     """Issue every valid row of ``csv_path`` into ``out_dir``; resumable after any crash.
+
+    Rows are numbered as :func:`read_csv` numbers them with ``source_rows``: a CSV with a
+    ``source_row`` column (reconcile's matched.csv) by the clerk's input rows, so that a
+    row keeps its number, its credential and its image name when a corrected row joins
+    matched.csv on a later run. The ledger knows the batch by ``source`` (default: the
+    CSV's file name; ``vaxqr issue --population`` gives the input CSV's name).
 
     This process reads, validates and signs each chunk of rows and records it in the ledger;
     only then are the chunk's images rendered and written, by forked processes (``workers``
@@ -557,7 +598,7 @@ def issue_batch(
     # anything is written) and the citizens on several rows, who get one credential.
     total_rows, repeated = _index_citizens(csv_path)
     out = ensure_dir(out_dir)
-    source = csv_path.name
+    source = source or csv_path.name
     result = BatchResult(out_dir=out)
     if short:
         result.warnings.append(short)
@@ -587,8 +628,8 @@ def issue_batch(
         del repeated
 
         def jobs() -> Iterator[Record]:
-            for n, fields in read_csv(csv_path):
-                result.total_rows = n
+            for n, fields in read_csv(csv_path, source_rows=True):
+                result.total_rows += 1
                 if "__error__" in fields:
                     result.rejected.append((n, str(fields["__error__"])))
                     continue
