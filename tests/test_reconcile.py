@@ -566,3 +566,25 @@ def test_issue_population_rerun_after_fixes_signs_only_the_fixed_rows(tmp_path: 
     other = _write(tmp_path / "other.csv", HEADER + "\n" + rows[0] + "\n")
     r = CliRunner().invoke(app, [*args[:4], str(other), *args[5:]], env=env)
     assert r.exit_code == 3 and "vac.csv" in r.stderr
+
+
+def test_another_persons_record_is_never_told_to_take_the_registers_name() -> None:
+    """A different name and a different DOB or sex under one ID number: probably another
+    person, so the fix is to check the ID, not to copy the register's name (following
+    that fix, then the DOB and sex fixes, signed the ID owner's credential on another
+    person's dose)."""
+    dat = Person("091085000002", "Trần Văn Đạt", "M", date(1985, 7, 2), "30760")
+    base = {"id_number": "091085000002", "dose_number": "1", "total_doses": "2",
+            "vaccination_date": "2021-08-01"}
+    for sex, dob, differs in [("Nữ", "1999-01-01", "date of birth and sex"),
+                              ("Nam", "1999-01-01", "date of birth"),
+                              ("Nữ", "1985-07-02", "sex"), ("Nam", "1985-02-07", "date of birth")]:
+        m = classify(rec(full_name="Trương Văn Bảy", sex=sex, dob=dob, **base), dat,
+                     today=TODAY)
+        assert m.cls == "name_differs" and m.clean is None
+        assert "another person" in m.reason and differs in m.reason
+        assert "Trần Văn Đạt" not in m.fix and "check the ID number" in m.fix
+    # a name typo on a record whose DOB and sex are the owner's: take the register's name
+    m = classify(rec(full_name="Trần Văn Đạo", sex="Nam", dob="1985-07-02", **base), dat,
+                 today=TODAY)
+    assert m.cls == "name_differs" and m.fix == "use the register's name: Trần Văn Đạt"

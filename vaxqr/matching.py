@@ -28,7 +28,10 @@ first of :data:`CLASSES` that applies:
     The same words (tone style ignored) in another order (``An Nguyễn Văn``).
 ``name_differs``
     Any other name difference, an empty name, or a register name that cannot be written in
-    a credential (no ICAO transliteration).
+    a credential (no ICAO transliteration). When the date of birth or the sex is not the
+    register's either, the record is probably another person's under this ID number: the
+    reason says so and the fix is to check the ID number, never to take the register's
+    name (which would give the ID's owner a credential for someone else's dose).
 ``dob_swapped``
     The record's date of birth is the register's with day and month swapped, also when the
     swap makes it an impossible date (``1990-17-05`` for 17 May 1990).
@@ -371,6 +374,8 @@ def classify(record: VaccRecord, person: Person | None, *, today: date,
     if record.full_name != reg_name:
         verdict = _name_verdict(_norm(record.full_name), reg_name)
         if verdict is not None:
+            if verdict[0] == "name_differs":
+                return _name_differs(record, person, verdict[1], reg_name)
             if verdict[0] != "name_tone_style":
                 return Match(verdict[0], verdict[1], f"use the register's name: {reg_name}")
             tone_style = True
@@ -387,6 +392,22 @@ def classify(record: VaccRecord, person: Person | None, *, today: date,
                      f"{rest.fix}; the register's spelling of the name is {reg_name}")
     return Match("name_tone_style", why,
                  f"auto-fixed: the register's spelling {reg_name} is used", rest.clean)
+
+
+def _name_differs(record: VaccRecord, person: Person, why: str, reg_name: str) -> Match:
+    """A name that is not the register's: a typo to correct from the register when the
+    date of birth and sex agree; when one of them disagrees too, probably another person's
+    record under this ID number, and the register's name must not be copied onto it (that
+    would sign the ID owner's credential on someone else's dose)."""
+    differs = [what for what, bad in (("date of birth", _date(record.dob) != person.dob),
+                                      ("sex", _sex(record.sex) != person.sex)) if bad]
+    if not differs:
+        return Match("name_differs", why, f"use the register's name: {reg_name}")
+    return Match("name_differs",
+                 f"probably another person: the name and the {' and '.join(differs)} are not "
+                 "those of the ID number's owner in the register",
+                 "check the ID number against this person's CCCD card (do not copy the "
+                 "register's name onto this record: it may be someone else's dose)")
 
 
 def _check_rest(record: VaccRecord, person: Person, reg_name: str, idn: str, today: date,
