@@ -588,3 +588,50 @@ def test_another_persons_record_is_never_told_to_take_the_registers_name() -> No
     m = classify(rec(full_name="Trần Văn Đạo", sex="Nam", dob="1985-07-02", **base), dat,
                  today=TODAY)
     assert m.cls == "name_differs" and m.fix == "use the register's name: Trần Văn Đạt"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_corrected_re_entry_is_kept_and_the_wrong_row_is_the_duplicate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """Two rows of one ID and dose: the one that matches the register is kept, wherever it
+    is; the wrong one is the duplicate to delete. Never 'delete this row' on the only good
+    record."""
+    monkeypatch.setattr(R, "CHUNK", 2)
+    monkeypatch.setattr(R, "PARALLEL_MIN_BYTES", 0)
+    pop = _write(tmp_path / "pop.csv", SMALL_POP)
+    rows = [
+        "Lê Thị Hòa,Nữ,1990-12-03,091190000001,1,2,2021-08-01,pfizer,L1,x",  # DOB typo
+        "Lê Thị Hòa,Nữ,1990-03-21,091190000001,1,2,2021-08-01,pfizer,L1,x",  # re-entry
+        "Trần Văn Đạt,Nam,1985-07-02,091085000002,1,2,2021-07-01,pfizerr,L3,x",  # vaccine
+        "Trần Văn Đạt,Nam,1985-07-02,091085000002,1,2,2021-07-01,pfizer,L3,x",
+        "?,?,?,091060000004,1,2,?,?,,",  # garbage
+        "Võ Văn Ánh,Nam,1960-01-15,091060000004,1,2,2021-08-01,verocell,L7,x",
+        "Đặng Văn Long,Nam,1970-04-04,091070000006,1,2,2021-08-01,pfizer,L9,x",  # both good
+        "Đặng Văn Long,Nam,1970-04-04,091070000006,1,2,2021-08-01,pfizer,L9,x",
+        "Lê Thị Hòa,Nữ,1990-03-21,091190000001,2,2,2021-08-15,pfizer,L2,x",  # too soon
+        "Trần Văn Đạt,Nam,1985-07-02,091085000002,2,2,1999-09-01,pfizer,L4,x",  # both bad
+        "Trần Văn Đạt,Nam,1985-07-22,091085000002,2,2,2021-09-01,pfizer,L4,x",
+    ]
+    vac = _write(tmp_path / "vac.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    res = reconcile_files(vac, pop, tmp_path / "o", report_date=REPORT, today=TODAY,
+                          workers=workers)
+    got = _classes(tmp_path / "o", res.rows)
+    assert got == {1: "duplicate_dose", 2: "matched", 3: "duplicate_dose", 4: "matched",
+                   5: "duplicate_dose", 6: "matched", 7: "matched", 8: "duplicate_dose",
+                   9: "dose_sequence", 10: "dose_sequence", 11: "duplicate_dose"}
+    bad = {int(r["row"]): r for r in _csv(tmp_path / "o" / "mismatches.csv")}
+    assert "row 2, which matches the register" in bad[1]["reason"]
+    assert "delete this row" in bad[1]["fix"]
+    assert "row 7, which matches" in bad[8]["reason"]
+    assert "row 2" in bad[9]["reason"]  # the interval is counted from the kept dose 1
+    assert "correct row 10" in bad[11]["fix"]  # neither matches: no good row to keep
+    matched = [int(m["source_row"]) for m in _csv(tmp_path / "o" / "matched.csv")]
+    assert matched == [2, 4, 6, 7]
+    # the pure function agrees, given each record's 'good' flag
+    refs = [DoseRef.of(1, rec(dose_number="1"), good=False),
+            DoseRef.of(2, rec(dose_number="1"), good=True),
+            DoseRef.of(3, rec(dose_number="2", vaccination_date="2021-09-01"), good=True)]
+    assert dose_context(1, refs) == DoseContext(2, None, True)
+    assert dose_context(2, refs) == DoseContext()
+    assert dose_context(3, refs).previous.row == 2
+    assert dose_context(2, [r._replace(good=False) for r in refs]).duplicate_of == 1

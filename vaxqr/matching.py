@@ -12,8 +12,11 @@ first of :data:`CLASSES` that applies:
 ``id_not_found``
     A well-formed ID number that is not in the register.
 ``duplicate_dose``
-    An earlier row of the input has the same ID number and the same dose number: the second
-    and later occurrences get this class, the first is classified on its own merits.
+    Another row of the input has the same ID number and the same dose number. Of such rows
+    one is kept and classified on its own merits: the first that is clean on its own (it
+    matches the register and its dose data is usable), else the first; the others get this
+    class. So a corrected re-entry below a wrong row is kept, and the wrong row is the one
+    to delete; the only good record is never the one to delete.
 ``name_tone_style``
     The names differ only in old/new tone placement (``Hòa``/``Hoà``, ``Thúy``/``Thuý``):
     equal :func:`~vaxqr.citizen.name_key` but not equal ignoring case. Auto-fixed: when
@@ -140,24 +143,28 @@ class PreviousDose(NamedTuple):
 class DoseContext(NamedTuple):
     """What :func:`classify` needs to know about the other records of the same ID."""
 
-    duplicate_of: int | None = None  # row of an earlier record with the same dose number
+    duplicate_of: int | None = None  # row of the record kept for the same dose number
     previous: PreviousDose | None = None
+    duplicate_good: bool = False  # whether that kept record is clean on its own
 
 
 class DoseRef(NamedTuple):
-    """One record of an ID, reduced to what the dose checks use (for :func:`dose_context`)."""
+    """One record of an ID, reduced to what the dose checks use (for :func:`dose_context`).
+    ``good``: the record is clean on its own (:func:`classify` with no ``duplicate_of``
+    gives a clean :class:`Match`); of the records of one dose, the first good one is kept."""
 
     row: int
     dose: int | None
     date: date | None
     min_interval_days: int
+    good: bool = False
 
     @classmethod
-    def of(cls, row: int, record: VaccRecord) -> DoseRef:
+    def of(cls, row: int, record: VaccRecord, good: bool = False) -> DoseRef:
         v = _vaccine(record.vaccine)
         dose = _small_int(record.dose_number)
         return cls(row, dose if dose else None, _date(record.vaccination_date),
-                   v.min_interval_days if v else 0)
+                   v.min_interval_days if v else 0, good)
 
 
 class Match(NamedTuple):
@@ -170,21 +177,29 @@ class Match(NamedTuple):
     clean: tuple[str, ...] | None = None
 
 
+def _kept(refs: Iterable[DoseRef]) -> DoseRef | None:
+    """Of the records of one dose: the first good one, else the first."""
+    rows = sorted(refs, key=lambda r: r.row)
+    return next((r for r in rows if r.good), rows[0] if rows else None)
+
+
 def dose_context(row: int, history: Iterable[DoseRef]) -> DoseContext:
     """The :class:`DoseContext` of the record at ``row`` among all records of its ID
-    (``history``, which includes the record itself): the earliest other row with the same
-    dose number if it comes first, and the first record of the previous dose."""
+    (``history``, which includes the record itself): the record kept for its dose number
+    when that is another (the first good one, else the first: see :class:`DoseRef`), and
+    the record kept for the previous dose. Without ``good`` flags the first is kept."""
     refs = list(history)
     me = next((r for r in refs if r.row == row), None)
     if me is None or me.dose is None:
         return DoseContext()
-    same = [r.row for r in refs if r.dose == me.dose and r.row < row]
-    prev = sorted((r for r in refs if me.dose > 1 and r.dose == me.dose - 1),
-                  key=lambda r: r.row)
+    kept = _kept(r for r in refs if r.dose == me.dose)
+    prev = _kept(r for r in refs if me.dose > 1 and r.dose == me.dose - 1)
     previous = None
-    if prev and prev[0].date is not None:
-        previous = PreviousDose(prev[0].row, prev[0].date, prev[0].min_interval_days)
-    return DoseContext(min(same) if same else None, previous)
+    if prev is not None and prev.date is not None:
+        previous = PreviousDose(prev.row, prev.date, prev.min_interval_days)
+    if kept is None or kept.row == row:
+        return DoseContext(None, previous)
+    return DoseContext(kept.row, previous, kept.good)
 
 
 # --------------------------------------------------------------------------- cached parsing
@@ -365,10 +380,17 @@ def classify(record: VaccRecord, person: Person | None, *, today: date,
         return Match("id_not_found", "the ID number is not in the population register",
                      "check the number against the CCCD card, or the register")
     if context.duplicate_of is not None:
+        dose = record.dose_number.strip()
+        if context.duplicate_good:
+            return Match("duplicate_dose",
+                         f"dose {dose} of this ID is also at row {context.duplicate_of}, "
+                         "which matches the register",
+                         "delete this row, or correct its dose number")
         return Match("duplicate_dose",
-                     f"dose {record.dose_number.strip()} of this ID is already at row "
-                     f"{context.duplicate_of}",
-                     "delete this row, or correct its dose number")
+                     f"dose {dose} of this ID is also at row {context.duplicate_of}, "
+                     "and neither matches the register",
+                     f"correct row {context.duplicate_of} and delete this row, or correct "
+                     "this row's dose number")
     reg_name = _norm_cached(person.full_name)
     tone_style = False
     if record.full_name != reg_name:

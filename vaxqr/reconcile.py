@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -146,20 +146,25 @@ def _scan(path: Path) -> _Scan:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Context:
-    """Per row (0-based): 1-based row of the earlier same-dose record (0: none), and the
-    previous dose's row (0: none), date ordinal and minimum interval; register position."""
+    """Per row (0-based): 1-based row of the record kept for the same (ID, dose) when that
+    is another (0: none) and whether that one is good (clean on its own), and the previous
+    dose's kept row (0: none), date ordinal and minimum interval; register position."""
 
     dup_of: I32
+    dup_good: npt.NDArray[np.bool_]
     prev_row: I32
     prev_date: I32
     prev_interval: npt.NDArray[np.int16]
     reg_pos: I32
 
 
-def _contexts(scan: _Scan) -> _Context:
-    """Duplicates and previous doses (everything but ``reg_pos``, left empty)."""
+def _contexts(scan: _Scan, good: npt.NDArray[np.bool_] | None = None) -> _Context:
+    """Duplicates and previous doses (everything but ``reg_pos``, left empty). Of the
+    records of one (ID, dose), the first ``good`` one is kept (without ``good``, or when
+    none is, the first)."""
     n = len(scan.ids)
     dup_of = np.zeros(n, dtype=np.int32)
+    dup_good = np.zeros(n, dtype=bool)
     prev_row = np.zeros(n, dtype=np.int32)
     prev_date = np.full(n, -1, dtype=np.int32)
     prev_interval = np.zeros(n, dtype=np.int16)
@@ -172,18 +177,28 @@ def _contexts(scan: _Scan) -> _Context:
         del order
         first = np.ones(len(key), dtype=bool)
         first[1:] = key[1:] != key[:-1]
-        frow, fkey = rows[first], key[first]  # the first record of each (ID, dose)
+        starts = np.flatnonzero(first)
+        kept = starts
+        if good is not None and len(starts):
+            at = np.arange(len(rows), dtype=np.int64)
+            first_good = np.minimum.reduceat(np.where(good[rows], at, len(rows)), starts)
+            kept = np.where(first_good < len(rows), first_good, starts)
+        frow, fkey = rows[kept], key[starts]  # the kept record of each (ID, dose)
         group = np.cumsum(first, dtype=np.int32) - 1
-        dup = ~first
+        dup = np.ones(len(rows), dtype=bool)
+        dup[kept] = False
         dup_of[rows[dup]] = frow[group[dup]] + 1
-        del key, rows, first, group, dup
+        if good is not None:
+            dup_good[rows[dup]] = good[frow[group[dup]]]
+        del key, rows, first, group, dup, starts, kept
         pos = np.minimum(np.searchsorted(fkey, fkey - 1), len(fkey) - 1)
         hit = (fkey[pos] == fkey - 1) & (scan.dose[frow] >= 2) & (scan.vdate[frow[pos]] >= 0)
         tgt, src = frow[hit], frow[pos[hit]]
         prev_row[tgt] = src + 1
         prev_date[tgt] = scan.vdate[src]
         prev_interval[tgt] = scan.interval[src]
-    return _Context(dup_of, prev_row, prev_date, prev_interval, np.zeros(0, dtype=np.int32))
+    return _Context(dup_of, dup_good, prev_row, prev_date, prev_interval,
+                    np.zeros(0, dtype=np.int32))
 
 
 # --------------------------------------------------------------------------- pass 2
@@ -317,7 +332,8 @@ def _classify_block(rows: list[list[str]], n0: int, out: _Out) -> None:
         dup, prow = dup_l[j], prow_l[j]
         if dup or prow:
             context = DoseContext(dup or None, PreviousDose(
-                prow, fromord(pdate_l[j]), piv_l[j]) if prow else None)
+                prow, fromord(pdate_l[j]), piv_l[j]) if prow else None,
+                bool(ctx.dup_good[n]))
         res = classify(rec, person, today=_JOB["today"], context=context)
         if p < 0 and res.cls == "id_not_found":
             near = reg.suggest_id(rec)
@@ -343,6 +359,60 @@ def _classify_block(rows: list[list[str]], n0: int, out: _Out) -> None:
     if cov_pos:
         out.cov_pos.append(np.array(cov_pos, dtype=np.int32))
         out.cov_dose.append(np.array(cov_dose, dtype=np.int16))
+
+
+def _probe_chunk(chunk: tuple[int, int, int, int]) -> list[int]:
+    """The rows (0-based) of one chunk among ``_JOB["probe"]`` (the records of an (ID,
+    dose) on several rows) that are clean on their own: :func:`classify` without the
+    duplicate, so that the kept one of each such dose is a good one when there is one."""
+    first, n_rows, offset, size = chunk
+    probe: I32 = _JOB["probe"]
+    lo, hi = np.searchsorted(probe, [first, first + n_rows]).tolist()
+    wanted = set(probe[lo:hi].tolist())
+    if not wanted:
+        return []
+    path: Path = _JOB["path"]
+    ctx: _Context = _JOB["ctx"]
+    reg: Register = _JOB["register"]
+    get = _JOB["get"]
+    with _open(path) as fh:
+        fh.seek(offset)
+        data = fh.read(size)
+    good: list[int] = []
+    k = first
+    for at, block in _blocks(io.BytesIO(data), 0, BLOCK):
+        for fields in _rows(path, offset + at, block, _JOB["width"]):
+            if k in wanted:
+                rec = VaccRecord(*get(fields))
+                pos = int(ctx.reg_pos[k])
+                person = None if pos < 0 else Person(
+                    rec.id_number.strip(), reg.names[int(reg.name_idx[pos])],
+                    "F" if reg.female[pos] else "M", date.fromordinal(int(reg.dob[pos])),
+                    reg.communes[int(reg.commune_idx[pos])])
+                prow = int(ctx.prev_row[k])
+                context = DoseContext(None, PreviousDose(
+                    prow, date.fromordinal(int(ctx.prev_date[k])),
+                    int(ctx.prev_interval[k])) if prow else None)
+                if classify(rec, person, today=_JOB["today"], context=context).clean:
+                    good.append(k)
+            k += 1
+    return good
+
+
+def _keep_good_duplicates(scan: _Scan, contexts: _Context, workers: int) -> _Context:
+    """The contexts again, keeping of each (ID, dose) on several rows the first record
+    that is clean on its own (else the first, as :func:`_contexts` did)."""
+    dups = np.flatnonzero(contexts.dup_of)
+    if not len(dups):
+        return contexts
+    probe = np.unique(np.concatenate([dups, contexts.dup_of[dups] - 1])).astype(np.int32)
+    _JOB["probe"] = probe
+    chunks = [c for c in scan.chunks if np.searchsorted(probe, c[0] + c[1]) >
+              np.searchsorted(probe, c[0])]
+    good = np.zeros(len(scan.ids), dtype=bool)
+    for rows in _run(chunks, workers, _probe_chunk):
+        good[rows] = True
+    return replace(_contexts(scan, good), reg_pos=contexts.reg_pos)
 
 
 # --------------------------------------------------------------------------- the report
@@ -525,13 +595,15 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
     counts = dict.fromkeys(CLASSES, 0)
     clean = 0
     max_dose = np.zeros(len(register), dtype=np.int16)
-    say("classify + write")
     try:
+        say("duplicate doses")
+        _JOB["ctx"] = _keep_good_duplicates(scan, contexts, n_workers if parallel else 1)
+        say("classify + write")
         with atomic_open(out / "matched.csv", overwrite=overwrite) as good, \
                 atomic_open(out / "mismatches.csv", overwrite=overwrite) as bad:
             good.write((",".join(MATCHED_COLUMNS) + "\n").encode())
             bad.write((",".join(MISMATCH_COLUMNS) + "\n").encode())
-            for part in _run(scan.chunks, n_workers if parallel else 1):
+            for part in _run(scan.chunks, n_workers if parallel else 1, _classify_chunk):
                 clean += part.clean
                 good.write(part.matched)
                 bad.write(part.mismatches)
@@ -553,10 +625,14 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
     return result
 
 
-def _run(chunks: list[tuple[int, int, int, int]], workers: int) -> Iterator[_ChunkOut]:
+_R = TypeVar("_R")
+
+
+def _run(chunks: list[tuple[int, int, int, int]], workers: int,
+         work: Callable[[tuple[int, int, int, int]], _R]) -> Iterator[_R]:
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
-            yield _classify_chunk(chunk)
+            yield work(chunk)
         return
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(_classify_chunk, chunks)
+        yield from pool.imap(work, chunks)
