@@ -635,3 +635,32 @@ def test_a_corrected_re_entry_is_kept_and_the_wrong_row_is_the_duplicate(
     assert dose_context(2, refs) == DoseContext()
     assert dose_context(3, refs).previous.row == 2
     assert dose_context(2, [r._replace(good=False) for r in refs]).duplicate_of == 1
+
+
+def test_a_lot_or_site_that_a_spreadsheet_would_run_is_refused(tmp_path: Path) -> None:
+    """matched.csv never holds a cell starting with = + - @ (Excel runs it): reconcile
+    refuses the record (dose_sequence, the dose data is unusable), vaxqr issue the row."""
+    pop = _write(tmp_path / "pop.csv", SMALL_POP)
+    rows = ["Lê Thị Hòa,Nữ,1990-03-21,091190000001,1,2,2021-08-01,pfizer,"
+            "\"=cmd|' /C calc'!A0\",@SUM(1+1)",
+            "Trần Văn Đạt,Nam,1985-07-02,091085000002,1,2,2021-07-01,pfizer,+1+2,x",
+            "Võ Văn Ánh,Nam,1960-01-15,091060000004,1,2,2021-08-01,verocell,L7,\u00a0-3+4",
+            "Đặng Văn Long,Nam,1970-04-04,091070000006,1,2,2021-08-01,pfizer,-,Trạm Y tế"]
+    vac = _write(tmp_path / "vac.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    for fast in (True, False):
+        out = tmp_path / f"o{fast}"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(R, "FAST_PATH", fast)
+            res = reconcile_files(vac, pop, out, report_date=REPORT, today=TODAY)
+        assert _classes(out, res.rows) == {1: "dose_sequence", 2: "dose_sequence",
+                                           3: "dose_sequence", 4: "matched"}
+        bad = {int(r["row"]): r for r in _csv(out / "mismatches.csv")}
+        assert "formula" in bad[1]["reason"] and "lot" in bad[1]["reason"]
+        assert "site" in bad[3]["reason"]
+        matched = _csv(out / "matched.csv")
+        assert [(m["lot"], m["site"]) for m in matched] == [("-", "Trạm Y tế")]
+    recs = [dict(zip(COLUMNS, next(csv.reader([r])), strict=True)) for r in rows]
+    for r in recs[:3]:
+        with pytest.raises(ValidationError, match="formula"):
+            parse_record(1, r, today=TODAY)
+    assert parse_record(1, recs[3], today=TODAY).lot == "-"

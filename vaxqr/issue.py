@@ -36,6 +36,7 @@ from .credential import PersonName, UvciMaker, find_vaccine, vaccination_dcc
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
 from .fileio import BatchDir, atomic_open, atomic_write, ensure_dir
 from .ledger import Entry, Ledger
+from .safetext import formula_reason, spreadsheet_formula
 
 COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
            "vaccination_date", "vaccine", "lot", "site")
@@ -140,10 +141,15 @@ def parse_record(row: int, fields: Mapping[str, str | None], *, today: date) -> 
     if dose > total:
         raise ValidationError(f"dose {dose} is greater than the total {total}")
     vaccine = find_vaccine(get("vaccine", ""))
+    lot = citizen.normalize_name(get("lot", ""))
+    site = citizen.normalize_name(get("site", ""))
+    for what, value in (("lot", lot), ("site", site)):
+        if spreadsheet_formula(value):
+            raise ValidationError(formula_reason(what, value))
     return Record(row=row, full_name=name, sex=sex, dob=dob, id_number=id_number, dose=dose,
                   total=total, vaccination_date=vdate, vaccine_key=vaccine.key,
-                  lot=citizen.normalize_name(get("lot", "")),
-                  site=citizen.normalize_name(get("site", "")), name=person)
+                  lot=lot, site=site, name=person)
+
 
 
 # --------------------------------------------------------------------------- signing

@@ -49,7 +49,9 @@ first of :data:`CLASSES` that applies:
     before the first record of dose ``n-1`` of the same ID, or fewer days after it than the
     dose ``n-1`` vaccine's ``min_interval_days``; or the dose fields are unusable (dose
     number not 1…total, unknown vaccine, vaccination date unreadable, after ``today``,
-    before 2020-12-01 or before the date of birth).
+    before 2020-12-01 or before the date of birth), or the lot or the site starts with
+    ``= + - @`` (:func:`vaxqr.safetext.spreadsheet_formula`: a spreadsheet opening
+    matched.csv would run it; ``vaxqr issue`` refuses such a row too).
 ``matched``
     Everything agrees after normalisation (NFC, case, spacing; any accepted date and sex
     spelling).
@@ -78,6 +80,7 @@ from .citizen import (
 )
 from .credential import PersonName, Vaccine, find_vaccine
 from .errors import ValidationError, VaxqrError
+from .safetext import formula_reason, spreadsheet_formula
 
 __all__ = [
     "CLASSES",
@@ -469,11 +472,14 @@ def _check_rest(record: VaccRecord, person: Person, reg_name: str, idn: str, tod
                 why = (f"dose {dose} on {vdate_s} is {gap} days after dose {dose - 1} (row "
                        f"{prev.row}); the minimum interval is {prev.min_interval_days} days")
         if not why:
-            lot, site = record.lot, record.site
+            lot, site = _norm(record.lot), _norm(record.site)
+            for what, value in (("lot", lot), ("site", site)):
+                if spreadsheet_formula(value):
+                    return Match("dose_sequence", formula_reason(what, value),
+                                 f"correct the {what} (it must not start with = + - @)")
             return _new_match(Match, ("matched", "", "", (
                 reg_name, _SEX_WORD[person.sex], _iso(person.dob), idn, dose_s, total_s, vdate_s,
-                vaccine, " ".join(lot.split()) if lot.isascii() else _norm(lot),
-                " ".join(site.split()) if site.isascii() else _norm(site))))
+                vaccine, lot, site)))
     return Match("dose_sequence", why, "check the dose number and the vaccination dates of "
                                        "this person's doses")
 

@@ -204,6 +204,12 @@ def _contexts(scan: _Scan, good: npt.NDArray[np.bool_] | None = None) -> _Contex
 # --------------------------------------------------------------------------- pass 2
 
 
+def _plain_start(text: str) -> bool:
+    """Whether a lot or site is empty or starts with a letter or digit: then it cannot be
+    a spreadsheet formula, before or after normalisation (which strips leading spaces)."""
+    return not text or text[0].isalnum()
+
+
 def _safe_cell(value: str) -> str:
     """Keep spreadsheet programs from running a cell as a formula (mismatches.csv is read
     by people, in Excel)."""
@@ -288,6 +294,9 @@ def _classify_block(rows: list[list[str]], n0: int, out: _Out) -> None:
         fast &= np.fromiter(map(_date_ord, c_dob), dtype=np.int32, count=m) == reg_dob
         fast &= np.fromiter(map(_sex_code, c_sex), dtype=np.int8, count=m) == reg.female[fpos]
         fast &= np.fromiter(map(str.__eq__, c_name, reg_names), dtype=bool, count=m)
+        # a lot or site that may start with = + - @ once normalised: classify() decides
+        fast &= np.fromiter(map(_plain_start, c_lot), dtype=bool, count=m)
+        fast &= np.fromiter(map(_plain_start, c_site), dtype=bool, count=m)
     n_fast = int(fast.sum())
     slots: list[tuple[Any, ...] | None] = [None] * m  # the matched.csv line of each row
     reg_female = reg.female[fpos].tolist() if len(reg) else [False] * m

@@ -44,3 +44,16 @@ def printable_json(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else _json_escape(c) for c in text)
+
+
+def spreadsheet_formula(text: str) -> bool:
+    """Whether a spreadsheet program would run a CSV cell holding ``text`` as a formula:
+    it starts with ``= + - @`` (or a tab or carriage return). A run of dashes alone, the
+    usual placeholder for "none", is shown as text."""
+    return bool(text) and text[0] in "=+-@\t\r" and text.strip("-") != ""
+
+
+def formula_reason(what: str, value: str) -> str:
+    """Why a lot or site that :func:`spreadsheet_formula` flags is refused."""
+    return (f"the {what} {value[:40]!r} starts with {value[0]!r}: a spreadsheet would run "
+            f"it as a formula; correct the {what}")
