@@ -79,7 +79,8 @@ ERRORS = ["id_invalid", "id_not_found", "duplicate_dose", "name_tone_style",
           "name_no_diacritics", "name_order", "name_differs", "dob_swapped", "dob_differs",
           "sex_differs", "dose_sequence"]
 ORDER = {c: i for i, c in enumerate([*ERRORS, "matched"])}
-# second errors for the precedence checks: (first, second), the first is expected
+# second errors for the precedence checks: (first, second), the first is expected (but
+# name_tone_style, auto-fixed, gives way to the second)
 PAIRS = [("name_no_diacritics", "dob_differs"), ("name_order", "sex_differs"),
          ("name_differs", "dob_swapped"), ("name_tone_style", "dob_differs"),
          ("dob_differs", "sex_differs"), ("dob_swapped", "sex_differs"),
@@ -309,8 +310,11 @@ def _plant(g: Gen, rec: Rec, cls: str, by_key: dict[tuple[str, int], Rec]) -> bo
     else:
         raise ValueError(cls)
     rec.planted.append(cls)
-    if ORDER[cls] < ORDER[rec.cls]:
-        rec.cls = cls
+    # the first class that applies; name_tone_style only alone (auto-fixed), else the
+    # record has the class of its other error
+    others = [c for c in rec.planted if c != "name_tone_style"]
+    if rec.cls != "duplicate_dose":
+        rec.cls = min(others or rec.planted, key=ORDER.__getitem__)
     return True
 
 

@@ -98,7 +98,9 @@ def test_precedence_on_records_with_two_errors(province) -> None:
     for r in _csv(g.truth):
         planted = r["planted"].split("+") if r["planted"] else []
         if len(planted) == 2:
-            first = min(planted, key=CLASSES.index)
+            # the first class that applies; a tone-style name is auto-fixed, so a record
+            # with another error too has that error's class
+            first = min([c for c in planted if c != "name_tone_style"], key=CLASSES.index)
             assert got[int(r["row"])] == first == r["class"], r
             pairs[tuple(planted)] += 1
     # name before DOB and sex, DOB before sex, ID before name, duplicate before name
@@ -134,10 +136,13 @@ def test_tone_style_rows_are_fixed_and_signed(province) -> None:
     for r in signed:
         n = int(r["row"])
         assert matched[n]["full_name"] != unicodedata.normalize("NFC", src[n]["full_name"])
-    # a tone-style row with a second error keeps its class but is not signed
-    for r in tone:
-        if "+" in r["planted"]:
-            assert int(r["row"]) not in matched
+    assert all(int(r["row"]) in matched for r in tone)  # name_tone_style: always signed
+    # a tone-style row with a second error has that error's class and is not signed
+    paired = [r for r in _csv(g.truth) if r["planted"].startswith("name_tone_style+")]
+    assert paired
+    for r in paired:
+        assert r["class"] == r["planted"].split("+")[1]
+        assert int(r["row"]) not in matched
 
 
 def test_mismatches_put_both_sides_and_a_fix(province) -> None:
@@ -249,10 +254,11 @@ def test_precedence_name_before_dob_before_sex() -> None:
     assert cls(rec(full_name="X"), None) == "id_not_found"
     dup = DoseContext(duplicate_of=3)
     assert cls(rec(full_name="X", sex="Nam"), context=dup) == "duplicate_dose"
-    # tone style + another error: the tone class (first), not signed, both reported
+    # tone style + another error: the other error's class, not signed, both reported
     m = classify(rec(full_name="Nguyễn Thị Thúy Hằng", dob="1991-01-01"), P, today=TODAY)
-    assert m.cls == "name_tone_style" and m.clean is None
-    assert "dob_differs" in m.reason and "1990-05-17" in m.fix
+    assert m.cls == "dob_differs" and m.clean is None
+    assert "tone placement" in m.reason and "1990-05-17" in m.fix
+    assert "Nguyễn Thị Thuý Hằng" in m.fix
 
 
 def test_clean_row_uses_the_register() -> None:
@@ -664,3 +670,26 @@ def test_a_lot_or_site_that_a_spreadsheet_would_run_is_refused(tmp_path: Path) -
         with pytest.raises(ValidationError, match="formula"):
             parse_record(1, r, today=TODAY)
     assert parse_record(1, recs[3], today=TODAY).lot == "-"
+
+
+def test_the_report_counts_auto_fixed_tone_style_rows_only(tmp_path: Path) -> None:
+    """'name_tone_style … both (auto-fixed)' counts only rows in matched.csv: a tone-style
+    name on a record with a wrong DOB or sex is counted by that error."""
+    pop = _write(tmp_path / "pop.csv", POP_HEADER + "\n"
+                 "091190000001,Lê Thị Hòa,Nữ,1990-03-21,30760\n"
+                 "091192000003,Phạm Thị Thuý,Nữ,1992-12-01,31078\n"
+                 "091060000004,Võ Văn Hoà,Nam,1960-01-15,31078\n")
+    vac = _write(tmp_path / "vac.csv", HEADER + "\n"
+                 "Lê Thị Hoà,Nữ,1991-03-21,091190000001,1,2,2021-08-01,pfizer,L,x\n"
+                 "Phạm Thị Thúy,Nam,1992-12-01,091192000003,1,2,2021-08-01,pfizer,L,x\n"
+                 "Võ Văn Hòa,Nam,1960-01-15,091060000004,1,2,2021-08-01,pfizer,L,x\n")
+    r = CliRunner().invoke(app, ["reconcile", str(vac), "-p", str(pop), "-o",
+                                 str(tmp_path / "o"), "--json"])
+    assert r.exit_code == 0, r.output
+    counts = json.loads(r.stdout)["counts"]
+    assert (counts["name_tone_style"], counts["dob_differs"], counts["sex_differs"]) == (1, 1, 1)
+    assert json.loads(r.stdout)["matched_rows"] == 1
+    r = CliRunner().invoke(app, ["reconcile", str(vac), "-p", str(pop), "-o",
+                                 str(tmp_path / "o"), "--force"])
+    line = next(x for x in r.stdout.splitlines() if "name_tone_style" in x)
+    assert " 1 " in line and "auto-fixed" in line

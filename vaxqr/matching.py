@@ -19,11 +19,11 @@ first of :data:`CLASSES` that applies:
     to delete; the only good record is never the one to delete.
 ``name_tone_style``
     The names differ only in old/new tone placement (``Hòa``/``Hoà``, ``Thúy``/``Thuý``):
-    equal :func:`~vaxqr.citizen.name_key` but not equal ignoring case. Auto-fixed: when
-    every later check passes the row goes to ``matched.csv`` with the register's spelling
-    (and is listed in ``mismatches.csv`` for the record); when another field is wrong too,
-    the row keeps this class (it comes first), is not signed, and its reason and fix name
-    the other problem.
+    equal :func:`~vaxqr.citizen.name_key` but not equal ignoring case. Auto-fixed: the row
+    goes to ``matched.csv`` with the register's spelling (and is listed in
+    ``mismatches.csv`` for the record). Only when every later check passes: when another
+    field is wrong too, the row gets that field's class (it is not signed), and its reason
+    and fix mention the tone placement as well.
 ``name_no_diacritics``
     Same words in the same order, and every word that differs is the register's word with
     all its diacritics removed (``Nguyen`` for ``Nguyễn``, ``Dang`` for ``Đặng``).
@@ -370,9 +370,9 @@ def classify(record: VaccRecord, person: Person | None, *, today: date,
     (:func:`dose_context`). Pure: no I/O, no state beyond caches; see the module docstring
     for the exact meaning of each class.
 
-    A ``name_tone_style`` record is clean (``Match.clean`` set, the register's spelling)
-    only when every later check passes; when another field is wrong too it keeps the class
-    (it comes first) with that problem in ``reason``/``fix`` and is not clean.
+    A ``name_tone_style`` record is always clean (``Match.clean`` set, the register's
+    spelling): when another field is wrong too, the record gets that field's class (not
+    clean), with the tone placement mentioned in ``reason``/``fix``.
     """
     idn = record.id_number.strip()
     if not (len(idn) == 12 and idn.isdigit() and idn.isascii()
@@ -413,8 +413,9 @@ def classify(record: VaccRecord, person: Person | None, *, today: date,
         return rest
     why = "only the old/new tone placement differs"
     if rest.clean is None:
-        return Match("name_tone_style", f"{why}; also {rest.cls}: {rest.reason}",
-                     f"{rest.fix}; the register's spelling of the name is {reg_name}")
+        return Match(rest.cls, f"{rest.reason}; also the name's old/new tone placement "
+                               "differs", f"{rest.fix}; the register's spelling of the name "
+                                           f"is {reg_name}")
     return Match("name_tone_style", why,
                  f"auto-fixed: the register's spelling {reg_name} is used", rest.clean)
 
