@@ -72,12 +72,27 @@ def fields(**over):
         ({"dose_number": "0"}, "start at 1"),
         ({"dose_number": "two"}, "whole number"),
         ({"vaccine": "covaxin"}, "unknown vaccine"),
+        # combining marks that would print otherwise than they are signed
+        ({"full_name": "Á" + "\u0301" * 20 + " Văn Bình"}, "more than 2 marks on the letter 'Á'"),
+        ({"full_name": "Nguyễn Thị Ệ\u0301"}, "more than 2 marks"),
+        ({"full_name": "Trần \u0323Văn Đạt"}, "(U+0323) that does not follow a letter"),
+        ({"full_name": "\u0301Trần Văn Đạt"}, "does not follow a letter"),
+        ({"full_name": "Trần Văn Đạt 1\u0301"}, "does not follow a letter"),
     ],
 )
 def test_row_validation(over, fragment):
     with pytest.raises(ValidationError) as info:
         issue.parse_record(1, fields(**over), today=TODAY)
     assert fragment in str(info.value)
+
+
+def test_decomposed_names_with_two_marks_a_letter_are_accepted():
+    nfd = unicodedata.normalize("NFD", "Nguyễn Thị Ánh Hồng")  # ễ: e + circumflex + tilde
+    assert issue.parse_record(1, fields(full_name=nfd), today=TODAY).full_name == \
+        "Nguyễn Thị Ánh Hồng"
+    # a mark NFC cannot compose with its letter stays, on a letter (ệ + acute, 3: refused)
+    name = issue.parse_record(1, fields(full_name="Nguyễn Thị Á\u0330nh"), today=TODAY)
+    assert name.full_name.endswith("Á\u0330nh")
 
 
 def test_record_normalisation():

@@ -139,6 +139,39 @@ def transliterate(name: str) -> str:
     return result
 
 
+def _is_mark(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Mn", "Mc", "Me")
+
+
+# Characters that are not combining marks, below U+2000 (Latin, Vietnamese included): a
+# name made of these alone needs no mark check (one C-level set test per name).
+_NO_MARKS = frozenset(chr(i) for i in range(0x20, 0x2000) if not _is_mark(chr(i)))
+MAX_MARKS = 2  # Vietnamese needs at most two on a letter: a vowel mark and a tone
+
+
+def _mark_problem(full: str) -> str | None:
+    """Why the combining marks of an NFC name would print otherwise than they read: a mark
+    that follows no letter (on a space, first), or more than :data:`MAX_MARKS` on one
+    letter (``Á`` and twenty more acute accents stacked up)."""
+    if _NO_MARKS.issuperset(full):
+        return None
+    base, marks = "", 0
+    for ch in full:
+        if _is_mark(ch):
+            if not base:
+                return (f"the name has a combining mark (U+{ord(ch):04X}) that does not "
+                        "follow a letter")
+            marks += 1
+            if marks > MAX_MARKS:
+                return (f"the name has more than {MAX_MARKS} marks on the letter {base!r}: "
+                        "Vietnamese needs at most two (a vowel mark and a tone)")
+        elif ch.isalpha():
+            base, marks = ch, len(unicodedata.normalize("NFD", ch)) - 1
+        else:
+            base, marks = "", 0
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PersonName:
     """DCC ``nam``: surname (``fn``), forenames (``gn``) and their transliterations."""
@@ -154,6 +187,10 @@ class PersonName:
         full = normalize_text(full_name)
         if not full:
             raise ValidationError("the full name is empty")
+        marks = _mark_problem(full)
+        if marks is not None:
+            raise ValidationError(marks, hint="retype the name (a Vietnamese keyboard in "
+                                              "Unicode dựng sẵn mode)")
         if len(full) > 2 * NAME_MAX:
             raise ValidationError(f"the full name is longer than {2 * NAME_MAX} characters")
         fn, _, gn = full.partition(" ")
