@@ -264,7 +264,34 @@ def test_changed_row_is_not_reissued(signer, tmp_path):
     result = issue.issue_batch(signer, src, out, workers=1)
     assert result.issued == 0
     assert [r for r, _ in result.rejected] == [3]
-    assert "changed since credential" in result.rejected[0][1]
+    assert "held another record when credential" in result.rejected[0][1]
+
+
+def test_rows_moved_by_a_deletion_are_not_signed_again(signer, tmp_path):
+    """A row deleted from the CSV (a superseded dose, a duplicate the report said to
+    delete) moved every row below it up by one: a row whose number had not been issued
+    (the deleted one's) got the next record, which was signed a second time, and the rows
+    after it were refused as "changed". A record is now known by its content."""
+    rows = good_rows(6, seed=23)
+    rows.insert(1, list(rows[0]))  # row 2: an exact duplicate of row 1 (superseded)
+    src = write_csv(tmp_path / "r.csv", rows)
+    out = tmp_path / "out"
+    first = issue.issue_batch(signer, src, out, workers=1, today=TODAY)
+    assert (first.issued, len(first.superseded)) == (6, 1)
+    del rows[1]  # as the rejects file invites
+    write_csv(src, rows)
+    again = issue.issue_batch(signer, src, out, workers=1, today=TODAY)
+    assert (again.issued, again.already, again.rejected) == (0, 6, [])
+    with Ledger(out / "ledger.sqlite") as ledger:
+        entries = list(ledger.entries())
+    assert len(entries) == 6 and len({e.row_hash for e in entries}) == 6
+    # a new record put where an issued one was (rows inserted above): not signed, said why
+    rows.insert(0, good_rows(7, seed=24)[6])
+    write_csv(src, rows)
+    third = issue.issue_batch(signer, src, out, workers=1, today=TODAY)
+    assert (third.issued, third.already) == (0, 6)
+    assert [r for r, _ in third.rejected] == [1]
+    assert "rows were added or deleted above it" in third.rejected[0][1]
 
 
 def _citizen_rows():

@@ -633,6 +633,8 @@ def issue_batch(
             if repeated else {}
         del repeated
 
+        issued_digests = {digest for digest, _uvci in done.values()}
+
         def jobs() -> Iterator[Record]:
             for n, fields in read_csv(csv_path, source_rows=True):
                 result.total_rows += 1
@@ -648,14 +650,19 @@ def issue_batch(
                 except ValidationError as exc:
                     result.rejected.append((n, str(exc)))
                     continue
-                if n in done:
-                    if done[n][0] != rec.digest():
-                        result.rejected.append(
-                            (n, f"row changed since credential {done[n][1]} was issued from "
-                                "it; revoke that credential and issue from a new CSV"))
-                    else:
+                if done:  # a resumed batch: a record is known by its content, not its row
+                    digest = rec.digest()
+                    if digest in issued_digests:  # here or moved (a row above deleted)
                         result.already += 1
-                    continue
+                        continue
+                    if n in done:
+                        result.rejected.append(
+                            (n, f"row {n} held another record when credential {done[n][1]} "
+                                "was issued from it (the row was edited, or rows were added "
+                                "or deleted above it): this row is not signed; revoke that "
+                                "credential if it is wrong, and issue new or changed rows "
+                                "from a new CSV into a new output directory"))
+                        continue
                 yield rec
 
         kid = info.kid.hex()
