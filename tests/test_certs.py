@@ -656,3 +656,32 @@ def test_a_province_ca_under_an_ending_root_is_refused(tmp_path: Path) -> None:
         certs.init_ca(tmp_path / "p", name="Kiên Giang", province_code="091", password=PW,
                       parent_dir=root, parent_password=PW, now=T0 + dt.timedelta(days=800))
     assert not (tmp_path / "p").exists() and cadir.list_issued(root) == ()
+
+
+def test_force_never_makes_a_root_into_a_province_ca(tmp_path: Path) -> None:
+    """`certs init ROOT --parent ROOT --force` replaced the national root by a province CA
+    it had just signed, deleting the root's key."""
+    root = tmp_path / "root"
+    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
+    key = (root / "ca.key").read_bytes()
+    with pytest.raises(ValidationError, match="parent root CA itself"):
+        certs.init_ca(root, name="Kiên Giang", province_code="091", password=PW,
+                      parent_dir=root, parent_password=PW, force=True, now=T0)
+    prov = tmp_path / "prov"
+    certs.init_ca(prov, name="Kiên Giang", province_code="091", password=PW, now=T0)
+    with pytest.raises(StorageError, match="is a root CA"):
+        certs.init_ca(root, name="Kiên Giang", province_code="091", password=PW, force=True)
+    with pytest.raises(StorageError, match="is a province CA"):
+        certs.init_ca(prov, name="Bộ Y tế", province_code=None, root=True, password=PW,
+                      force=True)
+    assert (root / "ca.key").read_bytes() == key and cadir.open_ca(root).role == "root"
+
+
+def test_force_into_an_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "e1").mkdir()
+    certs.init_ca(tmp_path / "e1", name="Kiên Giang", province_code="091", password=PW,
+                  force=True)
+    (tmp_path / "e2").mkdir()
+    certs.issue_signer(tmp_path / "e1", ca_password=PW, commune_code="31078",
+                       name="UBND xã Dương Tơ", out_dir=tmp_path / "e2", password=PW, force=True)
+    assert (tmp_path / "e2" / "signer.key").exists() and hidden_leftovers(tmp_path) == []

@@ -114,7 +114,7 @@ def _commit_dir(tmp: Path, target: Path, *, force: bool, kind: str) -> None:
     instead of deleting the other run's key."""
     old: Path | None = None
     try:
-        if force and target.exists():
+        if force and target.is_dir() and any(target.iterdir()):  # an empty one: rename over
             _check_replaceable(target, kind)
             old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             os.rename(target, old)

@@ -61,7 +61,7 @@ from .certinfo import (
     kid_of,
     load_certificates,
 )
-from .errors import KeyCertError, StorageError, ValidationError
+from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
 from .fileio import PRIVATE, PUBLIC, atomic_write, check_private_file, ensure_dir
 from .keys import (
     KeyType,
@@ -166,6 +166,17 @@ def init_ca(
         raise ValidationError(f"CA validity must be 4 to 10 years, got {span} days")
     if not force and target.exists() and target.is_dir() and any(target.iterdir()):
         raise StorageError(f"{target} already exists", hint="use --force to replace it")
+    if parent_dir is not None and target.resolve() == Path(parent_dir).resolve():
+        raise ValidationError(f"{target} is the parent root CA itself; a CA cannot replace "
+                              "the CA that signs it", hint="choose another directory")
+    if (target / "state.json").exists():  # --force: a CA only by a CA of the same role
+        try:
+            old_role = open_ca(target).role
+        except VaxqrError:
+            old_role = role  # unreadable: _prepare_dir decides
+        if old_role != role:
+            raise StorageError(f"{target} is a {old_role} CA; refusing to replace it with a "
+                               f"{role} CA", hint="choose another directory")
     warnings: list[str] = []
 
     parent: CAInfo | None = None
