@@ -147,8 +147,9 @@ def _scan(path: Path) -> _Scan:
 @dataclass(frozen=True, slots=True, eq=False)
 class _Context:
     """Per row (0-based): 1-based row of the record kept for the same (ID, dose) when that
-    is another (0: none) and whether that one is good (clean on its own), and the previous
-    dose's kept row (0: none), date ordinal and minimum interval; register position."""
+    is another (0: none) and whether that one is good (clean on its own), and the kept row
+    of the previous dose (0: none), its date ordinal and minimum interval (every record of
+    a dose has it, as :func:`dose_context` gives it); register position."""
 
     dup_of: I32
     dup_good: npt.NDArray[np.bool_]
@@ -158,10 +159,14 @@ class _Context:
     reg_pos: I32
 
 
-def _contexts(scan: _Scan, good: npt.NDArray[np.bool_] | None = None) -> _Context:
-    """Duplicates and previous doses (everything but ``reg_pos``, left empty). Of the
-    records of one (ID, dose), the first ``good`` one is kept (without ``good``, or when
-    none is, the first)."""
+def _contexts(scan: _Scan, alone: npt.NDArray[np.bool_] | None = None) -> _Context:
+    """Duplicates and previous doses (everything but ``reg_pos``, left empty), as
+    :func:`dose_context` derives them. Of the records of one (ID, dose), the first good one
+    is kept, else the first; without ``alone``, the first. ``alone``: whether a record is
+    clean on its own with no previous dose (needed for the records of an (ID, dose) on
+    several rows). A record is good when it is ``alone`` and its date is not too soon after
+    the kept record of the previous dose (the only check of :func:`classify` that this
+    context changes), so the kept records are decided dose by dose, in increasing order."""
     n = len(scan.ids)
     dup_of = np.zeros(n, dtype=np.int32)
     dup_good = np.zeros(n, dtype=bool)
@@ -178,22 +183,46 @@ def _contexts(scan: _Scan, good: npt.NDArray[np.bool_] | None = None) -> _Contex
         first = np.ones(len(key), dtype=bool)
         first[1:] = key[1:] != key[:-1]
         starts = np.flatnonzero(first)
-        kept = starts
-        if good is not None and len(starts):
-            at = np.arange(len(rows), dtype=np.int64)
-            first_good = np.minimum.reduceat(np.where(good[rows], at, len(rows)), starts)
-            kept = np.where(first_good < len(rows), first_good, starts)
-        frow, fkey = rows[kept], key[starts]  # the kept record of each (ID, dose)
+        fkey = key[starts]
+        del key
         group = np.cumsum(first, dtype=np.int32) - 1
+        del first
+        gdose = scan.dose[rows[starts]]
+        # the group of the previous dose of the same ID, where there is one
+        pg = np.minimum(np.searchsorted(fkey, fkey - 1), len(fkey) - 1)
+        has_prev = (fkey[pg] == fkey - 1) & (gdose >= 2)
+        del fkey
+        kept = starts.copy()  # position (in ``rows``) of the kept record of each group
+        good = np.zeros(n, dtype=bool)
+        sizes = np.diff(starts, append=len(rows))
+        if alone is not None and (sizes > 1).any():
+            mpos = np.flatnonzero(sizes[group] > 1)  # the records of a dose on several rows
+            mgroup = group[mpos]
+            mdose = gdose[mgroup]
+            for d in np.unique(mdose).tolist():  # the previous dose's kept one is final
+                sel = np.flatnonzero(mdose == d)
+                p, g = mpos[sel], mgroup[sel]
+                r = rows[p]
+                ok = alone[r]
+                src = rows[kept[pg[g]]]
+                pdate = np.where(has_prev[g], scan.vdate[src], -1)
+                ok &= (pdate < 0) | (scan.vdate[r] - pdate >= np.maximum(
+                    scan.interval[src], 0))
+                good[r] = ok
+                at = np.flatnonzero(np.diff(g, prepend=-1))  # each group's first record
+                fg = np.minimum.reduceat(np.where(ok, p, len(rows)), at)
+                ug = g[at]
+                kept[ug] = np.where(fg < len(rows), fg, starts[ug])
+        frow = rows[kept]  # the kept record of each group
         dup = np.ones(len(rows), dtype=bool)
         dup[kept] = False
         dup_of[rows[dup]] = frow[group[dup]] + 1
-        if good is not None:
-            dup_good[rows[dup]] = good[frow[group[dup]]]
-        del key, rows, first, group, dup, starts, kept
-        pos = np.minimum(np.searchsorted(fkey, fkey - 1), len(fkey) - 1)
-        hit = (fkey[pos] == fkey - 1) & (scan.dose[frow] >= 2) & (scan.vdate[frow[pos]] >= 0)
-        tgt, src = frow[hit], frow[pos[hit]]
+        dup_good[rows[dup]] = good[frow[group[dup]]]
+        del dup, starts, kept, sizes
+        # every record of a dose gets the previous dose's kept record (when it is dated)
+        src = frow[pg[group]]
+        hit = has_prev[group] & (scan.vdate[src] >= 0)
+        tgt, src = rows[hit], src[hit]
         prev_row[tgt] = src + 1
         prev_date[tgt] = scan.vdate[src]
         prev_interval[tgt] = scan.interval[src]
@@ -372,8 +401,9 @@ def _classify_block(rows: list[list[str]], n0: int, out: _Out) -> None:
 
 def _probe_chunk(chunk: tuple[int, int, int, int]) -> list[int]:
     """The rows (0-based) of one chunk among ``_JOB["probe"]`` (the records of an (ID,
-    dose) on several rows) that are clean on their own: :func:`classify` without the
-    duplicate, so that the kept one of each such dose is a good one when there is one."""
+    dose) on several rows) that are clean on their own: :func:`classify` with no context
+    (:func:`_contexts` adds the previous dose's check), so that the kept one of each such
+    dose is a good one when there is one."""
     first, n_rows, offset, size = chunk
     probe: I32 = _JOB["probe"]
     lo, hi = np.searchsorted(probe, [first, first + n_rows]).tolist()
@@ -398,11 +428,7 @@ def _probe_chunk(chunk: tuple[int, int, int, int]) -> list[int]:
                     rec.id_number.strip(), reg.names[int(reg.name_idx[pos])],
                     "F" if reg.female[pos] else "M", date.fromordinal(int(reg.dob[pos])),
                     reg.communes[int(reg.commune_idx[pos])])
-                prow = int(ctx.prev_row[k])
-                context = DoseContext(None, PreviousDose(
-                    prow, date.fromordinal(int(ctx.prev_date[k])),
-                    int(ctx.prev_interval[k])) if prow else None)
-                if classify(rec, person, today=_JOB["today"], context=context).clean:
+                if classify(rec, person, today=_JOB["today"]).clean:
                     good.append(k)
             k += 1
     return good
@@ -410,7 +436,7 @@ def _probe_chunk(chunk: tuple[int, int, int, int]) -> list[int]:
 
 def _keep_good_duplicates(scan: _Scan, contexts: _Context, workers: int) -> _Context:
     """The contexts again, keeping of each (ID, dose) on several rows the first record
-    that is clean on its own (else the first, as :func:`_contexts` did)."""
+    that is good (else the first, as :func:`_contexts` did), dose by dose."""
     dups = np.flatnonzero(contexts.dup_of)
     if not len(dups):
         return contexts
