@@ -46,7 +46,8 @@ first of :data:`CLASSES` that applies:
     the register's disagrees with the ID's 4th digit.
 ``dose_sequence``
     The dose data cannot be placed in the person's series: dose ``n`` (n ≥ 2) is dated
-    before the first record of dose ``n-1`` of the same ID, or fewer days after it than the
+    before the kept record of dose ``n-1`` of the same ID (the first that matches the
+    register, else the first), or fewer days after it than the
     dose ``n-1`` vaccine's ``min_interval_days``; or the dose fields are unusable (dose
     number not 1…total, unknown vaccine, vaccination date unreadable, after ``today``,
     before 2020-12-01 or before the date of birth), or the lot or the site starts with
@@ -136,7 +137,8 @@ class Person(NamedTuple):
 
 
 class PreviousDose(NamedTuple):
-    """The first record of dose ``n-1`` of the same ID (row is 1-based)."""
+    """The kept record of dose ``n-1`` of the same ID (the first that matches the register,
+    else the first; row is 1-based)."""
 
     row: int
     date: date
