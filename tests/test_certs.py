@@ -685,3 +685,20 @@ def test_force_into_an_empty_directory(tmp_path: Path) -> None:
     certs.issue_signer(tmp_path / "e1", ca_password=PW, commune_code="31078",
                        name="UBND xã Dương Tơ", out_dir=tmp_path / "e2", password=PW, force=True)
     assert (tmp_path / "e2" / "signer.key").exists() and hidden_leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_force_never_replaces_a_root_whose_state_is_damaged(tmp_path: Path, damage: str) -> None:
+    root = tmp_path / "root"
+    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
+    key = (root / "ca.key").read_bytes()
+    if damage == "corrupt":
+        (root / "state.json").write_text("{corrupt")
+    else:
+        (root / "state.json").unlink()
+    with pytest.raises(StorageError, match="is a root CA"):  # told by its certificate
+        certs.init_ca(root, name="Kiên Giang", province_code="091", password=PW, force=True)
+    (root / "ca.crt").write_text("not a certificate")
+    with pytest.raises(StorageError, match="cannot be read"):
+        certs.init_ca(root, name="Kiên Giang", province_code="091", password=PW, force=True)
+    assert (root / "ca.key").read_bytes() == key

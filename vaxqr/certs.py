@@ -120,6 +120,23 @@ def _ca_name(name: str, code: str | None, role: str, demo: bool) -> x509.Name:
     return x509.Name([a for a in attrs if a is not None])
 
 
+def _existing_role(target: Path) -> str | None:
+    """``root`` or ``province``: the CA in ``target`` by its state, else by its certificate
+    (basicConstraints pathLen 1 or 0); None when neither can be read."""
+    try:
+        return open_ca(target).role
+    except VaxqrError:
+        pass
+    try:
+        bc = load_certificates(target / "ca.crt")[0].extensions.get_extension_for_class(
+            x509.BasicConstraints).value
+    except (VaxqrError, ValueError, IndexError, x509.ExtensionNotFound):
+        return None
+    if not bc.ca or bc.path_length not in (0, 1):
+        return None
+    return "root" if bc.path_length == 1 else "province"
+
+
 def init_ca(
     ca_dir: str | os.PathLike[str],
     *,
@@ -169,11 +186,11 @@ def init_ca(
     if parent_dir is not None and target.resolve() == Path(parent_dir).resolve():
         raise ValidationError(f"{target} is the parent root CA itself; a CA cannot replace "
                               "the CA that signs it", hint="choose another directory")
-    if (target / "state.json").exists():  # --force: a CA only by a CA of the same role
-        try:
-            old_role = open_ca(target).role
-        except VaxqrError:
-            old_role = role  # unreadable: _prepare_dir decides
+    if any((target / n).exists() for n in ("state.json", "ca.crt", "ca.key")):
+        old_role = _existing_role(target)  # --force: a CA only by a CA of the same role
+        if old_role is None:
+            raise StorageError(f"{target} holds a CA whose kind (root or province) cannot be "
+                               "read; refusing to replace it", hint="choose another directory")
         if old_role != role:
             raise StorageError(f"{target} is a {old_role} CA; refusing to replace it with a "
                                f"{role} CA", hint="choose another directory")
