@@ -1065,3 +1065,49 @@ def test_source_row_numbers_the_batch_and_must_increase(signer, tmp_path):
         with pytest.raises(ValidationError, match="source_row"):
             issue.issue_batch(signer, path, tmp_path / "o2", today=TODAY, workers=1)
         assert not (tmp_path / "o2").exists()
+
+
+def _person(name, dob, id_number, sex="Nam", dose="2", date="2021-09-01", vaccine="pfizer"):
+    return [name, sex, dob, id_number, dose, "2", date, vaccine, "", ""]
+
+
+def test_resumed_batches_speak_of_records_not_row_numbers(signer, tmp_path):
+    """After rows were deleted or added, messages named the credential issued at the same
+    row NUMBER (another citizen's), said 'neither is signed' of a signed record, advised
+    revoking a valid credential that had only moved, and called a signed record superseded."""
+    x = _person("Trần Văn Bình", "1985-02-03", "091085000002")
+    a = _person("Lê Thị Lan", "1979-11-30", "091179000003", sex="Nữ")
+    a_other = _person("Lê Thị Hương", "1979-11-30", "091179000003", sex="Nữ")
+    bad = _person("Võ Văn Tuấn", "1970-01-01", "091070000005", vaccine="modern")
+    good = _person("Võ Văn Tuấn", "1970-01-01", "091070000005")
+
+    def run(name, *batches):
+        src, out = tmp_path / f"{name}.csv", tmp_path / name
+        results = []
+        for rows in batches:
+            write_csv(src, rows)
+            results.append(issue.issue_batch(signer, src, out, workers=1, today=TODAY))
+        uvcis = {m["full_name"]: m["uvci"] for m in _read(out / "manifest.csv")}
+        return results[-1], dict(results[-1].rejected), uvcis
+
+    # S1: X deleted; the conflict names A's credential, not X's (once at A's row number)
+    last, rejected, uvcis = run("s1", [x, a], [a, a_other])
+    assert last.already == 1 and list(rejected) == [2]
+    assert f"already issued as {uvcis['Lê Thị Lan']}" in rejected[2]
+    assert uvcis["Trần Văn Bình"] not in rejected[2]
+    # S2: a row added above; A's signed record is "already issued", not "neither is signed"
+    last, rejected, uvcis = run("s2", [a], [x, a, a_other])
+    assert sorted(rejected) == [1, 3] and "neither is signed" not in rejected[3]
+    assert "has moved to another row" in rejected[1]  # X's row number is A's credential's
+    assert f"already issued as {uvcis['Lê Thị Lan']}" in rejected[3]
+    # S6: a duplicate deleted as the rejects file invites, a rejected row fixed below it: the
+    # fixed row's number is held by a credential that only moved: no advice to revoke it
+    last, rejected, uvcis = run("s6", [a, a, x, bad], [a, x, good])
+    assert (last.already, last.issued) == (2, 0) and list(rejected) == [3]
+    assert "has moved to another row" in rejected[3] and "revoke" not in rejected[3]
+    # S4: a signed record moved down by an added row is already issued, not superseded
+    a1 = _person("Lê Thị Lan", "1979-11-30", "091179000003", sex="Nữ", dose="1",
+                 date="2021-07-01")
+    last, rejected, uvcis = run("s4", [a1], [x, a1, a])
+    assert last.already == 1 and last.superseded == [] and last.issued == 1  # A's dose 2
+    assert list(rejected) == [1] and "has moved to another row" in rejected[1]  # X

@@ -435,18 +435,21 @@ _IDENTITY = (("full_name", "full name"), ("sex", "sex"), ("dob", "date of birth"
 
 
 def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today: date,
-                     issued: Mapping[int, tuple[str, str]]) -> dict[int, tuple[bool, str]]:
-    """``row → (superseded, reason)`` for every row not to sign of the citizens on several
-    rows (from :func:`_index_citizens`): one credential per citizen, with the latest dose
+                     issued: Mapping[str, str]) -> dict[int, tuple[str, str]]:
+    """``row → (kind, reason)`` for every row not to sign of the citizens on several
+    rows (from :func:`_index_citizens`), ``kind`` being ``conflict`` (refused), ``older``
+    (an earlier dose) or ``same`` (a copy of the kept row's dose): one credential per
+    citizen, with the latest dose
     (latest vaccination date, then highest dose number; of equal ones, the first row). Rows
     that share an ID number but not the name, sex or date of birth are all refused (not
     superseded): which one is that citizen is for a person to decide. Invalid rows take no
     part (they are rejected for what is wrong with them). Names compare as people read
     them (:func:`vaxqr.citizen.name_key`: case and old/new tone placement aside). ``issued``
-    (row → (hash, UVCI), from the ledger) names a conflicting row already signed."""
+    (record digest → UVCI, from the ledger: records, not row numbers, which move when rows
+    are deleted) names a conflicting record already signed."""
     wanted = {row for rows in repeated.values() for row in rows}
     # per ID number: its valid rows as (row, vaccination date, dose, total, identity)
-    seen: dict[str, list[tuple[int, date, int, int, tuple[str, str, date]]]] = {}
+    seen: dict[str, list[tuple[int, date, int, int, tuple[str, str, date], str]]] = {}
     for n, values in read_csv(path, source_rows=True):
         if n not in wanted or "__error__" in values:
             continue
@@ -456,8 +459,9 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
             continue
         seen.setdefault(rec.id_number, []).append(
             (n, rec.vaccination_date, rec.dose, rec.total,
-             (citizen.name_key(rec.full_name), rec.sex, rec.dob)))
-    decided: dict[int, tuple[bool, str]] = {}
+             (citizen.name_key(rec.full_name), rec.sex, rec.dob),
+             rec.digest() if issued else ""))
+    decided: dict[int, tuple[str, str]] = {}  # row -> (conflict / older / same, reason)
     for rows in seen.values():
         if len(rows) < 2:
             continue
@@ -468,16 +472,16 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
                 against = other if r[4] == first[4] else first
                 differs = " and ".join(what for i, (_key, what) in enumerate(_IDENTITY)
                                        if r[4][i] != against[4][i])
-                if against[0] in issued:
+                if against[5] in issued:
                     reason = (f"same ID number as row {against[0]}, already issued as "
-                              f"{issued[against[0]][1]}, which has another {differs}: this "
+                              f"{issued[against[5]]}, which has another {differs}: this "
                               "row is not signed; if that credential went to the wrong person, "
                               "revoke it (vaxqr certs revoke-credential) and correct the rows")
                 else:
                     reason = (f"same ID number as row {against[0]}, which has another "
                               f"{differs}: neither is signed (a credential must not go to the "
                               "wrong person); correct the wrong row and run again")
-                decided[r[0]] = (False, reason)
+                decided[r[0]] = ("conflict", reason)
             continue
         best = first
         for r in rows[1:]:
@@ -488,10 +492,10 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
             if r[0] == best[0]:  # by row: compiled, the tuples are values, not objects
                 continue
             if (r[1], r[2]) == (best[1], best[2]):
-                reason = f"same dose as {kept}: one credential per citizen"
+                decided[r[0]] = ("same", f"same dose as {kept}: one credential per citizen")
             else:
-                reason = f"superseded by {kept}: one credential per citizen, with the latest dose"
-            decided[r[0]] = (True, reason)
+                decided[r[0]] = ("older", f"superseded by {kept}: one credential per citizen, "
+                                          "with the latest dose")
     return decided
 
 
@@ -629,21 +633,23 @@ def issue_batch(
         _clean_temporaries(out)
         done = ledger.issued_rows(source)
         fresh = not ledger.count(source)  # then this run issues all the manifest lists
-        skips = _one_per_citizen(csv_path, repeated, today=today, issued=done) \
+        issued_uvci = dict(done.values())  # record digest -> UVCI
+        skips = _one_per_citizen(csv_path, repeated, today=today, issued=issued_uvci) \
             if repeated else {}
         del repeated
 
-        issued_digests = {digest for digest, _uvci in done.values()}
-
         def jobs() -> Iterator[Record]:
+            seen: set[str] = set()  # the records of this CSV (resumed batches only)
+            taken: list[int] = []  # rows whose number an earlier record's credential holds
             for n, fields in read_csv(csv_path, source_rows=True):
                 result.total_rows += 1
                 if "__error__" in fields:
                     result.rejected.append((n, str(fields["__error__"])))
                     continue
-                if skips and n in skips and n not in done:  # done: signed by an older vaxqr
-                    superseded, reason = skips[n]
-                    (result.superseded if superseded else result.rejected).append((n, reason))
+                skip = skips.get(n) if skips else None
+                if skip is not None and not done:  # a fresh batch: not even parsed
+                    (result.rejected if skip[0] == "conflict" else result.superseded).append(
+                        (n, skip[1]))
                     continue
                 try:
                     rec = parse_record(n, fields, today=today)
@@ -652,18 +658,33 @@ def issue_batch(
                     continue
                 if done:  # a resumed batch: a record is known by its content, not its row
                     digest = rec.digest()
-                    if digest in issued_digests:  # here or moved (a row above deleted)
+                    seen.add(digest)
+                    # signed here, or moved (rows deleted or added above); but a copy of the
+                    # row kept for its citizen stays what it was, a superseded duplicate
+                    if digest in issued_uvci and (skip is None or skip[0] != "same"):
                         result.already += 1
                         continue
-                    if n in done:
-                        result.rejected.append(
-                            (n, f"row {n} held another record when credential {done[n][1]} "
-                                "was issued from it (the row was edited, or rows were added "
-                                "or deleted above it): this row is not signed; revoke that "
-                                "credential if it is wrong, and issue new or changed rows "
-                                "from a new CSV into a new output directory"))
+                    if skip is not None:
+                        (result.rejected if skip[0] == "conflict" else result.superseded).append(
+                            (n, skip[1]))
+                        continue
+                    if n in done:  # said at the end, once every record of the CSV is seen
+                        taken.append(n)
                         continue
                 yield rec
+            for n in taken:
+                old, uvci = done[n]
+                if old in seen:  # that record is still in the CSV, at another row
+                    why = (f"row {n}'s number is held in this output directory by credential "
+                           f"{uvci}, whose record has moved to another row (rows were added or "
+                           "deleted above it)")
+                else:
+                    why = (f"row {n} held another record when credential {uvci} was issued "
+                           "from it (the row was edited, or rows were added or deleted above "
+                           "it; check that credential and revoke it if it is wrong)")
+                result.rejected.append((n, why + ": this row is not signed; issue new or "
+                                        "changed rows from a new CSV into a new output "
+                                        "directory"))
 
         kid = info.kid.hex()
         uvcis = UvciMaker(info.province_code, info.commune_code)
