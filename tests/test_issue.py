@@ -1111,3 +1111,23 @@ def test_resumed_batches_speak_of_records_not_row_numbers(signer, tmp_path):
     last, rejected, uvcis = run("s4", [a1], [x, a1, a])
     assert last.already == 1 and last.superseded == [] and last.issued == 1  # A's dose 2
     assert list(rejected) == [1] and "has moved to another row" in rejected[1]  # X
+
+
+def test_resumed_counts_each_signed_record_once(signer, tmp_path):
+    """Copies of a signed record were counted 'already' once each, and a signed record was
+    reported superseded by a copy that differs only in the name's case (then signed too)."""
+    x1 = _person("Nguyễn Văn An", "1985-03-02", "091085000002", dose="1", date="2021-08-01")
+    x2 = [x1[0].upper(), *x1[1:]]
+    bad = [*x1[:6], "2099-08-01", *x1[7:]]
+    d2 = _person("Nguyễn Văn An", "1985-03-02", "091085000002", dose="2", date="2021-10-01")
+    for name, runs, want in (
+        ("case", ([bad, x1], [x2, x1]), (0, 1, [1])),   # X1 kept: it is the signed one
+        ("copies", ([x1, x1], [x1, x1, d2]), (1, 1, [2])),  # one credential, counted once
+    ):
+        src, out = tmp_path / f"{name}.csv", tmp_path / name
+        for rows in runs:
+            write_csv(src, rows)
+            last = issue.issue_batch(signer, src, out, workers=1, today=TODAY)
+        assert (last.issued, last.already, [r for r, _ in last.superseded]) == want, name
+        assert last.issued + last.already + len(last.rejected) + len(last.superseded) == \
+            len(runs[-1])

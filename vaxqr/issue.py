@@ -484,8 +484,10 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
                 decided[r[0]] = ("conflict", reason)
             continue
         best = first
-        for r in rows[1:]:
-            if (r[1], r[2]) > (best[1], best[2]):
+        for r in rows[1:]:  # of equal doses the first, or the one already signed
+            if (r[1], r[2]) > (best[1], best[2]) or (
+                    (r[1], r[2]) == (best[1], best[2]) and r[5] in issued
+                    and best[5] not in issued):
                 best = r
         kept = f"row {best[0]} (dose {best[2]}/{best[3]} on {best[1].isoformat()})"
         for r in rows:
@@ -640,6 +642,7 @@ def issue_batch(
 
         def jobs() -> Iterator[Record]:
             seen: set[str] = set()  # the records of this CSV (resumed batches only)
+            counted: set[str] = set()  # the signed records counted "already" in this run
             taken: list[int] = []  # rows whose number an earlier record's credential holds
             for n, fields in read_csv(csv_path, source_rows=True):
                 result.total_rows += 1
@@ -659,14 +662,20 @@ def issue_batch(
                 if done:  # a resumed batch: a record is known by its content, not its row
                     digest = rec.digest()
                     seen.add(digest)
-                    # signed here, or moved (rows deleted or added above); but a copy of the
-                    # row kept for its citizen stays what it was, a superseded duplicate
-                    if digest in issued_uvci and (skip is None or skip[0] != "same"):
+                    # signed here, or moved (rows deleted or added above): counted once; an
+                    # identical copy of it is what it was, a superseded duplicate
+                    if digest in issued_uvci and digest not in counted:
+                        counted.add(digest)
                         result.already += 1
                         continue
                     if skip is not None:
                         (result.rejected if skip[0] == "conflict" else result.superseded).append(
                             (n, skip[1]))
+                        continue
+                    if digest in issued_uvci:  # a copy outside any group (not expected)
+                        result.superseded.append(
+                            (n, f"the same record as another row, issued as "
+                                f"{issued_uvci[digest]}: one credential per citizen"))
                         continue
                     if n in done:  # said at the end, once every record of the CSV is seen
                         taken.append(n)
