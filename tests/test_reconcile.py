@@ -715,12 +715,15 @@ def test_duplicates_of_a_dose_are_judged_after_the_kept_previous_dose(
     monkeypatch.setattr(R, "PARALLEL_MIN_BYTES", 0)
     pop = _write(tmp_path / "pop.csv", SMALL_POP)
     hoa = "Lê Thị Hòa,Nữ,1990-03-21,091190000001"
+
+    def run(name: str, lines: list[str]) -> tuple[Path, dict[int, dict[str, str]], list[int]]:
+        vac = _write(tmp_path / f"{name}.csv", HEADER + "\n" + "".join(f"{ln}\n" for ln in lines))
+        reconcile_files(vac, pop, tmp_path / name, today=TODAY, workers=workers)
+        return (vac, *_mismatches_and_matched(tmp_path / name))
+
     # A: both dose 2 rows are too soon after dose 1: neither is good, the first is kept
-    vac = _write(tmp_path / "a.csv", HEADER + "\n" + "".join(
-        f"{hoa},{d},2,{when},pfizer,L{d},x\n" for d, when in [
-            (1, "2021-07-01"), (2, "2021-07-05"), (2, "2021-07-10")]))
-    reconcile_files(vac, pop, tmp_path / "a", today=TODAY, workers=workers)
-    bad, matched = _mismatches_and_matched(tmp_path / "a")
+    _vac, bad, matched = run("a", [f"{hoa},{d},2,{when},pfizer,L{d},x" for d, when in [
+        (1, "2021-07-01"), (2, "2021-07-05"), (2, "2021-07-10")]])
     assert {n: r["class"] for n, r in bad.items()} == {2: "dose_sequence",
                                                         3: "duplicate_dose"}
     assert "4 days after dose 1 (row 1)" in bad[2]["reason"]
@@ -729,14 +732,11 @@ def test_duplicates_of_a_dose_are_judged_after_the_kept_previous_dose(
     assert matched == [1]
     # B: dose 1 with a DOB typo (deleted) above its re-entry; dose 2 twice, both after the
     # kept dose 1: the first dose 2 is kept, the second is the duplicate
-    vac = _write(tmp_path / "b.csv", HEADER + "\n" + "".join(
-        f"{line}\n" for line in [
-            "Lê Thị Hòa,Nữ,1990-12-03,091190000001,1,2,2021-09-01,pfizer,L1,x",
-            f"{hoa},1,2,2021-07-01,pfizer,L1,x",
-            f"{hoa},2,2,2021-08-01,pfizer,L2,x",
-            f"{hoa},2,2,2021-08-01,pfizer,L2,x"]))
-    reconcile_files(vac, pop, tmp_path / "b", today=TODAY, workers=workers)
-    bad, matched = _mismatches_and_matched(tmp_path / "b")
+    vac, bad, matched = run("b", [
+        "Lê Thị Hòa,Nữ,1990-12-03,091190000001,1,2,2021-09-01,pfizer,L1,x",
+        f"{hoa},1,2,2021-07-01,pfizer,L1,x",
+        f"{hoa},2,2,2021-08-01,pfizer,L2,x",
+        f"{hoa},2,2,2021-08-01,pfizer,L2,x"])
     assert {n: r["class"] for n, r in bad.items()} == {1: "duplicate_dose",
                                                         4: "duplicate_dose"}
     assert "also at row 2, which matches" in bad[1]["reason"]
