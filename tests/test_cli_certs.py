@@ -284,3 +284,14 @@ def test_cli_no_warning_when_the_new_key_has_its_own_password(tmp_path: Path) ->
                                                  "VAXQR_PASSWORD": "another password"})
     assert r.exit_code == 0 and "same password" not in r.stderr, r.output
     assert keys.load_private_key(tmp_path / "s" / "signer.key", b"another password")
+
+
+def test_cli_revoke_by_commune_code_twice(tmp_path: Path) -> None:
+    ca, s = str(tmp_path / "ca"), str(tmp_path / "s")
+    assert cli(["init", ca, "--name", "Kiên Giang", "--province", "091"]).exit_code == 0
+    assert cli(["issue", ca, "--commune-code", "30760", "--name", "UBND x",
+                "--out", s]).exit_code == 0
+    r = cli(["revoke", ca, "30760", "--reason", "cessation-of-operation"])
+    assert r.exit_code == 0 and "revoked" in r.stderr, r.output
+    r = cli(["revoke", ca, "30760", "--reason", "cessation-of-operation"])  # as --help says
+    assert r.exit_code == 0 and "already revoked" in r.stderr, r.output

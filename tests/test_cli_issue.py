@@ -294,3 +294,11 @@ def test_batch_summary_counts_superseded_rows_apart(runner, tmp_path):
     with (out / "rejects.csv").open(encoding="utf-8") as fh:
         rejects = {int(x["row"]): x["reason"] for x in csv.DictReader(fh)}
     assert rejects[2].startswith("superseded by row 6 (dose 2/2 on 2021-09-01)")
+
+
+def test_a_wrong_signer_directory_is_said_before_any_password(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("VAXQR_PASSWORD")  # no password to give: the directory is the problem
+    for where in (tmp_path / "nowhere", CA.parent):  # missing; a CA directory
+        r = runner.invoke(app, ["issue", "--signer", str(where), *PERSON, "--out", "-"])
+        assert r.exit_code == 3 and "not a commune signer directory" in r.stderr, r.output
+        assert "password" not in r.stderr

@@ -331,6 +331,10 @@ def test_what_a_person_may_hand_over(valid, trust, tmp_path):
     out = _json(r.stdout)
     assert [(o["input"], o["failed"]) for o in out] == [
         (str(broken), "picture"), ("argument", None), (f"{u16}:1", None), (f"{u16}:2", None)]
+    pdf = tmp_path / "card.pdf"  # a card vaxqr printed: one verdict, not one per line
+    pdf.write_bytes(b"%PDF-1.4\n" + b"stream\nx\n" * 500)
+    (out,) = _json(_run([str(pdf), "--json"], trust).stdout)
+    assert out["failed"] == "picture" and "PDF" in out["reason"]
     r = _run(["-"], trust, stdin=f" {hc1}\n".encode())
     assert r.stdout.decode().startswith(" ✔ VALID  stdin:1"), r.stdout
 

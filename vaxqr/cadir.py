@@ -355,6 +355,10 @@ def find_issued(ca: CAInfo, ref: str) -> IssuedCert:
         if key in (r.serial_hex, r.kid.hex(), r.fingerprint)
         or (r.code == ref.strip() and r.revoked_at is None)
     ]
+    if not hits:  # a commune code whose only certificates are revoked: say so, by them
+        revoked = [r for r in ca.issued if r.code == ref.strip()]
+        if len(revoked) == 1:
+            return revoked[0]
     if len(hits) == 1:
         return hits[0]
     if not hits:

@@ -375,7 +375,11 @@ def verify(
                                                 f"{safe(exc.strerror)}")
                         worst = max(worst, Exit.TRUST_OR_IO)
                         continue
-                    if head.startswith(_IMAGE_MAGIC) or path.suffix.lower() in _IMAGE_SUFFIXES:
+                    if head.startswith(b"%PDF") or path.suffix.lower() == ".pdf":
+                        emit(verifier.picture_failure(
+                            arg, "a PDF is not read: verify the card's PNG, or a photo or "
+                                 "screenshot of its QR code"))
+                    elif head.startswith(_IMAGE_MAGIC) or path.suffix.lower() in _IMAGE_SUFFIXES:
                         reports, _card = verify_image(verifier, path, label=arg, holder=holder)
                         for r in reports:
                             emit(r)

@@ -17,6 +17,11 @@ def _load_signer(signer_dir: Path, password_file: Path | None) -> Any:
     from .certs import load_signer
     from .cli_password import read_password
 
+    if not (signer_dir / "signer.crt").is_file() or not (signer_dir / "signer.key").is_file():
+        # before any password question: a wrong directory is not a password problem
+        fail(f"{printable(signer_dir)} is not a commune signer directory (it needs signer.crt "
+             "and signer.key)", code=Exit.TRUST_OR_IO,
+             hint="give the directory `vaxqr certs issue --out` made for this commune")
     password = read_password(password_file, confirm=False, what=f"key in {signer_dir}",
                              key=signer_dir / "signer.key")
     try:
@@ -104,9 +109,10 @@ def issue(
 
             res = run_reconcile(from_csv, population, Path(out) / "reconcile",
                                 report_date=None, overwrite=True, workers=workers)
+            others = (f"; the others are in {safe(res.out_dir / 'mismatches.csv')}"
+                      if res.matched_rows < res.rows else "")
             console(err=True).print(
-                f"reconcile: {res.matched_rows} of {res.rows} rows match the register; "
-                f"the others are in {safe(res.out_dir / 'mismatches.csv')}")
+                f"reconcile: {res.matched_rows} of {res.rows} rows match the register{others}")
             # numbered by its source_row: rows, image names and the ledger are the input's
             from_csv = res.out_dir / "matched.csv"
         # --- end reconcile
