@@ -356,7 +356,7 @@ def test_a_province_ca_revoked_by_its_root_is_not_trusted(tmp_path: Path) -> Non
 
 
 def test_a_trust_list_signed_by_an_expired_ca_is_set_aside(tmp_path: Path) -> None:
-    root, ca, _s = _root_province_commune(tmp_path)
+    root, ca, signer_dir = _root_province_commune(tmp_path)
     end = certinfo.load_certificates(ca / "ca.crt")[0].not_valid_after_utc
     later = end + dt.timedelta(days=1)
     store = trust.TrustStore.from_paths([root / "ca.crt", tmp_path / "tl.json"], at=later,
@@ -372,6 +372,16 @@ def test_a_trust_list_signed_by_an_expired_ca_is_set_aside(tmp_path: Path) -> No
         assert store.trustlists == ()
         assert any(("expired on" if at == later else "not valid before") in w
                    for w in store.warnings)
+    # a credential of a DSC that only such a list names: not "forged", but not valid now
+    info = issue.signer_info(certs.load_signer(signer_dir, PW))
+    rec = issue.parse_record(1, {
+        "full_name": "Nguyễn Văn An", "sex": "Nam", "dob": "1990-05-17",
+        "id_number": "091090012345", "dose_number": "2", "total_doses": "2",
+        "vaccination_date": "2021-12-01", "vaccine": "moderna"}, today=T0.date())
+    hc1 = issue.sign_record(info, rec, "URN:UVCI:01:VN:091/31078/AAAAAAAAAAAA#B", now=T0)[0]
+    report = Verifier(store, at=T0 - dt.timedelta(days=2)).verify_text(hc1)
+    assert report.failed == "expiry" and "not usable at this time" in report.reason
+    assert report.step("signature").status == "skipped"
     # a checkpoint clock a few minutes behind a CA made just now: accepted
     start = certinfo.load_certificates(ca / "ca.crt")[0].not_valid_before_utc
     store = trust.TrustStore.from_paths([ca / "ca.crt", tmp_path / "tl.json"],

@@ -107,6 +107,7 @@ class TrustStore:
     at: dt.datetime
     warnings: tuple[str, ...] = ()
     revocation_sources: tuple[str, ...] = ()  # verified trust lists and CRLs
+    unusable_kids: tuple[tuple[bytes, str], ...] = ()  # DSCs of lists set aside, and why
 
     @property
     def has_revocation_data(self) -> bool:
@@ -196,12 +197,15 @@ class TrustStore:
         # last list of a retired CA may well lie beside its successor's.
         checked: list[tuple[TrustList, str]] = []
         aside: list[TrustList] = []
+        unusable: dict[bytes, str] = {}
         for tl, src in lists:
             try:
                 checked.append((verify_trustlist(tl, anchor_list, at=at, source=src), src))
             except SignerNotValid as exc:
                 warnings.append(f"{exc}: the list is ignored")
                 aside.append(tl)
+                for e in tl.dscs:  # their credentials fail saying why, not as unknown
+                    unusable.setdefault(e.kid, str(exc))
         extra_cas = [c for tl, _ in checked for c in tl.cas]
 
         # CRLs, from a CA trusted here or carried by a checked list.
@@ -371,6 +375,7 @@ class TrustStore:
             at=at,
             warnings=tuple(warnings),
             revocation_sources=(*sources.values(), *crl_sources),
+            unusable_kids=tuple(unusable.items()),
         )
 
     def signers_for_kid(self, kid: bytes) -> tuple[TrustedSigner, ...]:
@@ -396,6 +401,11 @@ class TrustStore:
         return fp in self.revoked_fingerprints or any(
             s.revoked for s in self.signers if fingerprint(s.certificate) == fp
         )
+
+    def unusable_reason(self, kid: bytes) -> str | None:
+        """Why a DSC named only by a trust list set aside (its CA not valid at the
+        validation time) is not trusted; None for any other kid."""
+        return next((why for k, why in self.unusable_kids if k == kid), None)
 
     def is_kid_revoked(self, kid: bytes) -> bool:
         """A DSC with this kid was revoked by a trust list (its certificate is gone from it)."""

@@ -625,9 +625,15 @@ class Verifier:
         candidates = self.trust.signers_for_kid(kid)
         if not candidates:
             is_revoked = getattr(self.trust, "is_kid_revoked", None)
+            unusable = getattr(self.trust, "unusable_reason", None)
+            why = unusable(kid) if unusable is not None else None
             if is_revoked is not None and is_revoked(kid):
                 run.fail("revocation", f"the signer certificate (key id {kid.hex()}) has been "
                                        "revoked and removed from the trust list")
+            elif why:  # named by a trust list set aside: not a forgery, a matter of time
+                run.skip("signature", "no signer certificate usable at this time")
+                run.fail("expiry", f"the signer certificate (key id {kid.hex()}) is in a trust "
+                                   f"list that is not usable at this time: {why}")
             else:
                 run.fail("signature", f"no trusted signer certificate has key id {kid.hex()} "
                                       "(unknown commune, or not in the trust list)")
