@@ -307,6 +307,16 @@ def test_chain_validation_eku_policy(h: Hierarchy) -> None:
 # ---------------------------------------------------------------------------- revoked or expired CA
 
 
+def _credential_of(signer_dir: Path) -> str:
+    """A credential signed at T0 by the commune signer in ``signer_dir``."""
+    info = issue.signer_info(certs.load_signer(signer_dir, PW))
+    rec = issue.parse_record(1, {
+        "full_name": "Nguyễn Văn An", "sex": "Nam", "dob": "1990-05-17",
+        "id_number": "091090012345", "dose_number": "2", "total_doses": "2",
+        "vaccination_date": "2021-12-01", "vaccine": "moderna"}, today=T0.date())
+    return issue.sign_record(info, rec, "URN:UVCI:01:VN:091/31078/AAAAAAAAAAAA#B", now=T0)[0]
+
+
 def _root_province_commune(tmp: Path) -> tuple[Path, Path, Path]:
     """A national root, a province CA under it, one commune DSC, and the province's list."""
     root, ca, s = tmp / "root", tmp / "ca", tmp / "s"
@@ -338,12 +348,7 @@ def test_a_province_ca_revoked_by_its_root_is_not_trusted(tmp_path: Path) -> Non
     (dsc,) = store.signers
     assert dsc.kid == good.kid and dsc.revoked
     assert "CA" in dsc.revoked_reason and "Kiên Giang" in dsc.revoked_reason
-    info = issue.signer_info(certs.load_signer(s, PW))
-    rec = issue.parse_record(1, {
-        "full_name": "Nguyễn Văn An", "sex": "Nam", "dob": "1990-05-17",
-        "id_number": "091090012345", "dose_number": "2", "total_doses": "2",
-        "vaccination_date": "2021-12-01", "vaccine": "moderna"}, today=T0.date())
-    hc1 = issue.sign_record(info, rec, "URN:UVCI:01:VN:091/31078/AAAAAAAAAAAA#B", now=T0)[0]
+    hc1 = _credential_of(s)
     at = T0 + dt.timedelta(hours=1)
     assert Verifier(before, at=at).verify_text(hc1).valid
     report = Verifier(store, at=at).verify_text(hc1)
@@ -373,12 +378,7 @@ def test_a_trust_list_signed_by_an_expired_ca_is_set_aside(tmp_path: Path) -> No
         assert any(("expired on" if at == later else "not valid before") in w
                    for w in store.warnings)
     # a credential of a DSC that only such a list names: not "forged", but not valid now
-    info = issue.signer_info(certs.load_signer(signer_dir, PW))
-    rec = issue.parse_record(1, {
-        "full_name": "Nguyễn Văn An", "sex": "Nam", "dob": "1990-05-17",
-        "id_number": "091090012345", "dose_number": "2", "total_doses": "2",
-        "vaccination_date": "2021-12-01", "vaccine": "moderna"}, today=T0.date())
-    hc1 = issue.sign_record(info, rec, "URN:UVCI:01:VN:091/31078/AAAAAAAAAAAA#B", now=T0)[0]
+    hc1 = _credential_of(signer_dir)
     report = Verifier(store, at=T0 - dt.timedelta(days=2)).verify_text(hc1)
     assert report.failed == "expiry" and "not usable at this time" in report.reason
     assert report.step("signature").status == "skipped"
