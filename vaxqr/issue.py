@@ -439,8 +439,8 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
     """``row → (kind, reason)`` for every row not to sign of the citizens on several
     rows (from :func:`_index_citizens`), ``kind`` being ``conflict`` (refused), ``older``
     (an earlier dose) or ``same`` (a copy of the kept row's dose): one credential per
-    citizen, with the latest dose
-    (latest vaccination date, then highest dose number; of equal ones, the first row). Rows
+    citizen, with the latest dose (latest vaccination date, then highest dose number; of
+    equal ones the one already signed, else the first row). Rows
     that share an ID number but not the name, sex or date of birth are all refused (not
     superseded): which one is that citizen is for a person to decide. Invalid rows take no
     part (they are rejected for what is wrong with them). Names compare as people read
@@ -448,7 +448,8 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
     (record digest → UVCI, from the ledger: records, not row numbers, which move when rows
     are deleted) names a conflicting record already signed."""
     wanted = {row for rows in repeated.values() for row in rows}
-    # per ID number: its valid rows as (row, vaccination date, dose, total, identity)
+    # per ID number: its valid rows as (row, vaccination date, dose, total, identity,
+    # digest: only when resuming, to recognise a signed record)
     seen: dict[str, list[tuple[int, date, int, int, tuple[str, str, date], str]]] = {}
     for n, values in read_csv(path, source_rows=True):
         if n not in wanted or "__error__" in values:
@@ -640,6 +641,11 @@ def issue_batch(
             if repeated else {}
         del repeated
 
+        def not_signed(n: int, skip: tuple[str, str]) -> None:
+            """A row one credential per citizen leaves out: refused or superseded."""
+            (result.rejected if skip[0] == "conflict" else result.superseded).append(
+                (n, skip[1]))
+
         def jobs() -> Iterator[Record]:
             seen: set[str] = set()  # the records of this CSV (resumed batches only)
             counted: set[str] = set()  # the signed records counted "already" in this run
@@ -651,8 +657,7 @@ def issue_batch(
                     continue
                 skip = skips.get(n) if skips else None
                 if skip is not None and not done:  # a fresh batch: not even parsed
-                    (result.rejected if skip[0] == "conflict" else result.superseded).append(
-                        (n, skip[1]))
+                    not_signed(n, skip)
                     continue
                 try:
                     rec = parse_record(n, fields, today=today)
@@ -669,8 +674,7 @@ def issue_batch(
                         result.already += 1
                         continue
                     if skip is not None:
-                        (result.rejected if skip[0] == "conflict" else result.superseded).append(
-                            (n, skip[1]))
+                        not_signed(n, skip)
                         continue
                     if digest in issued_uvci:  # a copy outside any group (not expected)
                         result.superseded.append(
