@@ -49,7 +49,7 @@ from .certinfo import (
     load_certificates,
     name_str,
 )
-from .errors import KeyCertError, StorageError, TrustError, ValidationError
+from .errors import KeyCertError, StorageError, TrustError, ValidationError, VaxqrError
 from .fileio import PRIVATE, atomic_write, check_private_file, ensure_dir
 from .keys import PrivateKey, load_private_key
 
@@ -61,7 +61,8 @@ Status = Literal["valid", "expired", "revoked", "not-yet-valid"]
 
 
 # The files that make a directory a CA's or a commune signer's: --force replaces a directory
-# only by one of its own kind (never a CA's key and state by a signer's, or the reverse).
+# only by one of its own kind (never a CA's key and state by a signer's, or the reverse; nor
+# a root CA by a province CA, or the reverse).
 _KIND_FILES: dict[str, frozenset[str]] = {
     "ca": frozenset({"ca.crt", "ca.key", "state.json"}),
     "signer": frozenset({"signer.crt", "signer.key", "signer.json"}),
@@ -71,7 +72,8 @@ _KIND_FILES: dict[str, frozenset[str]] = {
 def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bool,
                  kind: str) -> Path:
     """Write ``files`` into a fresh hidden sibling of ``target``; :func:`_commit_dir` it later.
-    ``kind`` (``ca`` or ``signer``): with ``force``, what ``target`` may already be."""
+    ``kind`` (``root``, ``province`` or ``signer``): with ``force``, what ``target`` may
+    already be."""
     if target.exists():
         if not target.is_dir():
             raise StorageError(f"{target} exists and is not a directory")
@@ -96,15 +98,46 @@ def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bo
 
 
 def _check_replaceable(target: Path, kind: str) -> None:
-    """Refuse to replace ``target`` unless it is a directory of the same ``kind``."""
-    what = {"ca": "a CA directory", "signer": "a commune signer directory"}
-    for other, names in _KIND_FILES.items():
-        if other != kind and any((target / n).exists() for n in names):
-            raise StorageError(f"{target} is {what[other]}; refusing to replace it with "
-                               f"{what[kind]}", hint="choose another directory")
-    if not any((target / n).exists() for n in _KIND_FILES[kind]):
+    """Refuse to replace ``target`` unless it is a directory of the same ``kind``:
+    ``signer``, or a CA's role, ``root`` or ``province`` (read by :func:`existing_role`)."""
+    has = {k: any((target / n).exists() for n in names) for k, names in _KIND_FILES.items()}
+    new_is_ca = kind != "signer"
+    what = "a CA directory" if new_is_ca else "a commune signer directory"
+    if has["signer"] and new_is_ca:
+        raise StorageError(f"{target} is a commune signer directory; refusing to replace it "
+                           f"with {what}", hint="choose another directory")
+    if has["ca"]:
+        if not new_is_ca:
+            raise StorageError(f"{target} is a CA directory; refusing to replace it with "
+                               f"{what}", hint="choose another directory")
+        old = existing_role(target)
+        if old is None:
+            raise StorageError(f"{target} holds a CA whose kind (root or province) cannot "
+                               "be read; refusing to replace it",
+                               hint="choose another directory")
+        if old != kind:
+            raise StorageError(f"{target} is a {old} CA; refusing to replace it with a "
+                               f"{kind} CA", hint="choose another directory")
+    elif not has["signer"]:
         raise StorageError(f"{target} is not a vaxqr CA or signer directory; refusing to "
                            "replace it")
+
+
+def existing_role(target: Path) -> str | None:
+    """``root`` or ``province``: the CA in ``target`` by its state, else by its certificate
+    (basicConstraints pathLen 1 or 0); None when neither can be read."""
+    try:
+        return open_ca(target).role
+    except VaxqrError:
+        pass
+    try:
+        bc = load_certificates(target / "ca.crt")[0].extensions.get_extension_for_class(
+            x509.BasicConstraints).value
+    except (VaxqrError, ValueError, IndexError, x509.ExtensionNotFound):
+        return None
+    if not bc.ca or bc.path_length not in (0, 1):
+        return None
+    return "root" if bc.path_length == 1 else "province"
 
 
 def _commit_dir(tmp: Path, target: Path, *, force: bool, kind: str) -> None:
@@ -338,7 +371,8 @@ def list_issued(ca_dir: str | os.PathLike[str]) -> tuple[IssuedCert, ...]:
 
 def find_issued(ca: CAInfo, ref: str) -> IssuedCert:
     """Find an issued certificate by a certificate file or signer directory, serial (hex),
-    kid (hex), SHA-256 fingerprint, or commune code (when exactly one is unrevoked)."""
+    kid (hex), SHA-256 fingerprint, or commune code (when exactly one is unrevoked, or,
+    when none is, exactly one was issued)."""
     p = Path(ref)
     if p.is_dir() and (p / "signer.crt").exists():
         p = p / "signer.crt"
@@ -355,10 +389,8 @@ def find_issued(ca: CAInfo, ref: str) -> IssuedCert:
         if key in (r.serial_hex, r.kid.hex(), r.fingerprint)
         or (r.code == ref.strip() and r.revoked_at is None)
     ]
-    if not hits:  # a commune code whose only certificates are revoked: say so, by them
-        revoked = [r for r in ca.issued if r.code == ref.strip()]
-        if len(revoked) == 1:
-            return revoked[0]
+    if not hits:  # a commune code whose certificates are all revoked: found among them
+        hits = [r for r in ca.issued if r.code == ref.strip()]
     if len(hits) == 1:
         return hits[0]
     if not hits:

@@ -36,6 +36,7 @@ from cryptography.x509.oid import NameOID
 from .cadir import (
     CAInfo,
     IssuedCert,
+    _check_replaceable,
     _commit_dir,
     _load_ca_key,
     _locked,
@@ -61,7 +62,7 @@ from .certinfo import (
     kid_of,
     load_certificates,
 )
-from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
+from .errors import KeyCertError, StorageError, ValidationError
 from .fileio import PRIVATE, PUBLIC, atomic_write, check_private_file, ensure_dir
 from .keys import (
     KeyType,
@@ -120,23 +121,6 @@ def _ca_name(name: str, code: str | None, role: str, demo: bool) -> x509.Name:
     return x509.Name([a for a in attrs if a is not None])
 
 
-def _existing_role(target: Path) -> str | None:
-    """``root`` or ``province``: the CA in ``target`` by its state, else by its certificate
-    (basicConstraints pathLen 1 or 0); None when neither can be read."""
-    try:
-        return open_ca(target).role
-    except VaxqrError:
-        pass
-    try:
-        bc = load_certificates(target / "ca.crt")[0].extensions.get_extension_for_class(
-            x509.BasicConstraints).value
-    except (VaxqrError, ValueError, IndexError, x509.ExtensionNotFound):
-        return None
-    if not bc.ca or bc.path_length not in (0, 1):
-        return None
-    return "root" if bc.path_length == 1 else "province"
-
-
 def init_ca(
     ca_dir: str | os.PathLike[str],
     *,
@@ -186,14 +170,8 @@ def init_ca(
     if parent_dir is not None and target.resolve() == Path(parent_dir).resolve():
         raise ValidationError(f"{target} is the parent root CA itself; a CA cannot replace "
                               "the CA that signs it", hint="choose another directory")
-    if any((target / n).exists() for n in ("state.json", "ca.crt", "ca.key")):
-        old_role = _existing_role(target)  # --force: a CA only by a CA of the same role
-        if old_role is None:
-            raise StorageError(f"{target} holds a CA whose kind (root or province) cannot be "
-                               "read; refusing to replace it", hint="choose another directory")
-        if old_role != role:
-            raise StorageError(f"{target} is a {old_role} CA; refusing to replace it with a "
-                               f"{role} CA", hint="choose another directory")
+    if force and target.is_dir() and any(target.iterdir()):  # early: before any key work
+        _check_replaceable(target, role)
     warnings: list[str] = []
 
     parent: CAInfo | None = None
@@ -281,12 +259,12 @@ def init_ca(
         "crl.pem": (crl.public_bytes(serialization.Encoding.PEM), PUBLIC),
         "state.json": (_dump_json(_state_doc(info)), PUBLIC),
     }
-    tmp = _prepare_dir(target, files, force=force, kind="ca")
+    tmp = _prepare_dir(target, files, force=force, kind=role)
     record = None
     if parent is not None:
         record = IssuedCert(serial, "ca", cert, province_code or "", name, now)
     _record_and_commit(tmp, target, parent.directory if parent else None, record,
-                       force=force, kind="ca")
+                       force=force, kind=role)
     if password is None:
         warnings.append(f"{target / 'ca.key'} is NOT encrypted")
     return _replace(info, files=tuple(target / n for n in files), warnings=tuple(warnings))
