@@ -558,7 +558,8 @@ def test_a_root_refreshes_its_crl(tmp_path: Path) -> None:
     certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
     before = _crl(root)
     later = T0 + dt.timedelta(days=29)
-    crl = revocation.refresh_crl(root, password=PW, days=30, now=later)
+    crl, warnings = revocation.refresh_crl(root, password=PW, days=30, now=later)
+    assert warnings == ()
     assert crl.next_update_utc == later + dt.timedelta(days=30)
     assert _crl(root).next_update_utc == crl.next_update_utc
     assert _crl_number(root) > before.extensions.get_extension_for_class(
@@ -568,6 +569,9 @@ def test_a_root_refreshes_its_crl(tmp_path: Path) -> None:
         revocation.refresh_crl(root, password=PW, days=0)
     with pytest.raises(KeyCertError):
         revocation.refresh_crl(root, password=b"wrong password!!")
+    (root / "ca.key").chmod(0o644)  # the key's warnings reach the caller, as revoke's do
+    assert any("ca.key" in w for w in revocation.refresh_crl(root, password=PW)[1])
+    (root / "ca.key").chmod(0o600)
 
 
 def test_credential_revocation_hash_dcc_style(h: Hierarchy) -> None:

@@ -708,7 +708,7 @@ def test_regression_es256_on_another_curve_is_not_valid(curve):
     report = verifier.verify_text(_es256_credential(key, kid))
     _check(report, "signature")
     assert report.reason == (f"the signer's key is on curve {key.curve.name}; "
-                             "ES256 needs P-256")
+                             "ES256 needs P-256 (or P-384)")
 
 
 def _tag(n, value):
@@ -787,7 +787,7 @@ def test_regression_cbor_tags_outside_18_and_61_18_are_refused(name, cose, step,
     """55799(18(...)), 256(18(...)), 61(55799(18(...))), 18(55799(...)), 55799([...]) and the
     same tags inside the protected header, the claims or the DCC verified VALID: cbor2 strips
     tags 55799 and 256, so the tag check never saw them. HCERT allows untagged, 18 or 61(18)
-    around the COSE_Sign1, and inside the CWT only tag 0 on a DCC date-time."""
+    around the COSE_Sign1, and inside the CWT only tag 0 (a date-time)."""
     report = KIT.verify(fuzzkit.hc1_of(cose))
     _check(report, step)
     assert f"CBOR tag {tag}" in (report.reason or ""), report.reason

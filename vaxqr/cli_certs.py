@@ -631,7 +631,8 @@ def crl_cmd(
                                 ("VAXQR_CA_PASSWORD", PASSWORD_ENV), f"the CA key in {ca_dir}")
         return revocation.refresh_crl(ca_dir, password=pw, days=days)
 
-    crl = _run(work)
+    crl, warnings = _run(work)
+    _warn(warnings)
     err.print(f"[green]CRL re-signed[/] {esc(str(ca_dir / 'crl.pem'))}: "
               f"{len(list(crl))} revoked, next update {certinfo.iso(crl.next_update_utc)}")
 

@@ -144,20 +144,21 @@ def revoke_certificate(
 
 
 def refresh_crl(ca_dir: str | os.PathLike[str], *, password: bytes | None,
-                days: int = CRL_DAYS_DEFAULT,
-                now: dt.datetime | None = None) -> x509.CertificateRevocationList:
+                days: int = CRL_DAYS_DEFAULT, now: dt.datetime | None = None
+                ) -> tuple[x509.CertificateRevocationList, tuple[str, ...]]:
     """Re-sign the CA's CRL with a new next update ``days`` ahead: what a national root
     (which publishes no trust list, whose run re-signs a province CA's CRL) does before
-    its CRL goes out of date. Returns the new CRL."""
+    its CRL goes out of date. Returns the new CRL and the warnings about the CA key (as
+    :func:`revoke_certificate` does: a key file others can read, an unencrypted key)."""
     if not 1 <= days <= 366:
         raise ValidationError(f"a CRL's next update must be 1 to 366 days ahead, not {days}")
     now = _aware(now) if now else _utcnow()
     d = Path(ca_dir)
     ca = open_ca(d)
-    key, _warnings = _load_ca_key(ca, password)
+    key, warnings = _load_ca_key(ca, password)
     with _locked(d):
         _ca, crl = resign_crl(open_ca(d), key, now=now, next_update=now + dt.timedelta(days=days))
-    return crl
+    return crl, tuple(warnings)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Rules (HCERT §3.3, RFC 8152, and the deployed-data quirks in docs/standards.md 
 * emitted: tag 18, protected ``{1: alg, 4: kid}``, empty unprotected map;
 * accepted: untagged, tag 18, or 61(18); any other tag (COSE_Sign 98 included) is refused,
   around the message or anywhere in it, in the protected header or in the CWT, where only
-  tag 0 on a DCC date-time is read (55799 and 256, which cbor2 drops silently, included);
+  tag 0 (a date-time, which the DCC's ``sc`` may be) is read (55799 and 256, which cbor2
+  drops silently, included);
 * ES256 is ECDSA with SHA-256 on P-256 (or P-384, which deployed EU DSCs use with it);
   a key on any other curve is refused; PS256 needs RSA of at least 2048 bits;
 * a ``crit`` header must be protected, non-empty, and list only ``alg`` and ``kid``;
@@ -56,8 +57,9 @@ _RSAKey = rsa.RSAPrivateKey | rsa.RSAPublicKey
 
 
 # CBOR tags. HCERT allows untagged, 18 or 61(18) around the COSE_Sign1 and, inside the
-# CWT, only tag 0 on a DCC date-time (docs/standards.md §1.3, §1.5); every other tag is
-# refused where it stands. cbor2 decodes the tags below itself ("semantic" tags): it turns
+# CWT, only tag 0, the date-time tag a DCC's ``sc`` may carry (docs/standards.md §1.3,
+# §1.5; read wherever it stands in the claims); every other tag is refused where it stands.
+# cbor2 decodes the tags below itself ("semantic" tags): it turns
 # them into Python values, or for 55799 (self-described CBOR) and 256 (string-reference
 # namespace) drops them silently, so a check of the decoded item would never see them; each
 # is refused by a decoder of our own (tests hold this list to what cbor2 decodes). Any other
@@ -111,7 +113,7 @@ class _TagRules:
 _NO_TAGS = _TagRules("here")
 _COSE_TAGS = _TagRules("around or in a COSE_Sign1 (it may be untagged, or tagged 18 or 61(18))")
 _HEADER_TAGS = _TagRules("in the COSE protected header")
-_CWT_TAGS = _TagRules("in the CWT claims (only tag 0, on a DCC date-time)", frozenset({0}))
+_CWT_TAGS = _TagRules("in the CWT claims (only tag 0, a date-time)", frozenset({0}))
 
 
 def _refusal(exc: BaseException) -> str | None:
@@ -484,7 +486,7 @@ def _parse_sign1_general(data: bytes) -> CoseSign1:
             f"unexpected CBOR tag {shown}{what}; expected COSE_Sign1 (tag 18)", step="cose"
         )
     if len(met) != len(tags):  # a tag inside the message (in the unprotected header)
-        inner = met[0] if met else 0
+        inner = met[0]  # met holds at least the tags of ``tags``
         raise DecodeError(f"{_tag_text(inner)} is not allowed inside a COSE_Sign1",
                           step="cose")
     if not isinstance(item, list | tuple) or len(item) != 4:
@@ -825,7 +827,8 @@ def verify_signature(msg: CoseSign1, key: PublicKey, alg: int) -> None:
             size = _ec_size(ec_key)
             if not size:
                 raise VerificationError(
-                    f"the signer's key is on curve {ec_key.curve.name}; ES256 needs P-256",
+                    f"the signer's key is on curve {ec_key.curve.name}; ES256 needs P-256 "
+                    "(or P-384)",
                     step="signature",
                 )
             if len(sig) != 2 * size:
