@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -988,26 +989,44 @@ _PNG_HEAD = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk, always last
 
 
+def _png_whole(data: bytes) -> bool:
+    """Whether ``data`` is a PNG signature followed by chunks whose CRCs all hold, the last
+    being IEND at the very end."""
+    if not data.startswith(_PNG_HEAD) or not data.endswith(_PNG_END):
+        return False
+    at, end = len(_PNG_HEAD), len(data)
+    while at + 12 <= end:
+        length = int.from_bytes(data[at:at + 4], "big")
+        stop = at + 8 + length
+        if stop + 4 > end:
+            return False
+        if zlib.crc32(data[at + 4:stop]) != int.from_bytes(data[stop:stop + 4], "big"):
+            return False
+        if data[at + 4:at + 8] == b"IEND":
+            return stop + 4 == end
+        at = stop + 4
+    return False
+
+
 def intact(path: Path) -> bool:
     """Whether an image or card file is whole: present, with its format's first and last
-    bytes (PNG signature and IEND chunk, SVG's closing tag, PDF's ``%%EOF``). A power loss
-    after a non-durable write can leave a file empty, zero-filled or cut short."""
+    bytes (PNG signature and IEND chunk, SVG's closing tag, PDF's ``%%EOF``), a PNG's every
+    chunk matching its CRC and an SVG free of NUL bytes. A power loss after a non-durable
+    write can leave a file empty, cut short, or zero-filled, wholly or in part (a block of
+    its middle never written: its first and last bytes alone do not tell)."""
     try:
-        with path.open("rb") as fh:
-            head = fh.read(16)
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - 32))
-            tail = fh.read()
+        data = path.read_bytes()
     except OSError:
         return False
     suffix = path.suffix.lower()
     if suffix == ".png":
-        return head.startswith(_PNG_HEAD) and tail.endswith(_PNG_END)
+        return _png_whole(data)
     if suffix == ".svg":
-        return head.startswith(b"<?xml") and tail.rstrip().endswith(b"</svg>")
+        return (data.startswith(b"<?xml") and data.rstrip().endswith(b"</svg>")
+                and b"\0" not in data)
     if suffix == ".pdf":
-        return head.startswith(b"%PDF-") and tail.rstrip().endswith(b"%%EOF")
-    return size > 0
+        return data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    return len(data) > 0
 
 
 def _restore_images(ledger: Ledger, out: Path, source: str, info: SignerInfo,
