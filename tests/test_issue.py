@@ -619,6 +619,34 @@ def test_an_image_zero_filled_in_its_middle_by_a_power_loss_is_restored(signer, 
         assert [c.text for c in decode_image(image)] == [manifest[1]["hc1"]]
 
 
+def test_a_resume_that_signs_nothing_syncs_the_earlier_images_before_the_manifest(
+        signer, tmp_path, monkeypatch):
+    # A run killed during its final sync leaves every credential recorded and its images
+    # written, maybe not yet on disk. The re-run signs nothing, but must still sync those
+    # images before its manifest (fsynced) lists them: else a power loss right after it
+    # leaves a durable manifest that lists images lost with the page cache.
+    src = write_csv(tmp_path / "r.csv", good_rows(10, seed=22))
+    out = tmp_path / "out"
+    issue.issue_batch(signer, src, out, workers=1)
+    (out / "manifest.csv").unlink()  # as the kill left it: no manifest yet
+    events: list[str] = []
+    real_sync, real_replace = os.sync, os.replace
+
+    def sync():
+        events.append("sync")
+        real_sync()
+
+    def replace(src_, dst, *args, **kwargs):
+        events.append(Path(dst).name)
+        real_replace(src_, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "sync", sync)
+    monkeypatch.setattr(os, "replace", replace)
+    again = issue.issue_batch(signer, src, out, workers=1)
+    assert again.issued == 0 and again.already == 10
+    assert "sync" in events and events.index("sync") < events.index("manifest.csv")
+
+
 def test_intact_knows_each_output_format(tmp_path):
     from vaxqr.qr import to_png, to_svg
 

@@ -737,10 +737,12 @@ def issue_batch(
                         progress(result.total_rows, total_rows)
                 pool.drain()
             # This run's images are written (the run raised otherwise) but not yet synced;
-            # earlier runs' may be missing or damaged by a crash or a power loss.
+            # earlier runs' may be missing or damaged by a crash or a power loss, or be
+            # whole but not yet synced either (a run killed before its final sync): synced
+            # here too, even when this run signs nothing.
             if flushing is not None:
                 flushing.wait()
-            syncer = _Sync() if result.issued else None
+            syncer = _Sync() if result.issued or done else None
             try:
                 result.images_restored = _restore_images(ledger, out, source, info, card,
                                                          done)
