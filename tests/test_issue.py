@@ -1182,3 +1182,56 @@ def test_resumed_counts_each_signed_record_once(signer, tmp_path):
         assert (last.issued, last.already, [r for r, _ in last.superseded]) == want, name
         assert last.issued + last.already + len(last.rejected) + len(last.superseded) == \
             len(runs[-1])
+
+
+def _chaos():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import chaos_issue
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return chaos_issue
+
+
+def test_chaos_kill_points_then_a_power_loss_resume_to_one_credential_per_valid_row(tmp_path):
+    """scripts/chaos_issue.py's machinery at fixed points: `vaxqr issue` SIGKILLed (whole
+    process group) in its first chunk, in its final sync, and as its manifest is renamed
+    into place; then a simulated power loss (an image zeroed in its middle, the manifest's
+    tail cut off). After each kill nothing recorded is lost or changed and every image is
+    its ledger credential's; the last run completes the batch: every valid row exactly one
+    verified credential, its image decoding to it, rejects exactly the planted rows."""
+    import random
+
+    chaos = _chaos()
+    rng = random.Random(3)
+    csv_path = tmp_path / "records.csv"
+    expect = chaos.make_csv(csv_path, 300, rng)
+    batch = chaos.Batch(csv_path, tmp_path / "out", 2, expect,
+                        {r: chaos._digest(f) for r, f in expect.valid.items()})
+    fig = chaos.Figures()
+    ledger: dict = {}
+    for point, recorded in (("first-chunk", False), ("final-sync", True),
+                            ("manifest-rename", True)):
+        proc = chaos.start(batch, point)
+        assert not chaos._finish(proc)  # no renderer left behind
+        err = chaos._stderr(proc)
+        assert proc.returncode == -signal.SIGKILL, (point, err)
+        found, ledger = chaos.check_interrupted(batch.out, tmp_path, expect, ledger,
+                                                batch.digests, set())
+        assert found == [], point
+        assert (len(ledger) == len(expect.valid)) == recorded, point
+        assert not (batch.out / "manifest.csv").exists()
+    assert chaos.damage(batch.out, rng, fig, kinds=["zero-image-middle"]) == [
+        "zero-image-middle"]
+    proc = chaos.start(batch)
+    assert not chaos._finish(proc)
+    assert proc.returncode == 0, chaos._stderr(proc)
+    assert chaos.damage(batch.out, rng, fig, kinds=["cut-manifest-tail"]) == [
+        "cut-manifest-tail"]
+    proc = chaos.start(batch)
+    assert not chaos._finish(proc)
+    assert proc.returncode == 0, chaos._stderr(proc)
+    verifier = chaos.make_verifier(tmp_path)
+    assert chaos.check_completed(batch.out, tmp_path, expect, batch.digests, verifier,
+                                 fig) == []
+    assert fig.images_decoded == len(expect.valid) > 250
