@@ -619,6 +619,20 @@ def test_an_image_zero_filled_in_its_middle_by_a_power_loss_is_restored(signer, 
         assert [c.text for c in decode_image(image)] == [manifest[1]["hc1"]]
 
 
+def test_a_card_zero_filled_in_its_middle_by_a_power_loss_is_restored(signer, tmp_path):
+    src = write_csv(tmp_path / "r.csv", good_rows(3, seed=23))
+    out = tmp_path / "out"
+    issue.issue_batch(signer, src, out, workers=1, card="pdf")
+    cards = sorted((out / "cards").iterdir())
+    assert len(cards) == 3 and all(issue.intact(c) for c in cards)
+    data = cards[1].read_bytes()
+    block = (len(data) // 2) & ~4095  # a lost page of the file: 4 KiB of zeros
+    cards[1].write_bytes(data[:block] + bytes(4096) + data[block + 4096:])
+    assert not issue.intact(cards[1])
+    assert issue.issue_batch(signer, src, out, workers=1, card="pdf").images_restored == 1
+    assert cards[1].read_bytes() == data
+
+
 def test_a_resume_that_signs_nothing_syncs_the_earlier_images_before_the_manifest(
         signer, tmp_path, monkeypatch):
     # A run killed during its final sync leaves every credential recorded and its images

@@ -989,6 +989,7 @@ def _clean_temporaries(out: Path) -> None:
 
 _PNG_HEAD = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk, always last
+_ZEROS = bytes(512)
 
 
 def _png_whole(data: bytes) -> bool:
@@ -1013,7 +1014,7 @@ def _png_whole(data: bytes) -> bool:
 def intact(path: Path) -> bool:
     """Whether an image or card file is whole: present, with its format's first and last
     bytes (PNG signature and IEND chunk, SVG's closing tag, PDF's ``%%EOF``), a PNG's every
-    chunk matching its CRC and an SVG free of NUL bytes. A power loss after a non-durable
+    chunk matching its CRC, an SVG free of NUL bytes and a PDF of runs of 512. A power loss after a non-durable
     write can leave a file empty, cut short, or zero-filled, wholly or in part (a block of
     its middle never written: its first and last bytes alone do not tell)."""
     try:
@@ -1026,8 +1027,9 @@ def intact(path: Path) -> bool:
     if suffix == ".svg":
         return (data.startswith(b"<?xml") and data.rstrip().endswith(b"</svg>")
                 and b"\0" not in data)
-    if suffix == ".pdf":
-        return data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    if suffix == ".pdf":  # its streams are deflated: 512 zero bytes are a lost block
+        return (data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+                and _ZEROS not in data)
     return len(data) > 0
 
 
