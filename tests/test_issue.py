@@ -1249,3 +1249,28 @@ def test_chaos_kill_points_then_a_power_loss_resume_to_one_credential_per_valid_
     assert chaos.check_completed(batch.out, tmp_path, expect, batch.digests, verifier,
                                  fig) == []
     assert fig.images_decoded == len(expect.valid) > 250
+
+
+def test_a_second_run_on_the_same_directory_is_refused_while_the_first_runs(signer, tmp_path):
+    # Two clerks (or two terminals) on one output directory: the second used to run
+    # alongside and stop with "duplicate credential (UNIQUE constraint failed...)".
+    src = write_csv(tmp_path / "r.csv", good_rows(5, seed=24))
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(  # another process holding the directory, as a running batch does
+        [sys.executable, "-c", "import sys, pathlib; from vaxqr.fileio import exclusive_dir\n"
+         "with exclusive_dir(pathlib.Path(sys.argv[1]), 'busy', ''):\n"
+         "    print('held', flush=True); sys.stdin.read()", str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(StorageError, match="in use by another vaxqr issue run") as exc:
+            issue.issue_batch(signer, src, out, workers=1)
+        assert "run the same command again" in (exc.value.hint or "")
+        assert not (out / "ledger.sqlite").exists() and not (out / "qr").exists()
+    finally:
+        holder.communicate("")
+    # once it has ended, the directory is free: no lock file was left in it
+    assert issue.issue_batch(signer, src, out, workers=1).issued == 5
+    assert sorted(p.name for p in out.iterdir()) == ["ledger.sqlite", "manifest.csv", "qr",
+                                                     "rejects.csv"]

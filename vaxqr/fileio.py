@@ -12,6 +12,7 @@ the file system before it lists them).
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import os
 import stat
@@ -308,3 +309,25 @@ def ensure_dir(path: str | os.PathLike[str], *, mode: int = 0o755) -> Path:
     except OSError as exc:
         raise _describe(exc, p) from exc
     return p
+
+
+@contextmanager
+def exclusive_dir(path: Path, busy: str, hint: str) -> Iterator[None]:
+    """Hold ``path`` (a directory) for this process alone: a second holder gets a
+    :class:`StorageError` saying ``busy`` at once, instead of waiting. An advisory
+    ``flock`` on the directory itself: no lock file left behind, released when the
+    process (and any child it forked) ends, however it ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise _describe(exc, path) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StorageError(busy, hint=hint) from None
+        except OSError:  # a file system without flock: nothing to hold, as before
+            pass
+        yield
+    finally:
+        os.close(fd)

@@ -35,7 +35,7 @@ from . import citizen, sign
 from .codec import encode_hc1
 from .credential import PersonName, UvciMaker, find_vaccine, vaccination_dcc
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
-from .fileio import BatchDir, atomic_open, atomic_write, ensure_dir
+from .fileio import BatchDir, atomic_open, atomic_write, ensure_dir, exclusive_dir
 from .ledger import Entry, Ledger
 from .safetext import formula_reason, spreadsheet_formula
 
@@ -616,7 +616,9 @@ def issue_batch(
     result = BatchResult(out_dir=out)
     if short:
         result.warnings.append(short)
-    with Ledger(out / "ledger.sqlite") as ledger:
+    with exclusive_dir(out, f"{out} is in use by another vaxqr issue run",
+                       "wait for it to end; to resume a batch, run the same command again "
+                       "once it has"), Ledger(out / "ledger.sqlite") as ledger:
         # One signer and one source per directory, checked before anything is written:
         # images are named by row, the ledger knows rows by source, the manifest lists one.
         owner = ledger.get_meta("signer_kid")
@@ -1014,9 +1016,10 @@ def _png_whole(data: bytes) -> bool:
 def intact(path: Path) -> bool:
     """Whether an image or card file is whole: present, with its format's first and last
     bytes (PNG signature and IEND chunk, SVG's closing tag, PDF's ``%%EOF``), a PNG's every
-    chunk matching its CRC, an SVG free of NUL bytes and a PDF of runs of 512. A power loss after a non-durable
-    write can leave a file empty, cut short, or zero-filled, wholly or in part (a block of
-    its middle never written: its first and last bytes alone do not tell)."""
+    chunk matching its CRC, an SVG free of NUL bytes and a PDF of runs of 512 of them. A
+    power loss after a non-durable write can leave a file empty, cut short, or zero-filled,
+    wholly or in part (a block of its middle never written: its first and last bytes alone
+    do not tell)."""
     try:
         data = path.read_bytes()
     except OSError:
