@@ -7,6 +7,7 @@ import random
 import shutil
 import subprocess
 import unicodedata
+import zlib
 from dataclasses import replace
 
 import numpy as np
@@ -194,6 +195,22 @@ def test_png_size_dpi_and_qr_round_trip() -> None:
         assert im.info["dpi"] == pytest.approx((CARD_DPI, CARD_DPI), abs=0.01)
         im.load()
         assert decode(im) == [HC1]
+
+
+def test_png_and_pdf_hold_exactly_the_composed_pixels() -> None:
+    """The card's own PNG writer is lossless: Pillow reads back every composed pixel, and
+    the PDF's image stream inflates to the same rows (filter byte 0, then RGB)."""
+    composed = np.asarray(compose_card(sample(demo=True), QR).image.convert("RGB"))
+    with Image.open(io.BytesIO(render_card(sample(demo=True), QR))) as im:
+        assert im.mode == "RGB"
+        assert np.array_equal(np.asarray(im), composed)
+    pdf = render_card(sample(demo=True), QR, fmt="pdf")
+    head, rest = pdf.split(b"/Subtype /Image", 1)[1].split(b"stream\n", 1)
+    length = int(head.split(b"/Length ")[1].split(b" ")[0])
+    rows = np.frombuffer(zlib.decompress(rest[:length]), np.uint8)
+    rows = rows.reshape(CARD_SIZE_PX[1], 1 + 3 * CARD_SIZE_PX[0])
+    assert not rows[:, 0].any()
+    assert np.array_equal(rows[:, 1:].reshape(composed.shape), composed)
 
 
 @pytest.mark.parametrize(
