@@ -403,6 +403,31 @@ def test_fast_path_is_classify(province, tmp_path: Path,
         assert slow == fast, name
 
 
+def test_the_csv_layout_does_not_change_the_output(province, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The province's records again with CRLF line ends, blank lines and, in some chunks,
+    quoted rows: the output is the plain file's. (The probe of duplicate doses parses only
+    the wanted lines of a chunk or block whose lines are its rows, other blocks whole.)"""
+    g, _res, out = province
+    monkeypatch.setattr(R, "BLOCK", 7)
+    monkeypatch.setattr(R, "CHUNK", 300)
+    with g.vaccinations.open(encoding="utf-8", newline="") as fh:
+        header, *rows = csv.reader(fh)
+    buf = io.StringIO()
+    plain = csv.writer(buf, lineterminator="\r\n")
+    quoted = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+    plain.writerow(header)
+    for n, row in enumerate(rows):
+        if n % 97 == 5:
+            buf.write("\r\n")
+        (quoted if n % 1000 < 40 and n % 3 == 0 else plain).writerow(row)
+    vac = _write(tmp_path / "crlf.csv", buf.getvalue())
+    reconcile_files(vac, g.population, tmp_path / "crlf", report_date=REPORT, today=TODAY,
+                    workers=1)
+    for name in ("matched.csv", "mismatches.csv"):
+        assert (tmp_path / "crlf" / name).read_bytes() == (out / name).read_bytes(), name
+
+
 def test_bad_inputs(tmp_path: Path) -> None:
     pop = _write(tmp_path / "p.csv", POP_HEADER + "\n")
     vac = _write(tmp_path / "v.csv", "full_name,sex\nA,Nam\n")
@@ -782,11 +807,11 @@ _SMALL_PEOPLE = {
     "091190000001": Person("091190000001", "Lê Thị Hòa", "F", date(1990, 3, 21), "31078"),
     "091085000002": Person("091085000002", "Trần Văn Đạt", "M", date(1985, 7, 2), "31078")}
 _record = st.builds(
-    lambda idn, dob_ok, dose, total, when, vaccine, lot: VaccRecord(
+    lambda idn, dob_ok, dose, total, when, vaccine, lot, site: VaccRecord(
         _SMALL_PEOPLE[idn].full_name if idn in _SMALL_PEOPLE else "Ai Đó",
         "Nữ" if idn == "091190000001" else "Nam",
         (_SMALL_PEOPLE[idn].dob.isoformat() if idn in _SMALL_PEOPLE else "1990-01-01")
-        if dob_ok else "1999-09-09", idn, dose, total, when, vaccine, lot, "x"),
+        if dob_ok else "1999-09-09", idn, dose, total, when, vaccine, lot, site),
     st.sampled_from(["091190000001", "091190000001", "091085000002", "091085000009"]),
     st.booleans() | st.just(True),
     st.sampled_from(["1", "2", "3", "0", "x"]),
@@ -794,24 +819,39 @@ _record = st.builds(
     st.sampled_from(["2021-07-01", "2021-07-10", "2021-07-25", "2021-08-01", "2021-08-20",
                      "2021-09-15", "2021-10-20", "2023-01-01", "?"]),
     st.sampled_from(["pfizer", "pfizer", "astrazeneca", "pfizerr"]),
-    st.sampled_from(["L1", "L1", "L1", "=1"]))
+    st.sampled_from(["L1", "L1", "L1", "=1"]),
+    st.sampled_from(["x", "x", "Trạm\nY tế"]))  # a quoted line break
+
+
+# how a row is written: as csv.writer does, every field quoted, after a blank line
+_LAYOUT = st.sampled_from(["plain", "plain", "quoted", "blank"])
 
 
 @settings(max_examples=120, deadline=None)
-@given(st.lists(_record, min_size=1, max_size=9), st.sampled_from([2, 3, 50_000]))
+@given(st.lists(_record, min_size=1, max_size=9), st.sampled_from([2, 3, 50_000]),
+       st.lists(_LAYOUT, min_size=9, max_size=9), st.sampled_from(["\n", "\r\n"]),
+       st.sampled_from([2, 1000]))
 def test_batch_and_pure_path_agree_on_duplicates_and_dose_series(
-        records: list[VaccRecord], chunk: int) -> None:
+        records: list[VaccRecord], chunk: int, layout: list[str], eol: str,
+        block: int) -> None:
     """Random small inputs with duplicate doses, several doses, errors: reconcile_files
     (the probe of duplicates, the vectorised contexts, the fast path) gives every row the
-    class, reason and matched.csv line of the pure classify()/dose_context() path."""
+    class, reason and matched.csv line of the pure classify()/dose_context() path, however
+    the CSV is laid out (quoted rows, blank lines, CRLF: the probe parses only the wanted
+    lines of a block where the lines are the rows, and other blocks whole)."""
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
         mp.setattr(R, "CHUNK", chunk)
+        mp.setattr(R, "BLOCK", block)
         d = Path(tmp)
         pop = _write(d / "pop.csv", SMALL_POP)
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(COLUMNS)
-        w.writerows(records)
+        plain = csv.writer(buf, lineterminator=eol)
+        quoted = csv.writer(buf, lineterminator=eol, quoting=csv.QUOTE_ALL)
+        plain.writerow(COLUMNS)
+        for rec, how in zip(records, layout, strict=False):
+            if how == "blank":
+                buf.write(eol)
+            (quoted if how == "quoted" else plain).writerow(rec)
         vac = _write(d / "vac.csv", buf.getvalue())
         res = reconcile_files(vac, pop, d / "o", report_date=REPORT, today=TODAY, workers=1)
         bad, matched = _mismatches_and_matched(d / "o")

@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -399,6 +400,47 @@ def _classify_block(rows: list[list[str]], n0: int, out: _Out) -> None:
         out.cov_dose.append(np.array(cov_dose, dtype=np.int16))
 
 
+def _lines(data: bytes) -> list[bytes] | None:
+    """The non-blank lines of ``data`` when each is one CSV row: no quote character (so no
+    quoted line break) and no carriage return but in CRLF line ends; else None."""
+    if b'"' in data:
+        return None
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+        if b"\r" in data:
+            return None
+    return list(filter(None, data.split(b"\n")))
+
+
+def _pick_rows(path: Path, offset: int, data: bytes, first: int, wanted: list[int]
+               ) -> Iterator[tuple[int, list[str]]]:
+    """(row, fields) of the rows ``wanted`` (0-based, ascending) among the rows of ``data``
+    (read at ``offset``; its first row is ``first``), the fields as :func:`_rows` gives
+    them. Where the lines are the rows (:func:`_lines`: in the whole chunk, else block by
+    block as pass 1 read them) only the wanted lines are parsed; other blocks are parsed
+    whole."""
+    width: int = _JOB["width"]
+    k, w = first, 0
+    lines = _lines(data)
+    parts = [(0, data, lines)] if lines is not None else (
+        (at, block, _lines(block)) for at, block in _blocks(io.BytesIO(data), 0, BLOCK))
+    for at, block, lines in parts:
+        if w == len(wanted):
+            return
+        if lines is not None:
+            end = bisect_left(wanted, k + len(lines), w)
+            if end > w:
+                yield from zip(wanted[w:end], _rows(path, offset + at, b"\n".join(
+                    [lines[r - k] for r in wanted[w:end]]), width), strict=True)
+            k += len(lines)
+        else:
+            rows = _rows(path, offset + at, block, width)
+            end = bisect_left(wanted, k + len(rows), w)
+            yield from ((r, rows[r - k]) for r in wanted[w:end])
+            k += len(rows)
+        w = end
+
+
 def _probe_chunk(chunk: tuple[int, int, int, int]) -> list[int]:
     """The rows (0-based) of one chunk among ``_JOB["probe"]`` (the records of an (ID,
     dose) on several rows) that are clean on their own: :func:`classify` with no context
@@ -407,7 +449,7 @@ def _probe_chunk(chunk: tuple[int, int, int, int]) -> list[int]:
     first, n_rows, offset, size = chunk
     probe: I32 = _JOB["probe"]
     lo, hi = np.searchsorted(probe, [first, first + n_rows]).tolist()
-    wanted = set(probe[lo:hi].tolist())
+    wanted = probe[lo:hi].tolist()
     if not wanted:
         return []
     path: Path = _JOB["path"]
@@ -418,19 +460,12 @@ def _probe_chunk(chunk: tuple[int, int, int, int]) -> list[int]:
         fh.seek(offset)
         data = fh.read(size)
     good: list[int] = []
-    k = first
-    for at, block in _blocks(io.BytesIO(data), 0, BLOCK):
-        for fields in _rows(path, offset + at, block, _JOB["width"]):
-            if k in wanted:
-                rec = VaccRecord(*get(fields))
-                pos = int(ctx.reg_pos[k])
-                person = None if pos < 0 else Person(
-                    rec.id_number.strip(), reg.names[int(reg.name_idx[pos])],
-                    "F" if reg.female[pos] else "M", date.fromordinal(int(reg.dob[pos])),
-                    reg.communes[int(reg.commune_idx[pos])])
-                if classify(rec, person, today=_JOB["today"]).clean:
-                    good.append(k)
-            k += 1
+    positions = ctx.reg_pos[wanted].tolist()
+    for (k, fields), pos in zip(_pick_rows(path, offset, data, first, wanted), positions,
+                                strict=True):
+        person = reg.person(pos) if pos >= 0 else None
+        if classify(VaccRecord(*get(fields)), person, today=_JOB["today"]).clean:
+            good.append(k)
     return good
 
 
