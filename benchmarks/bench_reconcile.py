@@ -197,7 +197,7 @@ def main() -> int:
           f"for 1.8 M / 2 M)")
     for k, v in r.items():
         if k.startswith("phase: "):
-            print(f"    {k[7:]:30} {v:8.1f} s")
+            print(f"    {k[7:]:30} {v:8.2f} s")
     print(f"  {'CPU time (all processes)':32} {r['cpu']:8.1f} s")
     print(f"  {'CSV floor (1 core, reference)':32} {floor:8.1f} s   reconcile = "
           f"{r['seconds'] / floor:.2f}× the floor (wall), {r['cpu'] / floor:.2f}× (CPU)")
