@@ -174,6 +174,14 @@ def _raw_extensions(der: bytes) -> dict[str, tuple[bool, bytes]]:
     return out
 
 
+def _raw_extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | None:
+    """The value (DER) of one extension read from the certificate's raw DER (for the
+    extensions cryptography refuses to parse), or None when the certificate has none."""
+    entry = _raw_extensions(cert.public_bytes(serialization.Encoding.DER)).get(
+        oid.dotted_string)
+    return None if entry is None else entry[1]
+
+
 def _raw_eku(value: bytes) -> frozenset[str]:
     tag, s, e = _der_tlv(value, 0, len(value))
     if tag != 0x30:
@@ -202,9 +210,8 @@ def eku_oids(cert: x509.Certificate) -> frozenset[str] | None:
     except ValueError:
         pass
     try:
-        raw = _raw_extensions(cert.public_bytes(serialization.Encoding.DER))
-        entry = raw.get(ExtensionOID.EXTENDED_KEY_USAGE.dotted_string)
-        return None if entry is None else _raw_eku(entry[1])
+        value = _raw_extension(cert, ExtensionOID.EXTENDED_KEY_USAGE)
+        return None if value is None else _raw_eku(value)
     except _DerError as exc:
         raise KeyCertError(f"cannot read the extended key usage of the certificate: {exc}") from exc
 
@@ -232,11 +239,9 @@ def is_ca_certificate(cert: x509.Certificate) -> bool:
     except ValueError:
         pass
     try:
-        raw = _raw_extensions(cert.public_bytes(serialization.Encoding.DER))
-        entry = raw.get(ExtensionOID.BASIC_CONSTRAINTS.dotted_string)
-        if entry is None:
+        value = _raw_extension(cert, ExtensionOID.BASIC_CONSTRAINTS)
+        if value is None:
             return False
-        value = entry[1]
         tag, s, e = _der_tlv(value, 0, len(value))
         first = next(_der_children(value, s, e), None)
         return tag == 0x30 and first is not None and first[0] == 0x01 and value[first[1]] != 0
