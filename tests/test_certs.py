@@ -404,6 +404,17 @@ def test_input_validation(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists()
 
 
+@pytest.mark.parametrize("code", ["003", "000", "028", "099"])
+def test_unknown_province_code_is_refused(tmp_path: Path, code: str) -> None:
+    """A province CA's code goes into every UVCI it signs: one of the 63 codes of ID
+    numbers only (the gaps, such as 003 or Hà Tây's old 028, are no province)."""
+    with pytest.raises(ValidationError, match=f"unknown province code '{code}'"):
+        certs.init_ca(tmp_path / "a", name="Kiên Giang", province_code=code, password=PW)
+    assert not (tmp_path / "a").exists()
+    info = certs.init_ca(tmp_path / "ag", name="An Giang", province_code="089", password=PW)
+    assert info.code == "089"
+
+
 def test_dsc_never_outlives_its_ca(tmp_path: Path) -> None:
     ca = tmp_path / "ca"
     info = certs.init_ca(ca, name="Kiên Giang", province_code="091", password=PW, days=1461)

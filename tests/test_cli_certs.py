@@ -79,6 +79,8 @@ def test_cli_errors_and_exit_codes(tmp_path: Path) -> None:
     ca = str(tmp_path / "ca")
     r = cli(["init", ca, "--name", "Kiên Giang", "--province", "91"])
     assert r.exit_code == 2 and "error:" in r.stderr and "province code" in r.stderr
+    r = cli(["init", ca, "--name", "Kiên Giang", "--province", "003"])
+    assert r.exit_code == 2 and "unknown province code '003'" in r.stderr
     r = cli(["init", ca, "--name", "Kiên Giang", "--province", "091"])
     assert r.exit_code == 0
     r = cli(["init", ca, "--name", "Kiên Giang", "--province", "091"])

@@ -62,6 +62,7 @@ from .certinfo import (
     kid_of,
     load_certificates,
 )
+from .citizen import PROVINCES
 from .errors import KeyCertError, StorageError, ValidationError
 from .fileio import PRIVATE, PUBLIC, atomic_write, check_private_file, ensure_dir
 from .keys import (
@@ -152,6 +153,11 @@ def init_ca(
             raise ValidationError(
                 f"province code must be 3 digits (e.g. 091 for Kiên Giang), got {province_code!r}"
             )
+        if province_code not in PROVINCES:  # the codes have gaps (003, 005…): never fill them
+            raise ValidationError(
+                f"unknown province code {province_code!r}: it must be one of the 63 province "
+                "codes of ID numbers (e.g. 001 Hà Nội, 079 Hồ Chí Minh, 089 An Giang, "
+                "091 Kiên Giang); its UVCIs and every commune certificate would carry it")
     elif parent_dir is not None:
         raise ValidationError("a root CA has no parent")
     if not CA_DAYS_MIN <= days <= CA_DAYS_MAX and not_after is None:
