@@ -75,6 +75,7 @@ _ALIASES = {
     "vero-cell": "verocell", "sinopharm": "verocell", "bbibp-corv": "verocell",
     "comirnaty": "pfizer", "pfizer-biontech": "pfizer", "spikevax": "moderna",
     "jcovden": "janssen", "j&j": "janssen", "hayat-vax": "hayatvax",
+    "pfizerbiontech": "pfizer", "sinopharmverocell": "verocell",
 }
 _BY_MP = {v.mp.upper(): v for v in VACCINES.values()}
 
@@ -85,6 +86,12 @@ def find_vaccine(name_or_code: str) -> Vaccine:
     key = _ALIASES.get(key, key)
     if key in VACCINES:
         return VACCINES[key]
+    # the names as exports and SPEC write them, "Sputnik V", "Hayat Vax", "Vero  Cell":
+    # the same words without their spaces, hyphens or dots
+    compact = "".join(ch for ch in key if not (ch.isspace() or ch in "-_."))
+    compact = _ALIASES.get(compact, compact)
+    if compact in VACCINES:
+        return VACCINES[compact]
     by_code = _BY_MP.get(name_or_code.strip().upper())
     if by_code is not None:
         return by_code
