@@ -335,6 +335,18 @@ def test_what_a_person_may_hand_over(valid, trust, tmp_path):
     pdf.write_bytes(b"%PDF-1.4\n" + b"stream\nx\n" * 500)
     (out,) = _json(_run([str(pdf), "--json"], trust).stdout)
     assert out["failed"] == "picture" and "PDF" in out["reason"]
+    from vaxqr import qr
+
+    svg = tmp_path / "0000002.svg"  # vaxqr issue --format svg: one verdict, not one per line
+    svg.write_text(qr.to_svg(hc1), encoding="utf-8")
+    unnamed = tmp_path / "qr-copy"  # the same bytes under a name that says nothing
+    unnamed.write_bytes(svg.read_bytes())
+    out = _json(_run([str(svg), str(unnamed), "--json"], trust).stdout)
+    assert [(o["input"], o["failed"]) for o in out] == [
+        (str(svg), "picture"), (str(unnamed), "picture")]
+    assert all("SVG" in o["reason"] for o in out)
+    gone = _run([str(tmp_path / "missing.svg"), str(tmp_path / "missing.pdf")], trust)
+    assert gone.returncode == 3 and gone.stderr.count(b"cannot read") == 2, gone.stderr
     r = _run(["-"], trust, stdin=f" {hc1}\n".encode())
     assert r.stdout.decode().startswith(" ✔ VALID  stdin:1"), r.stdout
 

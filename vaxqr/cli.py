@@ -186,7 +186,14 @@ _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", "
 MAX_LINE = 64 * 1024
 
 
-_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".txt", ".gif", ".bmp", ".webp", ".hc1")
+_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".txt", ".gif", ".bmp", ".webp", ".hc1", ".pdf",
+                  ".svg", ".tif", ".tiff", ".heic")
+# vaxqr issue --format svg / --card pdf write these; verify reads neither (one verdict each)
+_VECTOR = {
+    ".pdf": "a PDF is not read: verify the card's PNG, or a photo or screenshot of its QR code",
+    ".svg": "an SVG picture is not read: verify the QR code's PNG (vaxqr issue writes PNG "
+            "unless --format svg), or a photo or screenshot of it",
+}
 
 
 def _looks_like_path(arg: str) -> bool:
@@ -375,10 +382,11 @@ def verify(
                                                 f"{safe(exc.strerror)}")
                         worst = max(worst, Exit.TRUST_OR_IO)
                         continue
-                    if head.startswith(b"%PDF") or path.suffix.lower() == ".pdf":
-                        emit(verifier.picture_failure(
-                            arg, "a PDF is not read: verify the card's PNG, or a photo or "
-                                 "screenshot of its QR code"))
+                    vector = _VECTOR.get(path.suffix.lower()) or (
+                        _VECTOR[".pdf"] if head.startswith(b"%PDF") else
+                        _VECTOR[".svg"] if head.startswith((b"<?xml", b"<svg")) else None)
+                    if vector:
+                        emit(verifier.picture_failure(arg, vector))
                     elif head.startswith(_IMAGE_MAGIC) or path.suffix.lower() in _IMAGE_SUFFIXES:
                         reports, _card = verify_image(verifier, path, label=arg, holder=holder)
                         for r in reports:
