@@ -603,3 +603,34 @@ def test_reports_made_before_an_internal_error_are_written(valid, monkeypatch, c
                    id_card=None, as_json=True, state=tmp_path / "state.json")
     out = _json(capsys.readouterr().out.encode())
     assert [(o["input"], o["valid"]) for o in out] == [("stdin:1", True), ("stdin:2", False)]
+
+
+# --------------------------------------------------------------------------- holder, steps
+
+CARD = "091090012345||NGUYỄN VĂN AN|02011990|Nam|Dương Tơ, Phú Quốc, Kiên Giang|01122021"
+
+
+def test_id_card_text_file_and_image(valid, trust, tmp_path):
+    """--id-card as the card QR's text (with a scanner's CRLF), a file holding it, and a
+    photo of it: name and DOB must match, else the holder step fails (exit 1)."""
+    import segno
+
+    hc1 = valid[0]
+    text_file = tmp_path / "card.txt"
+    text_file.write_bytes((CARD + "\r\n").encode("utf-8"))
+    picture = tmp_path / "card.png"  # UTF-8 bytes, as the cards carry them
+    segno.make(CARD, encoding="utf-8", error="m", micro=False).save(str(picture), scale=6)
+    for card in (CARD + "\r\n", str(text_file), str(picture)):
+        r = _run([hc1, "--json", "--id-card", card], trust)
+        assert r.returncode == 0, (card, r.stderr)
+        (out,) = _json(r.stdout)
+        assert out["steps"]["holder"]["status"] == "pass"
+        assert out["holder"] == {"matched": True, "card_name": "NGUYỄN VĂN AN",
+                                 "card_dob": "1990-01-02", "reasons": []}
+    other = CARD.replace("02011990", "02011991")
+    r = _run([hc1, "--id-card", other], trust)
+    assert r.returncode == 1 and "DOES NOT MATCH" in r.stdout.decode()
+    assert "holder:" in r.stdout.decode()
+    r = _run([hc1, "--id-card", "https://example.com/not-a-card"], trust)
+    assert r.returncode == 2 and b"not a CCCD card QR" in r.stderr
+
