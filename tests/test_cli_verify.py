@@ -634,3 +634,24 @@ def test_id_card_text_file_and_image(valid, trust, tmp_path):
     r = _run([hc1, "--id-card", "https://example.com/not-a-card"], trust)
     assert r.returncode == 2 and b"not a CCCD card QR" in r.stderr
 
+
+def test_steps_not_reached_are_skipped(valid, trust, tmp_path):
+    """SPEC §5: revocation (a trust list is loaded) and holder (a card is given) apply, so
+    when an earlier step fails they are listed as skipped, not left out; a text line
+    has no picture step."""
+    hc1 = valid[0]
+    broken = tmp_path / "photo.png"
+    broken.write_bytes(b"\x89PNG not really")
+    r = _run([hc1[:-3] + "AAA", str(broken), "-", "--json", "--id-card", CARD], trust,
+             stdin=b"HC1:" + b"A" * (70 * 1024) + b"\n")
+    damaged, picture, long_line = _json(r.stdout)
+    for out, first in ((damaged, "prefix"), (picture, "picture"), (long_line, "prefix")):
+        names = list(out["steps"])
+        assert names[0] == first and names[-2:] == ["revocation", "holder"], names
+        assert out["steps"]["revocation"]["status"] == "skipped"
+        assert out["steps"]["holder"]["status"] == "skipped"
+    assert damaged["failed"] != "prefix" and picture["failed"] == "picture"
+    assert long_line["failed"] == "prefix"
+    r = _run([hc1, "--json"], trust)  # all reached: revocation passes, no holder step
+    (out,) = _json(r.stdout)
+    assert list(out["steps"])[-1] == "revocation" and "holder" not in out["steps"]

@@ -386,7 +386,7 @@ def verify(
                         _VECTOR[".pdf"] if head.startswith(b"%PDF") else
                         _VECTOR[".svg"] if head.startswith((b"<?xml", b"<svg")) else None)
                     if vector:
-                        emit(verifier.picture_failure(arg, vector))
+                        emit(verifier.picture_failure(arg, vector, holder=holder is not None))
                     elif head.startswith(_IMAGE_MAGIC) or path.suffix.lower() in _IMAGE_SUFFIXES:
                         reports, _card = verify_image(verifier, path, label=arg, holder=holder)
                         for r in reports:
@@ -441,7 +441,7 @@ def _verify_text_file(verifier: Any, path: Path, holder: Any, emit: Any) -> None
     data = raw.decode("utf-16" if utf16 else "utf-8", errors="replace")
     lines = [ln for ln in data.splitlines() if ln.strip()]
     if not lines:
-        emit(verifier.picture_failure(str(path), "the file is empty"))
+        emit(verifier.picture_failure(str(path), "the file is empty", holder=holder is not None))
     for n, line in enumerate(lines, 1):
         label = str(path) if len(lines) == 1 else f"{path}:{n}"
         emit(verifier.verify_text(line, label=label, holder=holder))

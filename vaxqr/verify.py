@@ -391,16 +391,18 @@ class _Run:
                       self.signer, self.holder, tuple(self.warnings))
 
 
-# The steps that apply to a text (with a picture before it, a holder check after it), in
-# report order: those shown as "not reached" when an earlier step fails, and the same with
-# "revocation", which runs (after the signature) only when there is revocation data.
+# The steps that apply to a text (with a picture before it, a revocation check when the
+# trust store has revocation data, a holder check after it), in report order: those shown
+# as "not reached" when an earlier step fails (SPEC §5), and the same with "revocation",
+# which also runs (after the signature) for a revoked signer.
 _APPLICABLE = {
-    (picture, holder): tuple(
+    (picture, holder, revocation): tuple(
         n for n in STEPS
         if n in ("prefix", "base45", "zlib", "cose", "cbor", "signature", "key_usage",
                  "expiry", "schema")
-        or (n == "picture" and picture) or (n == "holder" and holder))
-    for picture in (False, True) for holder in (False, True)
+        or (n == "picture" and picture) or (n == "holder" and holder)
+        or (n == "revocation" and revocation))
+    for picture in (False, True) for holder in (False, True) for revocation in (False, True)
 }
 _COMPLETE = {
     key: tuple(n for n in STEPS if n in steps or n == "revocation")
@@ -500,6 +502,8 @@ class Verifier:
         from .schemas import validate_dcc
 
         self.trust = trust
+        # a trust store is immutable: whether it can say a credential is revoked is fixed
+        self._revocation_data = bool(getattr(trust, "has_revocation_data", False))
         self.at = _utc(at) if at is not None else None
         # the validation time as whole seconds since the epoch and a remainder, exactly
         self._at_parts: tuple[int, int] | None = None
@@ -537,7 +541,7 @@ class Verifier:
         run = _Run(label or "text")
         if picture:
             run.ok("picture", "QR code read")
-        key = (picture, holder is not None)
+        key = (picture, holder is not None, self._revocation_data)
         try:
             self._pipeline(run, text, holder)
         except VaxqrError as exc:  # a step raised: record it as that step's failure
@@ -548,11 +552,15 @@ class Verifier:
             run.fail(_first_missing(run), f"internal error while verifying ({type(exc).__name__})")
         return run.report(applicable=_APPLICABLE[key], complete=_COMPLETE[key])
 
-    def picture_failure(self, label: str, message: str, *, step: str = "picture") -> Report:
-        """A report for an input that could not be read (a picture, an over-long line)."""
+    def picture_failure(self, label: str, message: str, *, step: str = "picture",
+                        holder: bool = False) -> Report:
+        """A report for an input that could not be read (a picture, an over-long line):
+        ``step`` fails (``picture``, or ``prefix`` for text) and the steps after it that
+        apply (``holder`` when a card was given) are skipped."""
         run = _Run(label)
         run.fail(step, message)
-        return run.report(applicable=STEPS[:10])
+        return run.report(
+            applicable=_APPLICABLE[(step == "picture", holder, self._revocation_data)])
 
     # ------------------------------------------------------------------ the steps
 
@@ -779,7 +787,7 @@ def verify_image(
     try:
         codes = decode_image(source)
     except VaxqrError as exc:
-        return [verifier.picture_failure(label, str(exc))], None
+        return [verifier.picture_failure(label, str(exc), holder=holder is not None)], None
     hc1 = [c for c in codes if c.text.startswith(codec.PREFIX)]
     card: Any = None
     for c in codes:
@@ -795,10 +803,12 @@ def verify_image(
     if not hc1:
         others = [c for c in codes if card is None or c.text != getattr(card, "raw", None)]
         if len(codes) == 1 and card is None:
-            return [verifier.verify_text(codes[0].text, label=label, picture=True)], card
+            return [verifier.verify_text(codes[0].text, label=label, holder=holder,
+                                         picture=True)], card
         found = "an ID card QR only" if card is not None else f"{len(others)} other QR code(s)"
         return [verifier.picture_failure(
-            label, f"no HC1 credential QR code in the picture (found {found})")], card
+            label, f"no HC1 credential QR code in the picture (found {found})",
+            holder=holder is not None and holder is not card)], card
     reports = [
         verifier.verify_text(c.text, label=label if len(hc1) == 1 else f"{label}#{i + 1}",
                              holder=holder, picture=True)

@@ -166,7 +166,8 @@ class _Verifies(Protocol):
 
     def verify_text(self, text: str, *, label: str = "", holder: Any = None,
                     picture: bool = False) -> Report: ...
-    def picture_failure(self, label: str, message: str, *, step: str = "picture") -> Report: ...
+    def picture_failure(self, label: str, message: str, *, step: str = "picture",
+                        holder: bool = False) -> Report: ...
 
 
 def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None], done: int,
@@ -183,7 +184,8 @@ def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None
     for line in lines:
         n += 1
         if line is None:
-            report = verifier.picture_failure(f"stdin:{n}", too_long, step="prefix")
+            report = verifier.picture_failure(f"stdin:{n}", too_long, step="prefix",
+                                              holder=holder is not None)
         elif line.strip():
             report = verifier.verify_text(line, label=f"stdin:{n}", holder=holder)
         else:
