@@ -389,6 +389,35 @@ def test_far_future_exp_in_json(signer, trust):
     assert r.returncode == 1
 
 
+def _ts(day: str) -> int:
+    return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())
+
+
+# SPEC §5: DSC.notBefore <= iat <= time <= exp <= DSC.notAfter; the demo commune's DSC is
+# valid from 2021-11-15 to 2031-10-30
+NB, NA = "2021-11-15", "2031-10-30"
+
+
+@pytest.mark.parametrize(("iat", "exp", "message"), [
+    ("2021-11-14", "2022-11-14", "before the signer certificate became valid"),
+    ("2022-01-01", "2031-10-31", "after the signer certificate expires"),
+    (NB, NA, None),  # on both ends exactly: valid
+])
+def test_expiry_is_bounded_by_the_signer_certificate(signer, iat, exp, message, tmp_path):
+    dsc = ["--trust", str(DEMO / "communes" / "31078" / "signer.crt"),
+           "--state", str(tmp_path / "s.json")]
+    hc1 = _signed(signer, iat=_ts(iat), exp=_ts(exp))
+    for at in ("2022-06-01T00:00:00Z", f"{exp}T00:00:00Z"):
+        r = _run([hc1, "--json", "--at", at], dsc)
+        (out,) = _json(r.stdout)
+        assert out["steps"]["signature"]["status"] == "pass"
+        if message is None:
+            assert out["valid"] is True and r.returncode == 0, out["reason"]
+        else:
+            assert out["failed"] == "expiry" and r.returncode == 1
+            assert message in out["steps"]["expiry"]["message"]
+
+
 # --------------------------------------------------------------------------- plain rendering
 
 def _printable_reference(s: str) -> str:
