@@ -345,3 +345,73 @@ def test_disk_full_leaves_no_partial_output(office, tmp_path, command):
     new = _snapshot(d)
     assert {k: v for k, v in new.items() if k in old} == old  # old files untouched
     assert set(new) == set(old)
+
+
+def _on_a_terminal(args: list[str], answers: list[bytes], cwd: Path) -> tuple[int, bytes]:
+    """Run the console script on a pseudo-terminal, typing each answer after its prompt."""
+    import pty
+    import select
+    import time
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("VAXQR_") or k == "VAXQR_PURE"}
+    env.update(NO_COLOR="1", COLUMNS="100")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, its stdin and stderr the terminal
+        os.chdir(cwd)
+        os.execve(VAXQR, [VAXQR, *args], env)
+    out = b""
+
+    def read_until(marker: bytes | None, limit: float = 60) -> None:
+        """Read until new output (after what was read before) ends with ``marker``."""
+        nonlocal out
+        start = len(out)
+        end = time.monotonic() + limit
+        while time.monotonic() < end and (
+                marker is None or not out[start:].endswith(marker)):
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:  # the child closed the terminal
+                    return
+                if not data:
+                    return
+                out += data
+
+    for answer in answers:
+        # click writes "prompt:" then has getpass write the " ", after it turned echo off
+        # and flushed the input: typing before the space would be echoed, then lost
+        read_until(b": ")
+        os.write(fd, answer + b"\n")
+    read_until(None, 30)
+    deadline = time.monotonic() + 10
+    done, status = os.waitpid(pid, os.WNOHANG)
+    while done == 0 and time.monotonic() < deadline:  # closing its terminal, exiting
+        time.sleep(0.05)
+        done, status = os.waitpid(pid, os.WNOHANG)
+    if done == 0:  # still running (waiting for input?): never hang the suite
+        os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+def test_new_key_password_prompt_is_hidden_and_confirmed(tmp_path):
+    """SPEC §3: with no password file or VAXQR_PASSWORD, a terminal is asked, with hidden
+    input and confirmation; two different answers are asked again, never used."""
+    code, out = _on_a_terminal(
+        ["certs", "init", "ca", "--name", "Kiên Giang", "--province", "091"],
+        [b"first-typing-1", b"first-typing-2", *["mật khẩu tỉnh".encode()] * 2], tmp_path)
+    text = out.decode("utf-8", "replace")
+    assert code == 0, text
+    assert text.count("New password for the CA key") == 2, text
+    assert "do not match" in text
+    assert b"first-typing" not in out and "mật khẩu" not in text  # nothing echoed
+    key = tmp_path / "ca" / "ca.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    load_pem_private_key(key.read_bytes(), password="mật khẩu tỉnh".encode())
+    with pytest.raises(ValueError):
+        load_pem_private_key(key.read_bytes(), password=b"first-typing-1")
