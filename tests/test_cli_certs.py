@@ -214,6 +214,19 @@ def test_cli_help_has_examples_and_exit_codes() -> None:
         assert "Examples" in r.stdout and "Exit codes" in r.stdout, cmd
 
 
+def test_cli_init_days_help_states_the_range_enforced(tmp_path: Path) -> None:
+    import re
+
+    found = re.search(r"Validity, (\d+)-(\d+) days", cli(["init", "--help"]).stdout)
+    assert found, "the --days help names its range"
+    lo, hi = map(int, found.groups())
+    base = ["--name", "Kiên Giang", "--province", "091", "--days"]
+    assert cli(["init", str(tmp_path / "a"), *base, str(lo - 1)]).exit_code == 2
+    assert cli(["init", str(tmp_path / "b"), *base, str(hi + 1)]).exit_code == 2
+    assert cli(["init", str(tmp_path / "c"), *base, str(lo)]).exit_code == 0
+    assert cli(["init", str(tmp_path / "d"), *base, str(hi)]).exit_code == 0
+
+
 def test_cli_show_reports_bad_signature(published: tuple[Hierarchy, Path], tmp_path: Path) -> None:
     _, tl = published
     other = make_hierarchy(tmp_path / "o")

@@ -134,7 +134,8 @@ def init_cmd(
     root: Annotated[
         bool, typer.Option("--root", help="Create a national root CA (signs province CAs).")
     ] = False,
-    days: Annotated[int, typer.Option("--days", help="Validity, 1461-3653 days.")] = (
+    days: Annotated[int, typer.Option(
+        "--days", help=f"Validity, {certs.CA_DAYS_MIN}-{certs.CA_DAYS_MAX} days (4-10 years).")] = (
         certs.CA_DAYS_DEFAULT
     ),
     use_rsa: Annotated[bool, typer.Option("--rsa", help="RSA-3072 key instead of P-256.")] = False,
