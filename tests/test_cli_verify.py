@@ -684,3 +684,14 @@ def test_steps_not_reached_are_skipped(valid, trust, tmp_path):
     r = _run([hc1, "--json"], trust)  # all reached: revocation passes, no holder step
     (out,) = _json(r.stdout)
     assert list(out["steps"])[-1] == "revocation" and "holder" not in out["steps"]
+
+
+def test_ctrl_c_before_a_command_runs_is_a_quiet_exit_130():
+    # Ctrl-C while typer reads the commands (before any command runs) printed a traceback
+    # from inside typer or typing and ended by the signal.
+    code = ("import vaxqr.cli as c\n"
+            "def stop(*a, **k):\n    raise KeyboardInterrupt\n"
+            "c.app = stop\nc.main()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", "interrupted\n")

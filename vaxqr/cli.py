@@ -562,6 +562,9 @@ def main() -> None:
         if _state.get("exit_now"):
             _exit_now(exc.code)
         raise
+    except KeyboardInterrupt:  # Ctrl-C before a command runs (typer reading the commands)
+        sys.stderr.write("interrupted\n")
+        _exit_now(130)
     except KeyCertError as exc:  # pragma: no cover - commands handle their own
         fail_from(exc)
     except OutputError as exc:  # e.g. a full disk under stdout: the verdicts are incomplete
