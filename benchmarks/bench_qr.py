@@ -16,6 +16,9 @@ machines are shared and noisy, so absolute times mislead):
 2. Decoding a clean generated PNG: zxing-cpp alone, zbar (pyzbar) alone, ``decode_image``.
 3. The seeded degraded corpus of ``tests/degrade.py``: read rate per kind of degradation for
    zxing-cpp alone, plain pyzbar, and ``decode_image``, with median/p90 time per image.
+4. Printable cards (``--cards N``, also alone with ``--cards-only``): CPU time per card for
+   composing it and for encoding it (vaxqr's raster writer against Pillow's PNG writer on
+   the same picture), the whole ``issue.render_card`` as PNG and PDF, and the sizes.
 """
 
 from __future__ import annotations
@@ -319,6 +322,43 @@ def bench_corpus(per_kind: int, seed: int) -> None:
     print("(pyzbar alone counts garbled Vietnamese as unread: it guesses charsets)")
 
 
+def bench_cards(n: int) -> None:
+    from _common import credentials, load_demo_signer
+
+    from vaxqr import card, issue
+
+    info = issue.signer_info(load_demo_signer())
+    texts = credentials(n)
+    print(f"\n4. Printable cards, {n} credentials (CPU time per card, best of 3)")
+    data = [card.CardData(full_name="Trương Thị Ánh Hồng", dob="1990-05-17", dose=2, doses=2,
+                          vaccine="Vero Cell (Sinopharm BIBP)", vaccination_date="2021-10-01",
+                          commune="UBND xã Dương Tơ", province="Kiên Giang", uvci="URN:UVCI:X",
+                          valid_until="2027-11-27", demo=True) for _ in texts]
+    pictures = [qr.to_image(t) for t in texts]
+
+    def best(fn: Callable[[Any], object], items: list[Any]) -> float:
+        return min(cpu_us(fn, items) for _ in range(3)) / 1000
+
+    composed = [card.compose_card(d, p).image for d, p in zip(data, pictures, strict=True)]
+    compose = best(lambda dp: card.compose_card(*dp), list(zip(data, pictures, strict=True)))
+    ours = best(lambda im: card._png(*card._raster(im)), composed)
+    pillow = best(lambda im: png_of_card(im), composed)
+    print(f"   compose (text, QR)                  {compose:6.1f} ms")
+    print(f"   encode: vaxqr raster → PNG          {ours:6.1f} ms  "
+          f"{len(card._png(*card._raster(composed[0]))) / 1000:.0f} kB")
+    print(f"   encode: Pillow PNG writer (level 3) {pillow:6.1f} ms  "
+          f"{len(png_of_card(composed[0])) / 1000:.0f} kB   vaxqr / Pillow = {ours / pillow:.2f}×")
+    for fmt in ("png", "pdf"):
+        whole = best(lambda t, f=fmt: issue.render_card(t, info, f), texts)  # type: ignore[misc]
+        print(f"   {'issue.render_card, ' + fmt:<36}{whole:6.1f} ms")
+
+
+def png_of_card(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", dpi=(300, 300), compress_level=3)
+    return buf.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-kind", type=int, default=30, help="images per degradation kind")
@@ -328,7 +368,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="rounds for table 0")
     parser.add_argument("--against", type=Path, help="an older qrencode.py to compare with")
     parser.add_argument("--encoder-only", action="store_true", help="table 0 only")
+    parser.add_argument("--cards", type=int, default=20, help="credentials for table 4")
+    parser.add_argument("--cards-only", action="store_true", help="table 4 only")
     args = parser.parse_args()
+    if args.cards_only:
+        bench_cards(args.cards)
+        return
 
     bench_encoder(args.credentials, args.rounds, args.against)
     if args.encoder_only:
@@ -342,6 +387,7 @@ def main() -> None:
     bench_encode(payload, digits, args.repeat)
     bench_clean(payload, args.repeat)
     bench_corpus(args.per_kind, args.seed)
+    bench_cards(args.cards)
 
 
 if __name__ == "__main__":
