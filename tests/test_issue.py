@@ -1274,3 +1274,35 @@ def test_a_second_run_on_the_same_directory_is_refused_while_the_first_runs(sign
     assert issue.issue_batch(signer, src, out, workers=1).issued == 5
     assert sorted(p.name for p in out.iterdir()) == ["ledger.sqlite", "manifest.csv", "qr",
                                                      "rejects.csv"]
+
+
+def test_rejects_csv_is_written_while_the_directory_is_held(signer, tmp_path, monkeypatch):
+    # rejects.csv is part of the batch's output: written after the directory was released,
+    # a second run starting then cleared its temporary file (.rejects.csv.PID.tmp) as a
+    # crash's leftover, and the first run failed at its last rename.
+    import fcntl
+
+    rows = good_rows(4, seed=25)
+    rows[1][HEADER.index("id_number")] = "12345"  # one rejected row
+    src = write_csv(tmp_path / "r.csv", rows)
+    out = tmp_path / "out"
+    held: dict[str, bool] = {}
+    real_replace = os.replace
+
+    def replace(src_, dst, *args, **kwargs):
+        name = Path(dst).name
+        if name in ("manifest.csv", "rejects.csv"):
+            fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held[name] = False
+            except BlockingIOError:
+                held[name] = True
+            finally:
+                os.close(fd)
+        real_replace(src_, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    result = issue.issue_batch(signer, src, out, workers=1)
+    assert result.issued == 3 and len(result.rejected) == 1
+    assert held == {"manifest.csv": True, "rejects.csv": True}

@@ -757,7 +757,9 @@ def issue_batch(
             finally:
                 if syncer is not None:
                     syncer.wait()  # every image on disk before the manifest lists it
-    _write_rejects(out, [*result.rejected, *result.superseded])
+        # still holding the directory: a run starting now would clear this file's
+        # temporary as a crash's leftover
+        _write_rejects(out, [*result.rejected, *result.superseded])
     result.seconds = time.perf_counter() - started
     return result
 
