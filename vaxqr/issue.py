@@ -1018,10 +1018,11 @@ def _png_whole(data: bytes) -> bool:
 def intact(path: Path) -> bool:
     """Whether an image or card file is whole: present, with its format's first and last
     bytes (PNG signature and IEND chunk, SVG's closing tag, PDF's ``%%EOF``), a PNG's every
-    chunk matching its CRC, an SVG free of NUL bytes and a PDF of runs of 512 of them. A
-    power loss after a non-durable write can leave a file empty, cut short, or zero-filled,
-    wholly or in part (a block of its middle never written: its first and last bytes alone
-    do not tell)."""
+    chunk matching its CRC, an SVG free of NUL bytes, a PDF free of any run of 512 of them.
+    A power loss after a non-durable write can leave a file empty, cut short, or
+    zero-filled, wholly or in part (a block of its middle never written: its first and last
+    bytes alone do not tell). The whole file is read: ~75 µs for a card's PNG from the page
+    cache, so a resume of 100,000 cards spends seconds here."""
     try:
         data = path.read_bytes()
     except OSError:
