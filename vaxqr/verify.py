@@ -736,7 +736,7 @@ class Verifier:
             run.fail("revocation", getattr(run.signer, "revoked_reason", "")
                      or "the signer certificate has been revoked")
             return
-        if not getattr(self.trust, "has_revocation_data", False):
+        if not self._revocation_data:  # what the reports' applicable steps were keyed on
             return
         kind = certificate_type(dcc) if dcc is not None else None
         entries = dcc.get(kind) if dcc is not None and kind else None
