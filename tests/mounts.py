@@ -1,9 +1,11 @@
-"""A real file system for the tests that need one full or read-only: a small tmpfs."""
+"""File-system situations for tests: a small tmpfs (full or read-only), a directory
+another process holds."""
 
 from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,3 +24,19 @@ def mounted_tmpfs(where: Path, options: str) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@contextlib.contextmanager
+def held_elsewhere(directory: Path) -> Iterator[None]:
+    """``directory`` held by another process, as a running ``vaxqr issue`` batch holds its
+    output directory (:func:`vaxqr.fileio.exclusive_dir`), until the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, pathlib; from vaxqr.fileio import exclusive_dir\n"
+         "with exclusive_dir(pathlib.Path(sys.argv[1]), 'busy', ''):\n"
+         "    print('held', flush=True); sys.stdin.read()", str(directory)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield
+    finally:
+        holder.communicate("")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mounts import mounted_tmpfs
+from mounts import held_elsewhere, mounted_tmpfs
 
 from vaxqr import issue
 from vaxqr.certs import load_signer
@@ -1257,23 +1257,18 @@ def test_a_second_run_on_the_same_directory_is_refused_while_the_first_runs(sign
     src = write_csv(tmp_path / "r.csv", good_rows(5, seed=24))
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen(  # another process holding the directory, as a running batch does
-        [sys.executable, "-c", "import sys, pathlib; from vaxqr.fileio import exclusive_dir\n"
-         "with exclusive_dir(pathlib.Path(sys.argv[1]), 'busy', ''):\n"
-         "    print('held', flush=True); sys.stdin.read()", str(out)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with held_elsewhere(out):
         with pytest.raises(StorageError, match="in use by another vaxqr issue run") as exc:
             issue.issue_batch(signer, src, out, workers=1)
         assert "run the same command again" in (exc.value.hint or "")
         assert not (out / "ledger.sqlite").exists() and not (out / "qr").exists()
-    finally:
-        holder.communicate("")
     # once it has ended, the directory is free: no lock file was left in it
     assert issue.issue_batch(signer, src, out, workers=1).issued == 5
     assert sorted(p.name for p in out.iterdir()) == ["ledger.sqlite", "manifest.csv", "qr",
                                                      "rejects.csv"]
+    # a flow holding it already (--population's reconcile, then the batch) runs its batch
+    with issue.holding(out):
+        assert issue.issue_batch(signer, src, out, workers=1).already == 5
 
 
 def test_rejects_csv_is_written_while_the_directory_is_held(signer, tmp_path, monkeypatch):

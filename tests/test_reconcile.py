@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mounts import held_elsewhere
 from typer.testing import CliRunner
 
 from vaxqr import reconcile as R
@@ -514,6 +515,22 @@ def test_issue_from_population_signs_matched_rows_only(province, tmp_path: Path)
     r = CliRunner().invoke(app, ["issue", "--signer", str(signer), "--population",
                                  str(g.population), "--out", str(tmp_path / "z.png")])
     assert r.exit_code == 2
+
+
+def test_issue_population_waits_for_no_one_and_writes_nothing_while_a_batch_runs(
+        province, tmp_path: Path) -> None:
+    # --population rewrites OUT_DIR/reconcile/ (its matched.csv is what the batch reads):
+    # while another run holds OUT_DIR it is refused before reconciling anything.
+    g, _res, _out = province
+    out = tmp_path / "batch"
+    out.mkdir()
+    with held_elsewhere(out):
+        r = CliRunner().invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)),
+                                     "--from", str(g.vaccinations), "--population",
+                                     str(g.population), "--out", str(out)],
+                               env={"VAXQR_PASSWORD": "vaxqr-demo"})
+    assert r.exit_code == 3 and "in use by another vaxqr issue run" in r.stderr
+    assert list(out.iterdir()) == []
 
 
 def test_stray_quotes_keep_rows_aligned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -103,10 +104,18 @@ def issue(
             fail("--workers must be at least 1", code=Exit.USAGE)
         s = _load_signer(signer, password_file)
         source = from_csv.name  # the ledger's name for the batch: the clerk's CSV
-        # --- reconcile (issue 8)
-        if population is not None:
-            from .cli_reconcile import run_reconcile
+        if population is None:
+            _batch(flow, s, from_csv, Path(out), fmt, workers, card, source)
+            return
+        # --- reconcile (issue 8), then the batch, with OUT_DIR held around both: another
+        # run must not rewrite OUT_DIR/reconcile/ under a batch reading its matched.csv
+        from .cli_reconcile import run_reconcile
 
+        with ExitStack() as hold:
+            try:
+                hold.enter_context(flow.holding(Path(out)))
+            except VaxqrError as exc:
+                fail_from(exc)
             res = run_reconcile(from_csv, population, Path(out) / "reconcile",
                                 report_date=None, overwrite=True, workers=workers)
             others = (f"; the others are in {safe(res.out_dir / 'mismatches.csv')}"
@@ -114,9 +123,8 @@ def issue(
             console(err=True).print(
                 f"reconcile: {res.matched_rows} of {res.rows} rows match the register{others}")
             # numbered by its source_row: rows, image names and the ledger are the input's
-            from_csv = res.out_dir / "matched.csv"
-        # --- end reconcile
-        _batch(flow, s, from_csv, Path(out), fmt, workers, card, source)
+            _batch(flow, s, res.out_dir / "matched.csv", Path(out), fmt, workers, card,
+                   source)
         return
     if population is not None:
         fail("--population needs --from CSV", code=Exit.USAGE)

@@ -311,23 +311,36 @@ def ensure_dir(path: str | os.PathLike[str], *, mode: int = 0o755) -> Path:
     return p
 
 
+_HELD: set[tuple[int, int]] = set()  # the directories this process holds (device, inode)
+
+
 @contextmanager
 def exclusive_dir(path: Path, busy: str, hint: str) -> Iterator[None]:
     """Hold ``path`` (a directory) for this process alone: a second holder gets a
     :class:`StorageError` saying ``busy`` at once, instead of waiting. An advisory
     ``flock`` on the directory itself: no lock file left behind, released when the
-    process (and any child it forked) ends, however it ends."""
+    process (and any child it forked) ends, however it ends. Held again by the process
+    that holds it (a flow that runs another under the same hold), it just goes on."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         raise _describe(exc, path) from exc
     try:
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if key in _HELD:
+            yield
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StorageError(busy, hint=hint) from None
         except OSError:  # a file system without flock: nothing to hold, as before
             pass
-        yield
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
     finally:
         os.close(fd)

@@ -25,7 +25,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -574,6 +574,16 @@ def card_name(row: int, fmt: str) -> str:
     return f"cards/{row:07d}.{fmt}"
 
 
+def holding(out_dir: Path) -> AbstractContextManager[None]:
+    """Hold a batch's output directory (created if missing) for this run alone: another
+    ``vaxqr issue`` on it is refused at once while this one runs. :func:`issue_batch`
+    holds it; a flow that writes there first (``--population``'s reconcile) holds it
+    around both."""
+    return exclusive_dir(ensure_dir(out_dir), f"{out_dir} is in use by another vaxqr issue "
+                         "run", "wait for it to end; to resume a batch, run the same command "
+                         "again once it has")
+
+
 def issue_batch(
     signer: Any,
     csv_path: Path,
@@ -616,9 +626,7 @@ def issue_batch(
     result = BatchResult(out_dir=out)
     if short:
         result.warnings.append(short)
-    with exclusive_dir(out, f"{out} is in use by another vaxqr issue run",
-                       "wait for it to end; to resume a batch, run the same command again "
-                       "once it has"), Ledger(out / "ledger.sqlite") as ledger:
+    with holding(out), Ledger(out / "ledger.sqlite") as ledger:
         # One signer and one source per directory, checked before anything is written:
         # images are named by row, the ledger knows rows by source, the manifest lists one.
         owner = ledger.get_meta("signer_kid")
