@@ -533,6 +533,32 @@ def test_issue_population_waits_for_no_one_and_writes_nothing_while_a_batch_runs
     assert list(out.iterdir()) == []
 
 
+def test_a_records_file_changed_between_the_passes_is_an_error_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The passes read the records by the offsets the first found: an export still being
+    # written (or replaced) mixed two files, or ended in an internal error (a ValueError
+    # from rows that no longer lined up).
+    pop = _write(tmp_path / "p.csv", SMALL_POP)
+    vac = _write(tmp_path / "v.csv", HEADER + "\n" + "".join(
+        f"Lê Thị Hòa,Nữ,1990-03-21,091190000001,{d},2,2021-0{d + 5}-01,pfizer,,\n"
+        for d in (1, 2, 1)))
+    keep = R._keep_good_duplicates
+
+    def grow(*args: object, **kw: object) -> object:  # another program appends meanwhile
+        with vac.open("a", encoding="utf-8") as fh:
+            fh.write("Trần Văn Đạt,Nam,1985-07-02,091085000002,1,2,2021-06-01,pfizer,,\n")
+        return keep(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(R, "_keep_good_duplicates", grow)
+    with pytest.raises(StorageError, match="changed while it was being read"):
+        reconcile_files(vac, pop, tmp_path / "o", report_date=REPORT, today=TODAY, workers=1)
+    assert not (tmp_path / "o" / "matched.csv").exists()
+    assert not (tmp_path / "o" / "report.json").exists()
+    monkeypatch.setattr(R, "_keep_good_duplicates", keep)
+    res = reconcile_files(vac, pop, tmp_path / "o", report_date=REPORT, today=TODAY, workers=1)
+    assert res.rows == 4
+
+
 def test_stray_quotes_keep_rows_aligned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Quote characters inside unquoted fields (literal for csv) do not shift row numbers
     between the passes, whatever the block and chunk boundaries."""

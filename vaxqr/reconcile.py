@@ -628,6 +628,22 @@ def reconcile_files(
             gc.enable()
 
 
+def _identity(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _unchanged(path: Path, before: tuple[int, ...]) -> None:
+    try:
+        same = _identity(path) == before
+    except OSError:
+        same = False
+    if not same:
+        raise StorageError(f"{path} changed while it was being read (written or replaced by "
+                           "another program); nothing was written",
+                           hint="run again once the file is complete")
+
+
 def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
                report_date: date | None, today: date | None, workers: int | None,
                overwrite: bool, progress: Callable[[str], None] | None) -> ReconcileResult:
@@ -643,6 +659,9 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
     for p in (vaccinations, population):
         if not p.is_file():
             raise StorageError(f"cannot read {p}: no such file")
+    # The records are read in several passes, by offsets the first pass found: a file
+    # another program is still writing (or replaces) must not mix two versions.
+    before = _identity(vaccinations)
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     parallel = n_workers > 1 and "fork" in multiprocessing.get_all_start_methods() \
         and vaccinations.stat().st_size >= PARALLEL_MIN_BYTES
@@ -680,6 +699,10 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
                 for k, v in part.counts.items():
                     counts[k] += v
                 np.maximum.at(max_dose, part.cov_pos, part.cov_dose)
+            _unchanged(vaccinations, before)  # else no output appears
+    except Exception:
+        _unchanged(vaccinations, before)  # a file changed under the passes: say so
+        raise
     finally:
         _JOB.clear()
     coverage, total = _coverage(register, max_dose, report_date)
