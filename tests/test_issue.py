@@ -1301,3 +1301,25 @@ def test_rejects_csv_is_written_while_the_directory_is_held(signer, tmp_path, mo
     result = issue.issue_batch(signer, src, out, workers=1)
     assert result.issued == 3 and len(result.rejected) == 1
     assert held == {"manifest.csv": True, "rejects.csv": True}
+
+
+def test_a_csv_changed_while_the_batch_reads_it_stops_it_before_signing_from_it(
+        signer, tmp_path):
+    # The first pass decides one credential per citizen by row number; the second signs.
+    # A CSV still being written (or replaced) between them could be signed by decisions
+    # made on another file: the batch stops before signing any row read after the change.
+    src = write_csv(tmp_path / "r.csv", good_rows(6, seed=25))
+    extra = good_rows(8, seed=25)[6:]
+
+    def grow(done, total):  # called once the first pass is over: another program appends
+        if done == 0:
+            with src.open("a", encoding="utf-8", newline="") as fh:
+                csv.writer(fh).writerows(extra)
+
+    out = tmp_path / "out"
+    with pytest.raises(StorageError, match="changed while it was being read") as exc:
+        issue.issue_batch(signer, src, out, workers=1, progress=grow)
+    assert "run the same command again" in (exc.value.hint or "")
+    with Ledger(out / "ledger.sqlite") as ledger:
+        assert ledger.count() == 0
+    assert issue.issue_batch(signer, src, out, workers=1).issued == 8

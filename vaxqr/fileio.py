@@ -311,6 +311,27 @@ def ensure_dir(path: str | os.PathLike[str], *, mode: int = 0o755) -> Path:
     return p
 
 
+def file_identity(path: Path) -> tuple[int, ...]:
+    """What changes when a file is written or replaced: device, inode, size, mtime."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise _describe(exc, path) from exc
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def check_unchanged(path: Path, before: tuple[int, ...], hint: str) -> None:
+    """Raise :class:`StorageError` unless ``path`` is still the file :func:`file_identity`
+    saw: a flow that reads a file in several passes must not mix two versions of it."""
+    try:
+        same = file_identity(path) == before
+    except StorageError:
+        same = False
+    if not same:
+        raise StorageError(f"{path} changed while it was being read (written or replaced by "
+                           "another program)", hint=hint)
+
+
 _HELD: set[tuple[int, int]] = set()  # the directories this process holds (device, inode)
 
 

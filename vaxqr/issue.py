@@ -35,7 +35,15 @@ from . import citizen, sign
 from .codec import encode_hc1
 from .credential import PersonName, UvciMaker, find_vaccine, vaccination_dcc
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
-from .fileio import BatchDir, atomic_open, atomic_write, ensure_dir, exclusive_dir
+from .fileio import (
+    BatchDir,
+    atomic_open,
+    atomic_write,
+    check_unchanged,
+    ensure_dir,
+    exclusive_dir,
+    file_identity,
+)
 from .ledger import Entry, Ledger
 from .safetext import formula_reason, spreadsheet_formula
 
@@ -574,6 +582,10 @@ def card_name(row: int, fmt: str) -> str:
     return f"cards/{row:07d}.{fmt}"
 
 
+_CHANGED = ("the credentials signed before it changed are recorded; run the same command "
+            "again once the file is complete")
+
+
 def holding(out_dir: Path) -> AbstractContextManager[None]:
     """Hold a batch's output directory (created if missing) for this run alone: another
     ``vaxqr issue`` on it is refused at once while this one runs. :func:`issue_batch`
@@ -620,6 +632,7 @@ def issue_batch(
     today = today or date.today()
     # The first pass: the rows to count (for the progress bar), the CSV's errors (before
     # anything is written) and the citizens on several rows, who get one credential.
+    before = file_identity(csv_path)  # the CSV is read twice: both passes must see one file
     total_rows, repeated = _index_citizens(csv_path)
     out = ensure_dir(out_dir)
     source = source or csv_path.name
@@ -725,6 +738,8 @@ def issue_batch(
                 if progress:  # after the forks: a progress bar may start a thread
                     progress(0, total_rows)
                 for chunk in _chunks(jobs()):
+                    # every row signed was read from the file the first pass read
+                    check_unchanged(csv_path, before, _CHANGED)
                     entries = []
                     for rec, uvci in zip(chunk, uvcis.draw(len(chunk)), strict=True):
                         hc1, iat, exp = sign_record(info, rec, uvci)
@@ -745,6 +760,7 @@ def issue_batch(
                     pool.work(next_rows=min(2 * len(chunk), MAX_CHUNK))
                     if progress:
                         progress(result.total_rows, total_rows)
+                check_unchanged(csv_path, before, _CHANGED)  # what the rejects list says
                 pool.drain()
             # This run's images are written (the run raised otherwise) but not yet synced;
             # earlier runs' may be missing or damaged by a crash or a power loss, or be

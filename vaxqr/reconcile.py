@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import StorageError
-from .fileio import atomic_open, ensure_dir
+from .fileio import atomic_open, check_unchanged, ensure_dir, file_identity
 from .issue import COLUMNS, REQUIRED
 from .matching import (
     _NO_CONTEXT,
@@ -628,20 +628,7 @@ def reconcile_files(
             gc.enable()
 
 
-def _identity(path: Path) -> tuple[int, ...]:
-    st = path.stat()
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _unchanged(path: Path, before: tuple[int, ...]) -> None:
-    try:
-        same = _identity(path) == before
-    except OSError:
-        same = False
-    if not same:
-        raise StorageError(f"{path} changed while it was being read (written or replaced by "
-                           "another program); nothing was written",
-                           hint="run again once the file is complete")
+_CHANGED = "nothing was written; run again once the file is complete"
 
 
 def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
@@ -661,7 +648,7 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
             raise StorageError(f"cannot read {p}: no such file")
     # The records are read in several passes, by offsets the first pass found: a file
     # another program is still writing (or replaces) must not mix two versions.
-    before = _identity(vaccinations)
+    before = file_identity(vaccinations)
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     parallel = n_workers > 1 and "fork" in multiprocessing.get_all_start_methods() \
         and vaccinations.stat().st_size >= PARALLEL_MIN_BYTES
@@ -699,9 +686,9 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
                 for k, v in part.counts.items():
                     counts[k] += v
                 np.maximum.at(max_dose, part.cov_pos, part.cov_dose)
-            _unchanged(vaccinations, before)  # else no output appears
+            check_unchanged(vaccinations, before, _CHANGED)  # else no output appears
     except Exception:
-        _unchanged(vaccinations, before)  # a file changed under the passes: say so
+        check_unchanged(vaccinations, before, _CHANGED)  # changed under the passes: say so
         raise
     finally:
         _JOB.clear()
