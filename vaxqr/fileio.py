@@ -316,7 +316,7 @@ def file_identity(path: Path) -> tuple[int, ...]:
     try:
         st = path.stat()
     except OSError as exc:
-        raise _describe(exc, path) from exc
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
