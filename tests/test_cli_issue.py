@@ -140,6 +140,24 @@ def test_batch_interrupted_says_how_to_resume(runner, tmp_path, monkeypatch):
     assert "interrupted" in r.stderr and "run the same command again" in r.stderr
 
 
+def test_batch_interrupted_before_it_began_says_nothing_was_signed(runner, tmp_path,
+                                                                    monkeypatch):
+    # Ctrl-C while the signer key was being opened (before the batch) ended in typer's
+    # silent exit 130: no word of what happened or what to do.
+    from vaxqr import cli_issue
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_issue, "_load_signer", interrupted)
+    src = write_csv(tmp_path / "r.csv", good_rows(2))
+    r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), "--from", str(src),
+                            "--out", str(tmp_path / "out")])
+    assert r.exit_code == 130
+    assert "interrupted before any credential was signed" in r.stderr
+    assert "run the same command again" in r.stderr
+
+
 def _console_script(args, tmp_path):
     """The installed `vaxqr` in a new process: its main() ends a finished issue with
     os._exit (no interpreter teardown), which must not lose buffered output."""

@@ -695,3 +695,14 @@ def test_ctrl_c_before_a_command_runs_is_a_quiet_exit_130():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=60)
     assert (r.returncode, r.stdout, r.stderr) == (130, "", "interrupted\n")
+
+
+def test_ctrl_c_in_any_command_says_interrupted_with_exit_130():
+    # typer turns a command's KeyboardInterrupt into a silent exit 130
+    code = ("import sys, vaxqr.cli as c\n"
+            "@c.app.command('boom')\n"
+            "def boom() -> None:\n    raise KeyboardInterrupt\n"
+            "sys.argv = ['vaxqr', 'boom']\nc.main()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", "interrupted\n")

@@ -559,6 +559,9 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except SystemExit as exc:
+        cause = exc.__context__.__cause__ if exc.__context__ is not None else None
+        if exc.code == 130 and isinstance(cause, KeyboardInterrupt):
+            sys.stderr.write("interrupted\n")  # typer ends a command's Ctrl-C with no word
         if _state.get("exit_now"):
             _exit_now(exc.code)
         raise

@@ -13,6 +13,9 @@ import typer
 from .cli import Exit, app, console, end_at_once, fail, fail_from, printable, safe, warn
 from .errors import ValidationError, VaxqrError
 
+_INTERRUPTED = ("interrupted: every credential signed so far is in the ledger; run the same "
+                "command again to finish the batch (nothing is signed twice)")
+
 
 def _load_signer(signer_dir: Path, password_file: Path | None) -> Any:
     from .certs import load_signer
@@ -98,33 +101,42 @@ def issue(
 
     single = [name, sex, dob, id_number, vaccine, dose, date_]
     if from_csv is not None:
-        if any(v is not None for v in single):
-            fail("give either --from CSV or the citizen options, not both", code=Exit.USAGE)
-        if workers is not None and workers < 1:
-            fail("--workers must be at least 1", code=Exit.USAGE)
-        s = _load_signer(signer, password_file)
-        source = from_csv.name  # the ledger's name for the batch: the clerk's CSV
-        if population is None:
-            _batch(flow, s, from_csv, Path(out), fmt, workers, card, source)
-            return
-        # --- reconcile (issue 8), then the batch, with OUT_DIR held around both: another
-        # run must not rewrite OUT_DIR/reconcile/ under a batch reading its matched.csv
-        from .cli_reconcile import run_reconcile
+        began = False
+        try:
+            if any(v is not None for v in single):
+                fail("give either --from CSV or the citizen options, not both", code=Exit.USAGE)
+            if workers is not None and workers < 1:
+                fail("--workers must be at least 1", code=Exit.USAGE)
+            s = _load_signer(signer, password_file)
+            source = from_csv.name  # the ledger's name for the batch: the clerk's CSV
+            if population is None:
+                began = True
+                _batch(flow, s, from_csv, Path(out), fmt, workers, card, source)
+                return
+            # --- reconcile (issue 8), then the batch, with OUT_DIR held around both: another
+            # run must not rewrite OUT_DIR/reconcile/ under a batch reading its matched.csv
+            from .cli_reconcile import run_reconcile
 
-        with ExitStack() as hold:
-            try:
-                hold.enter_context(flow.holding(Path(out)))
-            except VaxqrError as exc:
-                fail_from(exc)
-            res = run_reconcile(from_csv, population, Path(out) / "reconcile",
-                                report_date=None, overwrite=True, workers=workers)
-            others = (f"; the others are in {safe(res.out_dir / 'mismatches.csv')}"
-                      if res.matched_rows < res.rows else "")
+            with ExitStack() as hold:
+                try:
+                    hold.enter_context(flow.holding(Path(out)))
+                except VaxqrError as exc:
+                    fail_from(exc)
+                res = run_reconcile(from_csv, population, Path(out) / "reconcile",
+                                    report_date=None, overwrite=True, workers=workers)
+                others = (f"; the others are in {safe(res.out_dir / 'mismatches.csv')}"
+                          if res.matched_rows < res.rows else "")
+                console(err=True).print(
+                    f"reconcile: {res.matched_rows} of {res.rows} rows match the register{others}")
+                # numbered by its source_row: rows, image names and the ledger are the input's
+                began = True
+                _batch(flow, s, res.out_dir / "matched.csv", Path(out), fmt, workers, card,
+                       source)
+        except KeyboardInterrupt:  # where _batch's own handler is not (before, after it)
             console(err=True).print(
-                f"reconcile: {res.matched_rows} of {res.rows} rows match the register{others}")
-            # numbered by its source_row: rows, image names and the ledger are the input's
-            _batch(flow, s, res.out_dir / "matched.csv", Path(out), fmt, workers, card,
-                   source)
+                _INTERRUPTED if began else "interrupted before any credential was signed; run "
+                "the same command again to issue the batch")
+            raise typer.Exit(130) from None
         return
     if population is not None:
         fail("--population needs --from CSV", code=Exit.USAGE)
@@ -224,9 +236,7 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
         if "p" in bar:
             bar["p"].stop()
             bar.clear()
-        console(err=True).print(
-            "interrupted: every credential signed so far is in the ledger; run the same "
-            "command again to finish the batch (nothing is signed twice)")
+        console(err=True).print(_INTERRUPTED)
         raise typer.Exit(130) from None
     finally:
         if "p" in bar:
