@@ -140,3 +140,38 @@ class Ledger:
             return int(self._db.execute("SELECT count(*) FROM credentials").fetchone()[0])
         return int(self._db.execute("SELECT count(*) FROM credentials WHERE source = ?",
                                     (source,)).fetchone()[0])
+
+
+def backup_copy(source: Path, target: Path) -> int:
+    """Copy the ledger ``source`` into the new file ``target`` with SQLite's backup API and
+    return the number of credentials in the copy.
+
+    The copy is consistent even while another process writes the ledger, and it holds the
+    records a crash left in ``source``'s ``-wal`` file (a copy of the file alone lacks them);
+    ``target`` is a single file, without ``-wal`` or ``-shm``. The copy must pass
+    ``PRAGMA integrity_check``. Opening ``source`` folds its ``-wal`` file in when no other
+    process has it open, as any vaxqr command that opens the ledger does."""
+    if target.exists():
+        raise StorageError(f"{target} already exists")
+    try:
+        # mode=rw: a ledger that is not there is an error, never a new empty one
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=10)
+    except sqlite3.Error as exc:
+        raise _wrap(exc, source) from exc
+    try:
+        dst = sqlite3.connect(target, isolation_level=None)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")  # one file: the copy has no -wal
+            problems = [str(r[0]) for r in dst.execute("PRAGMA integrity_check")]
+            if problems != ["ok"]:
+                raise StorageError(f"ledger {source} is damaged: {problems[0]}",
+                                   hint="keep a copy of its whole directory as it is, and "
+                                   "ask for help before running vaxqr on it")
+            return int(dst.execute("SELECT count(*) FROM credentials").fetchone()[0])
+        finally:
+            dst.close()
+    except sqlite3.Error as exc:
+        raise _wrap(exc, source) from exc
+    finally:
+        src.close()
