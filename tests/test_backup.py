@@ -2,17 +2,68 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
+from mounts import held_elsewhere
+from typer.testing import CliRunner
 
-from vaxqr.errors import StorageError
+from vaxqr import backup as backup_mod
+from vaxqr import revocation
+from vaxqr.cli import app
+from vaxqr.errors import StorageError, ValidationError
 from vaxqr.ledger import backup_copy
+
+from hierarchy import PW, T0, make_hierarchy, publish
+from records import good_rows, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNER = ROOT / "keys" / "examples" / "communes" / "31078"
+
+
+@pytest.fixture
+def runner(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAXQR_PASSWORD", "vaxqr-demo")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return CliRunner()
+
+
+@pytest.fixture
+def dirs(runner, tmp_path):
+    """A province CA (two communes, one revoked, one credential revoked), the demo commune
+    signer with a single-issue ledger, and a finished batch of 12 rows."""
+    site = tmp_path / "site"
+    site.mkdir()
+    h = make_hierarchy(site)
+    publish(h)
+    revocation.revoke_certificate(h.ca, str(h.s1), password=PW, now=T0)
+    signer = site / "duong-to"
+    shutil.copytree(SIGNER, signer, ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    os.chmod(signer / "signer.key", 0o600)
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--name", "Nguyễn Thị Ánh Hồng",
+                            "--sex", "Nữ", "--dob", "17/05/1990", "--id", "091190012345",
+                            "--vaccine", "pfizer", "--dose", "2/2", "--date", "2021-10-01",
+                            "--out", "-"])
+    assert r.exit_code == 0, r.output
+    rows = write_csv(tmp_path / "rows.csv", good_rows(12))
+    batch = site / "batch"
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(rows),
+                            "--out", str(batch), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    return {"ca": h.ca, "signer": signer, "batch": batch, "rows": rows}
+
+
+def _members(archive: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(archive, "r:") as tar:
+        return {m.name: m for m in tar.getmembers()}
 
 
 def _credentials(db: Path) -> int:
@@ -24,6 +75,47 @@ def _credentials(db: Path) -> int:
         return 0
     finally:
         con.close()
+
+
+def test_backup_and_restore(runner, dirs, tmp_path):
+    out = tmp_path / "backup.tar"
+    r = runner.invoke(app, ["backup", str(dirs["ca"]), str(dirs["signer"]), str(dirs["batch"]),
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == ""
+    assert "backed up 3 directories" in r.stderr
+    assert "ca: province CA" in r.stderr
+    assert "2 certificates issued (1 revoked), 1 credential revoked" in r.stderr
+    assert "duong-to: commune signer" in r.stderr and "1 credential in its ledger" in r.stderr
+    assert "batch: batch" in r.stderr and "12 credentials in its ledger" in r.stderr
+    assert "left out ca/.lock: lock file" in r.stderr
+    assert f"tar -xf {out} -C DEST" in r.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+    members = _members(out)
+    for name, m in members.items():
+        assert not name.startswith("/") and ".." not in name.split("/")
+        assert m.isfile() or m.isdir(), name
+    assert {"ca", "duong-to", "batch"} == {n.split("/")[0] for n in members}
+    assert members["ca/ca.key"].mode == 0o600 and members["duong-to/signer.key"].mode == 0o600
+    assert members["ca/state.json"].mode == 0o644
+    assert "ca/.lock" not in members
+    assert not [n for n in members if n.endswith(("-wal", "-shm"))]
+
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    subprocess.run(["tar", "-xf", str(out), "-C", str(dest)], check=True)
+    assert stat.S_IMODE((dest / "ca" / "ca.key").stat().st_mode) == 0o600
+    r = runner.invoke(app, ["certs", "list", str(dest / "ca")])
+    assert r.exit_code == 0 and "revoked" in r.stdout, r.output
+    r = runner.invoke(app, ["certs", "show", str(dest / "duong-to" / "signer.crt")])
+    assert r.exit_code == 0, r.output
+    # the restored batch resumes from its ledger: nothing signed again, new rows signed
+    write_csv(dirs["rows"], good_rows(15))  # the same 12 citizens, then 3 more
+    r = runner.invoke(app, ["issue", "--signer", str(dest / "duong-to"), "--from",
+                            str(dirs["rows"]), "--out", str(dest / "batch"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "3 issued" in r.stderr and "12 already issued" in r.stderr, r.stderr
 
 
 _KILLED_WRITER = """
@@ -66,3 +158,152 @@ def test_ledger_backup_copy_holds_the_records_of_the_wal(tmp_path):
     with pytest.raises(StorageError):
         backup_copy(tmp_path / "none.sqlite", tmp_path / "other.sqlite")
     assert not (tmp_path / "none.sqlite").exists()  # never a new empty ledger
+
+
+def test_records_left_in_the_wal_by_a_killed_batch_are_in_the_archive(runner, tmp_path):
+    batch = tmp_path / "batch"
+    _killed_batch(batch)
+
+    out = tmp_path / "b.tar"
+    r = runner.invoke(app, ["backup", str(batch), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "200 credentials in its ledger" in r.stderr
+    assert "left out batch/ledger.sqlite-wal: its records are in the copy" in r.stderr
+    members = _members(out)
+    assert "batch/ledger.sqlite" in members
+    assert not [n for n in members if "-wal" in n or "-shm" in n]
+    dest = tmp_path / "dest"
+    with tarfile.open(out) as tar:
+        tar.extractall(dest, filter="data")
+    assert not (dest / "batch" / "ledger.sqlite-wal").exists()
+    assert _credentials(dest / "batch" / "ledger.sqlite") == 200
+
+
+def test_existing_archive_needs_force(runner, dirs, tmp_path):
+    out = tmp_path / "b.tar"
+    out.write_bytes(b"older backup")
+    r = runner.invoke(app, ["backup", str(dirs["ca"]), "--out", str(out)])
+    assert r.exit_code == 3
+    assert "already exists" in r.stderr and "--force" in r.stderr
+    assert out.read_bytes() == b"older backup"
+    os.chmod(out, 0o644)
+    r = runner.invoke(app, ["backup", str(dirs["ca"]), "--out", str(out), "--force"])
+    assert r.exit_code == 0, r.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and "ca/ca.key" in _members(out)
+
+
+def test_a_running_batch_is_refused(runner, dirs, tmp_path):
+    out = tmp_path / "b.tar"
+    with held_elsewhere(dirs["batch"]):
+        r = runner.invoke(app, ["backup", str(dirs["ca"]), str(dirs["batch"]),
+                                "--out", str(out)])
+    assert r.exit_code == 3
+    assert f"{dirs['batch']} is in use by a running vaxqr issue batch" in r.stderr
+    assert "once the batch has ended" in r.stderr
+    assert not out.exists() and not list(tmp_path.glob(".b.tar*"))
+
+
+@pytest.mark.parametrize("case", ["unknown", "missing", "file", "same-name", "inside", "stdout",
+                                  "gzip"])
+def test_usage_errors(runner, dirs, tmp_path, case):
+    other = tmp_path / "elsewhere" / "batch"
+    shutil.copytree(dirs["batch"], other)
+    args, expected = {
+        "unknown": ([str(tmp_path)], "is not a vaxqr directory: expected a CA directory "
+                    "(ca.crt, ca.key, state.json), a commune signer directory (signer.crt, "
+                    "signer.key) or a batch OUT_DIR (ledger.sqlite)"),
+        "missing": ([str(tmp_path / "nope")], "does not exist; expected a CA directory"),
+        "file": ([str(dirs["rows"])], "is not a directory; expected a CA directory"),
+        "same-name": ([str(dirs["batch"]), str(other)], "have the same name (batch)"),
+        "inside": ([str(dirs["batch"])], "is inside"),
+        "stdout": ([str(dirs["ca"])], "--out -: the archive is binary"),
+        "gzip": ([str(dirs["ca"])], "the archive is an uncompressed tar; name it .tar"),
+    }[case]
+    out = {"inside": str(dirs["batch"] / "b.tar"), "stdout": "-",
+           "gzip": str(tmp_path / "b.tar.gz")}.get(case, str(tmp_path / "b.tar"))
+    r = runner.invoke(app, ["backup", *args, "--out", out])
+    assert r.exit_code == 2, r.output
+    assert expected in " ".join(r.stderr.split()), r.stderr
+    assert not (tmp_path / "b.tar").exists()
+
+
+def test_temporaries_and_links_are_left_out(runner, dirs, tmp_path):
+    batch = dirs["batch"]
+    (batch / ".manifest.csv.4242.tmp").write_text("half a manifest")
+    (batch / "qr" / "secret.png").symlink_to("/etc/passwd")
+    (batch / "qr" / "elsewhere").symlink_to(tmp_path)
+    out = tmp_path / "b.tar"
+    r = runner.invoke(app, ["backup", str(batch), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stderr.split())
+    assert "left out batch/.manifest.csv.4242.tmp: temporary file" in text
+    assert "warning: left out batch/qr/secret.png: symbolic link, not followed" in text
+    assert "warning: left out batch/qr/elsewhere: symbolic link, not followed" in text
+    members = _members(out)
+    assert not [n for n in members if n.endswith((".tmp", "secret.png")) or "elsewhere" in n]
+    assert "batch/qr/0000001.png" in members
+
+
+def test_a_key_that_is_a_link_is_refused(dirs, tmp_path):
+    key = dirs["signer"] / "signer.key"
+    kept = tmp_path / "signer.key"
+    shutil.move(key, kept)
+    key.symlink_to(kept)
+    with pytest.raises(StorageError, match=r"signer\.key is a symbolic link"):
+        backup_mod.backup([dirs["signer"]], tmp_path / "b.tar")
+    assert not (tmp_path / "b.tar").exists()
+
+
+def test_a_damaged_ledger_is_an_io_error(runner, tmp_path):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "ledger.sqlite").write_bytes(b"not SQLite at all" * 100)
+    r = runner.invoke(app, ["backup", str(batch), "--out", str(tmp_path / "b.tar")])
+    assert r.exit_code == 3
+    assert "ledger" in r.stderr and "not a database" in r.stderr
+    assert not (tmp_path / "b.tar").exists()
+
+
+def test_library_result(dirs, tmp_path):
+    result = backup_mod.backup([dirs["ca"], dirs["batch"]], tmp_path / "b.tar")
+    ca, batch = result.directories
+    assert (ca.kind, ca.role, ca.name) == ("ca", "province", "ca")
+    assert (ca.certificates_issued, ca.certificates_revoked, ca.credentials_revoked) == (2, 1, 1)
+    assert (batch.kind, batch.ledgers, batch.credentials) == ("batch", 1, 12)
+    assert batch.files == sum(1 for m in _members(tmp_path / "b.tar").values()
+                              if m.isfile() and m.name.startswith("batch/"))
+    assert result.size == (tmp_path / "b.tar").stat().st_size
+    with pytest.raises(ValidationError):
+        backup_mod.backup([], tmp_path / "c.tar")
+
+
+def test_verify_does_not_import_backup():
+    code = ("import sys\nfrom vaxqr.cli import app\n"
+            "try:\n    app([sys.argv[1], '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(m for m in sys.modules if 'backup' in m))")
+    for command, imported in (("verify", ""), ("backup", "vaxqr.cli_backup")):
+        proc = subprocess.run([sys.executable, "-c", code, command], capture_output=True,
+                              text=True, check=True, cwd=ROOT)
+        assert proc.stdout.splitlines()[-1].strip() == imported, command
+
+
+def test_a_batch_inside_a_signer_directory_is_held_too(runner, dirs, tmp_path):
+    nested = dirs["signer"] / "batch-1201"
+    shutil.copytree(dirs["batch"], nested)
+    out = tmp_path / "b.tar"
+    with held_elsewhere(nested):
+        r = runner.invoke(app, ["backup", str(dirs["signer"]), "--out", str(out)])
+    assert r.exit_code == 3 and "is in use by a running vaxqr issue batch" in r.stderr
+    r = runner.invoke(app, ["backup", str(dirs["signer"]), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "13 credentials in its 2 ledgers" in r.stderr
+    assert "duong-to/batch-1201/ledger.sqlite" in _members(out)
+
+
+def test_a_directory_named_through_a_link_is_archived_as_itself(dirs, tmp_path):
+    link = tmp_path / "current"
+    link.symlink_to(dirs["batch"])
+    result = backup_mod.backup([link], tmp_path / "b.tar")
+    assert result.directories[0].name == "batch"
+    members = _members(tmp_path / "b.tar")
+    assert members["batch"].isdir() and "batch/ledger.sqlite" in members

@@ -40,7 +40,7 @@ EXIT_CODES_HELP = (
 
 
 class _LazyGroup(TyperGroup):
-    """The root group. The other command groups (issue, certs, reconcile) are imported on
+    """The root group. The other command groups (issue, certs, reconcile, backup) are imported on
     first need, and only the one asked for: `vaxqr verify` starts without any of them
     (~70 ms, see benchmarks/), `vaxqr issue` without the CA tooling (~60 ms)."""
 
@@ -503,8 +503,13 @@ def _mount_reconcile() -> None:
     from . import cli_reconcile  # noqa: F401  (registers `reconcile` on app)
 
 
+def _mount_backup() -> None:
+    from . import cli_backup  # noqa: F401  (registers `backup` on app)
+
+
 # The command groups outside this module, in the order help lists them.
-_GROUPS = {"issue": _mount_issue, "certs": _mount_certs, "reconcile": _mount_reconcile}
+_GROUPS = {"issue": _mount_issue, "certs": _mount_certs, "reconcile": _mount_reconcile,
+           "backup": _mount_backup}
 
 
 def _mount(names: tuple[str, ...]) -> bool:
