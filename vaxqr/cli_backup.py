@@ -47,7 +47,7 @@ def backup(
     directories: Annotated[list[Path], typer.Argument(
         help="A CA directory, a commune signer directory or a batch OUT_DIR (several: each "
              "goes into the archive under its own name).", show_default=False,
-        metavar="DIR")],
+        metavar="DIR...")],
     out: Annotated[str, typer.Option(
         "--out", "-o", help="The archive to write (an uncompressed tar, mode 0600).",
         show_default=False, metavar="FILE.tar")],
