@@ -432,3 +432,14 @@ def test_an_unusable_certificate_is_skipped_not_fatal(h: Hierarchy, tmp_path: Pa
     assert s.kid == certinfo.kid_of(h.dsc(h.s1))
     (w,) = store.warnings
     assert "skipped" in w and "Ed25519" in w
+
+
+@pytest.mark.parametrize("content", [b"[" * 100_000, b'{"cas": ' * 50_000 + b"{}" + b"}" * 50_000])
+def test_deeply_nested_state_file_is_damaged(published: tuple[Hierarchy, Path],
+                                             content: bytes) -> None:
+    """A hostile --state file nested 100,000 deep is 'damaged' (TrustError), not a
+    RecursionError out of the JSON decoder (found by fuzz/run_inputs.py)."""
+    h, tl = published
+    (h.tmp / "state.json").write_bytes(content)
+    with pytest.raises(TrustError, match="damaged: its JSON is nested too deeply"):
+        _load(h, tl)

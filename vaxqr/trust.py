@@ -438,6 +438,23 @@ def _parse_crl(data: bytes, source: str) -> x509.CertificateRevocationList:
         raise KeyCertError(f"{source} is not a readable CRL") from exc
 
 
+def _read_state(state_file: Path) -> dict[str, Any]:
+    """The rollback state file's JSON object; TrustError when it is damaged."""
+    try:
+        try:
+            loaded = json.loads(_read_file(state_file))
+        except RecursionError:
+            raise ValueError("its JSON is nested too deeply") from None
+        if not isinstance(loaded.get("cas"), dict):
+            raise ValueError("no 'cas' object")
+    except (ValueError, AttributeError) as exc:
+        raise TrustError(
+            f"the trust-list state file {state_file} is damaged: {exc}",
+            hint="fix or delete it (deleting it forgets which lists were seen)",
+        ) from exc
+    return loaded  # type: ignore[no-any-return]
+
+
 def _check_rollback(
     lists: dict[str, TrustList],
     sources: dict[str, str],
@@ -448,16 +465,7 @@ def _check_rollback(
     """Refuse a rollback (TrustError); remember each CA's newest list. Returns warnings."""
     state: dict[str, Any] = {"format": "vaxqr-trustlist-state", "version": 1, "cas": {}}
     if state_file.exists():
-        try:
-            loaded = json.loads(_read_file(state_file))
-            if not isinstance(loaded.get("cas"), dict):
-                raise ValueError("no 'cas' object")
-            state = loaded
-        except (ValueError, AttributeError) as exc:
-            raise TrustError(
-                f"the trust-list state file {state_file} is damaged: {exc}",
-                hint="fix or delete it (deleting it forgets which lists were seen)",
-            ) from exc
+        state = _read_state(state_file)
     changed = False
     for ident, tl in lists.items():
         seen = state["cas"].get(ident)
