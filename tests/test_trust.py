@@ -443,3 +443,13 @@ def test_deeply_nested_state_file_is_damaged(published: tuple[Hierarchy, Path],
     (h.tmp / "state.json").write_bytes(content)
     with pytest.raises(TrustError, match="damaged: its JSON is nested too deeply"):
         _load(h, tl)
+
+
+def test_state_file_with_a_lone_surrogate_is_damaged(published: tuple[Hierarchy, Path]) -> None:
+    """A --state file holding a \\ud800 escape (valid JSON, not a character) is 'damaged'
+    (TrustError), not a UnicodeEncodeError when the state is written back after a newer
+    list (found by fuzz/run_inputs.py)."""
+    h, tl = published
+    (h.tmp / "state.json").write_text('{"format": "\\ud800", "cas": {}}')
+    with pytest.raises(TrustError, match=r"damaged: it holds a \\u escape that is not a char"):
+        _load(h, tl)

@@ -447,6 +447,10 @@ def _read_state(state_file: Path) -> dict[str, Any]:
             raise ValueError("its JSON is nested too deeply") from None
         if not isinstance(loaded.get("cas"), dict):
             raise ValueError("no 'cas' object")
+        try:  # it is written back, which a lone surrogate (\ud800) would stop
+            json.dumps(loaded, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("it holds a \\u escape that is not a character") from None
     except (ValueError, AttributeError) as exc:
         raise TrustError(
             f"the trust-list state file {state_file} is damaged: {exc}",
