@@ -445,6 +445,21 @@ def test_bad_inputs(tmp_path: Path) -> None:
         reconcile_files(vac, tmp_path / "p2.csv", tmp_path / "o4")
 
 
+
+@pytest.mark.parametrize("which", ["population", "vaccinations"])
+def test_a_lone_cr_in_the_header_is_a_malformed_csv(tmp_path: Path, which: str) -> None:
+    """A header line holding a CR alone (a file saved with classic Mac line endings) is a
+    ValidationError naming the file, not csv.Error from the header's reader (found by
+    fuzz/run_inputs.py)."""
+    pop = _write(tmp_path / "p.csv", POP_HEADER + "\n")
+    vac = _write(tmp_path / "v.csv", HEADER + "\n")
+    bad = pop if which == "population" else vac
+    bad.write_bytes(bad.read_bytes().replace(b",", b"\r", 1))
+    with pytest.raises(ValidationError, match=r"malformed CSV header") as info:
+        reconcile_files(vac, pop, tmp_path / "o")
+    assert str(bad) in str(info.value) and "CR alone" in (info.value.hint or "")
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -62,7 +62,13 @@ def _header(path: Path, fh: IO[bytes], required: Sequence[str],
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationError(f"{path} is not UTF-8 (in the header)") from None
-    names = [h.strip().lower() for h in next(csv.reader([text]), [])]
+    try:
+        names = [h.strip().lower() for h in next(csv.reader([text]), [])]
+    except csv.Error as exc:  # a line break alone inside the header line: a lone CR
+        raise ValidationError(
+            f"{path}: malformed CSV header ({exc})",
+            hint="end lines with LF or CRLF (a file saved as 'CSV (Macintosh)' ends them "
+                 "with CR alone)") from None
     missing = [c for c in required if c not in names]
     if missing:
         raise ValidationError(f"{path}: the CSV header lacks {', '.join(missing)}",
