@@ -453,3 +453,17 @@ def test_state_file_with_a_lone_surrogate_is_damaged(published: tuple[Hierarchy,
     (h.tmp / "state.json").write_text('{"format": "\\ud800", "cas": {}}')
     with pytest.raises(TrustError, match=r"damaged: it holds a \\u escape that is not a char"):
         _load(h, tl)
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+@pytest.mark.parametrize("key", ["issued", "next_update"])
+def test_trustlist_time_past_the_datetime_range_is_refused(
+        published: tuple[Hierarchy, Path], key: str, when: str) -> None:
+    """A trust list time that is no datetime once in UTC is a TrustError naming the field,
+    not an OverflowError (found by fuzz/run_inputs.py)."""
+    h, tl = published
+    doc = json.loads(tl.read_text())
+    doc[key] = when
+    tl.write_text(json.dumps(doc))
+    with pytest.raises(TrustError, match=f"{key} is out of range"):
+        _load(h, tl)

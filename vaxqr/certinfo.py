@@ -65,6 +65,8 @@ def _parse_iso(value: object, what: str) -> dt.datetime:
         return _aware(dt.datetime.fromisoformat(value))
     except ValueError as exc:
         raise TrustError(f"{what} is not an ISO 8601 date-time: {value!r}") from exc
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 is before the first UTC datetime
+        raise TrustError(f"{what} is out of range: {value!r}") from exc
 
 
 def b64(data: bytes) -> str:
