@@ -467,3 +467,39 @@ def test_trustlist_time_past_the_datetime_range_is_refused(
     tl.write_text(json.dumps(doc))
     with pytest.raises(TrustError, match=f"{key} is out of range"):
         _load(h, tl)
+
+
+def _damaged_subject(der: bytes, how: str) -> bytes:
+    """The DER of a certificate whose subject CN is a BIT STRING, or invalid UTF-8:
+    cryptography loads it, and raises only when the subject is first read."""
+    i = der.rindex(b"\x06\x03\x55\x04\x03\x0c")  # the subject's CN (after the issuer's)
+    return der[:i + 5] + b"\x03" + der[i + 6:] if how == "bitstring" else \
+        der[:i + 7] + b"\xff" + der[i + 8:]
+
+
+@pytest.mark.parametrize("how", ["bitstring", "bad-utf8"])
+@pytest.mark.parametrize("form", ["der", "pem", "trustlist"])
+def test_certificate_with_a_malformed_subject_is_unreadable(
+        published: tuple[Hierarchy, Path], how: str, form: str) -> None:
+    """A certificate whose subject cryptography parses only when it is read (a CN as a BIT
+    STRING, or not UTF-8) is refused when loaded (KeyCertError/TrustError), not a
+    TypeError or ValueError from the first use of its subject; in a directory it is
+    skipped (found by fuzz/run_inputs.py)."""
+    h, tl = published
+    der = _damaged_subject(h.dsc(h.s2).public_bytes(serialization.Encoding.DER), how)
+    bad = h.tmp / ("bad.json" if form == "trustlist" else "bad.crt")
+    if form == "trustlist":
+        doc = json.loads(tl.read_text())
+        doc["dscs"][0]["certificate"] = base64.b64encode(der).decode()
+        bad.write_text(json.dumps(doc))
+    else:
+        bad.write_bytes(der if form == "der" else b"-----BEGIN CERTIFICATE-----\n"
+                        + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n")
+    with pytest.raises(KeyCertError, match="malformed certificate" if form == "trustlist"
+                       else "holds no readable certificate"):
+        _load(h, bad)
+    d = h.tmp / "dir"
+    d.mkdir()
+    shutil.copy(bad, d / bad.name)
+    shutil.copy(h.s1 / "signer.crt", d / "signer.crt")
+    assert len(_load(h, d).signers) == 1

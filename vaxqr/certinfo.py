@@ -291,12 +291,26 @@ def _read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
+def checked(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` once the parts vaxqr reads of every certificate (names, serial, validity)
+    are known to parse. cryptography reads them lazily, so a malformed subject would raise
+    ValueError or TypeError wherever it is first used; here it is a ValueError at load."""
+    try:
+        for name in (cert.subject, cert.issuer):
+            name_str(name)
+            name.public_bytes()
+        _ = cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"malformed certificate: {exc}") from exc
+    return cert
+
+
 def parse_certificates(data: bytes, source: str = "input") -> list[x509.Certificate]:
     """Every certificate in PEM (one or many) or DER data. Extensions are not parsed."""
     try:
         if b"-----BEGIN" in data:
-            return list(x509.load_pem_x509_certificates(data))
-        return [x509.load_der_x509_certificate(data)]
+            return [checked(c) for c in x509.load_pem_x509_certificates(data)]
+        return [checked(x509.load_der_x509_certificate(data))]
     except ValueError as exc:
         raise KeyCertError(f"{source} holds no readable certificate") from exc
 

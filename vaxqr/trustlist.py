@@ -48,7 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from .certinfo import _aware, _parse_iso, _unb64, fingerprint, iso, kid_of, name_str
+from .certinfo import _aware, _parse_iso, _unb64, checked, fingerprint, iso, kid_of, name_str
 from .chain import validate_ca_chain
 from .errors import TrustError
 from .keys import PrivateKey
@@ -160,11 +160,13 @@ def parse_trustlist(data: bytes, source: str = "trust list") -> TrustList:
         seq = doc["sequence"]
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
             raise TrustError("sequence must be a positive integer")
-        cas = tuple(x509.load_der_x509_certificate(_unb64(c, "CA certificate")) for c in doc["cas"])
+        cas = tuple(checked(x509.load_der_x509_certificate(_unb64(c, "CA certificate")))
+                    for c in doc["cas"])
         dscs = tuple(
             TrustListDsc(
                 kid=_unb64(e["kid"], "kid"),
-                certificate=x509.load_der_x509_certificate(_unb64(e["certificate"], "DSC")),
+                certificate=checked(x509.load_der_x509_certificate(_unb64(e["certificate"],
+                                                                           "DSC"))),
                 commune_code=e.get("commune_code"),
                 commune_name=e.get("commune_name"),
             )
