@@ -503,3 +503,37 @@ def test_certificate_with_a_malformed_subject_is_unreadable(
     shutil.copy(bad, d / bad.name)
     shutil.copy(h.s1 / "signer.crt", d / "signer.crt")
     assert len(_load(h, d).signers) == 1
+
+
+@pytest.mark.parametrize("form", ["der", "pem", "trustlist", "crl-der", "crl-pem"])
+def test_certificate_or_crl_of_an_unknown_version_is_unreadable(
+        published: tuple[Hierarchy, Path], form: str) -> None:
+    """A certificate or CRL whose version field is 42 makes cryptography raise InvalidVersion,
+    which is no ValueError: it is unreadable trust material (KeyCertError), not an uncaught
+    exception (found by fuzz/run_inputs.py)."""
+    h, tl = published
+    if form.startswith("crl"):
+        der = x509.load_pem_x509_crl((h.ca / "crl.pem").read_bytes()).public_bytes(
+            serialization.Encoding.DER)
+        at = der.index(b"\x02\x01\x01")  # version v2 (1)
+        der = der[:at + 2] + b"\x2a" + der[at + 3:]
+        kind, match = "X509 CRL", "not a readable CRL"
+    else:
+        der = h.dsc(h.s2).public_bytes(serialization.Encoding.DER)
+        at = der.index(b"\xa0\x03\x02\x01\x02")  # [0] version v3 (2)
+        der = der[:at + 4] + b"\x2a" + der[at + 5:]
+        kind, match = "CERTIFICATE", "holds no readable certificate"
+    bad = h.tmp / ("bad.json" if form == "trustlist" else "bad.crl" if kind == "X509 CRL"
+                   else "bad.crt")
+    if form == "trustlist":
+        doc = json.loads(tl.read_text())
+        doc["dscs"][0]["certificate"] = base64.b64encode(der).decode()
+        bad.write_text(json.dumps(doc))
+        match = "not a valid trust list"
+    elif form.endswith("pem"):
+        bad.write_bytes(f"-----BEGIN {kind}-----\n".encode() + base64.encodebytes(der)
+                        + f"-----END {kind}-----\n".encode())
+    else:
+        bad.write_bytes(der)
+    with pytest.raises(KeyCertError, match=match):
+        _load(h, bad)

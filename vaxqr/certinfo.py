@@ -311,7 +311,7 @@ def parse_certificates(data: bytes, source: str = "input") -> list[x509.Certific
         if b"-----BEGIN" in data:
             return [checked(c) for c in x509.load_pem_x509_certificates(data)]
         return [checked(x509.load_der_x509_certificate(data))]
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise KeyCertError(f"{source} holds no readable certificate") from exc
 
 

@@ -424,6 +424,8 @@ def _sniff(data: bytes) -> str:
         try:
             x509.load_der_x509_certificate(data)
             return "certs"
+        except x509.InvalidVersion:  # a certificate, of an unknown version
+            return "certs"
         except ValueError:
             return "crl"
     return "unknown"
@@ -434,7 +436,7 @@ def _parse_crl(data: bytes, source: str) -> x509.CertificateRevocationList:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_crl(data)
         return x509.load_der_x509_crl(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise KeyCertError(f"{source} is not a readable CRL") from exc
 
 

@@ -199,7 +199,7 @@ def parse_trustlist(data: bytes, source: str = "trust list") -> TrustList:
         )
     except TrustError as exc:
         raise TrustError(f"{source}: {exc}") from exc
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, x509.InvalidVersion) as exc:
         raise TrustError(f"{source} is not a valid trust list: {exc!r}") from exc
 
 
