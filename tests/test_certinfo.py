@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vaxqr import certinfo, describe, trust
+from vaxqr.errors import KeyCertError
 
 from hierarchy import (
     T0,
@@ -134,3 +135,38 @@ def test_describe_files(published: tuple[Hierarchy, Path]) -> None:
     assert "serialNumber=30760" in leaf["subject"]
     crl = describe.describe_file(h.ca / "crl.pem", trust=ca)
     assert crl["type"] == "crl" and crl["signature"]["status"] == "valid"
+
+
+def _with_duplicate_extension(oid: str) -> x509.Certificate:
+    """A CA certificate with two instances of extension ``oid`` (2.5.29.x): made with a
+    stand-in 2.5.29.99 renamed in the DER, as no builder writes duplicates."""
+    stand_in = x509.ObjectIdentifier("2.5.29.99")
+    value = b"\x30\x03\x01\x01\xff" if oid == "2.5.29.19" else b"\x04\x02\xab\xcd"
+    cert = self_signed([
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (x509.ExtendedKeyUsage([x509.ObjectIdentifier(certinfo.EKU_VACCINATION)]), False),
+        (x509.SubjectKeyIdentifier(b"\xab\xcd"), False),
+        (x509.UnrecognizedExtension(stand_in, value), False),
+    ])
+    der = cert.public_bytes(serialization.Encoding.DER)
+    last = bytes([int(oid.rsplit(".", 1)[1])])
+    return x509.load_der_x509_certificate(der.replace(b"\x06\x03\x55\x1d\x63",
+                                                      b"\x06\x03\x55\x1d" + last))
+
+
+@pytest.mark.parametrize("oid", ["2.5.29.14", "2.5.29.19"])
+def test_duplicate_extensions_do_not_escape(oid: str, tmp_path: Path) -> None:
+    """A certificate with an extension twice makes cryptography raise DuplicateExtension (no
+    ValueError) on reading any extension: the lenient readers refuse the duplicate (RFC 5280
+    4.2) instead, so the CA flag is False, the EKU a KeyCertError, and a trust store given
+    it loads (found by fuzz/run_inputs.py)."""
+    cert = _with_duplicate_extension(oid)
+    with pytest.raises(x509.DuplicateExtension):
+        _ = cert.extensions
+    assert certinfo.is_ca_certificate(cert) is False
+    with pytest.raises(KeyCertError, match="appears twice"):
+        certinfo.eku_oids(cert)
+    path = tmp_path / "dup.crt"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    store = trust.TrustStore.from_paths([path], at=T0, state_file=tmp_path / "st.json")
+    assert [s.certificate for s in store.signers] == [cert]

@@ -169,7 +169,10 @@ def _raw_extensions(der: bytes) -> dict[str, tuple[bool, bytes]]:
             if len(parts) not in (2, 3) or parts[0][0] != 0x06 or parts[-1][0] != 0x04:
                 raise _DerError("bad extension")
             critical = len(parts) == 3 and parts[1][0] == 0x01 and der[parts[1][1]] != 0
-            out[_decode_oid(der[parts[0][1] : parts[0][2]])] = (
+            oid = _decode_oid(der[parts[0][1] : parts[0][2]])
+            if oid in out:  # RFC 5280 4.2: at most one instance of an extension
+                raise _DerError(f"the extension {oid} appears twice")
+            out[oid] = (
                 critical,
                 der[parts[-1][1] : parts[-1][2]],
             )
@@ -209,7 +212,7 @@ def eku_oids(cert: x509.Certificate) -> frozenset[str] | None:
         return frozenset(o.dotted_string for o in ext.value)  # type: ignore[attr-defined]
     except x509.ExtensionNotFound:
         return None
-    except ValueError:
+    except (ValueError, x509.DuplicateExtension):  # DuplicateExtension is no ValueError
         pass
     try:
         value = _raw_extension(cert, ExtensionOID.EXTENDED_KEY_USAGE)
@@ -238,7 +241,7 @@ def is_ca_certificate(cert: x509.Certificate) -> bool:
         return bc.value.ca
     except x509.ExtensionNotFound:
         return False
-    except ValueError:
+    except (ValueError, x509.DuplicateExtension):  # DuplicateExtension is no ValueError
         pass
     try:
         value = _raw_extension(cert, ExtensionOID.BASIC_CONSTRAINTS)
