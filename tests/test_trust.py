@@ -537,3 +537,41 @@ def test_certificate_or_crl_of_an_unknown_version_is_unreadable(
         bad.write_bytes(der)
     with pytest.raises(KeyCertError, match=match):
         _load(h, bad)
+
+
+def _unknown_key_algorithm(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` with its key's algorithm OID (id-ecPublicKey) changed to an unknown one:
+    loads, but public_key() raises UnsupportedAlgorithm, which is no ValueError."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    ec_key = b"\x06\x07\x2a\x86\x48\xce\x3d\x02\x01"
+    assert der.count(ec_key) == 1
+    return x509.load_der_x509_certificate(der.replace(ec_key, ec_key[:-1] + b"\x09"))
+
+
+def test_certificates_with_an_unreadable_key_do_not_escape(
+        published: tuple[Hierarchy, Path]) -> None:
+    """A key cryptography cannot read (an unknown algorithm: UnsupportedAlgorithm) in a DSC
+    given directly skips that DSC with a warning; in a CA, its CRL is ignored and a trust
+    list it signed is refused with a TrustError saying why; none of it escapes as an
+    uncaught exception (found by fuzz/run_inputs.py)."""
+    h, tl = published
+    pem = serialization.Encoding.PEM
+    dsc = h.tmp / "bad-dsc.crt"
+    dsc.write_bytes(_unknown_key_algorithm(h.dsc(h.s2)).public_bytes(pem))
+    store = trust.TrustStore.from_paths([dsc, h.s1 / "signer.crt"], at=T0,
+                                        state_file=h.tmp / "s1.json")
+    assert len(store.signers) == 1 and any("cannot read the key" in w for w in store.warnings)
+    from vaxqr.describe import describe_file  # vaxqr certs show
+
+    assert describe_file(dsc)["certificates"][0]["key_type"] == "unreadable"
+    bad_ca = _unknown_key_algorithm(certinfo.load_certificates(h.ca / "ca.crt")[0])
+    ca = h.tmp / "bad-ca.crt"
+    ca.write_bytes(bad_ca.public_bytes(pem))
+    store = trust.TrustStore.from_paths([ca, h.ca / "crl.pem", h.s1 / "signer.crt"], at=T0,
+                                        state_file=h.tmp / "s2.json")
+    assert any("CRL ignored" in w for w in store.warnings)
+    doc = json.loads(tl.read_text())
+    doc["signature"]["signer"] = certinfo.fingerprint(bad_ca)
+    tl.write_text(json.dumps(doc))
+    with pytest.raises(TrustError, match="whose key cannot be read"):
+        trust.TrustStore.from_paths([ca, tl], at=T0, state_file=h.tmp / "s3.json")

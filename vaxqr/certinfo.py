@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from .errors import KeyCertError, StorageError, TrustError
@@ -94,6 +96,15 @@ def kid_of(cert: x509.Certificate) -> bytes:
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint of the certificate's DER, lower-case hex."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def public_key(cert: x509.Certificate) -> CertificatePublicKeyTypes | None:
+    """The certificate's public key, or None when cryptography cannot read it: an unknown
+    algorithm (UnsupportedAlgorithm, no ValueError) or a malformed key (ValueError)."""
+    try:
+        return cert.public_key()
+    except (ValueError, UnsupportedAlgorithm, x509.UnsupportedGeneralNameType):
+        return None
 
 
 def spki_sha256(cert: x509.Certificate) -> str:

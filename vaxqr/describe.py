@@ -24,6 +24,7 @@ from .certinfo import (
     kid_of,
     name_str,
     parse_certificates,
+    public_key,
 )
 from .chain import _clamp, validate_chain
 from .errors import KeyCertError, TrustError
@@ -40,10 +41,8 @@ def describe_certificate(cert: x509.Certificate) -> dict[str, Any]:
         eku_error = None
     except KeyCertError as exc:
         ekus, eku_error = None, str(exc)
-    try:
-        key_type = key_type_name(cert.public_key())
-    except ValueError:
-        key_type = "unreadable"
+    key = public_key(cert)
+    key_type = "unreadable" if key is None else key_type_name(key)
     out: dict[str, Any] = {
         "subject": name_str(cert.subject),
         "issuer": name_str(cert.issuer),
@@ -134,7 +133,8 @@ def describe_file(
         )
         if trust:
             issuer = next((a for a in trust if a.subject == crl.issuer), None)
-            ok = issuer is not None and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+            key = public_key(issuer) if issuer is not None else None
+            ok = key is not None and crl.is_signature_valid(key)  # type: ignore[arg-type]
             out["signature"] = {"status": "valid" if ok else "invalid"}
         return out
     if kind != "certs":

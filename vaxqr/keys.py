@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from .certinfo import _read_file, name_str
+from .certinfo import _read_file, name_str, public_key
 from .errors import KeyCertError, TrustError, ValidationError
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -109,10 +109,9 @@ def cose_alg_for(key: PublicKey | PrivateKey) -> str:
 
 
 def _public_key(cert: x509.Certificate) -> PublicKey:
-    try:
-        key = cert.public_key()
-    except (ValueError, x509.UnsupportedGeneralNameType) as exc:
-        raise TrustError(f"cannot read the key of {name_str(cert.subject)}") from exc
+    key = public_key(cert)
+    if key is None:
+        raise TrustError(f"cannot read the key of {name_str(cert.subject)}")
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise TrustError(f"unsupported key type {type(key).__name__} in a DSC")
     return key

@@ -34,6 +34,7 @@ from .certinfo import (
     kid_of,
     name_str,
     parse_certificates,
+    public_key,
     spki_sha256,
 )
 from .chain import _clamp, validate_chain
@@ -213,7 +214,8 @@ class TrustStore:
         crl_sources: list[str] = []
         for crl, src in crls:
             issuer = next((a for a in [*anchor_list, *extra_cas] if a.subject == crl.issuer), None)
-            if issuer is None or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            key = public_key(issuer) if issuer is not None else None
+            if key is None or not crl.is_signature_valid(key):  # type: ignore[arg-type]
                 warnings.append(f"{src}: CRL ignored, its issuer is not a trusted CA")
                 continue
             if crl.next_update_utc is not None and crl.next_update_utc < at:

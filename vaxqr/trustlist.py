@@ -48,7 +48,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from .certinfo import _aware, _parse_iso, _unb64, checked, fingerprint, iso, kid_of, name_str
+from .certinfo import (
+    _aware,
+    _parse_iso,
+    _unb64,
+    checked,
+    fingerprint,
+    iso,
+    kid_of,
+    name_str,
+    public_key,
+)
 from .chain import validate_ca_chain
 from .errors import TrustError
 from .keys import PrivateKey
@@ -247,6 +257,10 @@ def verify_trustlist(
         except TrustError as exc:
             raise TrustError(f"{source} is signed by a CA that is not trusted here ({exc})",
                              hint=untrusted) from exc
-    if _verify_bytes(ca.public_key(), tl.signature_alg, signature, signed):
+    key = public_key(ca)
+    if key is None:
+        raise TrustError(f"{source} is signed by the CA {name_str(ca.subject)}, whose key "
+                         "cannot be read")
+    if _verify_bytes(key, tl.signature_alg, signature, signed):
         return TrustList(**{**tl.__dict__, "verified_by": ca})
     raise TrustError(f"{source}: the signature does not match (the list was altered)")
