@@ -71,6 +71,12 @@ def fields(**over):
         ({"dose_number": "3"}, "greater than the total"),
         ({"dose_number": "0"}, "start at 1"),
         ({"dose_number": "two"}, "whole number"),
+        # str.isdigit() holds for these, int() refuses the first (a ValueError escaped) and
+        # reads the others as 2 and 12: dose numbers are ASCII digits, as reconcile reads them
+        ({"dose_number": "²"}, "whole number"),
+        ({"total_doses": "²"}, "whole number"),
+        ({"total_doses": "١٢"}, "whole number"),
+        ({"total_doses": "２"}, "whole number"),
         ({"vaccine": "covaxin"}, "unknown vaccine"),
         # combining marks that would print otherwise than they are signed
         ({"full_name": "Á" + "\u0301" * 20 + " Văn Bình"}, "more than 2 marks on the letter 'Á'"),

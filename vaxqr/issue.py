@@ -110,7 +110,7 @@ class Record:
 
 def _int(value: str, what: str) -> int:
     v = value.strip()
-    if not v.isdigit() or len(v) > 3:
+    if not (v.isascii() and v.isdigit()) or len(v) > 3:  # '²'.isdigit(), int('²') fails
         raise ValidationError(f"{what} {value!r} is not a whole number")
     return int(v)
 
