@@ -452,6 +452,36 @@ def test_printable_matches_on_random_text() -> None:
     check()
 
 
+def test_safe_is_rich_escape_in_linear_time() -> None:
+    """cli.safe gives what rich.markup.escape gives (on random text of markup characters),
+    and escapes 300,000 backslashes at once: rich's escape took minutes on them, so an
+    error quoting a hostile --at value hung the CLI (found by fuzz/run_inputs.py)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from rich.markup import escape
+
+    from vaxqr.cli import safe
+
+    @settings(max_examples=1000, deadline=None)
+    @given(st.text(alphabet="\\[]/#@ab =", max_size=30))
+    def check(s: str) -> None:
+        assert safe(s) == escape(s)
+
+    check()
+    for make in (lambda n: "\\" * n, lambda n: "[b]" + "\\" * n + "[i]x[/i]",
+                 lambda n: "a\\" * n + "[", lambda n: "\\" * n + "[/]"):
+        assert safe(make(3_001)) == escape(make(3_001))
+        t0 = time.perf_counter()
+        safe(make(300_001))
+        assert time.perf_counter() - t0 < 0.5
+
+
+def test_hostile_at_value_is_a_quick_usage_error(trust) -> None:
+    r = _run(["HC1:X", "--at", "2021-" + "\\" * 100_000], trust[:-2])  # not the fixture's
+    assert len(r.stderr) < 250_000
+    assert r.returncode == 2 and b"--at: not an ISO 8601 time" in r.stderr
+
+
 def test_printable_json_matches_its_definition() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
