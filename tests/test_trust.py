@@ -575,3 +575,20 @@ def test_certificates_with_an_unreadable_key_do_not_escape(
     tl.write_text(json.dumps(doc))
     with pytest.raises(TrustError, match="whose key cannot be read"):
         trust.TrustStore.from_paths([ca, tl], at=T0, state_file=h.tmp / "s3.json")
+
+
+def test_crl_with_a_malformed_issuer_is_unreadable(published: tuple[Hierarchy, Path]) -> None:
+    """A CRL whose issuer cryptography parses only on first read (its CN a BIT STRING) is
+    'not a readable CRL' (KeyCertError) for TrustStore and certs show, not a TypeError
+    from the first use of its issuer (found by fuzz/run_inputs.py)."""
+    from vaxqr.describe import describe_file
+
+    h, _tl = published
+    der = x509.load_pem_x509_crl((h.ca / "crl.pem").read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+    bad = h.tmp / "bad.crl"
+    bad.write_bytes(_damaged_subject(der, "bitstring"))
+    with pytest.raises(KeyCertError, match="not a readable CRL"):
+        _load(h, bad)
+    with pytest.raises(KeyCertError, match="not a readable CRL"):
+        describe_file(bad)

@@ -435,10 +435,16 @@ def _sniff(data: bytes) -> str:
 
 def _parse_crl(data: bytes, source: str) -> x509.CertificateRevocationList:
     try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except (ValueError, x509.InvalidVersion) as exc:
+        crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else \
+            x509.load_der_x509_crl(data)
+        # what cryptography parses lazily, and raises ValueError/TypeError for on first use
+        name_str(crl.issuer)
+        crl.issuer.public_bytes()
+        _ = crl.last_update_utc, crl.next_update_utc
+        for r in crl:
+            _ = r.serial_number, r.revocation_date_utc
+        return crl
+    except (ValueError, TypeError, x509.InvalidVersion) as exc:
         raise KeyCertError(f"{source} is not a readable CRL") from exc
 
 
