@@ -947,3 +947,23 @@ def test_nbf_must_be_an_integer_numeric_date(nbf, step, reason):
     report = KIT.verify(KIT.credential(extra={5: nbf}))
     _check(report, step)
     assert report.reason == reason
+
+
+@pytest.mark.parametrize("target", ["cccd", "trust", "state", "issue-csv", "reconcile", "at"])
+def test_short_input_fuzz_session(tmp_path, target):
+    """A CI-sized seeded session of fuzz/run_inputs.py per target (the untrusted inputs
+    other than HC1: CCCD card text, trust material, the state file, CSVs, --at): every
+    input returns or raises a VaxqrError, quickly, in bounded memory."""
+    seconds = float(os.environ.get("VAXQR_FUZZ_SECONDS", "20")) / 4
+    out = tmp_path / "fuzz.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "fuzz" / "run_inputs.py"), "--target", target,
+         "--seconds", str(seconds), "--seed", "20211001", "--slow", "3", "--hang", "60",
+         "--json", str(out), "--crash-dir", str(tmp_path / "crashes")],
+        capture_output=True, text=True, timeout=seconds + 120)
+    print("\n" + result.stdout)
+    figures = json.loads(out.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert figures["findings"] == []
+    assert figures["inputs"] > 20
+    assert figures["peak_rss_mib"] < 1024
