@@ -468,17 +468,20 @@ def test_safe_is_rich_escape_in_linear_time() -> None:
         assert safe(s) == escape(s)
 
     check()
+    assert safe("x" * 2_001) == "x" * 2_000 + "… (2,001 characters)"
     for make in (lambda n: "\\" * n, lambda n: "[b]" + "\\" * n + "[i]x[/i]",
                  lambda n: "a\\" * n + "[", lambda n: "\\" * n + "[/]"):
-        assert safe(make(3_001)) == escape(make(3_001))
+        assert safe(make(999)) == escape(make(999))
         t0 = time.perf_counter()
         safe(make(300_001))
         assert time.perf_counter() - t0 < 0.5
 
 
 def test_hostile_at_value_is_a_quick_usage_error(trust) -> None:
+    t0 = time.perf_counter()
     r = _run(["HC1:X", "--at", "2021-" + "\\" * 100_000], trust[:-2])  # not the fixture's
-    assert len(r.stderr) < 250_000
+    assert time.perf_counter() - t0 < 10
+    assert len(r.stderr) < 5_000 and b" characters)" in r.stderr
     assert r.returncode == 2 and b"--at: not an ISO 8601 time" in r.stderr
 
 

@@ -121,10 +121,18 @@ def console(*, err: bool = False) -> Console:
 _MARKUP_TAG = re.compile(r"(?<!\\)(\\*)(\[[a-z#/@][^[]*?])")
 
 
+SAFE_MAX = 2000  # characters of one untrusted text shown in a message
+
+
 def safe(text: object) -> str:
     """``printable`` text with rich markup escaped, for rich consoles: what
-    ``rich.markup.escape`` returns, in linear time."""
-    out = _MARKUP_TAG.sub(lambda m: f"{m[1]}{m[1]}\\{m[2]}", printable(text))
+    ``rich.markup.escape`` returns, in linear time, of at most :data:`SAFE_MAX` characters
+    (rich's markup parser, which every console.print runs, is quadratic in a run of
+    backslashes too: 100,000 of them in an --at value took minutes)."""
+    shown = printable(text)
+    if len(shown) > SAFE_MAX:
+        shown = f"{shown[:SAFE_MAX]}… ({len(shown):,} characters)"
+    out = _MARKUP_TAG.sub(lambda m: f"{m[1]}{m[1]}\\{m[2]}", shown)
     return out + "\\" if out.endswith("\\") and not out.endswith("\\\\") else out
 
 
