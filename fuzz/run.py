@@ -28,6 +28,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,6 +50,15 @@ def _rss_mib() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def numbered(seconds: float, max_inputs: int) -> Iterator[int]:
+    """Input numbers from 1 while ``seconds`` last (and up to ``max_inputs``; 0: no cap)."""
+    deadline = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < deadline and (not max_inputs or n < max_inputs):
+        n += 1
+        yield n
 
 
 def _extra_corpus(paths: list[str]) -> list[str]:
@@ -123,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     per_target = {"text": 0, "stream": 0, "image": 0, "signed-cbor": 0, "random": 0}
     crash_dir = Path(args.crash_dir)
     start = time.perf_counter()
-    deadline = start + args.seconds
-    n = 0
-    while time.perf_counter() < deadline and (not args.max_inputs or n < args.max_inputs):
-        n += 1
+    for n in numbered(args.seconds, args.max_inputs):
         r = rng.random()
         if r < 0.55:
             target = "text"

@@ -60,7 +60,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # a checkout without ``pip install -e .``
 sys.path.insert(1, str(ROOT / "tests"))  # records.py: synthetic records
 
-from run import _rss_mib  # noqa: E402
+from run import _rss_mib, numbered  # noqa: E402
 
 TARGETS = ("cccd", "trust", "state", "issue-csv", "reconcile", "at")
 EXAMPLES = ROOT / "keys" / "examples"
@@ -563,10 +563,8 @@ def main(argv: list[str] | None = None) -> int:
         slowest = (0.0, "", "")
         crash_dir = Path(args.crash_dir)
         start = time.perf_counter()
-        deadline = start + args.seconds
         n = 0
-        while time.perf_counter() < deadline and (not args.max_inputs or n < args.max_inputs):
-            n += 1
+        for n in numbered(args.seconds, args.max_inputs):
             target = targets[(n - 1) % len(targets)]
             tmp = work / f"in{n}"
             tmp.mkdir()

@@ -643,18 +643,24 @@ def test_stream_of_thousands_of_hostile_lines(tmp_path, demo_valid, kit_trust):
 # --------------------------------------------------------------------------- fuzzing
 
 
-def test_short_fuzz_session(tmp_path):
-    """A CI-sized seeded session of fuzz/run.py (all targets): zero crashes."""
-    seconds = float(os.environ.get("VAXQR_FUZZ_SECONDS", "20"))
+def _fuzz_session(tmp_path, script: str, seconds: float, *args: str) -> dict:
+    """Run fuzz/``script`` for ``seconds`` with the suite's seed; its figures (exit 0)."""
     out = tmp_path / "fuzz.json"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "fuzz" / "run.py"), "--seconds", str(seconds),
-         "--seed", "20211001", "--slow", "2", "--json", str(out),
+        [sys.executable, str(ROOT / "fuzz" / script), "--seconds", str(seconds),
+         "--seed", "20211001", *args, "--json", str(out),
          "--crash-dir", str(tmp_path / "crashes")],
         capture_output=True, text=True, timeout=seconds + 120)
     print("\n" + result.stdout)
     figures = json.loads(out.read_text())
     assert result.returncode == 0, result.stdout + result.stderr
+    return figures
+
+
+def test_short_fuzz_session(tmp_path):
+    """A CI-sized seeded session of fuzz/run.py (all targets): zero crashes."""
+    figures = _fuzz_session(tmp_path, "run.py", float(os.environ.get("VAXQR_FUZZ_SECONDS", "20")),
+                            "--slow", "2")
     assert figures["crashes"] == []
     assert figures["inputs"] > 1000
     assert figures["max_seconds"] < 2.0  # per input (a loaded CI machine: 2 s, not 1)
@@ -955,15 +961,8 @@ def test_short_input_fuzz_session(tmp_path, target):
     other than HC1: CCCD card text, trust material, the state file, CSVs, --at): every
     input returns or raises a VaxqrError, quickly, in bounded memory."""
     seconds = float(os.environ.get("VAXQR_FUZZ_SECONDS", "20")) / 4
-    out = tmp_path / "fuzz.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "fuzz" / "run_inputs.py"), "--target", target,
-         "--seconds", str(seconds), "--seed", "20211001", "--slow", "3", "--hang", "60",
-         "--json", str(out), "--crash-dir", str(tmp_path / "crashes")],
-        capture_output=True, text=True, timeout=seconds + 120)
-    print("\n" + result.stdout)
-    figures = json.loads(out.read_text())
-    assert result.returncode == 0, result.stdout + result.stderr
+    figures = _fuzz_session(tmp_path, "run_inputs.py", seconds, "--target", target,
+                            "--slow", "3", "--hang", "60")
     assert figures["findings"] == []
     assert figures["inputs"] > 20
     assert figures["peak_rss_mib"] < 1024
