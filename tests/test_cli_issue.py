@@ -126,36 +126,27 @@ def test_batch_workers_below_one_is_a_usage_error(runner, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_batch_interrupted_says_how_to_resume(runner, tmp_path, monkeypatch):
-    from vaxqr import issue
-
-    def interrupted(*_args, **_kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(issue, "issue_batch", interrupted)
-    src = write_csv(tmp_path / "r.csv", good_rows(2))
-    r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), "--from", str(src),
-                            "--out", str(tmp_path / "out")])
-    assert r.exit_code == 130
-    assert "interrupted" in r.stderr and "run the same command again" in r.stderr
-
-
-def test_batch_interrupted_before_it_began_says_nothing_was_signed(runner, tmp_path,
-                                                                    monkeypatch):
+@pytest.mark.parametrize(("where", "said"), [
+    ("issue.issue_batch", "interrupted: every credential signed so far is in the ledger"),
     # Ctrl-C while the signer key was being opened (before the batch) ended in typer's
-    # silent exit 130: no word of what happened or what to do.
-    from vaxqr import cli_issue
+    # silent exit 130: no word of what happened or what to do
+    ("cli_issue._load_signer", "interrupted before any credential was signed"),
+])
+def test_batch_interrupted_says_what_was_signed_and_how_to_resume(runner, tmp_path,
+                                                                  monkeypatch, where, said):
+    import importlib
+
+    module, name = where.split(".")
 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_issue, "_load_signer", interrupted)
+    monkeypatch.setattr(importlib.import_module(f"vaxqr.{module}"), name, interrupted)
     src = write_csv(tmp_path / "r.csv", good_rows(2))
     r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), "--from", str(src),
                             "--out", str(tmp_path / "out")])
     assert r.exit_code == 130
-    assert "interrupted before any credential was signed" in r.stderr
-    assert "run the same command again" in r.stderr
+    assert said in r.stderr and "run the same command again" in r.stderr
 
 
 def _console_script(args, tmp_path):
