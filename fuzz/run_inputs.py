@@ -547,8 +547,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args(argv)
     targets = tuple(args.target or TARGETS)
-    # mutated certificates: cryptography warns (once per place) of non-positive serials
+    # mutated certificates: cryptography warns (once per place) of non-positive serials and
+    # of attributes of the wrong length (a country name of 11 letters)
     warnings.filterwarnings("ignore", message="Parsed a serial number")
+    warnings.filterwarnings("ignore", message="Attribute's length must be")
 
     t_setup = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="vaxqr-fuzz-inputs-"))
