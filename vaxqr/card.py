@@ -50,6 +50,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import StorageError, ValidationError
+from .qrencode import png_chunk
 
 __all__ = [
     "CARD_DPI",
@@ -739,18 +740,13 @@ def _raster(image: Image.Image) -> tuple[int, int, bytes]:
     return width, height, _deflate(rows.tobytes())
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return (struct.pack(">I", len(body)) + kind + body
-            + struct.pack(">I", zlib.crc32(kind + body)))
-
-
 def _png(width: int, height: int, stream: bytes) -> bytes:
     """A PNG of :func:`_raster`'s stream, its pixel size recorded as :data:`CARD_DPI`."""
     per_metre = round(CARD_DPI / 0.0254)
     return (b"\x89PNG\r\n\x1a\n"
-            + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1))
-            + _chunk(b"IDAT", stream) + _chunk(b"IEND", b""))
+            + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + png_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1))
+            + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b""))
 
 
 def _pdf(width: int, height: int, stream: bytes) -> bytes:

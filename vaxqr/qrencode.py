@@ -43,6 +43,7 @@ __all__ = [
     "QrMatrix",
     "encode_matrix",
     "is_alphanumeric",
+    "png_chunk",
     "to_image",
     "to_png",
     "to_svg",
@@ -531,9 +532,9 @@ class QrMatrix:
         return b"".join(
             (
                 b"\x89PNG\r\n\x1a\n",
-                _png_chunk(b"IHDR", header),
-                _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level)),
-                _png_chunk(b"IEND", b""),
+                png_chunk(b"IHDR", header),
+                png_chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level)),
+                png_chunk(b"IEND", b""),
             )
         )
 
@@ -571,7 +572,8 @@ def _widen(scale: int) -> U8Array:
     return np.packbits(np.repeat(bits, scale, axis=1), axis=1)
 
 
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
+def png_chunk(tag: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data and the CRC-32 of type and data."""
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
