@@ -730,6 +730,32 @@ def test_ctrl_c_before_a_command_runs_is_a_quiet_exit_130():
     assert (r.returncode, r.stdout, r.stderr) == (130, "", "interrupted\n")
 
 
+def test_ctrl_c_while_the_command_line_loads_is_a_quiet_exit_130():
+    # Ctrl-C while Python imports typer and the commands (the first ~30 ms of every command)
+    # printed Python's traceback: the console script now enters through vaxqr.entry
+    code = ("import sys\n"
+            "class Stop:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'typer':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Stop())\n"
+            "sys.argv = ['vaxqr', '--version']\n"
+            "from vaxqr.entry import main\nmain()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", "interrupted\n")
+    from importlib.metadata import entry_points
+
+    from vaxqr import __version__
+
+    (script,) = entry_points(group="console_scripts", name="vaxqr")
+    assert script.value == "vaxqr.entry:main"
+    r = subprocess.run([sys.executable, "-c", "import sys\nsys.argv = ['vaxqr', '--version']\n"
+                        "from vaxqr.entry import main\nmain()"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and __version__ in r.stdout, r.stderr
+
+
 def test_ctrl_c_in_any_command_says_interrupted_with_exit_130():
     # typer turns a command's KeyboardInterrupt into a silent exit 130
     code = ("import sys, vaxqr.cli as c\n"
