@@ -271,8 +271,8 @@ def test_no_command_takes_a_password_on_the_command_line():
             assert opt.endswith("-file") or (opt == "--insecure-no-password" and p.is_flag), \
                 (path, opt)
     assert {"vaxqr issue", "vaxqr certs init", "vaxqr certs issue", "vaxqr certs trustlist",
-            "vaxqr certs revoke"} <= commands
-    assert len(seen) >= 8  # the password-file options were really inspected
+            "vaxqr certs revoke", "vaxqr certs password"} <= commands
+    assert len(seen) >= 10  # the password-file options were really inspected
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -326,16 +326,19 @@ def test_disk_full_at_any_write_leaves_whole_files(office, tmp_path, fault_at):
     _assert_secret_absent(r.stdout, r.stderr)
 
 
-@pytest.mark.parametrize("command", ["issue", "certs-issue", "certs-init"])
+@pytest.mark.parametrize("command", ["issue", "certs-issue", "certs-init", "certs-password"])
 def test_disk_full_leaves_no_partial_output(office, tmp_path, command):
     d = tmp_path / "office"
     shutil.copytree(office, d)
+    (d / "new.txt").write_text("a new password\n")
     old = _snapshot(d)
     args = {
         "issue": ["issue", "--signer", "dt", *CITIZEN, "--out", "card.png", "--force"],
         "certs-issue": ["certs", "issue", "ca", "--commune-code", "30760", "--name",
                         "UBND phường Vĩnh Thanh Vân", "--out", "vtv"],
         "certs-init": ["certs", "init", "ca2", "--name", "Kiên Giang", "--province", "091"],
+        # the old key stays until its re-encrypted copy is whole on disk
+        "certs-password": ["certs", "password", "ca", "--new-password-file", "new.txt"],
     }[command]
     r = subprocess.run([sys.executable, "-c", _DISK_FULL, *args], cwd=d, capture_output=True,
                        env=_env(VAXQR_PASSWORD=SECRET, FAULT_AT="1"), timeout=120)
@@ -415,3 +418,83 @@ def test_new_key_password_prompt_is_hidden_and_confirmed(tmp_path):
     load_pem_private_key(key.read_bytes(), password="mật khẩu tỉnh".encode())
     with pytest.raises(ValueError):
         load_pem_private_key(key.read_bytes(), password=b"first-typing-1")
+
+
+# ------------------------------------------------------------------ vaxqr certs password
+
+def _old_style_key(path: Path, password: str) -> None:
+    """Rewrite a key the way vaxqr wrote keys before: cryptography's default, 2,048 rounds."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(path.read_bytes(), password.encode())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.BestAvailableEncryption(password.encode())))
+
+
+def test_certs_password_changes_a_password_from_files_or_the_environment(office, tmp_path):
+    from vaxqr.keys import key_protection, load_private_key
+
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    key = d / "dt" / "signer.key"
+    _old_style_key(key, SECRET)
+    r = _vaxqr("issue", "--signer", "dt", *CITIZEN, "--out", "again.png", cwd=d,
+               VAXQR_PASSWORD=SECRET)
+    assert r.returncode == 0 and "2,048 rounds" in r.stderr.decode()  # warned, still works
+    assert "vaxqr certs password dt/signer.key" in r.stderr.decode()
+    (d / "old.txt").write_text(SECRET + "\n")
+    (d / "new.txt").write_text(WRONG + "\n")
+    r = _vaxqr("certs", "password", "dt", "--password-file", "old.txt",
+               "--new-password-file", "new.txt", cwd=d)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "re-encrypted dt/signer.key: PBKDF2, 2,048 rounds → PBKDF2, 600,000 rounds" in err
+    _assert_secret_absent(r.stdout, r.stderr)
+    assert key_protection(key) == ("PBKDF2, 600,000 rounds", True) and _mode(key) == 0o600
+    load_private_key(key, WRONG.encode())
+    r = _vaxqr("issue", "--signer", "dt", *CITIZEN, "--out", "third.png", cwd=d,
+               VAXQR_PASSWORD=WRONG)
+    assert r.returncode == 0 and "rounds" not in r.stderr.decode(), r.stderr.decode()
+    # the CA's key, by its directory, with the passwords in the environment
+    r = _vaxqr("certs", "password", "ca", cwd=d, VAXQR_CA_PASSWORD=SECRET,
+               VAXQR_NEW_PASSWORD="another good one")
+    assert r.returncode == 0, r.stderr.decode()
+    load_private_key(d / "ca" / "ca.key", b"another good one")
+
+
+def test_certs_password_needs_a_new_password_and_the_right_old_one(office, tmp_path):
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    before = (d / "ca" / "ca.key").read_bytes()
+    r = _vaxqr("certs", "password", "ca", cwd=d, VAXQR_PASSWORD=SECRET)  # no terminal
+    assert r.returncode == 2
+    assert "use --new-password-file or VAXQR_NEW_PASSWORD" in r.stderr.decode()
+    r = _vaxqr("certs", "password", "ca", cwd=d, VAXQR_PASSWORD=WRONG,
+               VAXQR_NEW_PASSWORD="another good one")
+    assert r.returncode == 3 and "wrong password" in r.stderr.decode()
+    r = _vaxqr("certs", "password", "ca", cwd=d, VAXQR_PASSWORD=SECRET,
+               VAXQR_NEW_PASSWORD="short")
+    assert r.returncode == 2 and "at least 8 characters" in r.stderr.decode()
+    r = _vaxqr("certs", "password", "nowhere", cwd=d, VAXQR_PASSWORD=SECRET,
+               VAXQR_NEW_PASSWORD="another good one")
+    assert r.returncode == 3 and "nowhere does not exist" in r.stderr.decode()
+    assert (d / "ca" / "ca.key").read_bytes() == before
+    for out in (r.stdout, r.stderr):
+        assert b"another good one" not in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+def test_certs_password_asks_on_a_terminal_hidden_and_confirmed(office, tmp_path):
+    from vaxqr.keys import load_private_key
+
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    code, out = _on_a_terminal(["certs", "password", "dt"],
+                               [SECRET.encode(), *["mật khẩu mới".encode()] * 2], d)
+    text = out.decode("utf-8", "replace")
+    assert code == 0, text
+    assert "Password for the key dt/signer.key" in text
+    assert "New password for the key dt/signer.key" in text and "Repeat" in text
+    assert SECRET not in text and "mật khẩu" not in text  # nothing echoed
+    load_private_key(d / "dt" / "signer.key", "mật khẩu mới".encode())

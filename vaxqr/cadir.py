@@ -51,7 +51,7 @@ from .certinfo import (
 )
 from .errors import KeyCertError, StorageError, TrustError, ValidationError, VaxqrError
 from .fileio import PRIVATE, atomic_write, check_private_file, ensure_dir
-from .keys import PrivateKey, load_private_key
+from .keys import PrivateKey, load_private_key, protection_warning
 
 Status = Literal["valid", "expired", "revoked", "not-yet-valid"]
 
@@ -354,7 +354,7 @@ def _replace(ca: CAInfo, **changes: Any) -> CAInfo:
 def _load_ca_key(ca: CAInfo, password: bytes | None) -> tuple[PrivateKey, list[str]]:
     path = ca.directory / "ca.key"
     key = load_private_key(path, password)
-    warnings = [w for w in [check_private_file(path)] if w]
+    warnings = [w for w in [check_private_file(path), protection_warning(path)] if w]
     if key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ) != ca.certificate.public_key().public_bytes(

@@ -19,6 +19,7 @@ Signer directory layout (``SIGNER_DIR``)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -71,11 +72,14 @@ from .keys import (
     _check_new_password,
     _public_key,
     _sign_kwargs,
+    change_password,
     cose_alg_for,
     generate_key,
     key_is_encrypted,
+    key_protection,
     key_to_pem,
     load_private_key,
+    protection_warning,
 )
 from .revocation import CRL_DAYS_DEFAULT, _build_crl, resign_crl
 from .trustlist import TRUSTLIST_FORMAT, TrustList, _sign_bytes, canonical_json, parse_trustlist
@@ -589,6 +593,7 @@ def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None) -> S
     if not key_is_encrypted(key_path):
         warnings.append(f"{key_path} is not encrypted")
     key = load_private_key(key_path, password)
+    warnings += [w for w in [protection_warning(key_path)] if w]
     cert = load_certificates(cert_path)[0]
     if key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -631,3 +636,43 @@ def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None) -> S
         is_demo=demo,
         warnings=tuple(warnings),
     )
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    """What :func:`change_key_password` did: the key file, and its protection before and
+    after (:func:`vaxqr.keys.key_protection`)."""
+
+    path: Path
+    before: str
+    after: str
+
+
+def key_file_of(target: str | os.PathLike[str]) -> Path:
+    """The key file of a CA directory (``ca.key``), a signer directory (``signer.key``), or
+    ``target`` itself when it is a file."""
+    p = Path(target)
+    if p.is_dir():
+        for cert, key in (("ca.crt", "ca.key"), ("signer.crt", "signer.key")):
+            if (p / cert).exists():
+                if not (p / key).exists():
+                    raise StorageError(f"{p} has {cert} but no {key}")
+                return p / key
+        raise StorageError(f"{p} is neither a CA directory (ca.crt) nor a signer directory "
+                           "(signer.crt)")
+    if not p.exists():
+        raise StorageError(f"{p} does not exist")
+    return p
+
+
+def change_key_password(target: str | os.PathLike[str], password: bytes | None,
+                        new_password: bytes) -> PasswordChange:
+    """Re-encrypt the key of a CA directory, a signer directory or a key file with
+    ``new_password`` and the current scheme (:func:`vaxqr.keys.change_password`: the old
+    file stays until the new one is read back). A CA directory is held as every ``certs``
+    command holds it. The same password again only upgrades the encryption."""
+    path = key_file_of(target)
+    before = key_protection(path)[0]
+    with _locked(path.parent) if path.name == "ca.key" else contextlib.nullcontext():
+        change_password(path, password, new_password)
+    return PasswordChange(path, before, key_protection(path)[0])

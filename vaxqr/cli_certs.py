@@ -748,3 +748,49 @@ def trustlist_cmd(
     )
     if not to_stdout:
         err.print(f"  {esc(str(out_file))}")
+
+
+@certs_app.command("password")
+def password_cmd(
+    target: Annotated[Path, typer.Argument(
+        metavar="KEY", help="A CA directory, a commune signer directory, or a key file.")],
+    password_file: PasswordFile = None,
+    new_password_file: Annotated[
+        Path | None,
+        typer.Option("--new-password-file", metavar="FILE",
+                     help="Read the NEW password from the first line of FILE ('-' = stdin). "
+                     "Default: $VAXQR_NEW_PASSWORD, else a hidden prompt, asked twice."),
+    ] = None,
+) -> None:
+    """Change a key's password, or re-encrypt it with vaxqr's current scheme.
+
+    The key is re-encrypted with PBKDF2-HMAC-SHA256 at 600,000 rounds and AES-256 (older
+    vaxqr keys, and OpenSSL's defaults, use 2,048 rounds: vaxqr warns when it opens one).
+    Give the same password again to keep it and only upgrade the encryption. The new file is
+    read back with the new password and must hold the same key before it replaces the old
+    one; the certificate and everything signed with the key stay valid.
+
+    **Examples**
+
+    * `vaxqr certs password kg-ca` (a CA: its ca.key)
+    * `vaxqr certs password communes/31078 --password-file old.txt --new-password-file new.txt`
+
+    **Exit codes**
+
+    * 0  re-encrypted
+    * 2  usage error (no password to read, a new password under 8 characters)
+    * 3  not a key, wrong password, I/O
+    """
+
+    def work() -> certs.PasswordChange:
+        path = certs.key_file_of(target)
+        envs = ("VAXQR_CA_PASSWORD", PASSWORD_ENV) if path.name == "ca.key" else (PASSWORD_ENV,)
+        pw = _existing_password(path, password_file, envs, f"the key {path}")
+        new = _new_password(new_password_file, False, f"the key {path}",
+                            env="VAXQR_NEW_PASSWORD", option="--new-password-file")
+        assert new is not None
+        return certs.change_key_password(path, pw, new)
+
+    res = _run(work)
+    err.print(f"[green]re-encrypted[/] {esc(str(res.path))}: {esc(res.before)} → "
+              f"{esc(res.after)}")

@@ -61,15 +61,17 @@ def existing_password(
     )
 
 
-def new_password(password_file: Path | None, insecure: bool, what: str) -> bytes | None:
-    """The password for a new key (None with ``insecure``: an unencrypted key)."""
+def new_password(password_file: Path | None, insecure: bool, what: str, *,
+                 env: str = PASSWORD_ENV, option: str = "--password-file") -> bytes | None:
+    """The password for a new key (None with ``insecure``: an unencrypted key):
+    ``password_file``, then ``$env``, then a confirmed hidden prompt on a terminal."""
     if insecure:
         if password_file is not None:
             raise Usage("--insecure-no-password and --password-file contradict each other")
         return None
     if password_file is not None:
         return read_password_file(password_file)
-    value = os.environ.get(PASSWORD_ENV)
+    value = os.environ.get(env)
     if value:
         return value.encode("utf-8")
     if _interactive():
@@ -78,8 +80,9 @@ def new_password(password_file: Path | None, insecure: bool, what: str) -> bytes
         )
         return str(pw).encode("utf-8")
     raise Usage(
-        f"a password is needed to encrypt {what}: use --password-file or {PASSWORD_ENV} "
-        "(or --insecure-no-password for an unencrypted key)"
+        f"a password is needed to encrypt {what}: use {option} or {env}"
+        + (" (or --insecure-no-password for an unencrypted key)"
+           if option == "--password-file" else " (no terminal to ask on)")
     )
 
 
