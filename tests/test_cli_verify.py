@@ -719,15 +719,20 @@ def test_steps_not_reached_are_skipped(valid, trust, tmp_path):
     assert list(out["steps"])[-1] == "revocation" and "holder" not in out["steps"]
 
 
+def _says_only_interrupted(code: str) -> None:
+    """Python ``code`` ends with exit 130, "interrupted" on stderr and nothing else."""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", "interrupted\n")
+
+
 def test_ctrl_c_before_a_command_runs_is_a_quiet_exit_130():
     # Ctrl-C while typer reads the commands (before any command runs) printed a traceback
     # from inside typer or typing and ended by the signal.
     code = ("import vaxqr.cli as c\n"
             "def stop(*a, **k):\n    raise KeyboardInterrupt\n"
             "c.app = stop\nc.main()")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60)
-    assert (r.returncode, r.stdout, r.stderr) == (130, "", "interrupted\n")
+    _says_only_interrupted(code)
 
 
 def test_ctrl_c_while_the_command_line_loads_is_a_quiet_exit_130():
@@ -741,9 +746,7 @@ def test_ctrl_c_while_the_command_line_loads_is_a_quiet_exit_130():
             "sys.meta_path.insert(0, Stop())\n"
             "sys.argv = ['vaxqr', '--version']\n"
             "from vaxqr.entry import main\nmain()")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60)
-    assert (r.returncode, r.stdout, r.stderr) == (130, "", "interrupted\n")
+    _says_only_interrupted(code)
     from importlib.metadata import entry_points
 
     from vaxqr import __version__
@@ -762,6 +765,4 @@ def test_ctrl_c_in_any_command_says_interrupted_with_exit_130():
             "@c.app.command('boom')\n"
             "def boom() -> None:\n    raise KeyboardInterrupt\n"
             "sys.argv = ['vaxqr', 'boom']\nc.main()")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60)
-    assert (r.returncode, r.stdout, r.stderr) == (130, "", "interrupted\n")
+    _says_only_interrupted(code)
