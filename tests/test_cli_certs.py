@@ -310,3 +310,20 @@ def test_cli_revoke_by_commune_code_twice(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "revoked" in r.stderr, r.output
     r = cli(["revoke", ca, "30760", "--reason", "cessation-of-operation"])  # as --help says
     assert r.exit_code == 0 and "already revoked" in r.stderr, r.output
+
+
+def test_show_a_key_file_says_how_it_is_encrypted(tmp_path: Path) -> None:
+    key = keys.generate_key()
+    weak = tmp_path / "weak.key"
+    weak.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.BestAvailableEncryption(PW)))
+    r = cli(["show", str(weak)])
+    assert r.exit_code == 0, r.output
+    assert "private key" in r.output and "PBKDF2, 2,048 rounds  (WEAK)" in r.output
+    assert f"vaxqr certs password {weak}" in " ".join(r.output.split())
+    strong = tmp_path / "strong.key"
+    strong.write_bytes(keys.key_to_pem(key, PW))
+    r = cli(["show", str(strong)])
+    assert r.exit_code == 0 and "WEAK" not in r.output and "warning" not in r.output
+    assert "PBKDF2, 600,000 rounds" in r.output

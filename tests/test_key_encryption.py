@@ -5,6 +5,7 @@ about, and ``certs.change_key_password`` re-encrypts them without ever losing th
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import stat
 from pathlib import Path
@@ -213,3 +214,33 @@ def test_an_old_key_is_warned_about_where_it_is_opened(tmp_path):
     _downgrade(h.ca / "ca.key", PW)
     _crl, warnings = revocation.refresh_crl(h.ca, password=PW)
     assert any("2,048 rounds" in w for w in warnings), warnings
+
+
+# ------------------------------------------------------- a key where a certificate is due
+
+def test_certs_show_describes_a_key_by_its_encryption(tmp_path):
+    from vaxqr.describe import describe_file
+
+    key = keys.generate_key()
+    strong = _write(tmp_path / "strong.key", keys.key_to_pem(key, PW))
+    weak = _write(tmp_path / "weak.key", _old_style(key, PW))
+    plain = _write(tmp_path / "plain.key", keys.key_to_pem(key, None))
+    doc = describe_file(strong)
+    assert (doc["type"], doc["encryption"], doc["strong"], doc["warning"]) == (
+        "private key", "PBKDF2, 600,000 rounds", True, None)
+    doc = describe_file(weak)
+    assert (doc["encryption"], doc["strong"]) == ("PBKDF2, 2,048 rounds", False)
+    assert f"vaxqr certs password {weak}" in doc["warning"]
+    doc = describe_file(plain)
+    assert (doc["encryption"], doc["warning"]) == ("not encrypted", f"{plain} is not encrypted")
+
+
+def test_a_key_given_as_trust_material_is_named_as_such(tmp_path):
+    from vaxqr.errors import TrustError
+    from vaxqr.trust import TrustStore
+
+    key = _write(tmp_path / "ca.key", keys.key_to_pem(keys.generate_key(), PW))
+    with pytest.raises(TrustError, match="is a private key") as caught:
+        TrustStore.from_paths([key], at=dt.datetime.now(dt.UTC))
+    assert "give the CA certificate" in (caught.value.hint or "")
+

@@ -307,7 +307,8 @@ def issue_cmd(
 @certs_app.command("show")
 def show_cmd(
     file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="Certificate(s), CRL or trust list.")
+        Path, typer.Argument(metavar="FILE",
+                             help="Certificate(s), CRL, trust list, or a private key.")
     ],
     trust: Annotated[
         list[Path] | None,
@@ -325,7 +326,8 @@ def show_cmd(
     For certificates: subject, issuer, validity, kid (hex of SHA-256(DER)[:8]), EKU OIDs,
     key type, SHA-256 fingerprint, and the chain check (against --trust CAs, or the CA
     certificates in the same file). For trust lists: sequence, dates, signer, DSCs,
-    revocations, and the signature check with --trust.
+    revocations, and the signature check with --trust. For a private key: how it is
+    encrypted (no password is asked), and a warning when that is weak.
 
     **Examples**
 
@@ -411,6 +413,16 @@ def _print_description(doc: dict[str, Any]) -> None:
         for i, c in enumerate(doc["certificates"], 1):
             out.print(_cert_table(c, f"{doc['file']} — certificate {i} of {n}"))
             out.print()
+        return
+    if kind == "private key":
+        t = Table(title=esc(f"{doc['file']} — private key"), show_header=False,
+                  title_justify="left", box=None)
+        t.add_column(style="bold")
+        t.add_column()
+        _kv(t, "encryption", doc["encryption"] + ("" if doc["strong"] else "  (WEAK)"))
+        out.print(t)
+        if doc["warning"]:
+            _warn([doc["warning"]])
         return
     if kind == "crl":
         t = Table(

@@ -28,7 +28,7 @@ from .certinfo import (
 )
 from .chain import _clamp, validate_chain
 from .errors import KeyCertError, TrustError
-from .keys import key_type_name
+from .keys import key_protection, key_type_name, protection_warning
 from .revocation import REVOCATION_REASONS
 from .trust import _parse_crl, _sniff
 from .trustlist import parse_trustlist, verify_trustlist
@@ -68,7 +68,8 @@ def describe_file(
     trust: Sequence[x509.Certificate] = (),
     at: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Describe a certificate file, CRL or trust list as JSON data (``certs show``).
+    """Describe a certificate file, CRL, trust list or private key (how it is encrypted:
+    its content needs the password) as JSON data (``certs show``).
 
     With ``trust`` (CA certificates), a trust list's signature and a certificate's chain
     are checked against them; without, certificates are checked against the CA
@@ -136,6 +137,12 @@ def describe_file(
             key = public_key(issuer) if issuer is not None else None
             ok = key is not None and crl.is_signature_valid(key)  # type: ignore[arg-type]
             out["signature"] = {"status": "valid" if ok else "invalid"}
+        return out
+    if kind == "key":
+        how, strong = key_protection(p)
+        out.update(type="private key", encryption=how, strong=strong,
+                   warning=protection_warning(p) or (
+                       None if how != "not encrypted" else f"{p} is not encrypted"))
         return out
     if kind != "certs":
         raise KeyCertError(f"{p} is not a certificate, CRL or vaxqr trust list")

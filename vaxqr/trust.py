@@ -152,6 +152,11 @@ class TrustStore:
                     crls.append((_parse_crl(data, str(path)), str(path)))
                 elif kind == "certs":
                     certs += [(c, str(path)) for c in parse_certificates(data, str(path))]
+                elif explicit and kind == "key":
+                    raise TrustError(
+                        f"{path} is a private key, not a certificate, CRL or trust list",
+                        hint="give the CA certificate (ca.crt) or the trust list; a private "
+                        "key belongs only in its CA or signer directory, never at a checkpoint")
                 elif explicit:
                     raise TrustError(f"{path} is not a certificate, CRL or vaxqr trust list")
             except KeyCertError:
@@ -422,6 +427,8 @@ def _sniff(data: bytes) -> str:
         return "crl"
     if b"-----BEGIN CERTIFICATE-----" in data or b"-----BEGIN TRUSTED CERTIFICATE" in data:
         return "certs"
+    if b"PRIVATE KEY-----" in data:  # PKCS#8, encrypted or not, or OpenSSL's legacy PEM
+        return "key"
     if head == b"\x30":
         try:
             x509.load_der_x509_certificate(data)
