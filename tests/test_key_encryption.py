@@ -244,3 +244,12 @@ def test_a_key_given_as_trust_material_is_named_as_such(tmp_path):
         TrustStore.from_paths([key], at=dt.datetime.now(dt.UTC))
     assert "give the CA certificate" in (caught.value.hint or "")
 
+
+
+def test_change_password_encrypts_an_unencrypted_key(tmp_path):
+    key = keys.generate_key()
+    path = _write(tmp_path / "signer.key", keys.key_to_pem(key, None))
+    res = certs.change_key_password(path, None, NEW_PW)
+    assert (res.before, res.after) == ("not encrypted", "PBKDF2, 600,000 rounds")
+    assert _same_key(key, keys.load_private_key(path, NEW_PW))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
