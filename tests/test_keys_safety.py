@@ -456,6 +456,12 @@ def test_certs_password_changes_a_password_from_files_or_the_environment(office,
     r = _vaxqr("issue", "--signer", "dt", *CITIZEN, "--out", "third.png", cwd=d,
                VAXQR_PASSWORD=WRONG)
     assert r.returncode == 0 and "rounds" not in r.stderr.decode(), r.stderr.decode()
+    # both from stdin: the old password on its first line, the new on its second
+    r = subprocess.run([VAXQR, "certs", "password", "dt", "--password-file", "-",
+                        "--new-password-file", "-"], cwd=d, capture_output=True, env=_env(),
+                       input=f"{WRONG}\n{SECRET}\n".encode(), timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    load_private_key(key, SECRET.encode())
     # the CA's key, by its directory, with the passwords in the environment
     r = _vaxqr("certs", "password", "ca", cwd=d, VAXQR_CA_PASSWORD=SECRET,
                VAXQR_NEW_PASSWORD="another good one")

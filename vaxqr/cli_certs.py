@@ -770,8 +770,10 @@ def password_cmd(
     new_password_file: Annotated[
         Path | None,
         typer.Option("--new-password-file", metavar="FILE",
-                     help="Read the NEW password from the first line of FILE ('-' = stdin). "
-                     "Default: $VAXQR_NEW_PASSWORD, else a hidden prompt, asked twice."),
+                     help="Read the NEW password from the first line of FILE ('-' = stdin; "
+                     "with --password-file - too, stdin's first line is the old password "
+                     "and its second the new). Default: $VAXQR_NEW_PASSWORD, else a hidden "
+                     "prompt, asked twice."),
     ] = None,
 ) -> None:
     """Change a key's password, or re-encrypt it with vaxqr's current scheme.
