@@ -11,8 +11,9 @@ command until it completes. Interruptions:
   SIGKILL mostly, sometimes SIGINT (Ctrl-C) or SIGTERM, at a random moment, at the very
   start of the first chunk, or once every image is written (the final sync, the manifest);
 * a SIGKILL of the group from inside the process at a named point (``--points``):
-  ``first-chunk`` (signed, not yet recorded), ``first-commit`` (recorded, no image yet),
-  ``mid-images``, ``final-sync``, ``manifest-rename``, ``rejects-rename`` and ``restore``
+  ``first-chunk`` (claimed in the office register and signed, not yet recorded),
+  ``first-commit`` (recorded, no image yet), ``mid-images``, ``final-sync``,
+  ``manifest-rename``, ``rejects-rename`` and ``restore``
   (while an image damaged by a "power loss" is rewritten);
 * a simulated power loss between runs: the newest image cut short, an image emptied,
   deleted or zeroed in its middle, the manifest's tail cut off, rejects.csv lost.
@@ -24,7 +25,10 @@ After completion: every valid row has exactly one credential in the ledger and t
 manifest, every image is a whole PNG that decodes (vaxqr's decoder) to the manifest's
 ``HC1:``, which verifies against the demo trust list and carries the row's data, no UVCI
 appears twice, rejects.csv lists exactly the invalid and superseded rows, no temporary
-file is left, and no process of the batch is left running.
+file is left, and no process of the batch is left running. The office's citizen register
+(in a copy of the signer directory, one per batch) agrees with the ledger: after every
+interruption each credential in the ledger is its citizen's claim; after completion every
+claim of the batch names a credential in the ledger.
 
     .venv/bin/python scripts/chaos_issue.py --runs 20 --rows 3000 --seed 1
 
@@ -249,6 +253,50 @@ def ledger_rows(out: Path, scratch: Path) -> list[tuple[int, str, str, str, str,
         con.close()
 
 
+def register_claims(signer: Path, scratch: Path) -> list[tuple[str, str, str, int]]:
+    """The office register's claims ``(uvci, place, source, row)`` in ``signer``'s ledger,
+    read from a copy as :func:`ledger_rows` reads the batch's."""
+    db = signer / "ledger.sqlite"
+    if not db.exists():
+        return []
+    copy = scratch / "register-copy.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(db, copy)
+    if Path(f"{db}-wal").exists():
+        shutil.copyfile(f"{db}-wal", f"{copy}-wal")
+    con = sqlite3.connect(copy)
+    try:
+        return con.execute("SELECT uvci, place, source, row FROM citizens").fetchall()
+    except sqlite3.OperationalError:  # killed before the table was created
+        return []
+    finally:
+        con.close()
+
+
+def check_register(out: Path, signer: Path, scratch: Path, *, completed: bool) -> list[str]:
+    """The office register against the batch's ledger: every credential the ledger holds
+    is its citizen's claim (claims are committed before a chunk is signed), and, once the
+    batch has completed, every claim of this batch names a credential of its ledger (a
+    claim a kill left without its credential was signed again on a resume)."""
+    place = str(out.resolve())
+    claims = {c[0]: c for c in register_claims(signer, scratch) if c[1] == place}
+    bad: list[str] = []
+    issued = {e[1]: e[0] for e in ledger_rows(out, scratch)}
+    for uvci, row in issued.items():
+        claim = claims.get(uvci)
+        if claim is None:
+            bad.append(f"row {row}: credential {uvci} is in the ledger, not in the register")
+        elif claim[3] != row:
+            bad.append(f"row {row}: the register has credential {uvci} at row {claim[3]}")
+    if completed:
+        left = sorted(c[3] for u, c in claims.items() if u not in issued)
+        if left:
+            bad.append(f"{len(left)} claim(s) in the register without a credential in the "
+                       f"ledger: rows {left[:10]}")
+    return bad
+
+
 def read_ledger(out: Path, scratch: Path) -> dict[int, tuple[str, str, str]]:
     """``row -> (uvci, hc1, row_hash)`` of the ledger (:func:`ledger_rows`)."""
     found: dict[int, tuple[str, str, str]] = {}
@@ -463,10 +511,20 @@ class Batch:
     workers: int
     expect: Expected
     digests: dict[int, str]
+    signer: Path = SIGNER  # a copy of it (signer_copy): its ledger holds the register
 
     def command(self) -> list[str]:
-        return ["issue", "--signer", str(SIGNER), "--from", str(self.csv), "--out",
+        return ["issue", "--signer", str(self.signer), "--from", str(self.csv), "--out",
                 str(self.out), "--workers", str(self.workers)]
+
+
+def signer_copy(where: Path) -> Path:
+    """A copy of the demo signer directory without its ledger: the office register a batch
+    consults starts empty, so other runs' citizens (random, may recur) supersede nothing."""
+    dst = where / "signer"
+    shutil.copytree(SIGNER, dst, ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    os.chmod(dst / "signer.key", 0o600)
+    return dst
 
 
 def _env() -> dict[str, str]:
@@ -591,7 +649,7 @@ def run_batch(index: int, rows: int, tmp: Path, rng: random.Random, fig: Figures
     csv_path = home / f"records-{index}.csv"
     expect = make_csv(csv_path, rows, rng)
     batch = Batch(csv_path, home / "out", rng.choice([1, 2, 3]), expect,
-                  {r: _digest(f) for r, f in expect.valid.items()})
+                  {r: _digest(f) for r, f in expect.valid.items()}, signer_copy(home))
     fig.runs += 1
     ledger: dict[int, tuple[str, str, str]] = {}
     started = False
@@ -655,6 +713,7 @@ def run_batch(index: int, rows: int, tmp: Path, rng: random.Random, fig: Figures
         found, ledger = check_interrupted(batch.out, home, expect, ledger, batch.digests,
                                           damaged)
         violations(found, notes[-1])
+        violations(check_register(batch.out, batch.signer, home, completed=False), notes[-1])
         if rng.random() < 0.3:
             notes += [f"power-loss:{d}" for d in damage(batch.out, rng, fig, damaged)]
     # resume until it completes
@@ -678,6 +737,7 @@ def run_batch(index: int, rows: int, tmp: Path, rng: random.Random, fig: Figures
         return
     found = check_completed(batch.out, home, expect, batch.digests, verifier, fig)
     violations(found, "completed")
+    violations(check_register(batch.out, batch.signer, home, completed=True), "completed")
     fig.completed += 1
     if rng.random() < 0.3:  # a power loss after completion, then the same command again
         hit = damage(batch.out, rng, fig)
@@ -694,6 +754,8 @@ def run_batch(index: int, rows: int, tmp: Path, rng: random.Random, fig: Figures
                        "after power loss")
         else:
             violations(check_completed(batch.out, home, expect, batch.digests, verifier, fig),
+                       f"after power loss {hit}")
+            violations(check_register(batch.out, batch.signer, home, completed=True),
                        f"after power loss {hit}")
     say(f"batch {index}: {len(expect.valid)} valid, {len(expect.invalid)} invalid, "
         f"{len(expect.superseded)} superseded rows, workers {batch.workers}: "

@@ -101,7 +101,8 @@ def test_wrong_password(runner, tmp_path, monkeypatch):
 def test_batch_via_cli_with_cards(runner, tmp_path):
     src = write_csv(tmp_path / "r.csv", good_rows(12, seed=4))
     out = tmp_path / "out"
-    r = runner.invoke(app, ["issue", "--signer", str(SIGNER), "--from", str(src), "--out",
+    signer = _signer_copy(tmp_path)
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
                             str(out), "--card", "pdf"])
     assert r.exit_code == 0, r.output
     assert "12 issued" in r.stderr
@@ -112,7 +113,7 @@ def test_batch_via_cli_with_cards(runner, tmp_path):
         assert (out / row["card"]).read_bytes()[:5] == b"%PDF-"
         assert (out / row["file"]).exists()
     (out / rows[3]["card"]).unlink()
-    r = runner.invoke(app, ["issue", "--signer", str(SIGNER), "--from", str(src), "--out",
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
                             str(out), "--card", "pdf"])
     assert r.exit_code == 0 and "0 issued" in r.stderr and "restored" in r.stderr
     assert (out / rows[3]["card"]).exists()
@@ -293,8 +294,8 @@ def test_batch_summary_counts_superseded_rows_apart(runner, tmp_path):
                  "pfizer", "", ""])  # row 7: vaccinated in the future
     src = write_csv(tmp_path / "r.csv", rows)
     out = tmp_path / "out"
-    r = runner.invoke(app, ["issue", "--signer", str(SIGNER), "--from", str(src), "--out",
-                            str(out), "--workers", "1"])
+    r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), "--from",
+                            str(src), "--out", str(out), "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert "5 issued (" in r.stderr
     assert "1 rejected, 1 superseded (one credential per citizen) of 7 rows" in r.stderr

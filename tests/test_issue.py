@@ -1227,7 +1227,8 @@ def test_chaos_kill_points_then_a_power_loss_resume_to_one_credential_per_valid_
     csv_path = tmp_path / "records.csv"
     expect = chaos.make_csv(csv_path, 300, rng)
     batch = chaos.Batch(csv_path, tmp_path / "out", 2, expect,
-                        {r: chaos._digest(f) for r, f in expect.valid.items()})
+                        {r: chaos._digest(f) for r, f in expect.valid.items()},
+                        chaos.signer_copy(tmp_path))
     fig = chaos.Figures()
     ledger: dict = {}
     for point, recorded in (("first-chunk", False), ("final-sync", True),
@@ -1240,6 +1241,10 @@ def test_chaos_kill_points_then_a_power_loss_resume_to_one_credential_per_valid_
                                                 batch.digests, set())
         assert found == [], point
         assert (len(ledger) == len(expect.valid)) == recorded, point
+        # claimed before signing: a kill in the first chunk leaves claims, no credentials
+        claims = chaos.register_claims(batch.signer, tmp_path)
+        assert claims if point == "first-chunk" else len(claims) == len(expect.valid), point
+        assert chaos.check_register(batch.out, batch.signer, tmp_path, completed=False) == []
         assert not (batch.out / "manifest.csv").exists()
     assert chaos.damage(batch.out, rng, fig, kinds=["zero-image-middle"]) == [
         "zero-image-middle"]
@@ -1255,6 +1260,8 @@ def test_chaos_kill_points_then_a_power_loss_resume_to_one_credential_per_valid_
     assert chaos.check_completed(batch.out, tmp_path, expect, batch.digests, verifier,
                                  fig) == []
     assert fig.images_decoded == len(expect.valid) > 250
+    assert chaos.check_register(batch.out, batch.signer, tmp_path, completed=True) == []
+    assert len(chaos.register_claims(batch.signer, tmp_path)) == len(expect.valid)
 
 
 def test_a_second_run_on_the_same_directory_is_refused_while_the_first_runs(signer, tmp_path):

@@ -72,6 +72,10 @@ def issue(
         help="Also write a printable card: png or pdf (batch: OUT_DIR/cards/; single: "
              "beside --out).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output file.")] = False,
+    reissue: Annotated[bool, typer.Option(
+        "--reissue", help="Single issue: sign a new credential although the office's "
+        "register holds one for this ID number (a lost card whose credential was revoked); "
+        "the earlier one stays valid unless revoked.")] = False,
     # --- reconcile (issue 8): match --from against the register, sign matched rows only
     population: Annotated[Path | None, typer.Option(
         "--population", help="Population register CSV: reconcile --from against it first "
@@ -92,7 +96,10 @@ def issue(
     output directory; running the same command again after a crash resumes it and signs
     nothing twice. One output directory per CSV: another CSV into it is refused. One
     credential per citizen: of a citizen's rows, the latest dose is signed and the others
-    are listed in rejects.csv as superseded.
+    are listed in rejects.csv as superseded. This holds across every batch and single issue
+    of the signer: its directory's ledger.sqlite keeps the office's citizen register, and a
+    citizen it holds from elsewhere is signed only for a later dose (a single issue is
+    refused, naming the credential, unless --reissue).
 
     **Exit codes:** 0 done (rejected rows are listed in rejects.csv) · 2 usage or invalid
     record · 3 key, certificate or I/O problem.
@@ -107,11 +114,14 @@ def issue(
                 fail("give either --from CSV or the citizen options, not both", code=Exit.USAGE)
             if workers is not None and workers < 1:
                 fail("--workers must be at least 1", code=Exit.USAGE)
+            if reissue:
+                fail("--reissue is for a single issue (a batch signs a citizen the office "
+                     "has a credential for only for a later dose)", code=Exit.USAGE)
             s = _load_signer(signer, password_file)
             source = from_csv.name  # the ledger's name for the batch: the clerk's CSV
             if population is None:
                 began = True
-                _batch(flow, s, from_csv, Path(out), fmt, workers, card, source)
+                _batch(flow, s, signer, from_csv, Path(out), fmt, workers, card, source)
                 return
             # --- reconcile (issue 8), then the batch, with OUT_DIR held around both: another
             # run must not rewrite OUT_DIR/reconcile/ under a batch reading its matched.csv
@@ -130,8 +140,8 @@ def issue(
                     f"reconcile: {res.matched_rows} of {res.rows} rows match the register{others}")
                 # numbered by its source_row: rows, image names and the ledger are the input's
                 began = True
-                _batch(flow, s, res.out_dir / "matched.csv", Path(out), fmt, workers, card,
-                       source)
+                _batch(flow, s, signer, res.out_dir / "matched.csv", Path(out), fmt, workers,
+                       card, source)
         except KeyboardInterrupt:  # where _batch's own handler is not (before, after it)
             console(err=True).print(
                 _INTERRUPTED if began else "interrupted before any credential was signed; run "
@@ -154,16 +164,15 @@ def issue(
         fail(f"invalid record: {exc}", code=Exit.USAGE, hint=exc.hint)
     s = _load_signer(signer, password_file)
     try:
-        _single(flow, s, signer, record, out, force, card)
+        _single(flow, s, signer, record, out, force, card, reissue)
     except VaxqrError as exc:
         fail_from(exc)
 
 
 def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
-            force: bool, card: str | None) -> None:
-    from .credential import make_uvci
+            force: bool, card: str | None, reissue: bool) -> None:
     from .fileio import atomic_write, check_writable
-    from .ledger import Entry, Ledger
+    from .ledger import Register
 
     info = flow.signer_info(signer)
     target = None if out == "-" else Path(out)
@@ -181,26 +190,28 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
     for path in (target, card_path):
         if path is not None:
             check_writable(path, overwrite=force)
-    uvci = make_uvci(info.province_code, info.commune_code)
-    hc1, iat, exp = flow.sign_record(info, record, uvci)
-    short = flow.validity_warning(info, iat, exp)
+    # signed, then checked against the office's register and recorded with its claim in
+    # one transaction (or refused: then nothing is recorded or written)
+    with Register(signer_dir / "ledger.sqlite") as register:
+        entry, note = flow.issue_single(register, info, record,
+                                        file=str(target) if target else None, reissue=reissue)
+    short = flow.validity_warning(info, entry.iat, entry.exp)
     if short:
         warn(short)
-    with Ledger(signer_dir / "ledger.sqlite") as ledger:
-        ledger.add_many([Entry(uvci, "single", 0, record.digest(), record.full_name,
-                               info.kid.hex(), iat, exp, hc1, str(target) if target else None)])
+    if note:
+        warn(note)
     end_at_once()  # the ledger is closed; each file below is written whole or not at all
     if target is None:
-        sys.stdout.write(hc1 + "\n")
+        sys.stdout.write(entry.hc1 + "\n")
         return
-    atomic_write(target, flow.render(hc1, target.suffix.lower()[1:]), overwrite=force)
-    console(err=True).print(f"issued {safe(uvci)} → {safe(target)}")
+    atomic_write(target, flow.render(entry.hc1, target.suffix.lower()[1:]), overwrite=force)
+    console(err=True).print(f"issued {safe(entry.uvci)} → {safe(target)}")
     if card_path is not None:
-        atomic_write(card_path, flow.render_card(hc1, info, card), overwrite=force)
+        atomic_write(card_path, flow.render_card(entry.hc1, info, card), overwrite=force)
         console(err=True).print(f"card → {safe(card_path)}")
 
 
-def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
+def _batch(flow: Any, signer: Any, signer_dir: Path, csv_path: Path, out: Path, fmt: str,
            workers: int | None, card: str | None, source: str) -> None:
     bar: dict[str, Any] = {}
     on_terminal = sys.stderr.isatty()  # rich (~15 ms to import) only for the progress bar
@@ -229,7 +240,7 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
     try:
         result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
                                   progress=progress if on_terminal else None, card=card,
-                                  source=source)
+                                  source=source, register=signer_dir / "ledger.sqlite")
     except VaxqrError as exc:
         fail_from(exc)
     except KeyboardInterrupt:
@@ -249,6 +260,12 @@ def _batch(flow: Any, signer: Any, csv_path: Path, out: Path, fmt: str,
     lines = [f"{result.issued} issued ({rate:,.0f}/s), {result.already} already issued, "
              f"{len(result.rejected)} rejected{superseded} of {result.total_rows} rows → "
              f"{printable(out)}"]
+    if result.replaced:
+        n = len(result.replaced)
+        lines.append(f"{n} credential{'' if n == 1 else 's'} signed for a later dose of a citizen "
+                     "the office issued an earlier credential to (another batch or a single "
+                     "issue): those stay valid unless revoked")
+        lines += [f"  row {row}: replaces {printable(uvci)}" for row, uvci in result.replaced[:10]]
     if result.images_restored:
         lines.append(f"{result.images_restored} missing image(s) restored from the ledger")
     lines += [f"  row {row}: {printable(reason)}" for row, reason in result.rejected[:10]]

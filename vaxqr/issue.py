@@ -25,7 +25,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -44,7 +44,7 @@ from .fileio import (
     exclusive_dir,
     file_identity,
 )
-from .ledger import Entry, Ledger
+from .ledger import PLACE_SINGLE, Claim, Entry, Ledger, Register
 from .safetext import formula_reason, spreadsheet_formula
 
 COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
@@ -292,6 +292,9 @@ class BatchResult:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     # rows of a citizen the batch signs another row of (a later dose, or the same again)
     superseded: list[tuple[int, str]] = field(default_factory=list)
+    # rows signed for a citizen whose earlier dose has a credential from another batch or a
+    # single issue (the office's register): (row, that credential's UVCI), still valid
+    replaced: list[tuple[int, str]] = field(default_factory=list)
     images_restored: int = 0
     total_rows: int = 0
     warnings: list[str] = field(default_factory=list)  # for the user, once per batch
@@ -511,6 +514,173 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
     return decided
 
 
+# --------------------------------------------------------------------------- the register
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _claim_of(rec: Record, key: str, uvci: str, place: str, source: str, now: str,
+              replaces: str) -> Claim:
+    return Claim(key, rec.full_name, rec.sex, rec.dob.isoformat(), rec.dose, rec.total,
+                 rec.vaccination_date.isoformat(), uvci, place, source, rec.row, now, replaces)
+
+
+def _where(claim: Claim) -> str:
+    """Where a claimed credential was issued, for a reason."""
+    when = claim.issued_at[:10]
+    if claim.place == PLACE_SINGLE:
+        return f"by a single issue on {when}"
+    return f"in {claim.place} ({claim.source} row {claim.row}) on {when}"
+
+
+def _differs(rec: Record, claim: Claim) -> str:
+    """What of name, sex and date of birth ``rec`` has other than ``claim`` ('' if none)."""
+    what = []
+    if citizen.name_key(rec.full_name) != citizen.name_key(claim.full_name):
+        what.append("full name")
+    if rec.sex != claim.sex:
+        what.append("sex")
+    if rec.dob.isoformat() != claim.dob:
+        what.append("date of birth")
+    return " and ".join(what)
+
+
+def register_verdict(rec: Record, claim: Claim) -> tuple[str, str]:
+    """What the office's register says of signing ``rec`` for a citizen it holds ``claim``
+    of, issued elsewhere (another batch, or a single issue): ``(kind, reason)``, ``kind``
+    being ``conflict`` (another name, sex or date of birth: refused), ``same`` (that
+    credential holds the same or a later dose: not signed) or ``later`` (it holds an
+    earlier dose: sign; the register then names the new credential, the older one stays
+    valid unless revoked)."""
+    differs = _differs(rec, claim)
+    if differs:
+        return ("conflict",
+                f"same ID number as credential {claim.uvci}, issued {_where(claim)}, which "
+                f"has another {differs}: this row is not signed (a credential must not go to "
+                "the wrong person); if that credential went to the wrong person, revoke it "
+                "(vaxqr certs revoke-credential) and correct the records")
+    if (claim.vaccination_date, claim.dose) >= (rec.vaccination_date.isoformat(), rec.dose):
+        return ("same",
+                f"already issued as {claim.uvci} {_where(claim)} (dose {claim.dose}/"
+                f"{claim.total} on {claim.vaccination_date}): one credential per citizen")
+    return ("later", f"replaces {claim.uvci}, issued {_where(claim)} for dose {claim.dose}/"
+                     f"{claim.total} on {claim.vaccination_date} (it stays valid unless revoked)")
+
+
+def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, place: str,
+                 source: str, result: BatchResult) -> list[tuple[Record, str]]:
+    """Consult and update the office's register for a chunk of records about to be signed,
+    in one transaction committed before any of them is signed: return the records to sign
+    with their UVCIs, and add the others to ``result`` (refused or superseded). A citizen
+    the register holds from this batch (``place`` and ``source``: a run killed between the
+    claim and the ledger) is this batch's to sign again, under the claimed UVCI when it is
+    the same row (the UVCI a refusal elsewhere meanwhile named)."""
+    keys = [citizen.citizen_key(rec.id_number) for rec in chunk]
+    signed: list[tuple[Record, str]] = []
+    refused: list[tuple[int, str]] = []
+    superseded: list[tuple[int, str]] = []
+    replaced: list[tuple[int, str]] = []
+
+    def decide(held: Mapping[str, Claim]) -> list[Claim]:
+        signed.clear()
+        refused.clear()
+        superseded.clear()
+        replaced.clear()
+        claims: list[Claim] = []
+        now = _utc_now()
+        drawn = uvcis.draw(len(chunk))
+        mine: dict[str, Claim] = {}  # claimed in this chunk (a citizen twice: not expected)
+        for rec, key, uvci in zip(chunk, keys, drawn, strict=True):
+            old = mine.get(key) or held.get(key)
+            replaces = ""
+            if old is not None:
+                if old.place == place and old.source == source:
+                    replaces = old.replaces  # this batch's own claim: what it replaced
+                    if old.row == rec.row and key not in mine:
+                        # claimed by a run killed before its ledger commit: that UVCI was
+                        # never recorded nor written out, and is the one other runs saw
+                        uvci = old.uvci
+                else:
+                    kind, reason = register_verdict(rec, old)
+                    if kind == "conflict":
+                        refused.append((rec.row, reason))
+                        continue
+                    if kind == "same":
+                        superseded.append((rec.row, reason))
+                        continue
+                    replaces = old.uvci
+                    replaced.append((rec.row, old.uvci))
+            claim = _claim_of(rec, key, uvci, place, source, now, replaces)
+            mine[key] = claim
+            claims.append(claim)
+            signed.append((rec, uvci))
+        return claims
+
+    register.claim(keys, decide)
+    result.rejected.extend(refused)
+    result.superseded.extend(superseded)
+    result.replaced.extend(replaced)
+    return signed
+
+
+def issue_single(register: Register, info: SignerInfo, record: Record, *,
+                 file: str | None = None, reissue: bool = False,
+                 now: datetime | None = None) -> tuple[Entry, str | None]:
+    """Sign one record and record it in the signer directory's ledger and the office's
+    register, in one transaction: return the entry (the credential to write out) and a
+    note for the user, or None.
+
+    A citizen the register holds already: with another name, sex or date of birth, or with
+    the same or a later dose, :class:`ValidationError` naming the credential (unless
+    ``reissue``: a lost card after the old credential was revoked); with an earlier dose,
+    the new credential replaces it in the register (the note says the old one stays valid
+    unless revoked). The same record again, issued by a single issue of this signer, gives
+    that credential back (nothing is signed: running the same command twice writes the same
+    QR), unless ``reissue``."""
+    key = citizen.citizen_key(record.id_number)
+    uvci = UvciMaker(info.province_code, info.commune_code).draw(1)[0]
+    hc1, iat, exp = sign_record(info, record, uvci, now=now)
+    entry = Entry(uvci, PLACE_SINGLE, 0, record.digest(), record.full_name, info.kid.hex(),
+                  iat, exp, hc1, file)
+    note: list[str] = []
+    given: list[Entry] = []
+
+    def decide(old: Claim | None, earlier: Entry | None) -> tuple[Entry, Claim] | None:
+        note.clear()
+        given.clear()
+        replaces = ""
+        if old is not None:
+            if reissue:
+                replaces = old.uvci
+                note.append(f"reissued: {old.uvci}, issued {_where(old)}, stays valid "
+                            "unless revoked (vaxqr certs revoke-credential)")
+            elif (earlier is not None and old.place == PLACE_SINGLE
+                  and earlier.row_hash == entry.row_hash):
+                given.append(earlier)
+                note.append(f"already issued as {old.uvci} by a single issue on "
+                            f"{old.issued_at[:10]}: the same credential is written again "
+                            "(nothing new is signed; --reissue signs a new one)")
+                return None
+            else:
+                kind, reason = register_verdict(record, old)
+                if kind != "later":
+                    raise ValidationError(
+                        reason.replace("this row is not signed", "not signed"),
+                        hint="to issue anyway (a lost card whose credential was revoked), "
+                             "add --reissue; the earlier credential stays valid unless "
+                             "revoked")
+                replaces = old.uvci
+                note.append(reason)
+        given.append(entry)
+        return entry, _claim_of(record, key, uvci, PLACE_SINGLE, PLACE_SINGLE, _utc_now(),
+                                replaces)
+
+    register.issue_single(key, decide)
+    return given[0], (note[0] if note else None)
+
+
 def _pool_init(info: SignerInfo, out: str, fmt: str, card: str | None) -> None:
     """Initialise a worker process (ours alone, so its allocator may be tuned)."""
     _keep_heap()
@@ -607,6 +777,7 @@ def issue_batch(
     progress: Callable[[int, int], None] | None = None,
     card: str | None = None,
     source: str | None = None,
+    register: Path | None = None,
 ) -> BatchResult:
     """Issue every valid row of ``csv_path`` into ``out_dir``; resumable after any crash.
 
@@ -615,6 +786,12 @@ def issue_batch(
     row keeps its number, its credential and its image name when a corrected row joins
     matched.csv on a later run. The ledger knows the batch by ``source`` (default: the
     CSV's file name; ``vaxqr issue --population`` gives the input CSV's name).
+
+    ``register``: the office's ledger (``SIGNER_DIR/ledger.sqlite``; ``vaxqr issue`` always
+    gives it), whose citizen register makes it one credential per citizen across batches
+    and single issues of the signer: each chunk's citizens are claimed there, in one
+    transaction, before the chunk is signed (:func:`_claim_chunk`). Without it, one
+    credential per citizen holds within this CSV and ``out_dir`` only.
 
     This process reads, validates and signs each chunk of rows and records it in the ledger;
     only then are the chunk's images rendered and written, by forked processes (``workers``
@@ -639,7 +816,9 @@ def issue_batch(
     result = BatchResult(out_dir=out)
     if short:
         result.warnings.append(short)
-    with holding(out), Ledger(out / "ledger.sqlite") as ledger:
+    place = str(out.resolve())
+    with holding(out), Ledger(out / "ledger.sqlite") as ledger, ExitStack() as stack:
+        office = stack.enter_context(Register(register)) if register is not None else None
         # One signer and one source per directory, checked before anything is written:
         # images are named by row, the ledger knows rows by source, the manifest lists one.
         owner = ledger.get_meta("signer_kid")
@@ -741,14 +920,19 @@ def issue_batch(
                     # every row signed was read from the file the first pass read
                     check_unchanged(csv_path, before, _CHANGED)
                     entries = []
-                    for rec, uvci in zip(chunk, uvcis.draw(len(chunk)), strict=True):
+                    if office is None:
+                        pairs = list(zip(chunk, uvcis.draw(len(chunk)), strict=True))
+                    else:  # claimed, committed, before anything is signed
+                        pairs = _claim_chunk(office, chunk, uvcis, place, source, result)
+                    for rec, uvci in pairs:
                         hc1, iat, exp = sign_record(info, rec, uvci)
                         entries.append(Entry(uvci, source, rec.row, rec.digest(),
                                              rec.full_name, kid, iat, exp, hc1,
                                              image_name(rec.row, fmt)))
                         if len(entries) % FEED_EVERY == 0:
                             pool.feed()  # the forked renderers never wait for work
-                    ledger.add_many(entries)  # fsynced: only now may the images appear
+                    if entries:
+                        ledger.add_many(entries)  # fsynced: only now may the images appear
                     pool.add([(e.row, e.hc1) for e in entries])
                     if fresh:
                         manifest_fh.write(_manifest_text(entries, card))

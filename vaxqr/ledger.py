@@ -4,14 +4,20 @@ It is the source of truth for a batch: a credential is recorded (with its ``HC1:
 the same transaction that marks its source row done, *before* its image is written, so after a
 crash or ``kill -9`` a re-run signs nothing twice, re-renders any missing image from the ledger
 and rewrites the manifest from it. This is the only module that speaks SQL.
+
+A signer directory's ledger (the office's: its single issues) also holds the office's
+citizen register (:class:`Register`): for each citizen, known by a hash of the ID number,
+the credential that holds their latest dose, wherever it was issued (a batch OUT_DIR or a
+single issue). Every batch and single issue of that signer consults and updates it, so one
+citizen gets one credential across CSVs and output directories.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 from .errors import StorageError
 
@@ -51,6 +57,45 @@ class Entry(NamedTuple):
     file: str | None
 
 
+REGISTER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS citizens (
+    citizen          TEXT PRIMARY KEY,  -- citizen.citizen_key(ID number): a hash, not the number
+    full_name        TEXT NOT NULL,     -- as signed (compared by citizen.name_key)
+    sex              TEXT NOT NULL,     -- M or F
+    dob              TEXT NOT NULL,     -- YYYY-MM-DD
+    dose             INTEGER NOT NULL,
+    total            INTEGER NOT NULL,
+    vaccination_date TEXT NOT NULL,     -- YYYY-MM-DD
+    uvci             TEXT NOT NULL,     -- the credential holding this dose
+    place            TEXT NOT NULL,     -- the batch OUT_DIR (resolved path) or 'single'
+    source           TEXT NOT NULL,     -- the batch's CSV name, or 'single'
+    row              INTEGER NOT NULL,  -- its row in the source (0 for single issues)
+    issued_at        TEXT NOT NULL,     -- UTC, when it was claimed
+    replaces         TEXT NOT NULL DEFAULT ''  -- the UVCI of an earlier dose's credential
+) WITHOUT ROWID;
+"""
+PLACE_SINGLE = "single"
+_IN_LIST = 500  # parameters of one IN (...) lookup (SQLite before 3.32 allowed 999)
+
+
+class Claim(NamedTuple):
+    """One citizen's entry in the register: the columns of ``citizens`` in order."""
+
+    citizen: str
+    full_name: str
+    sex: str
+    dob: str
+    dose: int
+    total: int
+    vaccination_date: str
+    uvci: str
+    place: str
+    source: str
+    row: int
+    issued_at: str
+    replaces: str = ""
+
+
 def _wrap(exc: sqlite3.Error, path: Path) -> StorageError:
     text = str(exc)
     if "full" in text.lower():
@@ -74,7 +119,7 @@ class Ledger:
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -140,6 +185,93 @@ class Ledger:
             return int(self._db.execute("SELECT count(*) FROM credentials").fetchone()[0])
         return int(self._db.execute("SELECT count(*) FROM credentials WHERE source = ?",
                                     (source,)).fetchone()[0])
+
+
+_CLAIM_COLUMNS = ("citizen, full_name, sex, dob, dose, total, vaccination_date, uvci, place, "
+                  "source, row, issued_at, replaces")
+_INSERT_CLAIM = (f"INSERT OR REPLACE INTO citizens({_CLAIM_COLUMNS}) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+class Register(Ledger):
+    """A signer directory's ledger with the office's citizen register (see the module
+    documentation). Claims are written in ``BEGIN IMMEDIATE`` transactions: two processes
+    of one office (two batches, a batch and a single issue) take turns, each deciding on
+    what the other committed."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        try:
+            self._db.executescript(REGISTER_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise _wrap(exc, self.path) from exc
+
+    def _lookup(self, citizens: Sequence[str]) -> dict[str, Claim]:
+        found: dict[str, Claim] = {}
+        for at in range(0, len(citizens), _IN_LIST):
+            part = citizens[at:at + _IN_LIST]
+            cur = self._db.execute(
+                f"SELECT {_CLAIM_COLUMNS} FROM citizens WHERE citizen IN "
+                f"({','.join('?' * len(part))})", part)
+            for r in cur:
+                found[str(r[0])] = Claim(*r)
+        return found
+
+    def lookup(self, citizens: Sequence[str]) -> dict[str, Claim]:
+        """``citizen → claim`` for those of ``citizens`` the register holds."""
+        try:
+            return self._lookup(citizens)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+
+    def claim(self, citizens: Sequence[str],
+              decide: Callable[[Mapping[str, Claim]], Sequence[Claim]]) -> None:
+        """In one transaction: look ``citizens`` up, call ``decide`` with what the register
+        holds of them, and write the claims it returns (each replacing the citizen's
+        entry). Committed (and synced) when this returns; nothing is written when ``decide``
+        raises."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                claims = decide(self._lookup(citizens))
+                if claims:
+                    self._db.executemany(_INSERT_CLAIM, claims)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+
+    def issue_single(self, citizen: str,
+                     decide: Callable[[Claim | None, Entry | None],
+                                      tuple[Entry, Claim] | None]) -> None:
+        """In one transaction: look the citizen up (with the credential of a single issue,
+        when its claim is one), call ``decide``, and record the credential and the claim it
+        returns, or nothing for None."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                old = self._lookup([citizen]).get(citizen)
+                earlier = self.find(old.uvci) if old is not None else None
+                new = decide(old, earlier)
+                if new is not None:
+                    entry, claim = new
+                    self._db.execute(
+                        "INSERT INTO credentials(uvci, source, row, row_hash, full_name, kid,"
+                        " iat, exp, hc1, file) VALUES (?,?,?,?,?,?,?,?,?,?)", entry)
+                    self._db.execute(_INSERT_CLAIM, claim)
+        except sqlite3.IntegrityError as exc:
+            raise StorageError(f"ledger {self.path}: duplicate credential ({exc})") from exc
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+
+    def claims(self, place: str | None = None) -> Iterator[Claim]:
+        """Every claim (of ``place`` only, if given)."""
+        sql = f"SELECT {_CLAIM_COLUMNS} FROM citizens"
+        args: tuple[str, ...] = ()
+        if place is not None:
+            sql += " WHERE place = ?"
+            args = (place,)
+        for r in self._db.execute(sql + " ORDER BY place, source, row", args):
+            yield Claim(*r)
 
 
 def backup_copy(source: Path, target: Path) -> int:

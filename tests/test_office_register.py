@@ -1,0 +1,335 @@
+"""The office's citizen register (SIGNER_DIR/ledger.sqlite): one credential per citizen
+across every batch and single issue of a signer, two processes at once, kills between the
+claim and the ledger, and backups."""
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vaxqr import issue
+from vaxqr.certs import load_signer
+from vaxqr.citizen import citizen_key
+from vaxqr.cli import app
+from vaxqr.ledger import Ledger, Register
+
+from records import good_rows, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNER = ROOT / "keys" / "examples" / "communes" / "31078"
+VAXQR = Path(sys.executable).with_name("vaxqr")
+TODAY = date(2022, 1, 15)
+
+
+@pytest.fixture(scope="module")
+def signer():
+    os.chmod(SIGNER / "signer.key", 0o600)
+    return load_signer(SIGNER, b"vaxqr-demo")
+
+
+@pytest.fixture
+def office(tmp_path):
+    return tmp_path / "office.sqlite"
+
+
+def _claims(path):
+    with Register(path) as reg:
+        return {c.citizen: c for c in reg.claims()}
+
+
+def _uvcis(out):
+    with Ledger(out / "ledger.sqlite") as ledger:
+        return {e.row: e.uvci for e in ledger.entries()}
+
+
+def _batch(signer, rows, tmp_path, name, office, **kw):
+    src = write_csv(tmp_path / f"{name}.csv", rows)
+    return issue.issue_batch(signer, src, tmp_path / name, workers=1, today=TODAY,
+                             register=office, **kw)
+
+
+def test_the_same_citizen_and_dose_in_another_csv_is_superseded(signer, tmp_path, office):
+    rows = good_rows(6, seed=51)
+    first = _batch(signer, rows, tmp_path, "a", office)
+    assert first.issued == 6
+    issued = _uvcis(tmp_path / "a")
+    claims = _claims(office)
+    assert len(claims) == 6
+    for n, row in enumerate(rows, 1):
+        c = claims[citizen_key(row[3])]
+        assert (c.uvci, c.place, c.source, c.row) == (issued[n], str((tmp_path / "a").resolve()),
+                                                      "a.csv", n)
+    assert not any(row[3] in str(c) for row in rows for c in claims.values())  # hashed
+
+    # the same citizens again (the second and the last with the same dose, in a new CSV)
+    second = _batch(signer, [rows[1], rows[5], *good_rows(2, seed=52)], tmp_path, "b", office)
+    assert second.issued == 2 and not second.rejected
+    assert [n for n, _ in second.superseded] == [1, 2]
+    reason = dict(second.superseded)[1]
+    assert issued[2] in reason and str((tmp_path / "a").resolve()) in reason
+    assert "a.csv row 2" in reason and "one credential per citizen" in reason
+    assert f"dose {rows[1][4]}/2 on {rows[1][6]}" in reason
+    rejects = (tmp_path / "b" / "rejects.csv").read_text(encoding="utf-8")
+    assert issued[2] in rejects and issued[6] in rejects
+    assert len(_claims(office)) == 8
+    # a re-run of the second batch decides the same: nothing signed twice
+    again = _batch(signer, [rows[1], rows[5], *good_rows(2, seed=52)], tmp_path, "b", office)
+    assert (again.issued, again.already, len(again.superseded)) == (0, 2, 2)
+
+
+def test_an_earlier_dose_in_another_csv_is_superseded_a_later_one_signed(signer, tmp_path,
+                                                                        office):
+    row = good_rows(1, seed=53)[0]
+    row[4:7] = ["2", "3", "2021-09-01"]
+    first = _batch(signer, [row], tmp_path, "a", office)
+    old = _uvcis(tmp_path / "a")[1]
+    earlier = [*row[:4], "1", "3", "2021-07-01", *row[7:]]
+    res = _batch(signer, [earlier], tmp_path, "b", office)
+    assert first.issued == 1 and res.issued == 0 and [n for n, _ in res.superseded] == [1]
+    later = [*row[:4], "3", "3", "2021-12-01", *row[7:]]
+    res = _batch(signer, [later], tmp_path, "c", office)
+    assert res.issued == 1 and not res.superseded and not res.rejected
+    new = _uvcis(tmp_path / "c")[1]
+    assert res.replaced == [(1, old)]
+    claim = _claims(office)[citizen_key(row[3])]
+    assert (claim.uvci, claim.dose, claim.vaccination_date, claim.replaces) == (
+        new, 3, "2021-12-01", old)
+    assert _uvcis(tmp_path / "a") == {1: old}  # the older credential is still recorded
+
+
+@pytest.mark.parametrize(("column", "value", "what"), [
+    (0, "Trần Văn Khác", "full name"),
+    (2, "1960-11-30", "date of birth"),
+])
+def test_another_person_under_the_same_id_number_is_refused(signer, tmp_path, office, column,
+                                                           value, what):
+    row = good_rows(1, seed=54)[0]
+    row[2] = "1960-02-03" if column == 2 else row[2]  # a DOB the ID number's digits allow
+    if column == 2:
+        row[3] = row[3][:4] + "60" + row[3][6:]
+    _batch(signer, [row], tmp_path, "a", office)
+    old = _uvcis(tmp_path / "a")[1]
+    other = list(row)
+    other[column] = value
+    other[4:7] = ["2", "2", "2021-12-01"]  # even a later dose
+    res = _batch(signer, [other], tmp_path, "b", office)
+    assert res.issued == 0 and not res.superseded and [n for n, _ in res.rejected] == [1]
+    reason = res.rejected[0][1]
+    assert old in reason and f"another {what}" in reason and "not signed" in reason
+    assert str((tmp_path / "a").resolve()) in reason and "a.csv row 1" in reason
+    assert "one credential per citizen" not in reason
+    # names compare as people read them: the other tone placement is the same person
+    if column == 0:
+        same = list(row)
+        same[0] = row[0].replace("Hoà", "Hòa").replace("Thuý", "Thúy").upper()
+        same[4:7] = ["2", "2", "2021-12-02"]
+        res = _batch(signer, [same], tmp_path, "c", office)
+        assert res.issued == 1 and res.replaced == [(1, old)]
+
+
+def test_two_batches_of_one_signer_at_once_never_sign_a_citizen_twice(tmp_path):
+    """Two real `vaxqr issue` processes, the same citizens, two OUT_DIRs, one signer."""
+    signer_dir = _signer_copy(tmp_path)
+    rows = good_rows(1500, seed=55)
+    a = write_csv(tmp_path / "a.csv", rows)
+    b = write_csv(tmp_path / "b.csv", list(reversed(rows)))  # meet in the middle
+    env = dict(os.environ, VAXQR_PASSWORD="vaxqr-demo")
+    procs = [subprocess.Popen([str(VAXQR), "issue", "--signer", str(signer_dir), "--from",
+                               str(src), "--out", str(tmp_path / src.stem), "--workers", "1"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True) for src in (a, b)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    ua, ub = _uvcis(tmp_path / "a"), _uvcis(tmp_path / "b")
+    assert ua and ub, "both batches signed some: they ran at the same time"
+    assert len(ua) + len(ub) == 1500
+    rows_a = set(ua)
+    rows_b = {1501 - n for n in ub}  # b's row n is a's row 1501 - n
+    assert not rows_a & rows_b and rows_a | rows_b == set(range(1, 1501))
+    claims = _claims(signer_dir / "ledger.sqlite")
+    assert len(claims) == 1500
+    assert {c.uvci for c in claims.values()} == set(ua.values()) | set(ub.values())
+    for err, mine in zip(errs, (ua, ub), strict=True):
+        assert f"{len(mine)} issued" in err and f"{1500 - len(mine)} superseded" in err
+
+
+def _signer_copy(tmp_path):
+    dst = tmp_path / "signer"
+    shutil.copytree(SIGNER, dst, ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    os.chmod(dst / "signer.key", 0o600)
+    return dst
+
+
+def _chaos():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import chaos_issue
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return chaos_issue
+
+
+def test_a_batch_killed_between_claim_and_ledger_resumes_with_its_claims(tmp_path):
+    """SIGKILL after the first chunk's claims are committed, before its ledger commit: the
+    claims hold the citizens (another batch signs none of them, naming the claimed UVCIs),
+    and the resumed batch signs them under those same UVCIs."""
+    import random
+
+    chaos = _chaos()
+    signer_dir = _signer_copy(tmp_path)
+    rng = random.Random(7)
+    csv_path = tmp_path / "records.csv"
+    expect = chaos.make_csv(csv_path, 200, rng)
+    batch = chaos.Batch(csv_path, tmp_path / "out", 1, expect,
+                        {r: chaos._digest(f) for r, f in expect.valid.items()}, signer_dir)
+    proc = chaos.start(batch, "first-chunk")
+    assert not chaos._finish(proc)
+    assert proc.returncode == -signal.SIGKILL, chaos._stderr(proc)
+    assert chaos.read_ledger(batch.out, tmp_path) == {}
+    claimed = {c.row: c.uvci for c in _claims(signer_dir / "ledger.sqlite").values()}
+    assert claimed and set(claimed) <= set(expect.valid)
+
+    # another batch of the same rows, meanwhile: every claimed citizen is superseded
+    other = chaos.Batch(csv_path, tmp_path / "other", 1, expect, batch.digests, signer_dir)
+    done = subprocess.run([str(VAXQR), *other.command()], capture_output=True, text=True,
+                          env=chaos._env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    with (other.out / "rejects.csv").open(encoding="utf-8") as fh:
+        refused = {int(r["row"]): r["reason"] for r in csv.DictReader(fh)}
+    for row, uvci in claimed.items():
+        assert uvci in refused[row] and "already issued" in refused[row]
+    assert not set(claimed) & set(_uvcis(other.out))
+
+    proc = chaos.start(batch)
+    assert not chaos._finish(proc)
+    assert proc.returncode == 0, chaos._stderr(proc)
+    issued = _uvcis(batch.out)
+    assert all(issued[row] == uvci for row, uvci in claimed.items())  # the claimed UVCIs
+    assert chaos.check_register(batch.out, signer_dir, tmp_path, completed=True) == []
+    # every valid row signed once, by one batch or the other: the killed one those it had
+    # claimed, the other the rest, and the resumed one superseded those
+    assert set(issued) == set(expect.valid) - set(_uvcis(other.out))
+    assert len(_claims(signer_dir / "ledger.sqlite")) == len(expect.valid)
+
+
+PERSON = ["--name", "Nguyễn Thị Ánh Hồng", "--sex", "Nữ", "--dob", "17/05/1990",
+          "--id", "091190012345", "--vaccine", "pfizer", "--dose", "2/2",
+          "--date", "2021-10-01"]
+PERSON_CSV = ["Nguyễn Thị Ánh Hồng", "Nữ", "1990-05-17", "091190012345", "2", "2",
+              "2021-10-01", "pfizer", "", ""]
+
+
+@pytest.fixture
+def runner(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAXQR_PASSWORD", "vaxqr-demo")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return CliRunner()
+
+
+def test_single_issue_refused_for_a_batch_citizen_then_reissued(runner, tmp_path):
+    signer_dir = _signer_copy(tmp_path)
+    src = write_csv(tmp_path / "r.csv", [PERSON_CSV, *good_rows(2, seed=56)])
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), "--from", str(src), "--out",
+                            str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    old = _uvcis(tmp_path / "out")[1]
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out",
+                            str(tmp_path / "h.png")])
+    assert r.exit_code == 2
+    assert f"already issued as {old}" in r.stderr and "--reissue" in r.stderr
+    assert not (tmp_path / "h.png").exists()
+    with Ledger(signer_dir / "ledger.sqlite") as ledger:
+        assert ledger.count("single") == 0  # refused: nothing recorded
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out",
+                            str(tmp_path / "h.png"), "--reissue"])
+    assert r.exit_code == 0, r.output
+    assert f"reissued: {old}" in r.stderr and "stays valid unless revoked" in r.stderr
+    with Ledger(signer_dir / "ledger.sqlite") as ledger:
+        (entry,) = ledger.entries("single")
+    claim = _claims(signer_dir / "ledger.sqlite")[citizen_key("091190012345")]
+    assert (claim.uvci, claim.place, claim.replaces) == (entry.uvci, "single", old)
+    assert entry.uvci != old and (tmp_path / "h.png").exists()
+    # the same command again gives the same credential back, signing nothing new
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == entry.hc1 and "written again" in r.stderr
+    with Ledger(signer_dir / "ledger.sqlite") as ledger:
+        assert ledger.count("single") == 1
+    # and a batch with her again supersedes her row, naming the single issue
+    src2 = write_csv(tmp_path / "r2.csv", [PERSON_CSV])
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), "--from", str(src2),
+                            "--out", str(tmp_path / "out2")])
+    assert r.exit_code == 0 and "0 issued" in r.stderr and "1 superseded" in r.stderr
+    rejects = (tmp_path / "out2" / "rejects.csv").read_text(encoding="utf-8")
+    assert entry.uvci in rejects and "by a single issue" in rejects
+
+
+def test_single_issue_for_another_person_or_a_later_dose(runner, tmp_path):
+    signer_dir = _signer_copy(tmp_path)
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    first = r.stdout.strip()
+    other = [*PERSON]
+    other[1] = "Nguyễn Thị Ánh Hương"
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *other, "--out", "-"])
+    assert r.exit_code == 2 and "another full name" in r.stderr and r.stdout == ""
+    later = [*PERSON[:-4], "--dose", "3/3", "--date", "2021-12-20"]
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *later, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() != first and "stays valid unless revoked" in r.stderr
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-"])
+    assert r.exit_code == 2 and "dose 3/3 on 2021-12-20" in r.stderr
+
+
+def test_reissue_is_for_single_issues_only(runner, tmp_path):
+    src = write_csv(tmp_path / "r.csv", good_rows(1, seed=57))
+    r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), "--from",
+                            str(src), "--out", str(tmp_path / "out"), "--reissue"])
+    assert r.exit_code == 2 and "--reissue is for a single issue" in r.stderr
+
+
+def test_population_batches_claim_in_the_register(runner, tmp_path):
+    signer_dir = _signer_copy(tmp_path)
+    rows = good_rows(4, seed=58)
+    vac = write_csv(tmp_path / "vac.csv", rows)
+    pop = tmp_path / "pop.csv"
+    with pop.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id_number", "full_name", "sex", "dob", "commune_code"])
+        for row in rows:
+            w.writerow([row[3], row[0], row[1], row[2], "31078"])
+    for out in ("p1", "p2"):
+        r = runner.invoke(app, ["issue", "--signer", str(signer_dir), "--from", str(vac),
+                                "--population", str(pop), "--out", str(tmp_path / out)])
+        assert r.exit_code == 0, r.output
+    assert len(_uvcis(tmp_path / "p1")) == 4 and _uvcis(tmp_path / "p2") == {}
+    claims = _claims(signer_dir / "ledger.sqlite")
+    assert {c.place for c in claims.values()} == {str((tmp_path / "p1").resolve())}
+
+
+def test_the_register_is_in_the_backup(runner, tmp_path):
+    signer_dir = _signer_copy(tmp_path)
+    src = write_csv(tmp_path / "r.csv", good_rows(5, seed=59))
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), "--from", str(src), "--out",
+                            str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["backup", str(signer_dir), "--out", str(tmp_path / "b.tar")])
+    assert r.exit_code == 0, r.output
+    with tarfile.open(tmp_path / "b.tar") as tar:
+        tar.extractall(tmp_path / "restored", filter="data")
+    restored = tmp_path / "restored" / "signer" / "ledger.sqlite"
+    assert not Path(f"{restored}-wal").exists()
+    assert _claims(restored) == _claims(signer_dir / "ledger.sqlite")
+    assert len(_claims(restored)) == 5
+    # restored, it goes on: the same CSV into a new OUT_DIR supersedes every row
+    r = runner.invoke(app, ["issue", "--signer", str(tmp_path / "restored" / "signer"),
+                            "--from", str(src), "--out", str(tmp_path / "out2")])
+    assert r.exit_code == 0 and "0 issued" in r.stderr and "5 superseded" in r.stderr
