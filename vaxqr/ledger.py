@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS citizens (
     row              INTEGER NOT NULL,  -- its row in the source (0 for single issues)
     issued_at        TEXT NOT NULL,     -- UTC, when it was claimed
     replaces         TEXT NOT NULL DEFAULT ''  -- the UVCI of an earlier dose's credential
-) WITHOUT ROWID;
+);  -- with rowids: measured, half the time per claim of WITHOUT ROWID (wide rows)
 """
 PLACE_SINGLE = "single"
 _IN_LIST = 500  # parameters of one IN (...) lookup (SQLite before 3.32 allowed 999)
