@@ -4,12 +4,14 @@ Each record is validated before signing (ID number against DOB and sex, real dat
 order, dose ≤ total, known vaccine, a name); a bad row is rejected with its row number and
 reason and the batch goes on. One credential per citizen (ID number), with the latest dose:
 a first pass over the CSV finds the citizens on several rows, whose other rows are reported
-as superseded instead of signed. Batches are crash-safe through the :mod:`vaxqr.ledger`:
-a credential is recorded before its image is written, a re-run skips what the ledger holds,
-re-renders missing or damaged images, and rewrites the manifest from the ledger. This process
-reads, validates, signs and records; QR rendering and image files are shared between it and
-forked processes (one process per core in all), and the images are synced before the
-manifest lists them.
+as superseded instead of signed; across batches and single issues, the office's citizen
+register in the signer directory's ledger (:func:`issue_single`, ``issue_batch(register=)``)
+holds each citizen's credential and where it was issued. Batches are crash-safe through
+the :mod:`vaxqr.ledger`: a credential is recorded before its image is written, a re-run
+skips what the ledger holds, re-renders missing or damaged images, and rewrites the manifest
+from the ledger. This process reads, validates, signs and records; QR rendering and image
+files are shared between it and forked processes (one process per core in all), and the
+images are synced before the manifest lists them.
 """
 
 from __future__ import annotations
@@ -1333,5 +1335,5 @@ def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]]) -> None:
 
 
 __all__ = ["COLUMNS", "BatchResult", "Record", "SignerInfo", "asdict", "credential_times",
-           "issue_batch", "parse_record", "read_csv", "render", "sign_record", "signer_info",
-           "validity_warning"]
+           "issue_batch", "issue_single", "parse_record", "read_csv", "register_verdict",
+           "render", "sign_record", "signer_info", "validity_warning"]
