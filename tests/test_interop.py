@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -130,7 +131,11 @@ def _zxing(path: Path) -> zxingcpp.Barcode:
 def test_a_single_credential_picture_reads_with_zxing_alone(dsc, tmp_path):
     out = tmp_path / "card.png"
     env = {**os.environ, "VAXQR_PASSWORD": "vaxqr-demo"}
-    subprocess.run([str(Path(sys.executable).parent / "vaxqr"), "issue", "--signer", str(SIGNER),
+    signer_dir = tmp_path / "signer"  # a copy: its ledger and office register start empty
+    shutil.copytree(SIGNER, signer_dir, ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    os.chmod(signer_dir / "signer.key", 0o600)
+    subprocess.run([str(Path(sys.executable).parent / "vaxqr"), "issue", "--signer",
+                    str(signer_dir),
                     "--name", "Trương Thị Ánh Hồng", "--sex", "Nữ", "--dob", "1990-05-17",
                     "--id", "091190001234", "--vaccine", "verocell", "--dose", "2/2",
                     "--date", "2021-10-01", "--out", str(out)], check=True, env=env,
