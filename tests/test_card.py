@@ -436,3 +436,19 @@ def test_pdf_rasterises_and_qr_decodes(tmp_path: pytest.TempPathFactory) -> None
         assert decode(im) == [HC1]
     png = render_card(sample(demo=True), QR)
     assert red_pixels(out) > 0.9 * red_pixels(png)
+
+
+def test_reused_row_buffer_is_per_thread_and_per_size() -> None:
+    """The encoder keeps one row buffer per thread: cards rendered in threads, and a
+    picture of another size in between, come out as when each is rendered alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cards = [(sample(demo=i % 2 == 1, full_name=name), QR) for i, name in enumerate(LONG_NAMES)]
+    alone = [render_card(d, q) for d, q in cards]
+    small = Image.new("RGB", (37, 11), (1, 2, 3))
+    width, height, stream = card._raster(small)
+    assert (width, height) == (37, 11)
+    rows = np.frombuffer(zlib.decompress(stream), np.uint8).reshape(11, 1 + 3 * 37)
+    assert not rows[:, 0].any() and (rows[:, 1:].reshape(11, 37, 3) == (1, 2, 3)).all()
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(lambda dq: render_card(*dq), cards * 2)) == alone * 2

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+import threading
 import unicodedata
 import zlib
 from collections.abc import Iterator, Sequence
@@ -718,7 +719,7 @@ def compose_card(data: CardData, qr_image: Image.Image) -> CardImage:
 # --------------------------------------------------------------------------------------
 
 
-def _deflate(data: bytes) -> bytes:
+def _deflate(data: memoryview) -> bytes:
     """zlib (RFC 1950) at level 6: libdeflate's when the ``deflate`` package is there (a
     card's 6.5 MB of rows in ~11 ms), else zlib's."""
     try:
@@ -728,16 +729,39 @@ def _deflate(data: bytes) -> bytes:
     return bytes(zlib_compress(data, 6))
 
 
+# Rows of a card per strip copied out of Pillow: ~84 kB, so that every buffer of the copy
+# stays under glibc's default mmap threshold (128 kB) and its heap memory is reused.
+_STRIP_BYTES: Final = 96 * 1024
+_LOCAL = threading.local()  # .rows: this thread's buffer of filtered rows (see _rows)
+
+
+def _rows(image: Image.Image) -> npt.NDArray[np.uint8]:
+    """The RGB image's rows as PNG and PDF's PNG predictor read them: each row after its
+    filter-type byte 0 (None), in this thread's buffer, reused by the next call.
+
+    ``image.tobytes()`` of a whole card is one fresh 6.5 MB buffer (and a second one for
+    the filter bytes), each page of it faulted in by the kernel on every card: ~10 ms of
+    a card's ~33. Strips of a few rows are copied into a buffer kept for the next card."""
+    width, height = image.size
+    rows: npt.NDArray[np.uint8] | None = getattr(_LOCAL, "rows", None)
+    if rows is None or rows.shape != (height, 1 + 3 * width):
+        rows = np.zeros((height, 1 + 3 * width), np.uint8)  # filter bytes stay 0
+        _LOCAL.rows = rows
+    step = max(1, _STRIP_BYTES // (4 * width))  # Pillow keeps RGB as 4 bytes a pixel
+    for top in range(0, height, step):
+        n = min(step, height - top)
+        strip = image.crop((0, top, width, top + n)).tobytes()
+        rows[top : top + n, 1:] = np.frombuffer(strip, np.uint8).reshape(n, 3 * width)
+    return rows
+
+
 def _raster(image: Image.Image) -> tuple[int, int, bytes]:
-    """Width, height and the zlib stream of the image's rows as PNG and PDF's PNG predictor
-    read them: 8-bit RGB, each row after its filter-type byte 0 (None). Pillow's own PNG
-    writer tries every filter on every row: 26 ms a card and ~150 kB, against ~13 ms and
-    ~133 kB here (the card is mostly flat colour, which deflate takes as well unfiltered)."""
-    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    height, width, _ = rgb.shape
-    rows = np.zeros((height, 1 + 3 * width), np.uint8)
-    rows[:, 1:] = rgb.reshape(height, 3 * width)
-    return width, height, _deflate(rows.tobytes())
+    """Width, height and the zlib stream of the image's rows (:func:`_rows`): 8-bit RGB,
+    filter byte 0. Pillow's own PNG writer tries every filter on every row: 26 ms a card
+    and ~150 kB, against ~10 ms and ~133 kB here (the card is mostly flat colour, which
+    deflate takes as well unfiltered)."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return rgb.width, rgb.height, _deflate(_rows(rgb).data)
 
 
 def _png(width: int, height: int, stream: bytes) -> bytes:
