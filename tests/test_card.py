@@ -452,3 +452,36 @@ def test_reused_row_buffer_is_per_thread_and_per_size() -> None:
     assert not rows[:, 0].any() and (rows[:, 1:].reshape(11, 37, 3) == (1, 2, 3)).all()
     with ThreadPoolExecutor(3) as pool:
         assert list(pool.map(lambda dq: render_card(*dq), cards * 2)) == alone * 2
+
+
+@pytest.mark.parametrize("anchor", ["la", "ma", "mm"])
+def test_cached_text_draws_exactly_what_imagedraw_draws(anchor: str) -> None:
+    """The canvas draws each line from a coverage picture cached per process: the same
+    pixels and ink boxes as ImageDraw.text and textbbox, at fractional positions, over
+    other colours and over text already drawn, whether the picture is cached or not."""
+    from PIL import ImageDraw
+
+    rng = random.Random(anchor)
+    regular, bold = find_fonts()
+    texts = [card._TITLE_VI, "Nguyễn Thị Thanh Hương", "Ỹ ự đ Đ", "01/10/2021", "j", " ", ""]
+    ours = card._Canvas((700, 300))
+    ours.image.paste((200, 16, 46), (300, 0, 700, 300))
+    theirs = ours.image.copy()
+    draw = ImageDraw.Draw(theirs)
+    boxes = []
+    for i in range(60):
+        text = rng.choice(texts)
+        font = card._font(rng.choice((regular, bold)), rng.choice((24, 27, 44, 60)))
+        fill = rng.choice(((17, 17, 17), (255, 255, 255), (11, 93, 75)))
+        xy = (rng.choice((-5, 0, 1, 64.5)) + rng.randrange(600) + rng.randrange(128) / 128,
+              rng.randrange(-3, 250) + rng.randrange(4) / 4)
+        if i == 30:
+            card._text_mask.cache_clear()
+        ours.text(xy, text, font, fill, anchor=anchor)
+        draw.text(xy, text, font=font, fill=fill, anchor=anchor)
+        if text.strip():
+            b = draw.textbbox(xy, text, font=font, anchor=anchor)
+            boxes.append((int(np.floor(b[0])), int(np.floor(b[1])), int(np.ceil(b[2])),
+                          int(np.ceil(b[3]))))
+    assert ours.image.tobytes() == theirs.tobytes()
+    assert ours.boxes == boxes

@@ -455,31 +455,89 @@ def _sizes(top: int, bottom: int) -> Iterator[int]:
     yield bottom
 
 
+@lru_cache(maxsize=256)
 def _fit(
     text: str, path: str, width: int, *, size: int, min_size: int, max_lines: int
-) -> tuple[ImageFont.FreeTypeFont, list[str]]:
+) -> tuple[ImageFont.FreeTypeFont, tuple[str, ...]]:
     """The largest font (down to ``min_size``) and lines that fit ``width``.
 
     One line is preferred down to 80 % of ``size``; then up to ``max_lines`` lines are
     allowed, shrinking to ``min_size``; past that the last line is cut with an ellipsis.
+    Cached: a card fits each value twice (measuring, then drawing), and the fixed text
+    and the values many cards share (dates, vaccine, commune) once per process.
     """
     for s in _sizes(size, max(min_size, int(size * 0.8))):
         font = _font(path, s)
         if font.getlength(text) <= width:
-            return font, [text]
+            return font, (text,)
     for s in _sizes(size, min_size):
         font = _font(path, s)
         lines = _wrap(text, font, width)
         if len(lines) <= max_lines:
-            return font, lines
+            return font, tuple(lines)
     font = _font(path, min_size)
     lines = _wrap(text, font, width)
-    return font, [*lines[: max_lines - 1], _ellipsize(lines[max_lines - 1], font, width)]
+    return font, (*lines[: max_lines - 1], _ellipsize(lines[max_lines - 1], font, width))
 
 
 def _line_height(font: ImageFont.FreeTypeFont) -> int:
     ascent, descent = font.getmetrics()
     return ascent + descent
+
+
+@lru_cache(maxsize=1024)
+def _text_bbox(
+    font: ImageFont.FreeTypeFont, text: str, anchor: str
+) -> tuple[float, float, float, float]:
+    """``font.getbbox`` of one line as ``ImageDraw.textbbox`` takes it, relative to the anchor."""
+    return font.getbbox(text, "L", anchor=anchor)
+
+
+_MASK_PAD: Final = 4
+
+
+@lru_cache(maxsize=256)
+def _text_mask(
+    font: ImageFont.FreeTypeFont, text: str, anchor: str, fx: float, fy: float
+) -> tuple[Image.Image, int, int]:
+    """The coverage of one line of text drawn with its anchor at ``(fx, fy)`` (fractions of
+    a pixel, 0 <= f < 1), as an ``L`` picture, and the picture's offset from the pixel the
+    anchor falls in. ``ImageDraw.bitmap`` of it in a colour blends exactly what
+    ``ImageDraw.text`` blends (the same coverage through the same fill): one line is
+    rasterised once per process, however many cards print it."""
+    box = font.getbbox(text, "L", anchor=anchor)
+    # the picture holds the anchor too: drawn at a negative position, the fraction of a
+    # pixel would be taken the other way (int() rounds towards zero)
+    left, top = min(0, math.floor(box[0])), min(0, math.floor(box[1]))
+    right, bottom = max(0, math.ceil(box[2])), max(0, math.ceil(box[3]))
+    pad = _MASK_PAD
+    while True:
+        x0, y0 = pad - left, pad - top  # where the anchor's pixel falls in the picture
+        mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
+        ImageDraw.Draw(mask).text((x0 + fx, y0 + fy), text, font=font, fill=255, anchor=anchor)
+        ink = mask.getbbox()
+        if ink is None or (min(ink[:2]) > 0 and ink[2] < mask.width and ink[3] < mask.height):
+            return mask, -x0, -y0
+        pad *= 2  # pragma: no cover - ink beyond getbbox's box by more than a few pixels
+
+
+@lru_cache(maxsize=256)
+def _fit_bilingual(
+    vi: str, en: str, width: int, paths: tuple[str, str], size: int
+) -> tuple[ImageFont.FreeTypeFont, ImageFont.FreeTypeFont, str, str, float, float]:
+    """Fonts, separator and English text of a ``vi / en`` line shrunk to ``width``, the
+    advance of its Vietnamese part with the separator, and its whole advance."""
+    sep = " / "
+    for s in _sizes(size, _MIN_PX):
+        f_vi, f_en = _font(paths[1], s), _font(paths[0], s)
+        w_vi = f_vi.getlength(vi + sep)
+        w = w_vi + f_en.getlength(en)
+        if w <= width or s == _MIN_PX:
+            break
+    if w > width:  # even the smallest size is too wide: keep the Vietnamese only
+        en, sep, w = "", "", f_vi.getlength(vi)
+        w_vi = w
+    return f_vi, f_en, sep, en, w_vi, w
 
 
 class _Canvas:
@@ -498,14 +556,22 @@ class _Canvas:
         font: ImageFont.FreeTypeFont,
         fill: tuple[int, int, int],
         anchor: str = "la",
-    ) -> Box:
-        box = self.draw.textbbox(xy, text, font=font, anchor=anchor)
-        ibox = (math.floor(box[0]), math.floor(box[1]), math.ceil(box[2]), math.ceil(box[3]))
-        if not self.dry:
+    ) -> None:
+        """Draw one line of text as ``ImageDraw.text`` would, and record its ink box."""
+        if self.dry:
+            return
+        x, y = xy
+        left, top, right, bottom = _text_bbox(font, text, anchor)
+        if x >= 0 and y >= 0:
+            mask, dx, dy = _text_mask(font, text, anchor, math.modf(x)[0], math.modf(y)[0])
+            self.draw.bitmap((int(x) + dx, int(y) + dy), mask, fill)
+        else:  # never on a card (its margins); a negative fraction would be taken the other way
             self.draw.text(xy, text, font=font, fill=fill, anchor=anchor)
-            if text.strip():
-                self.boxes.append(ibox)
-        return ibox
+        if text.strip():
+            self.boxes.append(
+                (math.floor(x + left), math.floor(y + top), math.ceil(x + right),
+                 math.ceil(y + bottom))
+            )
 
     def bilingual(
         self,
@@ -520,16 +586,7 @@ class _Canvas:
         anchor: str = "la",
     ) -> int:
         """Draw ``vi / en`` on one line (shrunk to ``width``); return its height."""
-        sep = " / "
-        for s in _sizes(size, _MIN_PX):
-            f_vi, f_en = _font(paths[1], s), _font(paths[0], s)
-            w_vi = f_vi.getlength(vi + sep)
-            w = w_vi + f_en.getlength(en)
-            if w <= width or s == _MIN_PX:
-                break
-        if w > width:  # even the smallest size is too wide: keep the Vietnamese only
-            en, sep, w = "", "", f_vi.getlength(vi)
-            w_vi = w
+        f_vi, f_en, sep, en, w_vi, w = _fit_bilingual(vi, en, width, paths, size)
         if anchor == "ma":
             x -= w / 2
         self.text((x, y), vi + sep, f_vi, _LABEL_VI)
