@@ -485,3 +485,25 @@ def test_cached_text_draws_exactly_what_imagedraw_draws(anchor: str) -> None:
                           int(np.ceil(b[3]))))
     assert ours.image.tobytes() == theirs.tobytes()
     assert ours.boxes == boxes
+
+
+def test_shared_head_rows_are_reused_only_when_equal() -> None:
+    """_raster deflates the first rows once for the pictures that share them: every
+    stream still inflates to its own picture's rows, whatever the hint says."""
+    rng = np.random.default_rng(3)
+    base = np.full((40, 30, 3), 255, np.uint8)
+    base[:, 3] = (11, 93, 75)
+    pictures = []
+    for i in range(6):
+        a = base.copy()
+        a[10:] = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+        if i % 3 == 2:
+            a[0, 0] = (i, 0, 0)  # a different head
+        pictures.append(a)
+    for hint in (10, 10, 12, 1, 39):
+        for a in pictures:
+            width, height, stream = card._raster(Image.fromarray(a), hint)
+            rows = np.frombuffer(zlib.decompress(stream), np.uint8).reshape(height, 1 + 3 * width)
+            assert (width, height) == (30, 40) and not rows[:, 0].any()
+            assert np.array_equal(rows[:, 1:].reshape(a.shape), a)
+    assert len(card._HEADS) <= card._HEADS_MAX
