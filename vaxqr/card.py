@@ -502,8 +502,8 @@ def _text_mask(
     font: ImageFont.FreeTypeFont, text: str, anchor: str, fx: float, fy: float
 ) -> tuple[Image.Image, int, int]:
     """The coverage of one line of text drawn with its anchor at ``(fx, fy)`` (fractions of
-    a pixel, 0 <= f < 1), as an ``L`` picture, and the picture's offset from the pixel the
-    anchor falls in. ``ImageDraw.bitmap`` of it in a colour blends exactly what
+    a pixel, 0 <= f < 1), as an ``L`` picture of its inked box, and the picture's offset
+    from the pixel the anchor falls in. ``ImageDraw.bitmap`` of it in a colour blends exactly what
     ``ImageDraw.text`` blends (the same coverage through the same fill): one line is
     rasterised once per process, however many cards print it."""
     box = font.getbbox(text, "L", anchor=anchor)
@@ -517,8 +517,11 @@ def _text_mask(
         mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
         ImageDraw.Draw(mask).text((x0 + fx, y0 + fy), text, font=font, fill=255, anchor=anchor)
         ink = mask.getbbox()
-        if ink is None or (min(ink[:2]) > 0 and ink[2] < mask.width and ink[3] < mask.height):
-            return mask, -x0, -y0
+        if ink is None:  # blank: a pixel of no coverage
+            return mask.crop((0, 0, 1, 1)), 0, 0
+        if min(ink[:2]) > 0 and ink[2] < mask.width and ink[3] < mask.height:
+            # only the inked box: ImageDraw.bitmap blends every pixel of the picture
+            return mask.crop(ink), ink[0] - x0, ink[1] - y0
         pad *= 2  # pragma: no cover - ink beyond getbbox's box by more than a few pixels
 
 
