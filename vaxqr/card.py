@@ -835,6 +835,12 @@ def _head(rows: npt.NDArray[np.uint8], deflate: ModuleType) -> _Head:
     return head
 
 
+def _head_rows(ci: CardImage) -> int:
+    """Rows above the text area and the QR code's first dark module: only the frame, the
+    title and the rule, the same on every card (or on every demo card)."""
+    return min(ci.text_area[1], ci.qr_box[1] + _QUIET_MODULES * ci.module_px)
+
+
 def _raster(image: Image.Image, head_rows: int = 0) -> tuple[int, int, bytes]:
     """Width, height and the zlib stream of the image's rows (:func:`_rows`): 8-bit RGB,
     filter byte 0. Pillow's own PNG writer tries every filter on every row: 26 ms a card
@@ -925,8 +931,5 @@ def render_card(data: CardData, qr_image: Image.Image, *, fmt: str = "png") -> b
     if fmt not in ("png", "pdf"):
         raise ValidationError(f"card: unknown format {fmt!r} (png or pdf)")
     ci = compose_card(data, qr_image)
-    # Above the text area and the QR code's first dark module: only the frame, the title
-    # and the rule, the same on every card (or on every demo card).
-    head_rows = min(ci.text_area[1], ci.qr_box[1] + _QUIET_MODULES * ci.module_px)
-    raster = _raster(ci.image, head_rows)
+    raster = _raster(ci.image, _head_rows(ci))
     return _png(*raster) if fmt == "png" else _pdf(*raster)
