@@ -100,7 +100,9 @@ def test_weaker_schemes_are_told_apart(tmp_path):
         warning = keys.protection_warning(weak)
         assert warning is not None and f"vaxqr certs password {weak}" in warning
     assert "2,048 rounds" in (keys.protection_warning(old) or "")
-    assert keys.protection_warning(plain) is None  # warned about in the callers' own words
+    assert keys.protection_warning(plain) == (
+        f"{plain} is not encrypted: whoever copies it can sign with it; encrypt it with: "
+        f"vaxqr certs password {plain}")
     # 599,999 rounds: one short of the goal is weak; the goal itself is strong
     short = _write(tmp_path / "short.pem", keys.key_to_pem(key, PW, iterations=599_999))
     assert keys.key_protection(short) == ("PBKDF2, 599,999 rounds", False)
@@ -159,8 +161,8 @@ def test_change_password_upgrades_an_old_key_and_keeps_it(tmp_path):
     for target, key_path in ((h.ca, h.ca / "ca.key"), (h.s1, h.s1 / "signer.key")):
         key = _downgrade(key_path, PW)
         res = certs.change_key_password(target, PW, PW)  # the same password: only upgraded
-        assert (res.path, res.before, res.after) == (
-            key_path, "PBKDF2, 2,048 rounds", "PBKDF2, 600,000 rounds")
+        assert (res.path, res.before, res.after, res.password_changed) == (
+            key_path, "PBKDF2, 2,048 rounds", "PBKDF2, 600,000 rounds", False)
         assert _same_key(key, keys.load_private_key(key_path, PW))
         assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     # and the CA and the signer go on working with their keys
@@ -201,9 +203,26 @@ def test_change_password_refuses_what_is_not_a_key(tmp_path):
     with pytest.raises(StorageError, match=r"no signer\.key"):
         certs.change_key_password(h.s1, PW, NEW_PW)
     text = _write(tmp_path / "notes.txt", b"not a key\n")
-    with pytest.raises(KeyCertError):
+    with pytest.raises(KeyCertError, match="not a PEM file, not a private key"):
         certs.change_key_password(text, PW, NEW_PW)
     assert text.read_bytes() == b"not a key\n"
+    with pytest.raises(KeyCertError, match="is a certificate, not a private key"):
+        certs.change_key_password(h.s1 / "signer.crt", PW, NEW_PW)
+
+
+def test_change_password_refuses_a_key_that_is_a_symbolic_link(tmp_path):
+    # the new file would replace the link, and the key file it names keep the old password
+    h = make_hierarchy(tmp_path)
+    real = tmp_path / "kept-elsewhere.key"
+    os.replace(h.s1 / "signer.key", real)
+    os.symlink(real, h.s1 / "signer.key")
+    before = real.read_bytes()
+    for target in (h.s1, h.s1 / "signer.key"):
+        with pytest.raises(StorageError, match="is a symbolic link to"):
+            certs.change_key_password(target, PW, NEW_PW)
+    assert real.read_bytes() == before and (h.s1 / "signer.key").is_symlink()
+    res = certs.change_key_password(real, PW, NEW_PW)  # the file itself
+    assert res.password_changed and keys.load_private_key(h.s1 / "signer.key", NEW_PW)
 
 
 def test_an_old_key_is_warned_about_where_it_is_opened(tmp_path):
@@ -232,7 +251,8 @@ def test_certs_show_describes_a_key_by_its_encryption(tmp_path):
     assert (doc["encryption"], doc["strong"]) == ("PBKDF2, 2,048 rounds", False)
     assert f"vaxqr certs password {weak}" in doc["warning"]
     doc = describe_file(plain)
-    assert (doc["encryption"], doc["warning"]) == ("not encrypted", f"{plain} is not encrypted")
+    assert doc["encryption"] == "not encrypted"
+    assert doc["warning"] == keys.protection_warning(plain)
 
 
 def test_a_key_given_as_trust_material_is_named_as_such(tmp_path):
@@ -253,3 +273,9 @@ def test_change_password_encrypts_an_unencrypted_key(tmp_path):
     assert (res.before, res.after) == ("not encrypted", "PBKDF2, 600,000 rounds")
     assert _same_key(key, keys.load_private_key(path, NEW_PW))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_an_unencrypted_ca_key_is_warned_about_where_it_is_opened(tmp_path):
+    certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code="091", password=None)
+    _crl, warnings = revocation.refresh_crl(tmp_path / "ca", password=None)
+    assert any("is not encrypted" in w and "vaxqr certs password" in w for w in warnings)

@@ -449,7 +449,9 @@ def test_certs_password_changes_a_password_from_files_or_the_environment(office,
                "--new-password-file", "new.txt", cwd=d)
     err = r.stderr.decode()
     assert r.returncode == 0, err
-    assert "re-encrypted dt/signer.key: PBKDF2, 2,048 rounds → PBKDF2, 600,000 rounds" in err
+    assert ("re-encrypted dt/signer.key: password changed: the old one no longer opens this "
+            "file") in err
+    assert "encryption PBKDF2, 2,048 rounds → PBKDF2, 600,000 rounds" in err
     _assert_secret_absent(r.stdout, r.stderr)
     assert key_protection(key) == ("PBKDF2, 600,000 rounds", True) and _mode(key) == 0o600
     load_private_key(key, WRONG.encode())
@@ -504,3 +506,45 @@ def test_certs_password_asks_on_a_terminal_hidden_and_confirmed(office, tmp_path
     assert "New password for the key dt/signer.key" in text and "Repeat" in text
     assert SECRET not in text and "mật khẩu" not in text  # nothing echoed
     load_private_key(d / "dt" / "signer.key", "mật khẩu mới".encode())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+def test_certs_password_checks_the_old_password_before_asking_a_new_one(office, tmp_path):
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    code, out = _on_a_terminal(["certs", "password", "dt"], [WRONG.encode()], d)
+    text = out.decode("utf-8", "replace")
+    assert code == 3 and "wrong password" in text, text
+    assert "New password" not in text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+def test_a_short_new_password_is_asked_again_on_a_terminal(office, tmp_path):
+    from vaxqr.keys import load_private_key
+
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    code, out = _on_a_terminal(["certs", "password", "dt"],
+                               [SECRET.encode(), b"short", b"short",
+                                *[b"long enough now"] * 2], d)
+    text = out.decode("utf-8", "replace")
+    assert code == 0, text
+    assert "A new password needs at least 8 characters." in text
+    assert text.count("New password for the key dt/signer.key") == 2
+    load_private_key(d / "dt" / "signer.key", b"long enough now")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+@pytest.mark.parametrize("args", [["certs", "password", "dt"],
+                                  ["certs", "init", "ca2", "--name", "Kiên Giang",
+                                   "--province", "091"],
+                                  ["issue", "--signer", "dt", *CITIZEN, "--out", "x.png"]])
+def test_ctrl_c_at_a_password_prompt_says_interrupted(office, tmp_path, args):
+    # click ended it with "Aborted!" and exit 1, the code of a credential that is not valid
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    before = _snapshot(d)
+    code, out = _on_a_terminal(args, [b"\x03"], d)
+    text = out.decode("utf-8", "replace")
+    assert code == 130 and "interrupted" in text and "Aborted" not in text, text
+    assert _snapshot(d) == before and not (d / "ca2").exists()

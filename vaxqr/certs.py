@@ -75,7 +75,6 @@ from .keys import (
     change_password,
     cose_alg_for,
     generate_key,
-    key_is_encrypted,
     key_protection,
     key_to_pem,
     load_private_key,
@@ -590,10 +589,8 @@ def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None) -> S
     if not cert_path.exists():
         raise StorageError(f"{d} is not a signer directory (no signer.crt)")
     warnings = [w for w in [check_private_file(key_path)] if w] if key_path.exists() else []
-    if not key_is_encrypted(key_path):
-        warnings.append(f"{key_path} is not encrypted")
     key = load_private_key(key_path, password)
-    warnings += [w for w in [protection_warning(key_path)] if w]
+    warnings += [w for w in [protection_warning(key_path)] if w]  # unencrypted, or weakly
     cert = load_certificates(cert_path)[0]
     if key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -646,22 +643,35 @@ class PasswordChange:
     path: Path
     before: str
     after: str
+    password_changed: bool  # False: the same password, only re-encrypted
 
 
 def key_file_of(target: str | os.PathLike[str]) -> Path:
     """The key file of a CA directory (``ca.key``), a signer directory (``signer.key``), or
-    ``target`` itself when it is a file."""
+    ``target`` itself when it is a file; StorageError for a symbolic link (replacing it
+    would replace the link, not the key it names), KeyCertError for what is no key."""
     p = Path(target)
-    if p.is_dir():
+    if p.is_dir():  # a directory given through a link is fine: its key file is replaced
         for cert, key in (("ca.crt", "ca.key"), ("signer.crt", "signer.key")):
             if (p / cert).exists():
-                if not (p / key).exists():
+                if not (p / key).exists() and not (p / key).is_symlink():
                     raise StorageError(f"{p} has {cert} but no {key}")
-                return p / key
-        raise StorageError(f"{p} is neither a CA directory (ca.crt) nor a signer directory "
-                           "(signer.crt)")
+                p = p / key
+                break
+        else:
+            raise StorageError(f"{p} is neither a CA directory (ca.crt) nor a signer "
+                               "directory (signer.crt)")
+    if p.is_symlink():
+        raise StorageError(f"{p} is a symbolic link to {os.path.realpath(p)}",
+                           hint="give the key file itself (its new copy would replace the "
+                           "link, not the file it names)")
     if not p.exists():
         raise StorageError(f"{p} does not exist")
+    data = _read_file(p)
+    if b"PRIVATE KEY-----" not in data:
+        what = "a certificate" if b"CERTIFICATE-----" in data else "not a PEM file"
+        raise KeyCertError(f"{p} is {what}, not a private key",
+                           hint="give the CA or signer directory, or its ca.key / signer.key")
     return p
 
 
@@ -675,4 +685,5 @@ def change_key_password(target: str | os.PathLike[str], password: bytes | None,
     before = key_protection(path)[0]
     with _locked(path.parent) if path.name == "ca.key" else contextlib.nullcontext():
         change_password(path, password, new_password)
-    return PasswordChange(path, before, key_protection(path)[0])
+    return PasswordChange(path, before, key_protection(path)[0],
+                          password_changed=password != new_password)

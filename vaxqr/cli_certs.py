@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import cadir, certinfo, certs, describe, revocation
+from . import cadir, certinfo, certs, describe, keys, revocation
 from .cli import Exit
 from .cli import safe as esc  # one escaping rule for every command
 from .cli_password import PASSWORD_ENV
@@ -800,11 +800,17 @@ def password_cmd(
         path = certs.key_file_of(target)
         envs = ("VAXQR_CA_PASSWORD", PASSWORD_ENV) if path.name == "ca.key" else (PASSWORD_ENV,)
         pw = _existing_password(path, password_file, envs, f"the key {path}")
+        keys.load_private_key(path, pw)  # a wrong password fails now, not after the new one
         new = _new_password(new_password_file, False, f"the key {path}",
                             env="VAXQR_NEW_PASSWORD", option="--new-password-file")
         assert new is not None
         return certs.change_key_password(path, pw, new)
 
     res = _run(work)
-    err.print(f"[green]re-encrypted[/] {esc(str(res.path))}: {esc(res.before)} → "
-              f"{esc(res.after)}")
+    if res.password_changed:
+        what = ("password changed: the old one no longer opens this file (copies and "
+                "backups of the old file it still opens)")
+    else:
+        what = "password kept"
+    err.print(f"[green]re-encrypted[/] {esc(str(res.path))}: {what}; encryption "
+              f"{esc(res.before)} → {esc(res.after)}")

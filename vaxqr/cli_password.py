@@ -37,6 +37,17 @@ def read_password_file(path: Path) -> bytes:
     return data
 
 
+def _ask(prompt: str, *, confirm: bool) -> bytes:
+    """A hidden prompt on the terminal. Ctrl-C (or Ctrl-D) there ends the command as a
+    Ctrl-C anywhere does ("interrupted", exit 130), not with click's "Aborted!" and exit 1,
+    which is the code for a credential that is not valid."""
+    try:
+        value = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    except typer.Abort:  # click's, whether typer vendors click (>= 0.2x) or not
+        raise KeyboardInterrupt from None
+    return str(value).encode("utf-8")
+
+
 def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
@@ -54,7 +65,7 @@ def existing_password(
         if value:
             return value.encode("utf-8")
     if _interactive():
-        return typer.prompt(f"Password for {what}", hide_input=True, err=True).encode("utf-8")
+        return _ask(f"Password for {what}", confirm=False)
     raise Usage(
         f"a password is needed for {key_path}: use a password file option or "
         f"{' / '.join(envs)} (no terminal to ask on)"
@@ -75,10 +86,12 @@ def new_password(password_file: Path | None, insecure: bool, what: str, *,
     if value:
         return value.encode("utf-8")
     if _interactive():
-        pw = typer.prompt(
-            f"New password for {what}", hide_input=True, confirmation_prompt=True, err=True
-        )
-        return str(pw).encode("utf-8")
+        while True:  # a terminal is asked again for a password too short
+            pw = _ask(f"New password for {what}", confirm=True)
+            if len(pw.decode("utf-8", "replace")) >= keys.MIN_PASSWORD_LEN:
+                return pw
+            sys.stderr.write(f"A new password needs at least {keys.MIN_PASSWORD_LEN} "
+                             "characters.\n")
     raise Usage(
         f"a password is needed to encrypt {what}: use {option} or {env}"
         + (" (or --insecure-no-password for an unencrypted key)"

@@ -169,15 +169,17 @@ def key_protection(path: str | os.PathLike[str]) -> tuple[str, bool]:
 
 
 def protection_warning(path: str | os.PathLike[str]) -> str | None:
-    """A warning when the key file at ``path`` is encrypted, but weakly
-    (:func:`key_protection`); None when it is strong or not encrypted at all (which the
-    callers warn about in their own words)."""
+    """A warning, with the command that fixes it, when the key file at ``path`` is not
+    encrypted or encrypted weakly (:func:`key_protection`); None when it is strong."""
     how, strong = key_protection(path)
-    if strong or how == "not encrypted":
+    if strong:
         return None
+    fix = f"vaxqr certs password {path}"
+    if how == "not encrypted":
+        return (f"{path} is not encrypted: whoever copies it can sign with it; encrypt it "
+                f"with: {fix}")
     return (f"{path} is protected by {how} (vaxqr now uses PBKDF2, {PBKDF2_ITERATIONS:,} "
-            f"rounds): a stolen copy is cheap to guess; re-encrypt it with: "
-            f"vaxqr certs password {path}")
+            f"rounds): a stolen copy is cheap to guess; re-encrypt it with: {fix}")
 
 
 def _pem_body(data: bytes, label: str) -> bytes:
@@ -248,7 +250,7 @@ def _check_new_password(password: bytes | None) -> None:
     # counted in characters, as the message says ("mật khẩu" is 8 characters, 11 bytes)
     if password is not None and len(password.decode("utf-8", "replace")) < MIN_PASSWORD_LEN:
         raise ValidationError(
-            f"the password for a new key must have at least {MIN_PASSWORD_LEN} characters"
+            f"a new password must have at least {MIN_PASSWORD_LEN} characters"
         )
 
 
