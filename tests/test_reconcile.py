@@ -927,3 +927,23 @@ def test_batch_and_pure_path_agree_on_duplicates_and_dose_series(
                 assert got["fix"] == m.fix, (n, records)
         assert good_rows.get(n) == m.clean, (n, records)
     assert matched == sorted(good_rows)
+
+
+def test_an_unusable_register_row_is_named_as_what_to_correct(tmp_path: Path) -> None:
+    """A record whose ID number is on a register row that was skipped as unusable (an
+    impossible date of birth) was told its ID number is not in the register and to check
+    the CCCD card: the register's row is what to correct."""
+    pop = _write(tmp_path / "pop.csv", POP_HEADER + "\n"
+                 "091190000001,Lê Thị Hòa,Nữ,1990-03-21,30760\n"
+                 "091095000505,Trần Văn Bình,Nam,1995-15-06,31078\n")
+    vac = _write(tmp_path / "vac.csv", HEADER + "\n"
+                 "Trần Văn Bình,Nam,1995-06-15,091095000505,1,2,2021-08-01,pfizer,L,x\n"
+                 "Lê Văn Cường,Nam,1995-06-15,091095000506,1,2,2021-08-01,pfizer,L,x\n")
+    res = reconcile_files(vac, pop, tmp_path / "out", report_date=REPORT, today=TODAY)
+    assert res.counts["id_not_found"] == 2
+    bad, _ = _mismatches_and_matched(tmp_path / "out")
+    assert bad[1]["reason"] == ("the population register's entry for this ID number is "
+                                "unusable (register row 2: unusable date of birth '1995-15-06' "
+                                f"(before 1900, after {TODAY}, or not a date))")
+    assert bad[1]["fix"] == "correct row 2 of the population register"
+    assert bad[2]["reason"] == "the ID number is not in the population register"

@@ -375,8 +375,14 @@ def _classify_block(rows: list[list[str]], n0: int, out: _Out) -> None:
                 bool(ctx.dup_good[n]))
         res = classify(rec, person, today=_JOB["today"], context=context)
         if p < 0 and res.cls == "id_not_found":
-            near = reg.suggest_id(rec)
-            if near is not None:
+            skipped = reg.unusable.get(int(c_id[j].strip())) if reg.unusable else None
+            near = reg.suggest_id(rec) if skipped is None else None
+            if skipped is not None:
+                res = res._replace(
+                    reason="the population register's entry for this ID number is unusable "
+                           f"(register row {skipped[0]}: {skipped[1]})",
+                    fix=f"correct row {skipped[0]} of the population register")
+            elif near is not None:
                 res = res._replace(fix=f"typo? the register has {near} for this name and "
                                        "date of birth: check the CCCD card")
         out.counts[res.cls] += 1

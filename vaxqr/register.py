@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
 from operator import itemgetter
@@ -144,6 +144,7 @@ def _valid_ids(col: Iterable[str]) -> list[int]:
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
+UNUSABLE_MAX: Final = 100_000  # ~10 MB of skipped rows remembered by ID number
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -164,6 +165,10 @@ class Register:
     invalid: int = 0
     duplicates: int = 0
     problems: tuple[tuple[int, str], ...] = ()
+    # ID number -> (row, why) of a row skipped as unusable although its ID number is valid
+    # (an impossible date of birth, say): a record with that ID is then told that the
+    # register's entry is what to correct, not the number on the card (at most UNUSABLE_MAX)
+    unusable: Mapping[int, tuple[int, str]] = field(default_factory=dict)
 
     @classmethod
     def from_csv(cls, path: Path, *, today: date) -> Register:
@@ -173,6 +178,7 @@ class Register:
         names: dict[str, int] = {}
         communes: dict[str, int] = {}
         problems: list[tuple[int, str]] = []
+        unusable: dict[int, tuple[int, str]] = {}
         parts: list[tuple[I64, I32, npt.NDArray[np.bool_], I32, npt.NDArray[np.int16]]] = []
         today_ord = today.toordinal()
         n = invalid = 0
@@ -196,9 +202,14 @@ class Register:
                 if not ok.all():
                     for k in np.flatnonzero(~ok).tolist():
                         invalid += 1
-                        if len(problems) < 20:
-                            problems.append((n + k + 1, _register_problem(
-                                c_id[k], nm[k], c_sex[k], c_dob[k], com[k], today)))
+                        valid_id = int(ids[k]) >= 0
+                        if len(problems) < 20 or (valid_id and len(unusable) < UNUSABLE_MAX):
+                            why = _register_problem(c_id[k], nm[k], c_sex[k], c_dob[k],
+                                                    com[k], today)
+                            if len(problems) < 20:
+                                problems.append((n + k + 1, why))
+                            if valid_id and len(unusable) < UNUSABLE_MAX:
+                                unusable.setdefault(int(ids[k]), (n + k + 1, why))
                     keep = ok.tolist()
                     nm = [x for x, k in zip(nm, keep, strict=True) if k]
                     com = [x for x, k in zip(com, keep, strict=True) if k]
@@ -228,7 +239,8 @@ class Register:
                    commune_idx=cat[4][order], communes=list(communes),
                    writable=np.array([_unwritable(x) is None for x in names], dtype=bool),
                    consistent=consistent, rows=n, invalid=invalid,
-                   duplicates=int((~keep).sum()), problems=tuple(problems))
+                   duplicates=int((~keep).sum()), problems=tuple(problems),
+                   unusable=unusable)
 
     def __len__(self) -> int:
         return len(self.ids)
