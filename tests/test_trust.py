@@ -124,6 +124,20 @@ def test_trustlist_from_an_untrusted_ca_is_rejected(
         trust.TrustStore.from_paths([tl], at=T0, state_file=h.tmp / "s")
 
 
+def test_trustlist_alone_names_the_missing_ca_not_an_internal_error(
+    published: tuple[Hierarchy, Path],
+) -> None:
+    """A trust list given without any CA certificate: the message says what is missing
+    (cryptography's "can't create an empty store" once showed through), with the hint."""
+    h, tl = published
+    with pytest.raises(TrustError) as caught:
+        trust.TrustStore.from_paths([tl], at=T0, state_file=h.tmp / "s")
+    message = str(caught.value)
+    assert "no CA certificate was given" in message and "not trusted here" in message
+    assert "empty store" not in message
+    assert "ca.crt" in (caught.value.hint or "")
+
+
 def test_trustlist_json_is_strict(published: tuple[Hierarchy, Path]) -> None:
     _, tl = published
     text = tl.read_text()

@@ -83,6 +83,8 @@ def validate_ca_chain(
 ) -> tuple[x509.Certificate, ...]:
     """Validate a subordinate CA certificate (as the leaf) up to one of ``anchors`` at
     ``at`` (the CA itself must be valid then)."""
+    if not anchors:
+        raise TrustError("no trusted CA certificate to validate against")
     leaf_policy = ExtensionPolicy.permit_all().require_present(
         x509.BasicConstraints, Criticality.AGNOSTIC, _require_ca
     )

@@ -251,6 +251,9 @@ def verify_trustlist(
                 else f"is not valid before {iso(ca.not_valid_before_utc)}")
         raise SignerNotValid(f"{source} is signed by the CA {name_str(ca.subject)}, which "
                              f"{when}", hint="get the current trust list from the province")
+    if carried and not anchors:  # the list names its CA, but no CA was given to trust it
+        raise TrustError(f"{source} is signed by the CA {name_str(ca.subject)}, which is not "
+                         "trusted here: no CA certificate was given", hint=untrusted)
     if carried:
         try:
             validate_ca_chain(ca, anchors=anchors, intermediates=tl.cas, at=at)
