@@ -217,6 +217,36 @@ def test_directory_of_trust_material(published: tuple[Hierarchy, Path]) -> None:
         trust.TrustStore.from_paths([d / "missing.pem"], at=T0)
 
 
+def test_private_keys_among_trust_material_are_warned_about(
+    published: tuple[Hierarchy, Path],
+) -> None:
+    """A checkpoint given the CA's own directory (ca.key beside ca.crt), a key renamed to
+    .pem in a trust directory, or a bundle with a PRIVATE KEY block: each is named in a
+    warning and the certificates and lists are loaded all the same."""
+    h, tl = published
+    d = h.tmp / "kg-ca"
+    d.mkdir()
+    shutil.copy(h.ca / "ca.crt", d / "ca.crt")
+    shutil.copy(h.ca / "ca.key", d / "ca.key")
+    shutil.copy(h.ca / "ca.key", d / "province.pem")  # renamed: found by its content
+    shutil.copy(tl, d / "tl.json")
+    store = trust.TrustStore.from_paths([d], at=T0, state_file=h.tmp / "st-keys.json")
+    assert len(store.signers) == 2
+    for name in ("ca.key", "province.pem"):
+        assert any(w.startswith(f"{d / name} is a private key: a checkpoint needs only "
+                                "certificates and trust lists; remove it") for w in
+                   store.warnings), store.warnings
+    bundle = h.tmp / "bundle.pem"
+    bundle.write_bytes((h.ca / "ca.crt").read_bytes() + (h.ca / "ca.key").read_bytes())
+    store = trust.TrustStore.from_paths([bundle, tl], at=T0, state_file=h.tmp / "st-keys.json")
+    assert len(store.signers) == 2
+    assert [w for w in store.warnings if "private key" in w] == [
+        f"{bundle} holds a private key beside its certificates: a checkpoint needs only "
+        "certificates and trust lists; keep only the certificates on this machine"]
+    clean = _load(h, tl)  # certificates and lists only: no such warning
+    assert not any("private key" in w for w in clean.warnings)
+
+
 # ---------------------------------------------------------------------------- TrustStore, direct
 
 

@@ -9,6 +9,7 @@ questions: which DSCs have this kid, is this DSC or credential revoked.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -72,6 +73,11 @@ def default_state_file() -> Path:
 
 
 _TRUST_SUFFIXES = {".pem", ".crt", ".cer", ".der", ".json", ".crl"}
+# files of a --trust directory read only to say that a private key lies there (ca.key,
+# signer.key); a renamed one (province.pem) is found among the files above by its content
+_KEY_SUFFIXES = {".key", ".p8", ".pk8"}
+_KEY_AT_CHECKPOINT = "a checkpoint needs only certificates and trust lists; remove it from " \
+    "this machine"
 
 
 def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, bool]]:
@@ -84,7 +90,7 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, bool]]:
                 rel = f.relative_to(p).parts
                 if (
                     f.is_file()
-                    and f.suffix.lower() in _TRUST_SUFFIXES
+                    and f.suffix.lower() in _TRUST_SUFFIXES | _KEY_SUFFIXES
                     and not any(part.startswith(".") for part in rel)
                 ):
                     out.append((f, False))
@@ -142,9 +148,19 @@ class TrustStore:
         certs: list[tuple[x509.Certificate, str]] = []
         crls: list[tuple[x509.CertificateRevocationList, str]] = []
         lists: list[tuple[TrustList, str]] = []
+        key_warnings: list[str] = []
         for path, explicit in _expand(paths):
             data = _read_file(path)
             kind = _sniff(data)
+            if kind == "key" and not explicit:  # in a --trust directory: read on, but say so
+                key_warnings.append(f"{path} is a private key: {_KEY_AT_CHECKPOINT}")
+                continue
+            if kind in ("certs", "crl") and _PRIVATE_KEY_PEM in data:
+                key_warnings.append(f"{path} holds a private key beside its certificates: "
+                                    "a checkpoint needs only certificates and trust lists; "
+                                    "keep only the certificates on this machine")
+            if not explicit and path.suffix.lower() in _KEY_SUFFIXES:
+                continue  # (a .key file that is not a PEM key: not trust material either)
             try:
                 if kind == "trustlist":
                     lists.append((parse_trustlist(data, str(path)), str(path)))
@@ -162,10 +178,13 @@ class TrustStore:
             except KeyCertError:
                 if explicit:
                     raise
-        return cls._build(
+        store = cls._build(
             certs, crls, lists, at=at, allow_rollback=allow_rollback,
             state_file=Path(state_file) if state_file is not None else None,
         )
+        if key_warnings:
+            store = dataclasses.replace(store, warnings=(*key_warnings, *store.warnings))
+        return store
 
     @classmethod
     def from_certificates(
@@ -419,6 +438,9 @@ class TrustStore:
         return kid in self.revoked_kids
 
 
+_PRIVATE_KEY_PEM = b"PRIVATE KEY-----"
+
+
 def _sniff(data: bytes) -> str:
     head = data.lstrip()[:1]
     if head == b"{":
@@ -427,7 +449,7 @@ def _sniff(data: bytes) -> str:
         return "crl"
     if b"-----BEGIN CERTIFICATE-----" in data or b"-----BEGIN TRUSTED CERTIFICATE" in data:
         return "certs"
-    if b"PRIVATE KEY-----" in data:  # PKCS#8, encrypted or not, or OpenSSL's legacy PEM
+    if _PRIVATE_KEY_PEM in data:  # PKCS#8, encrypted or not, or OpenSSL's legacy PEM
         return "key"
     if head == b"\x30":
         try:
