@@ -99,7 +99,7 @@ def test_human_valid(valid, trust):
     assert r.returncode == 0, r.stderr.decode()
     assert b"\x1b" not in r.stdout + r.stderr  # colour off: plain words
     lines = _lines(r.stdout)
-    assert lines[0] == " ✔ VALID  argument"
+    assert lines[0] == f" ✔ VALID  {hc1[:20]}…{hc1[-6:]}"  # the argument, abbreviated
     until = datetime.fromtimestamp(exp, UTC).date().isoformat()
     expected = [
         "  Holder:      Nguyễn Văn An",
@@ -117,12 +117,14 @@ def test_human_valid(valid, trust):
 def test_human_not_valid(valid, trust):
     hc1, _exp = valid
     damaged = hc1[:4] + "GGW" + hc1[7:]
-    r = _run([damaged, "hc1:" + hc1[4:], "Xin chào"], trust)
+    r = _run([damaged, "hc1:" + hc1[4:], "https://example.org"], trust)
     assert r.returncode == 1
     text = r.stdout.decode("utf-8")
     assert b"\x1b" not in r.stdout
-    assert text.count(" ✘ NOT VALID  argument") == 3
-    blocks = text.split(" ✘ NOT VALID  argument")[1:]
+    assert text.count(" ✘ NOT VALID  ") == 3
+    blocks = text.split(" ✘ NOT VALID  ")[1:]
+    assert [b.split("\n")[0] for b in blocks] == [  # each names its argument
+        f"{damaged[:20]}…{damaged[-6:]}", f"hc1:{hc1[4:20]}…{hc1[-6:]}", "https://example.org"]
     for block, step, fragment in [(blocks[0], "base45", "overflows 65535"),
                                   (blocks[1], "prefix", "lower case"),
                                   (blocks[2], "prefix", "does not start with 'HC1:'")]:
@@ -148,7 +150,8 @@ def test_json_lines(valid, signer, trust):
     assert r.returncode == 1
     out = _json(r.stdout)
     assert [(o["input"], o["valid"], o["failed"]) for o in out] == [
-        ("argument", True, None), ("argument", False, "base45"), ("argument", False, "expiry")]
+        (f"{hc1[:20]}…{hc1[-6:]}", True, None), ("HC1:GGW", False, "base45"),
+        (f"{expired[:20]}…{expired[-6:]}", False, "expiry")]
     for o in out:
         assert o["version"] == 1
         assert {"input", "valid", "failed", "reason", "steps", "payload", "credential",
@@ -205,6 +208,90 @@ def test_exit_codes(valid, trust, tmp_path):
         assert b"Traceback" not in r.stderr
     r = _run([str(tmp_path / "missing.txt")], trust)
     assert r.returncode == 3 and b"cannot read" in r.stderr
+
+
+# --------------------------------------------------------------------------- nothing read
+
+
+def test_an_argument_that_is_no_text_and_no_readable_file_is_not_a_verdict(valid, trust,
+                                                                           tmp_path):
+    """`verify scan01` (no such file, no HC1:) and `verify adir` (a directory) once said
+    NOT VALID "argument … not an EU DCC" with exit 1: nothing was read, so it is an error
+    naming the input, exit 3, as for a missing .png. Text that is not a DCC (a URL, a
+    CCCD card's text, HC1: garbage) still gets its verdict."""
+    adir = tmp_path / "adir"
+    adir.mkdir()
+    for arg, says in [(str(tmp_path / "scan01"), f"cannot read {tmp_path / 'scan01'}: "),
+                      ("scan01-is-not-here", "cannot read scan01-is-not-here: "),
+                      (str(adir), f"{adir} is a directory"),
+                      ("", "an empty argument")]:
+        r = _run([arg], trust)
+        assert (r.returncode, r.stdout) == (3, b""), (arg, r)
+        assert r.stderr.decode().startswith(f"error: {says}"), r.stderr
+        assert b"NOT VALID" not in r.stderr
+    r = _run([str(tmp_path / "scan01")], trust)
+    assert "No such file" in r.stderr.decode()
+    card = "091090012345||Nguyễn Văn An|02011990|Nam|Dương Tơ, Phú Quốc|01082021"
+    r = _run(["https://example.org", "HC1:garbage", card, "--json"], trust)
+    assert r.returncode == 1, r.stderr
+    assert [(o["input"], o["failed"]) for o in _json(r.stdout)] == [
+        ("https://example.org", "prefix"), ("HC1:garbage", "base45"),
+        (f"{card[:20]}…{card[-6:]}", "prefix")]
+
+
+def test_a_text_file_with_nothing_in_it_is_not_a_picture(trust, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    blank = tmp_path / "blank.txt"
+    blank.write_bytes(b"\n\r\n  \t\n\n")
+    empty_png = tmp_path / "empty.png"
+    empty_png.write_bytes(b"")
+    for path, says in [(empty, f"{empty} is empty"),
+                       (blank, f"no HC1: text in {blank}: only blank lines"),
+                       (empty_png, f"{empty_png} is empty")]:
+        r = _run([str(path)], trust)
+        assert (r.returncode, r.stdout, r.stderr.decode()) == (3, b"", f"error: {says}\n")
+
+
+@pytest.mark.parametrize(("stdin", "says"), [
+    (b"", "no input read from stdin"),
+    (b"\n \r\n\n", "no HC1: text read from stdin: only blank lines"),
+], ids=["empty", "blank-lines"])
+def test_a_stream_that_gives_nothing_is_not_every_credential_valid(trust, stdin, says):
+    """`verify - </dev/null` printed nothing and exited 0, "every credential valid"."""
+    r = _run(["-"], trust, stdin=stdin)
+    assert (r.returncode, r.stdout, r.stderr.decode()) == (3, b"", f"error: {says}\n")
+    r = _run(["-", "--json"], trust, stdin=stdin)
+    (out,) = _json(r.stdout)
+    assert r.returncode == 3
+    assert (out["input"], out["valid"], out["failed"], out["reason"]) == (
+        "stdin", False, "input", says)
+
+
+def test_json_has_an_object_for_an_input_that_cannot_be_read(valid, trust, tmp_path):
+    """SPEC §5 and the README: one JSON object per input. An input that cannot be read
+    has one too, failed at "input" with the reason, every other step skipped; exit 3."""
+    from vaxqr import qr
+
+    hc1 = valid[0]
+    (tmp_path / "hung.png").write_bytes(qr.to_png(hc1))
+    (tmp_path / "ngoc.png").write_bytes(qr.to_png(hc1[:-3] + "AAA"))
+    names = [str(tmp_path / n) for n in ("hung.png", "nonexist.png", "ngoc.png")]
+    r = _run([*names, "--json"], trust)
+    assert r.returncode == 3
+    hung, missing, ngoc = _json(r.stdout)
+    assert [(o["input"], o["valid"], o["failed"]) for o in (hung, missing, ngoc)] == [
+        (names[0], True, None), (names[1], False, "input"), (names[2], False, ngoc["failed"])]
+    assert ngoc["failed"] not in (None, "input")
+    assert missing["reason"] == f"cannot read {names[1]}: No such file or directory"
+    assert set(missing) == set(hung)  # the same keys as any report
+    steps = missing["steps"]
+    assert list(steps) == ["input", *hung["steps"]]  # then each step, not reached
+    assert steps["input"] == {"status": "fail", "message": missing["reason"]}
+    assert all(st == {"status": "skipped", "message": "not reached"}
+               for name, st in steps.items() if name != "input")
+    assert (missing["payload"], missing["credential"], missing["signer"]) == (None,) * 3
+    assert r.stderr.decode() == f"error: {missing['reason']}\n"  # and said to people
 
 
 # --------------------------------------------------------------------------- stdin
@@ -330,7 +417,8 @@ def test_what_a_person_may_hand_over(valid, trust, tmp_path):
     r = _run([str(broken), f"  \t{hc1}", str(u16), "--json"], trust)
     out = _json(r.stdout)
     assert [(o["input"], o["failed"]) for o in out] == [
-        (str(broken), "picture"), ("argument", None), (f"{u16}:1", None), (f"{u16}:2", None)]
+        (str(broken), "picture"), (f"{hc1[:20]}…{hc1[-6:]}", None), (f"{u16}:1", None),
+        (f"{u16}:2", None)]
     pdf = tmp_path / "card.pdf"  # a card vaxqr printed: one verdict, not one per line
     pdf.write_bytes(b"%PDF-1.4\n" + b"stream\nx\n" * 500)
     (out,) = _json(_run([str(pdf), "--json"], trust).stdout)

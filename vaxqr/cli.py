@@ -210,16 +210,42 @@ _VECTOR = {
 }
 
 
-def _looks_like_path(arg: str) -> bool:
-    """An existing file, or a name that is clearly meant as one (else: payload text)."""
-    if len(arg) > 4096 or "\0" in arg:
+def _is_path(arg: str) -> bool:
+    """Whether an INPUT names a file (else it is payload text). One that exists is a file
+    (or a directory: an error of its own). One that does not is a missing file when it
+    could only be a name: text has a ':' (``HC1:``, URLs, ``shc:/``, ``WIFI:``…), a ``|``
+    (a CCCD card's QR) or a line break, or is longer than any file name; a name with a
+    picture's or text file's suffix is a file even with a ':' past its first five
+    characters. A checkpoint is never told a credential is not valid when nothing was read."""
+    if len(arg) > 4096 or "\0" in arg or not arg.strip():
         return False
     try:
-        if Path(arg).is_file():
+        if os.path.lexists(arg):
             return True
-    except OSError:
+    except (OSError, ValueError):
         return False
-    return ":" not in arg[:5] and arg.lower().endswith(_FILE_SUFFIXES)
+    if ":" not in arg[:5] and arg.lower().endswith(_FILE_SUFFIXES):
+        return True
+    if any(c in arg for c in ":|\n\r"):
+        return False
+    return all(len(part.encode("utf-8", "surrogateescape")) <= 255 for part in arg.split("/"))
+
+
+_LABEL_HEAD, _LABEL_TAIL = 20, 6
+
+
+def _text_label(arg: str) -> str:
+    """The label of a payload given as an argument: the text itself, abbreviated (its
+    head and tail: two payloads of one signer can share a long head). Escaped where it
+    is shown, like every label."""
+    text = arg.strip()
+    if len(text) <= _LABEL_HEAD + _LABEL_TAIL + 4:
+        return text
+    return f"{text[:_LABEL_HEAD]}…{text[-_LABEL_TAIL:]}"
+
+
+class _NothingRead(Exception):
+    """An input gave nothing to verify: ``verify`` says why, exit 3 (and a JSON object)."""
 
 
 class OutputError(Exception):
@@ -380,22 +406,35 @@ def verify(
         if not report.valid:
             worst = max(worst, Exit.NOT_VALID)
 
+    def nothing_read(label: str, message: str) -> None:
+        """An input that gave nothing to verify: said on stderr, not as a verdict (a
+        checkpoint must not be told a credential is not valid when none was read); with
+        --json also its object on stdout (one per input), failed at step "input"; exit 3."""
+        nonlocal worst
+        _flush_out()
+        console(err=True).print(f"[bold red]error:[/] {safe(message)}")
+        if as_json:
+            print_report(verifier.input_failure(label, message, holder=holder is not None))
+        worst = max(worst, Exit.TRUST_OR_IO)
+
     try:
         for arg in inputs:
             _flush_out()  # the reports so far before any error about this input
             try:
                 if arg == "-":
                     worst = max(worst, _verify_stdin(verifier, holder, as_json=as_json))
-                elif _looks_like_path(arg):
+                elif _is_path(arg):
                     path = Path(arg)
+                    if path.is_dir():
+                        raise _NothingRead(f"{arg} is a directory, not a picture or a text "
+                                           "file")
                     try:
                         with path.open("rb") as fh:
                             head = fh.read(8)
                     except OSError as exc:
-                        console(err=True).print(f"[bold red]error:[/] cannot read {safe(arg)}: "
-                                                f"{safe(exc.strerror)}")
-                        worst = max(worst, Exit.TRUST_OR_IO)
-                        continue
+                        raise _NothingRead(f"cannot read {arg}: {exc.strerror}") from exc
+                    if not head:
+                        raise _NothingRead(f"{arg} is empty")
                     vector = _VECTOR.get(path.suffix.lower()) or (
                         _VECTOR[".pdf"] if head.startswith(b"%PDF") else
                         _VECTOR[".svg"] if head.startswith((b"<?xml", b"<svg")) else None)
@@ -406,13 +445,15 @@ def verify(
                         for r in reports:
                             emit(r)
                     else:
-                        _verify_text_file(verifier, path, holder, emit)
+                        _verify_text_file(verifier, path, arg, holder, emit)
+                elif not arg.strip():
+                    raise _NothingRead("an empty argument: no HC1: text to verify")
                 else:
-                    emit(verifier.verify_text(arg, label="argument", holder=holder))
+                    emit(verifier.verify_text(arg, label=_text_label(arg), holder=holder))
+            except _NothingRead as exc:
+                nothing_read("stdin" if arg == "-" else arg, str(exc))
             except VaxqrError as exc:
-                _flush_out()
-                console(err=True).print(f"[bold red]error:[/] {safe(arg)}: {safe(exc)}")
-                worst = max(worst, Exit.TRUST_OR_IO)
+                nothing_read("stdin" if arg == "-" else arg, f"{arg}: {exc}")
     except BaseException:
         if _pending:  # the reports made so far are written, whatever stopped the rest
             _write_pending()
@@ -435,6 +476,7 @@ def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
     too_long = f"line longer than {MAX_LINE // 1024} KiB: not an HC1 credential"
     worst = Exit.OK
     done = 0
+    verified = False  # a report was made (render_lines puts each on _pending)
     for lines in _read_stdin_blocks(_flush_out):
         for i in range(0, len(lines), _BLOCK):
             block = lines[i:i + _BLOCK] if len(lines) > _BLOCK else lines
@@ -442,11 +484,15 @@ def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
                             as_json=as_json, printable=printable, color=color):
                 worst = Exit.NOT_VALID
             done += len(block)
+            verified = verified or bool(_pending)
             _write_pending()
+    if not verified:  # an empty stream is not "every credential valid"
+        raise _NothingRead("no input read from stdin" if not done else
+                           "no HC1: text read from stdin: only blank lines")
     return worst
 
 
-def _verify_text_file(verifier: Any, path: Path, holder: Any, emit: Any) -> None:
+def _verify_text_file(verifier: Any, path: Path, arg: str, holder: Any, emit: Any) -> None:
     if path.stat().st_size > 16 * 1024 * 1024:
         raise StorageError(f"{path} is larger than 16 MiB; not a file of scanned payloads")
     raw = path.read_bytes()
@@ -454,8 +500,9 @@ def _verify_text_file(verifier: Any, path: Path, holder: Any, emit: Any) -> None
     utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
     data = raw.decode("utf-16" if utf16 else "utf-8", errors="replace")
     lines = [ln for ln in data.splitlines() if ln.strip()]
-    if not lines:
-        emit(verifier.picture_failure(str(path), "the file is empty", holder=holder is not None))
+    if not lines:  # nothing to verify: not a verdict (see _NothingRead)
+        raise _NothingRead(f"{arg} is empty" if not raw else
+                           f"no HC1: text in {arg}: only blank lines")
     for n, line in enumerate(lines, 1):
         label = str(path) if len(lines) == 1 else f"{path}:{n}"
         emit(verifier.verify_text(line, label=label, holder=holder))

@@ -26,6 +26,9 @@ STEPS = (
     "key_usage", "expiry", "schema", "revocation", "holder",
 )
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
+# The step of an input that gave nothing to verify (a missing file, a directory, an empty
+# file or stream): before every step of STEPS, and only in such a report.
+INPUT = "input"
 JSON_VERSION = 1
 
 EKU_TYPES = {"1": "t", "2": "v", "3": "r"}
@@ -562,6 +565,15 @@ class Verifier:
         return run.report(
             applicable=_APPLICABLE[(step == "picture", holder, self._revocation_data)])
 
+    def input_failure(self, label: str, message: str, *, holder: bool = False) -> Report:
+        """A report for an input that gave nothing to verify (a file that cannot be read,
+        a directory, an empty file or stream): the :data:`INPUT` step fails with
+        ``message`` and every step of :data:`STEPS` that would apply is skipped, so a JSON
+        reader gets one object for it like for any other input."""
+        key = (True, holder, self._revocation_data)
+        return Report(label, (Step(INPUT, FAIL, message),
+                              *(Step(name, SKIPPED, "not reached") for name in _APPLICABLE[key])))
+
     # ------------------------------------------------------------------ the steps
 
     def _pipeline(self, run: _Run, text: str, holder: Any) -> None:
@@ -770,7 +782,8 @@ def _first_missing(run: _Run) -> str:
 
 
 
-__all__ = ["STEPS", "DecodeError", "HolderResult", "Report", "Step", "Verifier", "verify_image"]
+__all__ = ["INPUT", "STEPS", "DecodeError", "HolderResult", "Report", "Step", "Verifier",
+           "verify_image"]
 
 
 def verify_image(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from .verify import Report, report_json_text
 
 PLAIN = {
+    "input": "nothing was read from this input",
     "picture": "the picture could not be read as a QR code",
     "prefix": "this QR code is not an EU DCC vaccination credential",
     "base45": "the credential's data is damaged or incomplete",
