@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -89,7 +90,9 @@ def test_backup_and_restore(runner, dirs, tmp_path):
     assert "duong-to: commune signer" in r.stderr and "1 credential in its ledger" in r.stderr
     assert "batch: batch" in r.stderr and "12 credentials in its ledger" in r.stderr
     assert "left out ca/.lock: lock file" in r.stderr
-    assert f"tar -xf {out} -C DEST" in r.stderr
+    assert f"restore into a new, empty directory: mkdir DEST && tar -xf {out} -C DEST" \
+        in r.stderr
+    assert "never over a live directory" in r.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
     members = _members(out)
@@ -116,6 +119,41 @@ def test_backup_and_restore(runner, dirs, tmp_path):
                             str(dirs["rows"]), "--out", str(dest / "batch"), "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert "3 issued" in r.stderr and "12 already issued" in r.stderr, r.stderr
+
+
+def test_a_ca_restored_over_its_live_directory_cannot_replace_its_trust_list(
+        runner, dirs, tmp_path, monkeypatch):
+    """The tester's sequence: back up, revoke, publish, extract the backup over the live CA
+    (what the README said once). The old state.json has forgotten the revocation and the
+    published number; replacing the published list is refused, and nothing is signed."""
+    monkeypatch.setenv("VAXQR_CA_PASSWORD", PW.decode())
+    ca, old, tl = dirs["ca"], tmp_path / "ca-old.tar", tmp_path / "tl.json"
+    r = runner.invoke(app, ["backup", str(ca), "--out", str(old)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["certs", "revoke", str(ca), "31078", "--reason", "key-compromise"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["certs", "trustlist", str(ca), "--out", str(tl)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["certs", "trustlist", str(ca), "--out", str(tl), "--force"])
+    assert r.exit_code == 0, r.output  # in step with what it published: replaced
+    published = tl.read_bytes()
+    assert json.loads(published)["sequence"] == 3
+    subprocess.run(["tar", "-xf", str(old), "-C", str(ca.parent)], check=True)
+    state = (ca / "state.json").read_bytes()
+    assert json.loads(state)["trustlist_sequence"] == 1  # the revocation is forgotten too
+    r = runner.invoke(app, ["certs", "trustlist", str(ca), "--out", str(tl), "--force"])
+    assert r.exit_code == 3, r.output
+    assert "holds trust list 3, signed by this CA" in r.stderr
+    assert "has only reached 1" in r.stderr and "nothing was signed" in r.stderr
+    assert "restore a backup into a new, empty directory" in r.stderr
+    assert tl.read_bytes() == published and (ca / "state.json").read_bytes() == state
+    # another CA's list (or any other file) in its place is replaced as before
+    other = make_hierarchy(tmp_path / "other")
+    publish(other)
+    shutil.copy(other.tmp / "tl.json", tl)
+    r = runner.invoke(app, ["certs", "trustlist", str(ca), "--out", str(tl), "--force"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(tl.read_bytes())["sequence"] == 2
 
 
 _KILLED_WRITER = """

@@ -15,8 +15,10 @@ private keys. Uncompressed because a damaged byte then loses one file, not every
 it as in a gzip stream, and a backup is for the day something went wrong; gzip would save
 about half (measured: a batch of 3,000, 14.8 MiB against 7.1, mostly the tar's padding
 and the ledger: PNG images and encrypted keys do not compress) for ~0.2 s of CPU.
-Restore with ``tar -xf FILE.tar -C DEST``: each directory comes back under its own name,
-with its files' modes (keys 0600).
+Restore into a new, empty directory (``mkdir DEST && tar -xf FILE.tar -C DEST``), never
+over a live one (an older CA ``state.json`` forgets the revocations since and reuses
+trust-list numbers): each directory comes back under its own name, with its files' modes
+(keys 0600).
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ from .certinfo import (
     _name_attr,
     _pem,
     _read_file,
+    _unb64,
     _utcnow,
     b64,
     fingerprint,
@@ -64,7 +65,7 @@ from .certinfo import (
     load_certificates,
 )
 from .citizen import PROVINCES
-from .errors import KeyCertError, StorageError, ValidationError
+from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
 from .fileio import PRIVATE, PUBLIC, atomic_write, check_private_file, ensure_dir
 from .keys import (
     KeyType,
@@ -81,7 +82,14 @@ from .keys import (
     protection_warning,
 )
 from .revocation import CRL_DAYS_DEFAULT, _build_crl, resign_crl
-from .trustlist import TRUSTLIST_FORMAT, TrustList, _sign_bytes, canonical_json, parse_trustlist
+from .trustlist import (
+    TRUSTLIST_FORMAT,
+    TrustList,
+    _sign_bytes,
+    _verify_bytes,
+    canonical_json,
+    parse_trustlist,
+)
 
 CA_DAYS_DEFAULT = 5 * 365 + 1
 CA_DAYS_MIN, CA_DAYS_MAX = 4 * 365, 10 * 365 + 3
@@ -459,6 +467,42 @@ class PublishedTrustList:
     data: bytes  # the file content (also what ``out="-"`` callers print)
 
 
+def _published_sequence(ca: CAInfo, target: Path) -> int | None:
+    """The sequence of the trust list in ``target`` when this CA signed it (its signature
+    checked against the CA's key), else None (no file, not a trust list, another CA's)."""
+    try:
+        if not target.is_file():
+            return None
+        tl = parse_trustlist(_read_file(target), str(target))
+        if tl.signer_fingerprint != fingerprint(ca.certificate):
+            return None
+        key = ca.certificate.public_key()
+        body = {k: v for k, v in tl.raw.items() if k != "signature"}
+        signature = _unb64(tl.raw["signature"].get("value"), "signature")
+        if not _verify_bytes(key, tl.signature_alg, signature, canonical_json(body)):
+            return None
+    except (VaxqrError, KeyError, AttributeError, TypeError, ValueError, OSError):
+        return None
+    return tl.sequence
+
+
+def _check_not_behind(ca: CAInfo, target: Path, seq: int) -> None:
+    """Refuse to replace a list this CA signed with a number ``seq`` or above: the CA's
+    state.json is older than what it published (a backup extracted over the directory), so
+    it has forgotten the revocations since, and the new list would reuse a number that
+    checkpoints which saw the published one refuse (rollback or same sequence)."""
+    published = _published_sequence(ca, target)
+    if published is None or published < seq:
+        return
+    raise StorageError(
+        f"{target} holds trust list {published}, signed by this CA, but "
+        f"{ca.directory / 'state.json'} has only reached {seq - 1}: the CA directory is "
+        "older than the list it published (a backup restored over it?), so it lacks the "
+        "certificates issued and revoked since; nothing was signed",
+        hint="use the CA directory that published it (restore a backup into a new, empty "
+             "directory, never over the live one: see README 'Backups')")
+
+
 def build_trustlist(
     ca_dir: str | os.PathLike[str],
     *,
@@ -495,6 +539,8 @@ def build_trustlist(
     with _locked(d):
         ca = open_ca(d)
         seq = ca.trustlist_sequence + 1
+        if target is not None and force:
+            _check_not_behind(ca, target, seq)
         current = [r for r in ca.issued if r.kind == "dsc" and r.revoked_at is None]
         live = [r for r in current if r.not_after >= now]
         if len(live) < len(current):

@@ -62,7 +62,9 @@ def backup(
     files, the lock file and symbolic links are left out, and listed.
 
     The archive holds private keys: it is written with mode 0600; keep it as you keep the
-    keys, and the passwords apart from it. Restore with `tar -xf FILE.tar -C DEST`.
+    keys, and the passwords apart from it. Restore into a new, empty directory
+    (`mkdir DEST && tar -xf FILE.tar -C DEST`), never over a live one: an older
+    `state.json` would undo the CA's revocations since and reuse trust-list numbers.
 
     **Examples**
 
@@ -96,7 +98,10 @@ def backup(
             err.print(f"  left out {safe(s.path)}: {safe(s.reason)}")
     for w in result.warnings:
         warn(w)
-    err.print(f"restore: tar -xf {safe(shlex.quote(str(result.archive)))} -C DEST  (each "
-              "directory under its own name; keys stay 0600; the passwords are not in the "
-              "archive)")
+    err.print(f"restore into a new, empty directory: mkdir DEST && tar -xf "
+              f"{safe(shlex.quote(str(result.archive)))} -C DEST  (each directory under its "
+              "own name; keys stay 0600; the passwords are not in the archive)")
+    err.print("  never over a live directory: an older state.json undoes the CA's revocations "
+              "since and reuses trust-list numbers; an older ledger.sqlite forgets the "
+              "credentials issued since")
     raise typer.Exit(int(Exit.OK))
