@@ -312,3 +312,36 @@ def test_a_wrong_signer_directory_is_said_before_any_password(runner, tmp_path, 
         r = runner.invoke(app, ["issue", "--signer", str(where), *PERSON, "--out", "-"])
         assert r.exit_code == 3 and "not a commune signer directory" in r.stderr, r.output
         assert "password" not in r.stderr
+
+
+def test_a_new_out_dir_is_private_and_an_open_one_is_warned_about(runner, tmp_path):
+    """OUT_DIR holds names, dates of birth and HC1: strings: vaxqr makes it 0700 (as the
+    signer directories); a directory the user made keeps its mode, with a warning when
+    other users can read it."""
+    src = write_csv(tmp_path / "r.csv", good_rows(3, seed=5))
+    signer = _signer_copy(tmp_path)
+    out = tmp_path / "new" / "batch"  # its parent is missing too
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
+                            str(out), "--card", "png"])
+    assert r.exit_code == 0, r.output
+    assert (out.stat().st_mode & 0o777) == 0o700
+    assert "can be read by other users" not in r.stderr
+    # the manifest lists the cards (README: the `card` column that --card adds)
+    with (out / "manifest.csv").open(encoding="utf-8") as fh:
+        assert next(csv.reader(fh))[-1] == "card"
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    os.chmod(mine, 0o755)
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
+                            str(mine)])
+    assert r.exit_code == 0, r.output
+    assert (mine.stat().st_mode & 0o777) == 0o755  # not changed behind the user's back
+    assert f"{mine} can be read by other users of this computer (mode 0755)" in r.stderr
+    assert f"chmod 700 {mine}" in r.stderr
+
+
+def test_readme_lists_the_manifest_columns_with_card():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`manifest.csv` (`row,uvci,full_name,file,hc1,iat,exp`, and\nwith `--card` a " \
+           "last column `card`" in text
+    assert "mode 0700" in text

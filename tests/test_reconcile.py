@@ -947,3 +947,24 @@ def test_an_unusable_register_row_is_named_as_what_to_correct(tmp_path: Path) ->
                                 f"(before 1900, after {TODAY}, or not a date))")
     assert bad[1]["fix"] == "correct row 2 of the population register"
     assert bad[2]["reason"] == "the ID number is not in the population register"
+
+
+def test_a_new_out_dir_is_private_and_an_open_one_is_warned_about(tmp_path: Path) -> None:
+    """matched.csv and mismatches.csv hold names and dates of birth: the --out directory
+    vaxqr creates is 0700; one the user made keeps its mode, with a warning."""
+    pop = _write(tmp_path / "p.csv", POP_HEADER + "\n")
+    vac = _write(tmp_path / "v.csv", HEADER + "\n")
+    runner = CliRunner()
+    out = tmp_path / "new" / "recon"
+    r = runner.invoke(app, ["reconcile", str(vac), "-p", str(pop), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out.stat().st_mode & 0o777) == 0o700 and "other users" not in r.stderr
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    os.chmod(mine, 0o750)
+    r = runner.invoke(app, ["reconcile", str(vac), "-p", str(pop), "-o", str(mine), "--json"])
+    assert r.exit_code == 0, r.output
+    assert (mine.stat().st_mode & 0o777) == 0o750
+    assert f"warning: {mine} can be read by other users of this computer (mode 0750)" \
+        in r.stderr and f"chmod 700 {mine}" in r.stderr
+    assert json.loads(r.stdout)["version"] == 1  # stdout stays data

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Exit, app, console, fail, fail_from, safe
+from .cli import Exit, app, console, fail, fail_from, safe, warn
 from .errors import VaxqrError
 
 
@@ -153,6 +153,8 @@ def reconcile(
     finally:
         if spooled is not None:
             shutil.rmtree(spooled.parent, ignore_errors=True)
+    for w in result.warnings:
+        warn(w)
     if as_json:
         from .safetext import printable_json
 

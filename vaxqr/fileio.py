@@ -311,6 +311,31 @@ def ensure_dir(path: str | os.PathLike[str], *, mode: int = 0o755) -> Path:
     return p
 
 
+def ensure_private_dir(path: str | os.PathLike[str], holds: str) -> tuple[Path, str | None]:
+    """A directory for personal data (``holds`` says what, for the warning): created when
+    missing with mode 0700 (its missing parents as :func:`ensure_dir` makes them); one that
+    exists is left as it is (the user made it, or chose its mode), with a warning when other
+    users of the computer can list it or enter it."""
+    p = Path(path)
+    ensure_dir(p.parent)
+    try:
+        p.mkdir(mode=0o700)
+        return p, None
+    except FileExistsError:
+        if not p.is_dir():
+            raise StorageError(f"{p} exists and is not a directory") from None
+    except OSError as exc:
+        raise _describe(exc, p) from exc
+    try:
+        mode = stat.S_IMODE(p.stat().st_mode)
+    except OSError as exc:
+        raise _describe(exc, p) from exc
+    if mode & 0o055:
+        return p, (f"{p} can be read by other users of this computer (mode {mode:04o}) and "
+                   f"holds {holds}; to keep them out: chmod 700 {p}")
+    return p, None
+
+
 def file_identity(path: Path) -> tuple[int, ...]:
     """What changes when a file is written or replaced: device, inode, size, mtime."""
     try:

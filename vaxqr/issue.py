@@ -43,6 +43,7 @@ from .fileio import (
     atomic_write,
     check_unchanged,
     ensure_dir,
+    ensure_private_dir,
     exclusive_dir,
     file_identity,
 )
@@ -758,14 +759,17 @@ _CHANGED = ("the credentials signed before it changed are recorded; run the same
             "again once the file is complete")
 
 
+_HOLDS = "the citizens' names, dates of birth and credentials"
+
+
 def holding(out_dir: Path) -> AbstractContextManager[None]:
-    """Hold a batch's output directory (created if missing) for this run alone: another
-    ``vaxqr issue`` on it is refused at once while this one runs. :func:`issue_batch`
-    holds it; a flow that writes there first (``--population``'s reconcile) holds it
-    around both."""
-    return exclusive_dir(ensure_dir(out_dir), f"{out_dir} is in use by another vaxqr issue "
-                         "run", "wait for it to end; to resume a batch, run the same command "
-                         "again once it has")
+    """Hold a batch's output directory (created if missing, mode 0700) for this run alone:
+    another ``vaxqr issue`` on it is refused at once while this one runs.
+    :func:`issue_batch` holds it; a flow that writes there first (``--population``'s
+    reconcile) holds it around both."""
+    return exclusive_dir(ensure_private_dir(out_dir, _HOLDS)[0], f"{out_dir} is in use by "
+                         "another vaxqr issue run", "wait for it to end; to resume a batch, "
+                         "run the same command again once it has")
 
 
 def issue_batch(
@@ -813,9 +817,11 @@ def issue_batch(
     # anything is written) and the citizens on several rows, who get one credential.
     before = file_identity(csv_path)  # the CSV is read twice: both passes must see one file
     total_rows, repeated = _index_citizens(csv_path)
-    out = ensure_dir(out_dir)
+    out, open_dir = ensure_private_dir(out_dir, _HOLDS)  # created 0700
     source = source or csv_path.name
     result = BatchResult(out_dir=out)
+    if open_dir:
+        result.warnings.append(open_dir)
     if short:
         result.warnings.append(short)
     place = str(out.resolve())

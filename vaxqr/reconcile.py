@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import StorageError
-from .fileio import atomic_open, check_unchanged, ensure_dir, file_identity
+from .fileio import atomic_open, check_unchanged, ensure_private_dir, file_identity
 from .issue import COLUMNS, REQUIRED
 from .matching import (
     _NO_CONTEXT,
@@ -544,6 +544,7 @@ class ReconcileResult:
     register_problems: tuple[tuple[int, str], ...] = ()
     seconds: float = 0.0
     out_dir: Path = field(default=Path("."))
+    warnings: tuple[str, ...] = ()  # for the user (an output directory others can read)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -643,7 +644,7 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
     started = time.perf_counter()
     today = today or date.today()
     report_date = report_date or today
-    out = ensure_dir(out_dir)
+    out, open_dir = ensure_private_dir(out_dir, "the citizens' names and dates of birth")
     if not overwrite:
         for name in OUTPUTS:
             if (out / name).exists():
@@ -704,7 +705,8 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
         report_date=report_date, register_rows=register.rows,
         register_people=len(register), register_invalid=register.invalid,
         register_duplicates=register.duplicates, register_problems=register.problems,
-        seconds=time.perf_counter() - started, out_dir=out)
+        seconds=time.perf_counter() - started, out_dir=out,
+        warnings=(open_dir,) if open_dir else ())
     with atomic_open(out / "report.json", overwrite=overwrite, text=True) as fh:
         json.dump(result.to_json(), fh, ensure_ascii=False, indent=1)
         fh.write("\n")
