@@ -345,3 +345,28 @@ def test_readme_lists_the_manifest_columns_with_card():
     assert "`manifest.csv` (`row,uvci,full_name,file,hc1,iat,exp`, and\nwith `--card` a " \
            "last column `card`" in text
     assert "mode 0700" in text
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"", "is empty (not even a header line)"),
+    (b"\xef\xbb\xbf", "is empty (not even a header line)"),
+    ("full_name\tsex\n".encode("utf-16"), "is UTF-16 (Excel's 'Unicode Text'), not a UTF-8 CSV"),
+    (b"full_name,sex\n\xff", None),  # not UTF-8 further on: said with its line and byte
+    (b"\xfe\xff" + "full_name,sex\n".encode("utf-16-be"), "is UTF-16"),
+    (b"\n\nfull_name,sex\n", "the first line is blank; the CSV header must be there"),
+], ids=["empty", "bom-only", "utf16-le", "not-utf8", "utf16-be", "blank-first-line"])
+def test_an_empty_or_utf16_csv_is_named_as_such(runner, tmp_path, content, said):
+    src = tmp_path / "in.csv"
+    src.write_bytes(content)
+    signer = _signer_copy(tmp_path)
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
+                            str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    assert "lacks" not in r.stderr
+    if said is None:
+        assert "is not UTF-8 (line 2, byte 1" in r.stderr
+    else:
+        assert f"{src} {said}" in r.stderr or f"{src}: {said}" in r.stderr, r.stderr
+    if said and "UTF-16" in said:
+        assert "\n  hint: save the export as CSV UTF-8" in r.stderr
+    assert not (tmp_path / "out" / "ledger.sqlite").exists()

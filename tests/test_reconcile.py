@@ -949,6 +949,24 @@ def test_an_unusable_register_row_is_named_as_what_to_correct(tmp_path: Path) ->
     assert bad[2]["reason"] == "the ID number is not in the population register"
 
 
+@pytest.mark.parametrize("which", ["population", "vaccinations"])
+@pytest.mark.parametrize("content, said", [
+    (b"", "is empty (not even a header line)"),
+    ("a\tb\n".encode("utf-16"), "is UTF-16 (Excel's 'Unicode Text'), not a UTF-8 CSV"),
+    (b"\n" + POP_HEADER.encode() + b"\n", "the first line is blank"),
+], ids=["empty", "utf16", "blank-first-line"])
+def test_an_empty_or_utf16_csv_is_named_as_vaxqr_issue_names_it(
+        tmp_path: Path, which: str, content: bytes, said: str) -> None:
+    pop = _write(tmp_path / "p.csv", POP_HEADER + "\n")
+    vac = _write(tmp_path / "v.csv", HEADER + "\n")
+    bad = pop if which == "population" else vac
+    bad.write_bytes(content)
+    with pytest.raises(ValidationError) as info:
+        reconcile_files(vac, pop, tmp_path / "o")
+    assert said in str(info.value) and str(bad) in str(info.value)
+    assert "lacks" not in str(info.value)
+
+
 def test_a_new_out_dir_is_private_and_an_open_one_is_warned_about(tmp_path: Path) -> None:
     """matched.csv and mismatches.csv hold names and dates of birth: the --out directory
     vaxqr creates is 0700; one the user made keeps its mode, with a warning."""

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import StorageError
+from .errors import StorageError, ValidationError
 
 PRIVATE = 0o600
 PUBLIC = 0o644
@@ -334,6 +334,24 @@ def ensure_private_dir(path: str | os.PathLike[str], holds: str) -> tuple[Path, 
         return p, (f"{p} can be read by other users of this computer (mode {mode:04o}) and "
                    f"holds {holds}; to keep them out: chmod 700 {p}")
     return p, None
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # little-endian (Windows), big-endian
+CSV_UTF8_HINT = "save the export as CSV UTF-8 (Excel: 'CSV UTF-8'), then run again"
+
+
+def check_csv_start(path: str | os.PathLike[str], head: bytes) -> None:
+    """Refuse, saying what it is, a CSV whose first bytes ``head`` (at least 2, when the
+    file has them) show an empty file (no byte but a UTF-8 BOM) or a UTF-16 one (its byte
+    order mark: Excel's "Unicode Text", Notepad's "Unicode"). Not read as UTF-16: Excel's
+    "Unicode Text" is tab-separated, not CSV, and the readers keep byte offsets of UTF-8."""
+    if head.startswith(_UTF16_BOMS):
+        raise ValidationError(f"{path} is UTF-16 (Excel's 'Unicode Text'), not a UTF-8 CSV",
+                              hint=CSV_UTF8_HINT)
+    if not head or head == UTF8_BOM:
+        raise ValidationError(f"{path} is empty (not even a header line)",
+                              hint="export the records again (the header line first)")
 
 
 def file_identity(path: Path) -> tuple[int, ...]:

@@ -38,9 +38,11 @@ from .codec import encode_hc1
 from .credential import PersonName, UvciMaker, find_vaccine, vaccination_dcc
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
 from .fileio import (
+    CSV_UTF8_HINT,
     BatchDir,
     atomic_open,
     atomic_write,
+    check_csv_start,
     check_unchanged,
     ensure_dir,
     ensure_private_dir,
@@ -323,12 +325,22 @@ def _csv_reader(path: Path) -> Iterator[tuple[list[str], Any]]:
     except OSError as exc:
         raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
     with fh:
+        try:
+            head = fh.read(4)
+            fh.seek(0)
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+        check_csv_start(path, head)
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
         if csv.field_size_limit() < FIELD_LIMIT:
             csv.field_size_limit(FIELD_LIMIT)  # process-wide; only ever raised
         reader = csv.reader(text)
         try:
             header = [h.strip().lower() for h in next(reader, [])]
+            if not any(header):
+                raise ValidationError(f"{path}: the first line is blank; the CSV header "
+                                      "must be there", hint="expected header: "
+                                      + ",".join(COLUMNS))
             missing = [c for c in REQUIRED if c not in header]
             if missing:
                 raise ValidationError(
@@ -339,7 +351,7 @@ def _csv_reader(path: Path) -> Iterator[tuple[list[str], Any]]:
             line, byte = _first_bad_utf8(path)
             raise ValidationError(
                 f"{path} is not UTF-8 (line {line}, byte {byte} of that line)",
-                hint="save the export as CSV UTF-8 (Excel: 'CSV UTF-8'), then run again") from None
+                hint=CSV_UTF8_HINT) from None
         except csv.Error as exc:
             raise ValidationError(
                 f"{path}: malformed CSV at line {reader.line_num} ({exc})") from None

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from .citizen import strip_diacritics
 from .errors import StorageError, ValidationError
+from .fileio import CSV_UTF8_HINT, UTF8_BOM, check_csv_start
 from .matching import (
     _PROVINCE_CODES,
     Person,
@@ -56,12 +57,14 @@ def _header(path: Path, fh: IO[bytes], required: Sequence[str],
             wanted: Sequence[str]) -> tuple[list[int], int]:
     """Column positions of ``wanted`` (-1 if absent) and the offset of the first data row."""
     raw = fh.readline()
-    if raw.startswith(b"\xef\xbb\xbf"):
+    check_csv_start(path, raw[:4])
+    if raw.startswith(UTF8_BOM):
         raw = raw[3:]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValidationError(f"{path} is not UTF-8 (in the header)") from None
+        raise ValidationError(f"{path} is not UTF-8 (in the header)",
+                              hint=CSV_UTF8_HINT) from None
     try:
         names = [h.strip().lower() for h in next(csv.reader([text]), [])]
     except csv.Error as exc:  # a line break alone inside the header line: a lone CR
@@ -69,6 +72,9 @@ def _header(path: Path, fh: IO[bytes], required: Sequence[str],
             f"{path}: malformed CSV header ({exc})",
             hint="end lines with LF or CRLF (a file saved as 'CSV (Macintosh)' ends them "
                  "with CR alone)") from None
+    if not any(names):
+        raise ValidationError(f"{path}: the first line is blank; the CSV header must be there",
+                              hint="expected header: " + ",".join(wanted))
     missing = [c for c in required if c not in names]
     if missing:
         raise ValidationError(f"{path}: the CSV header lacks {', '.join(missing)}",
@@ -106,7 +112,7 @@ def _iter_rows(path: Path, offset: int, data: bytes) -> Iterator[list[str]]:
     except UnicodeDecodeError as exc:
         raise ValidationError(
             f"{path} is not UTF-8 (byte {offset + exc.start})",
-            hint="save the export as CSV UTF-8 (Excel: 'CSV UTF-8'), then run again",
+            hint=CSV_UTF8_HINT,
         ) from None
     try:
         yield from filter(None, csv.reader(io.StringIO(text, newline="")))
