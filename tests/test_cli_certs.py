@@ -327,3 +327,12 @@ def test_show_a_key_file_says_how_it_is_encrypted(tmp_path: Path) -> None:
     r = cli(["show", str(strong)])
     assert r.exit_code == 0 and "WEAK" not in r.output and "warning" not in r.output
     assert "PBKDF2, 600,000 rounds" in r.output
+
+
+def test_hints_are_indented_as_every_command_indents_them(tmp_path: Path) -> None:
+    """`vaxqr certs` errors use the shared cli.fail style: "error: …", then "  hint: …"."""
+    r = cli(["list", str(tmp_path)])
+    assert r.exit_code == 3
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("error: ") and "not a vaxqr CA directory" in lines[0]
+    assert lines[1].startswith("  hint: create one with: vaxqr certs init")

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import cadir, certinfo, certs, describe, keys, revocation
-from .cli import Exit
+from .cli import Exit, fail
 from .cli import safe as esc  # one escaping rule for every command
 from .cli_password import PASSWORD_ENV
 from .cli_password import Usage as _Usage
@@ -45,10 +45,7 @@ T = TypeVar("T")
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {esc(message)}")
-    if hint:
-        err.print(f"[dim]hint:[/] {esc(hint)}")
-    raise typer.Exit(code)
+    fail(message, code=Exit(code), hint=hint)  # the one style: "error: …", "  hint: …"
 
 
 def _run(fn: Callable[[], T]) -> T:
