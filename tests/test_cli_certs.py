@@ -329,6 +329,34 @@ def test_show_a_key_file_says_how_it_is_encrypted(tmp_path: Path) -> None:
     assert "PBKDF2, 600,000 rounds" in r.output
 
 
+def test_revoke_says_how_to_publish_with_the_ca_directory_given(tmp_path: Path) -> None:
+    h = make_hierarchy(tmp_path / "kg site")  # a space: the command is given quoted
+    quoted = f"'{h.ca}'"
+    hint = (f"publish a new trust list: vaxqr certs trustlist {quoted} --out FILE (add "
+            "--force to replace the published one)")
+    r = cli(["revoke", str(h.ca), "31078", "--reason", "key-compromise"])
+    assert r.exit_code == 0, r.output
+    assert hint in r.stderr and "CA_DIR" not in r.stderr
+    r = cli(["revoke-credential", str(h.ca), "URN:UVCI:01:VN:091/31078/1#Q"])
+    assert r.exit_code == 0, r.output
+    assert hint in r.stderr and "CA_DIR" not in r.stderr
+
+
+def test_show_on_a_ca_or_signer_directory_names_its_certificate(tmp_path: Path) -> None:
+    h = make_hierarchy(tmp_path)
+    r = cli(["show", str(h.ca)])
+    assert r.exit_code == 3
+    assert f"{h.ca} is a directory, a file was expected" in r.stderr
+    assert (f"\n  hint: {h.ca} is a CA directory: give its certificate, {h.ca / 'ca.crt'} (or "
+            f"{h.ca / 'chain.pem'}, with the CA above it)") in r.stderr
+    r = cli(["show", str(h.s1)])
+    assert r.exit_code == 3
+    assert f"hint: {h.s1} is a commune signer directory: give its certificate, " \
+        f"{h.s1 / 'signer.crt'}" in r.stderr
+    r = cli(["show", str(tmp_path)])  # any other directory: no hint
+    assert r.exit_code == 3 and "hint" not in r.stderr
+
+
 def test_hints_are_indented_as_every_command_indents_them(tmp_path: Path) -> None:
     """`vaxqr certs` errors use the shared cli.fail style: "error: …", then "  hint: …"."""
     r = cli(["list", str(tmp_path)])

@@ -290,6 +290,19 @@ def is_demo_certificate(cert: x509.Certificate) -> bool:
 # Files: certificates (PEM/DER), JSON
 
 
+def _directory_hint(path: Path) -> str | None:
+    """What to give instead of a CA or commune signer directory: its certificate."""
+    for name, what in (("ca.crt", "a CA directory"), ("signer.crt", "a commune signer directory")):
+        try:
+            if (path / name).is_file():
+                chain = path / "chain.pem"
+                also = f" (or {chain}, with the CA above it)" if chain.is_file() else ""
+                return f"{path} is {what}: give its certificate, {path / name}{also}"
+        except OSError:
+            return None
+    return None
+
+
 def _read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     try:
         with open(path, "rb") as fh:
@@ -297,7 +310,8 @@ def _read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     except FileNotFoundError:
         raise StorageError(f"{path} does not exist") from None
     except IsADirectoryError:
-        raise StorageError(f"{path} is a directory, a file was expected") from None
+        raise StorageError(f"{path} is a directory, a file was expected",
+                           hint=_directory_hint(Path(path))) from None
     except OSError as exc:
         raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > limit:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,16 @@ T = TypeVar("T")
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
     fail(message, code=Exit(code), hint=hint)  # the one style: "error: …", "  hint: …"
+
+
+def _arg(path: Path) -> str:
+    """``path`` as a shell argument, escaped for rich."""
+    return esc(shlex.quote(str(path)))
+
+
+def _publish_hint(ca_dir: Path) -> str:
+    return (f"publish a new trust list: vaxqr certs trustlist {_arg(ca_dir)} --out FILE "
+            "(add --force to replace the published one)")
 
 
 def _run(fn: Callable[[], T]) -> T:
@@ -606,10 +617,10 @@ def revoke_cmd(
     crl = esc(str(ca_dir / "crl.pem"))
     if cadir.open_ca(ca_dir).role == "root":  # a root publishes its CRL, not a trust list
         err.print(f"  CRL re-signed: give checkpoints the new {crl} (vaxqr verify --trust "
-                  f"{crl}); re-sign it before its next update with: vaxqr certs crl CA_DIR")
+                  f"{crl}); re-sign it before its next update with: vaxqr certs crl "
+                  f"{_arg(ca_dir)}")
     else:
-        err.print(f"  CRL re-signed ({crl}); publish a new trust list: "
-                  "vaxqr certs trustlist CA_DIR --out FILE")
+        err.print(f"  CRL re-signed ({crl}); {_publish_hint(ca_dir)}")
 
 
 @certs_app.command("crl")
@@ -694,7 +705,7 @@ def revoke_credential_cmd(
         err.print(f"[red]revoked[/] {esc(c.uvci)}  hash {certinfo.b64(c.hash)}")
     for u in res.already:
         err.print(f"already revoked {esc(u)}")
-    err.print("  publish a new trust list: vaxqr certs trustlist CA_DIR --out FILE")
+    err.print(f"  {_publish_hint(ca_dir)}")
 
 
 @certs_app.command("trustlist")
