@@ -854,3 +854,24 @@ def test_ctrl_c_in_any_command_says_interrupted_with_exit_130():
             "def boom() -> None:\n    raise KeyboardInterrupt\n"
             "sys.argv = ['vaxqr', 'boom']\nc.main()")
     _says_only_interrupted(code)
+
+
+def test_an_error_about_a_file_names_it_once(valid, trust, tmp_path):
+    """`error: big.txt: big.txt is larger than 16 MiB` said the name twice: the message
+    already names it. One that does not is still given the file's name first."""
+    big = tmp_path / "hugeline.txt"
+    with big.open("wb") as fh:
+        fh.truncate(17 * 1024 * 1024)  # sparse: nothing is read past its size
+    r = _run([str(big)], trust)
+    assert r.returncode == 3
+    err = r.stderr.decode()
+    assert f"error: {big} is larger than 16 MiB; not a file of scanned payloads" in err
+    assert err.count(str(big)) == 1, err
+    from vaxqr.cli import _about
+
+    assert _about("a.png", "the picture is damaged") == "a.png: the picture is damaged"
+    assert _about("a", "cannot read a picture") == "a: cannot read a picture"
+    assert _about("./a.png", "a.png is a directory, not a picture") == \
+        "a.png is a directory, not a picture"
+    assert _about("x.png", "no such file: x.png") == "no such file: x.png"
+    assert _about("x.png", "cannot read x.png: I/O error") == "cannot read x.png: I/O error"

@@ -453,7 +453,7 @@ def verify(
             except _NothingRead as exc:
                 nothing_read("stdin" if arg == "-" else arg, str(exc))
             except VaxqrError as exc:
-                nothing_read("stdin" if arg == "-" else arg, f"{arg}: {exc}")
+                nothing_read("stdin" if arg == "-" else arg, _about(arg, str(exc)))
     except BaseException:
         if _pending:  # the reports made so far are written, whatever stopped the rest
             _write_pending()
@@ -463,6 +463,16 @@ def verify(
 
 
 _BLOCK = 32  # stream lines verified and written together
+
+
+def _about(arg: str, message: str) -> str:
+    """``arg: message``, or ``message`` alone when it names the file ``arg`` already (as
+    "FILE is larger than …" and "cannot read FILE: …" do), so the name is not said twice."""
+    for name in dict.fromkeys((arg, str(Path(arg)))):
+        if name and (message.startswith((f"{name} ", f"{name}:")) or f" {name}:" in message
+                     or message.endswith(f" {name}")):
+            return message
+    return f"{arg}: {message}"
 
 
 def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
