@@ -535,11 +535,13 @@ def test_a_short_new_password_is_asked_again_on_a_terminal(office, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
-@pytest.mark.parametrize("args", [["certs", "password", "dt"],
-                                  ["certs", "init", "ca2", "--name", "Kiên Giang",
-                                   "--province", "091"],
-                                  ["issue", "--signer", "dt", *CITIZEN, "--out", "x.png"]])
-def test_ctrl_c_at_a_password_prompt_says_interrupted(office, tmp_path, args):
+@pytest.mark.parametrize(("args", "prompt"), [
+    (["certs", "password", "dt"], "Password for the key dt/signer.key"),
+    (["certs", "init", "ca2", "--name", "Kiên Giang", "--province", "091"],
+     "New password for the CA key in ca2"),
+    (["issue", "--signer", "dt", *CITIZEN, "--out", "x.png"],
+     "Password for the commune key in dt")])
+def test_ctrl_c_at_a_password_prompt_says_interrupted(office, tmp_path, args, prompt):
     # click ended it with "Aborted!" and exit 1, the code of a credential that is not valid
     d = tmp_path / "office"
     shutil.copytree(office, d)
@@ -547,4 +549,5 @@ def test_ctrl_c_at_a_password_prompt_says_interrupted(office, tmp_path, args):
     code, out = _on_a_terminal(args, [b"\x03"], d)
     text = out.decode("utf-8", "replace")
     assert code == 130 and "interrupted" in text and "Aborted" not in text, text
+    assert prompt in text  # the same words in every command's prompt
     assert _snapshot(d) == before and not (d / "ca2").exists()

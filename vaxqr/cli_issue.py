@@ -26,8 +26,8 @@ def _load_signer(signer_dir: Path, password_file: Path | None) -> Any:
         fail(f"{printable(signer_dir)} is not a commune signer directory (it needs signer.crt "
              "and signer.key)", code=Exit.TRUST_OR_IO,
              hint="give the directory `vaxqr certs issue --out` made for this commune")
-    password = read_password(password_file, confirm=False, what=f"key in {signer_dir}",
-                             key=signer_dir / "signer.key")
+    password = read_password(password_file, confirm=False,
+                             what=f"the commune key in {signer_dir}", key=signer_dir / "signer.key")
     try:
         signer = load_signer(signer_dir, password)
     except VaxqrError as exc:
