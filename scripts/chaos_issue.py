@@ -55,6 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -232,13 +233,12 @@ def make_csv(path: Path, rows: int, rng: random.Random) -> Expected:
 _COLUMNS = "row, uvci, hc1, row_hash, full_name, iat, exp, file"
 
 
-def ledger_rows(out: Path, scratch: Path) -> list[tuple[int, str, str, str, str, int, int, str]]:
-    """The ledger's credentials (:data:`_COLUMNS`) as a crash left it, read from a copy: so
-    that reading it recovers, checkpoints or creates nothing among the batch's files."""
-    db = out / "ledger.sqlite"
+def _select(db: Path, copy: Path, sql: str) -> list[Any]:
+    """``sql`` run on a copy of the SQLite file ``db`` (with its ``-wal``) as a crash left
+    it: so that reading it recovers, checkpoints or creates nothing among the batch's
+    files. [] when there is no file yet, or no table (killed before it was created)."""
     if not db.exists():
         return []
-    copy = scratch / "ledger-copy.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{copy}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(db, copy)
@@ -246,32 +246,24 @@ def ledger_rows(out: Path, scratch: Path) -> list[tuple[int, str, str, str, str,
         shutil.copyfile(f"{db}-wal", f"{copy}-wal")
     con = sqlite3.connect(copy)
     try:
-        return con.execute(f"SELECT {_COLUMNS} FROM credentials ORDER BY row").fetchall()
+        return con.execute(sql).fetchall()
     except sqlite3.OperationalError:  # killed before the table was created
         return []
     finally:
         con.close()
+
+
+def ledger_rows(out: Path, scratch: Path) -> list[tuple[int, str, str, str, str, int, int, str]]:
+    """The batch ledger's credentials (:data:`_COLUMNS`), read from a copy (:func:`_select`)."""
+    return _select(out / "ledger.sqlite", scratch / "ledger-copy.sqlite",
+                   f"SELECT {_COLUMNS} FROM credentials ORDER BY row")
 
 
 def register_claims(signer: Path, scratch: Path) -> list[tuple[str, str, str, int]]:
     """The office register's claims ``(uvci, place, source, row)`` in ``signer``'s ledger,
-    read from a copy as :func:`ledger_rows` reads the batch's."""
-    db = signer / "ledger.sqlite"
-    if not db.exists():
-        return []
-    copy = scratch / "register-copy.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{copy}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(db, copy)
-    if Path(f"{db}-wal").exists():
-        shutil.copyfile(f"{db}-wal", f"{copy}-wal")
-    con = sqlite3.connect(copy)
-    try:
-        return con.execute("SELECT uvci, place, source, row FROM citizens").fetchall()
-    except sqlite3.OperationalError:  # killed before the table was created
-        return []
-    finally:
-        con.close()
+    read from a copy (:func:`_select`)."""
+    return _select(signer / "ledger.sqlite", scratch / "register-copy.sqlite",
+                   "SELECT uvci, place, source, row FROM citizens")
 
 
 def check_register(out: Path, signer: Path, scratch: Path, *, completed: bool) -> list[str]:

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import scriptload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mounts import held_elsewhere, mounted_tmpfs
@@ -1204,15 +1205,6 @@ def test_resumed_counts_each_signed_record_once(signer, tmp_path):
             len(runs[-1])
 
 
-def _chaos():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import chaos_issue
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    return chaos_issue
-
-
 def test_chaos_kill_points_then_a_power_loss_resume_to_one_credential_per_valid_row(tmp_path):
     """scripts/chaos_issue.py's machinery at fixed points: `vaxqr issue` SIGKILLed (whole
     process group) in its first chunk, in its final sync, and as its manifest is renamed
@@ -1222,7 +1214,7 @@ def test_chaos_kill_points_then_a_power_loss_resume_to_one_credential_per_valid_
     verified credential, its image decoding to it, rejects exactly the planted rows."""
     import random
 
-    chaos = _chaos()
+    chaos = scriptload.chaos_issue()
     rng = random.Random(3)
     csv_path = tmp_path / "records.csv"
     expect = chaos.make_csv(csv_path, 300, rng)

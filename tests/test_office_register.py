@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import scriptload
 from typer.testing import CliRunner
 
 from vaxqr import issue
@@ -168,22 +169,13 @@ def _signer_copy(tmp_path):
     return dst
 
 
-def _chaos():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import chaos_issue
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    return chaos_issue
-
-
 def test_a_batch_killed_between_claim_and_ledger_resumes_with_its_claims(tmp_path):
     """SIGKILL after the first chunk's claims are committed, before its ledger commit: the
     claims hold the citizens (another batch signs none of them, naming the claimed UVCIs),
     and the resumed batch signs them under those same UVCIs."""
     import random
 
-    chaos = _chaos()
+    chaos = scriptload.chaos_issue()
     signer_dir = _signer_copy(tmp_path)
     rng = random.Random(7)
     csv_path = tmp_path / "records.csv"
