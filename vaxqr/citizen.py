@@ -251,12 +251,14 @@ _SEXES: Final = {
 CITIZEN_KEY_PREFIX: Final = b"vaxqr office citizen register v1\x1f"
 
 
-def citizen_key(id_number: str) -> str:
-    """The citizen register's key for a (validated) 12-digit ID number: the SHA-256 hex of
-    a fixed prefix and the number. It keeps the numbers out of plain view, no more: the
+def citizen_key(id_number: str) -> bytes:
+    """The citizen register's key for a (validated) 12-digit ID number: the first 16 bytes
+    of the SHA-256 of a fixed prefix and the number (a BLOB: the register's index of 16-byte
+    keys costs a batch half the time of one of 64 hex characters; 128 bits, no two of the
+    10¹² numbers collide in practice). It keeps the numbers out of plain view, no more: the
     numbers have a known structure (province, century/sex and year digits) and a
     computer tries every one of a province and a birth year in seconds."""
-    return hashlib.sha256(CITIZEN_KEY_PREFIX + id_number.encode("ascii")).hexdigest()
+    return hashlib.sha256(CITIZEN_KEY_PREFIX + id_number.encode("ascii")).digest()[:16]
 
 
 def parse_sex(s: str) -> str:

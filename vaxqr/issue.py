@@ -49,7 +49,7 @@ from .fileio import (
     exclusive_dir,
     file_identity,
 )
-from .ledger import PLACE_SINGLE, Claim, Entry, Ledger, Register
+from .ledger import PLACE_SINGLE, Claim, ClaimRow, Entry, Ledger, Register
 from .safetext import formula_reason, spreadsheet_formula
 
 COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
@@ -536,7 +536,7 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _claim_of(rec: Record, key: str, uvci: str, place: str, source: str, now: str,
+def _claim_of(rec: Record, key: bytes, uvci: str, place: str, source: str, now: str,
               replaces: str) -> Claim:
     return Claim(key, rec.full_name, rec.sex, rec.dob.isoformat(), rec.dose, rec.total,
                  rec.vaccination_date.isoformat(), uvci, place, source, rec.row, now, replaces)
@@ -598,17 +598,18 @@ def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, 
     superseded: list[tuple[int, str]] = []
     replaced: list[tuple[int, str]] = []
 
-    def decide(held: Mapping[str, Claim]) -> list[Claim]:
+    def decide(held: Mapping[bytes, Claim]) -> list[ClaimRow]:
         signed.clear()
         refused.clear()
         superseded.clear()
         replaced.clear()
-        claims: list[Claim] = []
+        claims: list[ClaimRow] = []  # tuples, not Claims: ~0.5 µs less each
         now = _utc_now()
         drawn = uvcis.draw(len(chunk))
-        mine: dict[str, Claim] = {}  # claimed in this chunk (a citizen twice: not expected)
+        mine: dict[bytes, int] = {}  # claimed in this chunk, at (a citizen twice: not expected)
         for rec, key, uvci in zip(chunk, keys, drawn, strict=True):
-            old = mine.get(key) or held.get(key)
+            at = mine.get(key)
+            old = held.get(key) if at is None else Claim(*claims[at])
             replaces = ""
             if old is not None:
                 if old.place == place and old.source == source:
@@ -627,9 +628,10 @@ def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, 
                         continue
                     replaces = old.uvci
                     replaced.append((rec.row, old.uvci))
-            claim = _claim_of(rec, key, uvci, place, source, now, replaces)
-            mine[key] = claim
-            claims.append(claim)
+            mine[key] = len(claims)
+            claims.append((key, rec.full_name, rec.sex, rec.dob.isoformat(), rec.dose, rec.total,
+                           rec.vaccination_date.isoformat(), uvci, place, source, rec.row, now,
+                           replaces))
             signed.append((rec, uvci))
         return claims
 

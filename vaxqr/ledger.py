@@ -59,7 +59,7 @@ class Entry(NamedTuple):
 
 REGISTER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS citizens (
-    citizen          TEXT PRIMARY KEY,  -- citizen.citizen_key(ID number): a hash, not the number
+    citizen          BLOB PRIMARY KEY,  -- citizen.citizen_key(ID number): a hash, not the number
     full_name        TEXT NOT NULL,     -- as signed (compared by citizen.name_key)
     sex              TEXT NOT NULL,     -- M or F
     dob              TEXT NOT NULL,     -- YYYY-MM-DD
@@ -81,7 +81,7 @@ _IN_LIST = 500  # parameters of one IN (...) lookup (SQLite before 3.32 allowed 
 class Claim(NamedTuple):
     """One citizen's entry in the register: the columns of ``citizens`` in order."""
 
-    citizen: str
+    citizen: bytes
     full_name: str
     sex: str
     dob: str
@@ -94,6 +94,10 @@ class Claim(NamedTuple):
     row: int
     issued_at: str
     replaces: str = ""
+
+
+# a claim as written: a Claim, or the plain tuple of its columns (built ~0.5 µs faster)
+ClaimRow = tuple[bytes, str, str, str, int, int, str, str, str, str, int, str, str]
 
 
 def _wrap(exc: sqlite3.Error, path: Path) -> StorageError:
@@ -207,26 +211,26 @@ class Register(Ledger):
             self._db.close()
             raise _wrap(exc, self.path) from exc
 
-    def _lookup(self, citizens: Sequence[str]) -> dict[str, Claim]:
-        found: dict[str, Claim] = {}
+    def _lookup(self, citizens: Sequence[bytes]) -> dict[bytes, Claim]:
+        found: dict[bytes, Claim] = {}
         for at in range(0, len(citizens), _IN_LIST):
             part = citizens[at:at + _IN_LIST]
             cur = self._db.execute(
                 f"SELECT {_CLAIM_COLUMNS} FROM citizens WHERE citizen IN "
                 f"({','.join('?' * len(part))})", part)
             for r in cur:
-                found[str(r[0])] = Claim(*r)
+                found[r[0]] = Claim(*r)
         return found
 
-    def lookup(self, citizens: Sequence[str]) -> dict[str, Claim]:
+    def lookup(self, citizens: Sequence[bytes]) -> dict[bytes, Claim]:
         """``citizen → claim`` for those of ``citizens`` the register holds."""
         try:
             return self._lookup(citizens)
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
 
-    def claim(self, citizens: Sequence[str],
-              decide: Callable[[Mapping[str, Claim]], Sequence[Claim]]) -> None:
+    def claim(self, citizens: Sequence[bytes],
+              decide: Callable[[Mapping[bytes, Claim]], Sequence[ClaimRow]]) -> None:
         """In one transaction: look ``citizens`` up, call ``decide`` with what the register
         holds of them, and write the claims it returns (each replacing the citizen's
         entry). Committed (and synced) when this returns; nothing is written when ``decide``
@@ -240,7 +244,7 @@ class Register(Ledger):
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
 
-    def issue_single(self, citizen: str,
+    def issue_single(self, citizen: bytes,
                      decide: Callable[[Claim | None, Entry | None],
                                       tuple[Entry, Claim] | None]) -> None:
         """In one transaction: look the citizen up (with the credential of a single issue,
