@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_ENTRY_COLUMNS = "uvci, source, row, row_hash, full_name, kid, iat, exp, hc1, file"
+_INSERT_CREDENTIAL = f"INSERT INTO credentials({_ENTRY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+
+
 class Entry(NamedTuple):
     """One credential as recorded: the columns of ``credentials`` in INSERT order (a tuple,
     so a batch's entries go to SQLite as they are: ~1.5 µs less per row than a dataclass)."""
@@ -147,9 +151,7 @@ class Ledger:
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT INTO credentials(uvci, source, row, row_hash, full_name, kid, iat,"
-                    " exp, hc1, file) VALUES (?,?,?,?,?,?,?,?,?,?)", entries)
+                self._db.executemany(_INSERT_CREDENTIAL, entries)
         except sqlite3.IntegrityError as exc:
             raise StorageError(f"ledger {self.path}: duplicate credential ({exc})") from exc
         except sqlite3.Error as exc:
@@ -168,14 +170,16 @@ class Ledger:
         return [str(s) for (s,) in cur]
 
     def entries(self, source: str | None = None) -> Iterator[Entry]:
-        sql = ("SELECT uvci, source, row, row_hash, full_name, kid, iat, exp, hc1, file "
-               "FROM credentials")
-        args: tuple[str, ...] = ()
-        if source is not None:
-            sql += " WHERE source = ?"
-            args = (source,)
-        for r in self._db.execute(sql + " ORDER BY source, row, issued_at", args):
+        for r in self._where(f"SELECT {_ENTRY_COLUMNS} FROM credentials", "source", source,
+                             "source, row, issued_at"):
             yield Entry(*r)
+
+    def _where(self, sql: str, column: str, value: str | None, order: str) -> sqlite3.Cursor:
+        """``sql`` (a SELECT), only the rows whose ``column`` is ``value`` when it is
+        given, in ``order``."""
+        if value is None:
+            return self._db.execute(f"{sql} ORDER BY {order}")
+        return self._db.execute(f"{sql} WHERE {column} = ? ORDER BY {order}", (value,))
 
     def find(self, uvci: str) -> Entry | None:
         r = self._db.execute(
@@ -258,9 +262,7 @@ class Register(Ledger):
                 new = decide(old, earlier)
                 if new is not None:
                     entry, claim = new
-                    self._db.execute(
-                        "INSERT INTO credentials(uvci, source, row, row_hash, full_name, kid,"
-                        " iat, exp, hc1, file) VALUES (?,?,?,?,?,?,?,?,?,?)", entry)
+                    self._db.execute(_INSERT_CREDENTIAL, entry)
                     self._db.execute(_INSERT_CLAIM, claim)
         except sqlite3.IntegrityError as exc:
             raise StorageError(f"ledger {self.path}: duplicate credential ({exc})") from exc
@@ -269,12 +271,8 @@ class Register(Ledger):
 
     def claims(self, place: str | None = None) -> Iterator[Claim]:
         """Every claim (of ``place`` only, if given)."""
-        sql = f"SELECT {_CLAIM_COLUMNS} FROM citizens"
-        args: tuple[str, ...] = ()
-        if place is not None:
-            sql += " WHERE place = ?"
-            args = (place,)
-        for r in self._db.execute(sql + " ORDER BY place, source, row", args):
+        for r in self._where(f"SELECT {_CLAIM_COLUMNS} FROM citizens", "place", place,
+                             "place, source, row"):
             yield Claim(*r)
 
 
