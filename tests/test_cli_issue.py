@@ -8,6 +8,7 @@ import pytest
 from mounts import mounted_tmpfs
 from typer.testing import CliRunner
 
+from vaxqr.certinfo import load_certificates
 from vaxqr.cli import app
 
 from records import good_rows, write_csv
@@ -252,37 +253,144 @@ def test_single_output_that_cannot_be_written_records_nothing(runner, tmp_path, 
         assert (tmp_path / "hong-card.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_short_lived_signer_is_warned_about_once(runner, tmp_path, monkeypatch):
-    """A commune certificate ending in 10 days caps every credential's exp there: both the
-    single and the batch say so, once, on stderr."""
+def _fresh_signer(tmp_path, *, start_days=-1, end_days=None, days=None):
+    """A province CA made a year ago and a commune signer valid from ``start_days`` to
+    ``end_days`` from now (or ``days`` long from an hour ago), password VAXQR_PASSWORD's."""
     import datetime as dt
 
     from vaxqr import certs
 
     pw = b"a test password"
     now = dt.datetime.now(dt.UTC)
-    certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code="091", password=pw,
-                  now=now - dt.timedelta(days=1))
-    certs.issue_signer(tmp_path / "ca", ca_password=pw, commune_code="31078",
-                       name="UBND xã Dương Tơ", out_dir=tmp_path / "s", password=pw,
-                       days=10, now=now - dt.timedelta(hours=1))
-    monkeypatch.setenv("VAXQR_PASSWORD", pw.decode())
-    ends = certs.load_signer(tmp_path / "s", pw).certificate.not_valid_after_utc
-    expected = (f"the commune certificate expires on {ends:%Y-%m-%d}: credentials issued "
-                "now are valid for 9 days, not 12 months; ask the province for a new "
+    ca, s = tmp_path / "ca", tmp_path / "s"
+    if not ca.exists():
+        certs.init_ca(ca, name="Kiên Giang", province_code="091", password=pw,
+                      now=now - dt.timedelta(days=365))
+    if days is not None:
+        certs.issue_signer(ca, ca_password=pw, commune_code="31078", name="UBND xã Dương Tơ",
+                           out_dir=s, password=pw, days=days, now=now - dt.timedelta(hours=1))
+    else:
+        certs.issue_signer(ca, ca_password=pw, commune_code="31078", name="UBND xã Dương Tơ",
+                           out_dir=s, password=pw, now=now,
+                           not_before=now + dt.timedelta(days=start_days),
+                           not_after=now + dt.timedelta(days=end_days))
+    return ca, s
+
+
+def test_short_lived_signer_is_warned_about_once(runner, tmp_path, monkeypatch):
+    """A commune certificate ending in 100 days caps every credential's exp there: the
+    single issue and the batch say when the credentials expire, once, before signing."""
+    _ca, s = _fresh_signer(tmp_path, days=100)
+    monkeypatch.setenv("VAXQR_PASSWORD", "a test password")
+    ends = load_certificates(s / "signer.crt")[0].not_valid_after_utc
+    day = f"{ends:%Y-%m-%d}"
+    expected = (f"the commune certificate ends on {day}: credentials signed now expire on "
+                f"{day} (in 99 days), not in 12 months; ask provincial IT for a new "
                 "certificate")
-    r = runner.invoke(app, ["issue", "--signer", str(tmp_path / "s"), *PERSON, "--out", "-"])
+    r = runner.invoke(app, ["issue", "--signer", str(s), *PERSON, "--out", "-"])
     assert r.exit_code == 0, r.output
     assert r.stderr.count(expected) == 1 and r.stdout.startswith("HC1:")
     src = write_csv(tmp_path / "r.csv", good_rows(5, seed=22))
-    r = runner.invoke(app, ["issue", "--signer", str(tmp_path / "s"), "--from", str(src),
+    r = runner.invoke(app, ["issue", "--signer", str(s), "--from", str(src),
                             "--out", str(tmp_path / "out"), "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert r.stderr.count(expected) == 1 and "5 issued" in r.stderr
+    assert r.stderr.index(expected) < r.stderr.index("5 issued")
     monkeypatch.setenv("VAXQR_PASSWORD", "vaxqr-demo")
     r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), *PERSON,
                             "--out", "-"])
-    assert r.exit_code == 0 and "credentials issued now" not in r.stderr
+    assert r.exit_code == 0 and "not in 12 months" not in r.stderr
+
+
+def test_a_signer_ending_within_30_days_is_refused_unless_asked(runner, tmp_path, monkeypatch):
+    """Credentials valid ten days, handed out and refused at checkpoints soon after (and the
+    office's register then keeps a later batch from signing those citizens again): refused
+    before the password is asked, unless --short-validity."""
+    _ca, s = _fresh_signer(tmp_path, days=10)
+    monkeypatch.delenv("VAXQR_PASSWORD")
+    src = write_csv(tmp_path / "r.csv", good_rows(3, seed=24))
+    for args in ([*PERSON, "--out", "-"], ["--from", str(src), "--out", str(tmp_path / "o")]):
+        r = runner.invoke(app, ["issue", "--signer", str(s), *args])
+        assert r.exit_code == 3, r.output
+        assert "in 9 days: credentials signed with it would expire then, not in 12 months" \
+            in r.stderr and "--short-validity" in r.stderr
+        assert r.stdout == "" and not (tmp_path / "o").exists()
+    assert not (s / "ledger.sqlite").exists()
+    monkeypatch.setenv("VAXQR_PASSWORD", "a test password")
+    r = runner.invoke(app, ["issue", "--signer", str(s), *PERSON, "--out", "-",
+                            "--short-validity"])
+    assert r.exit_code == 0, r.output
+    assert "(in 9 days), not in 12 months" in r.stderr and r.stdout.startswith("HC1:")
+
+
+@pytest.mark.parametrize("when", ["expired", "not-yet-valid"])
+def test_an_expired_or_future_signer_is_refused_before_the_password(runner, tmp_path,
+                                                                     monkeypatch, when):
+    start, end = {"expired": (-400, -1), "not-yet-valid": (2, 700)}[when]
+    _ca, s = _fresh_signer(tmp_path, start_days=start, end_days=end)
+    monkeypatch.delenv("VAXQR_PASSWORD")  # no password question is reached
+    src = write_csv(tmp_path / "r.csv", good_rows(3, seed=25))
+    for args in ([*PERSON, "--out", "-"], ["--from", str(src), "--out", str(tmp_path / "o")]):
+        r = runner.invoke(app, ["issue", "--signer", str(s), *args])
+        assert r.exit_code == 3, r.output
+        if when == "expired":
+            assert "expired on" in r.stderr and "nothing can be signed with it" in r.stderr
+            assert "ask provincial IT for a new commune certificate" in r.stderr
+        else:
+            assert "is not valid until" in r.stderr and "date and time" in r.stderr
+        assert r.stdout == "" and not (tmp_path / "o").exists()
+
+
+def _demo_ca_copy(tmp_path):
+    import shutil
+
+    ca = tmp_path / "demo-ca"
+    shutil.copytree(ROOT / "keys" / "examples" / "ca", ca)
+    os.chmod(ca / "ca.key", 0o600)
+    return ca
+
+
+def test_a_revoked_signer_is_refused(runner, tmp_path):
+    """The province revoked the commune's certificate: its crl.pem in SIGNER/trust/ (or the
+    trust list with --trust) stops the office before anything is signed."""
+    import shutil
+
+    from vaxqr import certs, revocation
+
+    ca = _demo_ca_copy(tmp_path)
+    signer = _signer_copy(tmp_path)
+    src = write_csv(tmp_path / "r.csv", good_rows(3, seed=26))
+    batch = ["--from", str(src), "--out", str(tmp_path / "o")]
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *batch, "--trust", str(TRUSTLIST),
+                            "--trust", str(ca / "crl.pem"), "--workers", "1"])
+    assert r.exit_code == 0, r.output  # not revoked yet: both files say so
+    shutil.rmtree(tmp_path / "o")
+    revocation.revoke_certificate(ca, "31078", password=b"vaxqr-demo", reason="superseded")
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=tmp_path / "tl.json")
+    (signer / "trust").mkdir()
+    shutil.copy(ca / "crl.pem", signer / "trust" / "crl.pem")
+    for extra in ([], ["--trust", str(tmp_path / "tl.json")]):
+        if extra:
+            (signer / "trust" / "crl.pem").unlink()
+        for args in ([*PERSON, "--out", "-"], batch):
+            r = runner.invoke(app, ["issue", "--signer", str(signer), *args, *extra])
+            assert r.exit_code == 3, r.output
+            assert "has been revoked" in r.stderr and "checkpoints refuse" in r.stderr
+            assert r.stdout == "" and not (tmp_path / "o").exists()
+    from vaxqr.ledger import Ledger
+
+    with Ledger(signer / "ledger.sqlite") as ledger:
+        assert ledger.count() == 0
+
+
+def test_a_signer_whose_chain_no_longer_validates_is_refused(runner, tmp_path):
+    ca, _s = _fresh_signer(tmp_path, days=700)  # another CA than the demo signer's
+    signer = _signer_copy(tmp_path)
+    (signer / "chain.pem").write_bytes((signer / "signer.crt").read_bytes()
+                                       + (ca / "ca.crt").read_bytes())
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out", "-"])
+    assert r.exit_code == 3, r.output
+    assert "no longer validates against its CA (chain.pem)" in r.stderr and r.stdout == ""
 
 
 def test_batch_summary_counts_superseded_rows_apart(runner, tmp_path):

@@ -164,64 +164,58 @@ def test_exp_never_past_dsc(signer):
 
 
 
-def _ending_in(signer, delta):
-    """The signer as signer_info reads it, with a certificate that ends ``delta`` from now."""
-    from datetime import UTC, datetime
-    from types import SimpleNamespace
-
-    cert = SimpleNamespace(not_valid_before_utc=signer.certificate.not_valid_before_utc,
-                           not_valid_after_utc=datetime.now(UTC) + delta)
-    names = ("private_key", "kid", "commune_name", "province_name", "province_code",
-             "commune_code", "is_demo")
-    return SimpleNamespace(certificate=cert, **{n: getattr(signer, n) for n in names})
-
-
-def test_short_lived_credentials_are_warned_about(signer, tmp_path):
-    """exp is capped at the DSC's notAfter (as the DCC rules require): a commune certificate
-    near its end gave short-lived credentials without a word. The batch result says so, once."""
+def _fresh_signer(tmp_path, days):
+    """A real signer (CA, chain.pem) whose certificate ends ``days`` from now."""
     from datetime import UTC, datetime, timedelta
 
-    info = issue.signer_info(signer)
-    iat, exp = issue.credential_times(info, datetime.now(UTC))
-    assert issue.validity_warning(info, iat, exp) is None  # the demo signer: a full year
-    soon = _ending_in(signer, timedelta(days=10, hours=1))
-    short = issue.signer_info(soon)
-    iat, exp = issue.credential_times(short, datetime.now(UTC))
-    text = issue.validity_warning(short, iat, exp)
-    assert text == (f"the commune certificate expires on {short.not_after:%Y-%m-%d}: "
-                    "credentials issued now are valid for 10 days, not 12 months; ask the "
-                    "province for a new certificate")
-    assert "valid for 1 day," in issue.validity_warning(short, iat, iat + 86400 + 5)
-    assert "less than a day" in issue.validity_warning(short, iat, iat + 3600)
+    from vaxqr import certs
+
+    pw = b"a test password"
+    now = datetime.now(UTC)
+    certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code="091", password=pw,
+                  now=now - timedelta(days=1))
+    certs.issue_signer(tmp_path / "ca", ca_password=pw, commune_code="31078",
+                       name="UBND xã Dương Tơ", out_dir=tmp_path / "s", password=pw,
+                       days=days, now=now - timedelta(minutes=1))
+    return load_signer(tmp_path / "s", pw)
+
+
+def test_short_lived_credentials_are_warned_about(tmp_path):
+    """exp is capped at the DSC's notAfter (as the DCC rules require): a commune certificate
+    near its end gave short-lived credentials without a word. The batch result says so, once
+    (unless the caller checked the signer and showed the warning itself)."""
+    from vaxqr.signercheck import check_signer_dir
+
+    soon = _fresh_signer(tmp_path, 100)
+    ends = soon.certificate.not_valid_after_utc
     src = write_csv(tmp_path / "r.csv", good_rows(3, seed=21))
     result = issue.issue_batch(soon, src, tmp_path / "out", workers=1)
-    assert result.issued == 3 and result.warnings == [text]
+    assert result.issued == 3 and len(result.warnings) == 1
+    assert f"credentials signed now expire on {ends:%Y-%m-%d} (in 99 days), not in 12 " \
+        "months" in result.warnings[0]
     manifest = _read(tmp_path / "out" / "manifest.csv")
-    assert all(int(m["exp"]) == int(short.not_after.timestamp()) for m in manifest)
-    assert issue.issue_batch(signer, src, tmp_path / "out2", workers=1).warnings == []
+    assert all(int(m["exp"]) == int(ends.timestamp()) for m in manifest)
+    check = check_signer_dir(tmp_path / "s")
+    assert check.warnings == tuple(result.warnings)
+    again = issue.issue_batch(soon, src, tmp_path / "out2", workers=1, checked=check)
+    assert again.issued == 3 and again.warnings == []
 
-def test_credential_times_are_whole_days_from_iat(signer):
-    """iat + days, capped at the DSC's notAfter, to the second, whatever the microseconds."""
-    from datetime import timedelta
 
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
+def test_a_batch_refuses_a_signer_its_directory_knows_revoked(tmp_path):
+    """issue_batch checks the signer as vaxqr issue does: a CRL in SIGNER_DIR/trust/ that
+    revokes it stops the batch before anything is written."""
+    import shutil
 
-    info = issue.signer_info(signer)
-    span = int((info.not_after - info.not_before).total_seconds()) - 1
+    from vaxqr import revocation
 
-    @settings(max_examples=300, deadline=None)
-    @given(st.integers(0, span), st.integers(0, 999_999), st.integers(1, 800))
-    def check(offset: int, micro: int, days: int) -> None:
-        now = info.not_before + timedelta(seconds=offset, microseconds=micro)
-        if now >= info.not_after:
-            return
-        iat, exp = issue.credential_times(info, now, days)
-        assert iat == int(now.timestamp())
-        assert exp == min(int((now + timedelta(days=days)).timestamp()),
-                          int(info.not_after.timestamp()))
-
-    check()
+    signer = _fresh_signer(tmp_path, 700)
+    revocation.revoke_certificate(tmp_path / "ca", "31078", password=b"a test password")
+    (tmp_path / "s" / "trust").mkdir()
+    shutil.copy(tmp_path / "ca" / "crl.pem", tmp_path / "s" / "trust" / "crl.pem")
+    src = write_csv(tmp_path / "r.csv", good_rows(3, seed=21))
+    with pytest.raises(KeyCertError, match="has been revoked"):
+        issue.issue_batch(signer, src, tmp_path / "out", workers=1)
+    assert not (tmp_path / "out").exists()
 
 
 def _read(path):

@@ -15,6 +15,8 @@ Signer directory layout (``SIGNER_DIR``)::
     signer.key  its private key, encrypted PKCS#8 (PEM), mode 0600
     chain.pem   DSC, then the province CA, then the root CA if any
     signer.json province code and name, commune code and name, kid, demo flag
+    trust/      (optional) the CRLs and trust list the province hands out, which
+                ``vaxqr issue`` reads before signing (:mod:`vaxqr.signercheck`)
 """
 
 from __future__ import annotations
@@ -613,6 +615,7 @@ class Signer:
     province_name: str | None
     is_demo: bool
     warnings: tuple[str, ...] = ()
+    directory: Path | None = None  # the signer directory it was loaded from
 
     @property
     def alg(self) -> str:
@@ -678,6 +681,7 @@ def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None) -> S
         province_name=meta.get("province_name"),
         is_demo=demo,
         warnings=tuple(warnings),
+        directory=d,
     )
 
 

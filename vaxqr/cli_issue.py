@@ -17,24 +17,32 @@ _INTERRUPTED = ("interrupted: every credential signed so far is in the ledger; r
                 "command again to finish the batch (nothing is signed twice)")
 
 
-def _load_signer(signer_dir: Path, password_file: Path | None) -> Any:
+def _load_signer(signer_dir: Path, password_file: Path | None, trust: list[Path] | None,
+                 short_validity: bool) -> tuple[Any, Any]:
+    """The signer, loaded after its certificate passed its checks (vaxqr.signercheck:
+    validity, chain, revocation, time left), and the check; both sets of warnings shown."""
     from .certs import load_signer
     from .cli_password import read_password
+    from .signercheck import check_signer_dir
 
     if not (signer_dir / "signer.crt").is_file() or not (signer_dir / "signer.key").is_file():
         # before any password question: a wrong directory is not a password problem
         fail(f"{printable(signer_dir)} is not a commune signer directory (it needs signer.crt "
              "and signer.key)", code=Exit.TRUST_OR_IO,
              hint="give the directory `vaxqr certs issue --out` made for this commune")
+    try:  # before the password too: an unusable certificate is refused whatever the key
+        check = check_signer_dir(signer_dir, trust=trust or (), allow_short=short_validity)
+    except VaxqrError as exc:
+        fail_from(exc)
     password = read_password(password_file, confirm=False,
                              what=f"the commune key in {signer_dir}", key=signer_dir / "signer.key")
     try:
         signer = load_signer(signer_dir, password)
     except VaxqrError as exc:
         fail_from(exc)
-    for w in signer.warnings:  # includes the DEMO ONLY warning for keys/examples
+    for w in (*signer.warnings, *check.warnings):  # DEMO ONLY keys; credentials ending soon
         warn(w)
-    return signer
+    return signer, check
 
 
 @app.command()
@@ -81,6 +89,14 @@ def issue(
         "--population", help="Population register CSV: reconcile --from against it first "
         "(into OUT/reconcile/) and sign only the matched rows.")] = None,
     # --- end reconcile
+    trust: Annotated[list[Path] | None, typer.Option(
+        "--trust", help="A CRL (the province's crl.pem, the national root's) or the "
+        "province's trust list, or a folder of them, as checkpoints get them: a revoked "
+        "commune certificate or province CA is refused before signing. SIGNER/trust/ is "
+        "always read.", show_default=False)] = None,
+    short_validity: Annotated[bool, typer.Option(
+        "--short-validity", help="Sign although the commune certificate ends within 30 "
+        "days: the credentials expire with it.")] = False,
 ) -> None:
     """Sign vaccination credentials with a commune's certificate.
 
@@ -101,6 +117,13 @@ def issue(
     citizen it holds from elsewhere is signed only for a later dose (a single issue is
     refused, naming the credential, unless --reissue).
 
+    Before the key's password is asked, the commune certificate is checked and refused
+    (exit 3) when it has expired or is not valid yet, when its chain (chain.pem) no longer
+    validates, when a CRL or the province's trust list in SIGNER/trust/ (or given with
+    --trust) revokes it or its province CA, or when it ends within 30 days (unless
+    --short-validity). When it ends within 12 months, a warning says when the credentials
+    expire: with it.
+
     **Exit codes:** 0 done (rejected rows are listed in rejects.csv) · 2 usage or invalid
     record · 3 key, certificate or I/O problem.
     """
@@ -117,11 +140,11 @@ def issue(
             if reissue:
                 fail("--reissue is for a single issue (a batch signs a citizen the office "
                      "has a credential for only for a later dose)", code=Exit.USAGE)
-            s = _load_signer(signer, password_file)
+            s, check = _load_signer(signer, password_file, trust, short_validity)
             source = from_csv.name  # the ledger's name for the batch: the clerk's CSV
             if population is None:
                 began = True
-                _batch(flow, s, signer, from_csv, Path(out), fmt, workers, card, source)
+                _batch(flow, s, check, signer, from_csv, Path(out), fmt, workers, card, source)
                 return
             # --- reconcile (issue 8), then the batch, with OUT_DIR held around both: another
             # run must not rewrite OUT_DIR/reconcile/ under a batch reading its matched.csv
@@ -140,8 +163,8 @@ def issue(
                     f"reconcile: {res.matched_rows} of {res.rows} rows match the register{others}")
                 # numbered by its source_row: rows, image names and the ledger are the input's
                 began = True
-                _batch(flow, s, signer, res.out_dir / "matched.csv", Path(out), fmt, workers,
-                       card, source)
+                _batch(flow, s, check, signer, res.out_dir / "matched.csv", Path(out), fmt,
+                       workers, card, source)
         except KeyboardInterrupt:  # where _batch's own handler is not (before, after it)
             console(err=True).print(
                 _INTERRUPTED if began else "interrupted before any credential was signed; run "
@@ -162,7 +185,7 @@ def issue(
         record = flow.parse_record(0, fields, today=date.today())
     except ValidationError as exc:
         fail(f"invalid record: {exc}", code=Exit.USAGE, hint=exc.hint)
-    s = _load_signer(signer, password_file)
+    s, _check = _load_signer(signer, password_file, trust, short_validity)
     try:
         _single(flow, s, signer, record, out, force, card, reissue)
     except VaxqrError as exc:
@@ -195,9 +218,6 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
     with Register(signer_dir / "ledger.sqlite") as register:
         entry, note = flow.issue_single(register, info, record,
                                         file=str(target) if target else None, reissue=reissue)
-    short = flow.validity_warning(info, entry.iat, entry.exp)
-    if short:
-        warn(short)
     if note:
         warn(note)
     end_at_once()  # the ledger is closed; each file below is written whole or not at all
@@ -211,8 +231,8 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
         console(err=True).print(f"card → {safe(card_path)}")
 
 
-def _batch(flow: Any, signer: Any, signer_dir: Path, csv_path: Path, out: Path, fmt: str,
-           workers: int | None, card: str | None, source: str) -> None:
+def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path, out: Path,
+           fmt: str, workers: int | None, card: str | None, source: str) -> None:
     bar: dict[str, Any] = {}
     on_terminal = sys.stderr.isatty()  # rich (~15 ms to import) only for the progress bar
 
@@ -240,7 +260,8 @@ def _batch(flow: Any, signer: Any, signer_dir: Path, csv_path: Path, out: Path, 
     try:
         result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
                                   progress=progress if on_terminal else None, card=card,
-                                  source=source, register=signer_dir / "ledger.sqlite")
+                                  source=source, register=signer_dir / "ledger.sqlite",
+                                  checked=check)
     except VaxqrError as exc:
         fail_from(exc)
     except KeyboardInterrupt:

@@ -27,6 +27,9 @@ SCHEMA_VERSION = "1.3.0"
 TG_COVID19 = "840539006"
 COUNTRY = "VN"
 NAME_MAX = 80
+#: exp = iat + this many days (QĐ 5772: the QR is valid for 12 months), never past the
+#: DSC's notAfter (SPEC §2)
+VALIDITY_DAYS = 365
 
 # --------------------------------------------------------------------------- vaccines
 

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from . import citizen, sign
 from .codec import encode_hc1
-from .credential import PersonName, UvciMaker, find_vaccine, vaccination_dcc
+from .credential import VALIDITY_DAYS, PersonName, UvciMaker, find_vaccine, vaccination_dcc
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
 from .fileio import (
     CSV_UTF8_HINT,
@@ -55,7 +55,6 @@ from .safetext import formula_reason, spreadsheet_formula
 COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
            "vaccination_date", "vaccine", "lot", "site")
 REQUIRED = COLUMNS[:8]
-VALIDITY_DAYS = 365  # QĐ 5772: the QR is valid for 12 months
 MAX_ISSUER = 80
 _T = TypeVar("_T")
 CHUNK = 64  # rows signed and recorded in the first ledger transaction; then doubling to
@@ -208,31 +207,31 @@ def signer_info(signer: Any) -> SignerInfo:
 def credential_times(info: SignerInfo, now: datetime, days: int = VALIDITY_DAYS) -> tuple[int, int]:
     """(iat, exp): exp = iat + ``days`` but never after the DSC's notAfter."""
     if now < info.not_before:
-        raise KeyCertError(f"the signer certificate is not valid before {info.not_before:%Y-%m-%d}")
+        raise KeyCertError(f"the commune certificate is not valid before "
+                           f"{info.not_before:%Y-%m-%d}", hint="check this computer's date "
+                           "and time; if they are right, ask provincial IT for a commune "
+                           "certificate valid now")
     if now >= info.not_after:
-        raise KeyCertError(f"the signer certificate expired on {info.not_after:%Y-%m-%d}",
-                           hint="ask the province for a new commune certificate")
+        raise KeyCertError(f"the commune certificate expired on {info.not_after:%Y-%m-%d}",
+                           hint="ask provincial IT for a new commune certificate")
     iat = int(now.timestamp())  # whole seconds: adding whole days keeps the same fraction
     exp = min(iat + days * 86400, int(info.not_after.timestamp()))
     return iat, exp
 
 
-def validity_warning(info: SignerInfo, iat: int, exp: int,
-                     days: int = VALIDITY_DAYS) -> str | None:
-    """The warning for credentials that end sooner than ``days`` after ``iat`` because the
-    commune certificate ends at ``exp`` (:func:`credential_times` caps them at its
-    notAfter, as the DCC rules require), else None."""
-    if exp - iat >= days * 86400:
-        return None
-    left = (exp - iat) // 86400
-    span = f"{left} day{'' if left == 1 else 's'}" if left else "less than a day"
-    usual = "12 months" if days == VALIDITY_DAYS else f"{days} days"
-    return (f"the commune certificate expires on {info.not_after:%Y-%m-%d}: credentials "
-            f"issued now are valid for {span}, not {usual}; ask the province for a new "
-            "certificate")
-
-
 _KEYS: dict[bytes, Any] = {}
+
+
+def _check_signer(signer: Any) -> list[str]:
+    """:func:`vaxqr.signercheck.check_signer` of a loaded signer (with its directory's
+    revocation files): raises if it must not sign; returns its warnings."""
+    from .signercheck import check_signer, trust_files
+
+    where = getattr(signer, "directory", None)
+    check = check_signer(signer.certificate, signer.chain,
+                         trust=trust_files(where) if where is not None else [],
+                         where=str(where or ""))
+    return list(check.warnings)
 
 
 def _private_key(pem: bytes) -> Any:
@@ -798,6 +797,7 @@ def issue_batch(
     card: str | None = None,
     source: str | None = None,
     register: Path | None = None,
+    checked: Any = None,
 ) -> BatchResult:
     """Issue every valid row of ``csv_path`` into ``out_dir``; resumable after any crash.
 
@@ -813,6 +813,11 @@ def issue_batch(
     transaction, before the chunk is signed (:func:`_claim_chunk`). Without it, one
     credential per citizen holds within this CSV and ``out_dir`` only.
 
+    ``checked``: the :class:`vaxqr.signercheck.SignerCheck` the caller made of ``signer``
+    (``vaxqr issue`` does, before it asks for the key's password) and whose warnings it
+    showed; without it, the batch makes the same checks (:func:`_check_signer`: refused
+    before anything is written) and returns their warnings in ``BatchResult.warnings``.
+
     This process reads, validates and signs each chunk of rows and records it in the ledger;
     only then are the chunk's images rendered and written, by forked processes (``workers``
     processes in all, this one included; default: one per core) and, when they have enough
@@ -824,8 +829,11 @@ def issue_batch(
     if card not in (None, "png", "pdf"):
         raise ValidationError(f"unknown card format {card!r} (png or pdf)")
     info = signer_info(signer)
-    # fails early on an expired signer; warns when the signer ends within VALIDITY_DAYS
-    short = validity_warning(info, *credential_times(info, datetime.now(UTC)))
+    # the signer's own checks (validity, chain, revocation, a short remaining validity),
+    # unless the caller made them and showed their warnings (``checked``); then an expired
+    # signer still fails here, before anything is written
+    notes = [] if checked is not None else _check_signer(signer)
+    credential_times(info, datetime.now(UTC))
     today = today or date.today()
     # The first pass: the rows to count (for the progress bar), the CSV's errors (before
     # anything is written) and the citizens on several rows, who get one credential.
@@ -836,8 +844,7 @@ def issue_batch(
     result = BatchResult(out_dir=out)
     if open_dir:
         result.warnings.append(open_dir)
-    if short:
-        result.warnings.append(short)
+    result.warnings.extend(notes)
     place = str(out.resolve())
     with holding(out), Ledger(out / "ledger.sqlite") as ledger, ExitStack() as stack:
         office = stack.enter_context(Register(register)) if register is not None else None
@@ -1356,4 +1363,4 @@ def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]]) -> None:
 
 __all__ = ["COLUMNS", "BatchResult", "Record", "SignerInfo", "asdict", "credential_times",
            "issue_batch", "issue_single", "parse_record", "read_csv", "register_verdict",
-           "render", "sign_record", "signer_info", "validity_warning"]
+           "render", "sign_record", "signer_info"]

@@ -1,0 +1,143 @@
+"""vaxqr.signercheck: the commune office refuses to sign with a certificate checkpoints refuse
+(expired, not yet valid, broken chain, revoked, its CA revoked) or that ends within 30 days,
+and says when the credentials expire when that is sooner than 12 months."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pytest
+
+from vaxqr import certs, revocation
+from vaxqr.errors import KeyCertError, TrustError
+from vaxqr.signercheck import MIN_DAYS, TRUST_DIR, check_signer_dir
+
+from hierarchy import PW, T0, make_hierarchy
+
+DAY = dt.timedelta(days=1)
+AT = T0 + DAY
+
+
+@pytest.fixture
+def h(tmp_path):
+    return make_hierarchy(tmp_path)
+
+
+def _ends(h, which):
+    return h.dsc(which).not_valid_after_utc
+
+
+def test_a_good_signer_passes_without_a_word(h):
+    check = check_signer_dir(h.s1, at=AT)
+    assert check.warnings == () and not check.short and len(check.chain) == 2
+    assert check.credentials_expire == AT + dt.timedelta(days=365)
+
+
+def test_expired_and_not_yet_valid_are_refused(h):
+    with pytest.raises(KeyCertError, match=r"in .*s1 expired on \d{4}-\d\d-\d\d: nothing can be "
+                       "signed") as exc:
+        check_signer_dir(h.s1, at=_ends(h, h.s1) + DAY)
+    assert "ask provincial IT for a new commune certificate" in exc.value.hint
+    with pytest.raises(KeyCertError, match="is not valid until") as exc:
+        check_signer_dir(h.s1, at=T0 - DAY)
+    assert "date and time" in exc.value.hint
+
+
+def test_a_short_remaining_validity_is_warned_about_then_refused(h):
+    end = _ends(h, h.s1)
+    check = check_signer_dir(h.s1, at=end - dt.timedelta(days=100))
+    day = f"{end:%Y-%m-%d}"
+    assert check.short and check.credentials_expire == end
+    assert check.warnings == (
+        f"the commune certificate ends on {day}: credentials signed now expire on {day} "
+        "(in 100 days), not in 12 months; ask provincial IT for a new certificate (a citizen "
+        "signed now gets a new credential from a later batch only for a later dose)",)
+    soon = end - dt.timedelta(days=MIN_DAYS - 1)
+    with pytest.raises(KeyCertError, match=f"ends on {day}, in 29 days: credentials signed "
+                       "with it would expire then, not in 12 months") as exc:
+        check_signer_dir(h.s1, at=soon)
+    assert "--short-validity" in exc.value.hint
+    check = check_signer_dir(h.s1, at=soon, allow_short=True)
+    assert "(in 29 days)" in check.warnings[0]
+    hours = check_signer_dir(h.s1, at=end - dt.timedelta(hours=3), allow_short=True)
+    assert "(in less than a day)" in hours.warnings[0]
+
+
+def test_a_chain_that_no_longer_validates_is_refused(h, tmp_path):
+    other = tmp_path / "other-ca"  # a CA of the same name, another key (re-keyed, mixed up)
+    certs.init_ca(other, name="Kiên Giang", province_code="091", password=PW, now=T0)
+    dsc = (h.s1 / "signer.crt").read_bytes()
+    (h.s1 / "chain.pem").write_bytes(dsc + (other / "ca.crt").read_bytes())
+    with pytest.raises(TrustError, match="no longer validates against its CA") as exc:
+        check_signer_dir(h.s1, at=AT)
+    assert "provincial IT" in exc.value.hint
+    (h.s1 / "chain.pem").write_bytes(dsc)
+    with pytest.raises(TrustError, match="no CA certificate above it"):
+        check_signer_dir(h.s1, at=AT)
+    (h.s1 / "chain.pem").unlink()
+    with pytest.raises(TrustError, match="no CA certificate above it"):
+        check_signer_dir(h.s1, at=AT)
+
+
+def test_a_dsc_revoked_by_its_province_is_refused_by_crl_and_trust_list(h, tmp_path):
+    revocation.revoke_certificate(h.ca, str(h.s1), password=PW, reason="key-compromise",
+                                  now=AT)
+    tl = tmp_path / "tl.json"
+    certs.build_trustlist(h.ca, password=PW, out=tl, now=AT)
+    later = AT + DAY
+    assert check_signer_dir(h.s1, at=later).warnings == ()  # nothing local says it
+    with pytest.raises(TrustError, match=r"has been revoked .*tl\.json, sequence 1"):
+        check_signer_dir(h.s1, at=later, trust=[tl])
+    (h.s1 / TRUST_DIR).mkdir()
+    shutil.copy(h.ca / "crl.pem", h.s1 / TRUST_DIR / "crl.pem")
+    with pytest.raises(TrustError, match=r"s1 has been revoked .*crl\.pem") as exc:
+        check_signer_dir(h.s1, at=later)
+    assert "checkpoints refuse every credential it signs" in str(exc.value)
+    # the other commune, under the same CA, is fine with both
+    ok = check_signer_dir(h.s2, at=later, trust=[tl, h.ca / "crl.pem"])
+    assert ok.warnings == () and len(ok.revocation_sources) == 2
+
+
+def test_a_province_ca_revoked_by_its_root_is_refused_given_the_roots_crl(tmp_path):
+    """The known gap: a province CA revoked by its national root went on signing locally,
+    and checkpoints given the root's CRL refused every credential."""
+    root, ca, s = tmp_path / "root", tmp_path / "ca", tmp_path / "s"
+    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
+    certs.init_ca(ca, name="Kiên Giang", province_code="091", password=PW, parent_dir=root,
+                  parent_password=PW, now=T0)
+    certs.issue_signer(ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
+                       out_dir=s, password=PW, now=T0)
+    assert len(check_signer_dir(s, at=AT).chain) == 3
+    revocation.revoke_certificate(root, str(ca / "ca.crt"), password=PW, now=AT)
+    later = AT + DAY
+    assert check_signer_dir(s, at=later).warnings == ()  # offline: nothing here knows
+    with pytest.raises(TrustError, match=r"the CA .*Kiên Giang.* above the commune "
+                       r"certificate in .* has been revoked by .*Bộ Y tế") as exc:
+        check_signer_dir(s, at=later, trust=[root / "crl.pem"])
+    assert "the province needs a new CA" in exc.value.hint
+
+
+def test_revocation_files_it_cannot_use_are_named(h, tmp_path):
+    other = make_hierarchy(tmp_path / "elsewhere", province="An Giang")
+    stale_at = T0 + dt.timedelta(days=40)  # past the CRL's 30-day next update
+    tl = tmp_path / "tl.json"
+    certs.build_trustlist(h.ca, password=PW, out=tl, now=T0, valid_days=7)
+    check = check_signer_dir(h.s1, at=stale_at,
+                             trust=[other.ca / "crl.pem", h.ca / "crl.pem", tl])
+    text = "\n".join(check.warnings)
+    assert f"{other.ca / 'crl.pem'}: CRL ignored, not signed by a CA above" in text
+    assert f"{h.ca / 'crl.pem'}: CRL out of date since" in text
+    assert f"{tl}: the trust list is out of date since" in text
+    assert check.revocation_sources == (str(h.ca / "crl.pem"), str(tl))
+    # a commune certificate issued after the list: checkpoints with that list refuse it
+    s3 = tmp_path / "s3"
+    certs.issue_signer(h.ca, ca_password=PW, commune_code="30757", name="UBND xã Mới",
+                       out_dir=s3, password=PW, now=AT)
+    check = check_signer_dir(s3, at=AT, trust=[tl])
+    assert any("does not list this commune certificate: checkpoints using that list refuse "
+               "its credentials" in w for w in check.warnings)
+    (h.s1 / TRUST_DIR).mkdir()
+    shutil.copy(h.s1 / "signer.key", h.s1 / TRUST_DIR / "oops.pem")
+    with pytest.raises(TrustError, match=r"oops\.pem is not a CRL or trust list"):
+        check_signer_dir(h.s1, at=AT)

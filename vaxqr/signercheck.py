@@ -1,0 +1,247 @@
+"""The commune office's checks of its own certificate, before ``vaxqr issue`` signs anything.
+
+A credential signed with a certificate that checkpoints refuse, or that ends soon, is worse
+than none: it is printed, handed out, and fails later at the roadside; and the office's
+register then holds the citizen, so a later batch does not sign them again for the same
+dose. :func:`check_signer` therefore refuses, before a key is opened:
+
+* a commune certificate (DSC) that has expired or is not valid yet;
+* one whose chain (``chain.pem``: the DSC, its province CA, the national root if any) no
+  longer validates at the signing time, with ``cryptography.x509.verification`` as the
+  verifier does (:func:`vaxqr.chain.validate_chain`, EKU for vaccination);
+* one revoked by its province CA, or whose province CA its national root revoked, as far as
+  the revocation information on this machine tells: CRLs (the province's ``crl.pem``, the
+  root's) and the province's trust list, from ``SIGNER_DIR/trust/`` (:data:`TRUST_DIR`) and
+  any given explicitly. vaxqr works offline: it fetches nothing, so what no such file says
+  cannot be known here (a checkpoint with a newer list or CRL may still refuse);
+* one that ends in less than :data:`MIN_DAYS` days, unless ``allow_short``: its credentials
+  would expire with it (SPEC §2: never past the DSC's notAfter), within weeks instead of 12
+  months.
+
+It warns, once, when the credentials will expire sooner than 12 months, and about
+revocation files it cannot use (not from this signer's CAs, out of date, a trust list that
+does not list this DSC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from .certinfo import (
+    _aware,
+    _read_file,
+    _unb64,
+    _utcnow,
+    fingerprint,
+    kid_of,
+    load_certificates,
+    name_str,
+    public_key,
+)
+from .chain import validate_chain
+from .credential import VALIDITY_DAYS
+from .errors import KeyCertError, TrustError
+from .trust import _parse_crl, _sniff
+from .trustlist import TrustList, parse_trustlist, verify_trustlist
+
+#: Below this many days left on the DSC, signing is refused unless asked for explicitly.
+MIN_DAYS = 30
+#: The folder of a signer directory read for revocation information (CRLs, trust lists).
+TRUST_DIR = "trust"
+_SUFFIXES = {".pem", ".crl", ".der", ".json"}
+_NEW_CERT = "ask provincial IT for a new commune certificate (vaxqr certs issue) and sign " \
+    "with its directory"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignerCheck:
+    """What :func:`check_signer` found: the validated chain (DSC first), when credentials
+    signed at ``at`` expire, the revocation files consulted, and warnings for the user."""
+
+    chain: tuple[x509.Certificate, ...]
+    at: dt.datetime
+    credentials_expire: dt.datetime
+    revocation_sources: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def short(self) -> bool:
+        """Credentials signed now end before :data:`VALIDITY_DAYS` days (the DSC ends)."""
+        return self.credentials_expire < self.at + dt.timedelta(days=VALIDITY_DAYS)
+
+
+def trust_files(signer_dir: str | os.PathLike[str], extra: Iterable[str | os.PathLike[str]] = ()
+                ) -> list[Path]:
+    """The revocation files for ``signer_dir``: those in its :data:`TRUST_DIR` folder, then
+    ``extra`` (files, or folders whose files are read)."""
+    found: list[Path] = []
+    for p in [Path(signer_dir) / TRUST_DIR, *map(Path, extra)]:
+        if p.is_dir():
+            found += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                            and f.suffix.lower() in _SUFFIXES)
+        elif p != Path(signer_dir) / TRUST_DIR:
+            found.append(p)  # a missing file given explicitly: read, and said so
+    return found
+
+
+def check_signer_dir(signer_dir: str | os.PathLike[str], *, at: dt.datetime | None = None,
+                     trust: Iterable[str | os.PathLike[str]] = (),
+                     allow_short: bool = False) -> SignerCheck:
+    """:func:`check_signer` for a signer directory: its ``signer.crt`` and ``chain.pem``,
+    and the revocation files of :func:`trust_files`. No key is opened."""
+    d = Path(signer_dir)
+    cert = load_certificates(d / "signer.crt")[0]
+    chain_file = d / "chain.pem"
+    chain = load_certificates(chain_file) if chain_file.exists() else [cert]
+    if fingerprint(chain[0]) != fingerprint(cert):
+        chain = [cert, *chain]
+    return check_signer(cert, chain, at=at, trust=trust_files(d, trust),
+                        allow_short=allow_short, where=str(d))
+
+
+def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate], *,
+                 at: dt.datetime | None = None, trust: Sequence[Path] = (),
+                 allow_short: bool = False, where: str = "") -> SignerCheck:
+    """Refuse a DSC that cannot sign credentials checkpoints accept for 12 months; see the
+    module documentation. Raises :class:`KeyCertError` (validity) or :class:`TrustError`
+    (chain, revocation), each with a hint; returns the warnings otherwise."""
+    at = _aware(at) if at else _utcnow()
+    what = f"the commune certificate in {where}" if where else "the commune certificate"
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if at < start:
+        raise KeyCertError(
+            f"{what} is not valid until {start:%Y-%m-%d %H:%M} UTC: nothing can be signed "
+            "with it before then",
+            hint="check this computer's date and time; if they are right, ask provincial "
+                 "IT for a commune certificate valid now")
+    if at >= end:
+        raise KeyCertError(f"{what} expired on {end:%Y-%m-%d}: nothing can be signed with it",
+                           hint=_NEW_CERT)
+    validated = _validate(certificate, chain, at, what)
+    sources, warnings = _check_revocation(certificate, validated, trust, at, what)
+    expire = min(at + dt.timedelta(days=VALIDITY_DAYS), end)
+    left = end - at
+    if left < dt.timedelta(days=VALIDITY_DAYS):
+        span = _span(left)
+        if left < dt.timedelta(days=MIN_DAYS) and not allow_short:
+            raise KeyCertError(
+                f"{what} ends on {end:%Y-%m-%d}, in {span}: credentials signed with it would "
+                f"expire then, not in 12 months (signing is refused with less than "
+                f"{MIN_DAYS} days left)",
+                hint="ask provincial IT for a new commune certificate; to sign anyway, "
+                     "credentials valid only until then, add --short-validity")
+        warnings.append(
+            f"the commune certificate ends on {end:%Y-%m-%d}: credentials signed now expire "
+            f"on {end:%Y-%m-%d} (in {span}), not in 12 months; ask provincial IT for a new "
+            "certificate (a citizen signed now gets a new credential from a later batch only "
+            "for a later dose)")
+    return SignerCheck(chain=validated, at=at, credentials_expire=expire,
+                       revocation_sources=tuple(sources), warnings=tuple(warnings))
+
+
+def _span(left: dt.timedelta) -> str:
+    days = left.days
+    return f"{days} day{'' if days == 1 else 's'}" if days else "less than a day"
+
+
+def _validate(cert: x509.Certificate, chain: Sequence[x509.Certificate], at: dt.datetime,
+              what: str) -> tuple[x509.Certificate, ...]:
+    """The DSC validated up to the top certificate of its ``chain.pem`` at ``at``."""
+    cas = [c for c in chain if fingerprint(c) != fingerprint(cert)]
+    if not cas:
+        raise TrustError(f"{what} has no CA certificate above it (chain.pem): its chain "
+                         "cannot be checked",
+                         hint="use the whole directory `vaxqr certs issue` made (its "
+                              "chain.pem), or ask provincial IT")
+    try:
+        return validate_chain(cert, anchors=[cas[-1]], intermediates=cas[:-1], at=at,
+                              cert_type="v")
+    except TrustError as exc:
+        raise TrustError(f"{what} no longer validates against its CA (chain.pem): {exc}",
+                         hint=_NEW_CERT) from exc
+
+
+def _check_revocation(cert: x509.Certificate, chain: tuple[x509.Certificate, ...],
+                      files: Sequence[Path], at: dt.datetime, what: str
+                      ) -> tuple[list[str], list[str]]:
+    """Refuse a DSC, or a CA above it, that a CRL or trust list among ``files`` revokes.
+    Returns (the files used, warnings)."""
+    sources: list[str] = []
+    warnings: list[str] = []
+    cas = chain[1:]
+    for path in files:
+        data = _read_file(path)
+        kind = _sniff(data)
+        if kind == "crl":
+            crl = _parse_crl(data, str(path))
+            issuer = next((c for c in cas if c.subject == crl.issuer), None)
+            key = public_key(issuer) if issuer is not None else None
+            if key is None or not crl.is_signature_valid(key):  # type: ignore[arg-type]
+                warnings.append(f"{path}: CRL ignored, not signed by a CA above this commune "
+                                "certificate")
+                continue
+            sources.append(str(path))
+            if crl.next_update_utc is not None and crl.next_update_utc < at:
+                warnings.append(f"{path}: CRL out of date since {crl.next_update_utc:%Y-%m-%d}: "
+                                "get the current one from provincial IT")
+            for c in chain[:-1]:
+                entry = crl.get_revoked_certificate_by_serial_number(c.serial_number)
+                if entry is not None and c.issuer == crl.issuer:
+                    _revoked(c, cert, f"{path}, {entry.revocation_date_utc:%Y-%m-%d}", what)
+        elif kind == "trustlist":
+            tl = parse_trustlist(data, str(path))
+            try:
+                tl = verify_trustlist(tl, cas, at=at, source=str(path))
+            except TrustError as exc:
+                warnings.append(f"{exc}: ignored")
+                continue
+            sources.append(str(path))
+            warnings += _trustlist_says(tl, cert, chain, path, at, what)
+        elif kind != "certs":  # a CA certificate beside them: nothing to read there
+            raise TrustError(f"{path} is not a CRL or trust list",
+                             hint=f"keep only CRLs and trust lists in {TRUST_DIR}/")
+    return sources, warnings
+
+
+def _trustlist_says(tl: TrustList, cert: x509.Certificate, chain: tuple[x509.Certificate, ...],
+                    path: Path, at: dt.datetime, what: str) -> list[str]:
+    if tl.verified_by is None or len(chain) < 2 or fingerprint(tl.verified_by) != \
+            fingerprint(chain[1]):
+        return []  # another province's list, or the root's: it says nothing of this DSC
+    fp, kid = fingerprint(cert), kid_of(cert)
+    for e in tl.revoked_dscs:
+        kids = set()
+        try:
+            kids.add(_unb64(e.get("kid"), "kid"))
+        except TrustError:
+            pass
+        if e.get("fingerprint", "").lower() == fp or kid in kids:
+            _revoked(cert, cert, f"{path}, sequence {tl.sequence}, "
+                                 f"{e.get('revoked_at', '')[:10]}", what)
+    warnings = []
+    if tl.expired(at):
+        warnings.append(f"{path}: the trust list is out of date since "
+                        f"{tl.next_update:%Y-%m-%d}: get the current one from provincial IT")
+    if all(fingerprint(e.certificate) != fp for e in tl.dscs):
+        warnings.append(f"{path}: the province's trust list (sequence {tl.sequence}, issued "
+                        f"{tl.issued:%Y-%m-%d}) does not list this commune certificate: "
+                        "checkpoints using that list refuse its credentials; get the current "
+                        "list, or ask provincial IT why it is not on it")
+    return warnings
+
+
+def _revoked(which: x509.Certificate, cert: x509.Certificate, source: str, what: str) -> None:
+    if which is cert or fingerprint(which) == fingerprint(cert):
+        raise TrustError(f"{what} has been revoked ({source}): checkpoints refuse every "
+                         "credential it signs", hint=_NEW_CERT)
+    raise TrustError(f"the CA {name_str(which.subject)} above {what} has been revoked by "
+                     f"{name_str(which.issuer)} ({source}): checkpoints given that CRL refuse "
+                     "every credential signed under it",
+                     hint="ask provincial IT: the province needs a new CA, and the commune "
+                          "a new certificate from it")
