@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from mounts import held_elsewhere
+from terminal import stderr_on
 from typer.testing import CliRunner
 
 from vaxqr import backup as backup_mod
@@ -345,3 +347,32 @@ def test_a_directory_named_through_a_link_is_archived_as_itself(dirs, tmp_path):
     assert result.directories[0].name == "batch"
     members = _members(tmp_path / "b.tar")
     assert members["batch"].isdir() and "batch/ledger.sqlite" in members
+
+
+def test_library_reports_progress_in_bytes(dirs, tmp_path):
+    """progress(done, total): from 0, never backwards, ending at done = total, the total
+    the size of what was archived (the ledgers' copies aside, which SQLite sizes)."""
+    calls: list[tuple[int, int]] = []
+    result = backup_mod.backup([dirs["ca"], dirs["signer"], dirs["batch"]],
+                               tmp_path / "b.tar", progress=lambda d, t: calls.append((d, t)))
+    assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1]
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(calls))
+    assert all(d <= t for d, t in calls)
+    assert len(calls) >= sum(d.files for d in result.directories) + 1
+    archived = sum(d.bytes for d in result.directories)
+    assert calls[-1][1] >= archived * 0.5  # an estimate made before copying
+
+
+def test_a_progress_bar_on_a_terminal_and_none_on_a_pipe(dirs, tmp_path):
+    """ENGINEERING: long work shows a progress bar on stderr (rich, transient), only on a
+    terminal. vaxqr backup had none."""
+    args = ["backup", str(dirs["ca"]), str(dirs["batch"]), "--out"]
+    code, seen = stderr_on([*args, str(tmp_path / "a.tar")], terminal=True, cwd=tmp_path)
+    assert code == 0, seen
+    assert "backing up" in seen and "━" in seen  # the bar, drawn with rich's BarColumn
+    assert "\x1b[?25l" in seen and "\x1b[?25h" in seen  # cursor hidden while it ran, shown
+    assert "backed up 2 directories" in seen
+    code, piped = stderr_on([*args, str(tmp_path / "b.tar")], terminal=False, cwd=tmp_path)
+    assert code == 0, piped
+    assert "backed up 2 directories" in piped
+    assert "backing up" not in piped and "━" not in piped and "\x1b[" not in piped

@@ -478,3 +478,21 @@ def test_an_empty_or_utf16_csv_is_named_as_such(runner, tmp_path, content, said)
     if said and "UTF-16" in said:
         assert "\n  hint: save the export as CSV UTF-8" in r.stderr
     assert not (tmp_path / "out" / "ledger.sqlite").exists()
+
+
+def test_a_batch_shows_a_progress_bar_on_a_terminal_only(tmp_path):
+    from terminal import stderr_on
+
+    signer = _signer_copy(tmp_path)
+    args = ["issue", "--signer", str(signer), "--workers", "1",
+            "--password-file", str(ROOT / "keys" / "examples" / "password.txt"), "--from"]
+    runs = {}
+    for name, seed in (("a", 27), ("b", 28)):  # other citizens: the register has the first
+        runs[name] = [*args, str(write_csv(tmp_path / f"{name}.csv", good_rows(40, seed=seed))),
+                      "--out", str(tmp_path / name)]
+    code, seen = stderr_on(runs["a"], terminal=True, cwd=tmp_path)
+    assert code == 0, seen
+    assert "signing" in seen and "━" in seen and "40 issued" in seen
+    code, piped = stderr_on(runs["b"], terminal=False, cwd=tmp_path)
+    assert code == 0, piped
+    assert "40 issued" in piped and "━" not in piped and "signing" not in piped

@@ -28,7 +28,7 @@ import os
 import stat
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -112,9 +112,13 @@ def _kind_of(directory: Path) -> Kind | None:
     return None
 
 
-def backup(directories: Sequence[Path], out: Path, *, overwrite: bool = False) -> BackupResult:
+def backup(directories: Sequence[Path], out: Path, *, overwrite: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> BackupResult:
     """Archive ``directories`` (CA, signer or batch directories) into the tar file ``out``,
-    each under its own name; see the module documentation. Raise :class:`ValidationError`
+    each under its own name; see the module documentation. ``progress(done, total)`` is
+    called with the bytes archived so far and the bytes to archive (an estimate: the files'
+    sizes, a ledger's ``-wal`` counted with it), first with 0, last with done = total.
+    Raise :class:`ValidationError`
     for a directory of no known kind, two with the same name, or ``out`` inside one, and
     :class:`StorageError` when ``out`` exists (unless ``overwrite``), a batch is running in
     a directory, or a file cannot be read or written."""
@@ -146,13 +150,51 @@ def backup(directories: Sequence[Path], out: Path, *, overwrite: bool = False) -
         plan.append((path, name, kind))
     check_writable(out, overwrite=overwrite)
     done: list[DirectoryBackup] = []
+    meter = _Meter(progress, sum(_planned_bytes(path) for path, _n, _k in plan)) \
+        if progress else None
     with tempfile.TemporaryDirectory(prefix="vaxqr-backup-") as scratch, \
             atomic_open(out, mode=PRIVATE, overwrite=overwrite) as fh, \
             tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, name, kind in plan:
             with _holding(path, kind):
-                done.append(_archive(tar, path, name, kind, Path(scratch)))
+                done.append(_archive(tar, path, name, kind, Path(scratch), meter))
+    if meter is not None:
+        meter.finish()
     return BackupResult(archive=out, size=out.stat().st_size, directories=tuple(done))
+
+
+class _Meter:
+    """Bytes archived so far, reported to a ``progress(done, total)`` callback."""
+
+    def __init__(self, report: Callable[[int, int], None], total: int) -> None:
+        self.report, self.total, self.done = report, total, 0
+        report(0, total)
+
+    def add(self, size: int) -> None:
+        self.done += size
+        self.total = max(self.total, self.done)  # a file that grew since it was sized
+        self.report(self.done, self.total)
+
+    def finish(self) -> None:
+        self.report(self.total, self.total)  # files that shrank, or were left out
+
+
+def _planned_bytes(path: Path) -> int:
+    """The size of what archiving ``path`` will copy, near enough for a progress bar: every
+    regular file under it (links not followed), but the lock, temporaries and a ledger's
+    ``-shm``/``-journal`` (its ``-wal`` goes into the ledger's copy)."""
+    total = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            if _left_out_by_name(name) or name.endswith(("-shm", "-journal")):
+                continue
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue  # gone since: the archive says so, if it was to be copied
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
 
 
 def _holding(path: Path, kind: Kind) -> contextlib.AbstractContextManager[None]:
@@ -172,9 +214,10 @@ def _holding(path: Path, kind: Kind) -> contextlib.AbstractContextManager[None]:
 class _Archiver:
     """Adds one directory's files to the tar, counting them and what it leaves out."""
 
-    def __init__(self, tar: tarfile.TarFile, scratch: Path) -> None:
+    def __init__(self, tar: tarfile.TarFile, scratch: Path, meter: _Meter | None) -> None:
         self.tar = tar
         self.scratch = scratch
+        self.meter = meter
         self.files = self.bytes = self.ledgers = self.credentials = 0
         self.skipped: list[Skipped] = []
 
@@ -246,6 +289,8 @@ class _Archiver:
             raise
         self.files += 1
         self.bytes += info.size
+        if self.meter is not None:
+            self.meter.add(info.size)
 
 
 class _Reader:
@@ -271,6 +316,10 @@ def _left_out(name: str, mode: int) -> str | None:
         return None
     if not stat.S_ISREG(mode):
         return "not a regular file"
+    return _left_out_by_name(name)
+
+
+def _left_out_by_name(name: str) -> str | None:
     if name.startswith(".") and name.endswith(".tmp"):
         return "temporary file"
     if name == ".lock":
@@ -279,7 +328,7 @@ def _left_out(name: str, mode: int) -> str | None:
 
 
 def _archive(tar: tarfile.TarFile, path: Path, name: str, kind: Kind,
-             scratch: Path) -> DirectoryBackup:
+             scratch: Path, meter: _Meter | None = None) -> DirectoryBackup:
     for essential in (*_KIND_FILES[kind], *(() if kind == "batch" else (LEDGER,))):
         if (path / essential).is_symlink():
             raise StorageError(f"{path / essential} is a symbolic link; a backup does not "
@@ -301,7 +350,7 @@ def _archive(tar: tarfile.TarFile, path: Path, name: str, kind: Kind,
                 "certificates_revoked": sum(1 for c in ca.issued if c.revoked_at is not None),
                 "credentials_revoked": len(ca.revoked_credentials),
             }
-    arch = _Archiver(tar, scratch)
+    arch = _Archiver(tar, scratch, meter)
     arch.directory(path, name)
     return DirectoryBackup(path=path, name=name, kind=kind, files=arch.files,
                            bytes=arch.bytes, ledgers=arch.ledgers,

@@ -6,10 +6,12 @@ Exit codes (one enum, documented in every help page):
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -163,6 +165,41 @@ def fail(message: str, *, code: Exit, hint: str | None = None) -> NoReturn:
 def fail_from(exc: VaxqrError) -> NoReturn:
     code = Exit.USAGE if isinstance(exc, ValidationError) else Exit.TRUST_OR_IO
     fail(str(exc), code=code, hint=exc.hint)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, *, unit: str) -> Iterator[Callable[[int, int], None] | None]:
+    """The ``progress(done, total)`` callback a library flow takes, drawing a transient rich
+    progress bar on stderr, or None when stderr is not a terminal (a pipe, a log file).
+    ``unit``: ``bytes`` (sizes and transfer speed), else what is counted (``rows``: N/M and
+    rows/s). rich (~15 ms to import) is loaded at the first call; the bar is gone when the
+    block ends, however it ends (Ctrl-C included), before anything else is printed."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    bar: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        if "p" not in bar:
+            from rich import progress as rp
+
+            rate = rp.TextColumn("[progress.data.speed]{task.fields[rate]}")
+            counts: tuple[Any, ...] = (
+                (rp.DownloadColumn(), rp.TransferSpeedColumn()) if unit == "bytes"
+                else (rp.MofNCompleteColumn(), rate))
+            bar["p"] = rp.Progress(label, rp.BarColumn(), *counts, rp.TimeRemainingColumn(),
+                                   console=console(err=True), transient=True)
+            bar["p"].start()
+            bar["t"] = bar["p"].add_task(label, total=total or None, rate="")
+        speed = bar["p"].tasks[0].speed
+        bar["p"].update(bar["t"], completed=done, total=total or None,
+                        rate=f"{speed:,.0f} {unit}/s" if speed else "")
+
+    try:
+        yield progress
+    finally:
+        if "p" in bar:
+            bar["p"].stop()
 
 
 def warn(message: str) -> None:

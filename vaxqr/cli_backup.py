@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Exit, app, console, fail, fail_from, safe, warn
+from .cli import Exit, app, console, fail, fail_from, progress_bar, safe, warn
 from .errors import VaxqrError
 
 _KIND = {"ca": "CA", "signer": "commune signer", "batch": "batch"}
@@ -59,7 +59,8 @@ def backup(
     OUT_DIR is refused while its batch runs). Each `ledger.sqlite` is copied through
     SQLite, with the records a crash left in `ledger.sqlite-wal`, and checked; the other
     files are copied as they are (keys stay encrypted; no password is asked). Temporary
-    files, the lock file and symbolic links are left out, and listed.
+    files, the lock file and symbolic links are left out, and listed. On a terminal, a
+    progress bar on stderr shows the bytes copied.
 
     The archive holds private keys: it is written with mode 0600; keep it as you keep the
     keys, and the passwords apart from it. Restore into a new, empty directory
@@ -82,7 +83,8 @@ def backup(
     from .backup import backup as run
 
     try:
-        result = run(directories, Path(out), overwrite=force)
+        with progress_bar("backing up", unit="bytes") as progress:
+            result = run(directories, Path(out), overwrite=force, progress=progress)
     except VaxqrError as exc:
         fail_from(exc)
     err = console(err=True)

@@ -10,7 +10,18 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Exit, app, console, end_at_once, fail, fail_from, printable, safe, warn
+from .cli import (
+    Exit,
+    app,
+    console,
+    end_at_once,
+    fail,
+    fail_from,
+    printable,
+    progress_bar,
+    safe,
+    warn,
+)
 from .errors import ValidationError, VaxqrError
 
 _INTERRUPTED = ("interrupted: every credential signed so far is in the ledger; run the same "
@@ -233,46 +244,16 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
 
 def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path, out: Path,
            fmt: str, workers: int | None, card: str | None, source: str) -> None:
-    bar: dict[str, Any] = {}
-    on_terminal = sys.stderr.isatty()  # rich (~15 ms to import) only for the progress bar
-
-    def progress(done: int, total: int) -> None:
-        if "p" not in bar:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            bar["p"] = Progress("signing", BarColumn(), MofNCompleteColumn(),
-                                TextColumn("[progress.data.speed]{task.fields[rate]}"),
-                                TimeRemainingColumn(), console=console(err=True),
-                                transient=True)
-            bar["p"].start()
-            bar["t"] = bar["p"].add_task("sign", total=total or None, rate="")
-        task = bar["p"].tasks[0]
-        speed = task.speed
-        bar["p"].update(bar["t"], completed=done,
-                        rate=f"{speed:,.0f} rows/s" if speed else "")
-
     try:
-        result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
-                                  progress=progress if on_terminal else None, card=card,
-                                  source=source, register=signer_dir / "ledger.sqlite",
-                                  checked=check)
+        with progress_bar("signing", unit="rows") as progress:
+            result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
+                                      progress=progress, card=card, source=source,
+                                      register=signer_dir / "ledger.sqlite", checked=check)
     except VaxqrError as exc:
         fail_from(exc)
-    except KeyboardInterrupt:
-        if "p" in bar:
-            bar["p"].stop()
-            bar.clear()
+    except KeyboardInterrupt:  # the bar is gone already
         console(err=True).print(_INTERRUPTED)
         raise typer.Exit(130) from None
-    finally:
-        if "p" in bar:
-            bar["p"].stop()
     for w in result.warnings:
         warn(w)
     rate = result.issued / result.seconds if result.seconds > 0 else 0.0

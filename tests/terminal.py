@@ -1,0 +1,38 @@
+"""Running vaxqr with its stderr on a pseudo-terminal, as a clerk at a console sees it, or on
+a pipe: for what only a terminal shows (progress bars)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def stderr_on(args, *, terminal, cwd):
+    """Run vaxqr with stderr on a pseudo-terminal (as a clerk at a console) or a pipe;
+    return (exit code, what stderr received)."""
+    import pty
+
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    env.pop("NO_COLOR", None)
+    cmd = [str(Path(sys.executable).parent / "vaxqr"), *args]
+    if not terminal:
+        r = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, timeout=120,
+                           stdin=subprocess.DEVNULL, check=False)
+        return r.returncode, r.stderr.decode("utf-8", "replace")
+    main, sub = pty.openpty()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=sub)
+    os.close(sub)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        got += chunk
+    os.close(main)
+    return proc.wait(timeout=120), got.decode("utf-8", "replace")
