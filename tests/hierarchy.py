@@ -62,6 +62,18 @@ def make_hierarchy(tmp: Path, province: str = "Kiên Giang") -> Hierarchy:
     return Hierarchy(ca, s1, s2, tmp)
 
 
+def root_province_commune(tmp: Path) -> tuple[Path, Path, Path]:
+    """A national root, a province CA under it, one commune DSC, and the province's list."""
+    root, ca, s = tmp / "root", tmp / "ca", tmp / "s"
+    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
+    certs.init_ca(ca, name="Kiên Giang", province_code="091", password=PW, parent_dir=root,
+                  parent_password=PW, now=T0)
+    certs.issue_signer(ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
+                       out_dir=s, password=PW, now=T0)
+    certs.build_trustlist(ca, password=PW, out=tmp / "tl.json", now=T0)
+    return root, ca, s
+
+
 def publish(h: Hierarchy) -> tuple[Hierarchy, Path]:
     """Revoke one credential and publish the first trust list (``tl.json``) at T0."""
     revocation.revoke_credentials(h.ca, ["URN:UVCI:01:VN:091/31078/1#Q"], now=T0)

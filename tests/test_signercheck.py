@@ -13,7 +13,7 @@ from vaxqr import certs, revocation
 from vaxqr.errors import KeyCertError, TrustError
 from vaxqr.signercheck import MIN_DAYS, TRUST_DIR, check_signer_dir
 
-from hierarchy import PW, T0, make_hierarchy
+from hierarchy import PW, T0, make_hierarchy, root_province_commune
 
 DAY = dt.timedelta(days=1)
 AT = T0 + DAY
@@ -102,12 +102,7 @@ def test_a_dsc_revoked_by_its_province_is_refused_by_crl_and_trust_list(h, tmp_p
 def test_a_province_ca_revoked_by_its_root_is_refused_given_the_roots_crl(tmp_path):
     """The known gap: a province CA revoked by its national root went on signing locally,
     and checkpoints given the root's CRL refused every credential."""
-    root, ca, s = tmp_path / "root", tmp_path / "ca", tmp_path / "s"
-    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
-    certs.init_ca(ca, name="Kiên Giang", province_code="091", password=PW, parent_dir=root,
-                  parent_password=PW, now=T0)
-    certs.issue_signer(ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
-                       out_dir=s, password=PW, now=T0)
+    root, ca, s = root_province_commune(tmp_path)
     assert len(check_signer_dir(s, at=AT).chain) == 3
     revocation.revoke_certificate(root, str(ca / "ca.crt"), password=PW, now=AT)
     later = AT + DAY

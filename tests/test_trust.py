@@ -27,6 +27,7 @@ from hierarchy import (
     ext,
     make_hierarchy,
     openssl,
+    root_province_commune,
 )
 
 # ---------------------------------------------------------------------------- trust lists
@@ -361,20 +362,8 @@ def _credential_of(signer_dir: Path) -> str:
     return issue.sign_record(info, rec, "URN:UVCI:01:VN:091/31078/AAAAAAAAAAAA#B", now=T0)[0]
 
 
-def _root_province_commune(tmp: Path) -> tuple[Path, Path, Path]:
-    """A national root, a province CA under it, one commune DSC, and the province's list."""
-    root, ca, s = tmp / "root", tmp / "ca", tmp / "s"
-    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
-    certs.init_ca(ca, name="Kiên Giang", province_code="091", password=PW, parent_dir=root,
-                  parent_password=PW, now=T0)
-    certs.issue_signer(ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
-                       out_dir=s, password=PW, now=T0)
-    certs.build_trustlist(ca, password=PW, out=tmp / "tl.json", now=T0)
-    return root, ca, s
-
-
 def test_a_province_ca_revoked_by_its_root_is_not_trusted(tmp_path: Path) -> None:
-    root, ca, s = _root_province_commune(tmp_path)
+    root, ca, s = root_province_commune(tmp_path)
     before = trust.TrustStore.from_paths([root / "ca.crt", tmp_path / "tl.json"], at=T0,
                                          state_file=tmp_path / "st0.json")
     (good,) = before.signers
@@ -405,7 +394,7 @@ def test_a_province_ca_revoked_by_its_root_is_not_trusted(tmp_path: Path) -> Non
 
 
 def test_a_trust_list_signed_by_an_expired_ca_is_set_aside(tmp_path: Path) -> None:
-    root, ca, signer_dir = _root_province_commune(tmp_path)
+    root, ca, signer_dir = root_province_commune(tmp_path)
     end = certinfo.load_certificates(ca / "ca.crt")[0].not_valid_after_utc
     later = end + dt.timedelta(days=1)
     store = trust.TrustStore.from_paths([root / "ca.crt", tmp_path / "tl.json"], at=later,
