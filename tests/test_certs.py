@@ -717,3 +717,65 @@ def test_force_never_replaces_a_root_whose_state_is_damaged(tmp_path: Path, dama
     with pytest.raises(StorageError, match="cannot be read"):
         certs.init_ca(root, name="Kiên Giang", province_code="091", password=PW, force=True)
     assert (root / "ca.key").read_bytes() == key
+
+
+def _office_ledger(signer: Path, tmp: Path) -> None:
+    """Put an office ledger into ``signer`` as a crash leaves it: its last record still in
+    ``ledger.sqlite-wal`` (copied while the connection that wrote it was open)."""
+    import shutil
+    import sqlite3
+
+    work = tmp / "ledger-work"
+    work.mkdir()
+    conn = sqlite3.connect(work / "ledger.sqlite")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE citizens (uvci TEXT)")
+    conn.execute("INSERT INTO citizens VALUES ('URN:UVCI:01:VN:091/31078/A#B')")
+    conn.commit()
+    for name in ("ledger.sqlite", "ledger.sqlite-wal"):
+        shutil.copyfile(work / name, signer / name)
+    conn.close()
+
+
+def _ledger_rows(signer: Path) -> list[tuple[str]]:
+    import sqlite3
+
+    conn = sqlite3.connect(signer / "ledger.sqlite")
+    try:
+        return conn.execute("SELECT uvci FROM citizens").fetchall()
+    finally:
+        conn.close()
+
+
+def test_renewing_a_signer_in_place_keeps_its_office_ledger(h: Hierarchy) -> None:
+    """`certs issue --force` into a commune's signer directory (renewing its certificate, as
+    "already exists; use --force to replace it" told) deleted its ledger.sqlite: the office's
+    citizen register and single issues, so the next batch signed its citizens again."""
+    _office_ledger(h.s2, h.tmp)
+    old_key = (h.s2 / "signer.key").read_bytes()
+    with pytest.raises(StorageError, match="already exists") as info:
+        certs.issue_signer(h.ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
+                           out_dir=h.s2, password=PW, now=T0)
+    assert "ledger.sqlite" in (info.value.hint or "")  # the hint says --force keeps it
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert (h.s2 / "signer.key").read_bytes() != old_key
+    assert res.kept == (h.s2 / "ledger.sqlite", h.s2 / "ledger.sqlite-wal")
+    assert _ledger_rows(h.s2) == [("URN:UVCI:01:VN:091/31078/A#B",)]  # the WAL's record too
+    assert hidden_leftovers(h.tmp) == []
+
+
+def test_a_signer_directory_with_a_ledger_is_never_given_to_another_commune(
+    h: Hierarchy,
+) -> None:
+    """The office ledger of one commune must neither be lost nor become another's."""
+    _office_ledger(h.s2, h.tmp)
+    before = {n: (h.s2 / n).read_bytes() for n in ("signer.key", "ledger.sqlite")}
+    with pytest.raises(StorageError, match="commune 31078's office ledger"):
+        certs.issue_signer(h.ca, ca_password=PW, commune_code="30760",
+                           name="UBND phường Vĩnh Thanh Vân", out_dir=h.s2, password=PW,
+                           force=True, now=T0)
+    assert {n: (h.s2 / n).read_bytes() for n in before} == before
+    assert len(cadir.list_issued(h.ca)) == 2

@@ -364,3 +364,23 @@ def test_hints_are_indented_as_every_command_indents_them(tmp_path: Path) -> Non
     lines = r.stderr.splitlines()
     assert lines[0].startswith("error: ") and "not a vaxqr CA directory" in lines[0]
     assert lines[1].startswith("  hint: create one with: vaxqr certs init")
+
+
+def test_cli_renewing_a_signer_in_place_says_what_it_kept_and_what_to_revoke(
+    tmp_path: Path,
+) -> None:
+    """The province renews a commune's certificate into its directory: told how (--force),
+    what stays (the office ledger) and what to do next (revoke the old one)."""
+    ca, s = tmp_path / "ca", tmp_path / "s"
+    assert cli(["init", str(ca), "--name", "Kiên Giang", "--province", "091"]).exit_code == 0
+    args = ["issue", str(ca), "--commune-code", "31078", "--name", "UBND xã Dương Tơ",
+            "--out", str(s)]
+    assert cli(args).exit_code == 0
+    (s / "ledger.sqlite").write_bytes(b"")  # an office that has issued
+    r = cli(args)
+    assert r.exit_code == 3 and "--force to renew it" in r.stderr and "ledger.sqlite" in r.stderr
+    r = cli([*args, "--force"])
+    assert r.exit_code == 0, r.output
+    assert f"kept {s / 'ledger.sqlite'}" in r.stderr
+    assert f"vaxqr certs revoke {ca} SERIAL --reason superseded" in r.stderr
+    assert (s / "ledger.sqlite").exists()

@@ -97,6 +97,47 @@ def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bo
     return tmp
 
 
+# A commune signer directory's office ledger (its citizen register and single issues,
+# vaxqr.ledger): renewing the certificate in place keeps it, with SQLite's side files.
+SIGNER_LEDGER = ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm",
+                 "ledger.sqlite-journal")
+
+
+def signer_ledger(target: Path, commune_code: str) -> tuple[str, ...]:
+    """The office-ledger files in the signer directory ``target`` that a new certificate for
+    ``commune_code`` written there with ``--force`` keeps; :class:`StorageError` when they
+    belong to another commune (or to one that cannot be read), since a commune's ledger must
+    be neither lost nor handed to another."""
+    names = tuple(n for n in SIGNER_LEDGER if (target / n).exists())
+    if not names:
+        return ()
+    held = signer_commune(target)
+    if held != commune_code:
+        whose = f"commune {held}'s" if held else "an unreadable signer's"
+        raise StorageError(
+            f"{target} holds {whose} office ledger (ledger.sqlite: its citizen register and "
+            f"single issues); refusing to replace it with commune {commune_code}'s signer",
+            hint="choose another directory")
+    return names
+
+
+def signer_commune(target: Path) -> str | None:
+    """The commune code of the signer in ``target`` (signer.json, else signer.crt), or None."""
+    try:
+        code = json.loads(_read_file(target / "signer.json")).get("commune_code")
+        if isinstance(code, str):
+            return code
+    except (VaxqrError, ValueError, AttributeError):
+        pass
+    try:
+        attrs = load_certificates(target / "signer.crt")[0].subject.get_attributes_for_oid(
+            x509.NameOID.SERIAL_NUMBER)
+    except (VaxqrError, ValueError, IndexError):
+        return None
+    value = attrs[0].value if attrs else None
+    return value if isinstance(value, str) else None
+
+
 def _check_replaceable(target: Path, kind: str) -> None:
     """Refuse to replace ``target`` unless it is a directory of the same ``kind``:
     ``signer``, or a CA's role, ``root`` or ``province`` (read by :func:`existing_role`)."""
@@ -140,19 +181,29 @@ def existing_role(target: Path) -> str | None:
     return "root" if bc.path_length == 1 else "province"
 
 
-def _commit_dir(tmp: Path, target: Path, *, force: bool, kind: str) -> None:
+def _commit_dir(tmp: Path, target: Path, *, force: bool, kind: str,
+                keep: tuple[str, ...] = ()) -> None:
     """Move the prepared ``tmp`` into place as ``target``. Without ``force`` a ``target``
     that appeared meanwhile (another run aimed at the same directory) is never replaced:
     rename(2) refuses a directory that is not empty, and the run fails as "already exists"
-    instead of deleting the other run's key."""
+    instead of deleting the other run's key. The files named in ``keep`` (a signer's office
+    ledger) move from the replaced directory into the new one."""
     old: Path | None = None
+    moved: list[str] = []
     try:
         if force and target.is_dir() and any(target.iterdir()):  # an empty one: rename over
             _check_replaceable(target, kind)
             old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             os.rename(target, old)
+            for name in keep:
+                if (old / name).exists():
+                    os.rename(old / name, tmp / name)
+                    moved.append(name)
         os.rename(tmp, target)  # replaces at most an empty directory
     except (OSError, StorageError) as exc:
+        if old is not None:
+            for name in moved:  # back where they were, before tmp is removed
+                os.rename(tmp / name, old / name)
         if old is not None and not target.exists():
             os.rename(old, target)
             old = None

@@ -48,6 +48,8 @@ from .cadir import (
     _save_state,
     _state_doc,
     open_ca,
+    signer_commune,
+    signer_ledger,
 )
 from .certinfo import (
     DEMO_MARK,
@@ -302,29 +304,47 @@ class IssuedSigner:
     chain: tuple[x509.Certificate, ...]
     files: tuple[Path, ...]
     warnings: tuple[str, ...]
+    kept: tuple[Path, ...] = ()  # the office ledger of the directory it replaced
 
 
 def _record_and_commit(tmp: Path, target: Path, issuer_dir: Path | None,
-                       record: IssuedCert | None, *, force: bool, kind: str) -> None:
+                       record: IssuedCert | None, *, force: bool, kind: str,
+                       keep: tuple[str, ...] = ()) -> None:
     """Record a new certificate in its issuer's state and move the prepared directory into
     place, both under the issuer's lock: if the directory cannot be placed (another run
     made it meanwhile), the record is taken back, so the issuer never lists a certificate
     whose key is gone. On any failure the prepared directory is removed."""
     if issuer_dir is None or record is None:
-        _commit_dir(tmp, target, force=force, kind=kind)
+        _commit_dir(tmp, target, force=force, kind=kind, keep=keep)
         return
     try:
         with _locked(issuer_dir):
             before = open_ca(issuer_dir)
             _save_state(_replace(before, issued=(*before.issued, record)))
             try:
-                _commit_dir(tmp, target, force=force, kind=kind)
+                _commit_dir(tmp, target, force=force, kind=kind, keep=keep)
             except BaseException:
                 _save_state(before)
                 raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_signer_out(target: Path, commune_code: str, *, force: bool) -> tuple[str, ...]:
+    """Check, before any key work, that a signer for ``commune_code`` may be written into
+    ``target``: it does not exist (is empty), or ``force`` is given and it is not another
+    commune's office. Return the office-ledger files the new directory keeps."""
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        if not force:
+            hint = "use --force to replace it"
+            if target.is_dir() and signer_commune(target) == commune_code:
+                hint = ("use --force to renew it: a new key and certificate, its ledger.sqlite "
+                        "(the office's register) kept; then revoke the old certificate")
+            raise StorageError(f"{target} already exists", hint=hint)
+        if target.is_dir():
+            return signer_ledger(target, commune_code)
+    return ()
 
 
 def issue_signer(
@@ -354,8 +374,7 @@ def issue_signer(
         raise ValidationError(f"DSC validity must be 1 to {DSC_DAYS_MAX} days")
     _check_new_password(password)
     target = Path(out_dir)
-    if not force and target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise StorageError(f"{target} already exists", hint="use --force to replace it")
+    keep = check_signer_out(target, commune_code, force=force)
     now = _aware(now) if now else _utcnow()
     ca = open_ca(ca_dir)
     if ca.role != "province":
@@ -450,10 +469,11 @@ def issue_signer(
     }
     record = IssuedCert(serial, "dsc", cert, commune_code, name, now)
     tmp = _prepare_dir(target, files, force=force, kind="signer")
-    _record_and_commit(tmp, target, ca.directory, record, force=force, kind="signer")
+    _record_and_commit(tmp, target, ca.directory, record, force=force, kind="signer", keep=keep)
     if password is None:
         warnings.append(f"{target / 'signer.key'} is NOT encrypted")
-    return IssuedSigner(record, target, chain, tuple(target / n for n in files), tuple(warnings))
+    return IssuedSigner(record, target, chain, tuple(target / n for n in files), tuple(warnings),
+                        tuple(target / n for n in keep if (target / n).exists()))
 
 
 # --------------------------------------------------------------------------------------

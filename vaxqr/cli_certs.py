@@ -283,8 +283,7 @@ def issue_cmd(
             ("VAXQR_CA_PASSWORD", PASSWORD_ENV),
             f"the CA key in {ca_dir}",
         )
-        if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-            raise StorageError(f"{out_dir} already exists", hint="use --force to replace it")
+        certs.check_signer_out(out_dir, commune_code, force=force)
         pw = _new_password(password_file, insecure_no_password, f"the commune key in {out_dir}")
         if pw is not None and pw == ca_pw:
             shared.append(_same_password("commune", "CA"))
@@ -310,6 +309,12 @@ def issue_cmd(
     )
     for f in res.files:
         err.print(f"  {esc(str(f))}")
+    if res.kept:
+        err.print(f"  kept {esc(str(res.kept[0]))}: the office's citizen register and single "
+                  "issues")
+    if any(w.startswith(f"commune {r.code} already has") for w in res.warnings):
+        err.print(f"  then revoke the old one: vaxqr certs revoke {esc(str(ca_dir))} SERIAL "
+                  f"--reason superseded (serials: vaxqr certs list {esc(str(ca_dir))})")
 
 
 @certs_app.command("show")
