@@ -779,3 +779,34 @@ def test_a_signer_directory_with_a_ledger_is_never_given_to_another_commune(
                            force=True, now=T0)
     assert {n: (h.s2 / n).read_bytes() for n in before} == before
     assert len(cadir.list_issued(h.ca)) == 2
+
+
+def test_revoke_finds_a_certificate_by_the_serial_certs_list_shows(h: Hierarchy) -> None:
+    """`certs list` shows 16 hex digits of a serial (fewer on a narrow terminal) and
+    `certs revoke` wanted all 40: the serial copied from the list matched nothing."""
+    ca = cadir.open_ca(h.ca)
+    r = ca.issued[1]
+    for ref in (r.serial_hex[:16], r.serial_hex[:8].upper(), r.kid.hex()[:10],
+                r.fingerprint[:12]):
+        assert cadir.find_issued(ca, ref) == r, ref
+    with pytest.raises(KeyCertError, match="no certificate"):
+        cadir.find_issued(ca, r.serial_hex[:7])  # too short to name one certificate
+    with pytest.raises(KeyCertError, match="no certificate"):
+        cadir.find_issued(ca, "")
+
+
+def test_an_ambiguous_revoke_lists_the_certificates_to_choose_from(h: Hierarchy) -> None:
+    """A commune renewed has two valid certificates: the refusal names both, with what
+    tells them apart, so the next command can name one."""
+    certs.issue_signer(h.ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
+                       out_dir=h.tmp / "s2-new", password=PW, now=T0 + dt.timedelta(days=30))
+    both = [r for r in cadir.open_ca(h.ca).issued if r.code == "31078"]
+    with pytest.raises(ValidationError, match="matches 2 certificates") as info:
+        cadir.find_issued(cadir.open_ca(h.ca), "31078")
+    for r in both:
+        assert r.serial_hex[:16] in str(info.value) and iso_day(r.issued_at) in str(info.value)
+    assert "serial" in (info.value.hint or "")
+
+
+def iso_day(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%d")

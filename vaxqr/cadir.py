@@ -442,11 +442,24 @@ def find_issued(ca: CAInfo, ref: str) -> IssuedCert:
     ]
     if not hits:  # a commune code whose certificates are all revoked: found among them
         hits = [r for r in ca.issued if r.code == ref.strip()]
+    if not hits and len(key) >= _MIN_PREFIX and all(c in "0123456789abcdef" for c in key):
+        # the start of a serial, kid or fingerprint, as `certs list` shows them (cut short)
+        hits = [r for r in ca.issued
+                if any(h.startswith(key) for h in (r.serial_hex, r.kid.hex(), r.fingerprint))]
     if len(hits) == 1:
         return hits[0]
     if not hits:
         raise KeyCertError(
             f"no certificate issued by {ca.directory} matches {ref!r}",
-            hint="give a certificate file, a serial or kid (hex), or see: vaxqr certs list CA_DIR",
+            hint="give a certificate file, a serial or kid (hex, its first 8 characters or "
+                 "more), or see: vaxqr certs list CA_DIR",
         )
-    raise ValidationError(f"{ref!r} matches {len(hits)} certificates; give a serial or a file")
+    listed = "; ".join(
+        f"serial {r.serial_hex[:16]} (kid {r.kid.hex()}, commune {r.code}, issued "
+        f"{iso(r.issued_at)}, {r.status()})" for r in hits)
+    raise ValidationError(f"{ref!r} matches {len(hits)} certificates: {listed}",
+                          hint="give the serial (its first 8 characters or more) or the "
+                               "certificate file of the one to revoke")
+
+
+_MIN_PREFIX = 8  # hex digits (32 bits); a prefix two certificates share is refused, listing them

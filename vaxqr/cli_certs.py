@@ -573,7 +573,8 @@ def revoke_cmd(
         str,
         typer.Argument(
             metavar="CERT",
-            help="Certificate file, signer directory, serial or kid (hex), or commune code.",
+            help="Certificate file, signer directory, serial or kid (hex; its first 8 "
+                 "characters or more, as certs list shows it), or commune code.",
         ),
     ],
     reason: Annotated[
