@@ -810,3 +810,26 @@ def test_an_ambiguous_revoke_lists_the_certificates_to_choose_from(h: Hierarchy)
 
 def iso_day(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%d")
+
+
+def test_a_trust_list_that_cannot_be_written_uses_up_no_sequence(
+    h: Hierarchy, tmp_path: Path,
+) -> None:
+    """`certs trustlist --out /media/usb/` (a directory) said "already exists: use --force",
+    and with --force signed a list, used up its sequence number and failed to write it; a
+    read-only mount failed the same way, after signing."""
+    from mounts import mounted_tmpfs
+
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    for force in (False, True):
+        with pytest.raises(StorageError, match="is a directory") as info:
+            certs.build_trustlist(h.ca, password=PW, out=usb, force=force)
+        assert "trustlist.json" in (info.value.hint or "")
+    assert cadir.open_ca(h.ca).trustlist_sequence == 0
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with mounted_tmpfs(ro, "ro,size=64k"), pytest.raises(StorageError, match="Read-only"):
+        certs.build_trustlist(h.ca, password=PW, out=ro / "tl.json")
+    assert cadir.open_ca(h.ca).trustlist_sequence == 0
+    assert list(usb.iterdir()) == []

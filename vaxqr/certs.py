@@ -70,7 +70,7 @@ from .certinfo import (
 )
 from .citizen import PROVINCES
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
-from .fileio import PRIVATE, PUBLIC, atomic_write, check_private_file, ensure_dir
+from .fileio import PRIVATE, PUBLIC, atomic_write, check_private_file, check_writable, ensure_dir
 from .keys import (
     KeyType,
     PrivateKey,
@@ -489,6 +489,16 @@ class PublishedTrustList:
     data: bytes  # the file content (also what ``out="-"`` callers print)
 
 
+def check_trustlist_out(target: Path, *, force: bool) -> None:
+    """Refuse, before any key work, a trust-list output that is a directory or exists
+    (without ``force``)."""
+    if target.is_dir():
+        raise StorageError(f"{target} is a directory",
+                           hint=f"give a file name, e.g. {target / 'trustlist.json'}")
+    if target.exists() and not force:
+        raise StorageError(f"{target} already exists", hint="use --force to overwrite it")
+
+
 def _published_sequence(ca: CAInfo, target: Path) -> int | None:
     """The sequence of the trust list in ``target`` when this CA signed it (its signature
     checked against the CA's key), else None (no file, not a trust list, another CA's)."""
@@ -546,8 +556,8 @@ def build_trustlist(
     nu = _aware(next_update) if next_update else now + dt.timedelta(days=valid_days)
     d = Path(ca_dir)
     target = Path(out) if out is not None else None
-    if target is not None and target.exists() and not force:
-        raise StorageError(f"{target} already exists", hint="use --force to overwrite it")
+    if target is not None:
+        check_trustlist_out(target, force=force)
     ca = open_ca(d)
     if ca.role != "province":
         raise ValidationError(f"{d} is a root CA; trust lists are published by province CAs")
@@ -558,6 +568,7 @@ def build_trustlist(
         warnings.append(f"the CA certificate expired on {iso(ca.certificate.not_valid_after_utc)}")
     if target is not None:
         ensure_dir(target.parent)
+        check_writable(target, overwrite=True)  # a read-only mount: before a number is used
     with _locked(d):
         ca = open_ca(d)
         seq = ca.trustlist_sequence + 1

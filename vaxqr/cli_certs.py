@@ -26,7 +26,7 @@ from .cli_password import PASSWORD_ENV
 from .cli_password import Usage as _Usage
 from .cli_password import existing_password as _existing_password
 from .cli_password import new_password as _new_password
-from .errors import StorageError, ValidationError, VaxqrError
+from .errors import ValidationError, VaxqrError
 
 EXIT_OK, EXIT_USAGE, EXIT_TRUST = int(Exit.OK), int(Exit.USAGE), int(Exit.TRUST_OR_IO)
 
@@ -749,8 +749,8 @@ def trustlist_cmd(
 
     def work() -> certs.PublishedTrustList:
         cadir.open_ca(ca_dir)
-        if not to_stdout and out_file.exists() and not force:
-            raise StorageError(f"{out_file} already exists", hint="use --force to overwrite it")
+        if not to_stdout:
+            certs.check_trustlist_out(out_file, force=force)
         pw = _existing_password(ca_dir / "ca.key", password_file,
                                 ("VAXQR_CA_PASSWORD", PASSWORD_ENV), f"the CA key in {ca_dir}")
         return certs.build_trustlist(
