@@ -833,3 +833,18 @@ def test_a_trust_list_that_cannot_be_written_uses_up_no_sequence(
         certs.build_trustlist(h.ca, password=PW, out=ro / "tl.json")
     assert cadir.open_ca(h.ca).trustlist_sequence == 0
     assert list(usb.iterdir()) == []
+
+
+def test_init_over_a_ca_in_use_says_what_force_would_destroy(h: Hierarchy) -> None:
+    """`certs init` run again on the province CA answered "already exists: use --force to
+    replace it", and --force deletes the key every commune certificate chains to."""
+    with pytest.raises(StorageError, match="issued 2 commune certificates") as info:
+        certs.init_ca(h.ca, name="Kiên Giang", province_code="091", password=PW)
+    hint = info.value.hint or ""
+    assert "vaxqr certs issue" in hint and "every checkpoint" in hint and "--force" in hint
+
+
+def test_init_without_a_province_code_names_the_option(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="--province") as info:
+        certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code=None, password=PW)
+    assert "None" not in str(info.value)

@@ -137,6 +137,24 @@ def _ca_name(name: str, code: str | None, role: str, demo: bool) -> x509.Name:
     return x509.Name([a for a in attrs if a is not None])
 
 
+def _refuse_existing_ca(target: Path) -> None:
+    """``target`` exists: say so, and when it is a CA in use, what ``--force`` would undo."""
+    try:
+        ca = open_ca(target)
+    except VaxqrError:
+        raise StorageError(f"{target} already exists", hint="use --force to replace it") from None
+    kind = "root CA" if ca.role == "root" else f"province CA {ca.code} ({ca.name})"
+    issued = [r for r in ca.issued if r.kind == ("ca" if ca.role == "root" else "dsc")]
+    what = "province CA" if ca.role == "root" else "commune"
+    add = ("vaxqr certs init PROVINCE_DIR --parent" if ca.role == "root"
+           else "vaxqr certs issue")
+    raise StorageError(
+        f"{target} already exists: the {kind}, which issued {len(issued)} {what} certificates",
+        hint=f"to add a {what.split()[0]}, use {add} {target} …; a new CA here (--force) "
+             f"deletes this one's key: every {what} would need a new certificate, and every "
+             "checkpoint the new ca.crt")
+
+
 def init_ca(
     ca_dir: str | os.PathLike[str],
     *,
@@ -164,7 +182,10 @@ def init_ca(
     role: Literal["province", "root"] = "root" if root else "province"
     name = _check_text(name, "the name")
     if role == "province":
-        if province_code is None or not _CODE_RE["province"].match(province_code):
+        if province_code is None:
+            raise ValidationError("a province CA needs --province, its 3-digit code (e.g. 091 "
+                                  "for Kiên Giang); a national root CA needs --root")
+        if not _CODE_RE["province"].match(province_code):
             raise ValidationError(
                 f"province code must be 3 digits (e.g. 091 for Kiên Giang), got {province_code!r}"
             )
@@ -187,7 +208,7 @@ def init_ca(
     if not CA_DAYS_MIN <= span <= CA_DAYS_MAX:
         raise ValidationError(f"CA validity must be 4 to 10 years, got {span} days")
     if not force and target.exists() and target.is_dir() and any(target.iterdir()):
-        raise StorageError(f"{target} already exists", hint="use --force to replace it")
+        _refuse_existing_ca(target)
     if parent_dir is not None and target.resolve() == Path(parent_dir).resolve():
         raise ValidationError(f"{target} is the parent root CA itself; a CA cannot replace "
                               "the CA that signs it", hint="choose another directory")
