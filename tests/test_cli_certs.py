@@ -384,3 +384,16 @@ def test_cli_renewing_a_signer_in_place_says_what_it_kept_and_what_to_revoke(
     assert f"kept {s / 'ledger.sqlite'}" in r.stderr
     assert f"vaxqr certs revoke {ca} SERIAL --reason superseded" in r.stderr
     assert (s / "ledger.sqlite").exists()
+
+
+def test_cli_no_password_names_the_option_to_give_it_with(tmp_path: Path) -> None:
+    """With no terminal to ask on, the error said "use a password file option": which one
+    (certs issue has two, --ca-password-file for the CA key)."""
+    ca = str(tmp_path / "ca")
+    assert cli(["init", ca, "--name", "Kiên Giang", "--province", "091"]).exit_code == 0
+    r = cli(["issue", ca, "--commune-code", "31078", "--name", "UBND xã Dương Tơ", "--out",
+             str(tmp_path / "s")], env={"VAXQR_PASSWORD": ""})
+    assert r.exit_code == 2
+    assert "--ca-password-file" in r.stderr and "password file option" not in r.stderr
+    r = cli(["trustlist", ca, "--out", "-"], env={"VAXQR_PASSWORD": ""})
+    assert r.exit_code == 2 and "use --password-file FILE or" in r.stderr

@@ -189,6 +189,7 @@ def init_cmd(
                 parent_password_file,
                 ("VAXQR_PARENT_PASSWORD", PASSWORD_ENV),
                 f"the root CA key in {parent}",
+                option="--parent-password-file",
             )
         pw = _new_password(password_file, insecure_no_password, f"the CA key in {ca_dir}")
         if pw is not None and pw == parent_pw:
@@ -282,6 +283,7 @@ def issue_cmd(
             ca_password_file,
             ("VAXQR_CA_PASSWORD", PASSWORD_ENV),
             f"the CA key in {ca_dir}",
+            option="--ca-password-file",
         )
         certs.check_signer_out(out_dir, commune_code, force=force)
         pw = _new_password(password_file, insecure_no_password, f"the commune key in {out_dir}")

@@ -53,9 +53,11 @@ def _interactive() -> bool:
 
 
 def existing_password(
-    key_path: Path, password_file: Path | None, envs: tuple[str, ...], what: str
+    key_path: Path, password_file: Path | None, envs: tuple[str, ...], what: str, *,
+    option: str = "--password-file",
 ) -> bytes | None:
-    """The password of an existing key (None when the key is not encrypted)."""
+    """The password of an existing key (None when the key is not encrypted); ``option``
+    is the command's option that gives it, named when none is available."""
     if key_path.exists() and not keys.key_is_encrypted(key_path):
         return None
     if password_file is not None:
@@ -67,7 +69,7 @@ def existing_password(
     if _interactive():
         return _ask(f"Password for {what}", confirm=False)
     raise Usage(
-        f"a password is needed for {key_path}: use a password file option or "
+        f"a password is needed for {key_path}: use {option} FILE or "
         f"{' / '.join(envs)} (no terminal to ask on)"
     )
 
