@@ -496,3 +496,13 @@ def test_a_batch_shows_a_progress_bar_on_a_terminal_only(tmp_path):
     code, piped = stderr_on(runs["b"], terminal=False, cwd=tmp_path)
     assert code == 0, piped
     assert "40 issued" in piped and "━" not in piped and "signing" not in piped
+
+
+def test_a_single_issue_missing_options_names_those_missing(runner, tmp_path):
+    """A clerk who forgot --sex and --date was shown all seven options, not which two."""
+    signer = _signer_copy(tmp_path)
+    person = [a for i, a in enumerate(PERSON)
+              if a not in ("--sex", "--date") and PERSON[i - 1] not in ("--sex", "--date")]
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *person, "--out", "-"])
+    assert r.exit_code == 2
+    assert "missing --sex and --date" in r.stderr, r.stderr

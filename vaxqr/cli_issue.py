@@ -24,6 +24,7 @@ from .cli import (
 )
 from .errors import ValidationError, VaxqrError
 
+_SINGLE_OPTIONS = ("--name", "--sex", "--dob", "--id", "--vaccine", "--dose", "--date")
 _INTERRUPTED = ("interrupted: every credential signed so far is in the ledger; run the same "
                 "command again to finish the batch (nothing is signed twice)")
 
@@ -184,9 +185,12 @@ def issue(
         return
     if population is not None:
         fail("--population needs --from CSV", code=Exit.USAGE)
-    if any(v is None for v in single):
-        fail("a single credential needs --name, --sex, --dob, --id, --vaccine, --dose and "
-             "--date (or use --from CSV)", code=Exit.USAGE)
+    missing = [o for o, v in zip(_SINGLE_OPTIONS, single, strict=True) if v is None]
+    if missing:
+        named = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1
+                             else missing)
+        fail(f"a single credential needs --name, --sex, --dob, --id, --vaccine, --dose and "
+             f"--date: missing {named} (or use --from CSV)", code=Exit.USAGE)
     assert dose is not None
     n, _, total = dose.partition("/")
     fields = {"full_name": name, "sex": sex, "dob": dob, "id_number": id_number,
