@@ -139,6 +139,9 @@ def test_id_number_is_frozen() -> None:
         ("91085900123", ["12 digits", "got 11", "leading zeros"]),
         ("1085900123", ["12 digits", "got 10", "leading zeros"]),
         ("385900123", ["12 digits", "got 9", "old CMND"]),
+        # a spreadsheet showed the number in scientific notation and exported it so
+        ("9.1072E+10", ["12 digits", "scientific notation", "as Text"]),
+        ("9,10859E+11", ["scientific notation"]),
         ("0910859001234", ["12 digits", "got 13"]),
         ("09108590012", ["got 11"]),
         ("09108590012X", ["non-digit", "'X'", "position 12"]),

@@ -154,6 +154,9 @@ class IdNumber:
     century: int
 
 
+_SCIENTIFIC = re.compile(r"[0-9][.,][0-9]*[Ee]\+?[0-9]+")
+
+
 def _check_twelve_digits(s: str, what: str) -> None:
     if len(s) != 12:
         if not s:
@@ -164,6 +167,9 @@ def _check_twelve_digits(s: str, what: str) -> None:
                 hint = " (9 digits is an old CMND number, not the 12-digit CCCD number)"
             elif len(s) in (10, 11):
                 hint = " (leading zeros dropped by a spreadsheet?)"
+        elif _SCIENTIFIC.fullmatch(s):
+            hint = (" (a spreadsheet wrote it in scientific notation: format the column as "
+                    "Text, with the leading 0, and export again)")
         raise ValidationError(
             f"{what} must be exactly 12 digits, got {len(s)} characters {_show(s)}{hint}"
         )
