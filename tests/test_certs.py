@@ -618,6 +618,8 @@ def test_credential_revocation_refuses_a_wrong_check_character(h: Hierarchy) -> 
         with pytest.raises(ValidationError, match="check character") as info:
             revocation.revoke_credentials(h.ca, given)
         assert "typo" in str(info.value) and info.value.hint
+        # where the UVCI is to be read: verify's human verdict does not show it, --json does
+        assert "vaxqr verify --json" in info.value.hint and "summary.uvci" in info.value.hint
     assert (h.ca / "state.json").read_bytes() == before
     res = revocation.revoke_credentials(h.ca, [good])
     assert [c.uvci for c in res.added] == [good] and not res.warnings

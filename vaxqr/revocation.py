@@ -197,7 +197,7 @@ def revoke_credentials(
                 f"{u}: the check character after '#' does not match the rest of the UVCI "
                 "(Luhn mod 38): likely a typo; nothing was revoked",
                 hint="copy the UVCI from the commune's manifest.csv or ledger, or from the "
-                "credential (vaxqr verify shows it)")
+                "credential (vaxqr verify --json shows it as summary.uvci)")
     d = Path(ca_dir)
     open_ca(d)
     with _locked(d):
