@@ -96,6 +96,11 @@ def issue(
         "--reissue", help="Single issue: sign a new credential although the office's "
         "register holds one for this ID number (a lost card whose credential was revoked); "
         "the earlier one stays valid unless revoked.")] = False,
+    reprint: Annotated[str | None, typer.Option(
+        "--reprint", metavar="ID|UVCI",
+        help="Write a citizen's existing credential again (a lost or damaged card), found "
+        "in the office's register by their 12-digit ID number or its UVCI: nothing is "
+        "signed.", show_default=False)] = None,
     # --- reconcile (issue 8): match --from against the register, sign matched rows only
     population: Annotated[Path | None, typer.Option(
         "--population", help="Population register CSV: reconcile --from against it first "
@@ -119,6 +124,8 @@ def issue(
       (reconciles first: OUT/reconcile/mismatches.csv lists what was not signed)
     * `vaxqr issue --signer SIGNER --name "Nguyễn Thị Ánh Hồng" --sex Nữ --dob 1990-05-17
       --id 091190001234 --vaccine pfizer --dose 2/2 --date 2021-10-01 --out card.png`
+    * `vaxqr issue --signer SIGNER --reprint 091190001234 --out card.png --card pdf`
+      (a lost card: the citizen's credential from the office's register, written again)
 
     A batch writes `manifest.csv`, `rejects.csv`, `qr/*.png` and `ledger.sqlite` into the
     output directory; running the same command again after a crash resumes it and signs
@@ -142,6 +149,17 @@ def issue(
     from . import issue as flow
 
     single = [name, sex, dob, id_number, vaccine, dose, date_]
+    if reprint is not None:
+        if from_csv is not None or population is not None or reissue \
+                or any(v is not None for v in single):
+            fail("--reprint writes an existing credential again: give it with --signer, "
+                 "--out and --card only", code=Exit.USAGE)
+        s, _check = _load_signer(signer, password_file, trust, short_validity)
+        try:
+            _reprint(flow, s, signer, reprint, out, force, card)
+        except VaxqrError as exc:
+            fail_from(exc)
+        return
     if from_csv is not None:
         began = False
         try:
@@ -207,12 +225,12 @@ def issue(
         fail_from(exc)
 
 
-def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
-            force: bool, card: str | None, reissue: bool) -> None:
-    from .fileio import atomic_write, check_writable
-    from .ledger import Register
+def _outputs(out: str, card: str | None, force: bool) -> tuple[Path | None, Path | None]:
+    """A single credential's QR file (None: stdout) and card file, checked writable first:
+    the ledger records a credential before its file is written, so none is recorded that
+    could not be written (StorageError)."""
+    from .fileio import check_writable
 
-    info = flow.signer_info(signer)
     target = None if out == "-" else Path(out)
     if target is not None and target.suffix.lower() not in (".png", ".svg"):
         fail(f"--out {out}: use a .png or .svg file, or - for stdout", code=Exit.USAGE)
@@ -223,11 +241,35 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
         if target is None:
             fail("--card needs --out FILE (the card is written beside it)", code=Exit.USAGE)
         card_path = target.with_name(target.stem + "-card." + card)
-    # The ledger records the credential before its file is written: every output is checked
-    # first (StorageError), so that none is recorded that could not be written.
     for path in (target, card_path):
         if path is not None:
             check_writable(path, overwrite=force)
+    return target, card_path
+
+
+def _write_single(flow: Any, info: Any, hc1: str, uvci: str, target: Path | None,
+                  card_path: Path | None, force: bool, verb: str) -> None:
+    """Write one credential: its HC1 text to stdout, or its QR (and card) files."""
+    from .fileio import atomic_write
+
+    end_at_once()  # the ledger is closed; each file below is written whole or not at all
+    if target is None:
+        sys.stdout.write(hc1 + "\n")
+        return
+    atomic_write(target, flow.render(hc1, target.suffix.lower()[1:]), overwrite=force)
+    console(err=True).print(f"{verb} {safe(uvci)} → {safe(target)}")
+    if card_path is not None:
+        atomic_write(card_path, flow.render_card(hc1, info, card_path.suffix[1:]),
+                     overwrite=force)
+        console(err=True).print(f"card → {safe(card_path)}")
+
+
+def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
+            force: bool, card: str | None, reissue: bool) -> None:
+    from .ledger import Register
+
+    info = flow.signer_info(signer)
+    target, card_path = _outputs(out, card, force)
     # signed, then checked against the office's register and recorded with its claim in
     # one transaction (or refused: then nothing is recorded or written)
     with Register(signer_dir / "ledger.sqlite") as register:
@@ -235,15 +277,27 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
                                         file=str(target) if target else None, reissue=reissue)
     if note:
         warn(note)
-    end_at_once()  # the ledger is closed; each file below is written whole or not at all
-    if target is None:
-        sys.stdout.write(entry.hc1 + "\n")
-        return
-    atomic_write(target, flow.render(entry.hc1, target.suffix.lower()[1:]), overwrite=force)
-    console(err=True).print(f"issued {safe(entry.uvci)} → {safe(target)}")
-    if card_path is not None:
-        atomic_write(card_path, flow.render_card(entry.hc1, info, card), overwrite=force)
-        console(err=True).print(f"card → {safe(card_path)}")
+    _write_single(flow, info, entry.hc1, entry.uvci, target, card_path, force, "issued")
+
+
+def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force: bool,
+             card: str | None) -> None:
+    """Write the office's existing credential for a citizen again: nothing is signed."""
+    from .reprint import find_issued
+
+    info = flow.signer_info(signer)
+    target, card_path = _outputs(out, card, force)
+    found = find_issued(signer_dir, ref)
+    c = found.claim
+    where = ("a single issue" if c.place == "single" else f"{c.place} ({c.source} row {c.row})")
+    console(err=True).print(
+        f"found {safe(c.uvci)}: {safe(c.full_name)}, dose {c.dose}/{c.total} on "
+        f"{c.vaccination_date}, issued by {safe(where)} on {c.issued_at[:10]}, valid until "
+        f"{found.expires:%Y-%m-%d}")
+    if found.entry.kid != info.kid.hex():
+        warn(f"{c.uvci} was signed with an earlier certificate of this office (kid "
+             f"{found.entry.kid}): it stays valid while checkpoints trust that certificate")
+    _write_single(flow, info, found.entry.hc1, c.uvci, target, card_path, force, "reprinted")
 
 
 def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path, out: Path,

@@ -684,8 +684,9 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
                 if kind != "later":
                     raise ValidationError(
                         reason.replace("this row is not signed", "not signed"),
-                        hint="to issue anyway (a lost card whose credential was revoked), "
-                             "add --reissue; the earlier credential stays valid unless "
+                        hint="a lost card: --reprint ID_NUMBER writes that credential "
+                             "again; to sign a new one anyway (its credential was revoked), "
+                             "add --reissue: the earlier credential stays valid unless "
                              "revoked")
                 replaces = old.uvci
                 note.append(reason)

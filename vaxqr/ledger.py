@@ -182,9 +182,8 @@ class Ledger:
         return self._db.execute(f"{sql} WHERE {column} = ? ORDER BY {order}", (value,))
 
     def find(self, uvci: str) -> Entry | None:
-        r = self._db.execute(
-            "SELECT uvci, source, row, row_hash, full_name, kid, iat, exp, hc1, file "
-            "FROM credentials WHERE uvci = ?", (uvci.upper(),)).fetchone()
+        r = self._db.execute(f"SELECT {_ENTRY_COLUMNS} FROM credentials WHERE uvci = ?",
+                             (uvci.upper(),)).fetchone()
         return Entry(*r) if r else None
 
     def count(self, source: str | None = None) -> int:
@@ -268,6 +267,16 @@ class Register(Ledger):
             raise StorageError(f"ledger {self.path}: duplicate credential ({exc})") from exc
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
+
+    def claim_of(self, uvci: str) -> Claim | None:
+        """The citizen whose latest credential is ``uvci``, or None (a scan: for a clerk's
+        lookup, not a batch)."""
+        try:
+            r = self._db.execute(f"SELECT {_CLAIM_COLUMNS} FROM citizens WHERE uvci = ?",
+                                 (uvci.upper(),)).fetchone()
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+        return Claim(*r) if r else None
 
     def claims(self, place: str | None = None) -> Iterator[Claim]:
         """Every claim (of ``place`` only, if given)."""

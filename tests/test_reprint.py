@@ -1,0 +1,133 @@
+"""`vaxqr issue --reprint ID|UVCI`: a citizen's existing credential written again (a lost
+card), found through the office's register, from a single issue's or a batch's ledger."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import test_cli_issue
+from test_cli_issue import CA, PERSON, TRUSTLIST, _signer_copy
+
+from vaxqr import reprint
+from vaxqr.cli import app
+from vaxqr.errors import StorageError, ValidationError
+from vaxqr.ledger import Ledger
+
+from records import good_rows, write_csv
+
+runner = test_cli_issue.runner  # the fixture: the demo password, a private state directory
+
+
+@pytest.fixture
+def office(tmp_path):
+    return _signer_copy(tmp_path)
+
+
+def _verify(runner, path):
+    return runner.invoke(app, ["verify", str(path), "--trust", str(CA), "--trust",
+                               str(TRUSTLIST), "--json"])
+
+
+def test_a_single_issue_is_reprinted_by_id_number_and_by_uvci(runner, tmp_path, office):
+    first = runner.invoke(app, ["issue", "--signer", str(office), *PERSON, "--out", "-"])
+    assert first.exit_code == 0, first.output
+    hc1 = first.stdout.strip()
+    with Ledger(office / "ledger.sqlite") as ledger:
+        (entry,) = ledger.entries()
+    for ref in ("091190012345", entry.uvci.lower()):
+        r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", ref,
+                                "--out", "-"])
+        assert r.exit_code == 0, r.output
+        assert r.stdout.strip() == hc1  # the same credential: nothing signed
+        assert f"found {entry.uvci}: Nguyễn Thị Ánh Hồng, dose 2/2 on 2021-10-01" in r.stderr
+    with Ledger(office / "ledger.sqlite") as ledger:
+        assert ledger.count() == 1
+    out = tmp_path / "lost.png"
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", "091190012345",
+                            "--out", str(out), "--card", "pdf"])
+    assert r.exit_code == 0, r.output
+    assert f"reprinted {entry.uvci} → {out}" in r.stderr
+    assert (tmp_path / "lost-card.pdf").read_bytes()[:5] == b"%PDF-"
+    v = _verify(runner, out)
+    assert v.exit_code == 0 and entry.uvci in v.stdout
+    again = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", "091190012345",
+                                "--out", str(out)])
+    assert again.exit_code == 3 and "already exists" in again.stderr  # --force to replace
+
+
+def test_a_batch_credential_is_reprinted_from_its_out_dir(runner, tmp_path, office):
+    rows = good_rows(4, seed=61)
+    src = write_csv(tmp_path / "records.csv", rows)
+    batch = tmp_path / "batch"
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--from", str(src), "--out",
+                            str(batch), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    with Ledger(batch / "ledger.sqlite") as ledger:
+        issued = {e.row: e for e in ledger.entries()}
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[2][3],
+                            "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == issued[3].hc1
+    assert "records.csv row 3" in r.stderr
+
+    # the batch directory moved away: named, with what to do
+    batch.rename(tmp_path / "elsewhere")
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[2][3],
+                            "--out", "-"])
+    assert r.exit_code == 3 and r.stdout == ""
+    assert f"{issued[3].uvci} was issued in {batch.resolve()}" in r.stderr
+    assert "put that batch directory back" in r.stderr
+
+
+def test_what_cannot_be_reprinted_is_said(runner, tmp_path, office):
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", "091190012345",
+                            "--out", "-"])
+    assert r.exit_code == 3 and "has no ledger.sqlite" in r.stderr  # nothing issued yet
+    assert runner.invoke(app, ["issue", "--signer", str(office), *PERSON,
+                               "--out", "-"]).exit_code == 0
+    for ref, said in (("091190012346", "no credential for ID number 091190012346"),
+                      ("URN:UVCI:01:VN:091/31078/NOPE#A", "is not a citizen's latest"),
+                      ("Nguyễn Thị Ánh Hồng", "give the citizen's 12-digit ID number")):
+        r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", ref,
+                                "--out", "-"])
+        assert r.exit_code == 2 and said in r.stderr, r.stderr
+        assert r.stdout == ""
+    for extra in (["--reissue"], ["--name", "X"], ["--from", "x.csv"]):
+        r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", "091190012345",
+                                "--out", "-", *extra])
+        assert r.exit_code == 2 and "--reprint writes an existing credential" in r.stderr
+
+
+def test_an_expired_credential_is_not_reprinted(runner, office):
+    assert runner.invoke(app, ["issue", "--signer", str(office), *PERSON,
+                               "--out", "-"]).exit_code == 0
+    found = reprint.find_issued(office, "091190012345")
+    assert found.expires > datetime.now(UTC) + timedelta(days=300)
+    with pytest.raises(ValidationError, match=r"expired on .*checkpoints refuse") as e:
+        reprint.find_issued(office, "091190012345", now=found.expires + timedelta(seconds=1))
+    assert "--reissue" in (e.value.hint or "")
+
+
+def test_a_claim_without_its_credential_names_the_unfinished_batch(tmp_path, office):
+    from vaxqr.citizen import citizen_key
+    from vaxqr.ledger import Register
+
+    out = tmp_path / "batch"
+    out.mkdir()
+    Ledger(out / "ledger.sqlite").close()
+    with Register(office / "ledger.sqlite") as reg:  # what a kill between claim and ledger leaves
+        reg.claim([citizen_key("091190012345")], lambda held: [(
+            citizen_key("091190012345"), "Nguyễn Thị Ánh Hồng", "F", "1990-05-17", 2, 2,
+            "2021-10-01", "URN:UVCI:01:VN:091/31078/AAAA#B", str(out), "r.csv", 7,
+            "2026-11-28T00:00:00Z", "")])
+    with pytest.raises(StorageError, match=r"claimed in .* but not recorded") as e:
+        reprint.find_issued(office, "091190012345")
+    assert f"vaxqr issue --from r.csv --out {out}" in (e.value.hint or "")
+
+
+def test_refusing_a_single_issue_points_to_reprint(runner, office):
+    assert runner.invoke(app, ["issue", "--signer", str(office), *PERSON,
+                               "--out", "-"]).exit_code == 0
+    other = [a if a != "2021-10-01" else "2021-09-01" for a in PERSON]  # same dose, earlier
+    r = runner.invoke(app, ["issue", "--signer", str(office), *other, "--out", "-"])
+    assert r.exit_code == 2, r.output
+    assert "--reprint ID_NUMBER writes that credential again" in r.stderr

@@ -1,0 +1,108 @@
+"""Finding a credential the office issued, to write it again (a lost or damaged card).
+
+A citizen who lost their card comes back with their ID card, not their credential: the
+office's citizen register (the signer directory's ``ledger.sqlite``) knows, by ID number,
+which credential holds their latest dose and where it was issued; the ledger of that
+place (the signer directory's for a single issue, the batch's OUT_DIR's for a batch)
+holds its ``HC1:`` text. Writing it again signs nothing: the citizen keeps one credential
+(SPEC §4), the one the office's records and any revocation name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import citizen
+from .errors import StorageError, ValidationError
+from .ledger import PLACE_SINGLE, Claim, Entry, Ledger, Register
+
+_ID = re.compile(r"\d{12}")
+_LEDGER = "ledger.sqlite"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Found:
+    """A credential found again: its ledger entry, the register's claim (who, which dose,
+    where) and the ledger file that holds it."""
+
+    entry: Entry
+    claim: Claim
+    ledger: Path
+
+    @property
+    def expires(self) -> datetime:
+        return datetime.fromtimestamp(self.entry.exp, UTC)
+
+
+def _claim(register: Register, ref: str) -> Claim:
+    """The register's claim for ``ref``: a 12-digit ID number or a UVCI."""
+    text = ref.strip()
+    if _ID.fullmatch(text):
+        claim = register.lookup([citizen.citizen_key(text)]).get(citizen.citizen_key(text))
+        if claim is None:
+            raise ValidationError(
+                f"no credential for ID number {text} in this office's register",
+                hint="check the number on the citizen's ID card; a credential issued by "
+                     "another commune is reprinted there, one issued before this office's "
+                     "register existed (before vaxqr kept it) is not in it")
+        return claim
+    if text.upper().startswith("URN:UVCI:"):
+        claim = register.claim_of(text)
+        if claim is None:
+            raise ValidationError(
+                f"{text} is not a citizen's latest credential in this office's register",
+                hint="give the citizen's 12-digit ID number instead: the register finds "
+                     "their latest credential by it")
+        return claim
+    raise ValidationError(f"--reprint {text!r}: give the citizen's 12-digit ID number or a "
+                          "UVCI (URN:UVCI:01:VN:…)")
+
+
+def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None) -> Found:
+    """The credential the office issued for ``ref`` (a citizen's 12-digit ID number, or the
+    UVCI of their latest credential), from the signer directory's register and the ledger
+    of the place it was issued. Nothing is written.
+
+    Raises:
+        ValidationError: no such citizen or credential, or it has expired (a new one must
+            be signed).
+        StorageError: the register or the batch's ledger cannot be read, or no longer holds
+            the credential (the batch directory was moved or deleted; a batch that was
+            interrupted before recording it).
+    """
+    home = Path(signer_dir)
+    if not (home / _LEDGER).is_file():
+        raise StorageError(f"{home} has no {_LEDGER}: this office has issued nothing yet")
+    with Register(home / _LEDGER) as register:
+        claim = _claim(register, ref)
+        if claim.place == PLACE_SINGLE:
+            path = home / _LEDGER
+            entry = register.find(claim.uvci)
+        else:
+            path = Path(claim.place) / _LEDGER
+            if not path.is_file():
+                raise StorageError(
+                    f"{claim.uvci} was issued in {claim.place} ({claim.source} row "
+                    f"{claim.row}), and {path} is not there",
+                    hint="put that batch directory back where it was (from a backup) and "
+                         "run this again")
+            with Ledger(path) as ledger:
+                entry = ledger.find(claim.uvci)
+    if entry is None:
+        raise StorageError(
+            f"{claim.uvci} is claimed in {path} but not recorded: its batch was interrupted "
+            "before signing it",
+            hint=(f"run that batch again (vaxqr issue --from {claim.source} --out "
+                  f"{claim.place}) to finish it" if claim.place != PLACE_SINGLE else None))
+    found = Found(entry=entry, claim=claim, ledger=path)
+    when = now or datetime.now(UTC)
+    if found.expires <= when:
+        raise ValidationError(
+            f"{claim.uvci} expired on {found.expires:%Y-%m-%d}: reprinting it gives a card "
+            "that checkpoints refuse",
+            hint="sign a new credential: the single issue with the citizen's record and "
+                 "--reissue")
+    return found
