@@ -1,10 +1,14 @@
 """Reconcile benchmark: a generated province, timed, measured and checked class by class.
 
     .venv/bin/python benchmarks/bench_reconcile.py [--size 1.0] [--workers N] [--dir DIR]
+    .venv/bin/python benchmarks/bench_reconcile.py --kien-giang --dir /dev/shm/kg [--cli]
 
 1. ``scripts/gen_population.py`` writes a province of ``--size`` × (1,800,000 people,
    2,000,000 dose records) with planted errors of every class and the ground truth, into a
    temporary directory (or ``--dir``, reused when it already holds one of that size).
+   ``--kien-giang``: the plan's own province instead, a register of the 1,196,117 adults its
+   coverage rates are counted over (docs/vietnam.md §7: 1,163,941 = 97.31%) and 2,000,000
+   dose records (doses 1 and 2, some third doses, the planted errors).
 2. The reference, on one core: the CSV floor — ``csv.reader`` over both files and
    ``csv.writer`` of every dose record, with nothing else. The machine is shared and noisy;
    the ratio to this floor, measured in the same run, is the comparable figure.
@@ -14,6 +18,9 @@
    0.5 s from /proc (pages the workers share with the main process by fork count twice).
 4. Accuracy: every row's class (``mismatches.csv``; absent = matched) against
    ``truth.csv``, per class: planted, found, correct, precision and recall.
+5. The sizes of the inputs and of what reconcile wrote. With ``--cli``, the whole ``vaxqr
+   reconcile`` command too (start-up, table printing): wall, CPU and the peak RSS of its
+   largest process (``wait4``), and the process tree's sampled peak.
 
 Goal: the full province in under 60 s on a 2-core machine.
 """
@@ -40,16 +47,21 @@ PYTHON = sys.executable
 GOAL_SECONDS = 60.0
 
 
-def generate(d: Path, people: int, records: int, seed: int) -> None:
+KIEN_GIANG = (1_196_117, 2_000_000)  # adults in the register (the rates' base), dose records
+
+
+def generate(d: Path, people: int, records: int, seed: int, minors: float) -> None:
     meta = d / "meta.json"
-    want = {"people": people, "records": records, "seed": seed}
+    want: dict[str, float] = {"people": people, "records": records, "seed": seed}
+    if minors != 0.30:  # the generator's default (and older meta.json files)
+        want["minors"] = minors
     if meta.exists() and json.loads(meta.read_text()) == want:
         print(f"reusing the province in {d}")
         return
     t = time.perf_counter()
     subprocess.run([PYTHON, str(ROOT / "scripts" / "gen_population.py"), str(d), "--people",
-                    str(people), "--records", str(records), "--seed", str(seed)], check=True,
-                   stdout=subprocess.DEVNULL)
+                    str(people), "--records", str(records), "--seed", str(seed),
+                    "--minors", str(minors)], check=True, stdout=subprocess.DEVNULL)
     meta.write_text(json.dumps(want))
     print(f"generated {people:,} people and ~{records:,} dose records in "
           f"{time.perf_counter() - t:.0f} s → {d}")
@@ -96,27 +108,59 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
+def _measured(cmd: list[str]) -> tuple[str, float, float, float, float]:
+    """Run ``cmd``: its stdout, wall seconds, CPU seconds and peak RSS (MB) of its largest
+    process (``wait4``: the process and the children it waited for), and the sampled peak
+    of its process tree's RSS sum (MB)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(_rss_kb(p) for p in _tree(proc.pid)))
+            done.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    assert proc.stdout is not None
+    stdout = proc.stdout.read()  # until the process closes it, before reaping it
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{cmd[1:3]} failed with exit code {proc.returncode}")
+    return (stdout.decode(), wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024,
+            peak[0] / 1024)
+
+
 def run_child(d: Path, out: Path, workers: int | None) -> dict[str, float]:
     cmd = [PYTHON, __file__, "--child", str(d), str(out)]
     if workers:
         cmd += ["--workers", str(workers)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    peak = [0]
-
-    def sample() -> None:
-        while proc.poll() is None:
-            peak[0] = max(peak[0], sum(_rss_kb(p) for p in _tree(proc.pid)))
-            time.sleep(0.5)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stdout, _ = proc.communicate()
-    sampler.join()
-    if proc.returncode:
-        raise SystemExit(f"reconcile failed with exit code {proc.returncode}")
+    stdout, *_, tree_peak = _measured(cmd)
     result: dict[str, float] = json.loads(stdout.strip().splitlines()[-1])
-    result["tree_rss_peak_mb"] = peak[0] / 1024
+    result["tree_rss_peak_mb"] = tree_peak
     return result
+
+
+def run_cli(d: Path, out: Path, workers: int | None) -> tuple[float, float, float, float]:
+    """The whole ``vaxqr reconcile`` command: wall, CPU, largest process's and the tree's
+    peak RSS."""
+    cmd = [str(Path(PYTHON).parent / "vaxqr"), "reconcile", str(d / "vaccinations.csv"),
+           "-p", str(d / "population.csv"), "-o", str(out), "--date", "2021-11-23",
+           "--force", "--json"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    _, wall, cpu, rss, tree = _measured(cmd)
+    return wall, cpu, rss, tree
+
+
+def _mb(path: Path) -> str:
+    return f"{path.stat().st_size / 1e6:8.2f} MB"
 
 
 def child(d: Path, out: Path, workers: int | None) -> None:
@@ -166,6 +210,13 @@ def main() -> int:
     ap.add_argument("--people", type=int)
     ap.add_argument("--records", type=int)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--minors", type=float, default=0.30,
+                    help="share of the register under 18 (0.30; 0 with --kien-giang)")
+    ap.add_argument("--kien-giang", action="store_true",
+                    help=f"the plan's province: {KIEN_GIANG[0]:,} adults in the register, "
+                         f"{KIEN_GIANG[1]:,} dose records")
+    ap.add_argument("--cli", action="store_true",
+                    help="also time the whole `vaxqr reconcile` command")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--dir", type=Path, help="keep the province here (reused if present)")
     ap.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
@@ -173,8 +224,9 @@ def main() -> int:
     if a.child:
         child(a.child[0], a.child[1], a.workers)
         return 0
-    people = a.people or int(1_800_000 * a.size)
+    people = a.people or int((KIEN_GIANG[0] if a.kien_giang else 1_800_000) * a.size)
     records = a.records or int(2_000_000 * a.size)
+    minors = 0.0 if a.kien_giang else a.minors
     tmp = None
     if a.dir is None:
         tmp = Path(tempfile.mkdtemp(prefix="vaxqr-bench-reconcile-"))
@@ -182,10 +234,14 @@ def main() -> int:
     assert d is not None
     try:
         d.mkdir(parents=True, exist_ok=True)
-        generate(d, people, records, a.seed)
+        generate(d, people, records, a.seed, minors)
         floor = csv_floor(d)
         r = run_child(d, d / "out", a.workers)
         rows, correct, total = accuracy(d, d / "out")
+        sizes = [(f"input {n}", _mb(d / n)) for n in ("population.csv", "vaccinations.csv")]
+        sizes += [(f"output {n}", _mb(d / "out" / n))
+                  for n in ("matched.csv", "mismatches.csv", "report.json")]
+        cli = run_cli(d, d / "out", a.workers) if a.cli else None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -206,6 +262,12 @@ def main() -> int:
     print(f"  {'peak RSS sum, process tree':32} {r['tree_rss_peak_mb']:8.0f} MB   "
           "(pages shared by fork counted in every process)")
     print(f"  coverage at 2021-11-23: dose 1 {r['dose1']}, dose 2 {r['dose2']}")
+    for what, size in sizes:
+        print(f"  {what:32} {size}")
+    if cli is not None:
+        wall, cpu, rss, tree = cli
+        print(f"  {'`vaxqr reconcile` command, wall':32} {wall:8.1f} s   CPU {cpu:.1f} s, "
+              f"peak RSS {rss:.0f} MB (largest process), {tree:.0f} MB (tree, sampled)")
     print(f"\n  {'class':20} {'planted':>10} {'found':>10} {'correct':>10} "
           f"{'precision':>10} {'recall':>8}")
     for cls, planted, found, ok in rows:

@@ -3,7 +3,7 @@
 vaccination records with planted errors of every class, and the ground truth per record.
 
     .venv/bin/python scripts/gen_population.py OUT_DIR [--people 1800000]
-        [--records 2000000] [--seed 1] [--error-rate 0.08]
+        [--records 2000000] [--seed 1] [--error-rate 0.08] [--minors 0.30]
 
 Writes ``population.csv`` (``id_number,full_name,sex,dob,commune_code``),
 ``vaccinations.csv`` (the ``vaxqr issue`` columns) and ``truth.csv`` (``row,class,planted``:
@@ -109,8 +109,10 @@ def _weighted(pairs: list[tuple[str, float]]) -> tuple[list[str], list[float]]:
 class Gen:
     """The seeded generator; one instance per province."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, minors: float = 0.30) -> None:
         self.r = random.Random(seed)
+        # age bands: minors, 18-59, 60+ (the adults split 58:12, as in the default 30:58:12)
+        self.bands = (minors, round(minors + (1 - minors) * 58 / 70, 12))
         self.used: set[int] = set()
         self.surnames = _weighted(SURNAMES)
         self.mid_m, self.mid_f = _weighted(MIDDLE_M), _weighted(MIDDLE_F)
@@ -155,9 +157,9 @@ class Gen:
         r = self.r
         female = r.random() < 0.5
         band = r.random()
-        if band < 0.30:
+        if band < self.bands[0]:
             age = r.randrange(0, 18)
-        elif band < 0.88:
+        elif band < self.bands[1]:
             age = r.randrange(18, 60)
         else:
             age = r.randrange(60, 95)
@@ -329,10 +331,12 @@ class Generated:
 
 
 def generate(out: Path, *, people: int = 1_800_000, records: int = 2_000_000, seed: int = 1,
-             error_rate: float = 0.08, pair_rate: float = 0.15) -> Generated:
-    """Write a province into ``out``; see the module docstring."""
+             error_rate: float = 0.08, pair_rate: float = 0.15,
+             minors: float = 0.30) -> Generated:
+    """Write a province into ``out``; see the module docstring. ``minors``: the share of
+    people under 18 (0 for a register of adults, as Kiên Giang's coverage base is)."""
     out.mkdir(parents=True, exist_ok=True)
-    g = Gen(seed)
+    g = Gen(seed, minors)
     r = g.r
     persons = [g.person() for _ in range(people)]
     with (out / "population.csv").open("w", encoding="utf-8", newline="") as fh:
@@ -437,10 +441,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--error-rate", type=float, default=0.08)
+    ap.add_argument("--minors", type=float, default=0.30,
+                    help="share of people under 18 (0: a register of adults)")
     a = ap.parse_args(argv)
     t = time.perf_counter()
     res = generate(a.out, people=a.people, records=a.records, seed=a.seed,
-                   error_rate=a.error_rate)
+                   error_rate=a.error_rate, minors=a.minors)
     print(f"{res.people:,} people, {res.records:,} records in "
           f"{time.perf_counter() - t:.1f} s → {a.out}")
     for cls in [*ERRORS, "matched"]:
