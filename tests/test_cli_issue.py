@@ -107,7 +107,7 @@ def test_batch_via_cli_with_cards(runner, tmp_path):
                             str(out), "--card", "pdf"])
     assert r.exit_code == 0, r.output
     assert "12 issued" in r.stderr
-    with (out / "manifest.csv").open(encoding="utf-8") as fh:
+    with (out / "manifest.csv").open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 12
     for row in rows:
@@ -179,7 +179,7 @@ def test_console_script_batch_ends_with_its_summary_and_files(tmp_path):
                          "--out", str(out)], tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stderr.decode().rstrip("\n").split("\n")[-1].startswith("20 issued (")
-    with (out / "manifest.csv").open(encoding="utf-8") as fh:
+    with (out / "manifest.csv").open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 20 and all((out / row["file"]).stat().st_size > 100 for row in rows)
     r = _console_script(["--signer", str(tmp_path / "signer"), "--from", str(src),
@@ -409,7 +409,7 @@ def test_batch_summary_counts_superseded_rows_apart(runner, tmp_path):
     assert "1 rejected, 1 superseded (one credential per citizen) of 7 rows" in r.stderr
     assert "row 7: vaccination date 2030-01-01 is in the future" in r.stderr
     assert "row 2:" not in r.stderr and "rejects.csv" in r.stderr
-    with (out / "rejects.csv").open(encoding="utf-8") as fh:
+    with (out / "rejects.csv").open(encoding="utf-8-sig") as fh:
         rejects = {int(x["row"]): x["reason"] for x in csv.DictReader(fh)}
     assert rejects[2].startswith("superseded by row 6 (dose 2/2 on 2021-09-01)")
 
@@ -435,7 +435,7 @@ def test_a_new_out_dir_is_private_and_an_open_one_is_warned_about(runner, tmp_pa
     assert (out.stat().st_mode & 0o777) == 0o700
     assert "can be read by other users" not in r.stderr
     # the manifest lists the cards (README: the `card` column that --card adds)
-    with (out / "manifest.csv").open(encoding="utf-8") as fh:
+    with (out / "manifest.csv").open(encoding="utf-8-sig") as fh:
         assert next(csv.reader(fh))[-1] == "card"
     mine = tmp_path / "mine"
     mine.mkdir(mode=0o755)

@@ -151,7 +151,7 @@ def test_a_batch_reads_with_zxing_and_the_reference_reader(signer, dsc, tmp_path
     out = tmp_path / "out"
     result = issue.issue_batch(signer, src, out, workers=2)
     assert result.issued == 24
-    with (out / "manifest.csv").open(encoding="utf-8", newline="") as fh:
+    with (out / "manifest.csv").open(encoding="utf-8-sig", newline="") as fh:
         manifest = list(csv.DictReader(fh))
     assert len(manifest) == 24
     uvcis = set()

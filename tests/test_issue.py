@@ -219,7 +219,7 @@ def test_a_batch_refuses_a_signer_its_directory_knows_revoked(tmp_path):
 
 
 def _read(path):
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         return list(csv.DictReader(fh))
 
 

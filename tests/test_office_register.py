@@ -78,7 +78,7 @@ def test_the_same_citizen_and_dose_in_another_csv_is_superseded(signer, tmp_path
     assert issued[2] in reason and str((tmp_path / "a").resolve()) in reason
     assert "a.csv row 2" in reason and "one credential per citizen" in reason
     assert f"dose {rows[1][4]}/2 on {rows[1][6]}" in reason
-    rejects = (tmp_path / "b" / "rejects.csv").read_text(encoding="utf-8")
+    rejects = (tmp_path / "b" / "rejects.csv").read_text(encoding="utf-8-sig")
     assert issued[2] in rejects and issued[6] in rejects
     assert len(_claims(office)) == 8
     # a re-run of the second batch decides the same: nothing signed twice
@@ -194,7 +194,7 @@ def test_a_batch_killed_between_claim_and_ledger_resumes_with_its_claims(tmp_pat
     done = subprocess.run([str(VAXQR), *other.command()], capture_output=True, text=True,
                           env=chaos._env(), timeout=300)
     assert done.returncode == 0, done.stderr
-    with (other.out / "rejects.csv").open(encoding="utf-8") as fh:
+    with (other.out / "rejects.csv").open(encoding="utf-8-sig") as fh:
         refused = {int(r["row"]): r["reason"] for r in csv.DictReader(fh)}
     for row, uvci in claimed.items():
         assert uvci in refused[row] and "already issued" in refused[row]
@@ -260,7 +260,7 @@ def test_single_issue_refused_for_a_batch_citizen_then_reissued(runner, tmp_path
     r = runner.invoke(app, ["issue", "--signer", str(signer_dir), "--from", str(src2),
                             "--out", str(tmp_path / "out2")])
     assert r.exit_code == 0 and "0 issued" in r.stderr and "1 superseded" in r.stderr
-    rejects = (tmp_path / "out2" / "rejects.csv").read_text(encoding="utf-8")
+    rejects = (tmp_path / "out2" / "rejects.csv").read_text(encoding="utf-8-sig")
     assert entry.uvci in rejects and "by a single issue" in rejects
 
 

@@ -61,9 +61,9 @@ def test_quick_tour_runs(tmp_path):
             hc1 = _payload_from_ledger(tmp_path)
         if "cat scans.txt" in cmd:
             assert proc.stdout.count('"valid": true') == 2
-    manifest = (tmp_path / "batch" / "manifest.csv").read_text(encoding="utf-8").splitlines()
+    manifest = (tmp_path / "batch" / "manifest.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(manifest) == 1 + 5  # five citizens in docs/examples/records.csv
-    rejects = (tmp_path / "batch" / "rejects.csv").read_text(encoding="utf-8")
+    rejects = (tmp_path / "batch" / "rejects.csv").read_text(encoding="utf-8-sig")
     assert "superseded by row 2" in rejects
     shutil.rmtree(tmp_path / "batch")
 

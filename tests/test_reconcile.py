@@ -67,7 +67,7 @@ def province(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -120,7 +120,7 @@ def test_matched_csv_is_ready_for_issue(province) -> None:
     register = {r["id_number"]: r for r in _csv(g.population)}
     rows = list(read_csv(out / "matched.csv"))
     assert len(rows) == res.matched_rows > 0
-    with (out / "matched.csv").open(encoding="utf-8") as fh:
+    with (out / "matched.csv").open(encoding="utf-8-sig") as fh:
         assert fh.readline().strip() == ",".join((*COLUMNS, "source_row"))
     for n, fields in rows:
         rec = parse_record(n, fields, today=TODAY)  # raises on anything issue would reject
@@ -835,7 +835,7 @@ def test_duplicates_of_a_dose_are_judged_after_the_kept_previous_dose(
 
 
 def _csv_lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").splitlines()[1:]
+    return path.read_text(encoding="utf-8-sig").splitlines()[1:]
 
 
 def _pure_matches(records: list[VaccRecord], register: dict[str, Person]

@@ -114,6 +114,10 @@ def issue(
     short_validity: Annotated[bool, typer.Option(
         "--short-validity", help="Sign although the commune certificate ends within 30 "
         "days: the credentials expire with it.")] = False,
+    bom: Annotated[bool, typer.Option(
+        help="Start the CSV files written (manifest, rejects, reconcile's) with a UTF-8 BOM, "
+             "so that Excel on Windows shows Vietnamese; --no-bom for programs that do not "
+             "expect one.")] = True,
 ) -> None:
     """Sign vaccination credentials with a commune's certificate.
 
@@ -174,7 +178,8 @@ def issue(
             source = from_csv.name  # the ledger's name for the batch: the clerk's CSV
             if population is None:
                 began = True
-                _batch(flow, s, check, signer, from_csv, Path(out), fmt, workers, card, source)
+                _batch(flow, s, check, signer, from_csv, Path(out), fmt, workers, card, source,
+                       bom)
                 return
             # --- reconcile (issue 8), then the batch, with OUT_DIR held around both: another
             # run must not rewrite OUT_DIR/reconcile/ under a batch reading its matched.csv
@@ -186,7 +191,8 @@ def issue(
                 except VaxqrError as exc:
                     fail_from(exc)
                 res = run_reconcile(from_csv, population, Path(out) / "reconcile",
-                                    report_date=None, overwrite=True, workers=workers)
+                                    report_date=None, overwrite=True, workers=workers,
+                                    bom=bom)
                 others = (f"; the others are in {safe(res.out_dir / 'mismatches.csv')}"
                           if res.matched_rows < res.rows else "")
                 console(err=True).print(
@@ -194,7 +200,7 @@ def issue(
                 # numbered by its source_row: rows, image names and the ledger are the input's
                 began = True
                 _batch(flow, s, check, signer, res.out_dir / "matched.csv", Path(out), fmt,
-                       workers, card, source)
+                       workers, card, source, bom)
         except KeyboardInterrupt:  # where _batch's own handler is not (before, after it)
             console(err=True).print(
                 _INTERRUPTED if began else "interrupted before any credential was signed; run "
@@ -301,12 +307,13 @@ def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force
 
 
 def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path, out: Path,
-           fmt: str, workers: int | None, card: str | None, source: str) -> None:
+           fmt: str, workers: int | None, card: str | None, source: str, bom: bool) -> None:
     try:
         with progress_bar("signing", unit="rows") as progress:
             result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
                                       progress=progress, card=card, source=source,
-                                      register=signer_dir / "ledger.sqlite", checked=check)
+                                      register=signer_dir / "ledger.sqlite", checked=check,
+                                      bom=bom)
     except VaxqrError as exc:
         fail_from(exc)
     except KeyboardInterrupt:  # the bar is gone already

@@ -32,7 +32,7 @@ def parse_report_date(value: str | None) -> date | None:
 
 
 def run_reconcile(vaccinations: Path, population: Path, out: Path, *, report_date: date | None,
-                  overwrite: bool, workers: int | None = None) -> Any:
+                  overwrite: bool, workers: int | None = None, bom: bool = True) -> Any:
     """Run the matching with a status line on a terminal; VaxqrError → exit 2 or 3."""
     from .reconcile import reconcile_files
 
@@ -46,7 +46,8 @@ def run_reconcile(vaccinations: Path, population: Path, out: Path, *, report_dat
                 status.update(f"reconcile: {msg}")
 
         return reconcile_files(vaccinations, population, out, report_date=report_date,
-                               workers=workers, overwrite=overwrite, progress=progress)
+                               workers=workers, overwrite=overwrite, progress=progress,
+                               bom=bom)
     except VaxqrError as exc:
         fail_from(exc)
     finally:
@@ -113,6 +114,10 @@ def reconcile(
     force: Annotated[bool, typer.Option(help="Overwrite existing output files.")] = False,
     workers: Annotated[int | None, typer.Option(
         help="Worker processes (default: one per core).")] = None,
+    bom: Annotated[bool, typer.Option(
+        help="Start matched.csv and mismatches.csv with a UTF-8 BOM, so that Excel on "
+             "Windows shows Vietnamese (vaxqr issue reads matched.csv either way); --no-bom "
+             "for programs that do not expect one.")] = True,
 ) -> None:
     """Match vaccination records to the population register and say what to fix.
 
@@ -149,7 +154,7 @@ def reconcile(
         else:
             source = Path(vaccinations)
         result = run_reconcile(source, population, out, report_date=report_date,
-                               overwrite=force, workers=workers)
+                               overwrite=force, workers=workers, bom=bom)
     finally:
         if spooled is not None:
             shutil.rmtree(spooled.parent, ignore_errors=True)

@@ -201,6 +201,8 @@ class PersonName:
         if marks is not None:
             raise ValidationError(marks, hint="retype the name (a Vietnamese keyboard in "
                                               "Unicode dựng sẵn mode)")
+        if not full[0].isalpha():  # '-Nguyễn', "'Lê": a typo, and "-…" a spreadsheet formula
+            raise ValidationError(f"the full name {full[:40]!r} does not start with a letter")
         if len(full) > 2 * NAME_MAX:
             raise ValidationError(f"the full name is longer than {2 * NAME_MAX} characters")
         fn, _, gn = full.partition(" ")

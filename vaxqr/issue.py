@@ -39,6 +39,7 @@ from .credential import VALIDITY_DAYS, PersonName, UvciMaker, find_vaccine, vacc
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
 from .fileio import (
     CSV_UTF8_HINT,
+    UTF8_BOM,
     BatchDir,
     atomic_open,
     atomic_write,
@@ -50,7 +51,7 @@ from .fileio import (
     file_identity,
 )
 from .ledger import PLACE_SINGLE, Claim, ClaimRow, Entry, Ledger, Register
-from .safetext import formula_reason, spreadsheet_formula
+from .safetext import formula_reason, spreadsheet_cell, spreadsheet_formula
 
 COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
            "vaccination_date", "vaccine", "lot", "site")
@@ -799,6 +800,7 @@ def issue_batch(
     source: str | None = None,
     register: Path | None = None,
     checked: Any = None,
+    bom: bool = False,
 ) -> BatchResult:
     """Issue every valid row of ``csv_path`` into ``out_dir``; resumable after any crash.
 
@@ -818,6 +820,11 @@ def issue_batch(
     (``vaxqr issue`` does, before it asks for the key's password) and whose warnings it
     showed; without it, the batch makes the same checks (:func:`_check_signer`: refused
     before anything is written) and returns their warnings in ``BatchResult.warnings``.
+
+    ``bom``: start ``manifest.csv`` and ``rejects.csv`` with a UTF-8 byte order mark, which
+    Excel on Windows needs to read them as UTF-8 (``vaxqr issue`` does, unless
+    ``--no-bom``). Their cells of free text (names, reasons) are written through
+    :func:`spreadsheet_cell`, so a spreadsheet never runs one as a formula.
 
     This process reads, validates and signs each chunk of rows and records it in the ledger;
     only then are the chunk's images rendered and written, by forked processes (``workers``
@@ -940,6 +947,7 @@ def issue_batch(
         # on disk.
         with atomic_open(out / "manifest.csv", overwrite=True, text=True) as manifest_fh:
             manifest = csv.writer(manifest_fh, lineterminator="\n")
+            manifest_fh.write("\ufeff" if bom else "")
             manifest.writerow(_manifest_header(card))
             flushing: _Sync | None = None  # writes the images out as the batch goes
             synced = 0  # credentials issued when the last background sync started
@@ -989,6 +997,7 @@ def issue_batch(
                 if not fresh:
                     manifest_fh.seek(0)
                     manifest_fh.truncate()
+                    manifest_fh.write("\ufeff" if bom else "")
                     manifest.writerow(_manifest_header(card))
                     for part in _chunks(ledger.entries(source)):
                         manifest_fh.write(_manifest_text(part, card))
@@ -997,7 +1006,7 @@ def issue_batch(
                     syncer.wait()  # every image on disk before the manifest lists it
         # still holding the directory: a run starting now would clear this file's
         # temporary as a crash's leftover
-        _write_rejects(out, [*result.rejected, *result.superseded])
+        _write_rejects(out, [*result.rejected, *result.superseded], bom)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -1298,12 +1307,13 @@ def _restore_images(ledger: Ledger, out: Path, source: str, info: SignerInfo,
     return restored
 
 
-def _csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
+def _csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]],
+               bom: bool) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     w.writerows(rows)
-    return buf.getvalue().encode("utf-8")
+    return (UTF8_BOM if bom else b"") + buf.getvalue().encode("utf-8")
 
 
 def _manifest_header(card: str | None) -> tuple[str, ...]:
@@ -1312,7 +1322,7 @@ def _manifest_header(card: str | None) -> tuple[str, ...]:
 
 
 def _manifest_row(e: Entry, card: str | None) -> tuple[object, ...]:
-    row = (e.row, e.uvci, e.full_name, e.file or "", e.hc1, e.iat, e.exp)
+    row = (e.row, e.uvci, spreadsheet_cell(e.full_name), e.file or "", e.hc1, e.iat, e.exp)
     return (*row, card_name(e.row, card)) if card else row
 
 
@@ -1326,14 +1336,17 @@ def _manifest_text(entries: Sequence[Entry], card: str | None) -> str:
 
     The writer checks each character of each field for one to quote, ~5 µs for a row with
     its 550-character HC1; here four C searches per field decide, and a row with any
-    character to quote (a name with a comma, say) still goes through the writer.
+    character to quote (a name with a comma, say) still goes through the writer. The name
+    goes through :func:`spreadsheet_cell` (an earlier version's ledger may hold one that a
+    spreadsheet would run).
     """
     lines: list[str] = []
     for e in entries:
         file = e.file or ""
-        if (_csv_plain(e.full_name) and _csv_plain(e.uvci) and _csv_plain(e.hc1)
+        name = spreadsheet_cell(e.full_name)
+        if (_csv_plain(name) and _csv_plain(e.uvci) and _csv_plain(e.hc1)
                 and _csv_plain(file)):
-            line = f"{e.row},{e.uvci},{e.full_name},{file},{e.hc1},{e.iat},{e.exp}"
+            line = f"{e.row},{e.uvci},{name},{file},{e.hc1},{e.iat},{e.exp}"
             lines.append(f"{line},{card_name(e.row, card)}\n" if card else line + "\n")
         else:
             buf = io.StringIO()
@@ -1357,8 +1370,9 @@ class _Sync:
         self._syncer.join()
 
 
-def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]]) -> None:
-    atomic_write(out / "rejects.csv", _csv_bytes(("row", "reason"), sorted(rejected)),
+def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]], bom: bool) -> None:
+    rows = [(n, spreadsheet_cell(why)) for n, why in sorted(rejected)]
+    atomic_write(out / "rejects.csv", _csv_bytes(("row", "reason"), rows, bom),
                  overwrite=True)
 
 

@@ -51,8 +51,9 @@ first of :data:`CLASSES` that applies:
     dose ``n-1`` vaccine's ``min_interval_days``; or the dose fields are unusable (dose
     number not 1…total, unknown vaccine, vaccination date unreadable, after ``today``,
     before 2020-12-01 or before the date of birth), or the lot or the site starts with
-    ``= + - @`` (:func:`vaxqr.safetext.spreadsheet_formula`: a spreadsheet opening
-    matched.csv would run it; ``vaxqr issue`` refuses such a row too).
+    ``= + - @`` or has a part after ``;`` that does
+    (:func:`vaxqr.safetext.spreadsheet_formula`: a spreadsheet opening matched.csv would
+    run it; ``vaxqr issue`` refuses such a row too).
 ``matched``
     Everything agrees after normalisation (NFC, case, spacing; any accepted date and sex
     spelling).
@@ -479,7 +480,7 @@ def _check_rest(record: VaccRecord, person: Person, reg_name: str, idn: str, tod
             for what, value in (("lot", lot), ("site", site)):
                 if spreadsheet_formula(value):
                     return Match("dose_sequence", formula_reason(what, value),
-                                 f"correct the {what} (it must not start with = + - @)")
+                                 f"correct the {what} (no = + - @ at its start or after a ';')")
             return _new_match(Match, ("matched", "", "", (
                 reg_name, _SEX_WORD[person.sex], _iso(person.dob), idn, dose_s, total_s, vdate_s,
                 vaccine, lot, site)))

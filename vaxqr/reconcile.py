@@ -30,7 +30,13 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import StorageError
-from .fileio import atomic_open, check_unchanged, ensure_private_dir, file_identity
+from .fileio import (
+    UTF8_BOM,
+    atomic_open,
+    check_unchanged,
+    ensure_private_dir,
+    file_identity,
+)
 from .issue import COLUMNS, REQUIRED
 from .matching import (
     _NO_CONTEXT,
@@ -66,6 +72,7 @@ from .register import (
     _rows,
     _valid_ids,
 )
+from .safetext import spreadsheet_cell
 
 __all__ = [
     "CLASSES",
@@ -235,15 +242,10 @@ def _contexts(scan: _Scan, alone: npt.NDArray[np.bool_] | None = None) -> _Conte
 
 
 def _plain_start(text: str) -> bool:
-    """Whether a lot or site is empty or starts with a letter or digit: then it cannot be
-    a spreadsheet formula, before or after normalisation (which strips leading spaces)."""
-    return not text or text[0].isalnum()
-
-
-def _safe_cell(value: str) -> str:
-    """Keep spreadsheet programs from running a cell as a formula (mismatches.csv is read
-    by people, in Excel)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    """Whether a lot or site cannot be a spreadsheet formula, before or after normalisation
+    (which strips leading spaces): empty or starting with a letter or digit, and no ``;`` or
+    tab (:func:`spreadsheet_formula` looks at the parts after them)."""
+    return not text or (text[0].isalnum() and ";" not in text and "\t" not in text)
 
 
 class _ChunkOut(NamedTuple):
@@ -394,7 +396,7 @@ def _classify_block(rows: list[list[str]], n0: int, out: _Out) -> None:
                 cov_dose.append(int(res.clean[4]))
             if res.cls == "matched":
                 continue
-        out.bad_row((n + 1, res.cls, *[_safe_cell(v) for v in (
+        out.bad_row((n + 1, res.cls, *[spreadsheet_cell(v) for v in (
             rec.id_number, rec.full_name, person.full_name if person else "", rec.sex,
             _SEX_WORD[person.sex] if person else "", rec.dob,
             person.dob.isoformat() if person else "", rec.dose_number, rec.total_doses,
@@ -613,6 +615,7 @@ def reconcile_files(
     workers: int | None = None,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
+    bom: bool = False,
 ) -> ReconcileResult:
     """Match a vaccination export against a population export; write ``matched.csv``
     (:data:`MATCHED_COLUMNS`: the ``vaxqr issue`` columns with the register's identity,
@@ -622,14 +625,16 @@ def reconcile_files(
     ``report_date`` (default ``today``) is the date the coverage is computed at;
     ``today`` (default: the real date) bounds vaccination dates. ``workers`` processes
     classify chunks of 50,000 rows (default: one per core; 1 runs everything in-process).
-    Existing outputs are an error unless ``overwrite``.
+    Existing outputs are an error unless ``overwrite``. ``bom``: start both CSV files with
+    a UTF-8 byte order mark, which Excel on Windows needs to read them as UTF-8 (``vaxqr
+    reconcile`` does, unless ``--no-bom``; ``vaxqr issue`` reads matched.csv either way).
     """
     gc_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived rows and no cycles: collections only cost time
     try:
         return _reconcile(vaccinations, population, out_dir, report_date=report_date,
                           today=today, workers=workers, overwrite=overwrite,
-                          progress=progress)
+                          progress=progress, bom=bom)
     finally:
         if gc_enabled:
             gc.enable()
@@ -640,7 +645,8 @@ _CHANGED = "nothing was written; run again once the file is complete"
 
 def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
                report_date: date | None, today: date | None, workers: int | None,
-               overwrite: bool, progress: Callable[[str], None] | None) -> ReconcileResult:
+               overwrite: bool, progress: Callable[[str], None] | None,
+               bom: bool) -> ReconcileResult:
     started = time.perf_counter()
     today = today or date.today()
     report_date = report_date or today
@@ -684,8 +690,9 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
         say("classify + write")
         with atomic_open(out / "matched.csv", overwrite=overwrite) as good, \
                 atomic_open(out / "mismatches.csv", overwrite=overwrite) as bad:
-            good.write((",".join(MATCHED_COLUMNS) + "\n").encode())
-            bad.write((",".join(MISMATCH_COLUMNS) + "\n").encode())
+            start = UTF8_BOM if bom else b""
+            good.write(start + (",".join(MATCHED_COLUMNS) + "\n").encode())
+            bad.write(start + (",".join(MISMATCH_COLUMNS) + "\n").encode())
             for part in _run(scan.chunks, n_workers if parallel else 1, _classify_chunk):
                 clean += part.clean
                 good.write(part.matched)

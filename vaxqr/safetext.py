@@ -8,6 +8,7 @@ ordinary text (Vietnamese included) untouched and are one C-level check in that 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 
@@ -46,14 +47,55 @@ def printable_json(text: str) -> str:
     return "".join(c if c.isprintable() else _json_escape(c) for c in text)
 
 
+#: What makes a spreadsheet cell a formula (OWASP "CSV Injection"): ``= + - @`` first, or a
+#: tab or carriage return before them.
+FORMULA_START = "=+-@\t\r"
+#: A part of a cell that a spreadsheet splitting lines on ``;`` (Excel where the list
+#: separator is ``;``, LibreOffice when told so) or on tabs makes a cell of its own, or that
+#: starts a line of its own after a line break inside a quoted cell (a reader splitting on
+#: ``;`` does not see the quotes of a comma-separated file), and that starts like a formula.
+_PART_FORMULA = re.compile(r'([;\t\r\n][ "]*)(?=[=+\-@\t\r])')  # '"': see spreadsheet_cell
+
+
+def _dashes(text: str) -> bool:
+    """A run of dashes alone: "none", shown as text."""
+    return text.strip("-") == ""
+
+
 def spreadsheet_formula(text: str) -> bool:
     """Whether a spreadsheet program would run a CSV cell holding ``text`` as a formula:
-    it starts with ``= + - @`` (or a tab or carriage return). A run of dashes alone, the
-    usual placeholder for "none", is shown as text."""
-    return bool(text) and text[0] in "=+-@\t\r" and text.strip("-") != ""
+    it starts with ``= + - @`` (or a tab or carriage return), or has a part after a ``;``,
+    a tab or a line break that does (a spreadsheet reading ``;`` as the separator, as Excel
+    does where the list separator is ``;``, makes that part a cell). A run of dashes alone,
+    the usual placeholder for "none", is shown as text."""
+    if not text:
+        return False
+    if text[0] in FORMULA_START and not _dashes(text):
+        return True
+    return (";" in text or not text.isprintable()) and _PART_FORMULA.search(text) is not None
+
+
+def spreadsheet_cell(text: str) -> str:
+    """``text`` as a CSV cell for people, who open it in Excel or LibreOffice: a leading
+    apostrophe (OWASP's remedy) when it starts (after any spaces) as a spreadsheet formula
+    (:data:`FORMULA_START`), and one before each such part after a ``;``, a tab or a line
+    break; other text unchanged. Only for files vaxqr never reads back (mismatches.csv,
+    rejects.csv, the manifest): the apostrophe is part of the value."""
+    lead = text.lstrip(" ")[:1]
+    formula = bool(lead) and lead in FORMULA_START
+    split = ";" in text or not text.isprintable()  # tabs and line breaks are not
+    if not (formula or split) or _dashes(text):
+        return text
+    # after a separator, a quote (doubled by the CSV writer) may open a quoted part in a
+    # reader splitting on ';': what follows it counts as the part's start
+    out = _PART_FORMULA.sub(r"\1'", text) if split else text
+    return "'" + out if formula else out
 
 
 def formula_reason(what: str, value: str) -> str:
     """Why a lot or site that :func:`spreadsheet_formula` flags is refused."""
-    return (f"the {what} {value[:40]!r} starts with {value[0]!r}: a spreadsheet would run "
-            f"it as a formula; correct the {what}")
+    lead = value.lstrip(" ")[:1]
+    where = f"starts with {lead!r}" if lead and lead in FORMULA_START else \
+        "has a part after ';' (or a tab) that starts with = + - @"
+    return (f"the {what} {value[:40]!r} {where}: a spreadsheet would run it as a formula; "
+            f"correct the {what}")
