@@ -902,12 +902,12 @@ class Oracle:
         import sys
         import types
 
-        from vaxqr import cli
+        from vaxqr import cli_verify
 
         old = sys.stdin
         sys.stdin = types.SimpleNamespace(buffer=io.BytesIO(data))  # type: ignore[assignment]
         try:
-            lines = list(cli._read_stdin_lines())
+            lines = list(cli_verify._read_stdin_lines())
         finally:
             sys.stdin = old
         out = []

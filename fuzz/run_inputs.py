@@ -19,7 +19,7 @@ Targets (``--target``, repeatable; default all):
                ``_index_citizens``;
 ``reconcile``  the population register and the vaccination records of ``vaxqr reconcile``
                (:func:`vaxqr.reconcile.reconcile_files`, in-process);
-``at``         the ``--at`` validation time: :func:`vaxqr.cli.parse_time` (the CLI's usage
+``at``         the ``--at`` validation time: :func:`vaxqr.cli_verify.parse_time` (the CLI's usage
                error is a clean outcome), then a trust store and a verification at that time.
 
 Inputs are mutated from valid seeds (``keys/examples/``, ``docs/examples/``, records made
@@ -491,7 +491,7 @@ AT_SEEDS = ["2022-01-10T08:00:00+07:00", "2022-01-10", "2022-01-10T08:00:00Z",
 def target_at(m: Material, rng: random.Random, tmp: Path) -> tuple[Callable[[], str], bytes]:
     import typer
 
-    from vaxqr.cli import parse_time
+    from vaxqr.cli_verify import parse_time
 
     text = rng.choice(AT_SEEDS)
     if rng.random() < 0.8:

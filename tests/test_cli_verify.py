@@ -635,10 +635,10 @@ class _ChunkedStdin:
 def _reader_lines(monkeypatch: pytest.MonkeyPatch, data: bytes, sizes: list[int]) -> list:
     import types
 
-    from vaxqr import cli
+    from vaxqr import cli_verify
 
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=_ChunkedStdin(data, sizes)))
-    return list(cli._read_stdin_lines())
+    return list(cli_verify._read_stdin_lines())
 
 
 
@@ -688,7 +688,7 @@ def test_line_reader_decodes_each_line_on_its_own(monkeypatch: pytest.MonkeyPatc
 
 
 def test_line_reader_drops_an_over_long_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vaxqr.cli import MAX_LINE
+    from vaxqr.cli_verify import MAX_LINE
 
     data = b"one\n" + b"x" * (3 * MAX_LINE) + b"\r\ntwo\r" + b"y" * (MAX_LINE + 5)
     got = _reader_lines(monkeypatch, data, [MAX_LINE // 3, 7])
@@ -727,7 +727,7 @@ def test_reports_made_before_an_internal_error_are_written(valid, monkeypatch, c
     stdout, in order."""
     import types
 
-    from vaxqr import cli
+    from vaxqr import cli, cli_verify
     from vaxqr import verify as verify_mod
 
     real = verify_mod.Verifier
@@ -749,7 +749,7 @@ def test_reports_made_before_an_internal_error_are_written(valid, monkeypatch, c
     data = f"{valid[0]}\nHC1:GGW\nboom\n{valid[0]}\n".encode()
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=_ChunkedStdin(data, [4096])))
     with pytest.raises(RuntimeError, match="boom"):
-        cli.verify(["-"], [DEMO / "ca" / "ca.crt", DEMO / "trustlist.json"], at=AT,
+        cli_verify.verify(["-"], [DEMO / "ca" / "ca.crt", DEMO / "trustlist.json"], at=AT,
                    id_card=None, as_json=True, state=tmp_path / "state.json")
     out = _json(capsys.readouterr().out.encode())
     assert [(o["input"], o["valid"]) for o in out] == [("stdin:1", True), ("stdin:2", False)]
@@ -867,7 +867,7 @@ def test_an_error_about_a_file_names_it_once(valid, trust, tmp_path):
     err = r.stderr.decode()
     assert f"error: {big} is larger than 16 MiB; not a file of scanned payloads" in err
     assert err.count(str(big)) == 1, err
-    from vaxqr.cli import _about
+    from vaxqr.cli_verify import _about
 
     assert _about("a.png", "the picture is damaged") == "a.png: the picture is damaged"
     assert _about("a", "cannot read a picture") == "a: cannot read a picture"

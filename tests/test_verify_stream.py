@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from jsonref import terminal_safe_json
 
 from vaxqr import verify_view
-from vaxqr.cli import MAX_LINE, printable
+from vaxqr.cli import printable
+from vaxqr.cli_verify import MAX_LINE
 from vaxqr.verify import STEPS, HolderResult, Report, Step, Verifier, report_json_text
 from vaxqr.verify_view import render
 

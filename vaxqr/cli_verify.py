@@ -1,0 +1,389 @@
+"""``vaxqr verify``: the checkpoint's verdicts, from arguments, files, pictures and stdin.
+
+Registered on :data:`vaxqr.cli.app` by ``_mount()`` (the one group a one-shot verify
+imports); the work is in :mod:`vaxqr.verify`, the human rendering in :mod:`vaxqr.verify_view`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .cli import (
+    PENDING_MAX,
+    Exit,
+    _use_colour,
+    app,
+    console,
+    end_at_once,
+    fail,
+    flush_out,
+    pending,
+    printable,
+    safe,
+    warn,
+    write_pending,
+)
+from .errors import StorageError, VaxqrError
+
+if TYPE_CHECKING:
+    from .verify import Report
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--at: not an ISO 8601 time: {value!r}", code=Exit.USAGE,
+             hint="for example 2021-12-01T08:00:00+07:00")
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+    try:
+        dt.astimezone(UTC)  # 9999-12-31T23:59-12:00 is past what a datetime can hold in UTC
+    except OverflowError:
+        fail(f"--at: {value!r} is out of range", code=Exit.USAGE,
+             hint="for example 2021-12-01T08:00:00+07:00")
+    return dt
+
+
+
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF")
+# A file named as a picture is read as one even when its bytes are not (a damaged or
+# mislabelled photo gets one verdict failing at "picture", not one per line of garbage).
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif",
+                             ".tiff", ".heic"})
+MAX_LINE = 64 * 1024
+
+
+_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".txt", ".gif", ".bmp", ".webp", ".hc1", ".pdf",
+                  ".svg", ".tif", ".tiff", ".heic")
+# vaxqr issue --format svg / --card pdf write these; verify reads neither (one verdict each)
+_VECTOR = {
+    ".pdf": "a PDF is not read: verify the card's PNG, or a photo or screenshot of its QR code",
+    ".svg": "an SVG picture is not read: verify the QR code's PNG (vaxqr issue writes PNG "
+            "unless --format svg), or a photo or screenshot of it",
+}
+
+
+def _is_path(arg: str) -> bool:
+    """Whether an INPUT names a file (else it is payload text). One that exists is a file
+    (or a directory: an error of its own). One that does not is a missing file when it
+    could only be a name: text has a ':' (``HC1:``, URLs, ``shc:/``, ``WIFI:``…), a ``|``
+    (a CCCD card's QR) or a line break, or is longer than any file name; a name with a
+    picture's or text file's suffix is a file even with a ':' past its first five
+    characters. A checkpoint is never told a credential is not valid when nothing was read."""
+    if len(arg) > 4096 or "\0" in arg or not arg.strip():
+        return False
+    try:
+        if os.path.lexists(arg):
+            return True
+    except (OSError, ValueError):
+        return False
+    if ":" not in arg[:5] and arg.lower().endswith(_FILE_SUFFIXES):
+        return True
+    if any(c in arg for c in ":|\n\r"):
+        return False
+    return all(len(part.encode("utf-8", "surrogateescape")) <= 255 for part in arg.split("/"))
+
+
+_LABEL_HEAD, _LABEL_TAIL = 20, 6
+
+
+def _text_label(arg: str) -> str:
+    """The label of a payload given as an argument: the text itself, abbreviated (its
+    head and tail: two payloads of one signer can share a long head). Escaped where it
+    is shown, like every label."""
+    text = arg.strip()
+    if len(text) <= _LABEL_HEAD + _LABEL_TAIL + 4:
+        return text
+    return f"{text[:_LABEL_HEAD]}…{text[-_LABEL_TAIL:]}"
+
+
+class _NothingRead(Exception):
+    """An input gave nothing to verify: ``verify`` says why, exit 3 (and a JSON object)."""
+
+
+def _report_writer(*, as_json: bool) -> Any:
+    """A function that prints one report: a JSON line, or the human rendering (the caller
+    flushes stdout before it waits for more input)."""
+    out = pending  # a closure's cell, not a global lookup a report
+    if as_json:
+        from .verify import report_json_text
+
+        def emit_json(report: Report) -> None:
+            out.append(report_json_text(report))
+            out.append("\n")
+            if len(out) >= PENDING_MAX:
+                write_pending()
+
+        return emit_json
+    from .verify_view import render
+
+    color = _use_colour()
+
+    def emit_text(report: Report) -> None:
+        out.append(render(report, printable, color=color))
+        if len(out) >= PENDING_MAX:
+            write_pending()
+
+    return emit_text
+
+
+def _read_stdin_blocks(before_wait: Any = None) -> Any:
+    """Lists of the lines from stdin, one list per read, each line as soon as it arrives,
+    ended by LF, CR (many handheld scanners) or CRLF; a line over MAX_LINE bytes is dropped
+    (memory stays bounded) and is None. ``before_wait`` is called before each read that may
+    block (to flush the output: a scanner's user sees each verdict at once, a piped file is
+    written in large blocks)."""
+    stream = sys.stdin.buffer
+    read = getattr(stream, "read1", stream.read)
+    buf = b""
+    too_long = skip_lf = False
+    while True:
+        if before_wait is not None:
+            before_wait()
+        chunk = read(MAX_LINE)
+        if not chunk:
+            break
+        if skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the LF of a CRLF split across two reads
+        skip_lf = False
+        buf = buf + chunk if buf else chunk
+        end = max(buf.rfind(b"\n"), buf.rfind(b"\r"))  # the last line end of buf
+        if end >= 0:
+            cut = end - 1 if buf[end] == 0x0A and end and buf[end - 1] == 0x0D else end
+            # a CR that ends this read: its LF may start the next
+            skip_lf = cut == end and end + 1 == len(buf) and buf[end] == 0x0D
+            # all the complete lines at once, decoded together: a UTF-8 error cannot span
+            # a CR or LF (ASCII), so this is each line decoded on its own
+            text = buf[:cut].decode("utf-8", errors="replace")
+            buf = buf[end + 1:]
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            lines: list[str | None] = text.split("\n")  # type: ignore[assignment]
+            if too_long:
+                too_long = False
+                lines[0] = None
+            yield lines
+        if len(buf) > MAX_LINE:
+            buf, too_long = b"", True
+    if too_long:
+        yield [None]
+    elif buf:
+        yield [buf.decode("utf-8", errors="replace")]
+
+
+def _read_stdin_lines(before_wait: Any = None) -> Any:
+    """The lines of :func:`_read_stdin_blocks` one by one."""
+    for lines in _read_stdin_blocks(before_wait):
+        yield from lines
+
+
+@app.command()
+def verify(
+    inputs: Annotated[list[str], typer.Argument(
+        help="HC1: text, an image (PNG/JPEG), a text file (one payload per line), "
+             "or - for stdin (one payload per line, e.g. a handheld scanner).",
+        show_default=False)],
+    trust: Annotated[list[Path], typer.Option(
+        "--trust", "-t", help="Trusted certificates (PEM/DER: DSCs are trusted as is, CA "
+        "certificates anchor chains), vaxqr trust lists, or directories of them.",
+        show_default=False)],
+    at: Annotated[str | None, typer.Option(
+        help="Validation time, ISO 8601 (default: now).")] = None,
+    id_card: Annotated[str | None, typer.Option(
+        "--id-card", help="The holder's CCCD card QR: its text, or an image of it.")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per input per line (JSON Lines).")] = False,
+    state: Annotated[Path | None, typer.Option(
+        help="State file for trust-list sequence numbers (default: under the user's state "
+             "directory).")] = None,
+) -> None:
+    """Verify vaccination credentials: VALID or NOT VALID, with the reason.
+
+    **Examples**
+
+    * `vaxqr verify 'HC1:6BF...' --trust ca.crt --trust trustlist.json`
+    * `vaxqr verify photo.jpg --trust dsc.pem --id-card card.jpg`
+    * `scanner | vaxqr verify - --trust trustlist.json --json`
+
+    Steps, each pass/fail/skipped: picture, prefix, base45, zlib, cose, cbor, signature,
+    key_usage, expiry, schema, revocation, holder.
+
+    **Exit codes:** 0 all valid · 1 any not valid · 2 usage error · 3 trust material or I/O.
+    """
+    from .verify import Verifier, verify_image
+
+    end_at_once()  # read-only: nothing to finish at exit but stdout (see cli.main)
+    when = parse_time(at)
+    store = _load_trust(trust, when, state)
+    for w in store.warnings:
+        warn(w)
+    verifier = Verifier(store, at=when)
+    holder = _load_id_card(id_card) if id_card is not None else None
+    worst = Exit.OK
+    print_report = _report_writer(as_json=as_json)
+
+    def emit(report: Report) -> None:
+        nonlocal worst
+        print_report(report)
+        if not report.valid:
+            worst = max(worst, Exit.NOT_VALID)
+
+    def nothing_read(label: str, message: str) -> None:
+        """An input that gave nothing to verify: said on stderr, not as a verdict (a
+        checkpoint must not be told a credential is not valid when none was read); with
+        --json also its object on stdout (one per input), failed at step "input"; exit 3."""
+        nonlocal worst
+        flush_out()
+        console(err=True).print(f"[bold red]error:[/] {safe(message)}")
+        if as_json:
+            print_report(verifier.input_failure(label, message, holder=holder is not None))
+        worst = max(worst, Exit.TRUST_OR_IO)
+
+    try:
+        for arg in inputs:
+            flush_out()  # the reports so far before any error about this input
+            try:
+                if arg == "-":
+                    worst = max(worst, _verify_stdin(verifier, holder, as_json=as_json))
+                elif _is_path(arg):
+                    path = Path(arg)
+                    if path.is_dir():
+                        raise _NothingRead(f"{arg} is a directory, not a picture or a text "
+                                           "file")
+                    try:
+                        with path.open("rb") as fh:
+                            head = fh.read(8)
+                    except OSError as exc:
+                        raise _NothingRead(f"cannot read {arg}: {exc.strerror}") from exc
+                    if not head:
+                        raise _NothingRead(f"{arg} is empty")
+                    vector = _VECTOR.get(path.suffix.lower()) or (
+                        _VECTOR[".pdf"] if head.startswith(b"%PDF") else
+                        _VECTOR[".svg"] if head.startswith((b"<?xml", b"<svg")) else None)
+                    if vector:
+                        emit(verifier.picture_failure(arg, vector, holder=holder is not None))
+                    elif head.startswith(_IMAGE_MAGIC) or path.suffix.lower() in _IMAGE_SUFFIXES:
+                        reports, _card = verify_image(verifier, path, label=arg, holder=holder)
+                        for r in reports:
+                            emit(r)
+                    else:
+                        _verify_text_file(verifier, path, arg, holder, emit)
+                elif not arg.strip():
+                    raise _NothingRead("an empty argument: no HC1: text to verify")
+                else:
+                    emit(verifier.verify_text(arg, label=_text_label(arg), holder=holder))
+            except _NothingRead as exc:
+                nothing_read("stdin" if arg == "-" else arg, str(exc))
+            except VaxqrError as exc:
+                nothing_read("stdin" if arg == "-" else arg, _about(arg, str(exc)))
+    except BaseException:
+        if pending:  # the reports made so far are written, whatever stopped the rest
+            write_pending()
+        raise
+    flush_out()
+    raise typer.Exit(int(worst))
+
+
+_BLOCK = 32  # stream lines verified and written together
+
+
+def _about(arg: str, message: str) -> str:
+    """``arg: message``, or ``message`` alone when it names the file ``arg`` already (as
+    "FILE is larger than …" and "cannot read FILE: …" do), so the name is not said twice."""
+    for name in dict.fromkeys((arg, str(Path(arg)))):
+        if name and (message.startswith((f"{name} ", f"{name}:")) or f" {name}:" in message
+                     or message.endswith(f" {name}")):
+            return message
+    return f"{arg}: {message}"
+
+
+def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
+    """``verify -``: a report per non-empty line of stdin (``stdin:N``), each block of
+    lines verified and rendered by compiled code (verify_view.render_lines) and written at
+    once; stdout is flushed before every read that may wait (a scanner's user sees each
+    verdict as soon as the line is scanned)."""
+    from .verify_view import render_lines
+
+    color = _use_colour()
+    too_long = f"line longer than {MAX_LINE // 1024} KiB: not an HC1 credential"
+    worst = Exit.OK
+    done = 0
+    verified = False  # a report was made (render_lines puts each on pending)
+    for lines in _read_stdin_blocks(flush_out):
+        for i in range(0, len(lines), _BLOCK):
+            block = lines[i:i + _BLOCK] if len(lines) > _BLOCK else lines
+            if render_lines(pending, verifier, block, done, holder=holder, too_long=too_long,
+                            as_json=as_json, printable=printable, color=color):
+                worst = Exit.NOT_VALID
+            done += len(block)
+            verified = verified or bool(pending)
+            write_pending()
+    if not verified:  # an empty stream is not "every credential valid"
+        raise _NothingRead("no input read from stdin" if not done else
+                           "no HC1: text read from stdin: only blank lines")
+    return worst
+
+
+def _verify_text_file(verifier: Any, path: Path, arg: str, holder: Any, emit: Any) -> None:
+    if path.stat().st_size > 16 * 1024 * 1024:
+        raise StorageError(f"{path} is larger than 16 MiB; not a file of scanned payloads")
+    raw = path.read_bytes()
+    # Notepad's "Unicode" is UTF-16 with a byte-order mark: read as such, not as garbage
+    utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+    data = raw.decode("utf-16" if utf16 else "utf-8", errors="replace")
+    lines = [ln for ln in data.splitlines() if ln.strip()]
+    if not lines:  # nothing to verify: not a verdict (see _NothingRead)
+        raise _NothingRead(f"{arg} is empty" if not raw else
+                           f"no HC1: text in {arg}: only blank lines")
+    for n, line in enumerate(lines, 1):
+        label = str(path) if len(lines) == 1 else f"{path}:{n}"
+        emit(verifier.verify_text(line, label=label, holder=holder))
+
+
+def _load_trust(paths: list[Path], when: datetime | None, state: Path | None) -> Any:
+    from .trust import TrustStore
+
+    try:
+        return TrustStore.from_paths(paths, at=when or datetime.now(UTC),
+                                     state_file=state)
+    except VaxqrError as exc:
+        fail(f"trust material: {exc}", code=Exit.TRUST_OR_IO, hint=exc.hint)
+
+
+def _load_id_card(arg: str) -> Any:
+    from .citizen import parse_cccd
+
+    if not arg.strip():
+        fail("--id-card is empty", code=Exit.USAGE,
+             hint="give the text of the CCCD card's QR, a file holding it, or a photo of it")
+    text = arg
+    path = Path(arg)
+    try:
+        if len(arg) < 4096 and "|" not in arg and path.exists():
+            head = path.open("rb").read(8)
+            if head.startswith(_IMAGE_MAGIC):
+                from .qr import decode_image
+
+                codes = decode_image(path)
+                for c in codes:
+                    try:
+                        return parse_cccd(c.text)
+                    except VaxqrError:
+                        continue
+                fail(f"--id-card: no CCCD card QR found in {arg}", code=Exit.USAGE)
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        return parse_cccd(text)
+    except OSError as exc:
+        fail(f"--id-card: cannot read {arg}: {exc.strerror}", code=Exit.TRUST_OR_IO)
+    except VaxqrError as exc:
+        fail(f"--id-card: {exc}", code=Exit.USAGE, hint=exc.hint)
+
