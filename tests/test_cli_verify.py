@@ -33,8 +33,11 @@ ISSUED = datetime(2022, 1, 1, 8, 30, tzinfo=UTC)
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS", "TTY_COMPATIBLE",
-                        "VAXQR_PASSWORD")}
-    env.update(NO_COLOR="1", COLUMNS="80", TERM="dumb", PYTHONIOENCODING="utf-8")
+                        "VAXQR_PASSWORD", "VAXQR_LANG", "LC_ALL", "LC_MESSAGES")}
+    # English verdicts unless a test asks for another language (a Vietnamese locale would
+    # give Vietnamese ones: see the language tests)
+    env.update(NO_COLOR="1", COLUMNS="80", TERM="dumb", PYTHONIOENCODING="utf-8",
+               LANG="C.UTF-8")
     env.update(extra)
     return {k: v for k, v in env.items() if v}
 
@@ -875,3 +878,134 @@ def test_an_error_about_a_file_names_it_once(valid, trust, tmp_path):
         "a.png is a directory, not a picture"
     assert _about("x.png", "no such file: x.png") == "no such file: x.png"
     assert _about("x.png", "cannot read x.png: I/O error") == "cannot read x.png: I/O error"
+
+
+# --------------------------------------------------------------------------- languages
+
+GOLDEN = ROOT / "tests" / "golden" / "verify"
+
+
+def _golden(name: str, got: str) -> None:
+    """``got`` is the text of tests/golden/verify/NAME. ``VAXQR_UPDATE_GOLDEN=1`` writes it
+    instead (and fails, so a rewritten file is always looked at before it is committed)."""
+    path = GOLDEN / name
+    if os.environ.get("VAXQR_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(got, encoding="utf-8")
+        pytest.fail(f"rewrote {path.relative_to(ROOT)}: review it, then run without "
+                    "VAXQR_UPDATE_GOLDEN")
+    assert got == path.read_text(encoding="utf-8"), f"differs from {path.relative_to(ROOT)}"
+
+
+@pytest.fixture(scope="module")
+def golden_stream(valid, signer):
+    """Lines for `verify -` that give a verdict of each kind: valid, and failing at base45,
+    prefix (a URL, and a line over the length cap), signature (signed by a key the demo
+    commune's kid does not belong to), key_usage (a test certificate from a vaccination
+    signer) and expiry (with its holder's facts)."""
+    hc1 = valid[0]
+    iat = int(ISSUED.timestamp())
+    forged = fuzzkit.hc1_of(fuzzkit.Kit().cose(
+        fuzzkit.claims_bytes(fuzzkit.default_dcc(), iat=iat, exp=iat + 365 * 86400),
+        protected={1: sign.ES256, 4: signer.kid}))
+    dcc = fuzzkit.default_dcc()
+    dcc["t"] = [{"tg": "840539006", "tt": "LP6464-4", "sc": "2021-12-01T08:00:00Z",
+                 "tr": "260415000", "tc": "Trạm y tế xã Dương Tơ", "co": "VN",
+                 "is": "UBND xã Dương Tơ", "ci": "URN:UVCI:01:VN:091/31078/TEST0002#A"}]
+    del dcc["v"]
+    test_cert = codec.encode_hc1(sign.sign1(
+        fuzzkit.claims_bytes(dcc, iat=iat, exp=iat + 365 * 86400), signer.private_key,
+        signer.kid))
+    expired = _signed(signer, iat=iat - 10 * 86400, exp=iat)
+    lines = [hc1, hc1[:4] + "GGW" + hc1[7:], "https://example.org", "HC1:" + "A" * (3 * 65536),
+             forged, test_cert, expired]
+    return "".join(f"{line}\n" for line in lines).encode()
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_stream_verdicts_golden(golden_stream, trust, lang):
+    """What a checkpoint sees from a scanner (`verify -`), colour off at 80 columns, in each
+    language: tests/golden/verify/stream-LANG.txt."""
+    r = _run(["-", "--lang", lang], trust, stdin=golden_stream)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr == b""
+    text = r.stdout.decode("utf-8")
+    if lang == "vi":  # all but the technical line, the library's own, fit (English: one
+        # reason is 82 wide)
+        assert all(len(line) <= 80 for line in text.split("\n") if "Chi tiết" not in line)
+    _golden(f"stream-{lang}.txt", text)
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_id_card_verdicts_golden(valid, trust, tmp_path, lang):
+    """A one-shot verify of a file (not the stream's renderer call) with a CCCD card: the
+    holder matches, then does not (a different date of birth): golden-file-LANG.txt."""
+    (tmp_path / "scan.txt").write_text(valid[0] + "\n")
+    other = CARD.replace("02011990", "02011991")
+    got = []
+    for card, code in ((CARD, 0), (other, 1)):
+        r = subprocess.run([VAXQR, "verify", "scan.txt", "--id-card", card, "--lang", lang,
+                            *trust], capture_output=True, env=_env(), cwd=tmp_path, timeout=120)
+        assert r.returncode == code and r.stderr == b"", r.stderr
+        got.append(r.stdout.decode("utf-8"))
+    _golden(f"file-{lang}.txt", "".join(got))
+
+
+def test_vietnamese_verdict_words(valid, trust):
+    """The Vietnamese verdict in brief (the golden files have it all): NFC text with its
+    diacritics, dates day/month/year, and no English word of the verdict left."""
+    import unicodedata
+
+    r = _run([valid[0], "HC1:GGW", "--lang", "vi"], trust)
+    text = r.stdout.decode("utf-8")
+    assert r.returncode == 1 and unicodedata.is_normalized("NFC", text)
+    assert " ✔ HỢP LỆ  " in text and " ✘ KHÔNG HỢP LỆ  HC1:GGW" in text
+    assert "  Ngày sinh:      02/01/1990\n" in text and "  Ngày tiêm:      01/10/2021\n" in text
+    for english in ("VALID", "Holder", "Born", "Dose", "Reason", "Valid until", "Issued by"):
+        assert english not in text
+
+
+@pytest.mark.parametrize(("env", "args", "lang"), [
+    ({}, [], "en"),
+    ({"LANG": "vi_VN.UTF-8"}, [], "vi"),
+    ({"LANG": "vi"}, [], "vi"),
+    ({"LC_MESSAGES": "vi_VN.UTF-8", "LANG": "en_US.UTF-8"}, [], "vi"),
+    ({"LC_ALL": "C.UTF-8", "LANG": "vi_VN.UTF-8"}, [], "en"),  # LC_ALL wins, as in POSIX
+    ({"LANG": "vi_VN.UTF-8", "VAXQR_LANG": "en"}, [], "en"),
+    ({"VAXQR_LANG": "VI"}, [], "vi"),
+    ({"VAXQR_LANG": "vi"}, ["--lang", "en"], "en"),
+    ({"LANG": "vi_VN.UTF-8"}, ["--lang", "en"], "en"),
+], ids=["default", "LANG", "LANG-bare", "LC_MESSAGES", "LC_ALL", "env-over-locale",
+        "env-any-case", "option-over-env", "option-over-locale"])
+def test_language_choice(valid, trust, env, args, lang):
+    """--lang, else VAXQR_LANG, else the locale (LC_ALL, LC_MESSAGES, LANG: the first set),
+    else English."""
+    r = _run([valid[0], *args], trust, **env)
+    assert r.returncode == 0, r.stderr
+    head = r.stdout.decode("utf-8").split("\n")[0]
+    assert head.startswith(" ✔ HỢP LỆ " if lang == "vi" else " ✔ VALID "), head
+
+
+def test_language_is_a_usage_error_when_unknown(valid, trust):
+    for args, env in ((["--lang", "fr"], {}), ([], {"VAXQR_LANG": "fr"})):
+        r = _run([valid[0], *args], trust, **env)
+        assert r.returncode == 2 and b"'fr' is not one of" in r.stderr, r.stderr
+        assert r.stdout == b""
+
+
+def test_json_is_the_same_in_every_language(golden_stream, trust):
+    """--json has stable English keys and the library's messages: --lang changes nothing
+    in it (nor VAXQR_LANG, nor the locale)."""
+    outs = {_run(["-", "--json", *args], trust, stdin=golden_stream, **env).stdout
+            for args, env in (([], {}), (["--lang", "vi"], {}), (["--lang", "en"], {}),
+                              ([], {"LANG": "vi_VN.UTF-8"}))}
+    (out,) = outs
+    assert len(_json(out)) == 7
+
+
+def test_help_names_the_language_option():
+    r = subprocess.run([VAXQR, "verify", "--help"], capture_output=True, env=_env(),
+                       timeout=60)
+    text = " ".join(r.stdout.decode("utf-8").split())
+    assert "--lang" in text and "VAXQR_LANG" in text and "--lang vi" in text
+    assert "Details line" in text and "stay English" in text

@@ -39,8 +39,10 @@ def test_quick_tour_runs(tmp_path):
     os.symlink(ROOT / "docs", tmp_path / "docs")
     for key in (tmp_path / "keys" / "examples").rglob("*.key"):
         key.chmod(0o600)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
-           "XDG_STATE_HOME": str(tmp_path / "state")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VAXQR_LANG", "LC_ALL", "LC_MESSAGES")}  # English but where asked
+    env.update(PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}", LANG="C.UTF-8",
+               XDG_STATE_HOME=str(tmp_path / "state"))
     commands = _tour()
     assert any(c.startswith("vaxqr issue") for c in commands)
     assert any(c.startswith("vaxqr verify") for c in commands)
@@ -57,7 +59,12 @@ def test_quick_tour_runs(tmp_path):
             key, _, value = cmd[len("export "):].partition("=")
             env[key] = value.split("#")[0].strip()
         if "verify hong.png" in cmd:
-            assert "VALID" in proc.stdout
+            if "--lang vi" in cmd:
+                assert proc.stdout.startswith(" ✔ HỢP LỆ  hong.png\n"), proc.stdout
+                assert "  Họ và tên:      Nguyễn Thị Ánh Hồng\n" in proc.stdout
+                assert "  Ngày sinh:      17/05/1990\n" in proc.stdout
+            else:
+                assert proc.stdout.startswith(" ✔ VALID  hong.png\n"), proc.stdout
             hc1 = _payload_from_ledger(tmp_path)
         if "cat scans.txt" in cmd:
             assert proc.stdout.count('"valid": true') == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from jsonref import terminal_safe_json
 from vaxqr import verify_view
 from vaxqr.cli import printable
 from vaxqr.cli_verify import MAX_LINE
+from vaxqr.verdict_text import DATE_ORDER, LABELS, LANGUAGES, REASONS, WORDS
 from vaxqr.verify import STEPS, HolderResult, Report, Step, Verifier, report_json_text
 from vaxqr.verify_view import render
 
@@ -41,47 +43,68 @@ SEEDS = fuzzkit.hostile_seeds(KIT)
 VAXQR = str(Path(sys.executable).parent / "vaxqr")
 
 
-def _render_reference(report: Report, *, color: bool) -> str:
-    """verify_view.render as it was before it was made fast (kept verbatim)."""
+def _day(text: str, lang: str) -> str:
+    """A date as ``lang`` shows it: Vietnamese turns ISO 8601's YYYY-MM-DD and YYYY-MM
+    around (DD/MM/YYYY, MM/YYYY); anything else is shown as it is."""
+    m = re.fullmatch(r"(\d{4})-(\d{2})(?:-(\d{2}))?", text, re.ASCII)
+    if DATE_ORDER[lang] != "dd/mm/yyyy" or m is None:
+        return text
+    return "/".join(part for part in reversed(m.groups()) if part)
+
+
+def _render_reference(report: Report, *, color: bool, lang: str = "en") -> str:
+    """verify_view.render as it was before it was made fast, with the words of ``lang``
+    (vaxqr/verdict_text.py; in English, the renderer as it was, kept verbatim but for the
+    words' look-up; Vietnamese has its vaccine on a row of its own and its dates turned
+    around)."""
     styles, reset = verify_view._STYLES, verify_view._RESET
+    words, labels = WORDS[lang], LABELS[lang]
 
     def style(name: str, text: str) -> str:
         return f"{styles[name]}{text}{reset}" if color else text
 
     s = report.summary() or {}
     label = style("dim", printable(report.label))
+    pad = max(len(words["reason"]), len(words["details"])) + 1
     if report.valid:
-        out = [f"{style('valid', ' ✔ VALID ')} {label}"]
+        out = [f"{style('valid', ' ✔ ' + words['valid'] + ' ')} {label}"]
     else:
-        out = [f"{style('invalid', ' ✘ NOT VALID ')} {label}",
-               f"  {style('bold', 'Reason:')}  "
-               f"{verify_view.PLAIN.get(report.failed or '', 'not valid')}",
-               f"  {style('dim', 'Details:')} {printable(report.failed)}: "
-               f"{printable(report.reason)}"]
+        out = [f"{style('invalid', ' ✘ ' + words['not_valid'] + ' ')} {label}",
+               f"  {style('bold', words['reason'])}{' ' * (pad - len(words['reason']))}"
+               f"{REASONS[lang].get(report.failed or '', words['other'])}",
+               f"  {style('dim', words['details'])}{' ' * (pad - len(words['details']))}"
+               f"{printable(report.failed)}: {printable(report.reason)}"]
     rows = []
     if s.get("full_name"):
-        rows.append(("Holder", s["full_name"]))
+        rows.append(("holder", s["full_name"]))
     if s.get("dob"):
-        rows.append(("Born", s["dob"]))
+        rows.append(("born", _day(str(s["dob"]), lang)))
     if s.get("type") == "vaccination":
-        rows.append(("Dose", f"{s.get('dose')}/{s.get('doses')}  {s.get('vaccine')}"))
-        rows.append(("Vaccinated", s.get("date")))
+        if "vaccine" in labels:
+            rows.append(("dose", f"{s.get('dose')}/{s.get('doses')}"))
+            if s.get("vaccine"):
+                rows.append(("vaccine", s["vaccine"]))
+        else:
+            rows.append(("dose", f"{s.get('dose')}/{s.get('doses')}  {s.get('vaccine')}"))
+        rows.append(("vaccinated", _day(str(s.get("date")), lang)))
     elif s.get("type"):
-        rows.append(("Type", s["type"]))
+        rows.append(("type", words.get(s["type"], s["type"])))
     commune = verify_view._commune(report) or s.get("issuer")
     if commune:
-        rows.append(("Issued by", commune))
+        rows.append(("issuer", commune))
     exp = (report.claims or {}).get("exp")
     if exp is not None and report.signer is not None:
         try:
-            until = datetime.fromtimestamp(exp, UTC).date().isoformat()
+            until = _day(datetime.fromtimestamp(exp, UTC).date().isoformat(), lang)
         except (ValueError, OverflowError, OSError):
-            until = f"{exp} (not a calendar date)"
-        rows.append(("Valid until", until))
+            until = f"{exp} ({words['not_a_date']})"
+        rows.append(("until", until))
     if report.holder is not None:
-        rows.append(("ID card", "matches" if report.holder.matched else "DOES NOT MATCH"))
-    out.extend(f"  {key + ':':<12} {printable(value)}" for key, value in rows)
-    out.extend(f"  {style('warn', 'warning:')} {printable(w)}" for w in report.warnings)
+        rows.append(("id_card", words["matches"] if report.holder.matched
+                     else words["does_not_match"]))
+    width = max(len(v) for v in labels.values()) + 1
+    out.extend(f"  {labels[key] + ':':<{width}} {printable(value)}" for key, value in rows)
+    out.extend(f"  {style('warn', words['warning'])} {printable(w)}" for w in report.warnings)
     return "\n".join(out) + "\n"
 
 
@@ -99,9 +122,10 @@ def _outcome(fn: Any, *args: Any, **kwargs: Any) -> tuple[str, str]:
 
 
 def _same_everywhere(report: Report) -> None:
-    for color in (False, True):
-        assert _outcome(render, report, printable, color=color) == \
-            _outcome(_render_reference, report, color=color)
+    for lang in LANGUAGES:
+        for color in (False, True):
+            assert _outcome(render, report, printable, color=color, lang=lang) == \
+                _outcome(_render_reference, report, color=color, lang=lang)
     assert _outcome(report_json_text, report) == \
         _outcome(terminal_safe_json, report.to_json())
 
@@ -210,10 +234,12 @@ def _batch(rng: random.Random) -> tuple[bytes, list[str | None]]:
     return b"".join(data), lines
 
 
-@pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
-def test_stream_output_is_the_reference_line_by_line(tmp_path: Path, as_json: bool) -> None:
+@pytest.mark.parametrize(("as_json", "lang"), [(False, "en"), (False, "vi"), (True, "vi")],
+                         ids=["human", "human-vi", "json"])
+def test_stream_output_is_the_reference_line_by_line(tmp_path: Path, as_json: bool,
+                                                      lang: str) -> None:
     """A batch of 300 mixed lines through a real `vaxqr verify -`: its stdout is exactly the
-    reference output of each line's report, in order."""
+    reference output of each line's report, in order (--json: the same in any language)."""
     from vaxqr.trust import TrustStore
 
     dsc = tmp_path / "dsc.pem"
@@ -222,7 +248,8 @@ def test_stream_output_is_the_reference_line_by_line(tmp_path: Path, as_json: bo
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
     env.update(NO_COLOR="1", PYTHONIOENCODING="utf-8")
     r = subprocess.run([VAXQR, "verify", "-", "--trust", str(dsc), "--at", fuzzkit.AT.isoformat(),
-                        "--state", str(tmp_path / "state.json"), *(["--json"] * as_json)],
+                        "--state", str(tmp_path / "state.json"), "--lang", lang,
+                        *(["--json"] * as_json)],
                        input=data, capture_output=True, env=env, timeout=300)
     assert r.returncode == 1, r.stderr.decode()
     store = TrustStore.from_paths([dsc], at=fuzzkit.AT, state_file=tmp_path / "state2.json")
@@ -238,5 +265,5 @@ def test_stream_output_is_the_reference_line_by_line(tmp_path: Path, as_json: bo
         else:
             continue
         expected.append(_json_reference(report) if as_json
-                        else _render_reference(report, color=False))
+                        else _render_reference(report, color=False, lang=lang))
     assert r.stdout == "".join(expected).encode("utf-8")

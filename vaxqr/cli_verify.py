@@ -6,8 +6,10 @@ imports); the work is in :mod:`vaxqr.verify`, the human rendering in :mod:`vaxqr
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -110,7 +112,36 @@ class _NothingRead(Exception):
     """An input gave nothing to verify: ``verify`` says why, exit 3 (and a JSON object)."""
 
 
-def _report_writer(*, as_json: bool) -> Any:
+class Lang(enum.StrEnum):
+    """The languages of the human verdict (vaxqr/verdict_text.py)."""
+
+    vi = "vi"
+    en = "en"
+
+
+_LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def verdict_language(given: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """The verdict's language: ``given`` (``--lang``, or ``VAXQR_LANG``, which typer reads
+    for it) when set; else the locale's, as POSIX picks the messages' locale (the first of
+    LC_ALL, LC_MESSAGES, LANG that is set and not empty): Vietnamese for ``vi`` and
+    ``vi_VN…``, English for any other (``C``, ``POSIX``, ``en_US.UTF-8``…) or none.
+
+    The locale counts because a checkpoint's machine set up in Vietnamese is where a
+    Vietnamese verdict is wanted, with no option to remember (as every gettext program
+    does); it changes only words for people: ``--json`` and the exit codes, what scripts
+    read, are the same in every language."""
+    if given:
+        return str(given)
+    for var in _LOCALE_VARS:
+        value = environ.get(var)
+        if value:
+            return "vi" if value.lower().startswith("vi") else "en"
+    return "en"
+
+
+def _report_writer(*, as_json: bool, lang: str) -> Any:
     """A function that prints one report: a JSON line, or the human rendering (the caller
     flushes stdout before it waits for more input)."""
     out = pending  # a closure's cell, not a global lookup a report
@@ -129,7 +160,7 @@ def _report_writer(*, as_json: bool) -> Any:
     color = _use_colour()
 
     def emit_text(report: Report) -> None:
-        out.append(render(report, printable, color=color))
+        out.append(render(report, printable, color=color, lang=lang))
         if len(out) >= PENDING_MAX:
             write_pending()
 
@@ -205,6 +236,14 @@ def verify(
     state: Annotated[Path | None, typer.Option(
         help="State file for trust-list sequence numbers (default: under the user's state "
              "directory).")] = None,
+    lang: Annotated[Lang | None, typer.Option(
+        "--lang", envvar="VAXQR_LANG", case_sensitive=False, show_default=False,
+        help="Language of the verdict: vi (Vietnamese: HỢP LỆ / KHÔNG HỢP LỆ) or en. "
+             "Default: VAXQR_LANG, else Vietnamese when the locale (LC_ALL, LC_MESSAGES "
+             "or LANG) starts with vi, else English. Translated: the verdict, the labels, "
+             "the reason, the ID-card result, dates (dd/mm/yyyy in Vietnamese); the "
+             "Details line (the library's technical message), warnings and errors stay "
+             "English, and --json is the same in every language.")] = None,
 ) -> None:
     """Verify vaccination credentials: VALID or NOT VALID, with the reason.
 
@@ -212,6 +251,7 @@ def verify(
 
     * `vaxqr verify 'HC1:6BF...' --trust ca.crt --trust trustlist.json`
     * `vaxqr verify photo.jpg --trust dsc.pem --id-card card.jpg`
+    * `vaxqr verify photo.jpg --trust trustlist.json --lang vi` (HỢP LỆ / KHÔNG HỢP LỆ)
     * `scanner | vaxqr verify - --trust trustlist.json --json`
 
     Steps, each pass/fail/skipped: picture, prefix, base45, zlib, cose, cbor, signature,
@@ -229,7 +269,8 @@ def verify(
     verifier = Verifier(store, at=when)
     holder = _load_id_card(id_card) if id_card is not None else None
     worst = Exit.OK
-    print_report = _report_writer(as_json=as_json)
+    language = verdict_language(lang)
+    print_report = _report_writer(as_json=as_json, lang=language)
 
     def emit(report: Report) -> None:
         nonlocal worst
@@ -253,7 +294,8 @@ def verify(
             flush_out()  # the reports so far before any error about this input
             try:
                 if arg == "-":
-                    worst = max(worst, _verify_stdin(verifier, holder, as_json=as_json))
+                    worst = max(worst, _verify_stdin(verifier, holder, as_json=as_json,
+                                                     lang=language))
                 elif _is_path(arg):
                     path = Path(arg)
                     if path.is_dir():
@@ -306,7 +348,7 @@ def _about(arg: str, message: str) -> str:
     return f"{arg}: {message}"
 
 
-def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
+def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool, lang: str) -> Exit:
     """``verify -``: a report per non-empty line of stdin (``stdin:N``), each block of
     lines verified and rendered by compiled code (verify_view.render_lines) and written at
     once; stdout is flushed before every read that may wait (a scanner's user sees each
@@ -322,7 +364,7 @@ def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool) -> Exit:
         for i in range(0, len(lines), _BLOCK):
             block = lines[i:i + _BLOCK] if len(lines) > _BLOCK else lines
             if render_lines(pending, verifier, block, done, holder=holder, too_long=too_long,
-                            as_json=as_json, printable=printable, color=color):
+                            as_json=as_json, printable=printable, color=color, lang=lang):
                 worst = Exit.NOT_VALID
             done += len(block)
             verified = verified or bool(pending)

@@ -4,6 +4,7 @@
 Plain string formatting with a few ANSI styles, not rich: a checkpoint stream renders one
 report per scanned line, and rich's markup parser cost ~300 µs a report, several times the
 verification itself (benchmarks/README.md). Untrusted text goes through ``printable``.
+The fixed words come in each language of vaxqr/verdict_text.py (``lang``), made once.
 """
 
 from __future__ import annotations
@@ -12,23 +13,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
+from .verdict_text import DATE_ORDER, LABELS, LANGUAGES, REASONS, WORDS
 from .verify import Report, report_json_text
 
-PLAIN = {
-    "input": "nothing was read from this input",
-    "picture": "the picture could not be read as a QR code",
-    "prefix": "this QR code is not an EU DCC vaccination credential",
-    "base45": "the credential's data is damaged or incomplete",
-    "zlib": "the credential's data is damaged or incomplete",
-    "cose": "the credential's data is damaged or not a credential",
-    "cbor": "the credential's data is damaged or not a credential",
-    "signature": "the signature does not check out: altered, forged, or an unknown issuer",
-    "key_usage": "the issuer is not allowed to sign this kind of certificate",
-    "expiry": "the credential is not valid at this time",
-    "schema": "the credential's content is malformed",
-    "revocation": "the credential or its issuing commune has been revoked",
-    "holder": "the credential does not belong to the person on this ID card",
-}
+# The plain-words reason of each failed step, in English (every language's are in
+# vaxqr/verdict_text.py)
+PLAIN = REASONS["en"]
 
 # SGR styles: the verdict is also in words, so nothing is lost without colour.
 _STYLES = {
@@ -61,7 +51,7 @@ def _commune(report: Report) -> str | None:
     return name
 
 
-def _parts(color: bool) -> tuple[str, str, str, str, str, str]:
+def _parts(words: dict[str, str], color: bool) -> tuple[str, str, str, str, str, str]:
     """The fixed texts around the untrusted ones: the two verdict heads up to the label, what
     ends the label, and the "Reason:", "Details:" and "warning:" heads."""
 
@@ -69,24 +59,44 @@ def _parts(color: bool) -> tuple[str, str, str, str, str, str]:
         return f"{_STYLES[name]}{text}{_RESET}" if color else text
 
     dim = _STYLES["dim"] if color else ""
-    return (f"{style('valid', ' ✔ VALID ')} {dim}", f"{style('invalid', ' ✘ NOT VALID ')} {dim}",
-            _RESET if color else "", f"\n  {style('bold', 'Reason:')}  ",
-            f"\n  {style('dim', 'Details:')} ", f"  {style('warn', 'warning:')} ")
+    valid, not_valid = " ✔ " + words["valid"] + " ", " ✘ " + words["not_valid"] + " "
+    reason, details = words["reason"], words["details"]
+    pad = max(len(reason), len(details)) + 1  # the two lines' texts start in one column
+    return (f"{style('valid', valid)} {dim}", f"{style('invalid', not_valid)} {dim}",
+            _RESET if color else "",
+            f"\n  {style('bold', reason)}{' ' * (pad - len(reason))}",
+            f"\n  {style('dim', details)}{' ' * (pad - len(details))}",
+            f"  {style('warn', words['warning'])} ")
 
 
-_PARTS = {False: _parts(False), True: _parts(True)}
-# "  {key + ':':<12} " for each row of the holder's facts
-_ROW = {key: f"  {key + ':':<12} " for key in (
-    "Holder", "Born", "Dose", "Vaccinated", "Type", "Issued by", "Valid until", "ID card")}
+class _Words:
+    """One language's fixed texts of a verdict (vaxqr/verdict_text.py), made once."""
+
+    def __init__(self, lang: str) -> None:
+        words, labels = WORDS[lang], LABELS[lang]
+        self.parts = {False: _parts(words, False), True: _parts(words, True)}
+        width = max(len(label) for label in labels.values()) + 1
+        # "  {label + ':':<width} " for each row of the holder's facts
+        self.rows = {key: f"  {label + ':':<{width}} " for key, label in labels.items()}
+        self.vaccine_row = "vaccine" in labels
+        self.reasons = REASONS[lang]
+        self.other = words["other"]
+        self.matches, self.does_not_match = words["matches"], words["does_not_match"]
+        self.not_a_date = words["not_a_date"]
+        self.kinds = {kind: words[kind] for kind in ("vaccination", "test", "recovery")}
+        self.dmy = DATE_ORDER[lang] == "dd/mm/yyyy"
+
+
+_WORDS = {lang: _Words(lang) for lang in LANGUAGES}
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _MAX_EXP = 253402300800  # 10000-01-01T00:00:00Z: datetime's range ends before it
 _DAYS: dict[int, str] = {}
 
 
-def _until(exp: Any) -> str:
+def _until(exp: Any, not_a_date: str = WORDS["en"]["not_a_date"]) -> str:
     """``exp`` (seconds since the epoch) as its UTC date, as ``datetime.fromtimestamp(exp,
     UTC).date().isoformat()`` says it (an integer in datetime's range by day arithmetic,
-    the few dates of a stream remembered), or a note when it is no calendar date."""
+    the few dates of a stream remembered), or ``not_a_date`` when it is no calendar date."""
     if type(exp) is int and 0 <= exp < _MAX_EXP:
         day = exp // 86400
         text = _DAYS.get(day)
@@ -99,14 +109,39 @@ def _until(exp: Any) -> str:
     try:
         return datetime.fromtimestamp(exp, UTC).date().isoformat()
     except (ValueError, OverflowError, OSError):
-        return f"{exp} (not a calendar date)"
+        return f"{exp} ({not_a_date})"
 
 
-def render(report: Report, printable: Callable[[object], str], *, color: bool) -> str:
+def _dmy(text: str) -> str:
+    """An ISO 8601 date as day/month/year: ``YYYY-MM-DD`` as ``DD/MM/YYYY``, ``YYYY-MM`` as
+    ``MM/YYYY``; anything else (a year alone, a time, garbage) as it is."""
+    n = len(text)
+    if (n == 10 or n == 7) and text[4] == "-" and text.isascii():
+        if n == 10 and text[7] == "-" and (text[:4] + text[5:7] + text[8:]).isdigit():
+            return f"{text[8:]}/{text[5:7]}/{text[:4]}"
+        if n == 7 and (text[:4] + text[5:]).isdigit():
+            return f"{text[5:]}/{text[:4]}"
+    return text
+
+
+def render(report: Report, printable: Callable[[object], str], *, color: bool,
+           lang: str = "en") -> str:
     """The report as text lines: a VALID / NOT VALID verdict (words, not only colour), the
-    holder, the reason. ``printable`` escapes untrusted text (and leaves text for which
-    ``str.isprintable`` holds as it is); ``color`` adds ANSI styles."""
-    head_valid, head_invalid, label_end, reason_head, details_head, warn_head = _PARTS[color]
+    holder, the reason, in ``lang`` (one of :data:`vaxqr.verdict_text.LANGUAGES`; the
+    "Details" line and warnings are the library's own English). ``printable`` escapes
+    untrusted text (and leaves text for which ``str.isprintable`` holds as it is);
+    ``color`` adds ANSI styles."""
+    w = _WORDS[lang]
+    return _render(report, printable, w, w.parts[color])
+
+
+def _render(report: Report, printable: Callable[[object], str], w: _Words,
+            parts: tuple[str, str, str, str, str, str]) -> str:
+    """:func:`render` with the language's words and the styled parts looked up (once per
+    block of a stream, by :func:`render_lines`)."""
+    head_valid, head_invalid, label_end, reason_head, details_head, warn_head = parts
+    rows = w.rows
+    dmy = w.dmy
     s = report.summary() or {}
     valid = report.valid
     # the untrusted texts in output order, and the row heads of those after the verdict's
@@ -115,33 +150,40 @@ def render(report: Report, printable: Callable[[object], str], *, color: bool) -
     keys: list[str] = []
     value = s.get("full_name")
     if value:
-        keys.append(_ROW["Holder"])
+        keys.append(rows["holder"])
         texts.append(str(value))
     value = s.get("dob")
     if value:
-        keys.append(_ROW["Born"])
-        texts.append(str(value))
+        keys.append(rows["born"])
+        texts.append(_dmy(str(value)) if dmy else str(value))
     kind = s.get("type")
     if kind == "vaccination":
-        keys.append(_ROW["Dose"])
-        texts.append(f"{s.get('dose')}/{s.get('doses')}  {s.get('vaccine')}")
-        keys.append(_ROW["Vaccinated"])
-        texts.append(str(s.get("date")))
+        keys.append(rows["dose"])
+        if w.vaccine_row:
+            texts.append(f"{s.get('dose')}/{s.get('doses')}")
+            value = s.get("vaccine")
+            if value:
+                keys.append(rows["vaccine"])
+                texts.append(str(value))
+        else:
+            texts.append(f"{s.get('dose')}/{s.get('doses')}  {s.get('vaccine')}")
+        keys.append(rows["vaccinated"])
+        texts.append(_dmy(str(s.get("date"))) if dmy else str(s.get("date")))
     elif kind:
-        keys.append(_ROW["Type"])
-        texts.append(str(kind))
+        keys.append(rows["type"])
+        texts.append(w.kinds.get(str(kind), str(kind)))
     value = _commune(report) or s.get("issuer")
     if value:
-        keys.append(_ROW["Issued by"])
+        keys.append(rows["issuer"])
         texts.append(str(value))
     claims = report.claims
     exp = claims.get("exp") if claims else None
     if exp is not None and report.signer is not None:
-        keys.append(_ROW["Valid until"])
-        texts.append(_until(exp))
+        keys.append(rows["until"])
+        texts.append(_dmy(_until(exp, w.not_a_date)) if dmy else _until(exp, w.not_a_date))
     if report.holder is not None:
-        keys.append(_ROW["ID card"])
-        texts.append("matches" if report.holder.matched else "DOES NOT MATCH")
+        keys.append(rows["id_card"])
+        texts.append(w.matches if report.holder.matched else w.does_not_match)
     texts.extend(report.warnings)
     if not "".join(texts).isprintable():  # all printable: each one is, and stays as it is
         texts = [printable(t) for t in texts]
@@ -150,7 +192,7 @@ def render(report: Report, printable: Callable[[object], str], *, color: bool) -
         i = 1
     else:
         out = [head_invalid, texts[0], label_end, reason_head,
-               PLAIN.get(report.failed or "", "not valid"), details_head, texts[1], ": ",
+               w.reasons.get(report.failed or "", w.other), details_head, texts[1], ": ",
                texts[2]]
         i = 3
     for key in keys:
@@ -173,15 +215,17 @@ class _Verifies(Protocol):
 
 def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None], done: int,
                  *, holder: Any, too_long: str, as_json: bool,
-                 printable: Callable[[object], str], color: bool) -> int:
+                 printable: Callable[[object], str], color: bool, lang: str = "en") -> int:
     """The reports of a block of stream lines, rendered onto ``out`` in order: line ``i``
     of ``lines`` is ``stdin:{done + i + 1}``, verified unless blank; None stands for a line
     over the length cap (``too_long`` says so). Each report is the JSON line of
     :func:`vaxqr.verify.report_json_text` plus a newline, or :func:`render` (``printable``,
-    ``color``). A report is on ``out`` as soon as it is made, so what came before an
+    ``color``, ``lang``). A report is on ``out`` as soon as it is made, so what came before an
     exception is kept. Returns how many reports are not valid."""
     invalid = 0
     n = done
+    w = _WORDS[lang]
+    parts = w.parts[color]
     for line in lines:
         n += 1
         if line is None:
@@ -195,7 +239,7 @@ def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None
             out.append(report_json_text(report))
             out.append("\n")
         else:
-            out.append(render(report, printable, color=color))
+            out.append(_render(report, printable, w, parts))
         if not report.valid:
             invalid += 1
     return invalid

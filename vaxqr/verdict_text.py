@@ -1,0 +1,87 @@
+"""The words of a rendered verdict, in each language `vaxqr verify --lang` offers: data only.
+
+:mod:`vaxqr.verify_view` builds its fixed texts from these once, at import. Every step name
+of :data:`vaxqr.verify.STEPS`, and ``input``, has a reason in every language, and every
+language has the same words and labels (tests/test_verdict_text.py). Vietnamese is NFC,
+with full diacritics.
+
+What is not here stays in English in every language: the "Details" line (the failed step's
+name and the library's technical message), warnings and error messages.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+LANGUAGES: Final = ("en", "vi")
+
+# The plain-words reason of a NOT VALID verdict, by the failed step.
+REASONS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "input": "nothing was read from this input",
+        "picture": "the picture could not be read as a QR code",
+        "prefix": "this QR code is not an EU DCC vaccination credential",
+        "base45": "the credential's data is damaged or incomplete",
+        "zlib": "the credential's data is damaged or incomplete",
+        "cose": "the credential's data is damaged or not a credential",
+        "cbor": "the credential's data is damaged or not a credential",
+        "signature": "the signature does not check out: altered, forged, or an unknown issuer",
+        "key_usage": "the issuer is not allowed to sign this kind of certificate",
+        "expiry": "the credential is not valid at this time",
+        "schema": "the credential's content is malformed",
+        "revocation": "the credential or its issuing commune has been revoked",
+        "holder": "the credential does not belong to the person on this ID card",
+    },
+    "vi": {
+        "input": "không đọc được gì từ đầu vào này",
+        "picture": "không đọc được mã QR trong ảnh",
+        "prefix": "mã QR này không phải chứng nhận tiêm chủng theo chuẩn EU DCC",
+        "base45": "dữ liệu của chứng nhận bị hỏng hoặc không đầy đủ",
+        "zlib": "dữ liệu của chứng nhận bị hỏng hoặc không đầy đủ",
+        "cose": "dữ liệu bị hỏng hoặc không phải là chứng nhận",
+        "cbor": "dữ liệu bị hỏng hoặc không phải là chứng nhận",
+        "signature": "sai chữ ký số: chứng nhận bị sửa, bị làm giả hoặc không rõ nơi cấp",
+        "key_usage": "nơi cấp không được phép ký loại chứng nhận này",
+        "expiry": "chứng nhận không có giá trị vào thời điểm này",
+        "schema": "nội dung chứng nhận không đúng định dạng",
+        "revocation": "chứng nhận này hoặc chứng thư số của nơi cấp đã bị thu hồi",
+        "holder": "chứng nhận không phải của người có thẻ CCCD này",
+    },
+}
+
+# The verdict's fixed words. "valid" and "not_valid" are the big verdict (shown in a
+# coloured box); "other" is the reason of a failed step with no reason above.
+WORDS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "valid": "VALID", "not_valid": "NOT VALID", "other": "not valid",
+        "reason": "Reason:", "details": "Details:", "warning": "warning:",
+        "matches": "matches", "does_not_match": "DOES NOT MATCH",
+        "not_a_date": "not a calendar date",
+        "vaccination": "vaccination", "test": "test", "recovery": "recovery",
+    },
+    "vi": {
+        "valid": "HỢP LỆ", "not_valid": "KHÔNG HỢP LỆ", "other": "không hợp lệ",
+        "reason": "Lý do:", "details": "Chi tiết:", "warning": "cảnh báo:",
+        "matches": "khớp", "does_not_match": "KHÔNG KHỚP",
+        "not_a_date": "không phải ngày hợp lệ",
+        "vaccination": "tiêm chủng", "test": "xét nghiệm", "recovery": "khỏi bệnh",
+    },
+}
+
+# The labels of the holder's facts, in the order shown. The printed card (vaxqr/card.py)
+# uses the same Vietnamese words. A language with a "vaccine" label shows the vaccine on
+# its own row; English keeps it on the dose's row ("2/2  Pfizer-BioNTech Comirnaty").
+LABELS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "holder": "Holder", "born": "Born", "dose": "Dose", "vaccinated": "Vaccinated",
+        "type": "Type", "issuer": "Issued by", "until": "Valid until", "id_card": "ID card",
+    },
+    "vi": {
+        "holder": "Họ và tên", "born": "Ngày sinh", "dose": "Mũi tiêm", "vaccine": "Vắc xin",
+        "vaccinated": "Ngày tiêm", "type": "Loại", "issuer": "Nơi cấp",
+        "until": "Có giá trị đến", "id_card": "CCCD",
+    },
+}
+
+# How dates are shown: ISO 8601 in English (as before), day/month/year in Vietnamese.
+DATE_ORDER: Final[dict[str, str]] = {"en": "yyyy-mm-dd", "vi": "dd/mm/yyyy"}
