@@ -183,6 +183,55 @@ def test_same_sequence_different_content_is_refused(h: Hierarchy, tmp_path: Path
         _load(h, h.tmp / "again.json")
 
 
+def test_checkpoints_sharing_a_state_file_take_turns(
+    h: Hierarchy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two checkpoints sharing a state file: one loading sequence 2 reads the state (1)
+    and is slow to write it back; the other loads sequence 3 meanwhile. Without a lock
+    the slow one wrote 2 over the 3 (a lost update), and sequence 2, the list from before
+    a revocation, was taken again. With it the second waits for the first, and 3 stays."""
+    import threading
+
+    for n in (1, 2, 3):
+        certs.build_trustlist(h.ca, password=PW, out=h.tmp / f"tl{n}.json", now=T0)
+    _load(h, h.tmp / "tl1.json")
+    read_by_slow = threading.Event()
+    fast_done = threading.Event()
+    real_read = trust._read_state
+
+    def read(path: Path) -> dict[str, object]:
+        state = real_read(path)
+        if threading.current_thread().name == "slow":
+            read_by_slow.set()
+            fast_done.wait(timeout=2)  # (with the lock the fast one cannot end meanwhile)
+        return state
+
+    monkeypatch.setattr(trust, "_read_state", read)
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            _load(h, h.tmp / f"{name}.json")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            if name == "tl3":
+                fast_done.set()
+
+    slow = threading.Thread(target=run, args=("tl2",), name="slow")
+    slow.start()
+    assert read_by_slow.wait(timeout=30)
+    fast = threading.Thread(target=run, args=("tl3",), name="fast")
+    fast.start()
+    slow.join()
+    fast.join()
+    assert errors == []
+    state = json.loads((h.tmp / "state.json").read_text())
+    assert [v["sequence"] for v in state["cas"].values()] == [3]
+    with pytest.raises(TrustError, match="rollback refused"):
+        _load(h, h.tmp / "tl2.json")
+
+
 def test_state_file_default_location(
     published: tuple[Hierarchy, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

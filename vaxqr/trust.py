@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import functools
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -498,6 +499,29 @@ def _read_state(state_file: Path) -> dict[str, Any]:
     return loaded  # type: ignore[no-any-return]
 
 
+@contextlib.contextmanager
+def _state_lock(state_file: Path) -> Iterator[None]:
+    """Hold the rollback state for this process alone: an ``flock`` on ``.NAME.lock``
+    beside the state file (the state file itself is replaced on every write, so it cannot
+    carry the lock). Without it two checkpoints sharing the file could both read sequence
+    3, one remember 5, and the other, writing after it, 4: the list before a revocation
+    would then be taken again. Where no lock can be made (a read-only place), this goes on
+    without one, as the write that follows then fails and says so."""
+    try:
+        ensure_dir(state_file.parent, mode=0o700)
+        fd = os.open(state_file.parent / f".{state_file.name}.lock",
+                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except (OSError, StorageError):
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):  # a file system without flock: as before
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _check_rollback(
     lists: dict[str, TrustList],
     sources: dict[str, str],
@@ -505,7 +529,18 @@ def _check_rollback(
     at: dt.datetime,
     allow_rollback: bool,
 ) -> list[str]:
-    """Refuse a rollback (TrustError); remember each CA's newest list. Returns warnings."""
+    """Refuse a rollback (TrustError); remember each CA's newest list. Returns warnings.
+    The state file is read, checked and written under :func:`_state_lock`."""
+    with _state_lock(state_file):
+        return _check_rollback_locked(lists, sources, state_file, allow_rollback)
+
+
+def _check_rollback_locked(
+    lists: dict[str, TrustList],
+    sources: dict[str, str],
+    state_file: Path,
+    allow_rollback: bool,
+) -> list[str]:
     state: dict[str, Any] = {"format": "vaxqr-trustlist-state", "version": 1, "cas": {}}
     if state_file.exists():
         state = _read_state(state_file)
