@@ -527,6 +527,26 @@ def test_deeply_nested_state_file_is_damaged(published: tuple[Hierarchy, Path],
         _load(h, tl)
 
 
+@pytest.mark.parametrize("entry", [{"sequence": "9", "digest": "ab"}, {"sequence": True,
+                                   "digest": "ab"}, {"sequence": 9.0, "digest": "ab"},
+                                   {"sequence": 9}, [9], 9])
+def test_state_file_entry_that_cannot_be_read_is_damaged(
+    published: tuple[Hierarchy, Path], entry: object
+) -> None:
+    """A CA's entry the checker cannot read (a sequence as text, a float, a boolean, no
+    digest) was taken as no entry and overwritten: any older list of that CA was
+    accepted. The state file is damaged, as when its JSON is broken."""
+    h, tl = published
+    _load(h, tl)
+    state_file = h.tmp / "state.json"
+    state = json.loads(state_file.read_text())
+    (ident,) = state["cas"]
+    state["cas"][ident] = entry
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(TrustError, match="damaged"):
+        _load(h, tl)
+
+
 def test_state_file_with_a_lone_surrogate_is_damaged(published: tuple[Hierarchy, Path]) -> None:
     """A --state file holding a \\ud800 escape (valid JSON, not a character) is 'damaged'
     (TrustError), not a UnicodeEncodeError when the state is written back after a newer

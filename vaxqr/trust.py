@@ -487,6 +487,10 @@ def _read_state(state_file: Path) -> dict[str, Any]:
             raise ValueError("its JSON is nested too deeply") from None
         if not isinstance(loaded.get("cas"), dict):
             raise ValueError("no 'cas' object")
+        for entry in loaded["cas"].values():  # a CA's entry it cannot read would be
+            seq = entry.get("sequence") if isinstance(entry, dict) else None  # overwritten
+            if type(seq) is not int or seq < 1 or not isinstance(entry.get("digest"), str):
+                raise ValueError("a CA's entry has no sequence number and digest")
         try:  # it is written back, which a lone surrogate (\ud800) would stop
             json.dumps(loaded, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
@@ -546,8 +550,8 @@ def _check_rollback_locked(
         state = _read_state(state_file)
     changed = False
     for ident, tl in lists.items():
-        seen = state["cas"].get(ident)
-        if isinstance(seen, dict) and isinstance(seen.get("sequence"), int):
+        seen = state["cas"].get(ident)  # (each entry checked by _read_state)
+        if seen is not None:
             if tl.sequence < seen["sequence"] and not allow_rollback:
                 raise TrustError(
                     f"{sources[ident]}: trust list sequence {tl.sequence} is older than "
