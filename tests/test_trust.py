@@ -267,6 +267,42 @@ def test_directory_of_trust_material(published: tuple[Hierarchy, Path]) -> None:
         trust.TrustStore.from_paths([d / "missing.pem"], at=T0)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "version", "crl"])
+def test_damaged_revocation_material_in_a_trust_directory_is_an_error(
+    published: tuple[Hierarchy, Path], damage: str
+) -> None:
+    """A checkpoint's trust directory holds the CA, the communes' signer.crt and the trust
+    list that revokes a credential. A trust list or CRL there that cannot be read (cut
+    short by a download, a newer format) was skipped in silence: the signer.crt files still
+    verified, and the revoked credential was VALID, with nothing said. It is an error, as
+    when the file is named."""
+    h, _ = published
+    uvci = "URN:UVCI:01:VN:091/31078/9#A"
+    revocation.revoke_credentials(h.ca, [uvci])
+    certs.build_trustlist(h.ca, password=PW, out=h.tmp / "tl2.json", now=T0)
+    d = h.tmp / "trust"
+    d.mkdir()
+    shutil.copy(h.ca / "ca.crt", d / "ca.crt")
+    shutil.copy(h.s1 / "signer.crt", d / "signer.crt")
+    data = (h.tmp / "tl2.json").read_bytes()
+    if damage == "truncated":
+        (d / "trustlist.json").write_bytes(data[: len(data) // 2])
+    elif damage == "version":
+        (d / "trustlist.json").write_bytes(data.replace(b'"version": 1', b'"version": 2'))
+    else:
+        (d / "crl.pem").write_bytes((h.ca / "crl.pem").read_bytes()[:120] + b"\n-----END "
+                                    b"X509 CRL-----\n")
+    with pytest.raises(KeyCertError, match=r"trustlist\.json|crl\.pem"):
+        trust.TrustStore.from_paths([d], at=T0, state_file=h.tmp / "st.json")
+    # other files a directory may hold are still passed over
+    (d / "trustlist.json").unlink(missing_ok=True)
+    (d / "crl.pem").unlink(missing_ok=True)
+    (d / "signer.json").write_text('{"commune": "31078"}')
+    (d / "notes.pem").write_text("not a certificate")
+    store = trust.TrustStore.from_paths([d], at=T0, state_file=h.tmp / "st.json")
+    assert len(store.signers) == 1
+
+
 def test_private_keys_among_trust_material_are_warned_about(
     published: tuple[Hierarchy, Path],
 ) -> None:
@@ -585,8 +621,9 @@ def test_certificate_with_a_malformed_subject_is_unreadable(
         published: tuple[Hierarchy, Path], how: str, form: str) -> None:
     """A certificate whose subject cryptography parses only when it is read (a CN as a BIT
     STRING, or not UTF-8) is refused when loaded (KeyCertError/TrustError), not a
-    TypeError or ValueError from the first use of its subject; in a directory it is
-    skipped (found by fuzz/run_inputs.py)."""
+    TypeError or ValueError from the first use of its subject; in a directory a
+    certificate file is skipped, a trust list (whose revocations must not vanish) refused
+    (found by fuzz/run_inputs.py)."""
     h, tl = published
     der = _damaged_subject(h.dsc(h.s2).public_bytes(serialization.Encoding.DER), how)
     bad = h.tmp / ("bad.json" if form == "trustlist" else "bad.crt")
@@ -604,7 +641,11 @@ def test_certificate_with_a_malformed_subject_is_unreadable(
     d.mkdir()
     shutil.copy(bad, d / bad.name)
     shutil.copy(h.s1 / "signer.crt", d / "signer.crt")
-    assert len(_load(h, d).signers) == 1
+    if form == "trustlist":
+        with pytest.raises(KeyCertError, match="malformed certificate"):
+            _load(h, d)
+    else:
+        assert len(_load(h, d).signers) == 1
 
 
 @pytest.mark.parametrize("form", ["der", "pem", "trustlist", "crl-der", "crl-pem"])

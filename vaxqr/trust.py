@@ -44,6 +44,7 @@ from .errors import KeyCertError, StorageError, TrustError
 from .fileio import atomic_write, ensure_dir
 from .keys import PublicKey, _public_key
 from .trustlist import (
+    TRUSTLIST_FORMAT,
     SignerNotValid,
     TrustList,
     credential_revocation_hash,
@@ -145,6 +146,9 @@ class TrustStore:
         Chains are validated at ``at`` clamped into the DSC's own validity period, so an
         expired DSC is still found by kid and the verifier's expiry step reports it.
         Only a trust list's DSCs issued by the CA that signed the list are taken.
+        Files of a directory that are no trust material are passed over, but a trust list
+        or CRL there that cannot be read raises, as a named one does (its revocations
+        must not be dropped in silence).
         """
         certs: list[tuple[x509.Certificate, str]] = []
         crls: list[tuple[x509.CertificateRevocationList, str]] = []
@@ -177,7 +181,9 @@ class TrustStore:
                 elif explicit:
                     raise TrustError(f"{path} is not a certificate, CRL or vaxqr trust list")
             except KeyCertError:
-                if explicit:
+                # in a directory too: a damaged trust list or CRL skipped in silence would
+                # drop its revocations, and the DSCs given beside it would still verify
+                if explicit or _holds_revocations(kind, data, path):
                     raise
         store = cls._build(
             certs, crls, lists, at=at, allow_rollback=allow_rollback,
@@ -461,6 +467,15 @@ def _sniff(data: bytes) -> str:
         except ValueError:
             return "crl"
     return "unknown"
+
+
+def _holds_revocations(kind: str, data: bytes, path: Path) -> bool:
+    """Whether trust material that could not be read is a vaxqr trust list (it names the
+    format) or a CRL (PEM, or a .crl file), so that it may hold revocations."""
+    if kind == "trustlist":
+        return f'"{TRUSTLIST_FORMAT}"'.encode() in data
+    return kind == "crl" and (b"-----BEGIN X509 CRL-----" in data
+                              or path.suffix.lower() == ".crl")
 
 
 def _parse_crl(data: bytes, source: str) -> x509.CertificateRevocationList:
