@@ -325,3 +325,27 @@ def test_the_register_is_in_the_backup(runner, tmp_path):
     r = runner.invoke(app, ["issue", "--signer", str(tmp_path / "restored" / "signer"),
                             "--from", str(src), "--out", str(tmp_path / "out2")])
     assert r.exit_code == 0 and "0 issued" in r.stderr and "5 superseded" in r.stderr
+
+
+@pytest.mark.parametrize("kind", [Ledger, Register])
+def test_a_new_ledger_is_private_whatever_the_umask(tmp_path, kind):
+    """A ledger holds names, dates of birth and credentials (a signer directory's, the
+    office register, also sex and vaccination data), and its directory may be open to
+    others (the example signers, a copied or hand-made signer directory, an OUT_DIR the
+    user made: warned about, not changed): it was made 0644 under the usual umask. It and
+    the -wal/-shm files SQLite makes beside it are 0600; a ledger that exists keeps its
+    mode."""
+    path = tmp_path / "ledger.sqlite"
+    old = os.umask(0o022)
+    try:
+        with kind(path) as ledger:
+            ledger.set_meta("k", "v")
+            modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        os.chmod(path, 0o640)
+        with kind(path) as ledger:
+            assert ledger.get_meta("k") == "v"
+    finally:
+        os.umask(old)
+    assert modes["ledger.sqlite"] == 0o600
+    assert {modes.get("ledger.sqlite-wal"), modes.get("ledger.sqlite-shm")} == {0o600}
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -14,12 +14,15 @@ citizen gets one credential across CSVs and output directories.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Self
 
 from .errors import StorageError
+from .fileio import PRIVATE
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS credentials (
@@ -114,11 +117,33 @@ def _wrap(exc: sqlite3.Error, path: Path) -> StorageError:
     return StorageError(f"ledger {path}: {text}")
 
 
+def _create_private(path: Path) -> None:
+    """Create a missing ledger file empty with mode 0600, whatever the umask: it holds
+    names, dates of birth and credentials, and its directory (a signer directory copied
+    or made by hand, an OUT_DIR the user made) may be open to other users. SQLite makes
+    the ``-wal``, ``-shm`` and ``-journal`` files with the database file's mode. A ledger
+    that exists keeps its mode."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, PRIVATE)
+    except FileExistsError:
+        return
+    except OSError as exc:  # (a missing directory, a read-only place: SQLite says so)
+        if exc.errno in (errno.ENOENT, errno.EROFS, errno.EACCES, errno.EPERM):
+            return
+        raise StorageError(f"ledger {path}: {exc.strerror or exc}") from exc
+    try:
+        os.fchmod(fd, PRIVATE)  # the umask may have removed bits; it must never add any
+    finally:
+        os.close(fd)
+
+
 class Ledger:
     """An open ledger. Use as a context manager; writes are atomic per call."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        _create_private(self.path)
         try:
             self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
