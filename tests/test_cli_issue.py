@@ -448,6 +448,26 @@ def test_a_new_out_dir_is_private_and_an_open_one_is_warned_about(runner, tmp_pa
     assert f"chmod 700 {mine}" in r.stderr
 
 
+def test_an_out_dir_of_another_user_is_warned_about(runner, tmp_path, monkeypatch):
+    """An OUT_DIR someone else made (/tmp/batch, mode 0700, made by another user before
+    the office's administrator runs vaxqr as root) passed without a word: its mode hides
+    it from others, but its owner reads the manifest and replaces files at will. It is
+    warned about whatever its mode (the owner is faked: making another user's directory
+    needs root)."""
+    src = write_csv(tmp_path / "r.csv", good_rows(2, seed=7))
+    signer = _signer_copy(tmp_path)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chmod(theirs, 0o700)
+    me = os.geteuid()
+    monkeypatch.setattr(os, "geteuid", lambda: me + 1)
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
+                            str(theirs)])
+    assert r.exit_code == 0, r.output
+    assert f"{theirs} belongs to another user of this computer (uid {me})" in r.stderr
+    assert "use a directory of your own" in r.stderr
+
+
 def test_readme_lists_the_manifest_columns_with_card():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "`manifest.csv` (`row,uvci,full_name,file,hc1,iat,exp`, and\nwith `--card` a " \

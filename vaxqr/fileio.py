@@ -315,7 +315,8 @@ def ensure_private_dir(path: str | os.PathLike[str], holds: str) -> tuple[Path, 
     """A directory for personal data (``holds`` says what, for the warning): created when
     missing with mode 0700 (its missing parents as :func:`ensure_dir` makes them); one that
     exists is left as it is (the user made it, or chose its mode), with a warning when other
-    users of the computer can list it or enter it."""
+    users of the computer can list it or enter it, or when it belongs to another user
+    (made in a shared place such as /tmp by someone else, and written there by root)."""
     p = Path(path)
     ensure_dir(p.parent)
     try:
@@ -327,9 +328,14 @@ def ensure_private_dir(path: str | os.PathLike[str], holds: str) -> tuple[Path, 
     except OSError as exc:
         raise _describe(exc, p) from exc
     try:
-        mode = stat.S_IMODE(p.stat().st_mode)
+        st = p.stat()
     except OSError as exc:
         raise _describe(exc, p) from exc
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != os.geteuid():  # whatever its mode: its owner reads and replaces files
+        return p, (f"{p} belongs to another user of this computer (uid {st.st_uid}), who "
+                   f"can read and replace what is written there: {holds}; use a directory "
+                   "of your own")
     if mode & 0o055:
         return p, (f"{p} can be read by other users of this computer (mode {mode:04o}) and "
                    f"holds {holds}; to keep them out: chmod 700 {p}")
