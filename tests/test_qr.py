@@ -578,6 +578,44 @@ def test_oversized_pil_image_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
         qr.decode_image(Image.new("L", (101, 100), 255))
 
 
+def test_a_16_bit_picture_is_read_with_little_memory(tmp_path: Path) -> None:
+    """A 16-bit grayscale PNG (a scanner's, or a crafted one: a flat one of 49 megapixels
+    is 111 KB) was stretched to 8 bits in float64 over the whole picture at once, 16
+    bytes a pixel: ~1 GB of memory for that 111 KB file. It is stretched a block of rows
+    at a time, the same values, and a code in such a picture is still read."""
+    import tracemalloc
+
+    gray = np.asarray(Image.open(io.BytesIO(qr.to_png(HC1))).convert("L"), dtype=np.uint16)
+    deep = (gray * 200 + 1000).astype(np.uint16)  # 1000..52000: stretched back to 0..255
+    path = tmp_path / "deep.png"
+    Image.fromarray(deep).save(path)
+    assert Image.open(path).mode == "I;16"
+    assert [c.text for c in qr.decode_image(path)] == [HC1]
+
+    rng = np.random.default_rng(16)
+    for values in (rng.integers(0, 65536, (301, 257), dtype=np.uint16),
+                   rng.integers(-2**31, 2**31, (300, 200), dtype=np.int32),
+                   rng.normal(0, 1e6, (123, 456)).astype(np.float32),
+                   np.full((40, 50), 7, dtype=np.uint16)):
+        whole = values.astype(np.float64)
+        lo, hi = float(whole.min()), float(whole.max())
+        expected = ((whole - lo) * (255.0 / (hi - lo)) if hi > lo else
+                    np.zeros_like(whole)).astype(np.uint8)
+        assert np.array_equal(qrdecode._stretch_to_u8(values), expected)
+
+    big = Image.fromarray(np.tile(deep, (2000 // deep.shape[0] + 1, 2000 // deep.shape[1]
+                                         + 1))[:2000, :2000])
+    assert big.mode == "I;16"
+    tracemalloc.start()
+    try:
+        out = qrdecode._grayscale(big, True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.mode == "L" and out.size == (2000, 2000)
+    assert peak < 6 * 2000 * 2000, f"peak {peak:,} bytes"  # it was > 16 bytes a pixel
+
+
 def test_unreadable_paths_are_storage_errors(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no such file"):
         qr.decode_image(tmp_path / "missing.png")
