@@ -616,6 +616,40 @@ def test_a_16_bit_picture_is_read_with_little_memory(tmp_path: Path) -> None:
     assert peak < 6 * 2000 * 2000, f"peak {peak:,} bytes"  # it was > 16 bytes a pixel
 
 
+def test_a_transparent_picture_is_laid_on_white_a_strip_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A picture with transparency was converted to RGBA whole, composited on a white
+    picture as large, then made gray: ~12 bytes a pixel beside the picture (a 208 KB RGBA
+    PNG of 49 megapixels took ~875 MB to verify). It is done a strip of rows at a time,
+    with the same pixels as the whole-picture way."""
+    rng = np.random.default_rng(12)
+    rgba = Image.fromarray(rng.integers(0, 256, (701, 613, 4), dtype=np.uint8), "RGBA")
+    la = Image.fromarray(rng.integers(0, 256, (600, 1100, 2), dtype=np.uint8), "LA")
+    pal = Image.fromarray(rng.integers(0, 8, (900, 1300), dtype=np.uint8), "L").convert("P")
+    pal.info["transparency"] = 3
+    pa = pal.convert("PA")
+    real = Image.alpha_composite
+    largest: list[int] = []
+
+    def composite(a: Image.Image, b: Image.Image) -> Image.Image:
+        largest.append(a.size[0] * a.size[1])
+        return real(a, b)
+
+    for img in (rgba, la, pal, pa):
+        whole = img.convert("RGBA")
+        expected = real(Image.new("RGBA", whole.size, (255, 255, 255, 255)), whole).convert("L")
+        monkeypatch.setattr(Image, "alpha_composite", composite)
+        got = qrdecode._grayscale(img, False)
+        monkeypatch.setattr(Image, "alpha_composite", real)
+        assert got.mode == "L" and np.array_equal(np.asarray(got), np.asarray(expected)), \
+            img.mode
+    assert max(largest) <= qrdecode._STRETCH_ROWS_PIXELS + 1300
+    assert len(largest) > 4  # the larger pictures took several strips
+    code = Image.open(io.BytesIO(qr.to_png(HC1))).convert("RGBA")
+    assert [c.text for c in qr.decode_image(code)] == [HC1]
+
+
 def test_unreadable_paths_are_storage_errors(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no such file"):
         qr.decode_image(tmp_path / "missing.png")
