@@ -551,3 +551,20 @@ def test_ctrl_c_at_a_password_prompt_says_interrupted(office, tmp_path, args, pr
     assert code == 130 and "interrupted" in text and "Aborted" not in text, text
     assert prompt in text  # the same words in every command's prompt
     assert _snapshot(d) == before and not (d / "ca2").exists()
+
+
+def test_a_temporary_name_that_cannot_be_cleared_is_a_storage_error(tmp_path, monkeypatch):
+    """atomic_write's temporary file is .NAME.PID.tmp; one left there is removed and made
+    again. One that cannot be removed (a directory, or another user's file in a sticky
+    directory such as /tmp, made there beforehand) escaped as a raw OSError, which the CLI
+    reports as an internal error: it is a StorageError naming the target."""
+    monkeypatch.setattr(os, "getpid", lambda: 4242)
+    (tmp_path / ".out.txt.4242.tmp").mkdir()
+    with pytest.raises(StorageError, match=r"out\.txt"):
+        atomic_write(tmp_path / "out.txt", b"data")
+    assert not (tmp_path / "out.txt").exists()
+    (tmp_path / ".out.txt.4242.tmp").rmdir()
+    (tmp_path / ".out.txt.4242.tmp").write_text("left by a killed run")
+    atomic_write(tmp_path / "out.txt", b"data")
+    assert (tmp_path / "out.txt").read_bytes() == b"data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]

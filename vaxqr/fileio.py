@@ -56,10 +56,11 @@ def atomic_open(
     tmp = directory / f".{target.name}.{os.getpid()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(tmp, flags, mode)
-    except FileExistsError:
-        os.unlink(tmp)
-        fd = os.open(tmp, flags, mode)
+        try:
+            fd = os.open(tmp, flags, mode)
+        except FileExistsError:  # left by a killed process with this pid
+            os.unlink(tmp)  # (one that cannot be removed: a StorageError, as below)
+            fd = os.open(tmp, flags, mode)
     except OSError as exc:
         raise _describe(exc, target) from exc
     try:
