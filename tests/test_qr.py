@@ -650,6 +650,46 @@ def test_a_transparent_picture_is_laid_on_white_a_strip_at_a_time(
     assert [c.text for c in qr.decode_image(code)] == [HC1]
 
 
+def _repeat_a_scan(jpeg: bytes, times: int) -> bytes:
+    """``jpeg`` (progressive) with its second scan repeated ``times`` more times before
+    its end: every copy is decoded again over the whole picture."""
+    segments, i = [], 2
+    while data_left := jpeg[i:]:
+        marker = data_left[1]
+        if marker == 0xD9:
+            break
+        end = i + 2 + struct.unpack(">H", jpeg[i + 2:i + 4])[0]
+        if marker == 0xDA:  # the entropy-coded data runs to the next marker
+            while not (jpeg[end] == 0xFF and jpeg[end + 1] != 0
+                       and not 0xD0 <= jpeg[end + 1] <= 0xD7):
+                end += 1
+        segments.append(jpeg[i:end])
+        i = end
+    scan = [seg for seg in segments if seg[1] == 0xDA][1]
+    return b"\xff\xd8" + b"".join(segments) + scan * times + b"\xff\xd9"
+
+
+def test_a_jpeg_of_many_scans_is_refused_before_decoding() -> None:
+    """Each scan of a progressive JPEG is decoded over the whole picture, and a repeated
+    scan of a flat picture takes ~75 bytes: 2,000 in a 342 KB JPEG of 49 megapixels took
+    ~14 s to decode, a 64 MiB one hours (a verify that never ends). More scans than any
+    camera writes is refused; a progressive JPEG, a baseline one and one with a few
+    repeated scans are read as before."""
+    code = Image.open(io.BytesIO(qr.to_png(HC1))).convert("L")
+    for progressive in (False, True):
+        buf = io.BytesIO()
+        code.save(buf, "JPEG", quality=95, progressive=progressive)
+        assert [c.text for c in qr.decode_image(buf.getvalue())] == [HC1]
+    buf = io.BytesIO()
+    code.save(buf, "JPEG", quality=95, progressive=True)
+    few = _repeat_a_scan(buf.getvalue(), 20)
+    assert [c.text for c in qr.decode_image(few)] == [HC1]
+    bomb = _repeat_a_scan(buf.getvalue(), qrdecode.MAX_JPEG_SCANS)
+    with pytest.raises(DecodeError, match="scans, far more than a photograph") as info:
+        qr.decode_image(bomb)
+    assert info.value.step == "picture"
+
+
 def test_unreadable_paths_are_storage_errors(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no such file"):
         qr.decode_image(tmp_path / "missing.png")
