@@ -4,6 +4,7 @@ nor taken on the command line."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -568,3 +569,222 @@ def test_a_temporary_name_that_cannot_be_cleared_is_a_storage_error(tmp_path, mo
     atomic_write(tmp_path / "out.txt", b"data")
     assert (tmp_path / "out.txt").read_bytes() == b"data"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+# ------------------------------------------------- no overwrite, even of a file made meanwhile
+
+# How atomic_open names a new file without --force (fileio._name_new): renameat2 with
+# RENAME_NOREPLACE; else (NFS, no such libc function) a hard link; else (FAT without the
+# rename, some network file systems) a file created with O_EXCL and the data copied in.
+COMMITS = ["rename", "link", "copy"]
+
+
+@pytest.fixture(params=COMMITS)
+def commit(request, monkeypatch):
+    """Force the way the new name is given; yields the list of ways actually used."""
+    from vaxqr import fileio
+
+    used: list[str] = []
+    real_rename, real_link = fileio._rename_noreplace, os.link
+    if request.param == "rename" and fileio._libc_at("renameat2") is None:
+        pytest.skip("libc has no renameat2 here: the link is the first way")
+
+    def rename(src, dst):
+        if request.param != "rename":
+            return False  # as where libc, the kernel or the file system cannot
+        used.append("rename")
+        return real_rename(src, dst)
+
+    def link(src, dst, **kw):
+        if request.param == "copy":
+            used.append("no-link")
+            raise OSError(errno.EPERM, "Operation not permitted")  # FAT, exFAT
+        used.append("link")
+        return real_link(src, dst, **kw)
+
+    monkeypatch.setattr(fileio, "_rename_noreplace", rename)
+    monkeypatch.setattr(os, "link", link)
+    return request.param, used
+
+
+def _names(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_a_new_file_is_written_whole_and_private_by_each_way(tmp_path, commit):
+    way, used = commit
+    old = os.umask(0)
+    try:
+        atomic_write(tmp_path / "k.key", b"secret key", mode=PRIVATE)
+        atomic_write(tmp_path / "p.pem", "certificate", mode=PUBLIC)
+    finally:
+        os.umask(old)
+    assert used == {"rename": ["rename"] * 2, "link": ["link"] * 2,
+                    "copy": ["no-link"] * 2}[way]
+    assert (tmp_path / "k.key").read_bytes() == b"secret key"
+    assert (tmp_path / "p.pem").read_text() == "certificate"
+    assert _mode(tmp_path / "k.key") == 0o600 and _mode(tmp_path / "p.pem") == 0o644
+    assert all(os.stat(tmp_path / n).st_nlink == 1 for n in ("k.key", "p.pem"))
+    assert _names(tmp_path) == ["k.key", "p.pem"]  # no temporary file left
+
+
+def test_a_file_made_after_the_check_is_never_overwritten(tmp_path, commit, monkeypatch):
+    """The reviewer's race: the target appears between the early check and the moment the
+    written file gets its name (another vaxqr run, or someone in a shared directory). It
+    was replaced by os.replace; now it is kept, with the early check's error."""
+    from vaxqr import fileio
+
+    target = tmp_path / "signer.key"
+    target.write_bytes(b"theirs")
+    monkeypatch.setattr(fileio, "_taken", lambda p: False)  # made just after the check
+    with pytest.raises(StorageError, match="already exists") as caught:
+        atomic_write(target, b"ours", mode=PRIVATE)
+    assert "--force" in (caught.value.hint or "")
+    assert target.read_bytes() == b"theirs"
+    assert _names(tmp_path) == ["signer.key"]
+    assert commit[1]  # the commit itself refused it, not a check
+
+
+def test_a_file_made_while_writing_is_never_overwritten(tmp_path, commit):
+    from vaxqr.fileio import atomic_open
+
+    target = tmp_path / "matched.csv"
+    with pytest.raises(StorageError, match="already exists"), atomic_open(target) as fh:
+        fh.write(b"ours")
+        target.write_bytes(b"theirs")  # another run finishes first
+    assert target.read_bytes() == b"theirs"
+    assert _names(tmp_path) == ["matched.csv"]
+
+
+def test_a_dangling_symlink_is_neither_followed_nor_replaced(tmp_path, commit, monkeypatch):
+    from vaxqr import fileio
+
+    (tmp_path / "out.png").symlink_to(tmp_path / "elsewhere.png")
+    with pytest.raises(StorageError, match="already exists"):
+        atomic_write(tmp_path / "out.png", b"ours")  # refused by the early check
+    with pytest.raises(StorageError, match="already exists"):
+        fileio.check_writable(tmp_path / "out.png")
+    monkeypatch.setattr(fileio, "_taken", lambda p: False)
+    with pytest.raises(StorageError, match="already exists"):
+        atomic_write(tmp_path / "out.png", b"ours")  # ... and by the commit
+    assert (tmp_path / "out.png").is_symlink() and _names(tmp_path) == ["out.png"]
+
+
+@pytest.mark.parametrize("err", [errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV])
+def test_without_hard_links_the_file_is_created_exclusively(tmp_path, monkeypatch, err):
+    from vaxqr import fileio
+
+    monkeypatch.setattr(fileio, "_rename_noreplace", lambda src, dst: False)
+
+    def link(src, dst, **kw):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(os, "link", link)
+    atomic_write(tmp_path / "tl.json", b"list", mode=PRIVATE)
+    assert (tmp_path / "tl.json").read_bytes() == b"list" and _mode(tmp_path / "tl.json") == 0o600
+    assert _names(tmp_path) == ["tl.json"]
+
+
+def test_a_link_error_that_is_not_about_links_is_a_storage_error(tmp_path, monkeypatch):
+    from vaxqr import fileio
+
+    monkeypatch.setattr(fileio, "_rename_noreplace", lambda src, dst: False)
+
+    def link(src, dst, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "link", link)
+    with pytest.raises(StorageError, match="disk full"):
+        atomic_write(tmp_path / "tl.json", b"list")
+    assert _names(tmp_path) == []
+
+
+def test_a_failed_copy_leaves_neither_file(tmp_path, monkeypatch):
+    """Without renames or hard links, the disk fills up while the copy is made durable:
+    the half-made target is removed with the temporary file."""
+    from vaxqr import fileio
+
+    monkeypatch.setattr(fileio, "_rename_noreplace", lambda src, dst: False)
+
+    def link(src, dst, **kw):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    real, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == 2:  # the temporary file's, then the copy's
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(StorageError, match="disk full"):
+        atomic_write(tmp_path / "backup.tar", b"archive" * 1000, mode=PRIVATE)
+    assert _names(tmp_path) == []
+
+
+@pytest.mark.parametrize(("err", "falls_back"), [(errno.EINVAL, True), (errno.ENOSYS, True),
+                                                 (errno.EIO, False)])
+def test_a_rename_the_file_system_cannot_do_falls_back_to_a_link(tmp_path, monkeypatch, err,
+                                                                  falls_back):
+    """NFS and older kernels refuse RENAME_NOREPLACE (EINVAL, ENOSYS): a hard link then;
+    any other error is the write's error."""
+    import ctypes
+
+    from vaxqr import fileio
+
+    def renameat2(*args):
+        ctypes.set_errno(err)
+        return -1
+
+    monkeypatch.setattr(fileio, "_libc_at", lambda name: renameat2)
+    if falls_back:
+        atomic_write(tmp_path / "a.txt", b"data")
+        assert (tmp_path / "a.txt").read_bytes() == b"data" and _names(tmp_path) == ["a.txt"]
+    else:
+        with pytest.raises(StorageError, match="cannot write"):
+            atomic_write(tmp_path / "a.txt", b"data")
+        assert _names(tmp_path) == []
+
+
+def test_force_still_replaces_the_file_in_one_step(tmp_path):
+    """With overwrite, the new file is renamed over the old one (never written into it):
+    a reader that opened the old file, or a hard link to it, keeps the old content."""
+    target = tmp_path / "tl.json"
+    atomic_write(target, b"old list")
+    os.link(target, tmp_path / "held")
+    atomic_write(target, b"new list", mode=PRIVATE, overwrite=True)
+    assert target.read_bytes() == b"new list" and _mode(target) == 0o600
+    assert (tmp_path / "held").read_bytes() == b"old list"
+    assert _names(tmp_path) == ["held", "tl.json"]
+
+
+def _race(target: str, me: int, start, results) -> None:  # in a child process
+    start.wait()
+    try:
+        atomic_write(Path(target), f"run {me}".encode(), mode=PRIVATE)
+        results.put(me)
+    except StorageError:
+        results.put(-1)
+
+
+def test_runs_racing_for_one_name_leave_exactly_one_winner(tmp_path):
+    """Several processes (each its own temporary name) write the same new file at once:
+    one wins, every other is told it already exists, and the file is the winner's."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(5):
+        target = tmp_path / f"card{round_}.png"
+        start, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_race, args=(str(target), i, start, results))
+                 for i in range(4)]
+        for p in procs:
+            p.start()
+        outcome = sorted(results.get(timeout=60) for _ in procs)
+        for p in procs:
+            p.join(timeout=60)
+        assert outcome[:3] == [-1, -1, -1] and outcome[3] >= 0, outcome
+        assert target.read_bytes() == f"run {outcome[3]}".encode()
+    assert _names(tmp_path) == [f"card{i}.png" for i in range(5)]

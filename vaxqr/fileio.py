@@ -3,10 +3,12 @@
 Everything vaxqr writes that matters (keys, certificates, trust lists, manifests, images)
 goes through :func:`atomic_write`: a temporary file in the same directory, created with the
 final mode from the start (so a key is never readable by others, whatever the umask),
-fsynced, then renamed over the target with ``os.replace``. A crash leaves either the old
-file or the new one, never half of one. Batch images go through :class:`BatchDir`: just as
-atomic, but not fsynced one by one (the batch rebuilds damaged ones from its ledger and syncs
-the file system before it lists them).
+fsynced, then renamed over the target with ``os.replace`` (``overwrite``), or else given the
+target's name only if no file has it (:func:`_name_new`: a file made there after the early
+check, by another run or by someone else in a shared directory, is never replaced). A crash
+leaves either the old file or the new one, never half of one. Batch images go through
+:class:`BatchDir`: just as atomic, but not fsynced one by one (the batch rebuilds damaged
+ones from its ledger and syncs the file system before it lists them).
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def atomic_open(
     the file missing or empty, so only a caller that checks and rebuilds such files
     (batch images, from the ledger) may use it."""
     target = Path(path)
-    if not overwrite and target.exists():
-        raise StorageError(f"{target} already exists", hint="use --force to overwrite it")
+    if not overwrite and _taken(target):  # early, before the work; _name_new decides
+        raise _exists(target)
     directory = target.parent if str(target.parent) else Path(".")
     tmp = directory / f".{target.name}.{os.getpid()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -70,9 +72,10 @@ def atomic_open(
             fh.flush()
             if durable:
                 os.fsync(fh.fileno())
-        if not overwrite and target.exists():
-            raise StorageError(f"{target} already exists", hint="use --force to overwrite it")
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            _name_new(tmp, target, mode=mode, durable=durable)
     except OSError as exc:
         _silent_unlink(tmp)
         raise _describe(exc, target) from exc
@@ -81,6 +84,93 @@ def atomic_open(
         raise
     if durable:
         _fsync_dir(directory)
+
+
+def _exists(target: Path) -> StorageError:
+    return StorageError(f"{target} already exists", hint="use --force to overwrite it")
+
+
+def _taken(target: Path) -> bool:
+    """Whether something has the name ``target``: a file, a directory or a symbolic link,
+    even one to nothing (which ``atomic_write`` would not write through, nor replace)."""
+    return os.path.lexists(target)
+
+
+# link() errors of a file system without hard links (FAT and exFAT: EPERM; some network
+# file systems), or that will not make one here (EMLINK: too many links).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK,
+                            errno.EXDEV, errno.ENOSYS})
+
+
+def _name_new(tmp: Path, target: Path, *, mode: int, durable: bool) -> None:
+    """Give the whole, written file ``tmp`` the name ``target`` only if no file has that
+    name (a file, a directory, even a dangling symbolic link), in one step of the file
+    system, so that a file made there since the check (by another run, or by someone else
+    in a shared directory) is never replaced: the same "already exists" error instead.
+
+    ``renameat2(RENAME_NOREPLACE)`` where the kernel and the file system have it (Linux
+    >= 3.15: ext4, xfs, btrfs, tmpfs, FAT and exFAT...); else a hard link (NFS, macOS), the
+    temporary name removed after; else, where there are no hard links either, the target
+    created with ``O_EXCL`` and the data copied in (:func:`_copy_new`)."""
+    if _rename_noreplace(tmp, target):
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise _exists(target) from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        _copy_new(tmp, target, mode=mode, durable=durable)
+    _silent_unlink(tmp)  # the file is in place; a name left over is cleared by the next run
+
+
+_AT_FDCWD = -100  # Linux <fcntl.h>
+_RENAME_NOREPLACE = 1  # Linux <stdio.h>
+
+
+def _rename_noreplace(src: Path, dst: Path) -> bool:
+    """Rename ``src`` to ``dst`` unless ``dst`` exists (then the "already exists" error).
+    False, nothing done, where libc, the kernel or the file system cannot (NFS: EINVAL)."""
+    fn = _libc_at("renameat2")
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+        return True
+    import ctypes
+
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        raise _exists(dst)
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def _copy_new(tmp: Path, target: Path, *, mode: int, durable: bool) -> None:
+    """Where there are neither such renames nor hard links: create ``target`` with
+    ``O_EXCL`` (never over a file; with its final mode from the start) and copy ``tmp``
+    into it. Not atomic for readers, who may see it grow; a failure removes it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        out = os.open(target, flags, mode)
+    except FileExistsError:
+        raise _exists(target) from None
+    try:
+        try:
+            os.fchmod(out, mode)
+            with open(tmp, "rb") as src:
+                while chunk := src.read(1 << 20):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(out, view):]
+            if durable:
+                os.fsync(out)
+        finally:
+            os.close(out)
+    except BaseException:
+        _silent_unlink(target)
+        raise
 
 
 def atomic_write(
@@ -102,8 +192,8 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False) -> 
     target = Path(path)
     if target.is_dir():
         raise StorageError(f"{target} is a directory", hint="give a file name")
-    if not overwrite and target.exists():
-        raise StorageError(f"{target} already exists", hint="use --force to overwrite it")
+    if not overwrite and _taken(target):
+        raise _exists(target)
     directory = target.parent
     if not directory.is_dir():
         raise StorageError(f"cannot write {target}: the directory {directory} does not exist",
@@ -130,18 +220,20 @@ _AT_EMPTY_PATH = 0x1000  # Linux <fcntl.h>
 
 
 @functools.cache
-def _flink() -> Any:
-    """libc's ``linkat``, to name an open unnamed file by ``linkat(fd, "", dir, name,
-    AT_EMPTY_PATH)``: Python's ``os.link`` cannot pass that flag, and linking its
-    ``/proc/self/fd/N`` path instead costs a /proc path walk (~8 µs a file on tmpfs against
-    ~4). None where there is no such libc function."""
+def _libc_at(name: str) -> Any:
+    """libc's function ``name`` of the shape ``(dirfd, path, dirfd, path, flags)``, errno
+    kept (ctypes), or None where libc has no such function. ``linkat``: to name an open
+    unnamed file by ``linkat(fd, "", dir, name, AT_EMPTY_PATH)`` (Python's ``os.link``
+    cannot pass that flag, and linking its ``/proc/self/fd/N`` path instead costs a /proc
+    path walk: ~8 µs a file on tmpfs against ~4). ``renameat2``: for ``RENAME_NOREPLACE``,
+    which ``os.rename`` cannot pass either."""
     try:
         import ctypes
 
-        fn = ctypes.CDLL(None, use_errno=True).linkat
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (ImportError, OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     fn.restype = ctypes.c_int
     return fn
 
@@ -172,7 +264,7 @@ class BatchDir:
         os.umask(umask)
         self._chmod = bool(umask & mode)  # fchmod only when the umask would remove bits
         self._unnamed = _TMPFILE_FLAGS != 0 and os.path.isdir("/proc/self/fd")
-        self._linkat: Any = _flink() if self._unnamed else None
+        self._linkat: Any = _libc_at("linkat") if self._unnamed else None
 
     def write(self, name: str, data: bytes) -> None:
         """Write ``data`` to ``name`` in this directory atomically, replacing any old file."""
