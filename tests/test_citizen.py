@@ -309,6 +309,13 @@ def test_parse_sex_rejects(value: str) -> None:
         ("29/02/2000", date(2000, 2, 29)),
         ("  2021-11-23\n", date(2021, 11, 23)),
         ("31/12/1899", date(1899, 12, 31)),
+        # a spreadsheet's date-time cell at midnight is its date
+        ("2021-09-12 00:00:00", date(2021, 9, 12)),
+        ("2021-09-12 00:00", date(2021, 9, 12)),
+        ("2021-09-12T00:00:00", date(2021, 9, 12)),
+        ("2021-09-12T00:00", date(2021, 9, 12)),
+        ("12/09/2021 00:00:00", date(2021, 9, 12)),
+        (" 2021-09-12 00:00:00.000 ", date(2021, 9, 12)),
     ],
 )
 def test_parse_date_accepts(value: str, expected: date) -> None:
@@ -359,7 +366,9 @@ def test_parse_date_compact_rejects_unreal() -> None:
         "2021-1-5",
         "23 11 2021",
         "Nov 23 2021",
-        "2021-11-23T00:00:00",
+        "2021-11-23T",
+        "2021-11-23 00",
+        "2021-11-23  00:00",
         "２０２１-11-23",
         "23/11/２０２１",
         "123/11/2021",
@@ -369,6 +378,23 @@ def test_parse_date_compact_rejects_unreal() -> None:
 def test_parse_date_rejects_other_forms(value: str) -> None:
     with pytest.raises(ValidationError, match="not in an accepted form"):
         parse_date(value, compact=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "time"),
+    [("2021-09-12 14:30", "14:30"), ("2021-09-12T00:00:01", "00:00:01"),
+     ("12/09/2021 7:05:00", "7:05:00"), ("2021-09-12 00:00:00.5", "00:00:00.5")],
+)
+def test_parse_date_refuses_any_other_time_naming_it(value: str, time: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        parse_date(value)
+    assert f"has a time of day ({time})" in str(err.value)
+    assert value.strip() in str(err.value)
+
+
+def test_parse_date_with_a_time_still_checks_the_date() -> None:
+    with pytest.raises(ValidationError, match="February 2021 has 28 days"):
+        parse_date("2021-02-29 00:00:00")
 
 
 def test_parse_date_empty() -> None:

@@ -63,6 +63,7 @@ def fields(**over):
         ({"dob": "2030-01-01"}, "in the future"),
         ({"vaccination_date": "2021-13-01"}, "not a real date"),
         ({"vaccination_date": "2099-01-01"}, "in the future"),
+        ({"vaccination_date": "2021-10-01 09:30:00"}, "has a time of day (09:30:00)"),
         ({"vaccination_date": "1989-01-01"}, "before the date of birth"),
         ({"id_number": "09119001234"}, "12 digits"),
         ({"id_number": "999190012345"}, "province"),
@@ -100,6 +101,12 @@ def test_decomposed_names_with_two_marks_a_letter_are_accepted():
     # a mark NFC cannot compose with its letter stays, on a letter (ệ + acute, 3: refused)
     name = issue.parse_record(1, fields(full_name="Nguyễn Thị Á\u0330nh"), today=TODAY)
     assert name.full_name.endswith("Á\u0330nh")
+
+
+def test_spreadsheet_date_time_cells_at_midnight_are_their_dates():
+    rec = issue.parse_record(1, fields(dob="1990-05-17 00:00:00",
+                                       vaccination_date="2021-10-01T00:00"), today=TODAY)
+    assert rec.dob == date(1990, 5, 17) and rec.vaccination_date == date(2021, 10, 1)
 
 
 def test_record_normalisation():

@@ -226,6 +226,10 @@ def cls(record: VaccRecord, person: Person | None = P, context: DoseContext | No
     ({"full_name": ""}, "name_differs"),
     ({"dob": "1990-17-05"}, "dob_swapped"),  # not even a date
     ({"dob": "05/17/1990"}, "dob_swapped"),
+    # a spreadsheet's date-time cells at midnight read as their dates, as `vaxqr issue` reads them
+    ({"dob": "1990-05-17 00:00:00", "vaccination_date": "2021-10-01T00:00"}, "matched"),
+    ({"dob": "1990-17-05 00:00:00"}, "dob_swapped"),
+    ({"dob": "1990-05-17 08:00"}, "dob_differs"),
     ({"dob": "1990-05-18"}, "dob_differs"),
     ({"dob": "31/02/1990"}, "dob_differs"),
     ({"sex": "Nam"}, "sex_differs"),

@@ -288,6 +288,10 @@ def parse_sex(s: str) -> str:
 _ISO_DATE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DMY_DATE: Final = re.compile(r"([0-9]{1,2})([/.-])([0-9]{1,2})\2([0-9]{4})")
 _COMPACT_DATE: Final = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{4})")
+# A date with a time of day, as a spreadsheet exports a date-time cell (`2021-09-12 00:00:00`)
+_DATE_TIME: Final = re.compile(
+    r"([0-9/.-]{6,10})[T ]([0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)"
+)
 
 
 def _make_date(year: int, month: int, day: int, text: str) -> date:
@@ -311,8 +315,10 @@ def parse_date(s: str, *, compact: bool = False) -> date:
     """Parse ``YYYY-MM-DD``, ``DD/MM/YYYY`` or ``D/M/YYYY`` (also with ``-`` or ``.``).
 
     With ``compact=True`` an 8-digit ``ddmmyyyy`` (the CCCD QR form) is accepted as well.
-    Surrounding whitespace is ignored. Dates that do not exist (``31/02/2021``) and any
-    other form raise :class:`ValidationError` with the reason.
+    A time of midnight after the date (`` 00:00``, ``T00:00:00``: a spreadsheet's date-time
+    cell) is ignored; any other time is an error naming it. Surrounding whitespace is
+    ignored. Dates that do not exist (``31/02/2021``) and any other form raise
+    :class:`ValidationError` with the reason.
     """
     text = s.strip()
     if len(text) == 10:  # YYYY-MM-DD or DD/MM/YYYY, as the patterns below read them
@@ -334,6 +340,15 @@ def parse_date(s: str, *, compact: bool = False) -> date:
         m = _COMPACT_DATE.fullmatch(text)
         if m:
             return _make_date(int(m[3]), int(m[2]), int(m[1]), text)
+    m = _DATE_TIME.fullmatch(text)
+    if m:
+        day = parse_date(m[1], compact=compact)
+        if not m[2].strip("0:."):  # midnight: 00:00, 00:00:00, 00:00:00.000
+            return day
+        raise ValidationError(
+            f"date {_show(text)} has a time of day ({m[2]}): give the date alone "
+            "(a time of 00:00, as spreadsheets export dates, is accepted)"
+        )
     if not text:
         raise ValidationError("date is empty")
     forms = "YYYY-MM-DD or DD/MM/YYYY" + (" or ddmmyyyy" if compact else "")
