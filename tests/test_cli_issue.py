@@ -407,11 +407,15 @@ def test_batch_summary_counts_superseded_rows_apart(runner, tmp_path):
     assert r.exit_code == 0, r.output
     assert "5 issued (" in r.stderr
     assert "1 rejected, 1 superseded (one credential per citizen) of 7 rows" in r.stderr
-    assert "row 7: vaccination date 2030-01-01 is in the future" in r.stderr
-    assert "row 2:" not in r.stderr and "rejects.csv" in r.stderr
+    # data row 7 is the spreadsheet's row 8 (its header is row 1): a clerk is told both
+    assert "row 7 (spreadsheet row 8): vaccination date 2030-01-01 is in the future" in r.stderr
+    assert "row 2 " not in r.stderr and "rejects.csv" in r.stderr
     with (out / "rejects.csv").open(encoding="utf-8-sig") as fh:
-        rejects = {int(x["row"]): x["reason"] for x in csv.DictReader(fh)}
-    assert rejects[2].startswith("superseded by row 6 (dose 2/2 on 2021-09-01)")
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == ["row", "spreadsheet_row", "reason"]
+    assert all(int(x["spreadsheet_row"]) == int(x["row"]) + 1 for x in table)
+    rejects = {int(x["row"]): x["reason"] for x in table}
+    assert rejects[2].startswith("superseded by row 6 (spreadsheet row 7; dose 2/2 on 2021-09-01)")
 
 
 def test_a_wrong_signer_directory_is_said_before_any_password(runner, tmp_path, monkeypatch):

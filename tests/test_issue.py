@@ -333,17 +333,19 @@ def test_one_credential_per_citizen_with_the_latest_dose(signer, verifier, tmp_p
     result = issue.issue_batch(signer, src, out, workers=2, today=TODAY)
     assert result.issued == 4 and result.total_rows == 10
     assert sorted(result.superseded) == [
-        (1, "superseded by row 3 (dose 2/2 on 2021-10-01): one credential per citizen, "
-            "with the latest dose"),
-        (5, "same dose as row 4 (dose 2/2 on 2021-09-01): one credential per citizen"),
-        (9, "superseded by row 10 (dose 3/3 on 2021-12-01): one credential per citizen, "
-            "with the latest dose")]
+        (1, "superseded by row 3 (spreadsheet row 4; dose 2/2 on 2021-10-01): one credential "
+            "per citizen, with the latest dose"),
+        (5, "same dose as row 4 (spreadsheet row 5; dose 2/2 on 2021-09-01): one credential "
+            "per citizen"),
+        (9, "superseded by row 10 (spreadsheet row 11; dose 3/3 on 2021-12-01): one credential "
+            "per citizen, with the latest dose")]
     rejected = dict(result.rejected)
     assert sorted(rejected) == [6, 7, 8]
-    assert rejected[6] == ("same ID number as row 7, which has another full name: neither is "
-                           "signed (a credential must not go to the wrong person); correct "
-                           "the wrong row and run again")
-    assert rejected[7].startswith("same ID number as row 6, which has another full name")
+    assert rejected[6] == ("same ID number as row 7 (spreadsheet row 8), which has another "
+                           "full name: neither is signed (a credential must not go to the wrong "
+                           "person); correct the wrong row and run again")
+    assert rejected[7].startswith("same ID number as row 6 (spreadsheet row 7), which has "
+                                  "another full name")
     assert "unknown vaccine" in rejected[8]
     manifest = _read(out / "manifest.csv")
     assert [int(m["row"]) for m in manifest] == [2, 3, 4, 10]

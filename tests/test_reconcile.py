@@ -153,7 +153,8 @@ def test_tone_style_rows_are_fixed_and_signed(province) -> None:
 def test_mismatches_put_both_sides_and_a_fix(province) -> None:
     _g, _res, out = province
     rows = _csv(out / "mismatches.csv")
-    assert list(rows[0])[:2] == ["row", "class"]
+    assert list(rows[0])[:3] == ["row", "spreadsheet_row", "class"]
+    assert all(int(r["spreadsheet_row"]) == int(r["row"]) + 1 for r in rows)
     by_class = {r["class"]: r for r in rows}
     assert set(by_class) == set(CLASSES) - {"matched"}
     for cls, r in by_class.items():
@@ -717,9 +718,9 @@ def test_a_corrected_re_entry_is_kept_and_the_wrong_row_is_the_duplicate(
                    5: "duplicate_dose", 6: "matched", 7: "matched", 8: "duplicate_dose",
                    9: "dose_sequence", 10: "dose_sequence", 11: "duplicate_dose"}
     bad = {int(r["row"]): r for r in _csv(tmp_path / "o" / "mismatches.csv")}
-    assert "row 2, which matches the register" in bad[1]["reason"]
+    assert "row 2 (spreadsheet row 3), which matches the register" in bad[1]["reason"]
     assert "delete this row" in bad[1]["fix"]
-    assert "row 7, which matches" in bad[8]["reason"]
+    assert "row 7 (spreadsheet row 8), which matches" in bad[8]["reason"]
     assert "row 2" in bad[9]["reason"]  # the interval is counted from the kept dose 1
     assert "correct row 10" in bad[11]["fix"]  # neither matches: no good row to keep
     matched = [int(m["source_row"]) for m in _csv(tmp_path / "o" / "matched.csv")]
@@ -813,9 +814,9 @@ def test_duplicates_of_a_dose_are_judged_after_the_kept_previous_dose(
         (1, "2021-07-01"), (2, "2021-07-05"), (2, "2021-07-10")]])
     assert {n: r["class"] for n, r in bad.items()} == {2: "dose_sequence",
                                                         3: "duplicate_dose"}
-    assert "4 days after dose 1 (row 1)" in bad[2]["reason"]
-    assert "also at row 2, and neither matches the register" in bad[3]["reason"]
-    assert bad[3]["fix"].startswith("correct row 2 and delete this row")
+    assert "4 days after dose 1 at row 1 (spreadsheet row 2);" in bad[2]["reason"]
+    assert "also at row 2 (spreadsheet row 3), and neither matches the register" in bad[3]["reason"]
+    assert bad[3]["fix"].startswith("correct row 2 (spreadsheet row 3) and delete this row")
     assert matched == [1]
     # B: dose 1 with a DOB typo (deleted) above its re-entry; dose 2 twice, both after the
     # kept dose 1: the first dose 2 is kept, the second is the duplicate
@@ -826,8 +827,8 @@ def test_duplicates_of_a_dose_are_judged_after_the_kept_previous_dose(
         f"{hoa},2,2,2021-08-01,pfizer,L2,x"])
     assert {n: r["class"] for n, r in bad.items()} == {1: "duplicate_dose",
                                                         4: "duplicate_dose"}
-    assert "also at row 2, which matches" in bad[1]["reason"]
-    assert "also at row 3, which matches" in bad[4]["reason"]
+    assert "also at row 2 (spreadsheet row 3), which matches" in bad[1]["reason"]
+    assert "also at row 3 (spreadsheet row 4), which matches" in bad[4]["reason"]
     assert matched == [2, 3]
     # the pure function, given the good flags decided dose by dose, says the same
     recs = [VaccRecord(*line.split(",")) for line in _csv_lines(vac)]
@@ -947,9 +948,10 @@ def test_an_unusable_register_row_is_named_as_what_to_correct(tmp_path: Path) ->
     assert res.counts["id_not_found"] == 2
     bad, _ = _mismatches_and_matched(tmp_path / "out")
     assert bad[1]["reason"] == ("the population register's entry for this ID number is "
-                                "unusable (register row 2: unusable date of birth '1995-15-06' "
+                                "unusable (register row 2 (spreadsheet row 3): unusable date of "
+                                "birth '1995-15-06' "
                                 f"(before 1900, after {TODAY}, or not a date))")
-    assert bad[1]["fix"] == "correct row 2 of the population register"
+    assert bad[1]["fix"] == "correct row 2 (spreadsheet row 3) of the population register"
     assert bad[2]["reason"] == "the ID number is not in the population register"
 
 

@@ -23,6 +23,7 @@ from .cli import (
     warn,
 )
 from .errors import ValidationError, VaxqrError
+from .safetext import row_label
 
 _SINGLE_OPTIONS = ("--name", "--sex", "--dob", "--id", "--vaccine", "--dose", "--date")
 _INTERRUPTED = ("interrupted: every credential signed so far is in the ledger; run the same "
@@ -295,7 +296,8 @@ def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force
     target, card_path = _outputs(out, card, force)
     found = find_issued(signer_dir, ref)
     c = found.claim
-    where = ("a single issue" if c.place == "single" else f"{c.place} ({c.source} row {c.row})")
+    where = ("a single issue" if c.place == "single"
+             else f"{c.place} ({c.source} {row_label(c.row)})")
     console(err=True).print(
         f"found {safe(c.uvci)}: {safe(c.full_name)}, dose {c.dose}/{c.total} on "
         f"{c.vaccination_date}, issued by {safe(where)} on {c.issued_at[:10]}, valid until "
@@ -332,10 +334,11 @@ def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path,
         lines.append(f"{n} credential{'' if n == 1 else 's'} signed for a later dose of a citizen "
                      "the office issued an earlier credential to (another batch or a single "
                      "issue): those stay valid unless revoked")
-        lines += [f"  row {row}: replaces {printable(uvci)}" for row, uvci in result.replaced[:10]]
+        lines += [f"  {row_label(row)}: replaces {printable(uvci)}"
+                  for row, uvci in result.replaced[:10]]
     if result.images_restored:
         lines.append(f"{result.images_restored} missing image(s) restored from the ledger")
-    lines += [f"  row {row}: {printable(reason)}" for row, reason in result.rejected[:10]]
+    lines += [f"  {row_label(row)}: {printable(reason)}" for row, reason in result.rejected[:10]]
     if len(result.rejected) > 10 or result.superseded:  # superseded rows: not one by one
         lines.append(f"  … see {printable(out / 'rejects.csv')}")
     sys.stderr.write("".join(line + "\n" for line in lines))

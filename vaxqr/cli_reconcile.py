@@ -17,6 +17,7 @@ import typer
 
 from .cli import Exit, app, console, fail, fail_from, safe, warn
 from .errors import VaxqrError
+from .safetext import row_label
 
 
 def parse_report_date(value: str | None) -> date | None:
@@ -90,7 +91,7 @@ def _print_report(result: Any) -> None:
     err = console(err=True)
     err.print(reg)
     for row, why in result.register_problems[:5]:
-        err.print(f"  register row {row}: {safe(why)}")
+        err.print(f"  register {row_label(row)}: {safe(why)}")
     err.print(f"{result.matched_rows:,} rows → {safe(result.out_dir / 'matched.csv')}, "
               f"{result.rows - result.counts['matched']:,} → "
               f"{safe(result.out_dir / 'mismatches.csv')} ({result.seconds:.1f} s)")

@@ -51,11 +51,14 @@ from .fileio import (
     file_identity,
 )
 from .ledger import PLACE_SINGLE, Claim, ClaimRow, Entry, Ledger, Register
-from .safetext import formula_reason, spreadsheet_cell, spreadsheet_formula
+from .safetext import formula_reason, row_label, spreadsheet_cell, spreadsheet_formula
 
 COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
            "vaccination_date", "vaccine", "lot", "site")
 REQUIRED = COLUMNS[:8]
+# `row` numbers the CSV's data rows from 1, as the manifest, the images and the ledger do;
+# `spreadsheet_row` is the row a spreadsheet shows it at (its header is row 1): row + 1
+REJECT_COLUMNS = ("row", "spreadsheet_row", "reason")
 MAX_ISSUER = 80
 _T = TypeVar("_T")
 CHUNK = 64  # rows signed and recorded in the first ledger transaction; then doubling to
@@ -501,12 +504,12 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
                 differs = " and ".join(what for i, (_key, what) in enumerate(_IDENTITY)
                                        if r[4][i] != against[4][i])
                 if against[5] in issued:
-                    reason = (f"same ID number as row {against[0]}, already issued as "
+                    reason = (f"same ID number as {row_label(against[0])}, already issued as "
                               f"{issued[against[5]]}, which has another {differs}: this "
                               "row is not signed; if that credential went to the wrong person, "
                               "revoke it (vaxqr certs revoke-credential) and correct the rows")
                 else:
-                    reason = (f"same ID number as row {against[0]}, which has another "
+                    reason = (f"same ID number as {row_label(against[0])}, which has another "
                               f"{differs}: neither is signed (a credential must not go to the "
                               "wrong person); correct the wrong row and run again")
                 decided[r[0]] = ("conflict", reason)
@@ -517,7 +520,7 @@ def _one_per_citizen(path: Path, repeated: Mapping[str, Sequence[int]], *, today
                     (r[1], r[2]) == (best[1], best[2]) and r[5] in issued
                     and best[5] not in issued):
                 best = r
-        kept = f"row {best[0]} (dose {best[2]}/{best[3]} on {best[1].isoformat()})"
+        kept = row_label(best[0], f"dose {best[2]}/{best[3]} on {best[1].isoformat()}")
         for r in rows:
             if r[0] == best[0]:  # by row: compiled, the tuples are values, not objects
                 continue
@@ -547,7 +550,7 @@ def _where(claim: Claim) -> str:
     when = claim.issued_at[:10]
     if claim.place == PLACE_SINGLE:
         return f"by a single issue on {when}"
-    return f"in {claim.place} ({claim.source} row {claim.row}) on {when}"
+    return f"in {claim.place} ({claim.source} {row_label(claim.row)}) on {when}"
 
 
 def _differs(rec: Record, claim: Claim) -> str:
@@ -1371,8 +1374,8 @@ class _Sync:
 
 
 def _write_rejects(out: Path, rejected: Sequence[tuple[int, str]], bom: bool) -> None:
-    rows = [(n, spreadsheet_cell(why)) for n, why in sorted(rejected)]
-    atomic_write(out / "rejects.csv", _csv_bytes(("row", "reason"), rows, bom),
+    rows = [(n, n + 1, spreadsheet_cell(why)) for n, why in sorted(rejected)]
+    atomic_write(out / "rejects.csv", _csv_bytes(REJECT_COLUMNS, rows, bom),
                  overwrite=True)
 
 

@@ -82,7 +82,7 @@ from .citizen import (
 )
 from .credential import PersonName, Vaccine, find_vaccine
 from .errors import ValidationError, VaxqrError
-from .safetext import formula_reason, spreadsheet_formula
+from .safetext import formula_reason, row_label, spreadsheet_formula
 
 __all__ = [
     "CLASSES",
@@ -392,13 +392,13 @@ def classify(record: VaccRecord, person: Person | None, *, today: date,
         dose = record.dose_number.strip()
         if context.duplicate_good:
             return Match("duplicate_dose",
-                         f"dose {dose} of this ID is also at row {context.duplicate_of}, "
+                         f"dose {dose} of this ID is also at {row_label(context.duplicate_of)}, "
                          "which matches the register",
                          "delete this row, or correct its dose number")
         return Match("duplicate_dose",
-                     f"dose {dose} of this ID is also at row {context.duplicate_of}, "
+                     f"dose {dose} of this ID is also at {row_label(context.duplicate_of)}, "
                      "and neither matches the register",
-                     f"correct row {context.duplicate_of} and delete this row, or correct "
+                     f"correct {row_label(context.duplicate_of)} and delete this row, or correct "
                      "this row's dose number")
     reg_name = _norm_cached(person.full_name)
     tone_style = False
@@ -474,10 +474,11 @@ def _check_rest(record: VaccRecord, person: Person, reg_name: str, idn: str, tod
             gap = (vdate - prev.date).days
             if gap < 0:
                 why = (f"dose {dose} on {vdate_s} is before dose {dose - 1} on {prev.date} "
-                       f"(row {prev.row})")
+                       f"at {row_label(prev.row)}")
             elif gap < prev.min_interval_days:
-                why = (f"dose {dose} on {vdate_s} is {gap} days after dose {dose - 1} (row "
-                       f"{prev.row}); the minimum interval is {prev.min_interval_days} days")
+                why = (f"dose {dose} on {vdate_s} is {gap} days after dose {dose - 1} "
+                       f"at {row_label(prev.row)}; the minimum interval is "
+                       f"{prev.min_interval_days} days")
         if not why:
             lot, site = _norm(record.lot), _norm(record.site)
             for what, value in (("lot", lot), ("site", site)):

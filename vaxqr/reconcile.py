@@ -72,7 +72,7 @@ from .register import (
     _rows,
     _valid_ids,
 )
-from .safetext import spreadsheet_cell
+from .safetext import row_label, spreadsheet_cell
 
 __all__ = [
     "CLASSES",
@@ -95,9 +95,10 @@ __all__ = [
 ]
 
 MATCHED_COLUMNS: Final = (*COLUMNS, "source_row")
-MISMATCH_COLUMNS: Final = ("row", "class", "id_number", "full_name", "register_full_name",
-                           "sex", "register_sex", "dob", "register_dob", "dose_number",
-                           "total_doses", "vaccination_date", "vaccine",
+MISMATCH_COLUMNS: Final = ("row", "spreadsheet_row", "class", "id_number", "full_name",
+                           "register_full_name", "sex", "register_sex", "dob",
+                           "register_dob", "dose_number", "total_doses", "vaccination_date",
+                           "vaccine",
                            "register_commune_code", "reason", "fix")
 CHUNK: Final = 50_000  # rows a pass-2 task classifies
 PARALLEL_MIN_BYTES: Final = 4 << 20  # smaller inputs are classified in-process
@@ -382,8 +383,8 @@ def _classify_block(rows: list[list[str]], n0: int, out: _Out) -> None:
             if skipped is not None:
                 res = res._replace(
                     reason="the population register's entry for this ID number is unusable "
-                           f"(register row {skipped[0]}: {skipped[1]})",
-                    fix=f"correct row {skipped[0]} of the population register")
+                           f"(register {row_label(skipped[0])}: {skipped[1]})",
+                    fix=f"correct {row_label(skipped[0])} of the population register")
             elif near is not None:
                 res = res._replace(fix=f"typo? the register has {near} for this name and "
                                        "date of birth: check the CCCD card")
@@ -396,7 +397,7 @@ def _classify_block(rows: list[list[str]], n0: int, out: _Out) -> None:
                 cov_dose.append(int(res.clean[4]))
             if res.cls == "matched":
                 continue
-        out.bad_row((n + 1, res.cls, *[spreadsheet_cell(v) for v in (
+        out.bad_row((n + 1, n + 2, res.cls, *[spreadsheet_cell(v) for v in (
             rec.id_number, rec.full_name, person.full_name if person else "", rec.sex,
             _SEX_WORD[person.sex] if person else "", rec.dob,
             person.dob.isoformat() if person else "", rec.dose_number, rec.total_doses,

@@ -92,6 +92,14 @@ def spreadsheet_cell(text: str) -> str:
     return "'" + out if formula else out
 
 
+def row_label(row: int, note: str = "") -> str:
+    """A CSV data row as a clerk finds it: ``row 8 (spreadsheet row 9)``, with ``note``
+    after a ``;`` inside the brackets. vaxqr numbers a CSV's data rows from 1 (the manifest,
+    the image names and the ledgers keep those numbers); a spreadsheet shows the header as
+    its row 1, so data row 8 is the spreadsheet's row 9."""
+    return f"row {row} (spreadsheet row {row + 1}{'; ' + note if note else ''})"
+
+
 def formula_reason(what: str, value: str) -> str:
     """Why a lot or site that :func:`spreadsheet_formula` flags is refused."""
     lead = value.lstrip(" ")[:1]
