@@ -214,6 +214,16 @@ def test_cli_help_has_examples_and_exit_codes() -> None:
         assert "Examples" in r.stdout and "Exit codes" in r.stdout, cmd
 
 
+def test_vaxqr_help_names_every_command_group() -> None:
+    from vaxqr import cli as root
+
+    r = CliRunner().invoke(root.app, ["--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert r.exit_code == 0
+    summary = r.stdout.split("Exit codes")[0]  # the summary line, before the commands' table
+    for name in root._GROUPS:
+        assert name in summary, name
+
+
 def test_cli_init_days_help_states_the_range_enforced(tmp_path: Path) -> None:
     import re
 

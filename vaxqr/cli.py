@@ -69,7 +69,9 @@ class _LazyGroup(TyperGroup):
 app = typer.Typer(
     cls=_LazyGroup,
     name="vaxqr",
-    help="Signed vaccination credentials (EU DCC, HC1:) in QR codes: certs, issue, verify.\n\n"
+    # every command group of _GROUPS is named (tests/test_cli_certs.py checks it)
+    help="Signed vaccination credentials (EU DCC, HC1:) in QR codes: certs, issue, verify, "
+    "reconcile, backup.\n\n"
     + EXIT_CODES_HELP,
     no_args_is_help=True,
     rich_markup_mode="markdown",
