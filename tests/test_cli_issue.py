@@ -424,6 +424,22 @@ def test_a_wrong_signer_directory_is_said_before_any_password(runner, tmp_path, 
         r = runner.invoke(app, ["issue", "--signer", str(where), *PERSON, "--out", "-"])
         assert r.exit_code == 3 and "not a commune signer directory" in r.stderr, r.output
         assert "password" not in r.stderr
+    # the province CA's directory is named as such, with the directory to give instead
+    text = " ".join(r.stderr.split())
+    assert "is the province CA's directory" in text
+    assert f"vaxqr certs issue {CA.parent} --commune-code CODE" in text
+
+
+def test_a_single_issue_out_pdf_points_to_card_pdf(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("VAXQR_PASSWORD")  # said before any password question
+    signer = _signer_copy(tmp_path)
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out",
+                            str(tmp_path / "card.pdf")])
+    assert r.exit_code == 2, r.output
+    text = " ".join(r.stderr.split())
+    assert "--card pdf" in text and "card-card.pdf" in text
+    assert f"--out {tmp_path / 'card.png'} --card pdf" in text and "password" not in text
+    assert not list(tmp_path.glob("card*"))
 
 
 def test_a_new_out_dir_is_private_and_an_open_one_is_warned_about(runner, tmp_path):

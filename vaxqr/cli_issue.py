@@ -40,6 +40,13 @@ def _load_signer(signer_dir: Path, password_file: Path | None, trust: list[Path]
 
     if not (signer_dir / "signer.crt").is_file() or not (signer_dir / "signer.key").is_file():
         # before any password question: a wrong directory is not a password problem
+        if (signer_dir / "ca.crt").is_file():  # the province CA's: a clerk's likely slip
+            fail(f"{printable(signer_dir)} is the province CA's directory (ca.crt), not a "
+                 "commune signer directory: credentials are signed with a commune's "
+                 "certificate (signer.crt and signer.key)", code=Exit.TRUST_OR_IO,
+                 hint=f"give --signer the commune's directory, which `vaxqr certs issue "
+                 f"{printable(signer_dir)} --commune-code CODE --name NAME --out DIR` made "
+                 "(DIR)")
         fail(f"{printable(signer_dir)} is not a commune signer directory (it needs signer.crt "
              "and signer.key)", code=Exit.TRUST_OR_IO,
              hint="give the directory `vaxqr certs issue --out` made for this commune")
@@ -159,6 +166,7 @@ def issue(
                 or any(v is not None for v in single):
             fail("--reprint writes an existing credential again: give it with --signer, "
                  "--out and --card only", code=Exit.USAGE)
+        _check_out_name(out, card)  # a usage error before the password question
         s, _check = _load_signer(signer, password_file, trust, short_validity)
         try:
             _reprint(flow, s, signer, reprint, out, force, card)
@@ -225,11 +233,29 @@ def issue(
         record = flow.parse_record(0, fields, today=date.today())
     except ValidationError as exc:
         fail(f"invalid record: {exc}", code=Exit.USAGE, hint=exc.hint)
+    _check_out_name(out, card)
     s, _check = _load_signer(signer, password_file, trust, short_validity)
     try:
         _single(flow, s, signer, record, out, force, card, reissue)
     except VaxqrError as exc:
         fail_from(exc)
+
+
+def _check_out_name(out: str, card: str | None) -> None:
+    """A single credential's --out and --card, as given (a usage error, exit 2)."""
+    target = None if out == "-" else Path(out)
+    if target is not None and target.suffix.lower() == ".pdf":
+        png = target.with_suffix(".png")
+        fail(f"--out {printable(out)}: --out is the QR image (.png or .svg, or - for stdout); "
+             "a PDF card is asked for with --card pdf and written beside the image: "
+             f"--out {printable(png)} --card pdf writes {printable(png)} and "
+             f"{printable(png.with_name(png.stem + '-card.pdf'))}", code=Exit.USAGE)
+    if target is not None and target.suffix.lower() not in (".png", ".svg"):
+        fail(f"--out {out}: use a .png or .svg file, or - for stdout", code=Exit.USAGE)
+    if card not in (None, "png", "pdf"):
+        fail("--card: png or pdf", code=Exit.USAGE)
+    if card and target is None:
+        fail("--card needs --out FILE (the card is written beside it)", code=Exit.USAGE)
 
 
 def _outputs(out: str, card: str | None, force: bool) -> tuple[Path | None, Path | None]:
@@ -238,15 +264,10 @@ def _outputs(out: str, card: str | None, force: bool) -> tuple[Path | None, Path
     could not be written (StorageError)."""
     from .fileio import check_writable
 
+    _check_out_name(out, card)
     target = None if out == "-" else Path(out)
-    if target is not None and target.suffix.lower() not in (".png", ".svg"):
-        fail(f"--out {out}: use a .png or .svg file, or - for stdout", code=Exit.USAGE)
-    if card not in (None, "png", "pdf"):
-        fail("--card: png or pdf", code=Exit.USAGE)
     card_path = None
-    if card:
-        if target is None:
-            fail("--card needs --out FILE (the card is written beside it)", code=Exit.USAGE)
+    if card and target is not None:
         card_path = target.with_name(target.stem + "-card." + card)
     for path in (target, card_path):
         if path is not None:
