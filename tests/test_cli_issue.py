@@ -46,6 +46,8 @@ def test_single_to_stdout_then_verify(runner, tmp_path):
     hc1 = r.stdout.strip()
     assert hc1.startswith("HC1:") and "\n" not in hc1
     assert "DEMO ONLY" in r.stderr
+    # the UVCI, which the clerk needs to find or revoke the credential, is said on stderr
+    assert "issued URN:UVCI:01:VN:" in " ".join(r.stderr.split())
     v = runner.invoke(app, ["verify", hc1, "--trust", str(CA), "--trust", str(TRUSTLIST)])
     assert v.exit_code == 0, v.output
     assert "VALID" in v.stdout and "Nguyễn Thị Ánh Hồng" in v.stdout
@@ -116,8 +118,24 @@ def test_batch_via_cli_with_cards(runner, tmp_path):
     (out / rows[3]["card"]).unlink()
     r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
                             str(out), "--card", "pdf"])
-    assert r.exit_code == 0 and "0 issued" in r.stderr and "restored" in r.stderr
+    assert r.exit_code == 0 and "0 issued" in r.stderr
+    assert "1 card of rows issued earlier written from the ledger" in r.stderr
+    assert "image" not in r.stderr
     assert (out / rows[3]["card"]).exists()
+
+
+def test_cards_added_to_a_finished_batch_are_said_to_be_written(runner, tmp_path):
+    src = write_csv(tmp_path / "r.csv", good_rows(12, seed=4))
+    out = tmp_path / "out"
+    args = ["issue", "--signer", str(_signer_copy(tmp_path)), "--from", str(src), "--out",
+            str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    r = runner.invoke(app, [*args, "--card", "png"])
+    assert r.exit_code == 0, r.output
+    assert "0 issued" in r.stderr and "12 already issued" in r.stderr
+    assert "12 cards of rows issued earlier written from the ledger" in r.stderr
+    assert "restored" not in r.stderr
+    assert len(list((out / "cards").iterdir())) == 12
 
 
 def test_batch_workers_below_one_is_a_usage_error(runner, tmp_path):

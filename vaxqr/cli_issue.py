@@ -282,7 +282,9 @@ def _write_single(flow: Any, info: Any, hc1: str, uvci: str, target: Path | None
 
     end_at_once()  # the ledger is closed; each file below is written whole or not at all
     if target is None:
-        sys.stdout.write(hc1 + "\n")
+        sys.stdout.write(hc1 + "\n")  # stdout holds the HC1: text alone: people read stderr
+        sys.stdout.flush()
+        console(err=True).print(f"{verb} {safe(uvci)}")
         return
     atomic_write(target, flow.render(hc1, target.suffix.lower()[1:]), overwrite=force)
     console(err=True).print(f"{verb} {safe(uvci)} → {safe(target)}")
@@ -359,6 +361,10 @@ def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path,
                   for row, uvci in result.replaced[:10]]
     if result.images_restored:
         lines.append(f"{result.images_restored} missing image(s) restored from the ledger")
+    if result.cards_written:  # --card added to a finished batch, or cards lost
+        n = result.cards_written
+        lines.append(f"{n} card{'' if n == 1 else 's'} of rows issued earlier written from "
+                     "the ledger")
     lines += [f"  {row_label(row)}: {printable(reason)}" for row, reason in result.rejected[:10]]
     if len(result.rejected) > 10 or result.superseded:  # superseded rows: not one by one
         lines.append(f"  … see {printable(out / 'rejects.csv')}")

@@ -303,7 +303,10 @@ class BatchResult:
     # rows signed for a citizen whose earlier dose has a credential from another batch or a
     # single issue (the office's register): (row, that credential's UVCI), still valid
     replaced: list[tuple[int, str]] = field(default_factory=list)
-    images_restored: int = 0
+    images_restored: int = 0  # QR images of earlier runs, missing or damaged, re-rendered
+    # cards of earlier runs' rows written from the ledger: --card added to a finished batch,
+    # or cards missing or damaged
+    cards_written: int = 0
     total_rows: int = 0
     warnings: list[str] = field(default_factory=list)  # for the user, once per batch
     seconds: float = 0.0
@@ -995,8 +998,8 @@ def issue_batch(
                 flushing.wait()
             syncer = _Sync() if result.issued or done else None
             try:
-                result.images_restored = _restore_images(ledger, out, source, info, card,
-                                                         done)
+                result.images_restored, result.cards_written = _restore_images(
+                    ledger, out, source, info, card, done)
                 if not fresh:
                     manifest_fh.seek(0)
                     manifest_fh.truncate()
@@ -1290,13 +1293,14 @@ def intact(path: Path) -> bool:
 
 
 def _restore_images(ledger: Ledger, out: Path, source: str, info: SignerInfo,
-                    card: str | None, earlier: Mapping[int, object]) -> int:
+                    card: str | None, earlier: Mapping[int, object]) -> tuple[int, int]:
     """Re-render, from the ledger, every image (and card) of an earlier run (rows in
     ``earlier``) that a crash or a power loss left missing or damaged. This run's images
-    were all written (the run raised otherwise), and are synced before the manifest."""
-    restored = 0
+    were all written (the run raised otherwise), and are synced before the manifest.
+    Returns (images, cards) written."""
+    restored = cards = 0
     if not earlier:
-        return 0
+        return 0, 0
     for e in ledger.entries(source):
         if e.row not in earlier:
             continue
@@ -1306,8 +1310,8 @@ def _restore_images(ledger: Ledger, out: Path, source: str, info: SignerInfo,
         if card and not intact(out / card_name(e.row, card)):
             atomic_write(out / card_name(e.row, card), render_card(e.hc1, info, card),
                          overwrite=True)
-            restored += 1
-    return restored
+            cards += 1
+    return restored, cards
 
 
 def _csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]],
