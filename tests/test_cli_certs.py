@@ -320,6 +320,13 @@ def test_cli_revoke_by_commune_code_twice(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "revoked" in r.stderr, r.output
     r = cli(["revoke", ca, "30760", "--reason", "cessation-of-operation"])  # as --help says
     assert r.exit_code == 0 and "already revoked" in r.stderr, r.output
+    text = " ".join(r.stderr.split())
+    assert "nothing changed in state.json" in text and "CRL re-signed" not in text
+    assert text.count("already revoked") == 1  # said once, not again as a warning
+    r = cli(["revoke", ca, "30760", "--reason", "key-compromise"])  # the first reason stays
+    text = " ".join(r.stderr.split())
+    assert r.exit_code == 0 and "its reason stays cessation-of-operation, not key-compromise" \
+        in text, r.output
 
 
 def test_show_a_key_file_says_how_it_is_encrypted(tmp_path: Path) -> None:

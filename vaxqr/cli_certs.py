@@ -623,6 +623,14 @@ def revoke_cmd(
         f"kid {r.kid.hex()} ({esc(r.reason or '')})"
     )
     crl = esc(str(ca_dir / "crl.pem"))
+    if res.already_revoked:  # state.json unchanged; the CRL signed again, as it already was
+        when = f" on {r.revoked_at:%Y-%m-%d}" if r.revoked_at else ""
+        kept = (f"; its reason stays {esc(r.reason or 'unspecified')}, not {esc(reason)}"
+                if reason != (r.reason or "unspecified") else "")
+        err.print(f"  it was revoked{when}: nothing changed in state.json{kept}; {crl} was "
+                  "signed again with the same revocations (in case an earlier run stopped "
+                  "before writing it)")
+        return
     if cadir.open_ca(ca_dir).role == "root":  # a root publishes its CRL, not a trust list
         err.print(f"  CRL re-signed: give checkpoints the new {crl} (vaxqr verify --trust "
                   f"{crl}); re-sign it before its next update with: vaxqr certs crl "

@@ -136,8 +136,6 @@ def revoke_certificate(
             record = IssuedCert(**{**record.__dict__, "revoked_at": now, "reason": reason})
             issued = tuple(record if r.serial == record.serial else r for r in ca.issued)
             ca = _replace(ca, issued=issued)
-        else:
-            warnings.append(f"certificate {record.serial_hex} was already revoked")
         # re-signed either way: an earlier run may have recorded it and failed to write
         resign_crl(ca, key, now=now, next_update=now + dt.timedelta(days=CRL_DAYS_DEFAULT))
     return Revocation(record, already, (d / "state.json", d / "crl.pem"), tuple(warnings))
