@@ -779,13 +779,109 @@ def test_id_card_text_file_and_image(valid, trust, tmp_path):
         (out,) = _json(r.stdout)
         assert out["steps"]["holder"]["status"] == "pass"
         assert out["holder"] == {"matched": True, "card_name": "NGUYỄN VĂN AN",
-                                 "card_dob": "1990-01-02", "reasons": []}
+                                 "card_dob": "1990-01-02", "reasons": [],
+                                 "card_source": "id_card"}
+        assert "physical card" not in out["steps"]["holder"]["message"]
     other = CARD.replace("02011990", "02011991")
     r = _run([hc1, "--id-card", other], trust)
     assert r.returncode == 1 and "DOES NOT MATCH" in r.stdout.decode()
     assert "holder:" in r.stdout.decode()
     r = _run([hc1, "--id-card", "https://example.com/not-a-card"], trust)
     assert r.returncode == 2 and b"not a CCCD card QR" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["cccd.png", "cccd.txt", "cccd"])
+def test_id_card_file_that_does_not_exist(valid, trust, tmp_path, name):
+    """--id-card naming a file that is not there is an I/O error (exit 3) that says the file
+    cannot be read, told apart from card text as verify's INPUTs are; it was parsed as card
+    text ("not a CCCD card QR: no '|'-separated fields", exit 2)."""
+    missing = tmp_path / name
+    r = _run([valid[0], "--id-card", str(missing)], trust)
+    err = r.stderr.decode()
+    assert r.returncode == 3, err
+    assert f"cannot read {missing}" in err and "No such file" in err, err
+    assert "not a CCCD" not in err and not r.stdout
+    r = _run([valid[0], "--id-card", str(tmp_path)], trust)  # a directory
+    assert r.returncode == 3 and "is a directory" in r.stderr.decode(), r.stderr
+
+
+def _credential_and_card_png(path: Path, hc1: str, card: str) -> None:
+    """A screenshot holding a credential's QR and a CCCD card's QR side by side."""
+    import segno
+    from PIL import Image
+
+    qrs = []
+    for text, kw in ((hc1, {"error": "q"}), (card, {"encoding": "utf-8", "error": "m"})):
+        one = path.with_suffix(f".{len(qrs)}.png")
+        segno.make(text, micro=False, **kw).save(str(one), scale=4)
+        qrs.append(Image.open(one).convert("L"))
+    canvas = Image.new("L", (sum(q.width for q in qrs) + 60, max(q.height for q in qrs) + 40),
+                        255)
+    canvas.paste(qrs[0], (20, 20))
+    canvas.paste(qrs[1], (40 + qrs[0].width, 20))
+    canvas.save(path)
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_card_in_the_credentials_picture_is_not_a_scanned_card(valid, trust, tmp_path, lang):
+    """A screenshot holding someone's credential and a CCCD QR (anyone can make one) gave
+    "ID card: matches". The holder check still runs on that card (a mismatch fails), but
+    the holder line, the holder step and --json's holder.card_source say the card's QR came
+    from the credential's picture, so the officer checks the physical card: from the
+    picture alone (no --id-card) and from --id-card naming that same picture."""
+    shot = tmp_path / "screenshot.png"
+    _credential_and_card_png(shot, valid[0], CARD)
+    caution = {"en": "ID card:     matches — but the card's QR was read from a picture that "
+                     "also holds a credential: check the physical card",
+               "vi": "CCCD:           khớp — nhưng mã QR của thẻ được đọc từ ảnh có cả "
+                     "chứng nhận: hãy kiểm tra thẻ CCCD thật"}[lang]
+    for extra in ([], ["--id-card", str(shot)]):
+        r = _run([str(shot), "--lang", lang, *extra], trust)
+        assert r.returncode == 0, r.stderr
+        assert caution in r.stdout.decode(), r.stdout.decode()
+        r = _run([str(shot), "--json", *extra], trust)
+        (out,) = _json(r.stdout)
+        assert out["valid"] and out["holder"]["matched"], out
+        assert out["holder"]["card_source"] == "credential_picture"
+        assert "check the physical card" in out["steps"]["holder"]["message"]
+    # a card picture of its own is a scanned card
+    alone = tmp_path / "card.png"
+    import segno
+
+    segno.make(CARD, encoding="utf-8", error="m", micro=False).save(str(alone), scale=6)
+    r = _run([str(shot), "--json", "--id-card", str(alone)], trust)
+    (out,) = _json(r.stdout)
+    assert out["holder"]["card_source"] == "id_card", out
+    # another person's card in the picture still fails the holder step
+    other = tmp_path / "other.png"
+    _credential_and_card_png(other, valid[0], CARD.replace("02011990", "02011991"))
+    r = _run([str(other)], trust)
+    assert r.returncode == 1 and "DOES NOT MATCH — but the card's QR" in r.stdout.decode()
+
+
+def test_help_names_the_inputs(trust):
+    r = subprocess.run([VAXQR, "verify", "--help"], capture_output=True, env=_env(),
+                       timeout=60)
+    usage = next(ln for ln in r.stdout.decode().splitlines() if "Usage:" in ln)
+    assert "INPUT..." in usage and "{inputs}" not in usage, usage
+
+
+def test_uvci_is_shown_and_escaped() -> None:
+    """The verdict shows the credential's UVCI (provincial IT revokes by it: vaxqr certs
+    revoke-credential UVCI), in both languages, escaped like any untrusted text."""
+    from vaxqr.cli import printable
+    from vaxqr.verify import Report, Step
+    from vaxqr.verify_view import render
+
+    dcc = {"ver": "1.3.0", "nam": {"fn": "Nguyễn", "gn": "Văn An"}, "dob": "1990-01-02",
+           "v": [{"ci": "URN:UVCI:01:VN:091/31078/X\x1b[2J#A",
+                  "dn": 2, "sd": 2, "dt": "2021-10-01", "mp": "EU/1/20/1528"}]}
+    report = Report("scan", (Step("signature", "pass", "ok"),), credential=dcc)
+    en = render(report, printable, color=False, lang="en")
+    vi = render(report, printable, color=False, lang="vi")
+    assert "\x1b" not in en + vi
+    assert "  Credential:  URN:UVCI:01:VN:091/31078/X\\x1b[2J#A\n" in en, en
+    assert "  Mã chứng nhận:  URN:UVCI:01:VN:091/31078/X\\x1b[2J#A\n" in vi, vi
 
 
 def test_steps_not_reached_are_skipped(valid, trust, tmp_path):

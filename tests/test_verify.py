@@ -152,6 +152,12 @@ def test_picture_with_credential_and_id_card(world):
     assert len(reports) == 1 and reports[0].valid, reports[0].reason
     assert reports[0].step("picture").status == "pass"
     assert reports[0].step("holder").status == "pass"
+    # the card came from the credential's own picture: said, not taken as a scanned card
+    assert reports[0].holder is not None
+    assert reports[0].holder.card_source == "credential_picture"
+    assert "check the physical card" in reports[0].step("holder").message
+    given, _ = verify_image(v, png, label="photo", holder=parse_cccd(CARD))
+    assert given[0].holder is not None and given[0].holder.card_source == "id_card"
     only_card, _ = verify_image(v, _side_by_side(CARD), label="card")
     assert only_card[0].failed == "picture" and "ID card" in only_card[0].reason
     junk, _ = verify_image(v, b"not a picture", label="junk")

@@ -220,6 +220,7 @@ def _read_stdin_lines(before_wait: Any = None) -> Any:
 @app.command()
 def verify(
     inputs: Annotated[list[str], typer.Argument(
+        metavar="INPUT...",
         help="HC1: text, an image (PNG/JPEG), a text file (one payload per line), "
              "or - for stdin (one payload per line, e.g. a handheld scanner).",
         show_default=False)],
@@ -402,30 +403,45 @@ def _load_trust(paths: list[Path], when: datetime | None, state: Path | None) ->
 
 
 def _load_id_card(arg: str) -> Any:
+    """The CCCD card of ``--id-card``: its QR's text, or a file holding it (text or a
+    picture), told apart as verify's own INPUTs are (:func:`_is_path`): a name of a file
+    that cannot be read is an I/O error (exit 3), not text that is no CCCD QR. A card read
+    from a picture that also holds an ``HC1:`` credential comes as a
+    :class:`vaxqr.verify.CardInPicture` (its holder check says so)."""
     from .citizen import parse_cccd
 
     if not arg.strip():
         fail("--id-card is empty", code=Exit.USAGE,
              hint="give the text of the CCCD card's QR, a file holding it, or a photo of it")
     text = arg
-    path = Path(arg)
     try:
-        if len(arg) < 4096 and "|" not in arg and path.exists():
-            head = path.open("rb").read(8)
-            if head.startswith(_IMAGE_MAGIC):
+        if _is_path(arg):
+            path = Path(arg)
+            if path.is_dir():
+                fail(f"--id-card: {arg} is a directory, not a picture or a text file",
+                     code=Exit.TRUST_OR_IO)
+            with path.open("rb") as fh:
+                head = fh.read(8)
+            if head.startswith(_IMAGE_MAGIC) or path.suffix.lower() in _IMAGE_SUFFIXES:
+                from .codec import PREFIX
                 from .qr import decode_image
+                from .verify import CardInPicture
 
                 codes = decode_image(path)
+                with_credential = any(c.text.startswith(PREFIX) for c in codes)
                 for c in codes:
                     try:
-                        return parse_cccd(c.text)
+                        card = parse_cccd(c.text)
                     except VaxqrError:
                         continue
+                    return CardInPicture(card) if with_credential else card
                 fail(f"--id-card: no CCCD card QR found in {arg}", code=Exit.USAGE)
+            if path.stat().st_size > 64 * 1024:
+                fail(f"--id-card: {arg} is larger than 64 KiB: not a CCCD card QR's text",
+                     code=Exit.USAGE)
             text = path.read_bytes().decode("utf-8", errors="replace")
         return parse_cccd(text)
     except OSError as exc:
         fail(f"--id-card: cannot read {arg}: {exc.strerror}", code=Exit.TRUST_OR_IO)
     except VaxqrError as exc:
         fail(f"--id-card: {exc}", code=Exit.USAGE, hint=exc.hint)
-

@@ -56,6 +56,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "valid": "VALID", "not_valid": "NOT VALID", "other": "not valid",
         "reason": "Reason:", "details": "Details:", "warning": "warning:",
         "matches": "matches", "does_not_match": "DOES NOT MATCH",
+        "card_in_picture": "but the card's QR was read from a picture that also holds "
+                           "a credential: check the physical card",
         "not_a_date": "not a calendar date",
         "vaccination": "vaccination", "test": "test", "recovery": "recovery",
     },
@@ -63,23 +65,27 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "valid": "HỢP LỆ", "not_valid": "KHÔNG HỢP LỆ", "other": "không hợp lệ",
         "reason": "Lý do:", "details": "Chi tiết:", "warning": "cảnh báo:",
         "matches": "khớp", "does_not_match": "KHÔNG KHỚP",
+        "card_in_picture": "nhưng mã QR của thẻ được đọc từ ảnh có cả chứng nhận: "
+                           "hãy kiểm tra thẻ CCCD thật",
         "not_a_date": "không phải ngày hợp lệ",
         "vaccination": "tiêm chủng", "test": "xét nghiệm", "recovery": "khỏi bệnh",
     },
 }
 
-# The labels of the holder's facts, in the order shown. The printed card (vaxqr/card.py)
+# The labels of the holder's facts, in the order shown ("credential" is the UVCI, which
+# provincial IT needs to revoke a wrongly issued credential). The printed card (vaxqr/card.py)
 # uses the same Vietnamese words. A language with a "vaccine" label shows the vaccine on
 # its own row; English keeps it on the dose's row ("2/2  Pfizer-BioNTech Comirnaty").
 LABELS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "holder": "Holder", "born": "Born", "dose": "Dose", "vaccinated": "Vaccinated",
-        "type": "Type", "issuer": "Issued by", "until": "Valid until", "id_card": "ID card",
+        "type": "Type", "issuer": "Issued by", "until": "Valid until",
+        "credential": "Credential", "id_card": "ID card",
     },
     "vi": {
         "holder": "Họ và tên", "born": "Ngày sinh", "dose": "Mũi tiêm", "vaccine": "Vắc xin",
         "vaccinated": "Ngày tiêm", "type": "Loại", "issuer": "Nơi cấp",
-        "until": "Có giá trị đến", "id_card": "CCCD",
+        "until": "Có giá trị đến", "credential": "Mã chứng nhận", "id_card": "CCCD",
     },
 }
 

@@ -103,24 +103,54 @@ class Step(_Value):
         return f"Step(name={self.name!r}, status={self.status!r}, message={self.message!r})"
 
 
-class HolderResult(_Value):
-    """Outcome of matching a credential to the holder's CCCD card."""
+# Where the CCCD card's QR of a holder check was read (HolderResult.card_source, and
+# "card_source" in --json): from what was given as the ID card, or from a picture that also
+# holds a credential (a screenshot can carry anyone's credential beside a card QR that
+# anyone can make, so a match there does not show that a card was scanned).
+CARD_GIVEN = "id_card"
+CARD_IN_CREDENTIAL_PICTURE = "credential_picture"
+_CAUTION = ("; but the ID card's QR was read from a picture that also holds a credential, "
+            "not from the card itself: check the physical card")
 
-    __slots__ = ("card_dob", "card_name", "matched", "reasons")
+
+class CardInPicture(_Value):
+    """A CCCD card whose QR was read from a picture that also holds a credential (given as
+    ``holder`` to :meth:`Verifier.verify_text`): the holder check runs on it as on any
+    card, and its result says where the card came from (``credential_picture``)."""
+
+    __slots__ = ("card",)
+
+    def __init__(self, card: Any) -> None:
+        self.card: Final = card
+
+    def _fields(self) -> tuple[Any]:
+        return (self.card,)
+
+    def __repr__(self) -> str:
+        return f"CardInPicture(card={self.card!r})"
+
+
+class HolderResult(_Value):
+    """Outcome of matching a credential to the holder's CCCD card, and where the card's QR
+    was read (``card_source``: :data:`CARD_GIVEN` or :data:`CARD_IN_CREDENTIAL_PICTURE`)."""
+
+    __slots__ = ("card_dob", "card_name", "card_source", "matched", "reasons")
 
     def __init__(self, matched: bool, card_name: str, card_dob: str,
-                 reasons: tuple[str, ...] = ()) -> None:
+                 reasons: tuple[str, ...] = (), card_source: str = CARD_GIVEN) -> None:
         self.matched: Final = matched
         self.card_name: Final = card_name
         self.card_dob: Final = card_dob
         self.reasons: Final = reasons
+        self.card_source: Final = card_source
 
-    def _fields(self) -> tuple[bool, str, str, tuple[str, ...]]:
-        return (self.matched, self.card_name, self.card_dob, self.reasons)
+    def _fields(self) -> tuple[bool, str, str, tuple[str, ...], str]:
+        return (self.matched, self.card_name, self.card_dob, self.reasons, self.card_source)
 
     def __repr__(self) -> str:
         return (f"HolderResult(matched={self.matched!r}, card_name={self.card_name!r}, "
-                f"card_dob={self.card_dob!r}, reasons={self.reasons!r})")
+                f"card_dob={self.card_dob!r}, reasons={self.reasons!r}, "
+                f"card_source={self.card_source!r})")
 
 
 class Report(_Value):
@@ -199,6 +229,7 @@ class Report(_Value):
             out["holder"] = {
                 "matched": self.holder.matched, "card_name": self.holder.card_name,
                 "card_dob": self.holder.card_dob, "reasons": list(self.holder.reasons),
+                "card_source": self.holder.card_source,
             }
         if self.warnings:
             out["warnings"] = list(self.warnings)
@@ -762,6 +793,10 @@ class Verifier:
     def _holder(self, run: _Run, dcc: Mapping[str, Any] | None, card: Any) -> None:
         from .citizen import names_match
 
+        source = CARD_GIVEN
+        if isinstance(card, CardInPicture):
+            source = CARD_IN_CREDENTIAL_PICTURE
+            card = card.card
         info = summary(dcc) if dcc is not None else {}
         name, dob = info.get("full_name"), info.get("dob")
         reasons = []
@@ -770,11 +805,13 @@ class Verifier:
             reasons.append("name on the credential does not match the ID card")
         if dob != card_dob:
             reasons.append(f"date of birth {dob} does not match the ID card ({card_dob})")
-        run.holder = HolderResult(not reasons, card.full_name, card_dob, tuple(reasons))
+        run.holder = HolderResult(not reasons, card.full_name, card_dob, tuple(reasons),
+                                  source)
+        caution = _CAUTION if source == CARD_IN_CREDENTIAL_PICTURE else ""
         if reasons:
-            run.fail("holder", "; ".join(reasons))
+            run.fail("holder", "; ".join(reasons) + caution)
         else:
-            run.ok("holder", "name and date of birth match the ID card")
+            run.ok("holder", "name and date of birth match the ID card" + caution)
 
 
 def _first_missing(run: _Run) -> str:
@@ -782,7 +819,8 @@ def _first_missing(run: _Run) -> str:
 
 
 
-__all__ = ["INPUT", "STEPS", "DecodeError", "HolderResult", "Report", "Step", "Verifier",
+__all__ = ["CARD_GIVEN", "CARD_IN_CREDENTIAL_PICTURE", "INPUT", "STEPS", "CardInPicture",
+           "DecodeError", "HolderResult", "Report", "Step", "Verifier",
            "verify_image"]
 
 
@@ -792,7 +830,9 @@ def verify_image(
     """Read every QR in a picture; verify the ``HC1:`` ones.
 
     Returns the reports and the CCCD card found in the same picture (or None). A CCCD QR
-    beside the credential is used for the holder check when no card was given.
+    beside the credential is used for the holder check when no card was given, as a
+    :class:`CardInPicture`: its result says the card came from the credential's picture
+    (a match there shows only that the picture agrees with itself).
     """
     from .citizen import parse_cccd
     from .qr import decode_image
@@ -811,8 +851,9 @@ def verify_image(
             break
         except VaxqrError:
             continue
-    if holder is None:
-        holder = card
+    given = holder is not None
+    if holder is None and card is not None:
+        holder = CardInPicture(card)
     if not hc1:
         others = [c for c in codes if card is None or c.text != getattr(card, "raw", None)]
         if len(codes) == 1 and card is None:
@@ -821,7 +862,7 @@ def verify_image(
         found = "an ID card QR only" if card is not None else f"{len(others)} other QR code(s)"
         return [verifier.picture_failure(
             label, f"no HC1 credential QR code in the picture (found {found})",
-            holder=holder is not None and holder is not card)], card
+            holder=given)], card
     reports = [
         verifier.verify_text(c.text, label=label if len(hc1) == 1 else f"{label}#{i + 1}",
                              holder=holder, picture=True)

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from .verdict_text import DATE_ORDER, LABELS, LANGUAGES, REASONS, WORDS
-from .verify import Report, report_json_text
+from .verify import CARD_IN_CREDENTIAL_PICTURE, Report, report_json_text
 
 # The plain-words reason of each failed step, in English (every language's are in
 # vaxqr/verdict_text.py)
@@ -82,6 +82,7 @@ class _Words:
         self.reasons = REASONS[lang]
         self.other = words["other"]
         self.matches, self.does_not_match = words["matches"], words["does_not_match"]
+        self.card_in_picture = words["card_in_picture"]
         self.not_a_date = words["not_a_date"]
         self.kinds = {kind: words[kind] for kind in ("vaccination", "test", "recovery")}
         self.dmy = DATE_ORDER[lang] == "dd/mm/yyyy"
@@ -181,9 +182,16 @@ def _render(report: Report, printable: Callable[[object], str], w: _Words,
     if exp is not None and report.signer is not None:
         keys.append(rows["until"])
         texts.append(_dmy(_until(exp, w.not_a_date)) if dmy else _until(exp, w.not_a_date))
-    if report.holder is not None:
+    value = s.get("uvci")  # only a signed credential has a summary
+    if value:
+        keys.append(rows["credential"])
+        texts.append(str(value))
+    holder = report.holder
+    if holder is not None:
         keys.append(rows["id_card"])
-        texts.append(w.matches if report.holder.matched else w.does_not_match)
+        match = w.matches if holder.matched else w.does_not_match
+        texts.append(f"{match} — {w.card_in_picture}"
+                     if holder.card_source == CARD_IN_CREDENTIAL_PICTURE else match)
     texts.extend(report.warnings)
     if not "".join(texts).isprintable():  # all printable: each one is, and stays as it is
         texts = [printable(t) for t in texts]
