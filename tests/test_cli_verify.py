@@ -884,6 +884,46 @@ def test_uvci_is_shown_and_escaped() -> None:
     assert "  Mã chứng nhận:  URN:UVCI:01:VN:091/31078/X\\x1b[2J#A\n" in vi, vi
 
 
+def _readme_json_keys() -> tuple[set[str], set[str]]:
+    """The keys README's --json bullet says every object has, and those it has only when a
+    card is checked."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    bullet = re.search(r"\n\* `--json`:(.*?)\n\*", text, re.S)
+    assert bullet, "README has no --json bullet"
+    always = re.search(r"always with the keys (.*?);", bullet.group(1), re.S)
+    holder = re.search(r"and (`\w+`) only when a card is checked", bullet.group(1))
+    assert always and holder, bullet.group(1)
+    return (set(re.findall(r"`(\w+)`", always.group(1))),
+            set(re.findall(r"`(\w+)`", holder.group(1))))
+
+
+def test_json_keys_are_as_readme_says(valid, tmp_path):
+    """README's --json keys are exact: `holder` only with a card (it listed it among all),
+    and the trust warnings (an expired list, no revocation data), which went only to
+    stderr, are on every object as `trust_warnings`."""
+    always, with_card = _readme_json_keys()
+    assert with_card == {"holder"}
+    expired = ["--trust", str(DEMO / "ca" / "ca.crt"), "--trust", str(DEMO / "trustlist.json"),
+               "--state", str(tmp_path / "state.json"), "--at", "2031-10-30T12:00:00+00:00"]
+    dsc_only = ["--trust", str(DEMO / "communes" / "31078" / "signer.crt"), "--at", AT]
+    for trust_args, warned in ((expired, "trust list expired"), (dsc_only, None)):
+        r = _run([valid[0], "--json"], trust_args)
+        (plain,) = _json(r.stdout)
+        assert set(plain) == always, set(plain) ^ always
+        if warned:
+            assert any(warned in w for w in plain["trust_warnings"]), plain["trust_warnings"]
+            assert warned in r.stderr.decode()
+        else:
+            assert plain["trust_warnings"] == []
+        r = _run([valid[0], "-", "--json", "--id-card", CARD], trust_args,
+                 stdin=f"{valid[0]}\n".encode())
+        for obj in _json(r.stdout):  # one-shot and stream objects alike
+            assert set(obj) == always | with_card, set(obj) ^ (always | with_card)
+            assert obj["trust_warnings"] == plain["trust_warnings"]
+
+
 def test_steps_not_reached_are_skipped(valid, trust, tmp_path):
     """SPEC §5: revocation (a trust list is loaded) and holder (a card is given) apply, so
     when an earlier step fails they are listed as skipped, not left out; a text line

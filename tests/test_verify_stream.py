@@ -99,19 +99,24 @@ def _render_reference(report: Report, *, color: bool, lang: str = "en") -> str:
         except (ValueError, OverflowError, OSError):
             until = f"{exp} ({words['not_a_date']})"
         rows.append(("until", until))
+    if s.get("uvci"):
+        rows.append(("credential", str(s["uvci"])))
     if report.holder is not None:
-        rows.append(("id_card", words["matches"] if report.holder.matched
-                     else words["does_not_match"]))
+        match = words["matches"] if report.holder.matched else words["does_not_match"]
+        if report.holder.card_source == "credential_picture":
+            match += " — " + words["card_in_picture"]
+        rows.append(("id_card", match))
     width = max(len(v) for v in labels.values()) + 1
     out.extend(f"  {labels[key] + ':':<{width}} {printable(value)}" for key, value in rows)
     out.extend(f"  {style('warn', words['warning'])} {printable(w)}" for w in report.warnings)
     return "\n".join(out) + "\n"
 
 
-def _json_reference(report: Report) -> str:
+def _json_reference(report: Report, trust_warnings: tuple[str, ...] = ()) -> str:
     """The JSON line as the CLI writes it: json.dumps, with what a terminal would not print
-    as itself escaped (tests/jsonref.py)."""
-    return terminal_safe_json(report.to_json()) + "\n"
+    as itself escaped (tests/jsonref.py), and the trust store's warnings last."""
+    return terminal_safe_json({**report.to_json(),
+                               "trust_warnings": list(trust_warnings)}) + "\n"
 
 
 def _outcome(fn: Any, *args: Any, **kwargs: Any) -> tuple[str, str]:
@@ -264,6 +269,6 @@ def test_stream_output_is_the_reference_line_by_line(tmp_path: Path, as_json: bo
             report = verifier.verify_text(line, label=f"stdin:{n}")
         else:
             continue
-        expected.append(_json_reference(report) if as_json
+        expected.append(_json_reference(report, store.warnings) if as_json
                         else _render_reference(report, color=False, lang=lang))
     assert r.stdout == "".join(expected).encode("utf-8")

@@ -141,15 +141,29 @@ def verdict_language(given: str | None, environ: Mapping[str, str] = os.environ)
     return "en"
 
 
-def _report_writer(*, as_json: bool, lang: str) -> Any:
-    """A function that prints one report: a JSON line, or the human rendering (the caller
-    flushes stdout before it waits for more input)."""
+def trust_warnings_json(warnings: tuple[str, ...]) -> str:
+    """The ``"trust_warnings"`` member every ``--json`` object ends with: the warnings met
+    loading the trust material (an expired trust list, no revocation data, a CA given
+    alone...), the same on each object (one per input, so a reader of any one line has
+    them), ``[]`` when there are none; escaped as the rest of the object is."""
+    import json
+
+    from .safetext import printable_json
+
+    return ', "trust_warnings": ' + printable_json(json.dumps(list(warnings),
+                                                              ensure_ascii=False))
+
+
+def _report_writer(*, as_json: bool, lang: str, json_tail: str = "") -> Any:
+    """A function that prints one report: a JSON line (``json_tail`` added to each
+    object), or the human rendering (the caller flushes stdout before it waits for more
+    input)."""
     out = pending  # a closure's cell, not a global lookup a report
     if as_json:
         from .verify import report_json_text
 
         def emit_json(report: Report) -> None:
-            out.append(report_json_text(report))
+            out.append(report_json_text(report, json_tail))
             out.append("\n")
             if len(out) >= PENDING_MAX:
                 write_pending()
@@ -271,7 +285,8 @@ def verify(
     holder = _load_id_card(id_card) if id_card is not None else None
     worst = Exit.OK
     language = verdict_language(lang)
-    print_report = _report_writer(as_json=as_json, lang=language)
+    json_tail = trust_warnings_json(store.warnings) if as_json else ""
+    print_report = _report_writer(as_json=as_json, lang=language, json_tail=json_tail)
 
     def emit(report: Report) -> None:
         nonlocal worst
@@ -296,7 +311,7 @@ def verify(
             try:
                 if arg == "-":
                     worst = max(worst, _verify_stdin(verifier, holder, as_json=as_json,
-                                                     lang=language))
+                                                     lang=language, json_tail=json_tail))
                 elif _is_path(arg):
                     path = Path(arg)
                     if path.is_dir():
@@ -349,7 +364,8 @@ def _about(arg: str, message: str) -> str:
     return f"{arg}: {message}"
 
 
-def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool, lang: str) -> Exit:
+def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool, lang: str,
+                  json_tail: str = "") -> Exit:
     """``verify -``: a report per non-empty line of stdin (``stdin:N``), each block of
     lines verified and rendered by compiled code (verify_view.render_lines) and written at
     once; stdout is flushed before every read that may wait (a scanner's user sees each
@@ -365,7 +381,8 @@ def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool, lang: str) -> Ex
         for i in range(0, len(lines), _BLOCK):
             block = lines[i:i + _BLOCK] if len(lines) > _BLOCK else lines
             if render_lines(pending, verifier, block, done, holder=holder, too_long=too_long,
-                            as_json=as_json, printable=printable, color=color, lang=lang):
+                            as_json=as_json, printable=printable, color=color, lang=lang,
+                            json_tail=json_tail):
                 worst = Exit.NOT_VALID
             done += len(block)
             verified = verified or bool(pending)

@@ -294,13 +294,14 @@ def _one_shot_encoder() -> Callable[[Any], str]:
 _encode_one_shot = _one_shot_encoder()
 
 
-def report_json_text(report: Report) -> str:
+def report_json_text(report: Report, tail: str = "") -> str:
     """``json.dumps(report.to_json(), ensure_ascii=False)`` with what a terminal would not
     print as itself escaped (:func:`vaxqr.safetext.printable_json`: names and issuers are
     anyone's text), built from cached pieces (the steps' and the signer's texts repeat from
     one credential to the next in a stream, and are escaped once, when cached) and one
     encoder call for the rest. tests/test_verify.py, tests/test_hostile.py,
-    tests/test_verify_stream.py and the fuzzers check that the two agree."""
+    tests/test_verify_stream.py and the fuzzers check that the two agree. ``tail``, when
+    given, is more members (``', "key": value'``, escaped already) put after the others."""
     content = printable_json(_encode_one_shot({
         "payload": report.payload, "credential": report.credential,
         "summary": report.summary(), "claims": report.claims,
@@ -319,6 +320,7 @@ def report_json_text(report: Report) -> str:
         for key in ("holder", "warnings"):
             if key in full:
                 parts += [", ", _encode_str(key), ": ", printable_json(_encode(full[key]))]
+    parts.append(tail)
     parts.append("}")
     return "".join(parts)
 

@@ -223,13 +223,15 @@ class _Verifies(Protocol):
 
 def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None], done: int,
                  *, holder: Any, too_long: str, as_json: bool,
-                 printable: Callable[[object], str], color: bool, lang: str = "en") -> int:
+                 printable: Callable[[object], str], color: bool, lang: str = "en",
+                 json_tail: str = "") -> int:
     """The reports of a block of stream lines, rendered onto ``out`` in order: line ``i``
     of ``lines`` is ``stdin:{done + i + 1}``, verified unless blank; None stands for a line
     over the length cap (``too_long`` says so). Each report is the JSON line of
-    :func:`vaxqr.verify.report_json_text` plus a newline, or :func:`render` (``printable``,
-    ``color``, ``lang``). A report is on ``out`` as soon as it is made, so what came before an
-    exception is kept. Returns how many reports are not valid."""
+    :func:`vaxqr.verify.report_json_text` (with ``json_tail``, more members) plus a newline,
+    or :func:`render` (``printable``, ``color``, ``lang``). A report is on ``out`` as soon
+    as it is made, so what came before an exception is kept. Returns how many reports are
+    not valid."""
     invalid = 0
     n = done
     w = _WORDS[lang]
@@ -244,7 +246,7 @@ def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None
         else:
             continue
         if as_json:
-            out.append(report_json_text(report))
+            out.append(report_json_text(report, json_tail))
             out.append("\n")
         else:
             out.append(_render(report, printable, w, parts))
