@@ -349,6 +349,62 @@ def test_coverage_adults_and_doses_per_commune(tmp_path: Path) -> None:
     assert doc["counts"]["matched"] == 6
 
 
+def _coverage_csv(out: Path) -> list[dict[str, str]]:
+    data = (out / "coverage.csv").read_bytes()
+    assert data.count(b"\xef\xbb\xbf") <= 1
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+
+
+def test_coverage_csv_has_the_reports_figures(province) -> None:
+    """coverage.csv: one row per commune, then the province's total, each figure the one
+    report.json gives (a rate its exact fraction)."""
+    _g, res, out = province
+    rows = _coverage_csv(out)
+    doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    want = [*doc["coverage"]["communes"], doc["coverage"]["total"]]
+    assert len(rows) == len(res.coverage) + 1 > 2
+    assert list(rows[0]) == list(R.COVERAGE_COLUMNS)
+    assert rows[-1]["commune_code"] == "total"
+    for got, exp in zip(rows, want, strict=True):
+        for col in R.COVERAGE_COLUMNS:
+            value = exp[col]
+            if col == "commune_code":
+                assert got[col] == value
+            elif col.endswith("_rate"):
+                assert (float(got[col]) if got[col] else None) == value, (got, col)
+            else:
+                assert int(got[col]) == value, (got, col)
+    assert doc["files"]["coverage.csv"] == str(out / "coverage.csv")
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_coverage_csv_is_written_like_the_other_csv_files(tmp_path: Path, bom: bool) -> None:
+    """BOM as asked, a commune code a spreadsheet would run escaped, an empty rate where
+    a commune has no adults; not overwritten without ``overwrite``."""
+    pop = _write(tmp_path / "p.csv", POP_HEADER + "\n"
+                 "091190000001,Lê Thị Hòa,Nữ,1990-03-21,=1+2\n"
+                 "091205000002,Trần Văn Đạt,Nam,2005-07-02,31078\n")
+    vac = _write(tmp_path / "v.csv", HEADER + "\n"
+                 "Lê Thị Hòa,Nữ,1990-03-21,091190000001,1,2,2021-08-01,pfizer,,\n")
+    out = tmp_path / "out"
+    reconcile_files(vac, pop, out, report_date=REPORT, today=TODAY, workers=1, bom=bom)
+    data = (out / "coverage.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") == bom
+    assert {r["commune_code"]: (r["adults"], r["dose1"], r["dose1_rate"], r["dose2_rate"])
+            for r in _coverage_csv(out)} == {
+        "'=1+2": ("1", "1", "1.0", "0.0"), "31078": ("0", "0", "", ""),
+        "total": ("1", "1", "1.0", "0.0")}
+    for name in ("matched.csv", "mismatches.csv", "report.json"):
+        (out / name).unlink()  # coverage.csv alone is enough to refuse
+    with pytest.raises(StorageError, match=r"coverage\.csv already exists"):
+        reconcile_files(vac, pop, out, report_date=REPORT, today=TODAY, workers=1)
+    (out / "coverage.csv").write_text("old\n", encoding="utf-8")
+    reconcile_files(vac, pop, out, report_date=REPORT, today=TODAY, workers=1,
+                    overwrite=True)
+    assert (out / "coverage.csv").read_bytes().startswith(b"commune_code,")
+    assert not list(out.glob(".*.tmp"))
+
+
 def test_plan_figures_format() -> None:
     c = R.Coverage(commune_code="total", people=1_763_826, adults=1_196_117,
                    dose1=1_163_941, dose2=749_425, dose1_all_ages=0, dose2_all_ages=0)
@@ -477,7 +533,7 @@ def test_cli_reconcile(province, tmp_path: Path) -> None:
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "name_tone_style" in r.stdout and "31078" in r.stdout and " = " in r.stdout
-    for name in ("matched.csv", "mismatches.csv", "report.json"):
+    for name in ("matched.csv", "mismatches.csv", "coverage.csv", "report.json"):
         assert (out / name).is_file()
     r = runner.invoke(app, args)
     assert r.exit_code == 3 and "--force" in r.stderr

@@ -225,7 +225,7 @@ def test_cli_reconcile_files_for_excel(runner: CliRunner, tmp_path: Path,
     r = runner.invoke(app, ["reconcile", str(vac), "-p", str(pop), "-o", str(out), "--date",
                             "2021-11-23", "--json", *flag])
     assert r.exit_code == 0, r.output
-    for name in ("matched.csv", "mismatches.csv"):
+    for name in ("matched.csv", "mismatches.csv", "coverage.csv"):
         data = (out / name).read_bytes()
         assert data.startswith(BOM) == (not flag), name
         assert _formula_cells(data) == [], name

@@ -76,7 +76,8 @@ def _print_report(result: Any) -> None:
         t.add_row(cls, f"{n:,}", share, where if n else "")
     out.print(t)
     c = Table(title=f"Coverage at {result.report_date.isoformat()} (adults 18+ in the "
-              "register; doses in matched.csv)", title_justify="left")
+              "register; doses in matched.csv; the figures in coverage.csv)",
+              title_justify="left")
     for col in ("commune", "people", "adults 18+", "dose 1", "dose 2"):
         c.add_column(col, justify="left" if col == "commune" else "right")
     for row in (*result.coverage, result.total):
@@ -107,7 +108,8 @@ def reconcile(
         "--population", "-p", help="Population register export: CSV with at least "
         "id_number,full_name,sex,dob,commune_code.", show_default=False)],
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="Output directory (matched.csv, mismatches.csv, report.json).",
+        "--out", "-o", help="Output directory (matched.csv, mismatches.csv, coverage.csv, "
+        "report.json).",
         show_default=False)],
     date_: Annotated[str | None, typer.Option(
         "--date", help="Report date for the coverage figures (default: today).")] = None,
@@ -116,9 +118,9 @@ def reconcile(
     workers: Annotated[int | None, typer.Option(
         help="Worker processes (default: one per core).")] = None,
     bom: Annotated[bool, typer.Option(
-        help="Start matched.csv and mismatches.csv with a UTF-8 BOM, so that Excel on "
-             "Windows shows Vietnamese (vaxqr issue reads matched.csv either way); --no-bom "
-             "for programs that do not expect one.")] = True,
+        help="Start matched.csv, mismatches.csv and coverage.csv with a UTF-8 BOM, so that "
+             "Excel on Windows shows Vietnamese (vaxqr issue reads matched.csv either way); "
+             "--no-bom for programs that do not expect one.")] = True,
 ) -> None:
     """Match vaccination records to the population register and say what to fix.
 
@@ -129,8 +131,11 @@ def reconcile(
 
     Writes into OUT: `matched.csv` (ready for `vaxqr issue --from`, with the register's
     names; name_tone_style rows auto-fixed), `mismatches.csv` (row, class, the record's and
-    the register's values side by side, reason, suggested fix) and `report.json`; prints the
-    counts per class and the coverage per commune (dose 1 / dose 2 over adults 18+).
+    the register's values side by side, reason, suggested fix), `coverage.csv` (one row per
+    commune, then the province's `total`: commune_code, people, adults (18+), dose1,
+    dose1_rate, dose2, dose2_rate, dose1_all_ages, dose2_all_ages; a rate is a fraction,
+    the figures are report.json's) and `report.json`; prints the counts per class and the
+    coverage per commune (dose 1 / dose 2 over adults 18+).
 
     **Examples**
 

@@ -77,6 +77,7 @@ from .safetext import row_label, spreadsheet_cell
 __all__ = [
     "CLASSES",
     "CLEAN",
+    "COVERAGE_COLUMNS",
     "MATCHED_COLUMNS",
     "MISMATCH_COLUMNS",
     "POPULATION_COLUMNS",
@@ -100,6 +101,8 @@ MISMATCH_COLUMNS: Final = ("row", "spreadsheet_row", "class", "id_number", "full
                            "register_dob", "dose_number", "total_doses", "vaccination_date",
                            "vaccine",
                            "register_commune_code", "reason", "fix")
+COVERAGE_COLUMNS: Final = ("commune_code", "people", "adults", "dose1", "dose1_rate", "dose2",
+                            "dose2_rate", "dose1_all_ages", "dose2_all_ages")
 CHUNK: Final = 50_000  # rows a pass-2 task classifies
 PARALLEL_MIN_BYTES: Final = 4 << 20  # smaller inputs are classified in-process
 
@@ -529,6 +532,14 @@ class Coverage:
                 "dose1_figure": self.figure(1), "dose2_figure": self.figure(2),
                 "dose1_all_ages": self.dose1_all_ages, "dose2_all_ages": self.dose2_all_ages}
 
+    def csv_row(self) -> list[str]:
+        """The row of coverage.csv (:data:`COVERAGE_COLUMNS`): :meth:`to_json`'s figures,
+        a rate as its exact fraction (empty where there are no adults), the commune code
+        escaped for a spreadsheet."""
+        doc = self.to_json()
+        return [spreadsheet_cell(self.commune_code),
+                *("" if doc[k] is None else repr(doc[k]) for k in COVERAGE_COLUMNS[1:])]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReconcileResult:
@@ -560,8 +571,7 @@ class ReconcileResult:
                                       for r, w in self.register_problems]},
             "coverage": {"total": self.total.to_json(),
                          "communes": [c.to_json() for c in self.coverage]},
-            "files": {k: str(self.out_dir / k) for k in ("matched.csv", "mismatches.csv",
-                                                         "report.json")},
+            "files": {k: str(self.out_dir / k) for k in OUTPUTS},
             "seconds": round(self.seconds, 3),
         }
 
@@ -597,7 +607,7 @@ def _coverage(reg: Register, max_dose: npt.NDArray[np.int16],
 
 # --------------------------------------------------------------------------- the driver
 
-OUTPUTS: Final = ("matched.csv", "mismatches.csv", "report.json")
+OUTPUTS: Final = ("matched.csv", "mismatches.csv", "coverage.csv", "report.json")
 
 
 def _scan_job(path: Path) -> tuple[_Scan, _Context]:
@@ -621,12 +631,14 @@ def reconcile_files(
     """Match a vaccination export against a population export; write ``matched.csv``
     (:data:`MATCHED_COLUMNS`: the ``vaxqr issue`` columns with the register's identity,
     NFC, plus ``source_row``), ``mismatches.csv`` (:data:`MISMATCH_COLUMNS`, every row
-    whose class is not ``matched``) and ``report.json`` into ``out_dir``.
+    whose class is not ``matched``), ``coverage.csv`` (:data:`COVERAGE_COLUMNS`: one row
+    per commune, then the province's ``total``, the figures of the report's coverage) and
+    ``report.json`` into ``out_dir``.
 
     ``report_date`` (default ``today``) is the date the coverage is computed at;
     ``today`` (default: the real date) bounds vaccination dates. ``workers`` processes
     classify chunks of 50,000 rows (default: one per core; 1 runs everything in-process).
-    Existing outputs are an error unless ``overwrite``. ``bom``: start both CSV files with
+    Existing outputs are an error unless ``overwrite``. ``bom``: start the CSV files with
     a UTF-8 byte order mark, which Excel on Windows needs to read them as UTF-8 (``vaxqr
     reconcile`` does, unless ``--no-bom``; ``vaxqr issue`` reads matched.csv either way).
     """
@@ -715,6 +727,11 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
         register_duplicates=register.duplicates, register_problems=register.problems,
         seconds=time.perf_counter() - started, out_dir=out,
         warnings=(open_dir,) if open_dir else ())
+    with atomic_open(out / "coverage.csv", overwrite=overwrite) as fh:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(
+            [COVERAGE_COLUMNS, *(c.csv_row() for c in (*coverage, total))])
+        fh.write((UTF8_BOM if bom else b"") + text.getvalue().encode())
     with atomic_open(out / "report.json", overwrite=overwrite, text=True) as fh:
         json.dump(result.to_json(), fh, ensure_ascii=False, indent=1)
         fh.write("\n")
