@@ -7,8 +7,10 @@ end), a batch OUT_DIR by :func:`vaxqr.fileio.exclusive_dir` (a running batch ref
 backup at once); so is each such directory found inside another (a batch OUT_DIR inside a
 signer directory). Every ``ledger.sqlite`` is copied with SQLite's backup API (the records a
 crash left in ``ledger.sqlite-wal`` included) and checked; every other file goes in as it is
-(keys stay encrypted: nothing is decrypted, no password is asked). Temporary files, the lock
-file, the ledger's ``-wal``/``-shm`` files and symbolic links are left out and reported.
+(keys stay encrypted: nothing is decrypted, no password is asked). Temporary files, other
+lock files, the ledger's ``-wal``/``-shm`` files and symbolic links are left out and
+reported; a CA's ``.lock`` (vaxqr's own: ``vaxqr certs`` makes it, and the backup holds it)
+is left out without a word.
 
 The archive is an uncompressed tar (PAX), written atomically with mode 0600: it holds
 private keys. Uncompressed because a damaged byte then loses one file, not every file after
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from .errors import StorageError, ValidationError, VaxqrError
+from .errors import DiskFullError, StorageError, ValidationError, VaxqrError
 from .fileio import PRIVATE, atomic_open, check_writable, exclusive_dir
 
 Kind = Literal["ca", "signer", "batch"]
@@ -49,6 +51,9 @@ _KIND_FILES: dict[Kind, tuple[str, ...]] = {
 EXPECTED = ("a CA directory (ca.crt, ca.key, state.json), a commune signer directory "
             "(signer.crt, signer.key) or a batch OUT_DIR (ledger.sqlite)")
 _LEDGER_SIDE = ("-wal", "-shm", "-journal")
+OWN_LOCK = ".lock"  # what vaxqr certs locks a CA directory by (cadir._locked)
+_FULL_HINT = ("free some space there and run the backup again: no partial archive is left "
+              "(an archive it was to replace is unchanged)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,16 +153,19 @@ def backup(directories: Sequence[Path], out: Path, *, overwrite: bool = False,
                                   hint="write the archive outside the directories it holds")
         names[name] = d
         plan.append((path, name, kind))
-    check_writable(out, overwrite=overwrite)
     done: list[DirectoryBackup] = []
-    meter = _Meter(progress, sum(_planned_bytes(path) for path, _n, _k in plan)) \
-        if progress else None
-    with tempfile.TemporaryDirectory(prefix="vaxqr-backup-") as scratch, \
-            atomic_open(out, mode=PRIVATE, overwrite=overwrite) as fh, \
-            tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, name, kind in plan:
-            with _holding(path, kind):
-                done.append(_archive(tar, path, name, kind, Path(scratch), meter))
+    try:
+        check_writable(out, overwrite=overwrite)
+        meter = _Meter(progress, sum(_planned_bytes(path) for path, _n, _k in plan)) \
+            if progress else None
+        with tempfile.TemporaryDirectory(prefix="vaxqr-backup-") as scratch, \
+                atomic_open(out, mode=PRIVATE, overwrite=overwrite) as fh, \
+                tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path, name, kind in plan:
+                with _holding(path, kind):
+                    done.append(_archive(tar, path, name, kind, Path(scratch), meter))
+    except DiskFullError as exc:  # the shared hint says what was done is kept: not here
+        raise DiskFullError(exc.message, hint=_FULL_HINT) from exc
     if meter is not None:
         meter.finish()
     return BackupResult(archive=out, size=out.stat().st_size, directories=tuple(done))
@@ -221,16 +229,16 @@ class _Archiver:
         self.files = self.bytes = self.ledgers = self.credentials = 0
         self.skipped: list[Skipped] = []
 
-    def directory(self, path: Path, arcname: str) -> None:
+    def directory(self, path: Path, arcname: str, kind: Kind | None) -> None:
         self.tar.addfile(self.tar.gettarinfo(str(path), arcname))
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
         for entry in entries:
-            self.entry(Path(entry.path), f"{arcname}/{entry.name}")
+            self.entry(Path(entry.path), f"{arcname}/{entry.name}", in_ca=kind == "ca")
 
-    def entry(self, path: Path, arcname: str) -> None:
+    def entry(self, path: Path, arcname: str, *, in_ca: bool = False) -> None:
         name = path.name
         if name.startswith(LEDGER) and name[len(LEDGER):] in _LEDGER_SIDE:
             # by name alone: copying the ledger (listed before them) may have removed them
@@ -241,13 +249,15 @@ class _Archiver:
             st = path.lstat()
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if in_ca and name == OWN_LOCK and stat.S_ISREG(st.st_mode):
+            return  # vaxqr's own lock file, held by this backup: never archived, not news
         reason = _left_out(name, st.st_mode)
         if reason:
             self.skipped.append(Skipped(path=arcname, reason=reason))
         elif stat.S_ISDIR(st.st_mode):
             kind = _kind_of(path)  # e.g. a batch OUT_DIR inside a signer directory
             with _holding(path, kind) if kind else contextlib.nullcontext():
-                self.directory(path, arcname)
+                self.directory(path, arcname, kind)
         elif name == LEDGER:
             self.ledger(path, arcname)
         else:
@@ -268,7 +278,11 @@ class _Archiver:
 
         copy = self.scratch / f"ledger-{self.ledgers}.sqlite"
         try:
-            self.credentials += backup_copy(path, copy)
+            try:
+                self.credentials += backup_copy(path, copy)
+            except DiskFullError as exc:  # it names the ledger, not where its copy goes
+                raise DiskFullError(f"disk full while copying the ledger {path} into the "
+                                    f"temporary directory {self.scratch}") from exc
             info = self.tar.gettarinfo(str(path), arcname)  # the original's mode and owner
             info.size = copy.stat().st_size
             with copy.open("rb") as fh:
@@ -351,7 +365,7 @@ def _archive(tar: tarfile.TarFile, path: Path, name: str, kind: Kind,
                 "credentials_revoked": len(ca.revoked_credentials),
             }
     arch = _Archiver(tar, scratch, meter)
-    arch.directory(path, name)
+    arch.directory(path, name, kind)
     return DirectoryBackup(path=path, name=name, kind=kind, files=arch.files,
                            bytes=arch.bytes, ledgers=arch.ledgers,
                            credentials=arch.credentials, skipped=tuple(arch.skipped),

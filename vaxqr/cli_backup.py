@@ -59,8 +59,9 @@ def backup(
     OUT_DIR is refused while its batch runs). Each `ledger.sqlite` is copied through
     SQLite, with the records a crash left in `ledger.sqlite-wal`, and checked; the other
     files are copied as they are (keys stay encrypted; no password is asked). Temporary
-    files, the lock file and symbolic links are left out, and listed. On a terminal, a
-    progress bar on stderr shows the bytes copied.
+    files, symbolic links and lock files are left out, and listed (but a CA's `.lock`,
+    which vaxqr makes, left out without a word). On a terminal, a progress bar on stderr
+    shows the bytes copied.
 
     The archive holds private keys: it is written with mode 0600; keep it as you keep the
     keys, and the passwords apart from it. Restore into a new, empty directory
@@ -74,8 +75,9 @@ def backup(
     * `vaxqr backup batch-1201 --out backup.tar --force`
 
     **Exit codes:** 0 done · 2 usage (not a CA, signer or batch directory; two with the
-    same name; --out -) · 3 I/O (archive exists without --force, disk full, unreadable
-    file, damaged ledger) or a directory in use by a running batch.
+    same name; --out -) · 3 I/O (archive exists without --force, disk full: no partial
+    archive is left, unreadable file, damaged ledger) or a directory in use by a running
+    batch.
     """
     if out == "-":
         fail("--out -: the archive is binary and holds private keys; give a file name",

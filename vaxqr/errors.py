@@ -53,3 +53,9 @@ class TrustError(KeyCertError):
 
 class StorageError(VaxqrError):
     """A file or database could not be read or written (I/O, disk full, refuses to overwrite)."""
+
+
+class DiskFullError(StorageError):
+    """A write failed for want of space (ENOSPC, SQLite's "database or disk is full"). Its
+    hint says what the command leaves behind, which depends on the command (a resumable
+    batch keeps what it did; a backup leaves no partial archive)."""

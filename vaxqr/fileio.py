@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import StorageError, ValidationError
+from .errors import DiskFullError, StorageError, ValidationError
 
 PRIVATE = 0o600
 PUBLIC = 0o644
@@ -31,7 +31,7 @@ PUBLIC = 0o644
 
 def _describe(exc: OSError, path: Path) -> StorageError:
     if exc.errno == errno.ENOSPC:
-        return StorageError(
+        return DiskFullError(
             f"disk full while writing {path}",
             hint="free some space and run the same command again (what was done is kept)",
         )

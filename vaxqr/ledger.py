@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Self
 
-from .errors import StorageError
+from .errors import DiskFullError, StorageError
 from .fileio import PRIVATE
 
 SCHEMA = """
@@ -110,7 +110,7 @@ ClaimRow = tuple[bytes, str, str, str, int, int, str, str, str, str, int, str, s
 def _wrap(exc: sqlite3.Error, path: Path) -> StorageError:
     text = str(exc)
     if "full" in text.lower():
-        return StorageError(f"disk full while writing the ledger {path}",
+        return DiskFullError(f"disk full while writing the ledger {path}",
                             hint="free some space and run the same command again to resume")
     if "locked" in text.lower() or "busy" in text.lower():
         return StorageError(f"the ledger {path} is in use by another vaxqr process")
