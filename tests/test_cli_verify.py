@@ -1087,6 +1087,80 @@ def test_id_card_verdicts_golden(valid, trust, tmp_path, lang):
     _golden(f"file-{lang}.txt", "".join(got))
 
 
+# --------------------------------------------------------------------------- cannot check
+
+# A checkpoint given only the province CA: no trust list, no commune's signer.crt
+CA_ONLY = ["--trust", str(DEMO / "ca" / "ca.crt"), "--at", AT]
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_ca_alone_cannot_check_golden(valid, tmp_path, lang):
+    """With only the province CA trusted, a commune's genuine credential cannot be judged:
+    CANNOT CHECK, saying what to load, not NOT VALID; exit 3 (trust material unusable, SPEC
+    §5), one-shot and from `verify -` (where a NOT VALID line after it does not lower the
+    exit to 1): tests/golden/verify/cannot-check-LANG.txt."""
+    got = []
+    (tmp_path / "scan.txt").write_text(valid[0] + "\n")  # a fixed label (signatures vary)
+    r = subprocess.run([VAXQR, "verify", "scan.txt", "--lang", lang, *CA_ONLY],
+                       capture_output=True, env=_env(), cwd=tmp_path, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.count(b"warning: only CA certificates are trusted") == 1
+    got.append(r.stdout.decode("utf-8"))
+    for stdin in (f"{valid[0]}\nHC1:GGW\n", f"HC1:GGW\n{valid[0]}\n"):
+        r = _run(["-", "--lang", lang], CA_ONLY, stdin=stdin.encode())
+        assert r.returncode == 3, r.stderr
+        got.append(r.stdout.decode("utf-8"))
+    text = "".join(got)
+    cannot, not_valid = ((" ? KHÔNG KIỂM TRA ĐƯỢC  ", " ✘ KHÔNG HỢP LỆ  ") if lang == "vi"
+                         else (" ? CANNOT CHECK  ", " ✘ NOT VALID  "))
+    heads = [line for line in text.split("\n") if line.startswith(" ")
+             and not line.startswith("  ")]
+    assert heads == [cannot + "scan.txt", cannot + "stdin:1", not_valid + "stdin:2",
+                     not_valid + "stdin:1", cannot + "stdin:2"], heads
+    assert text.count("signer.crt") == 6  # the reason and the details say what to load
+    assert "Nguyễn" not in text  # nothing unsigned is shown as the holder's
+    _golden(f"cannot-check-{lang}.txt", text)
+
+
+def test_ca_alone_cannot_check_json(valid):
+    """--json: ``valid`` false, ``failed`` "trust", a ``trust`` step before ``signature``,
+    which is skipped with every later step; nothing unsigned reported; exit 3, also from
+    `verify -`, whose exit is decided at EOF."""
+    for args, stdin in (([valid[0], "HC1:GGW"], None),
+                        (["-"], f"HC1:GGW\n{valid[0]}\n".encode())):
+        r = _run([*args, "--json"], CA_ONLY, stdin=stdin)
+        assert r.returncode == 3, r.stderr
+        bad, o = sorted(_json(r.stdout), key=lambda o: o["failed"])
+        assert (bad["valid"], bad["failed"]) == (False, "base45")
+        assert (o["valid"], o["failed"]) == (False, "trust")
+        assert "only CA certificates are trusted" in o["reason"] and "trustlist.json" in \
+            o["reason"] and "signer.crt" in o["reason"]
+        assert list(o["steps"]) == ["prefix", "base45", "zlib", "cose", "cbor", "trust",
+                                    "signature", "key_usage", "expiry", "schema"]
+        assert o["steps"]["trust"] == {"status": "fail", "message": o["reason"]}
+        assert all(o["steps"][n]["status"] == "skipped" for n in
+                   ("signature", "key_usage", "expiry", "schema"))
+        assert (o["credential"], o["claims"], o["signer"], o["summary"]) == (None,) * 4
+        assert any("only CA certificates" in w for w in o["trust_warnings"])
+
+
+def test_unknown_signer_beside_a_trusted_dsc_is_not_valid(valid):
+    """An unknown key id while a commune's DSC is trusted is an unknown issuer (forged, or
+    a commune not in the trust material): NOT VALID at ``signature``, exit 1, as before;
+    and a credential of that trusted DSC still verifies beside the CA."""
+    trust = ["--trust", str(DEMO / "ca" / "ca.crt"), "--trust",
+             str(DEMO / "communes" / "30760" / "signer.crt"), "--at", AT]
+    r = _run([valid[0], "--json"], trust)
+    assert r.returncode == 1, r.stderr
+    (o,) = _json(r.stdout)
+    assert o["failed"] == "signature" and "no trusted signer certificate" in o["reason"]
+    assert "trust" not in o["steps"]
+    assert b"only CA certificates" not in r.stderr
+    r = _run([valid[0]], ["--trust", str(DEMO / "communes" / "31078" / "signer.crt"),
+                          "--trust", str(DEMO / "ca" / "ca.crt"), "--at", AT])
+    assert r.returncode == 0, r.stderr
+
+
 def test_vietnamese_verdict_words(valid, trust):
     """The Vietnamese verdict in brief (the golden files have it all): NFC text with its
     diacritics, dates day/month/year, and no English word of the verdict left."""

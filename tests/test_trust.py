@@ -345,6 +345,10 @@ def test_direct_dsc_with_its_ca_is_chain_validated(h: Hierarchy, tmp_path: Path)
     assert [x.is_ca for x in alone.signers] == [True]
     (w,) = alone.warnings  # a checkpoint given only the CA is told what is missing
     assert "only CA certificates" in w and "trust list" in w and "Kiên Giang" in w
+    # so a credential no trusted certificate signed cannot be judged (failed "trust"), where
+    # with a DSC trusted it is an unknown issuer (failed "signature")
+    assert alone.no_dsc_reason() is not None and "only CA certificates" in alone.no_dsc_reason()
+    assert store.no_dsc_reason() is None
     # a DSC from elsewhere, given alone, is trusted as it is
     other = make_hierarchy(tmp_path / "o", province="An Giang")
     store = trust.TrustStore.from_paths([other.s1 / "signer.crt"], at=T0)
@@ -495,8 +499,18 @@ def test_a_trust_list_signed_by_an_expired_ca_is_set_aside(tmp_path: Path) -> No
         assert store.trustlists == ()
         assert any(("expired on" if at == later else "not valid before") in w
                    for w in store.warnings)
-    # a credential of a DSC that only such a list names: not "forged", but not valid now
+    # a credential of a DSC that only such a list names, no DSC trusted at all: the trust
+    # material cannot judge it (failed "trust", exit 3 in the CLI), saying why
     hc1 = _credential_of(signer_dir)
+    report = Verifier(store, at=T0 - dt.timedelta(days=2)).verify_text(hc1)
+    assert store.signers == () and report.failed == "trust", report
+    assert "not valid before" in report.reason and "no signer certificate (DSC)" in report.reason
+    assert report.step("signature").status == "skipped"
+    # with a DSC trusted beside it (another province's): not "forged", but not valid now
+    other = make_hierarchy(tmp_path / "o", province="An Giang")
+    store = trust.TrustStore.from_paths(
+        [ca / "ca.crt", tmp_path / "tl.json", other.s1 / "signer.crt"],
+        at=T0 - dt.timedelta(days=2), state_file=tmp_path / "st2.json")
     report = Verifier(store, at=T0 - dt.timedelta(days=2)).verify_text(hc1)
     assert report.failed == "expiry" and "not usable at this time" in report.reason
     assert report.step("signature").status == "skipped"

@@ -10,17 +10,17 @@ import pytest
 from vaxqr import verdict_text, verify_view
 from vaxqr.cli_verify import Lang, verdict_language
 from vaxqr.verdict_text import DATE_ORDER, LABELS, LANGUAGES, REASONS, WORDS
-from vaxqr.verify import INPUT, STEPS
+from vaxqr.verify import INPUT, STEPS, TRUST
 
 _VIETNAMESE = set("ăâđêôơưàảãáạằẳẵắặầẩẫấậèẻẽéẹềểễếệìỉĩíịòỏõóọồổỗốộờởỡớợùủũúụừửữứựỳỷỹýỵ")
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_step_has_a_reason(lang: str) -> None:
-    """Every step that can fail (SPEC §5's names and "input") has a plain-words reason in
+    """Every step that can fail (SPEC §5's names, "input" and "trust") has a plain-words reason in
     every language, and no language has a reason for a step that does not exist."""
-    assert set(REASONS[lang]) == {*STEPS, INPUT}
-    assert all(REASONS[lang][step].strip() for step in (*STEPS, INPUT))
+    assert set(REASONS[lang]) == {*STEPS, INPUT, TRUST}
+    assert all(REASONS[lang][step].strip() for step in (*STEPS, INPUT, TRUST))
 
 
 def test_every_language_has_every_word_and_label() -> None:

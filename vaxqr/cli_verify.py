@@ -260,7 +260,8 @@ def verify(
              "Details line (the library's technical message), warnings and errors stay "
              "English, and --json is the same in every language.")] = None,
 ) -> None:
-    """Verify vaccination credentials: VALID or NOT VALID, with the reason.
+    """Verify vaccination credentials: VALID or NOT VALID, with the reason (CANNOT CHECK
+    when the trust material holds no DSC to judge one by: exit 3).
 
     **Examples**
 
@@ -270,11 +271,12 @@ def verify(
     * `scanner | vaxqr verify - --trust trustlist.json --json`
 
     Steps, each pass/fail/skipped: picture, prefix, base45, zlib, cose, cbor, signature,
-    key_usage, expiry, schema, revocation, holder.
+    key_usage, expiry, schema, revocation, holder (and trust, before signature, failed
+    when the trust material cannot judge the credential).
 
     **Exit codes:** 0 all valid · 1 any not valid · 2 usage error · 3 trust material or I/O.
     """
-    from .verify import Verifier, verify_image
+    from .verify import TRUST, Verifier, verify_image
 
     end_at_once()  # read-only: nothing to finish at exit but stdout (see cli.main)
     when = parse_time(at)
@@ -291,8 +293,8 @@ def verify(
     def emit(report: Report) -> None:
         nonlocal worst
         print_report(report)
-        if not report.valid:
-            worst = max(worst, Exit.NOT_VALID)
+        if not report.valid:  # not judged for want of a DSC: the trust material's fault
+            worst = max(worst, Exit.TRUST_OR_IO if report.failed == TRUST else Exit.NOT_VALID)
 
     def nothing_read(label: str, message: str) -> None:
         """An input that gave nothing to verify: said on stderr, not as a verdict (a
@@ -380,10 +382,14 @@ def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool, lang: str,
     for lines in _read_stdin_blocks(flush_out):
         for i in range(0, len(lines), _BLOCK):
             block = lines[i:i + _BLOCK] if len(lines) > _BLOCK else lines
-            if render_lines(pending, verifier, block, done, holder=holder, too_long=too_long,
-                            as_json=as_json, printable=printable, color=color, lang=lang,
-                            json_tail=json_tail):
-                worst = Exit.NOT_VALID
+            invalid, unchecked = render_lines(
+                pending, verifier, block, done, holder=holder, too_long=too_long,
+                as_json=as_json, printable=printable, color=color, lang=lang,
+                json_tail=json_tail)
+            if unchecked:  # a credential the trust material could not judge: exit 3
+                worst = Exit.TRUST_OR_IO
+            elif invalid:
+                worst = max(worst, Exit.NOT_VALID)
             done += len(block)
             verified = verified or bool(pending)
             write_pending()

@@ -387,14 +387,14 @@ class TrustStore:
                 "no trust material: give DSC or CA certificates, or a trust list with its CA"
             )
         if not signers:
-            warnings.append("no signing certificate (DSC) is trusted: every credential will fail")
+            warnings.append("no signing certificate (DSC) is trusted: no credential can be checked")
         elif all(s.is_ca for s in signers.values()):
             names = ", ".join(_name_attr(s.certificate.subject, NameOID.COMMON_NAME)
                               or name_str(s.certificate.subject) for s in signers.values())
             warnings.append(
                 f"only CA certificates are trusted ({names}), and communes sign with their own "
                 "certificates: give the province's trust list (trustlist.json) or the "
-                "communes' signer.crt with --trust as well, or their credentials will fail"
+                "communes' signer.crt with --trust as well, or their credentials cannot be checked"
             )
         return cls(
             signers=tuple(signers.values()),
@@ -439,6 +439,21 @@ class TrustStore:
         """Why a DSC named only by a trust list set aside (its CA not valid at the
         validation time) is not trusted; None for any other kid."""
         return next((why for k, why in self.unusable_kids if k == kid), None)
+
+    def no_dsc_reason(self) -> str | None:
+        """Why this store cannot judge a credential whose key id no trusted certificate
+        has: no DSC is trusted at all ("only CA certificates are trusted", which communes
+        do not sign with, or "no signer certificate is trusted"); None when one is (an
+        unknown key id is then an unknown signer: not valid). The verifier asks only when
+        a key id matched nothing."""
+        return self._no_dsc_reason
+
+    @functools.cached_property
+    def _no_dsc_reason(self) -> str | None:
+        if any(not s.is_ca for s in self.signers):
+            return None
+        return ("only CA certificates are trusted, no commune's signer certificate (DSC)"
+                if self.signers else "no signer certificate (DSC) is trusted")
 
     def is_kid_revoked(self, kid: bytes) -> bool:
         """A DSC with this kid was revoked by a trust list (its certificate is gone from it)."""

@@ -1,8 +1,8 @@
 """The words of a rendered verdict, in each language `vaxqr verify --lang` offers: data only.
 
 :mod:`vaxqr.verify_view` builds its fixed texts from these once, at import. Every step name
-of :data:`vaxqr.verify.STEPS`, and ``input``, has a reason in every language, and every
-language has the same words and labels (tests/test_verdict_text.py). Vietnamese is NFC,
+of :data:`vaxqr.verify.STEPS`, and ``input`` and ``trust``, has a reason in every language,
+and every language has the same words and labels (tests/test_verdict_text.py). Vietnamese is NFC,
 with full diacritics.
 
 What is not here stays in English in every language: the "Details" line (the failed step's
@@ -15,7 +15,8 @@ from typing import Final
 
 LANGUAGES: Final = ("en", "vi")
 
-# The plain-words reason of a NOT VALID verdict, by the failed step.
+# The plain-words reason of a NOT VALID verdict, by the failed step ("trust": of a CANNOT
+# CHECK verdict, what the checkpoint must load).
 REASONS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "input": "nothing was read from this input",
@@ -25,6 +26,9 @@ REASONS: Final[dict[str, dict[str, str]]] = {
         "zlib": "the credential's data is damaged or incomplete",
         "cose": "the credential's data is damaged or not a credential",
         "cbor": "the credential's data is damaged or not a credential",
+        "trust": "this checkpoint has no commune's signer certificate to check it with: "
+                 "load the province's trust list (trustlist.json) or the communes' "
+                 "signer.crt",
         "signature": "the signature does not check out: altered, forged, or an unknown issuer",
         "key_usage": "the issuer is not allowed to sign this kind of certificate",
         "expiry": "the credential is not valid at this time",
@@ -40,6 +44,8 @@ REASONS: Final[dict[str, dict[str, str]]] = {
         "zlib": "dữ liệu của chứng nhận bị hỏng hoặc không đầy đủ",
         "cose": "dữ liệu bị hỏng hoặc không phải là chứng nhận",
         "cbor": "dữ liệu bị hỏng hoặc không phải là chứng nhận",
+        "trust": "điểm kiểm tra chưa có chứng thư số ký của xã để kiểm tra: hãy nạp danh "
+                 "sách tin cậy của tỉnh (trustlist.json) hoặc signer.crt của các xã",
         "signature": "sai chữ ký số: chứng nhận bị sửa, bị làm giả hoặc không rõ nơi cấp",
         "key_usage": "nơi cấp không được phép ký loại chứng nhận này",
         "expiry": "chứng nhận không có giá trị vào thời điểm này",
@@ -49,11 +55,13 @@ REASONS: Final[dict[str, dict[str, str]]] = {
     },
 }
 
-# The verdict's fixed words. "valid" and "not_valid" are the big verdict (shown in a
+# The verdict's fixed words. "valid", "not_valid" and "cannot_check" (the trust material
+# cannot judge the credential: not a verdict on it) are the big verdict (shown in a
 # coloured box); "other" is the reason of a failed step with no reason above.
 WORDS: Final[dict[str, dict[str, str]]] = {
     "en": {
-        "valid": "VALID", "not_valid": "NOT VALID", "other": "not valid",
+        "valid": "VALID", "not_valid": "NOT VALID",
+        "cannot_check": "CANNOT CHECK", "other": "not valid",
         "reason": "Reason:", "details": "Details:", "warning": "warning:",
         "matches": "matches", "does_not_match": "DOES NOT MATCH",
         "card_in_picture": "but the card's QR was read from a picture that also holds "
@@ -62,7 +70,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "vaccination": "vaccination", "test": "test", "recovery": "recovery",
     },
     "vi": {
-        "valid": "HỢP LỆ", "not_valid": "KHÔNG HỢP LỆ", "other": "không hợp lệ",
+        "valid": "HỢP LỆ", "not_valid": "KHÔNG HỢP LỆ",
+        "cannot_check": "KHÔNG KIỂM TRA ĐƯỢC", "other": "không hợp lệ",
         "reason": "Lý do:", "details": "Chi tiết:", "warning": "cảnh báo:",
         "matches": "khớp", "does_not_match": "KHÔNG KHỚP",
         "card_in_picture": "nhưng mã QR của thẻ được đọc từ ảnh có cả chứng nhận: "

@@ -29,6 +29,12 @@ PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 # The step of an input that gave nothing to verify (a missing file, a directory, an empty
 # file or stream): before every step of STEPS, and only in such a report.
 INPUT = "input"
+# The step of a credential the trust material cannot judge: no trusted certificate has its
+# key id and no DSC is trusted at all (only CA certificates, which communes do not sign with,
+# or nothing usable). Between "cbor" and "signature", and only in such a report.
+TRUST = "trust"
+# The order of a report's steps when one is missing or added (the slow path of _Run.report)
+_ORDER = (*STEPS[:STEPS.index("signature")], TRUST, *STEPS[STEPS.index("signature"):])
 JSON_VERSION = 1
 
 EKU_TYPES = {"1": "t", "2": "v", "3": "r"}
@@ -422,7 +428,7 @@ class _Run:
             wanted = set(applicable)
             steps = tuple(
                 self.steps[name] if name in self.steps else Step(name, SKIPPED, "not reached")
-                for name in STEPS if name in self.steps or name in wanted)
+                for name in _ORDER if name in self.steps or name in wanted)
         return Report(self.label, steps, self.payload, self.credential, self.claims,
                       self.signer, self.holder, tuple(self.warnings))
 
@@ -680,9 +686,15 @@ class Verifier:
             is_revoked = getattr(self.trust, "is_kid_revoked", None)
             unusable = getattr(self.trust, "unusable_reason", None)
             why = unusable(kid) if unusable is not None else None
+            no_dsc = getattr(self.trust, "no_dsc_reason", None)
             if is_revoked is not None and is_revoked(kid):
                 run.fail("revocation", f"the signer certificate (key id {kid.hex()}) has been "
                                        "revoked and removed from the trust list")
+            elif no_dsc is not None and (lacking := no_dsc()):  # cannot judge: not a verdict
+                set_aside = f" (a trust list set aside names it: {why})" if why else ""
+                run.fail(TRUST, f"no trusted certificate has key id {kid.hex()}{set_aside}, "
+                                f"and {lacking}: give the province's trust list "
+                                "(trustlist.json) or the communes' signer.crt with --trust")
             elif why:  # named by a trust list set aside: not a forgery, a matter of time
                 run.skip("signature", "no signer certificate usable at this time")
                 run.fail("expiry", f"the signer certificate (key id {kid.hex()}) is in a trust "
@@ -821,8 +833,8 @@ def _first_missing(run: _Run) -> str:
 
 
 
-__all__ = ["CARD_GIVEN", "CARD_IN_CREDENTIAL_PICTURE", "INPUT", "STEPS", "CardInPicture",
-           "DecodeError", "HolderResult", "Report", "Step", "Verifier",
+__all__ = ["CARD_GIVEN", "CARD_IN_CREDENTIAL_PICTURE", "INPUT", "STEPS", "TRUST",
+           "CardInPicture", "DecodeError", "HolderResult", "Report", "Step", "Verifier",
            "verify_image"]
 
 

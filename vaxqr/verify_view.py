@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from .verdict_text import DATE_ORDER, LABELS, LANGUAGES, REASONS, WORDS
-from .verify import CARD_IN_CREDENTIAL_PICTURE, Report, report_json_text
+from .verify import CARD_IN_CREDENTIAL_PICTURE, TRUST, Report, report_json_text
 
 # The plain-words reason of each failed step, in English (every language's are in
 # vaxqr/verdict_text.py)
@@ -22,7 +22,8 @@ PLAIN = REASONS["en"]
 
 # SGR styles: the verdict is also in words, so nothing is lost without colour.
 _STYLES = {
-    "valid": "\x1b[1;37;42m", "invalid": "\x1b[1;37;41m", "bold": "\x1b[1m",
+    "valid": "\x1b[1;37;42m", "invalid": "\x1b[1;37;41m", "cannot": "\x1b[1;30;43m",
+    "bold": "\x1b[1m",
     "dim": "\x1b[2m", "warn": "\x1b[33m",
 }
 _RESET = "\x1b[0m"
@@ -51,9 +52,11 @@ def _commune(report: Report) -> str | None:
     return name
 
 
-def _parts(words: dict[str, str], color: bool) -> tuple[str, str, str, str, str, str]:
-    """The fixed texts around the untrusted ones: the two verdict heads up to the label, what
-    ends the label, and the "Reason:", "Details:" and "warning:" heads."""
+def _parts(words: dict[str, str],
+           color: bool) -> tuple[str, str, str, str, str, str, str]:
+    """The fixed texts around the untrusted ones: the verdict heads up to the label (valid,
+    not valid), what ends the label, the "Reason:", "Details:" and "warning:" heads, and
+    the head of a credential the trust material cannot judge (failed at ``trust``)."""
 
     def style(name: str, text: str) -> str:
         return f"{_STYLES[name]}{text}{_RESET}" if color else text
@@ -66,7 +69,8 @@ def _parts(words: dict[str, str], color: bool) -> tuple[str, str, str, str, str,
             _RESET if color else "",
             f"\n  {style('bold', reason)}{' ' * (pad - len(reason))}",
             f"\n  {style('dim', details)}{' ' * (pad - len(details))}",
-            f"  {style('warn', words['warning'])} ")
+            f"  {style('warn', words['warning'])} ",
+            f"{style('cannot', ' ? ' + words['cannot_check'] + ' ')} {dim}")
 
 
 class _Words:
@@ -127,9 +131,10 @@ def _dmy(text: str) -> str:
 
 def render(report: Report, printable: Callable[[object], str], *, color: bool,
            lang: str = "en") -> str:
-    """The report as text lines: a VALID / NOT VALID verdict (words, not only colour), the
-    holder, the reason, in ``lang`` (one of :data:`vaxqr.verdict_text.LANGUAGES`; the
-    "Details" line and warnings are the library's own English). ``printable`` escapes
+    """The report as text lines: a VALID / NOT VALID verdict (words, not only colour; CANNOT
+    CHECK when the trust material cannot judge the credential), the holder, the reason, in
+    ``lang`` (one of :data:`vaxqr.verdict_text.LANGUAGES`; the "Details" line and warnings
+    are the library's own English). ``printable`` escapes
     untrusted text (and leaves text for which ``str.isprintable`` holds as it is);
     ``color`` adds ANSI styles."""
     w = _WORDS[lang]
@@ -137,10 +142,11 @@ def render(report: Report, printable: Callable[[object], str], *, color: bool,
 
 
 def _render(report: Report, printable: Callable[[object], str], w: _Words,
-            parts: tuple[str, str, str, str, str, str]) -> str:
+            parts: tuple[str, str, str, str, str, str, str]) -> str:
     """:func:`render` with the language's words and the styled parts looked up (once per
     block of a stream, by :func:`render_lines`)."""
-    head_valid, head_invalid, label_end, reason_head, details_head, warn_head = parts
+    head_valid, head_invalid, label_end, reason_head, details_head, warn_head, head_cannot = \
+        parts
     rows = w.rows
     dmy = w.dmy
     s = report.summary() or {}
@@ -199,8 +205,9 @@ def _render(report: Report, printable: Callable[[object], str], w: _Words,
         out = [head_valid, texts[0], label_end]
         i = 1
     else:
-        out = [head_invalid, texts[0], label_end, reason_head,
-               w.reasons.get(report.failed or "", w.other), details_head, texts[1], ": ",
+        failed = report.failed or ""
+        out = [head_cannot if failed == TRUST else head_invalid, texts[0], label_end,
+               reason_head, w.reasons.get(failed, w.other), details_head, texts[1], ": ",
                texts[2]]
         i = 3
     for key in keys:
@@ -224,15 +231,16 @@ class _Verifies(Protocol):
 def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None], done: int,
                  *, holder: Any, too_long: str, as_json: bool,
                  printable: Callable[[object], str], color: bool, lang: str = "en",
-                 json_tail: str = "") -> int:
+                 json_tail: str = "") -> tuple[int, int]:
     """The reports of a block of stream lines, rendered onto ``out`` in order: line ``i``
     of ``lines`` is ``stdin:{done + i + 1}``, verified unless blank; None stands for a line
     over the length cap (``too_long`` says so). Each report is the JSON line of
     :func:`vaxqr.verify.report_json_text` (with ``json_tail``, more members) plus a newline,
     or :func:`render` (``printable``, ``color``, ``lang``). A report is on ``out`` as soon
     as it is made, so what came before an exception is kept. Returns how many reports are
-    not valid."""
-    invalid = 0
+    not valid, and how many of those the trust material could not judge (failed at
+    ``trust``)."""
+    invalid = unchecked = 0
     n = done
     w = _WORDS[lang]
     parts = w.parts[color]
@@ -252,4 +260,6 @@ def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None
             out.append(_render(report, printable, w, parts))
         if not report.valid:
             invalid += 1
-    return invalid
+            if report.failed == TRUST:
+                unchecked += 1
+    return invalid, unchecked
