@@ -34,7 +34,7 @@ INPUT = "input"
 # or nothing usable). Between "cbor" and "signature", and only in such a report.
 TRUST = "trust"
 # The order of a report's steps when one is missing or added (the slow path of _Run.report)
-_ORDER = (*STEPS[:STEPS.index("signature")], TRUST, *STEPS[STEPS.index("signature"):])
+_ORDER = tuple(n for name in STEPS for n in ((TRUST, name) if name == "signature" else (name,)))
 JSON_VERSION = 1
 
 EKU_TYPES = {"1": "t", "2": "v", "3": "r"}
