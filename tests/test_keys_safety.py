@@ -17,7 +17,7 @@ import typer.main
 
 from vaxqr.certs import load_signer
 from vaxqr.errors import StorageError
-from vaxqr.fileio import PRIVATE, PUBLIC, atomic_write
+from vaxqr.fileio import PRIVATE, PUBLIC, atomic_open, atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 VAXQR = str(Path(sys.executable).parent / "vaxqr")
@@ -554,20 +554,66 @@ def test_ctrl_c_at_a_password_prompt_says_interrupted(office, tmp_path, args, pr
     assert _snapshot(d) == before and not (d / "ca2").exists()
 
 
-def test_a_temporary_name_that_cannot_be_cleared_is_a_storage_error(tmp_path, monkeypatch):
-    """atomic_write's temporary file is .NAME.PID.tmp; one left there is removed and made
-    again. One that cannot be removed (a directory, or another user's file in a sticky
-    directory such as /tmp, made there beforehand) escaped as a raw OSError, which the CLI
-    reports as an internal error: it is a StorageError naming the target."""
+def test_temporaries_left_by_a_killed_run_with_this_pid_are_cleared_and_no_other(
+        tmp_path, monkeypatch):
+    """atomic_write's temporary file is .NAME.PID.RANDOM.tmp (.NAME.PID.tmp before the
+    random part). What a killed process with this pid left for the same target (every run in
+    a container has the same pid), in either form, is removed; a directory by such a name
+    (it once made the write fail), another process's temporary, another user's file and
+    another target's are left alone, and the write goes on under a name of its own."""
     monkeypatch.setattr(os, "getpid", lambda: 4242)
     (tmp_path / ".out.txt.4242.tmp").mkdir()
-    with pytest.raises(StorageError, match=r"out\.txt"):
-        atomic_write(tmp_path / "out.txt", b"data")
-    assert not (tmp_path / "out.txt").exists()
-    (tmp_path / ".out.txt.4242.tmp").rmdir()
-    (tmp_path / ".out.txt.4242.tmp").write_text("left by a killed run")
     atomic_write(tmp_path / "out.txt", b"data")
     assert (tmp_path / "out.txt").read_bytes() == b"data"
+    (tmp_path / ".out.txt.4242.tmp").rmdir()
+    left = [".out.txt.4242.tmp", ".out.txt.4242.0badcafe.tmp"]
+    kept = [".out.txt.4243.0badcafe.tmp", ".out.txt.4242.tmp.tmp", ".other.4242.0badcafe.tmp",
+            ".out.txt.4242.nothex00.tmp"]
+    for name in [*left, *kept]:
+        (tmp_path / name).write_text("left by a killed run")
+    if os.geteuid() == 0:  # another user's, in a shared directory: not ours to remove
+        theirs = tmp_path / ".out.txt.4242.feedf00d.tmp"
+        theirs.write_text("someone else's")
+        os.chown(theirs, 12345, 12345)
+        kept.append(theirs.name)
+    atomic_write(tmp_path / "out.txt", b"data2", overwrite=True)
+    assert (tmp_path / "out.txt").read_bytes() == b"data2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.txt", *kept])
+
+
+def test_two_threads_writing_one_target_do_not_share_a_temporary_file(tmp_path):
+    """A library user's threads have one pid: with .NAME.PID.tmp the second writer
+    removed and made again the first one's file, whose rename then failed (or put the
+    second one's bytes in place under the first one's name)."""
+    import threading
+
+    target = tmp_path / "out.txt"
+    inside = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def write(data: bytes, first: bool) -> None:
+        try:
+            if first:
+                with atomic_open(target, overwrite=True) as fh:
+                    fh.write(data)
+                    inside.wait(10)  # the other opens and writes meanwhile
+                    inside.wait(10)
+            else:
+                inside.wait(10)
+                atomic_write(target, data, overwrite=True)
+                inside.wait(10)
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+            inside.abort()
+
+    threads = [threading.Thread(target=write, args=(b"A" * 1000, True)),
+               threading.Thread(target=write, args=(b"B" * 1000, False))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert target.read_bytes() == b"A" * 1000  # the first to open was the last to finish
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
 

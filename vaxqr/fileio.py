@@ -17,7 +17,10 @@ import errno
 import fcntl
 import functools
 import os
+import re
+import secrets
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,35 +58,79 @@ def atomic_open(
     if not overwrite and _taken(target):  # early, before the work; _name_new decides
         raise _exists(target)
     directory = target.parent if str(target.parent) else Path(".")
-    tmp = directory / f".{target.name}.{os.getpid()}.tmp"
+    _clear_leftovers(directory, target.name)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    with _LIVE_LOCK:
+        tmp = directory / _tmp_name(target.name)
+        _LIVE.add(tmp.name)
     try:
         try:
             fd = os.open(tmp, flags, mode)
-        except FileExistsError:  # left by a killed process with this pid
-            os.unlink(tmp)  # (one that cannot be removed: a StorageError, as below)
-            fd = os.open(tmp, flags, mode)
-    except OSError as exc:
-        raise _describe(exc, target) from exc
-    try:
-        os.fchmod(fd, mode)  # the umask may have removed bits; it must never add any
-        with os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None) as fh:
-            yield fh
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _name_new(tmp, target, mode=mode, durable=durable)
-    except OSError as exc:
-        _silent_unlink(tmp)
-        raise _describe(exc, target) from exc
-    except BaseException:
-        _silent_unlink(tmp)
-        raise
+        except OSError as exc:  # never another's file: the name is new (random)
+            raise _describe(exc, target) from exc
+        try:
+            os.fchmod(fd, mode)  # the umask may have removed bits; it must never add any
+            with os.fdopen(fd, "w" if text else "wb",
+                           encoding="utf-8" if text else None) as fh:
+                yield fh
+                fh.flush()
+                if durable:
+                    os.fsync(fh.fileno())
+            if overwrite:
+                os.replace(tmp, target)
+            else:
+                _name_new(tmp, target, mode=mode, durable=durable)
+        except OSError as exc:
+            _silent_unlink(tmp)
+            raise _describe(exc, target) from exc
+        except BaseException:
+            _silent_unlink(tmp)
+            raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(tmp.name)
     if durable:
         _fsync_dir(directory)
+
+
+# The temporary names this process's atomic_open calls are writing now (its threads').
+_LIVE: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _tmp_name(name: str) -> str:
+    """``.NAME.PID.RANDOM.tmp``: the random part keeps two threads of one process (a
+    library user) writing the same target off each other's file; the pid lets a later
+    process with the same pid (every run in a container) clear what a killed one left."""
+    return f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+_LEFTOVER = re.compile(r"(?:[0-9a-f]{8}\.)?tmp")  # after ".NAME.PID.": ours, old or new
+
+
+def _clear_leftovers(directory: Path, name: str) -> None:
+    """Remove the temporary files of ``name`` that a killed process with this pid left:
+    ``.NAME.PID.tmp`` (before the random part) and ``.NAME.PID.RANDOM.tmp``, but never one
+    this process is writing (another thread's), nor one of another user (a shared
+    directory), nor anything but a regular file. Best effort: a name is never reused."""
+    prefix = f".{name}.{os.getpid()}."
+    try:
+        with os.scandir(directory) as entries:
+            found = [e for e in entries if e.name.startswith(prefix)
+                     and _LEFTOVER.fullmatch(e.name, len(prefix))]
+    except OSError:
+        return
+    uid = os.geteuid()
+    for entry in found:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != uid:
+            continue
+        with _LIVE_LOCK:
+            if entry.name not in _LIVE:
+                _silent_unlink(entry.path)
 
 
 def _exists(target: Path) -> StorageError:
@@ -122,7 +169,7 @@ def _name_new(tmp: Path, target: Path, *, mode: int, durable: bool) -> None:
         if exc.errno not in _NO_HARD_LINKS:
             raise
         _copy_new(tmp, target, mode=mode, durable=durable)
-    _silent_unlink(tmp)  # the file is in place; a name left over is cleared by the next run
+    _silent_unlink(tmp)  # the file is in place; a name left over: see _clear_leftovers
 
 
 _AT_FDCWD = -100  # Linux <fcntl.h>
@@ -254,7 +301,7 @@ class BatchDir:
     def __init__(self, path: str | os.PathLike[str], *, mode: int = PUBLIC) -> None:
         self.path = Path(path)
         self.mode = mode
-        self._suffix = f".{os.getpid()}.tmp"
+        self._suffix = f".{os.getpid()}.{secrets.token_hex(4)}.tmp"  # see _tmp_name
         try:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
                                | getattr(os, "O_CLOEXEC", 0))
@@ -334,8 +381,8 @@ class BatchDir:
         try:
             try:
                 fd = os.open(tmp, flags, self.mode, dir_fd=d)
-            except FileExistsError:  # left by a killed process with this pid
-                os.unlink(tmp, dir_fd=d)
+            except FileExistsError:  # left by this instance, killed mid-write by a signal
+                os.unlink(tmp, dir_fd=d)  # handler that went on (the batch clears the rest)
                 fd = os.open(tmp, flags, self.mode, dir_fd=d)
         except OSError as exc:
             raise _describe(exc, self.path / name) from exc
