@@ -850,3 +850,32 @@ def test_init_without_a_province_code_names_the_option(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="--province") as info:
         certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code=None, password=PW)
     assert "None" not in str(info.value)
+
+
+@pytest.mark.parametrize("command", ["init", "issue"])
+def test_a_full_disk_says_certs_init_and_issue_leave_nothing_behind(
+    h: Hierarchy, tmp_path: Path, command: str,
+) -> None:
+    """The shared disk-full hint says "what was done is kept" (a batch, which resumes);
+    `certs init` and `certs issue` write a hidden directory and rename it: a full disk
+    leaves nothing, and the hint says so."""
+    from mounts import mounted_tmpfs
+
+    from vaxqr.errors import DiskFullError
+
+    small = tmp_path / "small"
+    small.mkdir()
+    state = (h.ca / "state.json").read_bytes()
+    with mounted_tmpfs(small, "size=4k"):  # one page: the second file does not fit
+        with pytest.raises(DiskFullError, match="disk full") as info:
+            if command == "init":
+                certs.init_ca(small / "ca2", name="Kiên Giang", province_code="091",
+                              password=PW, now=T0)
+            else:
+                certs.issue_signer(h.ca, ca_password=PW, commune_code="30763",
+                                   name="UBND phường Vĩnh Lạc", out_dir=small / "s3",
+                                   password=PW, now=T0)
+        hint = info.value.hint or ""
+        assert "nothing was left behind" in hint and "what was done is kept" not in hint
+        assert list(small.iterdir()) == []
+    assert (h.ca / "state.json").read_bytes() == state  # no certificate recorded

@@ -47,6 +47,7 @@ from .cadir import (
     _replace,
     _save_state,
     _state_doc,
+    nothing_left_when_full,
     open_ca,
     signer_commune,
     signer_ledger,
@@ -301,12 +302,13 @@ def init_ca(
         "crl.pem": (crl.public_bytes(serialization.Encoding.PEM), PUBLIC),
         "state.json": (_dump_json(_state_doc(info)), PUBLIC),
     }
-    tmp = _prepare_dir(target, files, force=force, kind=role)
     record = None
     if parent is not None:
         record = IssuedCert(serial, "ca", cert, province_code or "", name, now)
-    _record_and_commit(tmp, target, parent.directory if parent else None, record,
-                       force=force, kind=role)
+    with nothing_left_when_full():
+        tmp = _prepare_dir(target, files, force=force, kind=role)
+        _record_and_commit(tmp, target, parent.directory if parent else None, record,
+                           force=force, kind=role)
     if password is None:
         warnings.append(f"{target / 'ca.key'} is NOT encrypted")
     return _replace(info, files=tuple(target / n for n in files), warnings=tuple(warnings))
@@ -489,8 +491,10 @@ def issue_signer(
         "signer.json": (_dump_json(meta), PUBLIC),
     }
     record = IssuedCert(serial, "dsc", cert, commune_code, name, now)
-    tmp = _prepare_dir(target, files, force=force, kind="signer")
-    _record_and_commit(tmp, target, ca.directory, record, force=force, kind="signer", keep=keep)
+    with nothing_left_when_full():
+        tmp = _prepare_dir(target, files, force=force, kind="signer")
+        _record_and_commit(tmp, target, ca.directory, record, force=force, kind="signer",
+                           keep=keep)
     if password is None:
         warnings.append(f"{target / 'signer.key'} is NOT encrypted")
     return IssuedSigner(record, target, chain, tuple(target / n for n in files), tuple(warnings),
