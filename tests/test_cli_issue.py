@@ -564,3 +564,91 @@ def test_a_single_issue_missing_options_names_those_missing(runner, tmp_path):
     r = runner.invoke(app, ["issue", "--signer", str(signer), *person, "--out", "-"])
     assert r.exit_code == 2
     assert "missing --sex and --date" in r.stderr, r.stderr
+
+
+def _fill(directory: Path) -> None:
+    """Use up the free space of the file system ``directory`` is on."""
+    import errno
+
+    with open(directory / "filler", "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
+def _hint(stderr: str) -> str:
+    return " ".join(stderr.split())
+
+
+def test_a_full_disk_at_a_single_issue_says_nothing_was_recorded(runner, tmp_path):
+    """The ledger's disk-full hint ("run the same command again to resume") is a batch's:
+    a single issue's transaction is rolled back, and no file is written yet."""
+    small = tmp_path / "small"
+    small.mkdir()
+    with mounted_tmpfs(small, "size=1m"):
+        import shutil
+
+        signer = Path(shutil.copytree(_signer_copy(tmp_path), small / "signer"))
+        _fill(small)
+        out = tmp_path / "hong.png"
+        r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out", str(out)])
+        assert r.exit_code == 3, r.output
+        text = _hint(r.stderr)
+        assert "disk full while writing the ledger" in text, text
+        assert "nothing was recorded or written" in text and "resume" not in text, text
+        assert not out.exists()
+
+
+def test_a_full_disk_in_a_single_issues_transaction_says_nothing_was_recorded(tmp_path):
+    """The same from the library: Register.issue_single's transaction, rolled back."""
+    from vaxqr import issue as flow
+    from vaxqr.certs import load_signer
+    from vaxqr.errors import DiskFullError
+    from vaxqr.ledger import Register
+
+    small = tmp_path / "small"
+    small.mkdir()
+    info = flow.signer_info(load_signer(_signer_copy(tmp_path), b"vaxqr-demo"))
+    fields = {"full_name": "Nguyễn Văn An", "sex": "Nam", "dob": "01/02/1980",
+              "id_number": "091080012345", "dose_number": "1", "total_doses": "2",
+              "vaccination_date": "2021-09-01", "vaccine": "pfizer", "lot": "", "site": ""}
+    from datetime import date
+
+    record = flow.parse_record(0, fields, today=date.today())
+    with mounted_tmpfs(small, "size=1m"), Register(small / "ledger.sqlite") as register:
+        _fill(small)
+        with pytest.raises(DiskFullError) as info_:
+            flow.issue_single(register, info, record)
+        assert "nothing was recorded" in (info_.value.hint or "")
+        assert register.count() == 0
+
+
+def test_a_full_disk_writing_a_single_issues_file_says_reprint(runner, tmp_path):
+    """Recorded, then the QR file does not fit: --reprint UVCI writes the same credential
+    (a run again with --reissue would sign another)."""
+    import re
+    import subprocess
+
+    signer = _signer_copy(tmp_path)
+    small = tmp_path / "small"
+    small.mkdir()
+    with mounted_tmpfs(small, "size=4k"):
+        (small / "taken").write_bytes(b"x")  # the one page
+        out = small / "hong.png"
+        r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out", str(out)])
+        assert r.exit_code == 3, r.output
+        text = _hint(r.stderr)
+        assert f"disk full while writing {out}" in text, text
+        m = re.search(r"--reprint (URN:UVCI:\S+)", text)
+        assert m and "what was done is kept" not in text, text
+        reprint = ["issue", "--signer", str(signer), "--reprint", m.group(1), "--out", str(out)]
+        r = runner.invoke(app, reprint)  # still full: nothing was done, nothing is kept
+        assert r.exit_code == 3, r.output
+        text = _hint(r.stderr)
+        assert "run the same command again" in text and "what was done" not in text, text
+        subprocess.run(["mount", "-o", "remount,size=1m", str(small)], check=True)
+        r = runner.invoke(app, reprint)
+        assert r.exit_code == 0, r.output
+        assert out.read_bytes().startswith(b"\x89PNG")

@@ -296,23 +296,35 @@ def _write_single(flow: Any, info: Any, hc1: str, uvci: str, target: Path | None
 
 def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
             force: bool, card: str | None, reissue: bool) -> None:
-    from .ledger import Register
+    from .errors import DiskFullError
+    from .ledger import NOTHING_RECORDED_HINT, Register
 
     info = flow.signer_info(signer)
     target, card_path = _outputs(out, card, force)
     # signed, then checked against the office's register and recorded with its claim in
     # one transaction (or refused: then nothing is recorded or written)
-    with Register(signer_dir / "ledger.sqlite") as register:
-        entry, note = flow.issue_single(register, info, record,
-                                        file=str(target) if target else None, reissue=reissue)
+    try:
+        with Register(signer_dir / "ledger.sqlite") as register:
+            entry, note = flow.issue_single(register, info, record,
+                                            file=str(target) if target else None,
+                                            reissue=reissue)
+    except DiskFullError as exc:  # the ledger's hint is a batch's: nothing to resume here
+        raise DiskFullError(exc.message, hint=NOTHING_RECORDED_HINT) from exc
     if note:
         warn(note)
-    _write_single(flow, info, entry.hc1, entry.uvci, target, card_path, force, "issued")
+    try:
+        _write_single(flow, info, entry.hc1, entry.uvci, target, card_path, force, "issued")
+    except DiskFullError as exc:  # recorded: with --reissue a run again would sign another
+        raise DiskFullError(exc.message, hint=(
+            f"free some space, then write it with --reprint {entry.uvci} (add --force if a "
+            "file was written): the credential is recorded, nothing new needs signing"),
+        ) from exc
 
 
 def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force: bool,
              card: str | None) -> None:
     """Write the office's existing credential for a citizen again: nothing is signed."""
+    from .errors import DiskFullError
     from .reprint import find_issued
 
     info = flow.signer_info(signer)
@@ -328,7 +340,12 @@ def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force
     if found.entry.kid != info.kid.hex():
         warn(f"{c.uvci} was signed with an earlier certificate of this office (kid "
              f"{found.entry.kid}): it stays valid while checkpoints trust that certificate")
-    _write_single(flow, info, found.entry.hc1, c.uvci, target, card_path, force, "reprinted")
+    try:
+        _write_single(flow, info, found.entry.hc1, c.uvci, target, card_path, force,
+                      "reprinted")
+    except DiskFullError as exc:
+        raise DiskFullError(exc.message, hint="free some space and run the same command "
+                            "again (add --force if a file was written)") from exc
 
 
 def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path, out: Path,

@@ -107,11 +107,16 @@ class Claim(NamedTuple):
 ClaimRow = tuple[bytes, str, str, str, int, int, str, str, str, str, int, str, str]
 
 
-def _wrap(exc: sqlite3.Error, path: Path) -> StorageError:
+RESUME_HINT = "free some space and run the same command again to resume"
+# a single issue's transaction, on a full disk: rolled back, no file written yet
+NOTHING_RECORDED_HINT = ("free some space and run the same command again: nothing was "
+                         "recorded or written")
+
+
+def _wrap(exc: sqlite3.Error, path: Path, full_hint: str = RESUME_HINT) -> StorageError:
     text = str(exc)
     if "full" in text.lower():
-        return DiskFullError(f"disk full while writing the ledger {path}",
-                            hint="free some space and run the same command again to resume")
+        return DiskFullError(f"disk full while writing the ledger {path}", hint=full_hint)
     if "locked" in text.lower() or "busy" in text.lower():
         return StorageError(f"the ledger {path} is in use by another vaxqr process")
     return StorageError(f"ledger {path}: {text}")
@@ -290,8 +295,8 @@ class Register(Ledger):
                     self._db.execute(_INSERT_CLAIM, claim)
         except sqlite3.IntegrityError as exc:
             raise StorageError(f"ledger {self.path}: duplicate credential ({exc})") from exc
-        except sqlite3.Error as exc:
-            raise _wrap(exc, self.path) from exc
+        except sqlite3.Error as exc:  # rolled back: nothing to resume
+            raise _wrap(exc, self.path, NOTHING_RECORDED_HINT) from exc
 
     def claim_of(self, uvci: str) -> Claim | None:
         """The citizen whose latest credential is ``uvci``, or None (a scan: for a clerk's
