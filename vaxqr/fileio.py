@@ -89,6 +89,7 @@ def atomic_open(
     finally:
         with _LIVE_LOCK:
             _LIVE.discard(tmp.name)
+    _wrote(directory)
     if durable:
         _fsync_dir(directory)
 
@@ -106,6 +107,47 @@ def _tmp_name(name: str) -> str:
 
 
 _LEFTOVER = re.compile(r"(?:[0-9a-f]{8}\.)?tmp")  # after ".NAME.PID.": ours, old or new
+# (pid, directory) → (its mtime when last listed, this pid's leftover names there): a
+# directory is listed again only when something else changed it, not for every write (a
+# batch's 100,000 cards written into one directory would list it 100,000 times)
+_SEEN: dict[tuple[int, str], tuple[int, dict[str, list[str]]]] = {}
+
+
+def _leftovers_of(directory: Path, prefix: str) -> dict[str, list[str]] | None:
+    """``target name → [its leftover names]`` of this pid in ``directory``, listed once and
+    again only when its mtime moved (None: it cannot be listed)."""
+    try:
+        mtime = os.stat(directory).st_mtime_ns
+    except OSError:
+        return None
+    key = (os.getpid(), os.fspath(directory))  # a forked child has its own leftovers
+    seen = _SEEN.get(key)
+    if seen is not None and seen[0] == mtime:
+        return seen[1]
+    found: dict[str, list[str]] = {}
+    try:
+        with os.scandir(directory) as entries:
+            for e in entries:
+                at = e.name.find(prefix)
+                if at > 1 and e.name[0] == "." and _LEFTOVER.fullmatch(e.name, at + len(prefix)):
+                    found.setdefault(e.name[1:at], []).append(e.name)
+    except OSError:
+        return None
+    _SEEN[key] = (mtime, found)
+    return found
+
+
+def _wrote(directory: Path) -> None:
+    """After this process's write into ``directory``, whose mtime it moved: the listing of
+    :func:`_leftovers_of` stays good (a write adds no leftover)."""
+    key = (os.getpid(), os.fspath(directory))
+    with _LIVE_LOCK:
+        seen = _SEEN.get(key)
+        if seen is not None:
+            try:
+                _SEEN[key] = (os.stat(directory).st_mtime_ns, seen[1])
+            except OSError:
+                del _SEEN[key]
 
 
 def _clear_leftovers(directory: Path, name: str) -> None:
@@ -113,24 +155,21 @@ def _clear_leftovers(directory: Path, name: str) -> None:
     ``.NAME.PID.tmp`` (before the random part) and ``.NAME.PID.RANDOM.tmp``, but never one
     this process is writing (another thread's), nor one of another user (a shared
     directory), nor anything but a regular file. Best effort: a name is never reused."""
-    prefix = f".{name}.{os.getpid()}."
-    try:
-        with os.scandir(directory) as entries:
-            found = [e for e in entries if e.name.startswith(prefix)
-                     and _LEFTOVER.fullmatch(e.name, len(prefix))]
-    except OSError:
-        return
+    with _LIVE_LOCK:
+        found = _leftovers_of(directory, f".{os.getpid()}.")
+        names = found.pop(name, []) if found is not None else []
     uid = os.geteuid()
-    for entry in found:
+    for leftover in names:
+        path = os.path.join(directory, leftover)
         try:
-            st = entry.stat(follow_symlinks=False)
+            st = os.lstat(path)
         except OSError:
             continue
         if not stat.S_ISREG(st.st_mode) or st.st_uid != uid:
             continue
         with _LIVE_LOCK:
-            if entry.name not in _LIVE:
-                _silent_unlink(entry.path)
+            if leftover not in _LIVE:
+                _silent_unlink(path)
 
 
 def _exists(target: Path) -> StorageError:
