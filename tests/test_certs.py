@@ -769,6 +769,30 @@ def test_renewing_a_signer_in_place_keeps_its_office_ledger(h: Hierarchy) -> Non
     assert hidden_leftovers(h.tmp) == []
 
 
+def test_a_ledger_file_made_during_a_renewal_is_kept(h: Hierarchy, monkeypatch) -> None:
+    """The ledger files to keep were those present when the renewal began, before the key
+    work: a ledger.sqlite-wal that a `vaxqr issue` made meanwhile (it opens the register)
+    was deleted with the old directory, and its records with it."""
+    import shutil
+
+    _office_ledger(h.s2, h.tmp)
+    wal = (h.s2 / "ledger.sqlite-wal").read_bytes()
+    (h.s2 / "ledger.sqlite-wal").rename(h.tmp / "wal-later")
+    real = certs._prepare_dir
+
+    def meanwhile(*args, **kw):  # the WAL appears after the check, before the commit
+        shutil.copyfile(h.tmp / "wal-later", h.s2 / "ledger.sqlite-wal")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(certs, "_prepare_dir", meanwhile)
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert res.kept == (h.s2 / "ledger.sqlite", h.s2 / "ledger.sqlite-wal")
+    assert (h.s2 / "ledger.sqlite-wal").read_bytes() == wal
+    assert _ledger_rows(h.s2) == [("URN:UVCI:01:VN:091/31078/A#B",)]
+
+
 def test_a_signer_directory_with_a_ledger_is_never_given_to_another_commune(
     h: Hierarchy,
 ) -> None:

@@ -127,21 +127,24 @@ SIGNER_LEDGER = ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm",
 
 
 def signer_ledger(target: Path, commune_code: str) -> tuple[str, ...]:
-    """The office-ledger files in the signer directory ``target`` that a new certificate for
-    ``commune_code`` written there with ``--force`` keeps; :class:`StorageError` when they
+    """The names of the office-ledger files in the signer directory ``target`` that a new
+    certificate for ``commune_code`` written there with ``--force`` keeps (those that exist
+    when it is committed); :class:`StorageError` when they
     belong to another commune (or to one that cannot be read), since a commune's ledger must
     be neither lost nor handed to another."""
-    names = tuple(n for n in SIGNER_LEDGER if (target / n).exists())
-    if not names:
-        return ()
     held = signer_commune(target)
+    if not any((target / n).exists() for n in SIGNER_LEDGER):
+        # a batch may open the register before the commit: the names are only candidates
+        return SIGNER_LEDGER if held == commune_code else ()
     if held != commune_code:
         whose = f"commune {held}'s" if held else "an unreadable signer's"
         raise StorageError(
             f"{target} holds {whose} office ledger (ledger.sqlite: its citizen register and "
             f"single issues); refusing to replace it with commune {commune_code}'s signer",
             hint="choose another directory")
-    return names
+    # all of them, not those here now: a -wal or -shm a `vaxqr issue` makes before the
+    # commit (it opens the register meanwhile) moves too (_commit_dir moves what exists)
+    return SIGNER_LEDGER
 
 
 def signer_commune(target: Path) -> str | None:
