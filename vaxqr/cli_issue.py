@@ -335,7 +335,8 @@ def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force
              else f"{c.place} ({c.source} {row_label(c.row)})")
     console(err=True).print(
         f"found {safe(c.uvci)}: {safe(c.full_name)}, dose {c.dose}/{c.total} on "
-        f"{c.vaccination_date}, issued by {safe(where)} on {c.issued_at[:10]}, valid until "
+        f"{safe(c.vaccination_date)}, issued by {safe(where)} on {safe(c.issued_at[:10])}, "
+        "valid until "
         f"{found.expires:%Y-%m-%d}")
     if found.entry.kid != info.kid.hex():
         warn(f"{c.uvci} was signed with an earlier certificate of this office (kid "

@@ -18,6 +18,7 @@ from pathlib import Path
 from . import citizen
 from .errors import StorageError, ValidationError
 from .ledger import PLACE_SINGLE, Claim, Entry, Ledger, Register
+from .safetext import row_label
 
 _ID = re.compile(r"\d{12}")
 _LEDGER = "ledger.sqlite"
@@ -85,8 +86,8 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
             path = Path(claim.place) / _LEDGER
             if not path.is_file():
                 raise StorageError(
-                    f"{claim.uvci} was issued in {claim.place} ({claim.source} row "
-                    f"{claim.row}), and {path} is not there",
+                    f"{claim.uvci} was issued in {claim.place} ({claim.source} "
+                    f"{row_label(claim.row)}), and {path} is not there",
                     hint="put that batch directory back where it was (from a backup) and "
                          "run this again")
             with Ledger(path) as ledger:
