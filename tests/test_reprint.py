@@ -131,3 +131,44 @@ def test_refusing_a_single_issue_points_to_reprint(runner, office):
     r = runner.invoke(app, ["issue", "--signer", str(office), *other, "--out", "-"])
     assert r.exit_code == 2, r.output
     assert "--reprint ID_NUMBER writes that credential again" in r.stderr
+
+
+def test_a_batch_ledger_holding_another_credential_is_not_reprinted(runner, tmp_path, office):
+    """The batch's ledger lives in its OUT_DIR, outside the office's signer directory (a
+    shared folder, a directory put back from a backup): what it holds is checked before it
+    is written again. Another citizen's genuine credential put under this UVCI, or text
+    that this office's certificate did not sign, is refused, never printed on the card of
+    the citizen at the desk."""
+    import sqlite3
+
+    from vaxqr.codec import b45decode, decompress, encode_hc1, strip_prefix
+
+    rows = good_rows(4, seed=62)
+    src = write_csv(tmp_path / "records.csv", rows)
+    batch = tmp_path / "batch"
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--from", str(src), "--out",
+                            str(batch), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    with Ledger(batch / "ledger.sqlite") as ledger:
+        issued = {e.row: e for e in ledger.entries()}
+    cose = decompress(b45decode(strip_prefix(issued[3].hc1)))
+    forged = encode_hc1(cose[:-1] + bytes([cose[-1] ^ 1]))  # its signature altered
+    for text, said in ((issued[1].hc1, f"holds {issued[1].uvci}, not {issued[3].uvci}"),
+                       (forged, "does not verify"), ("HC1:NOT A CREDENTIAL", "cannot be read")):
+        db = sqlite3.connect(batch / "ledger.sqlite")
+        with db:
+            db.execute("UPDATE credentials SET hc1 = ? WHERE row = 3", (text,))
+        db.close()
+        with pytest.raises(StorageError, match=said) as e:
+            reprint.find_issued(office, rows[2][3], certificate=_office_cert(office))
+        assert "batch" in str(e.value) and str(batch) in str(e.value)
+        r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[2][3],
+                                "--out", "-"])
+        assert r.exit_code == 3 and r.stdout == "", r.output
+        assert said in r.stderr
+
+
+def _office_cert(office):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate((office / "signer.crt").read_bytes())

@@ -329,7 +329,7 @@ def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force
 
     info = flow.signer_info(signer)
     target, card_path = _outputs(out, card, force)
-    found = find_issued(signer_dir, ref)
+    found = find_issued(signer_dir, ref, certificate=signer.certificate)
     c = found.claim
     where = ("a single issue" if c.place == "single"
              else f"{c.place} ({c.source} {row_label(c.row)})")

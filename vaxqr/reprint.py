@@ -14,11 +14,15 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import citizen
-from .errors import StorageError, ValidationError
+from .errors import StorageError, ValidationError, VaxqrError
 from .ledger import PLACE_SINGLE, Claim, Entry, Ledger, Register
 from .safetext import row_label
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 _ID = re.compile(r"\d{12}")
 _LEDGER = "ledger.sqlite"
@@ -62,17 +66,24 @@ def _claim(register: Register, ref: str) -> Claim:
                           "UVCI (URN:UVCI:01:VN:…)")
 
 
-def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None) -> Found:
+def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None,
+                certificate: x509.Certificate | None = None) -> Found:
     """The credential the office issued for ``ref`` (a citizen's 12-digit ID number, or the
     UVCI of their latest credential), from the signer directory's register and the ledger
     of the place it was issued. Nothing is written.
+
+    The text found is checked (:func:`_check_text`): it must be the credential the register
+    names (its UVCI, signed), and one signed by the key id its ledger records; when that is
+    ``certificate``'s (the office's signer certificate), its signature must verify. A batch's
+    ledger is in its OUT_DIR, outside the signer directory: another credential put there
+    (another citizen's) would otherwise be printed on this citizen's card.
 
     Raises:
         ValidationError: no such citizen or credential, or it has expired (a new one must
             be signed).
         StorageError: the register or the batch's ledger cannot be read, or no longer holds
             the credential (the batch directory was moved or deleted; a batch that was
-            interrupted before recording it).
+            interrupted before recording it), or holds another text under its UVCI.
     """
     home = Path(signer_dir)
     if not (home / _LEDGER).is_file():
@@ -98,6 +109,7 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
             "before signing it",
             hint=(f"run that batch again (vaxqr issue --from {claim.source} --out "
                   f"{claim.place}) to finish it" if claim.place != PLACE_SINGLE else None))
+    _check_text(entry, claim, path, certificate)
     found = Found(entry=entry, claim=claim, ledger=path)
     when = now or datetime.now(UTC)
     if found.expires <= when:
@@ -107,3 +119,43 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
             hint="sign a new credential: the single issue with the citizen's record and "
                  "--reissue")
     return found
+
+
+def _check_text(entry: Entry, claim: Claim, path: Path,
+                certificate: x509.Certificate | None) -> None:
+    """Refuse (:class:`StorageError`) a ledger entry whose ``HC1:`` text is not the
+    credential ``claim`` names: unreadable, another UVCI, another key id than the entry's,
+    or, signed by ``certificate``'s key id, a signature that does not verify."""
+    from .certinfo import kid_of
+    from .codec import b45decode, decompress, strip_prefix
+    from .credential import summary
+    from .sign import check_headers, parse_cwt, parse_sign1, verify_signature
+
+    where = f"{path} (the ledger of {_place(claim)})"
+    hint = ("restore that ledger from a backup made before it changed, or sign a new "
+            "credential (the single issue with --reissue)")
+    try:
+        msg = parse_sign1(decompress(b45decode(strip_prefix(entry.hc1))))
+        alg, kid = check_headers(msg)
+        uvci = summary(parse_cwt(msg.payload).hcert).get("uvci")
+    except (VaxqrError, ValueError, TypeError, RecursionError) as exc:
+        raise StorageError(f"{where} holds text under {claim.uvci} that cannot be read as "
+                           f"a credential: {exc}", hint=hint) from exc
+    if not isinstance(uvci, str) or uvci.upper() != claim.uvci.upper():
+        raise StorageError(f"{where} holds {uvci!s:.80}, not {claim.uvci}, under that UVCI: "
+                           "it is not this citizen's credential", hint=hint)
+    if kid.hex() != entry.kid:
+        raise StorageError(f"{where}: {claim.uvci} is signed with key id {kid.hex()}, not "
+                           f"{entry.kid} as recorded", hint=hint)
+    if certificate is not None and kid == kid_of(certificate):
+        try:
+            verify_signature(msg, certificate.public_key(), alg)  # type: ignore[arg-type]
+        except VaxqrError as exc:
+            raise StorageError(f"{where}: the signature of {claim.uvci} does not verify with "
+                               f"this office's certificate ({exc}): it was altered",
+                               hint=hint) from exc
+
+
+def _place(claim: Claim) -> str:
+    return ("a single issue" if claim.place == PLACE_SINGLE
+            else f"the batch {claim.place}, {claim.source} {row_label(claim.row)}")
