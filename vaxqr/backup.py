@@ -17,10 +17,14 @@ private keys. Uncompressed because a damaged byte then loses one file, not every
 it as in a gzip stream, and a backup is for the day something went wrong; gzip would save
 about half (measured: a batch of 3,000, 14.8 MiB against 7.1, mostly the tar's padding
 and the ledger: PNG images and encrypted keys do not compress) for ~0.2 s of CPU.
-Restore into a new, empty directory (``mkdir DEST && tar -xf FILE.tar -C DEST``), never
-over a live one (an older CA ``state.json`` forgets the revocations since and reuses
-trust-list numbers): each directory comes back under its own name, with its files' modes
-(keys 0600).
+Restore into a new, empty directory (:data:`RESTORE`), never over a live one (an older CA
+``state.json`` forgets the revocations since and reuses trust-list numbers): each directory
+comes back under its own name, with its files' modes (keys 0600). The archive records no
+owner (uid and gid 0, no names): root extracting it on another computer would otherwise give
+the keys, ``state.json`` and the ledgers to whichever user has there the clerk's uid here;
+the restore command's options make that so for an archive vaxqr did not write too (one
+altered or handed over by someone else: owners, and modes such as set-user-ID or writable
+by all, are then not taken from it).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ EXPECTED = ("a CA directory (ca.crt, ca.key, state.json), a commune signer direc
             "(signer.crt, signer.key) or a batch OUT_DIR (ledger.sqlite)")
 _LEDGER_SIDE = ("-wal", "-shm", "-journal")
 OWN_LOCK = ".lock"  # what vaxqr certs locks a CA directory by (cadir._locked)
+# how to restore FILE (shell-quoted) into DEST, as the CLI and the README say
+RESTORE = "mkdir DEST && tar --no-same-owner --no-same-permissions -xf {file} -C DEST"
 _FULL_HINT = ("free some space there and run the backup again: no partial archive is left "
               "(an archive it was to replace is unchanged)")
 
@@ -230,7 +236,7 @@ class _Archiver:
         self.skipped: list[Skipped] = []
 
     def directory(self, path: Path, arcname: str, kind: Kind | None) -> None:
-        self.tar.addfile(self.tar.gettarinfo(str(path), arcname))
+        self.tar.addfile(_no_owner(self.tar.gettarinfo(str(path), arcname)))
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except OSError as exc:
@@ -283,7 +289,7 @@ class _Archiver:
             except DiskFullError as exc:  # it names the ledger, not where its copy goes
                 raise DiskFullError(f"disk full while copying the ledger {path} into the "
                                     f"temporary directory {self.scratch}") from exc
-            info = self.tar.gettarinfo(str(path), arcname)  # the original's mode and owner
+            info = self.tar.gettarinfo(str(path), arcname)  # the original's mode
             info.size = copy.stat().st_size
             with copy.open("rb") as fh:
                 self._add(info, fh, path)
@@ -295,7 +301,7 @@ class _Archiver:
         """Add one file; an error reading it is a StorageError naming it, an error
         writing the archive reaches atomic_open (which names the archive)."""
         try:
-            self.tar.addfile(info, _Reader(fh, path))
+            self.tar.addfile(_no_owner(info), _Reader(fh, path))
         except OSError as exc:
             if exc.errno is None and "unexpected end of data" in str(exc):
                 raise StorageError(f"{path} changed while it was copied (it is shorter "
@@ -305,6 +311,13 @@ class _Archiver:
         self.bytes += info.size
         if self.meter is not None:
             self.meter.add(info.size)
+
+
+def _no_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """``info`` recording no owner (see the module documentation)."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
 
 
 class _Reader:

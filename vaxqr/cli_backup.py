@@ -65,7 +65,9 @@ def backup(
 
     The archive holds private keys: it is written with mode 0600; keep it as you keep the
     keys, and the passwords apart from it. Restore into a new, empty directory
-    (`mkdir DEST && tar -xf FILE.tar -C DEST`), never over a live one: an older
+    (`mkdir DEST && tar --no-same-owner --no-same-permissions -xf FILE.tar -C DEST`: as
+    root too, the files are then yours, with no mode the archive could add), never over a
+    live one: an older
     `state.json` would undo the CA's revocations since and reuse trust-list numbers.
 
     **Examples**
@@ -82,6 +84,7 @@ def backup(
     if out == "-":
         fail("--out -: the archive is binary and holds private keys; give a file name",
              code=Exit.USAGE, hint="for example --out backup.tar")
+    from .backup import RESTORE
     from .backup import backup as run
 
     try:
@@ -102,9 +105,9 @@ def backup(
             err.print(f"  left out {safe(s.path)}: {safe(s.reason)}")
     for w in result.warnings:
         warn(w)
-    err.print(f"restore into a new, empty directory: mkdir DEST && tar -xf "
-              f"{safe(shlex.quote(str(result.archive)))} -C DEST  (each directory under its "
-              "own name; keys stay 0600; the passwords are not in the archive)")
+    restore = RESTORE.format(file=shlex.quote(str(result.archive)))
+    err.print(f"restore into a new, empty directory: {safe(restore)}  (each directory under "
+              "its own name; keys stay 0600; the passwords are not in the archive)")
     err.print("  never over a live directory: an older state.json undoes the CA's revocations "
               "since and reuses trust-list numbers; an older ledger.sqlite forgets the "
               "credentials issued since")
