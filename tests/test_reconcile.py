@@ -38,6 +38,7 @@ from vaxqr.reconcile import (
     dose_context,
     reconcile_files,
 )
+from vaxqr.register import BLOCK, MAX_RECORD
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = date(2022, 6, 30)
@@ -519,6 +520,30 @@ def test_a_lone_cr_in_the_header_is_a_malformed_csv(tmp_path: Path, which: str) 
     with pytest.raises(ValidationError, match=r"malformed CSV header") as info:
         reconcile_files(vac, pop, tmp_path / "o")
     assert str(bad) in str(info.value) and "CR alone" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("which", ["population", "vaccinations"])
+@pytest.mark.parametrize("where", ["header", "row", "quoted"])
+def test_a_row_longer_than_any_record_is_refused(tmp_path: Path, which: str,
+                                                  where: str) -> None:
+    """A line (or a quoted field's lines) longer than MAX_RECORD bytes is no record: it is
+    refused naming the file and where, before it is read whole. It was read whole into one
+    block and decoded: a 200 MB line took 1.4-1.6 GB to be refused (csv's field limit), a
+    line of short fields was taken, and an odd quote read the whole rest of the file."""
+    pop = _write(tmp_path / "p.csv", POP_HEADER + "\n")
+    vac = _write(tmp_path / "v.csv", HEADER + "\n")
+    bad = pop if which == "population" else vac
+    header, _rows = bad.read_bytes().split(b"\n", 1)
+    long = b"a," * (MAX_RECORD // 2 + 1)  # short fields: within csv's field limit
+    if where == "header":
+        bad.write_bytes(header + b"," + long + b"\n")
+    elif where == "row":
+        bad.write_bytes(header + b"\n" + long + b"\n")
+    else:  # a quote opened and not closed: every line after it is one field
+        bad.write_bytes(header + b'\n"' + b"x\n" * (MAX_RECORD // 2 + 2 * BLOCK))
+    with pytest.raises(ValidationError, match=r"longer than 64 KiB") as info:
+        reconcile_files(vac, pop, tmp_path / "o")
+    assert str(bad) in str(info.value)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -136,7 +136,7 @@ def _scan(path: Path) -> _Scan:
         cols, start = _header(path, fh, REQUIRED, COLUMNS)
         get, width = _getter([cols[3], cols[4], cols[6], cols[7]])
         chunk_row, chunk_pos = 0, start
-        for offset, data in _blocks(fh, start, BLOCK):
+        for offset, data in _blocks(fh, start, BLOCK, path):
             rows = _rows(path, offset, data, width)
             if rows:
                 c_id, c_dose, c_date, c_vac = zip(*map(get, rows), strict=True)

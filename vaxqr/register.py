@@ -10,6 +10,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -41,6 +42,10 @@ __all__ = ["POPULATION_COLUMNS", "Register"]
 POPULATION_COLUMNS: Final = ("id_number", "full_name", "sex", "dob", "commune_code")
 """Required columns of the population export (any order, more columns are ignored)."""
 BLOCK: Final = 1_000  # lines parsed at a time (small: short-lived rows stay in cache)
+# The longest record (a line, or the lines of a quoted field) read: ~150 bytes in a real
+# export. Longer is no record, and is refused before it is read whole: a block of lines is
+# decoded and parsed at ~7 bytes of memory a byte (a 200 MB line: 1.4 GB).
+MAX_RECORD: Final = 64 * 1024
 
 
 # --------------------------------------------------------------------------- CSV reading
@@ -56,7 +61,9 @@ def _open(path: Path) -> IO[bytes]:
 def _header(path: Path, fh: IO[bytes], required: Sequence[str],
             wanted: Sequence[str]) -> tuple[list[int], int]:
     """Column positions of ``wanted`` (-1 if absent) and the offset of the first data row."""
-    raw = fh.readline()
+    raw = fh.readline(MAX_RECORD + 1)
+    if len(raw) > MAX_RECORD:
+        raise _too_long(path, 0, "the header line")
     check_csv_start(path, raw[:4])
     if raw.startswith(UTF8_BOM):
         raw = raw[3:]
@@ -82,20 +89,41 @@ def _header(path: Path, fh: IO[bytes], required: Sequence[str],
     return [names.index(c) if c in names else -1 for c in wanted], fh.tell()
 
 
-def _blocks(fh: IO[bytes], start: int, lines: int) -> Iterator[tuple[int, bytes]]:
+def _too_long(path: Path, offset: int, what: str) -> ValidationError:
+    return ValidationError(
+        f"{path}: {what} (at byte {offset}) is longer than {MAX_RECORD // 1024} KiB: not a "
+        "CSV of records", hint="export the records again as CSV UTF-8 (a quote opened in a "
+        "cell and never closed makes every line after it one cell)")
+
+
+def _blocks(fh: IO[bytes], start: int, lines: int,
+            path: Path | None = None) -> Iterator[tuple[int, bytes]]:
     """Consecutive (offset, bytes) blocks of about ``lines`` lines from ``start``, each
     ending on a record boundary (an even number of quote characters: a quoted field with a
-    line break inside stays in one block)."""
+    line break inside stays in one block). With ``path`` (reading the file itself), a line
+    or a quoted field's lines longer than :data:`MAX_RECORD` are refused (ValidationError)
+    before they are read whole."""
     fh.seek(start)
     pos = start
+    limit = MAX_RECORD + 1 if path is not None else -1
+    read = iter(partial(fh.readline, limit), b"")
     while True:
-        data = b"".join(islice(fh, lines))
-        if not data:
+        got = list(islice(read, lines))
+        if not got:
             return
+        if path is not None and max(map(len, got)) > MAX_RECORD:
+            at = next(i for i, line in enumerate(got) if len(line) > MAX_RECORD)
+            raise _too_long(path, pos + sum(map(len, got[:at])), "a line")
+        data = b"".join(got)
         if data.count(b'"') % 2:
             parts = [data]
+            size = len(got[-1])  # counted from the last line (those before: each within)
             while True:
-                more = fh.readline()
+                more = fh.readline(limit)
+                size += len(more)
+                if path is not None and size > MAX_RECORD:
+                    raise _too_long(path, pos + len(data) - len(got[-1]),
+                                    "a quoted field's lines")
                 parts.append(more)
                 if not more or more.count(b'"') % 2:
                     break
@@ -191,7 +219,7 @@ class Register:
         with _open(path) as fh:
             cols, start = _header(path, fh, POPULATION_COLUMNS, POPULATION_COLUMNS)
             get, width = _getter(cols)
-            for offset, data in _blocks(fh, start, BLOCK):
+            for offset, data in _blocks(fh, start, BLOCK, path):
                 rows = _rows(path, offset, data, width)
                 if not rows:
                     continue
