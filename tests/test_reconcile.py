@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
+import itertools
 import json
 import os
 import shutil
@@ -544,6 +545,27 @@ def test_a_row_longer_than_any_record_is_refused(tmp_path: Path, which: str,
     with pytest.raises(ValidationError, match=r"longer than 64 KiB") as info:
         reconcile_files(vac, pop, tmp_path / "o")
     assert str(bad) in str(info.value)
+
+
+def test_lines_far_longer_than_records_are_parsed_in_bounded_blocks(tmp_path: Path) -> None:
+    """A block of BLOCK lines is decoded and parsed at once (~7 bytes of memory a byte):
+    lines just under MAX_RECORD made blocks of ~60 MiB (192 MB of such rows: 1.2 GB peak
+    RSS). Such blocks are cut in parts of about BLOCK_BYTES, on record boundaries (a
+    quoted field's lines stay together), and the whole file is still read once, in order."""
+    from vaxqr.register import BLOCK_BYTES, _blocks
+
+    wide = b"a," * (MAX_RECORD // 2 - 10) + b"\n"
+    quoted = b'x,"' + b"q" * 1000 + b"\n" + b"r" * 5000 + b'",y\n'  # one record, 2 lines
+    data = b"".join(quoted if n % 7 == 3 else wide for n in range(3 * BLOCK))
+    blocks = list(_blocks(io.BytesIO(data), 0, BLOCK, tmp_path / "v.csv"))
+    assert b"".join(b for _at, b in blocks) == data
+    assert [at for at, _b in blocks] == list(itertools.accumulate(
+        [0] + [len(b) for _at, b in blocks[:-1]]))
+    assert all(b.count(b'"') % 2 == 0 for _at, b in blocks)
+    assert max(len(b) for _at, b in blocks) <= BLOCK_BYTES + MAX_RECORD
+    opened = b'"' + wide * 40  # a quote never closed: its lines are one field, too long
+    with pytest.raises(ValidationError, match=r"a quoted field's lines \(at byte 0\)"):
+        list(_blocks(io.BytesIO(opened), 0, BLOCK, tmp_path / "v.csv"))
 
 
 # --------------------------------------------------------------------------- CLI

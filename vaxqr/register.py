@@ -46,6 +46,9 @@ BLOCK: Final = 1_000  # lines parsed at a time (small: short-lived rows stay in 
 # export. Longer is no record, and is refused before it is read whole: a block of lines is
 # decoded and parsed at ~7 bytes of memory a byte (a 200 MB line: 1.4 GB).
 MAX_RECORD: Final = 64 * 1024
+# A block of lines far longer than records is parsed in parts of about this size (a real
+# block of BLOCK lines is ~150 KB), so that what it takes stays bounded whatever the file.
+BLOCK_BYTES: Final = 1 << 20
 
 
 # --------------------------------------------------------------------------- CSV reading
@@ -100,7 +103,8 @@ def _blocks(fh: IO[bytes], start: int, lines: int,
             path: Path | None = None) -> Iterator[tuple[int, bytes]]:
     """Consecutive (offset, bytes) blocks of about ``lines`` lines from ``start``, each
     ending on a record boundary (an even number of quote characters: a quoted field with a
-    line break inside stays in one block). With ``path`` (reading the file itself), a line
+    line break inside stays in one block), and of about :data:`BLOCK_BYTES` at most when
+    its lines are far longer than records. With ``path`` (reading the file itself), a line
     or a quoted field's lines longer than :data:`MAX_RECORD` are refused (ValidationError)
     before they are read whole."""
     fh.seek(start)
@@ -114,6 +118,12 @@ def _blocks(fh: IO[bytes], start: int, lines: int,
         if path is not None and max(map(len, got)) > MAX_RECORD:
             at = next(i for i, line in enumerate(got) if len(line) > MAX_RECORD)
             raise _too_long(path, pos + sum(map(len, got[:at])), "a line")
+        if sum(map(len, got)) > BLOCK_BYTES:
+            for part in _parts(got, pos, path):
+                yield pos, part
+                pos += len(part)
+            if not got:
+                continue
         data = b"".join(got)
         if data.count(b'"') % 2:
             parts = [data]
@@ -130,6 +140,30 @@ def _blocks(fh: IO[bytes], start: int, lines: int,
             data = b"".join(parts)
         yield pos, data
         pos += len(data)
+
+
+def _parts(got: list[bytes], pos: int, path: Path | None) -> Iterator[bytes]:
+    """Whole records of ``got`` (lines from ``pos``, a record boundary) joined in parts of
+    :data:`BLOCK_BYTES` or more, each ending on a record boundary; the lines left after the
+    last part stay in ``got``. With ``path``, a quoted field's lines longer than
+    :data:`MAX_RECORD` are refused."""
+    first = size = run = 0
+    quoted = False
+    for i, line in enumerate(got):
+        size += len(line)
+        if line.count(b'"') % 2:
+            quoted = not quoted
+            run = 0
+        if quoted:
+            run += len(line)
+            if path is not None and run > MAX_RECORD:
+                raise _too_long(path, pos, "a quoted field's lines")
+        elif size >= BLOCK_BYTES:
+            part = b"".join(got[first:i + 1])
+            yield part
+            pos += len(part)
+            first, size = i + 1, 0
+    del got[:first]
 
 
 def _iter_rows(path: Path, offset: int, data: bytes) -> Iterator[list[str]]:
