@@ -333,6 +333,49 @@ def test_private_keys_among_trust_material_are_warned_about(
     assert not any("private key" in w for w in clean.warnings)
 
 
+def test_trust_material_other_users_can_change_is_warned_about(
+    published: tuple[Hierarchy, Path],
+) -> None:
+    """On a shared computer, a --trust directory or file every user can write (or another
+    user's) lets any of them add a signer certificate the checkpoint then trusts, so that
+    their forged credentials show VALID: each such place is named in a warning (loaded all
+    the same). A sticky directory such as /tmp keeps others from replacing our files, so
+    it is not named for itself."""
+    import os
+    import stat
+
+    h, tl = published
+    d = h.tmp / "trust-shared"
+    d.mkdir()
+    shutil.copy(h.ca / "ca.crt", d / "ca.crt")
+    shutil.copy(tl, d / "tl.json")
+
+    def opened(store: trust.TrustStore) -> list[str]:
+        return [w for w in store.warnings if "this checkpoint trusts" in w
+                or "can be written by every user" in w]
+
+    def load() -> trust.TrustStore:
+        return trust.TrustStore.from_paths([d], at=T0, state_file=h.tmp / "st-open.json")
+
+    assert opened(load()) == []
+    os.chmod(d, 0o777)
+    assert opened(load()) == [
+        f"{d} can be written by every user of this computer (mode 0777): a signer "
+        "certificate added there is trusted, a revocation taken away is forgotten; to keep "
+        f"them out: chmod o-w {d}"]
+    os.chmod(d, 0o1777)  # sticky: only the files' own modes count
+    os.chmod(d / "tl.json", 0o666)
+    store = load()
+    assert [w.split(" can ")[0] for w in opened(store)] == [str(d / "tl.json")]
+    assert len(store.signers) == 2  # loaded all the same
+    os.chmod(d / "tl.json", 0o644)
+    assert opened(load()) == []
+    if os.geteuid() == 0:  # another user's file: only root can make one here
+        os.chown(d / "ca.crt", 4321, 4321)
+        assert [w.split(" belongs")[0] for w in opened(load())] == [str(d / "ca.crt")]
+    assert stat.S_IMODE(d.stat().st_mode) == 0o1777
+
+
 # ---------------------------------------------------------------------------- TrustStore, direct
 
 

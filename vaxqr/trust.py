@@ -15,6 +15,7 @@ import fcntl
 import functools
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,37 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, bool]]:
     return out
 
 
+def _open_to_others(given: list[Path], files: list[tuple[Path, bool]]) -> list[str]:
+    """Warnings for trust material that other users of this computer can change: a file
+    read, the directory holding it or a directory given, writable by every user (but a
+    directory with the sticky bit, as /tmp: others cannot replace a file of ours there) or
+    belonging to another user than this one and root. Whoever can write there can add a
+    signer certificate this checkpoint then trusts, or take a revocation away."""
+    uid = os.geteuid()
+    out: list[str] = []
+    seen: set[Path] = set()
+    for p in [*given, *(q for f, _e in files for q in (f, f.parent))]:
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid not in (uid, 0):
+            out.append(f"{p} belongs to another user of this computer (uid {st.st_uid}), who "
+                       f"can change what this checkpoint trusts: {_OPEN_RISK}")
+        elif mode & stat.S_IWOTH and not (stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX):
+            out.append(f"{p} can be written by every user of this computer (mode "
+                       f"{mode:04o}): {_OPEN_RISK}; to keep them out: chmod o-w {p}")
+    return out
+
+
+_OPEN_RISK = ("a signer certificate added there is trusted, a revocation taken away is "
+              "forgotten")
+
+
 @dataclass(frozen=True)
 class TrustStore:
     """Trusted DSCs, CA anchors, revocations and the warnings met while loading them."""
@@ -154,7 +186,9 @@ class TrustStore:
         crls: list[tuple[x509.CertificateRevocationList, str]] = []
         lists: list[tuple[TrustList, str]] = []
         key_warnings: list[str] = []
-        for path, explicit in _expand(paths):
+        paths = list(paths)
+        files = _expand(paths)
+        for path, explicit in files:
             data = _read_file(path)
             kind = _sniff(data)
             if kind == "key" and not explicit:  # in a --trust directory: read on, but say so
@@ -185,6 +219,7 @@ class TrustStore:
                 # drop its revocations, and the DSCs given beside it would still verify
                 if explicit or _holds_revocations(kind, data, path):
                     raise
+        key_warnings += _open_to_others([Path(p) for p in paths], files)
         store = cls._build(
             certs, crls, lists, at=at, allow_rollback=allow_rollback,
             state_file=Path(state_file) if state_file is not None else None,
