@@ -54,15 +54,20 @@ def test_a_single_issue_is_reprinted_by_id_number_and_by_uvci(runner, tmp_path, 
     assert again.exit_code == 3 and "already exists" in again.stderr  # --force to replace
 
 
-def test_a_batch_credential_is_reprinted_from_its_out_dir(runner, tmp_path, office):
-    rows = good_rows(4, seed=61)
+def _batch(runner, tmp_path, office, seed):
+    """A batch of 4 rows issued by ``office``: (its rows, OUT_DIR, ledger entries by row)."""
+    rows = good_rows(4, seed=seed)
     src = write_csv(tmp_path / "records.csv", rows)
     batch = tmp_path / "batch"
     r = runner.invoke(app, ["issue", "--signer", str(office), "--from", str(src), "--out",
                             str(batch), "--workers", "1"])
     assert r.exit_code == 0, r.output
     with Ledger(batch / "ledger.sqlite") as ledger:
-        issued = {e.row: e for e in ledger.entries()}
+        return rows, batch, {e.row: e for e in ledger.entries()}
+
+
+def test_a_batch_credential_is_reprinted_from_its_out_dir(runner, tmp_path, office):
+    rows, batch, issued = _batch(runner, tmp_path, office, seed=61)
     r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[2][3],
                             "--out", "-"])
     assert r.exit_code == 0, r.output
@@ -143,14 +148,7 @@ def test_a_batch_ledger_holding_another_credential_is_not_reprinted(runner, tmp_
 
     from vaxqr.codec import b45decode, decompress, encode_hc1, strip_prefix
 
-    rows = good_rows(4, seed=62)
-    src = write_csv(tmp_path / "records.csv", rows)
-    batch = tmp_path / "batch"
-    r = runner.invoke(app, ["issue", "--signer", str(office), "--from", str(src), "--out",
-                            str(batch), "--workers", "1"])
-    assert r.exit_code == 0, r.output
-    with Ledger(batch / "ledger.sqlite") as ledger:
-        issued = {e.row: e for e in ledger.entries()}
+    rows, batch, issued = _batch(runner, tmp_path, office, seed=62)
     cose = decompress(b45decode(strip_prefix(issued[3].hc1)))
     forged = encode_hc1(cose[:-1] + bytes([cose[-1] ^ 1]))  # its signature altered
     for text, said in ((issued[1].hc1, f"holds {issued[1].uvci}, not {issued[3].uvci}"),
