@@ -1185,8 +1185,11 @@ def test_vietnamese_verdict_words(valid, trust):
     ({"VAXQR_LANG": "VI"}, [], "vi"),
     ({"VAXQR_LANG": "vi"}, ["--lang", "en"], "en"),
     ({"LANG": "vi_VN.UTF-8"}, ["--lang", "en"], "en"),
+    ({"VAXQR_LANG": "vi_VN.UTF-8"}, [], "vi"),
+    ({"VAXQR_LANG": "en_US.UTF-8", "LANG": "vi_VN.UTF-8"}, [], "en"),
 ], ids=["default", "LANG", "LANG-bare", "LC_MESSAGES", "LC_ALL", "env-over-locale",
-        "env-any-case", "option-over-env", "option-over-locale"])
+        "env-any-case", "option-over-env", "option-over-locale", "env-locale-name",
+        "env-locale-name-en"])
 def test_language_choice(valid, trust, env, args, lang):
     """--lang, else VAXQR_LANG, else the locale (LC_ALL, LC_MESSAGES, LANG: the first set),
     else English."""
@@ -1197,9 +1200,13 @@ def test_language_choice(valid, trust, env, args, lang):
 
 
 def test_language_is_a_usage_error_when_unknown(valid, trust):
-    for args, env in ((["--lang", "fr"], {}), ([], {"VAXQR_LANG": "fr"})):
-        r = _run([valid[0], *args], trust, **env)
-        assert r.returncode == 2 and b"'fr' is not one of" in r.stderr, r.stderr
+    r = _run([valid[0], "--lang", "fr"], trust)
+    assert r.returncode == 2 and b"'fr' is not one of" in r.stderr, r.stderr
+    assert r.stdout == b""
+    for value in ("fr", "fr_FR.UTF-8", "vietnamese"):
+        r = _run([valid[0]], trust, VAXQR_LANG=value)
+        assert r.returncode == 2, r.stderr
+        assert b"VAXQR_LANG" in r.stderr and value.encode() in r.stderr, r.stderr
         assert r.stdout == b""
 
 

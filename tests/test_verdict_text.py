@@ -90,6 +90,15 @@ def test_language_from_the_locale(environ: dict[str, str], lang: str) -> None:
     assert verdict_language(None, environ) == lang
 
 
+@pytest.mark.parametrize(("value", "lang"), [
+    ("vi", "vi"), ("EN", "en"), ("vi_VN.UTF-8", "vi"), ("en_US", "en"), ("vi@latin", "vi"),
+])
+def test_vaxqr_lang_takes_a_language_or_a_locale_name(value: str, lang: str) -> None:
+    """VAXQR_LANG=vi_VN.UTF-8 (a machine's locale copied into it) chooses Vietnamese; it
+    was a usage error on every verify."""
+    assert verdict_language(None, {"VAXQR_LANG": value, "LANG": "C"}) == lang
+
+
 def test_a_given_language_wins_over_the_locale() -> None:
     assert verdict_language(Lang.en, {"LC_ALL": "vi_VN.UTF-8"}) == "en"
     assert verdict_language(Lang.vi, {"LANG": "en_US.UTF-8"}) == "vi"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -123,8 +124,8 @@ _LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
 
 
 def verdict_language(given: str | None, environ: Mapping[str, str] = os.environ) -> str:
-    """The verdict's language: ``given`` (``--lang``, or ``VAXQR_LANG``, which typer reads
-    for it) when set; else the locale's, as POSIX picks the messages' locale (the first of
+    """The verdict's language: ``given`` (``--lang``) when set; else ``VAXQR_LANG``'s
+    (``vi``, ``en``, or a locale name of either language, any case); else the locale's, as POSIX picks the messages' locale (the first of
     LC_ALL, LC_MESSAGES, LANG that is set and not empty): Vietnamese for ``vi`` and
     ``vi_VN…``, English for any other (``C``, ``POSIX``, ``en_US.UTF-8``…) or none.
 
@@ -134,6 +135,16 @@ def verdict_language(given: str | None, environ: Mapping[str, str] = os.environ)
     read, are the same in every language."""
     if given:
         return str(given)
+    chosen = environ.get("VAXQR_LANG")
+    if chosen:
+        # "vi", "en", or a locale name whose language is one of them ("vi_VN.UTF-8"): a
+        # machine's locale copied into VAXQR_LANG is meant, not a usage error on every verify
+        language = re.split(r"[_.@-]", chosen, maxsplit=1)[0].lower()
+        if language not in ("vi", "en"):
+            raise typer.BadParameter(
+                f"{chosen!r}: use 'vi' or 'en' (or a locale name of one of them, such as "
+                "vi_VN.UTF-8)", param_hint="VAXQR_LANG")
+        return language
     for var in _LOCALE_VARS:
         value = environ.get(var)
         if value:
@@ -252,7 +263,7 @@ def verify(
         help="State file for trust-list sequence numbers (default: under the user's state "
              "directory).")] = None,
     lang: Annotated[Lang | None, typer.Option(
-        "--lang", envvar="VAXQR_LANG", case_sensitive=False, show_default=False,
+        "--lang", case_sensitive=False, show_default=False,
         help="Language of the verdict: vi (Vietnamese: HỢP LỆ / KHÔNG HỢP LỆ) or en. "
              "Default: VAXQR_LANG, else Vietnamese when the locale (LC_ALL, LC_MESSAGES "
              "or LANG) starts with vi, else English. Translated: the verdict, the labels, "
@@ -280,13 +291,13 @@ def verify(
 
     end_at_once()  # read-only: nothing to finish at exit but stdout (see cli.main)
     when = parse_time(at)
+    language = verdict_language(lang)  # a usage error before any trust material is read
     store = _load_trust(trust, when, state)
     for w in store.warnings:
         warn(w)
     verifier = Verifier(store, at=when)
     holder = _load_id_card(id_card) if id_card is not None else None
     worst = Exit.OK
-    language = verdict_language(lang)
     json_tail = trust_warnings_json(store.warnings) if as_json else ""
     print_report = _report_writer(as_json=as_json, lang=language, json_tail=json_tail)
 
