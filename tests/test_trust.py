@@ -232,6 +232,28 @@ def test_checkpoints_sharing_a_state_file_take_turns(
         _load(h, h.tmp / "tl2.json")
 
 
+def test_a_state_held_too_long_is_an_error_not_a_silent_wait(
+    h: Hierarchy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint whose state file another process holds (stopped, hung) waited for ever
+    with nothing said; it now waits STATE_LOCK_WAIT seconds and says which file is held."""
+    import fcntl
+    import os
+
+    certs.build_trustlist(h.ca, password=PW, out=h.tmp / "tl1.json", now=T0)
+    _load(h, h.tmp / "tl1.json")  # makes the state and its lock file
+    monkeypatch.setattr(trust, "STATE_LOCK_WAIT", 0.2)
+    fd = os.open(h.tmp / ".state.json.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(TrustError, match=r"state\.json is held by another process") as e:
+            _load(h, h.tmp / "tl1.json")
+        assert "--state" in (e.value.hint or "")
+    finally:
+        os.close(fd)
+    _load(h, h.tmp / "tl1.json")  # released: loads again
+
+
 def test_state_file_default_location(
     published: tuple[Hierarchy, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import stat
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -584,11 +585,35 @@ def _state_lock(state_file: Path) -> Iterator[None]:
         yield
         return
     try:
-        with contextlib.suppress(OSError):  # a file system without flock: as before
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        _wait_for_lock(fd, state_file)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+STATE_LOCK_WAIT = 10.0
+"""Seconds to wait for another process's hold on the state (a read and a write of a small
+file take milliseconds): longer means that process is stuck, stopped or hung on a network
+file system, and a checkpoint told so beats one that waits in silence for ever."""
+
+
+def _wait_for_lock(fd: int, state_file: Path) -> None:
+    deadline = time.monotonic() + STATE_LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TrustError(
+                    f"the trust-list state {state_file} is held by another process "
+                    f"(a lock on .{state_file.name}.lock beside it) for over "
+                    f"{STATE_LOCK_WAIT:g} s",
+                    hint="another vaxqr verify using this state file is stopped or hung: "
+                         "end it, or give this one its own --state") from None
+            time.sleep(0.02)
+        except OSError:  # a file system without flock: as before
+            return
 
 
 def _check_rollback(
