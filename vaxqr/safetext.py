@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Final
 
 
 def printable(text: object) -> str:
@@ -75,15 +76,27 @@ def spreadsheet_formula(text: str) -> bool:
     return (";" in text or not text.isprintable()) and _PART_FORMULA.search(text) is not None
 
 
+_CONTROL_PICTURES: Final = {
+    **{c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)},
+    0x7F: 0x2421, **dict.fromkeys(range(0x80, 0xA0), 0xFFFD)}
+"""Control characters (but tab, LF, CR, which a CSV cell may hold) → visible pictures."""
+
+
 def spreadsheet_cell(text: str) -> str:
     """``text`` as a CSV cell for people, who open it in Excel or LibreOffice: a leading
     apostrophe (OWASP's remedy) when it starts (after any spaces) as a spreadsheet formula
     (:data:`FORMULA_START`), and one before each such part after a ``;``, a tab or a line
-    break; other text unchanged. Only for files vaxqr never reads back (mismatches.csv,
-    rejects.csv, the manifest): the apostrophe is part of the value."""
+    break; a control character other than a tab or a line break (an escape sequence that
+    ``cat`` or ``less -R`` would act on in a terminal) as its visible picture (U+2400 +
+    code: ␛ for ESC; ␡ for DEL; C1 controls as U+FFFD); other text unchanged. Only for files
+    vaxqr never reads back (mismatches.csv, rejects.csv, the manifest): the apostrophe and the
+    pictures are part of the value."""
+    printable = text.isprintable()  # tabs and line breaks are not
+    if not printable:
+        text = text.translate(_CONTROL_PICTURES)
     lead = text.lstrip(" ")[:1]
     formula = bool(lead) and lead in FORMULA_START
-    split = ";" in text or not text.isprintable()  # tabs and line breaks are not
+    split = ";" in text or not printable
     if not (formula or split) or _dashes(text):
         return text
     # after a separator, a quote (doubled by the CSV writer) may open a quoted part in a
