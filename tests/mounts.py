@@ -1,5 +1,5 @@
-"""File-system situations for tests: a small tmpfs (full or read-only), a directory
-another process holds."""
+"""File-system situations for tests: a small tmpfs (full or read-only), a disk that fills
+up at one output, a directory another process holds."""
 
 from __future__ import annotations
 
@@ -24,6 +24,22 @@ def mounted_tmpfs(where: Path, options: str) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def full_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A disk that fills up at the output ``name``: ``os.fsync`` fails with ENOSPC on its
+    temporary file (vaxqr.fileio's ``.NAME.PID.RANDOM.tmp``) and works on every other."""
+    import errno
+    import os
+
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1].startswith(f".{name}."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
 
 
 @contextlib.contextmanager

@@ -304,8 +304,8 @@ def test_only_vaxqrs_own_lock_file_is_left_out_silently(runner, dirs, tmp_path):
 
 
 def test_a_full_disk_says_no_partial_archive_is_left(runner, dirs, tmp_path, monkeypatch):
-    """The shared disk-full hint ("what was done is kept", right for a batch that resumes)
-    is not the backup's: the archive is written whole or not at all."""
+    """The backup's disk-full hint, not fileio's neutral one: the archive is written whole
+    or not at all."""
     from vaxqr.fileio import atomic_write
 
     old = tmp_path / "old.tar"
@@ -325,9 +325,9 @@ def test_a_full_disk_says_no_partial_archive_is_left(runner, dirs, tmp_path, mon
         assert "Traceback" not in r.output
     assert not (tmp_path / "b.tar").exists() and old.read_bytes() == b"the last backup"
     assert not list(tmp_path.glob(".*.tmp"))
-    with pytest.raises(StorageError, match="disk full") as info:  # others keep their hint
+    with pytest.raises(StorageError, match="disk full") as info:  # the neutral default
         atomic_write(tmp_path / "x.json", b"{}")
-    assert "what was done is kept" in (info.value.hint or "")
+    assert info.value.hint == "free some space and try again"
     monkeypatch.setattr(os, "fsync", real)
 
 

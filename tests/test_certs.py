@@ -880,8 +880,7 @@ def test_init_without_a_province_code_names_the_option(tmp_path: Path) -> None:
 def test_a_full_disk_says_certs_init_and_issue_leave_nothing_behind(
     h: Hierarchy, tmp_path: Path, command: str,
 ) -> None:
-    """The shared disk-full hint says "what was done is kept" (a batch, which resumes);
-    `certs init` and `certs issue` write a hidden directory and rename it: a full disk
+    """`certs init` and `certs issue` write a hidden directory and rename it: a full disk
     leaves nothing, and the hint says so."""
     from mounts import mounted_tmpfs
 

@@ -414,3 +414,37 @@ def test_cli_no_password_names_the_option_to_give_it_with(tmp_path: Path) -> Non
     assert "--ca-password-file" in r.stderr and "password file option" not in r.stderr
     r = cli(["trustlist", ca, "--out", "-"], env={"VAXQR_PASSWORD": ""})
     assert r.exit_code == 2 and "use --password-file FILE or" in r.stderr
+
+
+def test_a_full_disk_says_whether_the_trust_lists_sequence_was_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the shared "what was done is kept": crl.pem and state.json are saved first (the
+    sequence is used once state.json is), then the list file, which is written whole or
+    not at all."""
+    from mounts import full_at
+
+    from vaxqr.cadir import open_ca
+
+    h = make_hierarchy(tmp_path)
+    out = tmp_path / "tl.json"
+    seq = open_ca(h.ca).trustlist_sequence
+    full_at(monkeypatch, "tl.json")
+    r = cli(["trustlist", str(h.ca), "--out", str(out)])
+    assert r.exit_code == 3, r.output
+    text = " ".join(r.stderr.split())
+    assert f"disk full while writing {out}" in text and "what was done" not in text, text
+    assert (f"sequence {seq + 1} is used (the CA's state and crl.pem are saved) but no trust "
+            f"list was written (no partial file is left); the next run signs {seq + 2}") \
+        in text, text
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert open_ca(h.ca).trustlist_sequence == seq + 1
+    full_at(monkeypatch, "crl.pem")
+    r = cli(["trustlist", str(h.ca), "--out", str(out)])
+    assert r.exit_code == 3, r.output
+    text = " ".join(r.stderr.split())
+    assert f"sequence {seq + 2} was not used and no trust list was written" in text, text
+    assert open_ca(h.ca).trustlist_sequence == seq + 1 and not out.exists()
+    monkeypatch.undo()
+    r = cli(["trustlist", str(h.ca), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text(encoding="utf-8"))["sequence"] == seq + 2

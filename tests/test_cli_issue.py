@@ -124,6 +124,27 @@ def test_batch_via_cli_with_cards(runner, tmp_path):
     assert (out / rows[3]["card"]).exists()
 
 
+def test_a_full_disk_in_a_batch_says_a_run_again_resumes(runner, tmp_path, monkeypatch):
+    """fileio's own disk-full hint is neutral ("try again"): the batch, which keeps what
+    it signed and wrote, says that a run again resumes."""
+    from mounts import full_at
+
+    src = write_csv(tmp_path / "r.csv", good_rows(5, seed=4))
+    out = tmp_path / "out"
+    args = ["issue", "--signer", str(_signer_copy(tmp_path)), "--from", str(src), "--out",
+            str(out), "--workers", "1"]
+    with monkeypatch.context() as full:
+        full_at(full, "manifest.csv")
+        r = runner.invoke(app, args)
+    assert r.exit_code == 3, r.output
+    text = _hint(r.stderr)
+    assert f"disk full while writing {out / 'manifest.csv'}" in text, text
+    assert "free some space and run the same command again to resume" in text, text
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "0 issued" in r.stderr and "5 already issued" in r.stderr
+
+
 def test_cards_added_to_a_finished_batch_are_said_to_be_written(runner, tmp_path):
     src = write_csv(tmp_path / "r.csv", good_rows(12, seed=4))
     out = tmp_path / "out"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mounts import held_elsewhere
+from mounts import full_at, held_elsewhere
 from typer.testing import CliRunner
 
 from vaxqr import reconcile as R
@@ -605,6 +605,36 @@ def test_cli_reconcile(province, tmp_path: Path) -> None:
     assert json.loads(r.stdout)["counts"] == res.counts
     r = runner.invoke(app, ["reconcile", "--help"])
     assert r.exit_code == 0 and "Examples" in r.stdout and "Exit codes" in r.stdout
+
+
+def test_a_full_disk_says_which_outputs_were_written_and_asks_for_force(
+        province, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared hint said "run the same command again (what was done is kept)": once
+    matched.csv and mismatches.csv are written, that run is refused (they exist)."""
+    g, _res, _out = province
+    runner = CliRunner()
+    out = tmp_path / "full"
+    args = ["reconcile", str(g.vaccinations), "-p", str(g.population), "-o", str(out),
+            "--workers", "1"]
+    full_at(monkeypatch, "coverage.csv")
+    r = runner.invoke(app, args)
+    assert r.exit_code == 3, r.output
+    text = " ".join(r.stderr.split())
+    assert f"disk full while writing {out / 'coverage.csv'}" in text, text
+    assert ("run the same command again with --force: matched.csv and mismatches.csv were "
+            "written, coverage.csv and report.json not") in text, text
+    assert sorted(p.name for p in out.iterdir()) == ["matched.csv", "mismatches.csv"]
+    r = runner.invoke(app, [*args, "--force"])  # still full: --force was given, so no --force
+    assert r.exit_code == 3
+    assert "run the same command again: matched.csv and mismatches.csv were" in \
+        " ".join(r.stderr.split())
+    full_at(monkeypatch, "mismatches.csv")  # the first one written: nothing is
+    r = runner.invoke(app, [*args[:-4], "-o", str(tmp_path / "none"), "--workers", "1"])
+    assert r.exit_code == 3
+    assert "run the same command again: nothing was written" in " ".join(r.stderr.split())
+    monkeypatch.undo()
+    r = runner.invoke(app, [*args, "--force"])
+    assert r.exit_code == 0, r.output
 
 
 def test_issue_from_population_signs_matched_rows_only(province, tmp_path: Path) -> None:

@@ -39,7 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from .errors import DiskFullError, StorageError, ValidationError, VaxqrError
+from .errors import (
+    DiskFullError,
+    StorageError,
+    ValidationError,
+    VaxqrError,
+    full_disk_hint,
+    when_full,
+)
 from .fileio import PRIVATE, atomic_open, check_writable, exclusive_dir
 
 Kind = Literal["ca", "signer", "batch"]
@@ -58,8 +65,8 @@ _LEDGER_SIDE = ("-wal", "-shm", "-journal")
 OWN_LOCK = ".lock"  # what vaxqr certs locks a CA directory by (cadir._locked)
 # how to restore FILE (shell-quoted) into DEST, as the CLI and the README say
 RESTORE = "mkdir DEST && tar --no-same-owner --no-same-permissions -xf {file} -C DEST"
-_FULL_HINT = ("free some space there and run the backup again: no partial archive is left "
-              "(an archive it was to replace is unchanged)")
+_FULL_HINT = full_disk_hint("run the backup again", "no partial archive is left (an archive "
+                            "it was to replace is unchanged)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +167,7 @@ def backup(directories: Sequence[Path], out: Path, *, overwrite: bool = False,
         names[name] = d
         plan.append((path, name, kind))
     done: list[DirectoryBackup] = []
-    try:
+    with when_full(_FULL_HINT):  # written whole or not at all
         check_writable(out, overwrite=overwrite)
         meter = _Meter(progress, sum(_planned_bytes(path) for path, _n, _k in plan)) \
             if progress else None
@@ -170,8 +177,6 @@ def backup(directories: Sequence[Path], out: Path, *, overwrite: bool = False,
             for path, name, kind in plan:
                 with _holding(path, kind):
                     done.append(_archive(tar, path, name, kind, Path(scratch), meter))
-    except DiskFullError as exc:  # the shared hint says what was done is kept: not here
-        raise DiskFullError(exc.message, hint=_FULL_HINT) from exc
     if meter is not None:
         meter.finish()
     return BackupResult(archive=out, size=out.stat().st_size, directories=tuple(done))

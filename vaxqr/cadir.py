@@ -50,12 +50,12 @@ from .certinfo import (
     name_str,
 )
 from .errors import (
-    DiskFullError,
     KeyCertError,
     StorageError,
     TrustError,
     ValidationError,
     VaxqrError,
+    full_disk_hint,
 )
 from .fileio import PRIVATE, atomic_write, check_private_file, ensure_dir
 from .keys import PrivateKey, load_private_key, protection_warning
@@ -104,20 +104,11 @@ def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bo
     return tmp
 
 
-_FULL_HINT = ("free some space and run the same command again: nothing was left behind "
-              "(a directory it was to replace is unchanged)")
-
-
-@contextlib.contextmanager
-def nothing_left_when_full() -> Iterator[None]:
-    """Around :func:`_prepare_dir` and :func:`_record_and_commit` (``certs init``, ``certs
-    issue``): a full disk leaves nothing behind (the hidden directory is removed, the
-    issuer's state and a directory to be replaced are as they were), so the shared hint
-    ("what was done is kept", a batch's) becomes that."""
-    try:
-        yield
-    except DiskFullError as exc:
-        raise DiskFullError(exc.message, hint=_FULL_HINT) from exc
+# Around _prepare_dir and _record_and_commit (certs init, certs issue), with
+# errors.when_full: a full disk leaves nothing behind (the hidden directory is removed, the
+# issuer's state and a directory to be replaced are as they were).
+NOTHING_LEFT_HINT = full_disk_hint("run the same command again", "nothing was left behind "
+                                   "(a directory it was to replace is unchanged)")
 
 
 # A commune signer directory's office ledger (its citizen register and single issues,

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from .cadir import (
+    NOTHING_LEFT_HINT,
     CAInfo,
     IssuedCert,
     _check_replaceable,
@@ -47,7 +48,6 @@ from .cadir import (
     _replace,
     _save_state,
     _state_doc,
-    nothing_left_when_full,
     open_ca,
     signer_commune,
     signer_ledger,
@@ -70,7 +70,14 @@ from .certinfo import (
     load_certificates,
 )
 from .citizen import PROVINCES
-from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
+from .errors import (
+    KeyCertError,
+    StorageError,
+    ValidationError,
+    VaxqrError,
+    full_disk_hint,
+    when_full,
+)
 from .fileio import PRIVATE, PUBLIC, atomic_write, check_private_file, check_writable, ensure_dir
 from .keys import (
     KeyType,
@@ -305,7 +312,7 @@ def init_ca(
     record = None
     if parent is not None:
         record = IssuedCert(serial, "ca", cert, province_code or "", name, now)
-    with nothing_left_when_full():
+    with when_full(NOTHING_LEFT_HINT):
         tmp = _prepare_dir(target, files, force=force, kind=role)
         _record_and_commit(tmp, target, parent.directory if parent else None, record,
                            force=force, kind=role)
@@ -491,7 +498,7 @@ def issue_signer(
         "signer.json": (_dump_json(meta), PUBLIC),
     }
     record = IssuedCert(serial, "dsc", cert, commune_code, name, now)
-    with nothing_left_when_full():
+    with when_full(NOTHING_LEFT_HINT):
         tmp = _prepare_dir(target, files, force=force, kind="signer")
         _record_and_commit(tmp, target, ca.directory, record, force=force, kind="signer",
                            keep=keep)
@@ -644,10 +651,20 @@ def build_trustlist(
         }
         data = (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
         ca = _replace(ca, trustlist_sequence=seq)
-        ca, crl = resign_crl(ca, key, now=now, next_update=max(nu, now + dt.timedelta(days=1)))
+        # crl.pem, then state.json: the sequence is used once the state is saved
+        with when_full(full_disk_hint("run the same command again", f"sequence {seq} was "
+                                      "not used and no trust list was written")):
+            ca, crl = resign_crl(ca, key, now=now,
+                                 next_update=max(nu, now + dt.timedelta(days=1)))
     files = [d / "state.json", d / "crl.pem"]
     if target is not None:
-        atomic_write(target, data, overwrite=force)
+        kept = "the file it was to replace is unchanged" if force and target.exists() \
+            else "no partial file is left"
+        with when_full(full_disk_hint(
+                "run the same command again", f"sequence {seq} is used (the CA's state and "
+                f"crl.pem are saved) but no trust list was written ({kept}); the next run "
+                f"signs {seq + 1}, which checkpoints accept")):
+            atomic_write(target, data, overwrite=force)
         files.insert(0, target)
     tl = parse_trustlist(data, str(target or "trust list"))
     return PublishedTrustList(tl, crl, tuple(files), tuple(warnings), data)

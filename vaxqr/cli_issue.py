@@ -296,29 +296,23 @@ def _write_single(flow: Any, info: Any, hc1: str, uvci: str, target: Path | None
 
 def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
             force: bool, card: str | None, reissue: bool) -> None:
-    from .errors import DiskFullError
+    from .errors import full_disk_hint, when_full
     from .ledger import NOTHING_RECORDED_HINT, Register
 
     info = flow.signer_info(signer)
     target, card_path = _outputs(out, card, force)
     # signed, then checked against the office's register and recorded with its claim in
     # one transaction (or refused: then nothing is recorded or written)
-    try:
-        with Register(signer_dir / "ledger.sqlite") as register:
-            entry, note = flow.issue_single(register, info, record,
-                                            file=str(target) if target else None,
-                                            reissue=reissue)
-    except DiskFullError as exc:  # the ledger's hint is a batch's: nothing to resume here
-        raise DiskFullError(exc.message, hint=NOTHING_RECORDED_HINT) from exc
+    with when_full(NOTHING_RECORDED_HINT), Register(signer_dir / "ledger.sqlite") as register:
+        entry, note = flow.issue_single(register, info, record,
+                                        file=str(target) if target else None, reissue=reissue)
     if note:
         warn(note)
-    try:
+    # recorded: with --reissue a run again would sign another
+    with when_full(full_disk_hint(
+            f"write it with --reprint {entry.uvci} (add --force if a file was written)",
+            "the credential is recorded, nothing new needs signing")):
         _write_single(flow, info, entry.hc1, entry.uvci, target, card_path, force, "issued")
-    except DiskFullError as exc:  # recorded: with --reissue a run again would sign another
-        raise DiskFullError(exc.message, hint=(
-            f"free some space, then write it with --reprint {entry.uvci} (add --force if a "
-            "file was written): the credential is recorded, nothing new needs signing"),
-        ) from exc
 
 
 def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force: bool,
@@ -351,8 +345,11 @@ def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force
 
 def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path, out: Path,
            fmt: str, workers: int | None, card: str | None, source: str, bom: bool) -> None:
+    from .errors import when_full
+    from .ledger import RESUME_HINT
+
     try:
-        with progress_bar("signing", unit="rows") as progress:
+        with when_full(RESUME_HINT), progress_bar("signing", unit="rows") as progress:
             result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
                                       progress=progress, card=card, source=source,
                                       register=signer_dir / "ledger.sqlite", checked=check,

@@ -7,6 +7,9 @@ catch :class:`VaxqrError`. Each error carries an optional one-line ``hint`` the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class VaxqrError(Exception):
     """Root of every error vaxqr raises on purpose."""
@@ -58,4 +61,23 @@ class StorageError(VaxqrError):
 class DiskFullError(StorageError):
     """A write failed for want of space (ENOSPC, SQLite's "database or disk is full"). Its
     hint says what the command leaves behind, which depends on the command (a resumable
-    batch keeps what it did; a backup leaves no partial archive)."""
+    batch keeps what it did; a backup leaves no partial archive): the place that writes
+    raises it with the neutral :func:`full_disk_hint`, and the caller that knows what was
+    left gives it its own with :func:`when_full`."""
+
+
+def full_disk_hint(then: str = "try again", left: str = "") -> str:
+    """The one wording of a full disk's hint: ``free some space and THEN``, then ``: LEFT``
+    (what the command left behind, and so what the next run needs) when the caller knows it.
+    The default claims nothing about what was kept."""
+    return f"free some space and {then}" + (f": {left}" if left else "")
+
+
+@contextmanager
+def when_full(hint: str) -> Iterator[None]:
+    """Give a :class:`DiskFullError` raised in the block ``hint`` (the caller's, who knows
+    what the command left behind), with the same message."""
+    try:
+        yield
+    except DiskFullError as exc:
+        raise DiskFullError(exc.message, hint=hint) from exc

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DiskFullError, StorageError, ValidationError
+from .errors import DiskFullError, StorageError, ValidationError, full_disk_hint
 
 PRIVATE = 0o600
 PUBLIC = 0o644
@@ -34,10 +34,8 @@ PUBLIC = 0o644
 
 def _describe(exc: OSError, path: Path) -> StorageError:
     if exc.errno == errno.ENOSPC:
-        return DiskFullError(
-            f"disk full while writing {path}",
-            hint="free some space and run the same command again (what was done is kept)",
-        )
+        # neutral: what the command left behind is its caller's to say (errors.when_full)
+        return DiskFullError(f"disk full while writing {path}", hint=full_disk_hint())
     if exc.errno in (errno.EACCES, errno.EPERM):
         return StorageError(f"permission denied: {path}")
     return StorageError(f"cannot write {path}: {exc.strerror or exc}")

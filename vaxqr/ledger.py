@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Self
 
-from .errors import DiskFullError, StorageError
+from .errors import DiskFullError, StorageError, full_disk_hint
 from .fileio import PRIVATE
 
 SCHEMA = """
@@ -107,16 +107,18 @@ class Claim(NamedTuple):
 ClaimRow = tuple[bytes, str, str, str, int, int, str, str, str, str, int, str, str]
 
 
-RESUME_HINT = "free some space and run the same command again to resume"
+# a batch (vaxqr issue --from gives it): what it recorded and wrote is kept, a run resumes
+RESUME_HINT = full_disk_hint("run the same command again to resume")
 # a single issue's transaction, on a full disk: rolled back, no file written yet
-NOTHING_RECORDED_HINT = ("free some space and run the same command again: nothing was "
-                         "recorded or written")
+NOTHING_RECORDED_HINT = full_disk_hint("run the same command again",
+                                       "nothing was recorded or written")
 
 
-def _wrap(exc: sqlite3.Error, path: Path, full_hint: str = RESUME_HINT) -> StorageError:
+def _wrap(exc: sqlite3.Error, path: Path, full_hint: str | None = None) -> StorageError:
     text = str(exc)
     if "full" in text.lower():
-        return DiskFullError(f"disk full while writing the ledger {path}", hint=full_hint)
+        return DiskFullError(f"disk full while writing the ledger {path}",
+                             hint=full_hint or full_disk_hint())
     if "locked" in text.lower() or "busy" in text.lower():
         return StorageError(f"the ledger {path} is in use by another vaxqr process")
     return StorageError(f"ledger {path}: {text}")

@@ -21,6 +21,7 @@ import os
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .errors import StorageError
+from .errors import DiskFullError, StorageError, full_disk_hint
 from .fileio import (
     UTF8_BOM,
     atomic_open,
@@ -645,7 +646,8 @@ def reconcile_files(
     gc_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived rows and no cycles: collections only cost time
     try:
-        return _reconcile(vaccinations, population, out_dir, report_date=report_date,
+        with _full_disk_names_outputs(Path(out_dir), overwrite):
+            return _reconcile(vaccinations, population, out_dir, report_date=report_date,
                           today=today, workers=workers, overwrite=overwrite,
                           progress=progress, bom=bom)
     finally:
@@ -654,6 +656,42 @@ def reconcile_files(
 
 
 _CHANGED = "nothing was written; run again once the file is complete"
+
+
+def _output_ids(out_dir: Path) -> dict[str, tuple[int, ...] | None]:
+    ids: dict[str, tuple[int, ...] | None] = {}
+    for name in OUTPUTS:
+        try:
+            ids[name] = file_identity(out_dir / name)
+        except StorageError:
+            ids[name] = None
+    return ids
+
+
+@contextmanager
+def _full_disk_names_outputs(out_dir: Path, overwrite: bool) -> Iterator[None]:
+    """A full disk's hint says which outputs this run wrote (each is replaced whole, and
+    a new one has a new inode): once one is, a run again without ``overwrite`` is refused
+    (it exists), so the hint asks for --force then."""
+    before = _output_ids(out_dir)
+    try:
+        yield
+    except DiskFullError as exc:
+        now = _output_ids(out_dir)
+        written = [n for n in OUTPUTS if now[n] is not None and now[n] != before[n]]
+        if not written:
+            hint = full_disk_hint("run the same command again", "nothing was written")
+        else:
+            rest = [n for n in OUTPUTS if n not in written]
+            hint = full_disk_hint(
+                "run the same command again" + ("" if overwrite else " with --force"),
+                f"{_and(written)} {'was' if len(written) == 1 else 'were'} written"
+                + (f", {_and(rest)} not" if rest else ""))
+        raise DiskFullError(exc.message, hint=hint) from exc
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
