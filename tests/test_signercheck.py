@@ -132,7 +132,75 @@ def test_revocation_files_it_cannot_use_are_named(h, tmp_path):
     check = check_signer_dir(s3, at=AT, trust=[tl])
     assert any("does not list this commune certificate: checkpoints using that list refuse "
                "its credentials" in w for w in check.warnings)
-    (h.s1 / TRUST_DIR).mkdir()
-    shutil.copy(h.s1 / "signer.key", h.s1 / TRUST_DIR / "oops.pem")
-    with pytest.raises(TrustError, match=r"oops\.pem is not a CRL or trust list"):
-        check_signer_dir(h.s1, at=AT)
+
+
+
+def _both(h, paths):
+    """What the office (SIGNER/trust/, vaxqr issue --trust) and a checkpoint (vaxqr verify
+    --trust) make of the same trust material: the check, and the store (or their errors)."""
+    from vaxqr.trust import TrustStore
+
+    out = []
+    for read in (lambda: check_signer_dir(h.s1, at=AT, trust=paths),
+                 lambda: TrustStore.from_paths([h.ca / "ca.crt", h.s1 / TRUST_DIR, *paths],
+                                               at=AT, state_file=h.tmp / "state.json")):
+        try:
+            out.append(read())
+        except KeyCertError as exc:
+            out.append(exc)
+    return out
+
+
+def test_a_file_that_is_no_trust_material_is_passed_over_as_a_checkpoint_does(h, tmp_path):
+    """A stray file in SIGNER/trust/ refused issuing, while a checkpoint given the same
+    folder passed over it: one reader now (vaxqr.trustfiles), one rule."""
+    trust_dir = h.s1 / TRUST_DIR
+    trust_dir.mkdir()
+    shutil.copy(h.ca / "crl.pem", trust_dir / "crl.pem")
+    (trust_dir / "notes.json").write_text('{"printer": "room 2"}', encoding="utf-8")
+    (trust_dir / "junk.der").write_bytes(b"\x30\x03\x02\x01\x00")
+    (trust_dir / "ca.crt").write_bytes((h.ca / "ca.crt").read_bytes())
+    shutil.copy(h.s1 / "signer.key", trust_dir / "oops.pem")
+    check, store = _both(h, [])
+    assert not isinstance(check, Exception) and not isinstance(store, Exception), (check, store)
+    assert check.revocation_sources == (str(trust_dir / "crl.pem"),)
+    assert store.revocation_sources == (str(trust_dir / "crl.pem"),)
+    assert [w for w in check.warnings if "oops.pem holds a private key, which is no trust "
+            "material (passed over)" in w]
+    assert [w for w in store.warnings if "oops.pem is a private key" in w]
+    # named explicitly, it is refused by both
+    for named in (trust_dir / "notes.json", trust_dir / "oops.pem"):
+        check, store = _both(h, [named])
+        assert isinstance(check, TrustError) and isinstance(store, TrustError), named
+        assert str(check) == str(store)
+
+
+@pytest.mark.parametrize("damaged", ["crl.pem", "list.crl", "trustlist.json"])
+def test_a_damaged_crl_or_trust_list_refuses_in_both(h, tmp_path, damaged):
+    """Its revocations must not be dropped in silence, in a folder or named."""
+    trust_dir = h.s1 / TRUST_DIR
+    trust_dir.mkdir()
+    if damaged == "trustlist.json":
+        tl = tmp_path / "tl.json"
+        certs.build_trustlist(h.ca, password=PW, out=tl, now=T0)
+        data = tl.read_bytes()[:-40]
+    else:
+        data = (h.ca / "crl.pem").read_bytes()
+        data = data.replace(data.splitlines()[3], b"AAAA" * 16) if damaged == "crl.pem" \
+            else b"\x30\x82\x01\x00broken"
+    (trust_dir / damaged).write_bytes(data)
+    check, store = _both(h, [])
+    assert isinstance(check, KeyCertError) and isinstance(store, KeyCertError), (check, store)
+    assert damaged in str(check) and str(check) == str(store)
+
+
+def test_the_certificates_are_read_once_for_the_check_and_the_signer(h):
+    """vaxqr issue read signer.crt and chain.pem for the check, then again for the key:
+    load_signer_certificates reads them once and both use the same objects."""
+    read = certs.load_signer_certificates(h.s1)
+    (h.s1 / "signer.crt").rename(h.s1 / "elsewhere.crt")  # neither reads the files again
+    (h.s1 / "chain.pem").unlink()
+    check = check_signer_dir(h.s1, at=AT, certificates=read)
+    signer = certs.load_signer(h.s1, PW, certificates=read)
+    assert check.chain[0] is read.certificate and signer.certificate is read.certificate
+    assert signer.chain == read.chain and len(read.chain) == 2

@@ -701,29 +701,50 @@ class Signer:
         return f"URN:UVCI:01:VN:{self.province_code}/{self.commune_code}/"
 
 
-def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None) -> Signer:
-    """Load ``signer.key`` (decrypting it), ``signer.crt``, ``chain.pem`` and ``signer.json``.
+@dataclass(frozen=True)
+class SignerCertificates:
+    """A signer directory's ``signer.crt`` and ``chain.pem``, read once: ``vaxqr issue``
+    checks them (:func:`vaxqr.signercheck.check_signer_dir`) and signs with the same."""
+
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]  # the DSC first, then its CA(s)
+
+
+def load_signer_certificates(signer_dir: str | os.PathLike[str]) -> SignerCertificates:
+    """Read ``signer.crt`` and ``chain.pem`` (just the DSC when there is none)."""
+    d = Path(signer_dir)
+    cert_path, chain_path = d / "signer.crt", d / "chain.pem"
+    if not cert_path.exists():
+        raise StorageError(f"{d} is not a signer directory (no signer.crt)")
+    cert = load_certificates(cert_path)[0]
+    chain = tuple(load_certificates(chain_path)) if chain_path.exists() else (cert,)
+    if fingerprint(chain[0]) != fingerprint(cert):
+        chain = (cert, *chain)
+    return SignerCertificates(cert, chain)
+
+
+def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None, *,
+                certificates: SignerCertificates | None = None) -> Signer:
+    """Load ``signer.key`` (decrypting it), ``signer.crt``, ``chain.pem`` and ``signer.json``
+    (the two certificate files as ``certificates`` when given: read once, for the check
+    before the password and the signing after it).
 
     Warnings (returned, not printed): key readable by others, key not encrypted, DEMO ONLY.
     """
     d = Path(signer_dir)
     key_path, cert_path = d / "signer.key", d / "signer.crt"
-    if not cert_path.exists():
-        raise StorageError(f"{d} is not a signer directory (no signer.crt)")
+    if certificates is None:
+        certificates = load_signer_certificates(d)
+    cert, chain = certificates.certificate, certificates.chain
     warnings = [w for w in [check_private_file(key_path)] if w] if key_path.exists() else []
     key = load_private_key(key_path, password)
     warnings += [w for w in [protection_warning(key_path)] if w]  # unencrypted, or weakly
-    cert = load_certificates(cert_path)[0]
     if key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ) != _public_key(cert).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ):
         raise KeyCertError(f"{key_path} does not belong to {cert_path}")
-    chain_path = d / "chain.pem"
-    chain = tuple(load_certificates(chain_path)) if chain_path.exists() else (cert,)
-    if fingerprint(chain[0]) != fingerprint(cert):
-        chain = (cert, *chain)
     meta: dict[str, Any] = {}
     if (d / "signer.json").exists():
         try:

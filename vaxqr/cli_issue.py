@@ -34,7 +34,7 @@ def _load_signer(signer_dir: Path, password_file: Path | None, trust: list[Path]
                  short_validity: bool) -> tuple[Any, Any]:
     """The signer, loaded after its certificate passed its checks (vaxqr.signercheck:
     validity, chain, revocation, time left), and the check; both sets of warnings shown."""
-    from .certs import load_signer
+    from .certs import load_signer, load_signer_certificates
     from .cli_password import read_password
     from .signercheck import check_signer_dir
 
@@ -51,13 +51,15 @@ def _load_signer(signer_dir: Path, password_file: Path | None, trust: list[Path]
              "and signer.key)", code=Exit.TRUST_OR_IO,
              hint="give the directory `vaxqr certs issue --out` made for this commune")
     try:  # before the password too: an unusable certificate is refused whatever the key
-        check = check_signer_dir(signer_dir, trust=trust or (), allow_short=short_validity)
+        certificates = load_signer_certificates(signer_dir)  # read once: checked, then used
+        check = check_signer_dir(signer_dir, trust=trust or (), allow_short=short_validity,
+                                 certificates=certificates)
     except VaxqrError as exc:
         fail_from(exc)
     password = read_password(password_file, confirm=False,
                              what=f"the commune key in {signer_dir}", key=signer_dir / "signer.key")
     try:
-        signer = load_signer(signer_dir, password)
+        signer = load_signer(signer_dir, password, certificates=certificates)
     except VaxqrError as exc:
         fail_from(exc)
     for w in (*signer.warnings, *check.warnings):  # DEMO ONLY keys; credentials ending soon

@@ -30,7 +30,7 @@ from .chain import _clamp, validate_chain
 from .errors import KeyCertError, TrustError
 from .keys import key_protection, key_type_name, protection_warning
 from .revocation import REVOCATION_REASONS
-from .trust import _parse_crl, _sniff
+from .trustfiles import parse_crl, sniff
 from .trustlist import parse_trustlist, verify_trustlist
 
 
@@ -78,7 +78,7 @@ def describe_file(
     p = Path(path)
     data = _read_file(p)
     at = _aware(at) if at else _utcnow()
-    kind = _sniff(data)
+    kind = sniff(data)
     out: dict[str, Any] = {"version": 1, "file": str(p)}
     if kind == "trustlist":
         tl = parse_trustlist(data, str(p))
@@ -111,7 +111,7 @@ def describe_file(
         )
         return out
     if kind == "crl":
-        crl = _parse_crl(data, str(p))
+        crl = parse_crl(data, str(p))
         try:
             ext = crl.extensions.get_extension_for_class(x509.CRLNumber)
             number: int | None = ext.value.crl_number

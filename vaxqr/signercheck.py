@@ -12,8 +12,11 @@ dose. :func:`check_signer` therefore refuses, before a key is opened:
 * one revoked by its province CA, or whose province CA its national root revoked, as far as
   the revocation information on this machine tells: CRLs (the province's ``crl.pem``, the
   root's) and the province's trust list, from ``SIGNER_DIR/trust/`` (:data:`TRUST_DIR`) and
-  any given explicitly. vaxqr works offline: it fetches nothing, so what no such file says
-  cannot be known here (a checkpoint with a newer list or CRL may still refuse);
+  any given explicitly, read as a checkpoint reads its ``--trust`` files
+  (:func:`vaxqr.trustfiles.read_trust_material`: a file there that is no trust material is
+  passed over, a damaged CRL or trust list refuses). vaxqr works offline: it fetches
+  nothing, so what no such file says cannot be known here (a checkpoint with a newer list
+  or CRL may still refuse);
 * one that ends in less than :data:`MIN_DAYS` days, unless ``allow_short``: its credentials
   would expire with it (SPEC §2: never past the DSC's notAfter), within weeks instead of 12
   months.
@@ -30,31 +33,32 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from .certinfo import (
     _aware,
-    _read_file,
     _unb64,
     _utcnow,
     fingerprint,
     kid_of,
-    load_certificates,
     name_str,
     public_key,
 )
 from .chain import validate_chain
 from .credential import VALIDITY_DAYS
 from .errors import KeyCertError, TrustError
-from .trust import _parse_crl, _sniff
-from .trustlist import TrustList, parse_trustlist, verify_trustlist
+from .trustfiles import TrustMaterial, read_trust_material
+from .trustlist import TrustList, verify_trustlist
+
+if TYPE_CHECKING:
+    from .certs import SignerCertificates
 
 #: Below this many days left on the DSC, signing is refused unless asked for explicitly.
 MIN_DAYS = 30
 #: The folder of a signer directory read for revocation information (CRLs, trust lists).
 TRUST_DIR = "trust"
-_SUFFIXES = {".pem", ".crl", ".der", ".json"}
 _NEW_CERT = "ask provincial IT for a new commune certificate (vaxqr certs issue) and sign " \
     "with its directory"
 
@@ -76,41 +80,37 @@ class SignerCheck:
         return self.credentials_expire < self.at + dt.timedelta(days=VALIDITY_DAYS)
 
 
-def trust_files(signer_dir: str | os.PathLike[str], extra: Iterable[str | os.PathLike[str]] = ()
+def trust_paths(signer_dir: str | os.PathLike[str], extra: Iterable[str | os.PathLike[str]] = ()
                 ) -> list[Path]:
-    """The revocation files for ``signer_dir``: those in its :data:`TRUST_DIR` folder, then
-    ``extra`` (files, or folders whose files are read)."""
-    found: list[Path] = []
-    for p in [Path(signer_dir) / TRUST_DIR, *map(Path, extra)]:
-        if p.is_dir():
-            found += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-                            and f.suffix.lower() in _SUFFIXES)
-        elif p != Path(signer_dir) / TRUST_DIR:
-            found.append(p)  # a missing file given explicitly: read, and said so
-    return found
+    """Where the revocation information for ``signer_dir`` is: its :data:`TRUST_DIR` folder
+    when it has one, then ``extra`` (files or folders, as ``vaxqr verify --trust`` takes)."""
+    own = Path(signer_dir) / TRUST_DIR
+    return [*([own] if own.is_dir() else []), *map(Path, extra)]
 
 
 def check_signer_dir(signer_dir: str | os.PathLike[str], *, at: dt.datetime | None = None,
                      trust: Iterable[str | os.PathLike[str]] = (),
-                     allow_short: bool = False) -> SignerCheck:
-    """:func:`check_signer` for a signer directory: its ``signer.crt`` and ``chain.pem``,
-    and the revocation files of :func:`trust_files`. No key is opened."""
-    d = Path(signer_dir)
-    cert = load_certificates(d / "signer.crt")[0]
-    chain_file = d / "chain.pem"
-    chain = load_certificates(chain_file) if chain_file.exists() else [cert]
-    if fingerprint(chain[0]) != fingerprint(cert):
-        chain = [cert, *chain]
-    return check_signer(cert, chain, at=at, trust=trust_files(d, trust),
-                        allow_short=allow_short, where=str(d))
+                     allow_short: bool = False,
+                     certificates: SignerCertificates | None = None) -> SignerCheck:
+    """:func:`check_signer` for a signer directory: its ``signer.crt`` and ``chain.pem``
+    (``certificates``, as :func:`vaxqr.certs.load_signer_certificates` read them, or read
+    here), and the revocation information of :func:`trust_paths`. No key is opened."""
+    if certificates is None:
+        from .certs import load_signer_certificates
+
+        certificates = load_signer_certificates(signer_dir)
+    return check_signer(certificates.certificate, certificates.chain, at=at,
+                        trust=trust_paths(signer_dir, trust), allow_short=allow_short,
+                        where=str(signer_dir))
 
 
 def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate], *,
                  at: dt.datetime | None = None, trust: Sequence[Path] = (),
                  allow_short: bool = False, where: str = "") -> SignerCheck:
     """Refuse a DSC that cannot sign credentials checkpoints accept for 12 months; see the
-    module documentation. Raises :class:`KeyCertError` (validity) or :class:`TrustError`
-    (chain, revocation), each with a hint; returns the warnings otherwise."""
+    module documentation. ``trust``: files and folders of CRLs and trust lists. Raises
+    :class:`KeyCertError` (validity) or :class:`TrustError` (chain, revocation, a damaged
+    CRL or trust list), each with a hint; returns the warnings otherwise."""
     at = _aware(at) if at else _utcnow()
     what = f"the commune certificate in {where}" if where else "the commune certificate"
     start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
@@ -124,7 +124,8 @@ def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate
         raise KeyCertError(f"{what} expired on {end:%Y-%m-%d}: nothing can be signed with it",
                            hint=_NEW_CERT)
     validated = _validate(certificate, chain, at, what)
-    sources, warnings = _check_revocation(certificate, validated, trust, at, what)
+    sources, warnings = _check_revocation(certificate, validated, read_trust_material(trust),
+                                          at, what)
     expire = min(at + dt.timedelta(days=VALIDITY_DAYS), end)
     left = end - at
     if left < dt.timedelta(days=VALIDITY_DAYS):
@@ -168,49 +169,42 @@ def _validate(cert: x509.Certificate, chain: Sequence[x509.Certificate], at: dt.
 
 
 def _check_revocation(cert: x509.Certificate, chain: tuple[x509.Certificate, ...],
-                      files: Sequence[Path], at: dt.datetime, what: str
+                      material: TrustMaterial, at: dt.datetime, what: str
                       ) -> tuple[list[str], list[str]]:
-    """Refuse a DSC, or a CA above it, that a CRL or trust list among ``files`` revokes.
-    Returns (the files used, warnings)."""
+    """Refuse a DSC, or a CA above it, that a CRL or trust list in ``material`` revokes
+    (its certificates say nothing of revocation). Returns (the files used, warnings)."""
     sources: list[str] = []
-    warnings: list[str] = []
+    warnings = [f"{k.path} holds a private key, which is no trust material (passed over): "
+                "keep the commune's key only as signer.key" for k in material.private_keys]
     cas = chain[1:]
-    for path in files:
-        data = _read_file(path)
-        kind = _sniff(data)
-        if kind == "crl":
-            crl = _parse_crl(data, str(path))
-            issuer = next((c for c in cas if c.subject == crl.issuer), None)
-            key = public_key(issuer) if issuer is not None else None
-            if key is None or not crl.is_signature_valid(key):  # type: ignore[arg-type]
-                warnings.append(f"{path}: CRL ignored, not signed by a CA above this commune "
-                                "certificate")
-                continue
-            sources.append(str(path))
-            if crl.next_update_utc is not None and crl.next_update_utc < at:
-                warnings.append(f"{path}: CRL out of date since {crl.next_update_utc:%Y-%m-%d}: "
-                                "get the current one from provincial IT")
-            for c in chain[:-1]:
-                entry = crl.get_revoked_certificate_by_serial_number(c.serial_number)
-                if entry is not None and c.issuer == crl.issuer:
-                    _revoked(c, cert, f"{path}, {entry.revocation_date_utc:%Y-%m-%d}", what)
-        elif kind == "trustlist":
-            tl = parse_trustlist(data, str(path))
-            try:
-                tl = verify_trustlist(tl, cas, at=at, source=str(path))
-            except TrustError as exc:
-                warnings.append(f"{exc}: ignored")
-                continue
-            sources.append(str(path))
-            warnings += _trustlist_says(tl, cert, chain, path, at, what)
-        elif kind != "certs":  # a CA certificate beside them: nothing to read there
-            raise TrustError(f"{path} is not a CRL or trust list",
-                             hint=f"keep only CRLs and trust lists in {TRUST_DIR}/")
+    for crl, path in material.crls:
+        issuer = next((c for c in cas if c.subject == crl.issuer), None)
+        key = public_key(issuer) if issuer is not None else None
+        if key is None or not crl.is_signature_valid(key):  # type: ignore[arg-type]
+            warnings.append(f"{path}: CRL ignored, not signed by a CA above this commune "
+                            "certificate")
+            continue
+        sources.append(path)
+        if crl.next_update_utc is not None and crl.next_update_utc < at:
+            warnings.append(f"{path}: CRL out of date since {crl.next_update_utc:%Y-%m-%d}: "
+                            "get the current one from provincial IT")
+        for c in chain[:-1]:
+            entry = crl.get_revoked_certificate_by_serial_number(c.serial_number)
+            if entry is not None and c.issuer == crl.issuer:
+                _revoked(c, cert, f"{path}, {entry.revocation_date_utc:%Y-%m-%d}", what)
+    for tl, path in material.trustlists:
+        try:
+            tl = verify_trustlist(tl, cas, at=at, source=path)
+        except TrustError as exc:
+            warnings.append(f"{exc}: ignored")
+            continue
+        sources.append(path)
+        warnings += _trustlist_says(tl, cert, chain, path, at, what)
     return sources, warnings
 
 
 def _trustlist_says(tl: TrustList, cert: x509.Certificate, chain: tuple[x509.Certificate, ...],
-                    path: Path, at: dt.datetime, what: str) -> list[str]:
+                    path: str, at: dt.datetime, what: str) -> list[str]:
     if tl.verified_by is None or len(chain) < 2 or fingerprint(tl.verified_by) != \
             fingerprint(chain[1]):
         return []  # another province's list, or the root's: it says nothing of this DSC

@@ -37,7 +37,6 @@ from .certinfo import (
     iso,
     kid_of,
     name_str,
-    parse_certificates,
     public_key,
     spki_sha256,
 )
@@ -45,12 +44,11 @@ from .chain import _clamp, validate_chain
 from .errors import KeyCertError, StorageError, TrustError
 from .fileio import atomic_write, ensure_dir
 from .keys import PublicKey, _public_key
+from .trustfiles import read_trust_material
 from .trustlist import (
-    TRUSTLIST_FORMAT,
     SignerNotValid,
     TrustList,
     credential_revocation_hash,
-    parse_trustlist,
     verify_trustlist,
 )
 
@@ -76,36 +74,11 @@ def default_state_file() -> Path:
     return Path(base) / "vaxqr" / "trustlists.json"
 
 
-_TRUST_SUFFIXES = {".pem", ".crt", ".cer", ".der", ".json", ".crl"}
-# files of a --trust directory read only to say that a private key lies there (ca.key,
-# signer.key); a renamed one (province.pem) is found among the files above by its content
-_KEY_SUFFIXES = {".key", ".p8", ".pk8"}
 _KEY_AT_CHECKPOINT = "a checkpoint needs only certificates and trust lists; remove it from " \
     "this machine"
 
 
-def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, bool]]:
-    """Files to read, with whether each was named explicitly."""
-    out: list[tuple[Path, bool]] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                rel = f.relative_to(p).parts
-                if (
-                    f.is_file()
-                    and f.suffix.lower() in _TRUST_SUFFIXES | _KEY_SUFFIXES
-                    and not any(part.startswith(".") for part in rel)
-                ):
-                    out.append((f, False))
-        elif p.exists():
-            out.append((p, True))
-        else:
-            raise StorageError(f"trust file {p} does not exist")
-    return out
-
-
-def _open_to_others(given: list[Path], files: list[tuple[Path, bool]]) -> list[str]:
+def _open_to_others(given: list[Path], files: Iterable[Path]) -> list[str]:
     """Warnings for trust material that other users of this computer can change: a file
     read, the directory holding it or a directory given, writable by every user (but a
     directory with the sticky bit, as /tmp: others cannot replace a file of ours there) or
@@ -114,7 +87,7 @@ def _open_to_others(given: list[Path], files: list[tuple[Path, bool]]) -> list[s
     uid = os.geteuid()
     out: list[str] = []
     seen: set[Path] = set()
-    for p in [*given, *(q for f, _e in files for q in (f, f.parent))]:
+    for p in [*given, *(q for f in files for q in (f, f.parent))]:
         if p in seen:
             continue
         seen.add(p)
@@ -183,46 +156,17 @@ class TrustStore:
         or CRL there that cannot be read raises, as a named one does (its revocations
         must not be dropped in silence).
         """
-        certs: list[tuple[x509.Certificate, str]] = []
-        crls: list[tuple[x509.CertificateRevocationList, str]] = []
-        lists: list[tuple[TrustList, str]] = []
-        key_warnings: list[str] = []
         paths = list(paths)
-        files = _expand(paths)
-        for path, explicit in files:
-            data = _read_file(path)
-            kind = _sniff(data)
-            if kind == "key" and not explicit:  # in a --trust directory: read on, but say so
-                key_warnings.append(f"{path} is a private key: {_KEY_AT_CHECKPOINT}")
-                continue
-            if kind in ("certs", "crl") and _PRIVATE_KEY_PEM in data:
-                key_warnings.append(f"{path} holds a private key beside its certificates: "
-                                    "a checkpoint needs only certificates and trust lists; "
-                                    "keep only the certificates on this machine")
-            if not explicit and path.suffix.lower() in _KEY_SUFFIXES:
-                continue  # (a .key file that is not a PEM key: not trust material either)
-            try:
-                if kind == "trustlist":
-                    lists.append((parse_trustlist(data, str(path)), str(path)))
-                elif kind == "crl":
-                    crls.append((_parse_crl(data, str(path)), str(path)))
-                elif kind == "certs":
-                    certs += [(c, str(path)) for c in parse_certificates(data, str(path))]
-                elif explicit and kind == "key":
-                    raise TrustError(
-                        f"{path} is a private key, not a certificate, CRL or trust list",
-                        hint="give the CA certificate (ca.crt) or the trust list; a private "
-                        "key belongs only in its CA or signer directory, never at a checkpoint")
-                elif explicit:
-                    raise TrustError(f"{path} is not a certificate, CRL or vaxqr trust list")
-            except KeyCertError:
-                # in a directory too: a damaged trust list or CRL skipped in silence would
-                # drop its revocations, and the DSCs given beside it would still verify
-                if explicit or _holds_revocations(kind, data, path):
-                    raise
-        key_warnings += _open_to_others([Path(p) for p in paths], files)
+        material = read_trust_material(paths)
+        key_warnings = [
+            f"{k.path} holds a private key beside its certificates: a checkpoint needs only "
+            "certificates and trust lists; keep only the certificates on this machine"
+            if k.beside_certificates else f"{k.path} is a private key: {_KEY_AT_CHECKPOINT}"
+            for k in material.private_keys]
+        key_warnings += _open_to_others([Path(p) for p in paths], material.files)
         store = cls._build(
-            certs, crls, lists, at=at, allow_rollback=allow_rollback,
+            list(material.certificates), list(material.crls), list(material.trustlists),
+            at=at, allow_rollback=allow_rollback,
             state_file=Path(state_file) if state_file is not None else None,
         )
         if key_warnings:
@@ -494,54 +438,6 @@ class TrustStore:
     def is_kid_revoked(self, kid: bytes) -> bool:
         """A DSC with this kid was revoked by a trust list (its certificate is gone from it)."""
         return kid in self.revoked_kids
-
-
-_PRIVATE_KEY_PEM = b"PRIVATE KEY-----"
-
-
-def _sniff(data: bytes) -> str:
-    head = data.lstrip()[:1]
-    if head == b"{":
-        return "trustlist"
-    if b"-----BEGIN X509 CRL-----" in data:
-        return "crl"
-    if b"-----BEGIN CERTIFICATE-----" in data or b"-----BEGIN TRUSTED CERTIFICATE" in data:
-        return "certs"
-    if _PRIVATE_KEY_PEM in data:  # PKCS#8, encrypted or not, or OpenSSL's legacy PEM
-        return "key"
-    if head == b"\x30":
-        try:
-            x509.load_der_x509_certificate(data)
-            return "certs"
-        except x509.InvalidVersion:  # a certificate, of an unknown version
-            return "certs"
-        except ValueError:
-            return "crl"
-    return "unknown"
-
-
-def _holds_revocations(kind: str, data: bytes, path: Path) -> bool:
-    """Whether trust material that could not be read is a vaxqr trust list (it names the
-    format) or a CRL (PEM, or a .crl file), so that it may hold revocations."""
-    if kind == "trustlist":
-        return f'"{TRUSTLIST_FORMAT}"'.encode() in data
-    return kind == "crl" and (b"-----BEGIN X509 CRL-----" in data
-                              or path.suffix.lower() == ".crl")
-
-
-def _parse_crl(data: bytes, source: str) -> x509.CertificateRevocationList:
-    try:
-        crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else \
-            x509.load_der_x509_crl(data)
-        # what cryptography parses lazily, and raises ValueError/TypeError for on first use
-        name_str(crl.issuer)
-        crl.issuer.public_bytes()
-        _ = crl.last_update_utc, crl.next_update_utc
-        for r in crl:
-            _ = r.serial_number, r.revocation_date_utc
-        return crl
-    except (ValueError, TypeError, x509.InvalidVersion) as exc:
-        raise KeyCertError(f"{source} is not a readable CRL") from exc
 
 
 def _read_state(state_file: Path) -> dict[str, Any]:
