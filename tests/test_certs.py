@@ -861,6 +861,24 @@ def test_a_trust_list_that_cannot_be_written_uses_up_no_sequence(
     assert list(usb.iterdir()) == []
 
 
+def test_the_early_trust_list_output_check_is_fileios(h: Hierarchy, tmp_path: Path) -> None:
+    """check_trustlist_out repeated part of fileio.check_writable and missed the rest: a
+    read-only folder was found only after the CA key's password, and a link to nothing
+    (which atomic_write will not write through) passed as free."""
+    from mounts import mounted_tmpfs
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with mounted_tmpfs(ro, "ro,size=64k"), pytest.raises(StorageError, match="Read-only"):
+        certs.check_trustlist_out(ro / "tl.json", force=False)
+    link = tmp_path / "tl.json"
+    link.symlink_to(tmp_path / "nowhere.json")
+    with pytest.raises(StorageError, match="already exists"):
+        certs.check_trustlist_out(link, force=False)
+    certs.check_trustlist_out(tmp_path / "new" / "tl.json", force=False)  # made later
+    assert not (tmp_path / "new").exists()
+
+
 def test_init_over_a_ca_in_use_says_what_force_would_destroy(h: Hierarchy) -> None:
     """`certs init` run again on the province CA answered "already exists: use --force to
     replace it", and --force deletes the key every commune certificate chains to."""

@@ -522,13 +522,11 @@ class PublishedTrustList:
 
 
 def check_trustlist_out(target: Path, *, force: bool) -> None:
-    """Refuse, before any key work, a trust-list output that is a directory or exists
-    (without ``force``)."""
-    if target.is_dir():
-        raise StorageError(f"{target} is a directory",
-                           hint=f"give a file name, e.g. {target / 'trustlist.json'}")
-    if target.exists() and not force:
-        raise StorageError(f"{target} already exists", hint="use --force to overwrite it")
+    """Refuse, before any key work, a trust-list output that is a directory, exists
+    (without ``force``) or cannot be written (:func:`vaxqr.fileio.check_writable`; its
+    directory, when missing, is made later)."""
+    check_writable(target, overwrite=force, dir_made_later=True,
+                   file_hint=f"give a file name, e.g. {target / 'trustlist.json'}")
 
 
 def _published_sequence(ca: CAInfo, target: Path) -> int | None:

@@ -268,18 +268,25 @@ def atomic_write(
         fh.write(payload)
 
 
-def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False,
+                   dir_made_later: bool = False, file_hint: str = "give a file name") -> None:
     """Check, before any work, that :func:`atomic_write` can write ``path``: it does not
     exist (unless ``overwrite``) and its directory exists and takes a new file (tried with
     a temporary file, removed at once: the only test that a read-only mount, a full
-    inode table or an ACL cannot fool). Raise :class:`StorageError` otherwise."""
+    inode table or an ACL cannot fool). Raise :class:`StorageError` otherwise.
+
+    ``dir_made_later``: a missing directory is the caller's to make (:func:`ensure_dir`)
+    after this early check, which then checks it again. ``file_hint``: the hint when
+    ``path`` is a directory."""
     target = Path(path)
     if target.is_dir():
-        raise StorageError(f"{target} is a directory", hint="give a file name")
+        raise StorageError(f"{target} is a directory", hint=file_hint)
     if not overwrite and _taken(target):
         raise _exists(target)
     directory = target.parent
     if not directory.is_dir():
+        if dir_made_later:
+            return
         raise StorageError(f"cannot write {target}: the directory {directory} does not exist",
                            hint="create it first, or choose another output path")
     import tempfile
