@@ -225,6 +225,29 @@ def test_a_batch_refuses_a_signer_its_directory_knows_revoked(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_check_of_another_signer_does_not_stand_for_the_batchs_own(tmp_path):
+    """issue_batch(checked=...) took a SignerCheck but used it only as a flag: any check
+    (another commune's, one made before a revocation was known) skipped the batch's own,
+    and a revoked signer signed."""
+    import shutil
+
+    from vaxqr import certs, revocation
+    from vaxqr.signercheck import check_signer_dir
+
+    signer = _fresh_signer(tmp_path, 700)
+    certs.issue_signer(tmp_path / "ca", ca_password=b"a test password", commune_code="30763",
+                       name="UBND phường Vĩnh Lạc", out_dir=tmp_path / "s2",
+                       password=b"a test password")
+    other = check_signer_dir(tmp_path / "s2")
+    revocation.revoke_certificate(tmp_path / "ca", "31078", password=b"a test password")
+    (tmp_path / "s" / "trust").mkdir()
+    shutil.copy(tmp_path / "ca" / "crl.pem", tmp_path / "s" / "trust" / "crl.pem")
+    src = write_csv(tmp_path / "r.csv", good_rows(3, seed=21))
+    with pytest.raises(KeyCertError, match="has been revoked"):
+        issue.issue_batch(signer, src, tmp_path / "out", workers=1, checked=other)
+    assert not (tmp_path / "out").exists()
+
+
 def _read(path):
     with path.open(encoding="utf-8-sig") as fh:
         return list(csv.DictReader(fh))

@@ -238,6 +238,12 @@ def _check_signer(signer: Any) -> list[str]:
     return list(check.warnings)
 
 
+def _checks_signer(check: Any, signer: Any) -> bool:
+    """Whether ``check`` (a :class:`vaxqr.signercheck.SignerCheck`, or None) is a check of
+    ``signer``'s certificate: a check of another one does not stand for its checks."""
+    return check is not None and bool(check.chain) and check.chain[0] == signer.certificate
+
+
 def _private_key(pem: bytes) -> Any:
     key = _KEYS.get(pem)
     if key is None:
@@ -824,8 +830,10 @@ def issue_batch(
 
     ``checked``: the :class:`vaxqr.signercheck.SignerCheck` the caller made of ``signer``
     (``vaxqr issue`` does, before it asks for the key's password) and whose warnings it
-    showed; without it, the batch makes the same checks (:func:`_check_signer`: refused
-    before anything is written) and returns their warnings in ``BatchResult.warnings``.
+    showed. It stands for the batch's own checks only when it is a check of this signer's
+    certificate (its validated chain starts with it); otherwise, or without it, the batch
+    makes the same checks (:func:`_check_signer`: refused before anything is written) and
+    returns their warnings in ``BatchResult.warnings``.
 
     ``bom``: start ``manifest.csv`` and ``rejects.csv`` with a UTF-8 byte order mark, which
     Excel on Windows needs to read them as UTF-8 (``vaxqr issue`` does, unless
@@ -844,9 +852,9 @@ def issue_batch(
         raise ValidationError(f"unknown card format {card!r} (png or pdf)")
     info = signer_info(signer)
     # the signer's own checks (validity, chain, revocation, a short remaining validity),
-    # unless the caller made them and showed their warnings (``checked``); then an expired
-    # signer still fails here, before anything is written
-    notes = [] if checked is not None else _check_signer(signer)
+    # unless the caller made them of this certificate and showed their warnings
+    # (``checked``); then an expired signer still fails here, before anything is written
+    notes = [] if _checks_signer(checked, signer) else _check_signer(signer)
     credential_times(info, datetime.now(UTC))
     today = today or date.today()
     # The first pass: the rows to count (for the progress bar), the CSV's errors (before
