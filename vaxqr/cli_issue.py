@@ -347,11 +347,8 @@ def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force
 
 def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path, out: Path,
            fmt: str, workers: int | None, card: str | None, source: str, bom: bool) -> None:
-    from .errors import when_full
-    from .ledger import RESUME_HINT
-
     try:
-        with when_full(RESUME_HINT), progress_bar("signing", unit="rows") as progress:
+        with progress_bar("signing", unit="rows") as progress:
             result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
                                       progress=progress, card=card, source=source,
                                       register=signer_dir / "ledger.sqlite", checked=check,

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from . import citizen, sign
 from .codec import encode_hc1
 from .credential import VALIDITY_DAYS, PersonName, UvciMaker, find_vaccine, vaccination_dcc
-from .errors import KeyCertError, StorageError, ValidationError, VaxqrError
+from .errors import KeyCertError, StorageError, ValidationError, VaxqrError, when_full
 from .fileio import (
     CSV_UTF8_HINT,
     UTF8_BOM,
@@ -50,7 +50,7 @@ from .fileio import (
     exclusive_dir,
     file_identity,
 )
-from .ledger import PLACE_SINGLE, Claim, ClaimRow, Entry, Ledger, Register
+from .ledger import PLACE_SINGLE, RESUME_HINT, Claim, ClaimRow, Entry, Ledger, Register
 from .safetext import formula_reason, row_label, spreadsheet_cell, spreadsheet_formula
 
 COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
@@ -868,7 +868,9 @@ def issue_batch(
         result.warnings.append(open_dir)
     result.warnings.extend(notes)
     place = str(out.resolve())
-    with holding(out), Ledger(out / "ledger.sqlite") as ledger, ExitStack() as stack:
+    # a full disk: what was signed is in the ledger, what was written is kept; a run resumes
+    with when_full(RESUME_HINT), holding(out), Ledger(out / "ledger.sqlite") as ledger, \
+            ExitStack() as stack:
         office = stack.enter_context(Register(register)) if register is not None else None
         # One signer and one source per directory, checked before anything is written:
         # images are named by row, the ledger knows rows by source, the manifest lists one.

@@ -107,7 +107,7 @@ class Claim(NamedTuple):
 ClaimRow = tuple[bytes, str, str, str, int, int, str, str, str, str, int, str, str]
 
 
-# a batch (vaxqr issue --from gives it): what it recorded and wrote is kept, a run resumes
+# a batch's (issue.issue_batch gives it): what it recorded and wrote is kept, a run resumes
 RESUME_HINT = full_disk_hint("run the same command again to resume")
 # a single issue's transaction, on a full disk: rolled back, no file written yet
 NOTHING_RECORDED_HINT = full_disk_hint("run the same command again",
