@@ -232,6 +232,10 @@ def cls(record: VaccRecord, person: Person | None = P, context: DoseContext | No
     # a spreadsheet's date-time cells at midnight read as their dates, as `vaxqr issue` reads them
     ({"dob": "1990-05-17 00:00:00", "vaccination_date": "2021-10-01T00:00"}, "matched"),
     ({"dob": "1990-17-05 00:00:00"}, "dob_swapped"),
+    # ... by parse_date's rule, not a looser one of its own: "0" is no time of midnight
+    ({"dob": "1990-17-05 0"}, "dob_differs"),
+    ({"dob": "1990-17-05T::"}, "dob_differs"),
+    ({"dob": "1990-17-05 00:00:00.000"}, "dob_swapped"),
     ({"dob": "1990-05-17 08:00"}, "dob_differs"),
     ({"dob": "1990-05-18"}, "dob_differs"),
     ({"dob": "31/02/1990"}, "dob_differs"),

@@ -294,6 +294,19 @@ _DATE_TIME: Final = re.compile(
 )
 
 
+def without_midnight(text: str) -> str:
+    """``text`` without a time of midnight after its date (`` 00:00``, ``T00:00:00``,
+    `` 00:00:00.000``: a spreadsheet's date-time cell), by the rule :func:`parse_date`
+    reads one with; any other text as it is (a time of day is not removed)."""
+    m = _DATE_TIME.fullmatch(text)
+    return m[1] if m is not None and _midnight(m[2]) else text
+
+
+def _midnight(time: str) -> bool:
+    """Whether a time :data:`_DATE_TIME` matched is midnight (00:00, 00:00:00.000)."""
+    return not time.strip("0:.")
+
+
 def _make_date(year: int, month: int, day: int, text: str) -> date:
     if year < 1:
         raise ValidationError(f"{_show(text)} is not a real date: year {year} does not exist")
@@ -343,7 +356,7 @@ def parse_date(s: str, *, compact: bool = False) -> date:
     m = _DATE_TIME.fullmatch(text)
     if m:
         day = parse_date(m[1], compact=compact)
-        if not m[2].strip("0:."):  # midnight: 00:00, 00:00:00, 00:00:00.000
+        if _midnight(m[2]):
             return day
         raise ValidationError(
             f"date {_show(text)} has a time of day ({m[2]}): give the date alone "

@@ -79,6 +79,7 @@ from .citizen import (
     parse_date,
     parse_id_number,
     strip_diacritics,
+    without_midnight,
 )
 from .credential import PersonName, Vaccine, find_vaccine
 from .errors import ValidationError, VaxqrError
@@ -223,14 +224,13 @@ _LOOSE_DATE: Final = (
     (re.compile(r"\s*([0-9]{4})[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})\s*"), (1, 2, 3)),
     (re.compile(r"\s*([0-9]{1,2})[-/.]([0-9]{1,2})[-/.]([0-9]{4})\s*"), (3, 2, 1)),
 )
-# a spreadsheet's date-time cell at midnight, which parse_date reads as the date
-_MIDNIGHT: Final = re.compile(r"[T ][0:]+(?:\.0+)?\s*$")
 
 
 @lru_cache(maxsize=1 << 14)
 def _loose_ymd(text: str) -> tuple[int, int, int] | None:
     """(year, month, day) as written, without checking that the date exists."""
-    text = _MIDNIGHT.sub("", text.strip())
+    # a spreadsheet's date-time cell at midnight, read as parse_date reads it
+    text = without_midnight(text.strip())
     for pattern, (y, m, d) in _LOOSE_DATE:
         match = pattern.fullmatch(text)
         if match:
