@@ -383,11 +383,12 @@ def test_hints_are_indented_as_every_command_indents_them(tmp_path: Path) -> Non
     assert lines[1].startswith("  hint: create one with: vaxqr certs init")
 
 
-def test_cli_renewing_a_signer_in_place_says_what_it_kept_and_what_to_revoke(
+def test_cli_renewing_a_signer_in_place_says_what_it_kept_and_what_to_do_next(
     tmp_path: Path,
 ) -> None:
     """The province renews a commune's certificate into its directory: told how (--force),
-    what stays (the office ledger) and what to do next (revoke the old one)."""
+    what stays (the office ledger) and what to do next (publish a trust list; not revoke
+    the old certificate, which would make every credential it signed NOT VALID)."""
     ca, s = tmp_path / "ca", tmp_path / "s"
     assert cli(["init", str(ca), "--name", "Kiên Giang", "--province", "091"]).exit_code == 0
     args = ["issue", str(ca), "--commune-code", "31078", "--name", "UBND xã Dương Tơ",
@@ -399,8 +400,50 @@ def test_cli_renewing_a_signer_in_place_says_what_it_kept_and_what_to_revoke(
     r = cli([*args, "--force"])
     assert r.exit_code == 0, r.output
     assert f"kept {s / 'ledger.sqlite'}" in r.stderr
-    assert f"vaxqr certs revoke {ca} SERIAL --reason superseded" in r.stderr
+    assert f"vaxqr certs trustlist {ca} --out FILE" in r.stderr
+    assert "vaxqr certs revoke" not in r.stderr and "revoke it if" not in r.stderr
     assert (s / "ledger.sqlite").exists()
+
+
+def test_cli_renewal_as_told_keeps_the_old_certificates_credentials_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renewing a commune's certificate as vaxqr said to (README, the hints) used to end
+    with "then revoke the old one: vaxqr certs revoke CA SERIAL --reason superseded": the
+    old DSC left the trust list and every credential the commune had issued became NOT
+    VALID at every checkpoint. Followed now, the old and the new credentials both verify."""
+    from vaxqr.cli import app
+
+    monkeypatch.setenv("VAXQR_PASSWORD", PW.decode())
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    ca, s, tl = tmp_path / "ca", tmp_path / "s", tmp_path / "trustlist.json"
+    assert cli(["init", str(ca), "--name", "Kiên Giang", "--province", "091"]).exit_code == 0
+    args = ["issue", str(ca), "--commune-code", "31078", "--name", "UBND xã Dương Tơ",
+            "--out", str(s)]
+    assert cli(args).exit_code == 0
+    runner = CliRunner()
+
+    def issue(id_number: str, name: str) -> str:
+        r = runner.invoke(app, ["issue", "--signer", str(s), "--name", name, "--sex", "Nam",
+                                "--dob", "1980-01-15", "--id", id_number, "--vaccine",
+                                "pfizer", "--dose", "2/2", "--date", "2021-10-01",
+                                "--out", "-"])
+        assert r.exit_code == 0, r.output
+        return r.stdout.strip()
+
+    old = issue("091080000001", "Nguyễn Văn An")
+    r = cli([*args, "--force"])
+    assert r.exit_code == 0, r.output
+    # follow every command the output names
+    for line in r.stderr.splitlines():
+        if "vaxqr certs " in line:
+            cmd = line.split("vaxqr certs ", 1)[1].split(" (")[0].split()
+            cmd = [str(tl) if a == "FILE" else a for a in cmd]
+            assert cli(cmd).exit_code == 0, cmd
+    new = issue("091080000002", "Trần Văn Bình")
+    for hc1 in (old, new):
+        v = runner.invoke(app, ["verify", hc1, "--trust", str(ca / "ca.crt"), "--trust", str(tl)])
+        assert v.exit_code == 0, v.output
 
 
 def test_cli_no_password_names_the_option_to_give_it_with(tmp_path: Path) -> None:

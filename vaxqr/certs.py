@@ -370,7 +370,8 @@ def check_signer_out(target: Path, commune_code: str, *, force: bool) -> tuple[s
             hint = "use --force to replace it"
             if target.is_dir() and signer_commune(target) == commune_code:
                 hint = ("use --force to renew it: a new key and certificate, its ledger.sqlite "
-                        "(the office's register) kept; then revoke the old certificate")
+                        "(the office's register) kept; then publish a trust list with the new "
+                        "certificate")
             raise StorageError(f"{target} already exists", hint=hint)
         if target.is_dir():
             return signer_ledger(target, commune_code)
@@ -428,7 +429,9 @@ def issue_signer(
         raise KeyCertError(f"the CA in {ca.directory} has expired ({iso(ca_end)})")
     if any(r.code == commune_code and r.status(now) == "valid" for r in ca.issued):
         warnings.append(
-            f"commune {commune_code} already has a valid certificate; revoke it if it is replaced"
+            f"commune {commune_code} already has a valid certificate: it stays in the trust list "
+            "until it expires, so the credentials it signed stay valid (revoke it only if its "
+            "key was lost or stolen: that makes every credential it signed NOT VALID)"
         )
 
     key = generate_key(key_type)

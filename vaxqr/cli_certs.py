@@ -314,9 +314,10 @@ def issue_cmd(
     if res.kept:
         err.print(f"  kept {esc(str(res.kept[0]))}: the office's citizen register and single "
                   "issues")
-    if any(w.startswith(f"commune {r.code} already has") for w in res.warnings):
-        err.print(f"  then revoke the old one: vaxqr certs revoke {esc(str(ca_dir))} SERIAL "
-                  f"--reason superseded (serials: vaxqr certs list {esc(str(ca_dir))})")
+    # Checkpoints know a commune's certificate from the trust list only. A renewal's old
+    # certificate is not revoked: revoking it would make every credential it signed NOT VALID.
+    err.print(f"  checkpoints refuse its credentials until they load a trust list with it: "
+              f"{_publish_hint(ca_dir)}")
 
 
 @certs_app.command("show")
@@ -590,6 +591,11 @@ def revoke_cmd(
 ) -> None:
     """Revoke a commune certificate: the CRL is re-signed and the DSC leaves the next trust list.
 
+    Every credential it signed, before and after, is then NOT VALID at checkpoints that load
+    the next trust list (or the CRL). Revoke a certificate whose key was lost or stolen; a
+    commune given a new certificate (vaxqr certs issue --force) needs no revocation of the
+    old one, which stays in the trust list until it expires, with the credentials it signed.
+
     **Examples**
 
     * `vaxqr certs revoke kg-ca duong-to/signer.crt --reason key-compromise`
@@ -637,6 +643,8 @@ def revoke_cmd(
                   f"{_arg(ca_dir)}")
     else:
         err.print(f"  CRL re-signed ({crl}); {_publish_hint(ca_dir)}")
+        err.print("  every credential this certificate signed is NOT VALID at checkpoints once "
+                  "they load that trust list or the CRL")
 
 
 @certs_app.command("crl")
