@@ -673,3 +673,26 @@ def test_a_full_disk_writing_a_single_issues_file_says_reprint(runner, tmp_path)
         r = runner.invoke(app, reprint)
         assert r.exit_code == 0, r.output
         assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_batch_from_a_semicolon_separated_export(runner, tmp_path):
+    """A clerk's Excel on a Windows set to Vietnamese saves CSV with ';' between fields:
+    the batch is signed, not refused with "the CSV header lacks full_name, …"."""
+    signer = _signer_copy(tmp_path)
+    rows = good_rows(3, seed=41)
+    src = tmp_path / "export.csv"
+    with src.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh, delimiter=";")
+        w.writerow(["full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
+                    "vaccination_date", "vaccine", "lot", "site"])
+        w.writerows(rows)
+    out = tmp_path / "batch"
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src),
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    with (out / "manifest.csv").open(encoding="utf-8-sig", newline="") as fh:
+        manifest = list(csv.DictReader(fh))
+    assert [m["full_name"] for m in manifest] == [row[0] for row in rows]
+    v = runner.invoke(app, ["verify", manifest[0]["hc1"], "--trust", str(CA),
+                            "--trust", str(TRUSTLIST)])
+    assert v.exit_code == 0, v.output

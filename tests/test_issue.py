@@ -1355,3 +1355,25 @@ def test_a_csv_changed_while_the_batch_reads_it_stops_it_before_signing_from_it(
     with Ledger(out / "ledger.sqlite") as ledger:
         assert ledger.count() == 0
     assert issue.issue_batch(signer, src, out, workers=1).issued == 8
+
+
+def test_a_semicolon_separated_export_reads_as_the_comma_one(tmp_path):
+    """Excel saves "CSV" with the list separator of the computer's region: ';' on a Windows
+    set to Vietnamese (decimals are written with a comma). Such a file was refused with
+    "the CSV header lacks full_name, sex, …", of a header that shows every one of them;
+    it now reads as the comma-separated file does, quoted fields with a ';' included."""
+    rows = good_rows(5, seed=31)
+    rows[1][9] = "Trạm Y tế; xã Dương Tơ"  # a ';' inside a field: quoted in the ';' file
+    comma = write_csv(tmp_path / "comma.csv", rows)
+    semi = tmp_path / "semi.csv"
+    with semi.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh, delimiter=";", lineterminator="\r\n")
+        w.writerow(HEADER)
+        w.writerows(rows)
+    assert b'"Tr\xe1\xba\xa1m Y t\xe1\xba\xbf; x' in semi.read_bytes()
+    assert list(issue.read_csv(semi)) == list(issue.read_csv(comma))
+    # a comma file whose header lacks a column is still refused as such, naming it
+    short = tmp_path / "short.csv"
+    short.write_text(",".join([*HEADER[:7], "vaccine;lot", "site"]) + "\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="header lacks vaccine"):
+        list(issue.read_csv(short))

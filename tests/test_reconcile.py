@@ -454,6 +454,27 @@ def test_parallel_output_is_identical(province, tmp_path: Path,
         assert (tmp_path / "par" / name).read_bytes() == (out / name).read_bytes(), name
 
 
+def test_semicolon_separated_exports_give_the_same_output(province, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both exports saved by a spreadsheet whose list separator is ';' (Excel on a Windows
+    set to Vietnamese) were refused ("the CSV header lacks …"); read in parallel, in small
+    chunks, they give what the comma-separated files give."""
+    g, _res, out = province
+    semi = {}
+    for name, src in (("vac", g.vaccinations), ("pop", g.population)):
+        with open(src, encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.reader(fh))
+        semi[name] = tmp_path / f"{name}.csv"
+        with semi[name].open("w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh, delimiter=";").writerows(rows)
+    monkeypatch.setattr(R, "CHUNK", 700)
+    monkeypatch.setattr(R, "PARALLEL_MIN_BYTES", 0)
+    reconcile_files(semi["vac"], semi["pop"], tmp_path / "semi", report_date=REPORT,
+                    today=TODAY, workers=2)
+    for name in ("matched.csv", "mismatches.csv", "coverage.csv"):
+        assert (tmp_path / "semi" / name).read_bytes() == (out / name).read_bytes(), name
+
+
 def test_fast_path_is_classify(province, tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The vectorised pre-check only short-cuts rows classify() itself calls matched."""

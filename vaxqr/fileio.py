@@ -13,6 +13,7 @@ ones from its ledger and syncs the file system before it lists them).
 
 from __future__ import annotations
 
+import csv
 import errno
 import fcntl
 import functools
@@ -21,7 +22,7 @@ import re
 import secrets
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -542,6 +543,24 @@ def check_csv_start(path: str | os.PathLike[str], head: bytes) -> None:
     if not head or head == UTF8_BOM:
         raise ValidationError(f"{path} is empty (not even a header line)",
                               hint="export the records again (the header line first)")
+
+
+def csv_delimiter(header_line: str, required: Sequence[str]) -> str:
+    """The field separator of a CSV export from its header line: ``,``, or ``;`` when the
+    header read with ``;`` has every ``required`` column and read with ``,`` does not. A
+    spreadsheet saves CSV with the list separator of the computer's region, and that is
+    ``;`` where decimals are written with a comma (Excel on Windows set to Vietnamese, and
+    to most European languages); "the header lacks full_name" of a header that shows it
+    helped no clerk, and their computer's setting is not theirs to change."""
+    for delimiter in (",", ";"):
+        try:
+            names = {h.strip().lower() for h in next(csv.reader([header_line],
+                                                                delimiter=delimiter), [])}
+        except csv.Error:
+            return ","
+        if all(c in names for c in required):
+            return delimiter
+    return ","
 
 
 def file_identity(path: Path) -> tuple[int, ...]:

@@ -45,6 +45,7 @@ from .fileio import (
     atomic_write,
     check_csv_start,
     check_unchanged,
+    csv_delimiter,
     ensure_dir,
     ensure_private_dir,
     exclusive_dir,
@@ -340,13 +341,16 @@ def _csv_reader(path: Path) -> Iterator[tuple[list[str], Any]]:
         try:
             head = fh.read(4)
             fh.seek(0)
+            # the header line, to tell ',' from ';' (csv_delimiter); read again below
+            first = fh.readline(1 << 16).decode("utf-8-sig", errors="replace")
+            fh.seek(0)
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
         check_csv_start(path, head)
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
         if csv.field_size_limit() < FIELD_LIMIT:
             csv.field_size_limit(FIELD_LIMIT)  # process-wide; only ever raised
-        reader = csv.reader(text)
+        reader = csv.reader(text, delimiter=csv_delimiter(first, REQUIRED))
         try:
             header = [h.strip().lower() for h in next(reader, [])]
             if not any(header):

@@ -122,6 +122,7 @@ class _Scan:
     dose: npt.NDArray[np.int16]
     vdate: I32
     interval: npt.NDArray[np.int16]
+    delimiter: str = ","  # the file's field separator (csv_delimiter)
 
 
 def _dose_code(text: str) -> int:
@@ -134,11 +135,11 @@ def _scan(path: Path) -> _Scan:
     chunks: list[tuple[int, int, int, int]] = []
     n = 0
     with _open(path) as fh:
-        cols, start = _header(path, fh, REQUIRED, COLUMNS)
+        cols, start, delimiter = _header(path, fh, REQUIRED, COLUMNS)
         get, width = _getter([cols[3], cols[4], cols[6], cols[7]])
         chunk_row, chunk_pos = 0, start
         for offset, data in _blocks(fh, start, BLOCK, path):
-            rows = _rows(path, offset, data, width)
+            rows = _rows(path, offset, data, width, delimiter)
             if rows:
                 c_id, c_dose, c_date, c_vac = zip(*map(get, rows), strict=True)
                 parts.append([np.array(_valid_ids(c_id), dtype=np.int64),
@@ -154,7 +155,8 @@ def _scan(path: Path) -> _Scan:
             chunks.append((chunk_row, n - chunk_row, chunk_pos, end - chunk_pos))
     cat = [np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype=t)
            for i, t in enumerate((np.int64, np.int16, np.int32, np.int16))]
-    return _Scan(cols, chunks, *cat)
+    ids, dose, vdate, interval = cat
+    return _Scan(cols, chunks, ids, dose, vdate, interval, delimiter)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -276,7 +278,7 @@ def _classify_chunk(chunk: tuple[int, int, int, int]) -> _ChunkOut:
     out = _Out()
     k = first
     for at, block in _blocks(io.BytesIO(data), 0, BLOCK):
-        rows = _rows(path, offset + at, block, _JOB["width"])
+        rows = _rows(path, offset + at, block, _JOB["width"], _JOB["delimiter"])
         if rows:
             _classify_block(rows, k, out)
             k += len(rows)
@@ -433,6 +435,7 @@ def _pick_rows(path: Path, offset: int, data: bytes, first: int, wanted: list[in
     block as pass 1 read them) only the wanted lines are parsed; other blocks are parsed
     whole."""
     width: int = _JOB["width"]
+    delimiter: str = _JOB["delimiter"]
     k, w = first, 0
     lines = _lines(data)
     parts = [(0, data, lines)] if lines is not None else (
@@ -444,10 +447,10 @@ def _pick_rows(path: Path, offset: int, data: bytes, first: int, wanted: list[in
             end = bisect_left(wanted, k + len(lines), w)
             if end > w:
                 yield from zip(wanted[w:end], _rows(path, offset + at, b"\n".join(
-                    [lines[r - k] for r in wanted[w:end]]), width), strict=True)
+                    [lines[r - k] for r in wanted[w:end]]), width, delimiter), strict=True)
             k += len(lines)
         else:
-            rows = _rows(path, offset + at, block, width)
+            rows = _rows(path, offset + at, block, width, delimiter)
             end = bisect_left(wanted, k + len(rows), w)
             yield from ((r, rows[r - k]) for r in wanted[w:end])
             k += len(rows)
@@ -731,7 +734,7 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
     get, width = _getter(scan.cols)
     _JOB.update(path=vaccinations, scan=scan, ctx=contexts, register=register, today=today,
                 report_date=report_date, report_iso=report_date.isoformat(), get=get,
-                width=width)
+                width=width, delimiter=scan.delimiter)
     counts = dict.fromkeys(CLASSES, 0)
     clean = 0
     max_dose = np.zeros(len(register), dtype=np.int16)

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from .citizen import strip_diacritics
 from .errors import StorageError, ValidationError
-from .fileio import CSV_UTF8_HINT, UTF8_BOM, check_csv_start
+from .fileio import CSV_UTF8_HINT, UTF8_BOM, check_csv_start, csv_delimiter
 from .matching import (
     _PROVINCE_CODES,
     Person,
@@ -62,8 +62,9 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def _header(path: Path, fh: IO[bytes], required: Sequence[str],
-            wanted: Sequence[str]) -> tuple[list[int], int]:
-    """Column positions of ``wanted`` (-1 if absent) and the offset of the first data row."""
+            wanted: Sequence[str]) -> tuple[list[int], int, str]:
+    """Column positions of ``wanted`` (-1 if absent), the offset of the first data row and
+    the field separator (:func:`vaxqr.fileio.csv_delimiter`)."""
     raw = fh.readline(MAX_RECORD + 1)
     if len(raw) > MAX_RECORD:
         raise _too_long(path, 0, "the header line")
@@ -75,8 +76,9 @@ def _header(path: Path, fh: IO[bytes], required: Sequence[str],
     except UnicodeDecodeError:
         raise ValidationError(f"{path} is not UTF-8 (in the header)",
                               hint=CSV_UTF8_HINT) from None
+    delimiter = csv_delimiter(text, required)
     try:
-        names = [h.strip().lower() for h in next(csv.reader([text]), [])]
+        names = [h.strip().lower() for h in next(csv.reader([text], delimiter=delimiter), [])]
     except csv.Error as exc:  # a line break alone inside the header line: a lone CR
         raise ValidationError(
             f"{path}: malformed CSV header ({exc})",
@@ -89,7 +91,7 @@ def _header(path: Path, fh: IO[bytes], required: Sequence[str],
     if missing:
         raise ValidationError(f"{path}: the CSV header lacks {', '.join(missing)}",
                               hint="expected header: " + ",".join(wanted))
-    return [names.index(c) if c in names else -1 for c in wanted], fh.tell()
+    return [names.index(c) if c in names else -1 for c in wanted], fh.tell(), delimiter
 
 
 def _too_long(path: Path, offset: int, what: str) -> ValidationError:
@@ -166,7 +168,8 @@ def _parts(got: list[bytes], pos: int, path: Path | None) -> Iterator[bytes]:
     del got[:first]
 
 
-def _iter_rows(path: Path, offset: int, data: bytes) -> Iterator[list[str]]:
+def _iter_rows(path: Path, offset: int, data: bytes, delimiter: str = ","
+               ) -> Iterator[list[str]]:
     """The non-blank CSV rows of one block (blank lines are skipped, as csv.DictReader and
     so ``vaxqr issue`` skip them)."""
     try:
@@ -177,14 +180,15 @@ def _iter_rows(path: Path, offset: int, data: bytes) -> Iterator[list[str]]:
             hint=CSV_UTF8_HINT,
         ) from None
     try:
-        yield from filter(None, csv.reader(io.StringIO(text, newline="")))
+        yield from filter(None, csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise ValidationError(f"{path}: malformed CSV near byte {offset} ({exc})") from None
 
 
-def _rows(path: Path, offset: int, data: bytes, width: int) -> list[list[str]]:
+def _rows(path: Path, offset: int, data: bytes, width: int, delimiter: str = ","
+          ) -> list[list[str]]:
     """The rows of one block, padded to at least ``width`` fields."""
-    rows = list(_iter_rows(path, offset, data))
+    rows = list(_iter_rows(path, offset, data, delimiter))
     if rows and min(map(len, rows)) < width:
         rows = [r if len(r) >= width else r + [""] * (width - len(r)) for r in rows]
     return rows
@@ -251,10 +255,10 @@ class Register:
         today_ord = today.toordinal()
         n = invalid = 0
         with _open(path) as fh:
-            cols, start = _header(path, fh, POPULATION_COLUMNS, POPULATION_COLUMNS)
+            cols, start, delimiter = _header(path, fh, POPULATION_COLUMNS, POPULATION_COLUMNS)
             get, width = _getter(cols)
             for offset, data in _blocks(fh, start, BLOCK, path):
-                rows = _rows(path, offset, data, width)
+                rows = _rows(path, offset, data, width, delimiter)
                 if not rows:
                     continue
                 m = len(rows)
