@@ -973,3 +973,25 @@ def test_parse_date_fast_path_reads_as_the_patterns_do(text: str, compact: bool)
     except ValidationError as exc:
         got = str(exc)
     assert got == _parse_date_by_patterns(text, compact)
+
+
+@pytest.mark.parametrize(
+    ("text", "order"),  # 1: DAY_FIRST, 2: MONTH_FIRST
+    [
+        ("3/15/1975", 2),  # Excel set to English (United States)
+        ("03/15/1975 00:00:00", 2),
+        ("12/31/2021", 2),
+        ("15/3/1975", 1),
+        ("15.03.1975", 1),
+        ("3/5/1975", 0),  # either order: what the file's other dates tell apart
+        ("1975-03-15", 0),
+        ("1975-15-03", 0),
+        ("15/15/1975", 0),
+        ("", 0),
+        ("32/3/1975", 0),
+    ],
+)
+def test_date_order(text: str, order: int) -> None:
+    import vaxqr.citizen as citizen
+
+    assert citizen.date_order(text) == order

@@ -1377,3 +1377,35 @@ def test_a_semicolon_separated_export_reads_as_the_comma_one(tmp_path):
     short.write_text(",".join([*HEADER[:7], "vaccine;lot", "site"]) + "\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="header lacks vaccine"):
         list(issue.read_csv(short))
+
+
+def _us_dates(rows):
+    """``rows`` as Excel set to English (United States) exports them: M/D/YYYY."""
+    def us(text):
+        d = date.fromisoformat(text) if "-" in text else date(*map(int, text.split("/")[::-1]))
+        return f"{d.month}/{d.day}/{d.year}"
+    return [[r[0], r[1], us(r[2]), r[3], r[4], r[5], us(r[6]), *r[7:]] for r in rows]
+
+
+def test_a_month_first_export_stops_the_batch_before_signing(signer, tmp_path):
+    """An export written month/day/year (Excel set to English (United States)) had its
+    dates with a day above 12 rejected ("there is no month 15") and the others, read day
+    first, signed with day and month swapped: a wrong date of birth, refused beside the
+    ID card at every checkpoint. The batch now stops before anything is signed."""
+    rows = good_rows(40, seed=33)
+    src = write_csv(tmp_path / "us.csv", _us_dates(rows))
+    out = tmp_path / "out"
+    with pytest.raises(ValidationError, match=r"month/day/year \(row \d+ \(spreadsheet row "):
+        issue.issue_batch(signer, src, out, workers=1)
+    assert not (out / "ledger.sqlite").exists() and not (out / "manifest.csv").exists()
+
+
+def test_a_month_first_typo_among_day_first_dates_is_one_rejected_row(signer, tmp_path):
+    """A file whose dates read day first (some only so) with one typed month first is not
+    a month/day/year export: that row alone is rejected, the batch goes on."""
+    rows = good_rows(6, seed=34)
+    rows[0][6] = "25/09/2021"  # day first only
+    rows[3][6] = "9/15/2021"  # month first: a typo
+    src = write_csv(tmp_path / "r.csv", rows)
+    result = issue.issue_batch(signer, src, tmp_path / "out", workers=1)
+    assert [r for r, _ in result.rejected] == [4] and result.issued == 5

@@ -1150,3 +1150,33 @@ def test_a_new_out_dir_is_private_and_an_open_one_is_warned_about(tmp_path: Path
     assert f"warning: {mine} can be read by other users of this computer (mode 0750)" \
         in r.stderr and f"chmod 700 {mine}" in r.stderr
     assert json.loads(r.stdout)["version"] == 1  # stdout stays data
+
+
+def test_a_month_first_export_is_refused_before_anything_is_written(province, tmp_path: Path
+                                                                    ) -> None:
+    """The vaccination export written month/day/year (Excel set to English (United
+    States)): its vaccination dates with a day up to 12 went to matched.csv with day and
+    month swapped (its dates of birth too, when the register had the same swap), and from
+    there into the credentials. Refused, naming a row."""
+    g, _res, _out = province
+    with open(g.vaccinations, encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    from vaxqr.citizen import parse_date
+
+    cols = (rows[0].index("dob"), rows[0].index("vaccination_date"))
+    us_rows = [rows[0]]
+    for r in rows[1:]:
+        try:
+            dates = [parse_date(r[c]) for c in cols]
+        except ValidationError:
+            continue  # a planted date that is not one (31/02/1990)
+        for c, d in zip(cols, dates, strict=True):
+            r[c] = f"{d.month}/{d.day}/{d.year}"
+        us_rows.append(r)
+    us = tmp_path / "us.csv"
+    with us.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(us_rows)
+    with pytest.raises(ValidationError, match=r"month/day/year \(row \d+ \(spreadsheet row "):
+        reconcile_files(us, g.population, tmp_path / "o", report_date=REPORT, today=TODAY,
+                        workers=1)
+    assert not (tmp_path / "o" / "matched.csv").exists()

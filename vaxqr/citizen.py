@@ -324,6 +324,30 @@ def _make_date(year: int, month: int, day: int, text: str) -> date:
         ) from None
 
 
+def date_order(s: str) -> int:
+    """Which order a D/M/Y-shaped date (also with a time after it) can only be read in:
+    ``DAY_FIRST`` (``15/3/1975``: no month 15), ``MONTH_FIRST`` (``3/15/1975``), else 0
+    (either order, or not such a date). A spreadsheet set to English (United States)
+    exports every date month first; :func:`parse_date` reads day first, refuses
+    ``3/15/1975``, but would read ``3/5/1975`` (5 March) as 3 May."""
+    text = s.strip()
+    if not any(c in "/.-" for c in text[1:3]):  # not D/M/Y-shaped (ISO: "1975-…")
+        return 0
+    m = _DMY_DATE.fullmatch(text.split(" ", 1)[0])
+    if m is None:
+        return 0
+    first, second = int(m[1]), int(m[3])
+    if 1 <= second <= 12 < first <= 31:
+        return DAY_FIRST
+    if 1 <= first <= 12 < second <= 31:
+        return MONTH_FIRST
+    return 0
+
+
+DAY_FIRST: Final = 1
+MONTH_FIRST: Final = 2
+
+
 def parse_date(s: str, *, compact: bool = False) -> date:
     """Parse ``YYYY-MM-DD``, ``DD/MM/YYYY`` or ``D/M/YYYY`` (also with ``-`` or ``.``).
 

@@ -30,6 +30,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from .citizen import DAY_FIRST, MONTH_FIRST, date_order
 from .errors import DiskFullError, StorageError, full_disk_hint
 from .fileio import (
     UTF8_BOM,
@@ -38,7 +39,7 @@ from .fileio import (
     ensure_private_dir,
     file_identity,
 )
-from .issue import COLUMNS, REQUIRED
+from .issue import COLUMNS, REQUIRED, month_first_error
 from .matching import (
     _NO_CONTEXT,
     _SEX_WORD,
@@ -136,12 +137,22 @@ def _scan(path: Path) -> _Scan:
     n = 0
     with _open(path) as fh:
         cols, start, delimiter = _header(path, fh, REQUIRED, COLUMNS)
-        get, width = _getter([cols[3], cols[4], cols[6], cols[7]])
+        get, width = _getter([cols[3], cols[4], cols[6], cols[7], cols[2]])
         chunk_row, chunk_pos = 0, start
+        day_first = False
+        month_first: tuple[int, str, str] | None = None  # (row, column, value), the first
         for offset, data in _blocks(fh, start, BLOCK, path):
             rows = _rows(path, offset, data, width, delimiter)
             if rows:
-                c_id, c_dose, c_date, c_vac = zip(*map(get, rows), strict=True)
+                c_id, c_dose, c_date, c_vac, c_dob = zip(*map(get, rows), strict=True)
+                for column, values in (("dob", c_dob), ("vaccination_date", c_date)):
+                    if day_first:
+                        break
+                    orders = {v: date_order(v) for v in set(values)}  # few distinct dates
+                    day_first = DAY_FIRST in orders.values()
+                    if month_first is None and MONTH_FIRST in orders.values():
+                        k = min(i for i, v in enumerate(values) if orders[v] == MONTH_FIRST)
+                        month_first = (n + k + 1, column, values[k].strip())
                 parts.append([np.array(_valid_ids(c_id), dtype=np.int64),
                               np.array(list(map(_dose_code, c_dose)), dtype=np.int16),
                               np.array(list(map(_date_ord, c_date)), dtype=np.int32),
@@ -153,6 +164,8 @@ def _scan(path: Path) -> _Scan:
                 chunk_row, chunk_pos = n, end
         if n > chunk_row:
             chunks.append((chunk_row, n - chunk_row, chunk_pos, end - chunk_pos))
+    if month_first is not None and not day_first:  # see issue._DateOrder
+        raise month_first_error(path, *month_first, "checked", "written")
     cat = [np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype=t)
            for i, t in enumerate((np.int64, np.int16, np.int32, np.int16))]
     ids, dose, vdate, interval = cat
