@@ -125,8 +125,9 @@ _LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
 
 def verdict_language(given: str | None, environ: Mapping[str, str] = os.environ) -> str:
     """The verdict's language: ``given`` (``--lang``) when set; else ``VAXQR_LANG``'s
-    (``vi``, ``en``, or a locale name of either language, any case); else the locale's, as POSIX picks the messages' locale (the first of
-    LC_ALL, LC_MESSAGES, LANG that is set and not empty): Vietnamese for ``vi`` and
+    (``vi``, ``en``, or a locale name of either language, any case); else the locale's,
+    as POSIX picks the messages' locale (the first of LC_ALL, LC_MESSAGES, LANG that is
+    set and not empty): Vietnamese for ``vi`` and
     ``vi_VN…``, English for any other (``C``, ``POSIX``, ``en_US.UTF-8``…) or none.
 
     The locale counts because a checkpoint's machine set up in Vietnamese is where a
