@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import test_cli_issue
-from test_cli_issue import CA, PERSON, TRUSTLIST, _signer_copy
+from test_cli_issue import CA, PERSON, TRUSTLIST, _demo_ca_copy, _fresh_signer, _signer_copy
 
 from vaxqr import reprint
 from vaxqr.cli import app
@@ -170,3 +170,103 @@ def _office_cert(office):
     from cryptography import x509
 
     return x509.load_pem_x509_certificate((office / "signer.crt").read_bytes())
+
+
+def test_a_reprint_asks_no_password_and_no_time_left(runner, tmp_path, monkeypatch):
+    """Nothing is signed: no password (the key is not opened, a --password-file given is
+    not read), and a commune certificate ending within 30 days needs no --short-validity."""
+    _ca, s = _fresh_signer(tmp_path, days=20)
+    monkeypatch.setenv("VAXQR_PASSWORD", "a test password")
+    first = runner.invoke(app, ["issue", "--signer", str(s), *PERSON, "--out", "-",
+                                "--short-validity"])
+    assert first.exit_code == 0, first.output
+    monkeypatch.delenv("VAXQR_PASSWORD")
+    (s / "signer.key").unlink()  # not even there: a reprint never needs it
+    for extra in ([], ["--password-file", str(tmp_path / "no-such-file")]):
+        r = runner.invoke(app, ["issue", "--signer", str(s), "--reprint", "091190012345",
+                                "--out", "-", *extra])
+        assert r.exit_code == 0, r.output
+        assert r.stdout == first.stdout
+        assert "password" not in r.stderr and "not in 12 months" not in r.stderr
+
+
+def _issued(runner, office):
+    r = runner.invoke(app, ["issue", "--signer", str(office), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    with Ledger(office / "ledger.sqlite") as ledger:
+        (entry,) = ledger.entries()
+    return entry
+
+
+def _reprint(runner, office, *extra):
+    return runner.invoke(app, ["issue", "--signer", str(office), "--reprint", "091190012345",
+                               "--out", "-", *extra])
+
+
+def test_a_credential_of_a_revoked_certificate_is_not_reprinted(runner, tmp_path, office):
+    """Checkpoints refuse every credential of a revoked commune certificate: the CRL in
+    SIGNER/trust/, or the province's trust list given with --trust, stops the reprint."""
+    import shutil
+
+    from vaxqr import certs, revocation
+
+    ca = _demo_ca_copy(tmp_path)
+    _issued(runner, office)
+    revocation.revoke_certificate(ca, "31078", password=b"vaxqr-demo", reason="superseded")
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=tmp_path / "tl.json")
+    assert _reprint(runner, office).exit_code == 0  # nothing on this machine says it yet
+    (office / "trust").mkdir()
+    shutil.copy(ca / "crl.pem", office / "trust" / "crl.pem")
+    for extra in ([], ["--trust", str(tmp_path / "tl.json")]):
+        if extra:
+            (office / "trust" / "crl.pem").unlink()
+        r = _reprint(runner, office, *extra)
+        assert r.exit_code == 3, r.output
+        assert "is not reprinted" in r.stderr and "has been revoked" in r.stderr
+        assert "--reissue" in r.stderr and r.stdout == ""
+
+
+def test_a_revoked_credential_is_not_reprinted(runner, tmp_path, office):
+    from vaxqr import certs, revocation
+
+    ca = _demo_ca_copy(tmp_path)
+    entry = _issued(runner, office)
+    (office / "trust").mkdir()
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json")
+    assert _reprint(runner, office).exit_code == 0
+    revocation.revoke_credentials(ca, [entry.uvci])
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json",
+                          force=True)
+    r = _reprint(runner, office)
+    assert r.exit_code == 2, r.output
+    assert f"{entry.uvci} has been revoked by the province" in r.stderr
+    assert "checkpoints refuse it" in r.stderr and "--reissue" in r.stderr
+    assert r.stdout == ""
+
+
+def test_a_credential_of_an_earlier_certificate_is_checked_against_the_trust_list(
+        runner, tmp_path, office):
+    """After a renewal (certs issue --force), the earlier certificate is no longer in the
+    directory: the province's trust list says whether checkpoints still trust it."""
+    from vaxqr import certs, revocation
+
+    ca = _demo_ca_copy(tmp_path)
+    entry = _issued(runner, office)
+    certs.issue_signer(ca, ca_password=b"vaxqr-demo", commune_code="31078",
+                       name="UBND xã Dương Tơ", out_dir=office, password=b"vaxqr-demo",
+                       force=True)
+    r = _reprint(runner, office)
+    assert r.exit_code == 0, r.output
+    assert f"signed with an earlier certificate of this office (kid {entry.kid})" in r.stderr
+    assert "no trust list in SIGNER/trust/ tells" in r.stderr
+    (office / "trust").mkdir()
+    tl = office / "trust" / "tl.json"
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=tl)
+    r = _reprint(runner, office)
+    assert r.exit_code == 0 and "earlier certificate" not in r.stderr, r.output  # listed
+    revocation.revoke_certificate(ca, entry.kid, password=b"vaxqr-demo")
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=tl, force=True)
+    r = _reprint(runner, office)
+    assert r.exit_code == 3, r.output
+    assert f"earlier certificate of this office (kid {entry.kid}), which has been revoked" \
+        in r.stderr and "--reissue" in r.stderr and r.stdout == ""

@@ -62,6 +62,8 @@ def test_a_short_remaining_validity_is_warned_about_then_refused(h):
     assert "(in 29 days)" in check.warnings[0]
     hours = check_signer_dir(h.s1, at=end - dt.timedelta(hours=3), allow_short=True)
     assert "(in less than a day)" in hours.warnings[0]
+    # a credential written again (vaxqr issue --reprint) signs nothing: no time-left rule
+    assert check_signer_dir(h.s1, at=soon, signing=False).warnings == ()
 
 
 def test_a_chain_that_no_longer_validates_is_refused(h, tmp_path):

@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -675,11 +675,12 @@ def build_trustlist(
 # The signing office's view
 
 
-@dataclass(frozen=True)
-class Signer:
-    """A commune's signing key and certificate, ready for ``vaxqr issue``."""
+@dataclass(frozen=True, kw_only=True)
+class SignerCertificate:
+    """The public half of a commune signer directory (``signer.crt``, ``chain.pem``,
+    ``signer.json``): who signs, under which CA. Enough to describe the office and to write
+    a credential it issued again (``vaxqr issue --reprint``); nothing can be signed with it."""
 
-    private_key: PrivateKey = field(repr=False)
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]
     kid: bytes
@@ -692,14 +693,21 @@ class Signer:
     directory: Path | None = None  # the signer directory it was loaded from
 
     @property
-    def alg(self) -> str:
-        """COSE algorithm name: ``ES256`` or ``PS256``."""
-        return cose_alg_for(self.private_key)
-
-    @property
     def uvci_prefix(self) -> str:
         """``URN:UVCI:01:VN:<province>/<commune>/``; add the serial and the check character."""
         return f"URN:UVCI:01:VN:{self.province_code}/{self.commune_code}/"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signer(SignerCertificate):
+    """A commune's signing key and certificate, ready for ``vaxqr issue``."""
+
+    private_key: PrivateKey = field(repr=False)
+
+    @property
+    def alg(self) -> str:
+        """COSE algorithm name: ``ES256`` or ``PS256``."""
+        return cose_alg_for(self.private_key)
 
 
 @dataclass(frozen=True)
@@ -724,28 +732,18 @@ def load_signer_certificates(signer_dir: str | os.PathLike[str]) -> SignerCertif
     return SignerCertificates(cert, chain)
 
 
-def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None, *,
-                certificates: SignerCertificates | None = None) -> Signer:
-    """Load ``signer.key`` (decrypting it), ``signer.crt``, ``chain.pem`` and ``signer.json``
-    (the two certificate files as ``certificates`` when given: read once, for the check
-    before the password and the signing after it).
+def load_signer_certificate(signer_dir: str | os.PathLike[str], *,
+                            certificates: SignerCertificates | None = None
+                            ) -> SignerCertificate:
+    """Load ``signer.crt``, ``chain.pem`` (``certificates`` when given, as
+    :func:`load_signer_certificates` read them) and ``signer.json``; the key is not opened.
 
-    Warnings (returned, not printed): key readable by others, key not encrypted, DEMO ONLY.
+    Warnings (returned, not printed): DEMO ONLY.
     """
     d = Path(signer_dir)
-    key_path, cert_path = d / "signer.key", d / "signer.crt"
     if certificates is None:
         certificates = load_signer_certificates(d)
     cert, chain = certificates.certificate, certificates.chain
-    warnings = [w for w in [check_private_file(key_path)] if w] if key_path.exists() else []
-    key = load_private_key(key_path, password)
-    warnings += [w for w in [protection_warning(key_path)] if w]  # unencrypted, or weakly
-    if key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) != _public_key(cert).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ):
-        raise KeyCertError(f"{key_path} does not belong to {cert_path}")
     meta: dict[str, Any] = {}
     if (d / "signer.json").exists():
         try:
@@ -761,10 +759,7 @@ def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None, *,
             "certificates have no serialNumber attributes)"
         )
     demo = bool(meta.get("demo")) or is_demo_certificate(cert)
-    if demo:
-        warnings.append(f"{d} holds a {DEMO_MARK} key: credentials it signs are not real")
-    return Signer(
-        private_key=key,
+    return SignerCertificate(
         certificate=cert,
         chain=chain,
         kid=kid_of(cert),
@@ -775,9 +770,36 @@ def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None, *,
         ),
         province_name=meta.get("province_name"),
         is_demo=demo,
-        warnings=tuple(warnings),
+        warnings=(f"{d} holds a {DEMO_MARK} key: credentials it signs are not real",)
+        if demo else (),
         directory=d,
     )
+
+
+def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None, *,
+                certificates: SignerCertificates | None = None) -> Signer:
+    """Load ``signer.key`` (decrypting it), ``signer.crt``, ``chain.pem`` and ``signer.json``
+    (the two certificate files as ``certificates`` when given: read once, for the check
+    before the password and the signing after it).
+
+    Warnings (returned, not printed): key readable by others, key not encrypted, DEMO ONLY.
+    """
+    d = Path(signer_dir)
+    key_path, cert_path = d / "signer.key", d / "signer.crt"
+    if not cert_path.exists():
+        raise StorageError(f"{d} is not a signer directory (no signer.crt)")
+    warnings = [w for w in [check_private_file(key_path)] if w] if key_path.exists() else []
+    key = load_private_key(key_path, password)
+    warnings += [w for w in [protection_warning(key_path)] if w]  # unencrypted, or weakly
+    public = load_signer_certificate(d, certificates=certificates)
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != _public_key(public.certificate).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ):
+        raise KeyCertError(f"{key_path} does not belong to {cert_path}")
+    known = {f.name: getattr(public, f.name) for f in fields(SignerCertificate)}
+    return Signer(**{**known, "warnings": (*warnings, *public.warnings)}, private_key=key)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
@@ -30,6 +31,24 @@ _INTERRUPTED = ("interrupted: every credential signed so far is in the ledger; r
                 "command again to finish the batch (nothing is signed twice)")
 
 
+def _require_signer_dir(signer_dir: Path, *, key: bool = True) -> None:
+    """A commune signer directory (signer.crt, and signer.key when ``key``), else exit 3:
+    before any password question, a wrong directory is not a password problem."""
+    if (signer_dir / "signer.crt").is_file() and (not key or (signer_dir / "signer.key")
+                                                  .is_file()):
+        return
+    if (signer_dir / "ca.crt").is_file():  # the province CA's: a clerk's likely slip
+        fail(f"{printable(signer_dir)} is the province CA's directory (ca.crt), not a "
+             "commune signer directory: credentials are signed with a commune's "
+             "certificate (signer.crt and signer.key)", code=Exit.TRUST_OR_IO,
+             hint=f"give --signer the commune's directory, which `vaxqr certs issue "
+             f"{printable(signer_dir)} --commune-code CODE --name NAME --out DIR` made "
+             "(DIR)")
+    fail(f"{printable(signer_dir)} is not a commune signer directory (it needs signer.crt"
+         f"{' and signer.key' if key else ''})", code=Exit.TRUST_OR_IO,
+         hint="give the directory `vaxqr certs issue --out` made for this commune")
+
+
 def _load_signer(signer_dir: Path, password_file: Path | None, trust: list[Path] | None,
                  short_validity: bool) -> tuple[Any, Any]:
     """The signer, loaded after its certificate passed its checks (vaxqr.signercheck:
@@ -38,18 +57,7 @@ def _load_signer(signer_dir: Path, password_file: Path | None, trust: list[Path]
     from .cli_password import read_password
     from .signercheck import check_signer_dir
 
-    if not (signer_dir / "signer.crt").is_file() or not (signer_dir / "signer.key").is_file():
-        # before any password question: a wrong directory is not a password problem
-        if (signer_dir / "ca.crt").is_file():  # the province CA's: a clerk's likely slip
-            fail(f"{printable(signer_dir)} is the province CA's directory (ca.crt), not a "
-                 "commune signer directory: credentials are signed with a commune's "
-                 "certificate (signer.crt and signer.key)", code=Exit.TRUST_OR_IO,
-                 hint=f"give --signer the commune's directory, which `vaxqr certs issue "
-                 f"{printable(signer_dir)} --commune-code CODE --name NAME --out DIR` made "
-                 "(DIR)")
-        fail(f"{printable(signer_dir)} is not a commune signer directory (it needs signer.crt "
-             "and signer.key)", code=Exit.TRUST_OR_IO,
-             hint="give the directory `vaxqr certs issue --out` made for this commune")
+    _require_signer_dir(signer_dir)
     try:  # before the password too: an unusable certificate is refused whatever the key
         certificates = load_signer_certificates(signer_dir)  # read once: checked, then used
         check = check_signer_dir(signer_dir, trust=trust or (), allow_short=short_validity,
@@ -96,7 +104,8 @@ def issue(
                                                 "most 6).")]
     = None,
     password_file: Annotated[Path | None, typer.Option(
-        help="File holding the signer key password (else VAXQR_PASSWORD, else a prompt).")]
+        help="File holding the signer key password (else VAXQR_PASSWORD, else a prompt); "
+        "not read by --reprint, which opens no key.")]
     = None,
     card: Annotated[str | None, typer.Option(
         help="Also write a printable card: png or pdf (batch: OUT_DIR/cards/; single: "
@@ -110,7 +119,8 @@ def issue(
         "--reprint", metavar="ID|UVCI",
         help="Write a citizen's existing credential again (a lost or damaged card), found "
         "in the office's register by their 12-digit ID number or its UVCI: nothing is "
-        "signed.", show_default=False)] = None,
+        "signed, no password is asked; refused when checkpoints would refuse it (expired, "
+        "revoked).", show_default=False)] = None,
     # --- reconcile (issue 8): match --from against the register, sign matched rows only
     population: Annotated[Path | None, typer.Option(
         "--population", help="Population register CSV: reconcile --from against it first "
@@ -123,7 +133,7 @@ def issue(
         "always read.", show_default=False)] = None,
     short_validity: Annotated[bool, typer.Option(
         "--short-validity", help="Sign although the commune certificate ends within 30 "
-        "days: the credentials expire with it.")] = False,
+        "days: the credentials expire with it (--reprint needs no such flag).")] = False,
     bom: Annotated[bool, typer.Option(
         help="Start the CSV files written (manifest, rejects, reconcile's) with a UTF-8 BOM, "
              "so that Excel on Windows shows Vietnamese; --no-bom for programs that do not "
@@ -157,6 +167,11 @@ def issue(
     --short-validity). When it ends within 12 months, a warning says when the credentials
     expire: with it.
 
+    --reprint signs nothing: no password is asked and the time left does not matter, but a
+    credential checkpoints would refuse (expired; revoked, itself or its certificate, by
+    the files in SIGNER/trust/ or --trust; a certificate expired or off its chain) is not
+    written again (exit 3, or 2 for the credential itself): sign a new one with --reissue.
+
     **Exit codes:** 0 done (rejected rows are listed in rejects.csv) · 2 usage or invalid
     record · 3 key, certificate or I/O problem.
     """
@@ -168,10 +183,10 @@ def issue(
                 or any(v is not None for v in single):
             fail("--reprint writes an existing credential again: give it with --signer, "
                  "--out and --card only", code=Exit.USAGE)
-        _check_out_name(out, card)  # a usage error before the password question
-        s, _check = _load_signer(signer, password_file, trust, short_validity)
+        _check_out_name(out, card)
+        _require_signer_dir(signer, key=False)  # no key, no password: nothing is signed
         try:
-            _reprint(flow, s, signer, reprint, out, force, card)
+            _reprint(flow, signer, reprint, out, force, card, trust or ())
         except VaxqrError as exc:
             fail_from(exc)
         return
@@ -317,15 +332,18 @@ def _single(flow: Any, signer: Any, signer_dir: Path, record: Any, out: str,
         _write_single(flow, info, entry.hc1, entry.uvci, target, card_path, force, "issued")
 
 
-def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force: bool,
-             card: str | None) -> None:
-    """Write the office's existing credential for a citizen again: nothing is signed."""
-    from .errors import DiskFullError
-    from .reprint import find_issued
+def _reprint(flow: Any, signer_dir: Path, ref: str, out: str, force: bool,
+             card: str | None, trust: Sequence[Path]) -> None:
+    """Write the office's existing credential for a citizen again: nothing is signed, so
+    the key is not opened; refused when checkpoints would refuse the credential."""
+    from .certs import load_signer_certificate
+    from .errors import full_disk_hint, when_full
+    from .reprint import check_reprint, find_issued
 
-    info = flow.signer_info(signer)
+    office = load_signer_certificate(signer_dir)
+    info = flow.signer_info(office)  # the commune named on the card; it cannot sign
     target, card_path = _outputs(out, card, force)
-    found = find_issued(signer_dir, ref, certificate=signer.certificate)
+    found = find_issued(signer_dir, ref, certificate=office.certificate)
     c = found.claim
     where = ("a single issue" if c.place == "single"
              else f"{c.place} ({c.source} {row_label(c.row)})")
@@ -334,15 +352,12 @@ def _reprint(flow: Any, signer: Any, signer_dir: Path, ref: str, out: str, force
         f"{safe(c.vaccination_date)}, issued by {safe(where)} on {safe(c.issued_at[:10])}, "
         "valid until "
         f"{found.expires:%Y-%m-%d}")
-    if found.entry.kid != info.kid.hex():
-        warn(f"{c.uvci} was signed with an earlier certificate of this office (kid "
-             f"{found.entry.kid}): it stays valid while checkpoints trust that certificate")
-    try:
+    for w in (*office.warnings, *check_reprint(signer_dir, found, trust=trust)):
+        warn(w)
+    with when_full(full_disk_hint("run the same command again (add --force if a file was "
+                                  "written)", "nothing was signed or recorded")):
         _write_single(flow, info, found.entry.hc1, c.uvci, target, card_path, force,
                       "reprinted")
-    except DiskFullError as exc:
-        raise DiskFullError(exc.message, hint="free some space and run the same command "
-                            "again (add --force if a file was written)") from exc
 
 
 def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path, out: Path,

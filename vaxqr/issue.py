@@ -193,10 +193,13 @@ class SignerInfo:
 
 
 def signer_info(signer: Any) -> SignerInfo:
-    """Extract signing material from a loaded :class:`vaxqr.certs.Signer`."""
+    """Extract signing material from a loaded :class:`vaxqr.certs.Signer`; from a
+    :class:`vaxqr.certs.SignerCertificate` (no key: ``key_pem`` empty), what describes the
+    office (cards of credentials written again), which cannot sign."""
     from cryptography.hazmat.primitives import serialization
 
-    pem = signer.private_key.private_bytes(
+    key = getattr(signer, "private_key", None)
+    pem = b"" if key is None else key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())
     cert = signer.certificate

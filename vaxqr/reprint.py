@@ -5,27 +5,35 @@ office's citizen register (the signer directory's ``ledger.sqlite``) knows, by I
 which credential holds their latest dose and where it was issued; the ledger of that
 place (the signer directory's for a single issue, the batch's OUT_DIR's for a batch)
 holds its ``HC1:`` text. Writing it again signs nothing: the citizen keeps one credential
-(SPEC §4), the one the office's records and any revocation name.
+(SPEC §4), the one the office's records and any revocation name. No key is opened, so no
+password is asked, and what only signing needs (time left on the certificate) is not
+checked; :func:`check_reprint` asks instead what a checkpoint would: is the credential, or
+the certificate that signed it, revoked or no longer valid, as far as the trust material on
+this machine tells.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from cryptography import x509
 
 from . import citizen
-from .errors import StorageError, ValidationError, VaxqrError
+from .certs import load_signer_certificate
+from .errors import KeyCertError, StorageError, TrustError, ValidationError, VaxqrError
 from .ledger import PLACE_SINGLE, Claim, Entry, Ledger, Register
 from .safetext import row_label
-
-if TYPE_CHECKING:
-    from cryptography import x509
+from .trustlist import TrustList, credential_revocation_hash, verify_trustlist
 
 _ID = re.compile(r"\d{12}")
 _LEDGER = "ledger.sqlite"
+_REISSUE = "the citizen needs a new credential: the single issue with their record and --reissue"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,3 +167,80 @@ def _check_text(entry: Entry, claim: Claim, path: Path,
 def _place(claim: Claim) -> str:
     return ("a single issue" if claim.place == PLACE_SINGLE
             else f"the batch {claim.place}, {claim.source} {row_label(claim.row)}")
+
+
+def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
+                  trust: Iterable[str | os.PathLike[str]] = (), at: datetime | None = None
+                  ) -> tuple[str, ...]:
+    """Would checkpoints still accept ``found``, as far as this office can tell without its
+    key? The office's certificate is checked as for signing (:mod:`vaxqr.signercheck`,
+    without the time-left rules: nothing is signed), with the revocation files of
+    ``SIGNER_DIR/trust/`` and ``trust``; the province's trust lists among them are asked
+    whether they revoke the credential itself, or the earlier certificate of this office
+    that signed it. Returns warnings (what cannot be told here, out-of-date files).
+
+    Raises:
+        KeyCertError, TrustError: the certificate that signed the credential is revoked, or
+            no longer valid (chain, CA): checkpoints refuse it.
+        ValidationError: the province revoked the credential itself.
+    """
+    from .signercheck import check_signer_dir, trust_paths
+
+    at = at or datetime.now(UTC)
+    home = Path(signer_dir)
+    office = load_signer_certificate(home)
+    uvci = found.claim.uvci
+    current = found.entry.kid == office.kid.hex()
+    warnings: list[str] = []
+    try:
+        check = check_signer_dir(home, at=at, trust=trust, signing=False)
+        warnings += check.warnings
+        cas: Sequence[x509.Certificate] = check.chain[1:]
+    except KeyCertError as exc:
+        if current:
+            raise type(exc)(f"{uvci} is not reprinted: {exc.message}",
+                            hint=f"{exc.hint}; {_REISSUE}" if exc.hint else _REISSUE) from exc
+        warnings.append(f"this office's current certificate: {exc.message} ({uvci} was signed "
+                        "with an earlier one)")
+        cas = office.chain[1:]
+    lists = _trust_lists(trust_paths(home, trust), cas, at)
+    for tl, path in lists:
+        if credential_revocation_hash(uvci) in tl.revoked_credentials:
+            raise ValidationError(
+                f"{uvci} has been revoked by the province ({path}, sequence {tl.sequence}): "
+                "checkpoints refuse it", hint=_REISSUE)
+    if current:
+        return tuple(warnings)
+    kid = bytes.fromhex(found.entry.kid)
+    for tl, path in lists:
+        if any(e.get("kid") == base64.b64encode(kid).decode() for e in tl.revoked_dscs):
+            raise TrustError(
+                f"{uvci} was signed with an earlier certificate of this office (kid "
+                f"{found.entry.kid}), which has been revoked ({path}, sequence "
+                f"{tl.sequence}): checkpoints refuse it", hint=_REISSUE)
+    if any(e.kid == kid for tl, _ in lists for e in tl.dscs):
+        return tuple(warnings)
+    said = (f"the province's trust list ({', '.join(str(p) for _, p in lists)}) does not "
+            "list it: checkpoints using that list refuse the credential; if so, "
+            f"{_REISSUE}" if lists else "no trust list in SIGNER/trust/ tells whether "
+            "checkpoints still trust it")
+    warnings.append(f"{uvci} was signed with an earlier certificate of this office (kid "
+                    f"{found.entry.kid}): it stays valid while checkpoints trust that "
+                    f"certificate; {said}")
+    return tuple(warnings)
+
+
+def _trust_lists(paths: Iterable[Path], cas: Sequence[x509.Certificate], at: datetime
+                 ) -> list[tuple[TrustList, Path]]:
+    """The trust lists in ``paths`` (read as a checkpoint reads them) signed by one of
+    ``cas`` (the office's province CA, its root); the others (and CRLs) were named by the
+    signer check already."""
+    from .trustfiles import read_trust_material
+
+    found = []
+    for tl, source in read_trust_material(paths).trustlists:
+        try:
+            found.append((verify_trustlist(tl, cas, at=at, source=source), Path(source)))
+        except TrustError:
+            continue
+    return found

@@ -90,7 +90,7 @@ def trust_paths(signer_dir: str | os.PathLike[str], extra: Iterable[str | os.Pat
 
 def check_signer_dir(signer_dir: str | os.PathLike[str], *, at: dt.datetime | None = None,
                      trust: Iterable[str | os.PathLike[str]] = (),
-                     allow_short: bool = False,
+                     allow_short: bool = False, signing: bool = True,
                      certificates: SignerCertificates | None = None) -> SignerCheck:
     """:func:`check_signer` for a signer directory: its ``signer.crt`` and ``chain.pem``
     (``certificates``, as :func:`vaxqr.certs.load_signer_certificates` read them, or read
@@ -101,16 +101,19 @@ def check_signer_dir(signer_dir: str | os.PathLike[str], *, at: dt.datetime | No
         certificates = load_signer_certificates(signer_dir)
     return check_signer(certificates.certificate, certificates.chain, at=at,
                         trust=trust_paths(signer_dir, trust), allow_short=allow_short,
-                        where=str(signer_dir))
+                        where=str(signer_dir), signing=signing)
 
 
 def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate], *,
                  at: dt.datetime | None = None, trust: Sequence[Path] = (),
-                 allow_short: bool = False, where: str = "") -> SignerCheck:
+                 allow_short: bool = False, where: str = "", signing: bool = True
+                 ) -> SignerCheck:
     """Refuse a DSC that cannot sign credentials checkpoints accept for 12 months; see the
     module documentation. ``trust``: files and folders of CRLs and trust lists. Raises
     :class:`KeyCertError` (validity) or :class:`TrustError` (chain, revocation, a damaged
-    CRL or trust list), each with a hint; returns the warnings otherwise."""
+    CRL or trust list), each with a hint; returns the warnings otherwise. ``signing=False``
+    (a credential written again, nothing signed) leaves out what only signing needs: the
+    time left (:data:`MIN_DAYS`, and the warning about credentials signed now)."""
     at = _aware(at) if at else _utcnow()
     what = f"the commune certificate in {where}" if where else "the commune certificate"
     start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
@@ -128,7 +131,7 @@ def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate
                                           at, what)
     expire = min(at + dt.timedelta(days=VALIDITY_DAYS), end)
     left = end - at
-    if left < dt.timedelta(days=VALIDITY_DAYS):
+    if signing and left < dt.timedelta(days=VALIDITY_DAYS):
         span = _span(left)
         if left < dt.timedelta(days=MIN_DAYS) and not allow_short:
             raise KeyCertError(
