@@ -964,7 +964,7 @@ def test_ctrl_c_before_a_command_runs_is_a_quiet_exit_130():
 
 def test_ctrl_c_while_the_command_line_loads_is_a_quiet_exit_130():
     # Ctrl-C while Python imports typer and the commands (the first ~30 ms of every command)
-    # printed Python's traceback: the console script now enters through vaxqr.entry
+    # printed Python's traceback: the console script now enters through _vaxqr_entry
     code = ("import sys\n"
             "class Stop:\n"
             "    def find_spec(self, name, path=None, target=None):\n"
@@ -972,18 +972,59 @@ def test_ctrl_c_while_the_command_line_loads_is_a_quiet_exit_130():
             "            raise KeyboardInterrupt\n"
             "sys.meta_path.insert(0, Stop())\n"
             "sys.argv = ['vaxqr', '--version']\n"
-            "from vaxqr.entry import main\nmain()")
+            "from _vaxqr_entry import main\nmain()")
     _says_only_interrupted(code)
     from importlib.metadata import entry_points
 
     from vaxqr import __version__
 
     (script,) = entry_points(group="console_scripts", name="vaxqr")
-    assert script.value == "vaxqr.entry:main"
+    assert script.value == "_vaxqr_entry:main"
     r = subprocess.run([sys.executable, "-c", "import sys\nsys.argv = ['vaxqr', '--version']\n"
-                        "from vaxqr.entry import main\nmain()"],
+                        "from _vaxqr_entry import main\nmain()"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and __version__ in r.stdout, r.stderr
+
+
+# A real SIGINT, sent by the process to itself when it reaches VAXQR_TEST_STOP: the body of
+# that module or function starting to run (a profile hook: import hooks on sys.meta_path
+# would be passed over by the one vaxqr/__init__.py puts first when it runs the sources),
+# or "exit" (atexit: the interpreter's shutdown).
+_SITECUSTOMIZE = """
+import atexit, os, signal, sys
+where = os.environ["VAXQR_TEST_STOP"]
+def stop():
+    os.kill(os.getpid(), signal.SIGINT)
+def on_call(frame, event, arg):
+    code = frame.f_code
+    if event == "call" and where in (code.co_name, code.co_name == "<module>"
+                                     and frame.f_globals.get("__name__")):
+        sys.setprofile(None)
+        stop()
+if where == "exit":
+    atexit.register(stop)
+else:
+    sys.setprofile(on_call)
+"""
+
+
+@pytest.mark.parametrize("where", ["vaxqr", "_native_state", "vaxqr.cli", "typer", "vaxqr.errors",
+                                   "exit"])
+def test_a_real_ctrl_c_anywhere_in_the_console_script_is_one_line_and_exit_130(tmp_path,
+                                                                              where):
+    """The installed `vaxqr` script, interrupted by a real SIGINT: while vaxqr/__init__.py
+    runs (_native_state: the package's import printed a traceback, as it ran before any
+    handler), while the command line loads, and after the command, as Python shuts down.
+    (Before the script's first import, _vaxqr_entry, the code is Python's and pip's.)"""
+    from vaxqr import __version__
+
+    (tmp_path / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    script = Path(sys.executable).parent / "vaxqr"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "VAXQR_TEST_STOP": where}
+    r = subprocess.run([sys.executable, str(script), "--version"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    printed = f"vaxqr {__version__}" if where == "exit" else ""
+    assert (r.returncode, r.stdout[:len(printed)], r.stderr) == (130, printed, "interrupted\n")
 
 
 def test_ctrl_c_in_any_command_says_interrupted_with_exit_130():
