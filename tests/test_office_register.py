@@ -349,3 +349,96 @@ def test_a_new_ledger_is_private_whatever_the_umask(tmp_path, kind):
     assert modes["ledger.sqlite"] == 0o600
     assert {modes.get("ledger.sqlite-wal"), modes.get("ledger.sqlite-shm")} == {0o600}
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_batch_from_before_the_register_enters_it_when_run_again(runner, tmp_path):
+    """A batch an older vaxqr issued (its OUT_DIR's ledger, no claims in the office's
+    register: no ledger then kept ID numbers) was unknown to the register: --reprint did not
+    find its citizens, and another batch signed them again for the same dose. Running its
+    command again (same CSV, same --out) reads their ID numbers from their rows and enters
+    them, signing nothing; a citizen signed twice meanwhile is named."""
+    signer_dir = _signer_copy(tmp_path)
+    rows = good_rows(4, seed=59)
+    src = write_csv(tmp_path / "old.csv", rows)
+    old = issue.issue_batch(load_signer(signer_dir, b"vaxqr-demo"), src, tmp_path / "old",
+                            workers=1, register=None)  # what a vaxqr before the register did
+    assert old.issued == 4
+    issued = _uvcis(tmp_path / "old")
+    reprint = ["issue", "--signer", str(signer_dir), "--reprint", rows[1][3], "--out", "-"]
+    r = runner.invoke(app, reprint)
+    assert r.exit_code == 3 and "register holds no credential yet" in r.stderr
+    assert "run that batch's command again" in " ".join(r.stderr.split())
+    dup = write_csv(tmp_path / "dup.csv", [rows[3]])  # signed again meanwhile: the gap
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), "--from", str(dup),
+                            "--out", str(tmp_path / "dup")])
+    assert r.exit_code == 0 and "1 issued" in r.stderr, r.output
+    twice = _uvcis(tmp_path / "dup")[1]
+    r = runner.invoke(app, reprint)
+    assert r.exit_code == 2 and "no credential for ID number" in r.stderr
+    assert "run that batch's command again" in " ".join(r.stderr.split())
+
+    again = ["issue", "--signer", str(signer_dir), "--from", str(src), "--out",
+             str(tmp_path / "old")]
+    r = runner.invoke(app, again)
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stderr.split())
+    assert "0 issued" in said and "4 already issued" in said
+    assert "3 credentials issued here before the office's register (an older vaxqr) now in " \
+        "it" in said
+    assert (f"row 4 (spreadsheet row 5): {issued[4]} (issued before the office's register) "
+            f"and {twice}") in said
+    assert "revoke one" in said
+    r = runner.invoke(app, reprint)
+    assert r.exit_code == 0 and r.stdout.strip() in _ledger_hc1(tmp_path / "old"), r.output
+    claim = _claims(signer_dir / "ledger.sqlite")[citizen_key(rows[1][3])]
+    assert (claim.uvci, claim.source, claim.row) == (issued[2], "old.csv", 2)
+    # the register now refuses them to another batch, and the backfill is done once
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), "--from",
+                            str(write_csv(tmp_path / "new.csv", [rows[0]])), "--out",
+                            str(tmp_path / "new")])
+    assert r.exit_code == 0 and "0 issued" in r.stderr and "1 superseded" in r.stderr
+    r = runner.invoke(app, again)
+    assert r.exit_code == 0 and "before the office's register" not in r.stderr, r.output
+
+
+def _ledger_hc1(out):
+    with Ledger(out / "ledger.sqlite") as ledger:
+        return {e.hc1 for e in ledger.entries()}
+
+
+def test_a_single_issue_from_before_the_register_enters_it_when_issued_again(runner,
+                                                                             tmp_path):
+    """An older vaxqr's single issue left a credential in SIGNER/ledger.sqlite and no claim
+    (no ID number was kept): the same record issued again gives that credential back, found
+    by the record's digest, and enters its citizen, instead of signing a second one; an
+    expired one is replaced by a new one."""
+    import sqlite3
+
+    signer_dir = _signer_copy(tmp_path)
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    first = r.stdout
+    db = sqlite3.connect(signer_dir / "ledger.sqlite")
+    with db:
+        db.execute("DROP TABLE citizens")  # what a vaxqr before the register left
+    reprint = ["issue", "--signer", str(signer_dir), "--reprint", "091190012345", "--out", "-"]
+    r = runner.invoke(app, reprint)
+    assert r.exit_code == 2 and "no credential for ID number" in r.stderr
+    assert "issue the same record again" in " ".join(r.stderr.split())
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == first and "before the office's register" in " ".join(r.stderr.split())
+    with Ledger(signer_dir / "ledger.sqlite") as ledger:
+        assert ledger.count("single") == 1  # nothing new signed
+    r = runner.invoke(app, reprint)
+    assert r.exit_code == 0 and r.stdout == first, r.output
+
+    with db:
+        db.execute("DROP TABLE citizens")
+        db.execute("UPDATE credentials SET exp = 1")  # long expired
+    db.close()
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout != first and "has expired: a new credential is signed" in r.stderr
+    with Ledger(signer_dir / "ledger.sqlite") as ledger:
+        assert ledger.count("single") == 2

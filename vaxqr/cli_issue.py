@@ -158,7 +158,9 @@ def issue(
     are listed in rejects.csv as superseded. This holds across every batch and single issue
     of the signer: its directory's ledger.sqlite keeps the office's citizen register, and a
     citizen it holds from elsewhere is signed only for a later dose (a single issue is
-    refused, naming the credential, unless --reissue).
+    refused, naming the credential, unless --reissue). A batch issued before the register
+    (an older vaxqr) enters it when its command is run again; a single issue then, when
+    the same record is issued again (its credential is written again).
 
     Before the key's password is asked, the commune certificate is checked and refused
     (exit 3) when it has expired or is not valid yet, when its chain (chain.pem) no longer
@@ -388,6 +390,12 @@ def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path,
                      "issue): those stay valid unless revoked")
         lines += [f"  {row_label(row)}: replaces {printable(uvci)}"
                   for row, uvci in result.replaced[:10]]
+    if result.registered:
+        n = result.registered
+        lines.append(f"{n} credential{'' if n == 1 else 's'} issued here before the office's "
+                     "register (an older vaxqr) now in it: --reprint finds "
+                     f"{'it' if n == 1 else 'them'}, and no batch signs "
+                     f"{'its citizen' if n == 1 else 'their citizens'} again for the same dose")
     if result.images_restored:
         lines.append(f"{result.images_restored} missing image(s) restored from the ledger")
     if result.cards_written:  # --card added to a finished batch, or cards lost

@@ -317,6 +317,9 @@ class BatchResult:
     # cards of earlier runs' rows written from the ledger: --card added to a finished batch,
     # or cards missing or damaged
     cards_written: int = 0
+    # credentials this OUT_DIR's ledger held from before the office's register (an older
+    # vaxqr, or a batch run without it), entered into the register in this run
+    registered: int = 0
     total_rows: int = 0
     warnings: list[str] = field(default_factory=list)  # for the user, once per batch
     seconds: float = 0.0
@@ -655,6 +658,66 @@ def register_verdict(rec: Record, claim: Claim) -> tuple[str, str]:
                      f"{claim.total} on {claim.vaccination_date} (it stays valid unless revoked)")
 
 
+#: Batch ledger meta key: set once every credential of the OUT_DIR is in the office's
+#: register (a batch started with it, or one from before it once run again).
+REGISTERED = "office_register"
+
+
+def _backfill(register: Register, ledger: Ledger, issued: Sequence[tuple[Record, str]],
+              place: str, source: str, result: BatchResult) -> None:
+    """Enter into the office's register the citizens of credentials this batch issued
+    before the register knew of them (``issued``: the record read again from its row, whose
+    digest the ledger holds, and its UVCI), as a batch that claimed them would have: a
+    citizen the register does not hold, or holds for an earlier dose, is claimed for that
+    credential. Two credentials for one dose (the register's from elsewhere: signed while
+    it did not know this one) are warned about; a citizen it holds with another name, sex
+    or date of birth is left as it is, with a warning."""
+    keys = [citizen.citizen_key(rec.id_number) for rec, _ in issued]
+    times = {}
+    for _, uvci in issued:
+        entry = ledger.find(uvci)
+        times[uvci] = (datetime.fromtimestamp(entry.iat, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                       if entry is not None else _utc_now())
+    added: list[ClaimRow] = []
+    said: list[str] = []
+
+    def decide(held: Mapping[bytes, Claim]) -> list[ClaimRow]:
+        added.clear()
+        said.clear()
+        mine: dict[bytes, int] = {}
+        for (rec, uvci), key in zip(issued, keys, strict=True):
+            at = mine.get(key)
+            old = held.get(key) if at is None else Claim(*added[at])
+            replaces = ""
+            if old is not None and old.uvci != uvci:
+                kind, reason = register_verdict(rec, old)
+                if kind == "conflict":
+                    said.append(f"{row_label(rec.row)} ({uvci}, issued before the office's "
+                                f"register): {reason}")
+                    continue
+                if kind == "same":
+                    if (old.vaccination_date, old.dose) == (rec.vaccination_date.isoformat(),
+                                                            rec.dose):
+                        said.append(
+                            f"{row_label(rec.row)}: {uvci} (issued before the office's "
+                            f"register) and {old.uvci}, issued {_where(old)}, are both for "
+                            f"dose {rec.dose}/{rec.total} of one citizen: revoke one (vaxqr "
+                            "certs revoke-credential)")
+                    continue
+                replaces = old.uvci
+            elif old is not None:
+                continue  # claimed already
+            mine[key] = len(added)
+            added.append((key, rec.full_name, rec.sex, rec.dob.isoformat(), rec.dose,
+                          rec.total, rec.vaccination_date.isoformat(), uvci, place, source,
+                          rec.row, times[uvci], replaces))
+        return added
+
+    register.claim(keys, decide)
+    result.registered += len(added)
+    result.warnings.extend(said)
+
+
 def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, place: str,
                  source: str, result: BatchResult) -> list[tuple[Record, str]]:
     """Consult and update the office's register for a chunk of records about to be signed,
@@ -726,7 +789,8 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
     the new credential replaces it in the register (the note says the old one stays valid
     unless revoked). The same record again, issued by a single issue of this signer, gives
     that credential back (nothing is signed: running the same command twice writes the same
-    QR), unless ``reissue``."""
+    QR), unless ``reissue``; one issued before the register existed (an older vaxqr kept no
+    ID numbers) is found by the record's digest, and its citizen enters the register."""
     key = citizen.citizen_key(record.id_number)
     uvci = UvciMaker(info.province_code, info.commune_code).draw(1)[0]
     hc1, iat, exp = sign_record(info, record, uvci, now=now)
@@ -735,11 +799,27 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
     note: list[str] = []
     given: list[Entry] = []
 
-    def decide(old: Claim | None, earlier: Entry | None) -> tuple[Entry, Claim] | None:
+    def decide(old: Claim | None, earlier: Entry | None) -> tuple[Entry | None, Claim] | None:
         note.clear()
         given.clear()
         replaces = ""
-        if old is not None:
+        if old is None and earlier is not None:  # this record, before the register
+            when = datetime.fromtimestamp(earlier.iat, UTC)
+            if not reissue and earlier.exp > iat:
+                given.append(earlier)
+                note.append(f"already issued as {earlier.uvci} by a single issue on "
+                            f"{when:%Y-%m-%d}, before the office's register: the same "
+                            "credential is written again, and the register now holds it "
+                            "(nothing new is signed; --reissue signs a new one)")
+                return None, _claim_of(record, key, earlier.uvci, PLACE_SINGLE, PLACE_SINGLE,
+                                       f"{when:%Y-%m-%dT%H:%M:%SZ}", "")
+            replaces = earlier.uvci
+            note.append(f"reissued: {earlier.uvci}, issued by a single issue on "
+                        f"{when:%Y-%m-%d}, stays valid unless revoked (vaxqr certs "
+                        "revoke-credential)" if earlier.exp > iat else
+                        f"{earlier.uvci}, issued for this record by a single issue on "
+                        f"{when:%Y-%m-%d}, has expired: a new credential is signed")
+        elif old is not None:
             if reissue:
                 replaces = old.uvci
                 note.append(f"reissued: {old.uvci}, issued {_where(old)}, stays valid "
@@ -766,7 +846,7 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
         return entry, _claim_of(record, key, uvci, PLACE_SINGLE, PLACE_SINGLE, _utc_now(),
                                 replaces)
 
-    register.issue_single(key, decide)
+    register.issue_single(key, decide, record_hash=entry.row_hash)
     return given[0], (note[0] if note else None)
 
 
@@ -951,6 +1031,14 @@ def issue_batch(
         _clean_temporaries(out)
         done = ledger.issued_rows(source)
         fresh = not ledger.count(source)  # then this run issues all the manifest lists
+        # credentials issued here before the office's register knew of them (an older
+        # vaxqr): their citizens are entered as their rows are read again
+        unregistered: list[tuple[Record, str]] | None = None
+        if office is not None:
+            if fresh:
+                ledger.set_meta(REGISTERED, "1")
+            elif ledger.get_meta(REGISTERED) is None:
+                unregistered = []
         issued_uvci = dict(done.values())  # record digest -> UVCI
         skips = _one_per_citizen(csv_path, repeated, today=today, issued=issued_uvci) \
             if repeated else {}
@@ -987,6 +1075,8 @@ def issue_batch(
                     if digest in issued_uvci and digest not in counted:
                         counted.add(digest)
                         result.already += 1
+                        if unregistered is not None:
+                            unregistered.append((rec, issued_uvci[digest]))
                         continue
                     if skip is not None:
                         not_signed(n, skip)
@@ -1033,6 +1123,10 @@ def issue_batch(
                     # every row signed was read from the file the first pass read
                     check_unchanged(csv_path, before, _CHANGED)
                     entries = []
+                    if unregistered:  # before a later row of one of their citizens
+                        assert office is not None
+                        _backfill(office, ledger, unregistered, place, source, result)
+                        unregistered.clear()
                     if office is None:
                         pairs = list(zip(chunk, uvcis.draw(len(chunk)), strict=True))
                     else:  # claimed, committed, before anything is signed
@@ -1058,6 +1152,12 @@ def issue_batch(
                     if progress:
                         progress(result.total_rows, total_rows)
                 check_unchanged(csv_path, before, _CHANGED)  # what the rejects list says
+                if unregistered is not None:
+                    assert office is not None
+                    if unregistered:
+                        _backfill(office, ledger, unregistered, place, source, result)
+                    if result.already == len(done):  # each one's row was read again
+                        ledger.set_meta(REGISTERED, "1")
                 pool.drain()
             # This run's images are written (the run raised otherwise) but not yet synced;
             # earlier runs' may be missing or damaged by a crash or a power loss, or be

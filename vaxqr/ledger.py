@@ -80,6 +80,9 @@ CREATE TABLE IF NOT EXISTS citizens (
     issued_at        TEXT NOT NULL,     -- UTC, when it was claimed
     replaces         TEXT NOT NULL DEFAULT ''  -- the UVCI of an earlier dose's credential
 );  -- with rowids: measured, half the time per claim of WITHOUT ROWID (wide rows)
+-- a single issue's record, found again (one from before the register has no claim)
+CREATE INDEX IF NOT EXISTS credentials_single_hash ON credentials(row_hash)
+    WHERE source = 'single';
 """
 PLACE_SINGLE = "single"
 _IN_LIST = 500  # parameters of one IN (...) lookup (SQLite before 3.32 allowed 999)
@@ -281,19 +284,31 @@ class Register(Ledger):
 
     def issue_single(self, citizen: bytes,
                      decide: Callable[[Claim | None, Entry | None],
-                                      tuple[Entry, Claim] | None]) -> None:
+                                      tuple[Entry | None, Claim] | None],
+                     record_hash: str | None = None) -> None:
         """In one transaction: look the citizen up (with the credential of a single issue,
-        when its claim is one), call ``decide``, and record the credential and the claim it
-        returns, or nothing for None."""
+        when its claim is one; without a claim, the latest single issue of the record whose
+        ``record_hash`` is given: one from before the register), call ``decide``, and record
+        the credential (unless None) and the claim it returns, or nothing for None."""
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 old = self._lookup([citizen]).get(citizen)
-                earlier = self.find(old.uvci) if old is not None else None
+                if old is not None:
+                    earlier = self.find(old.uvci)
+                elif record_hash is not None:
+                    r = self._db.execute(
+                        f"SELECT {_ENTRY_COLUMNS} FROM credentials WHERE source = ? AND "
+                        "row_hash = ? ORDER BY iat DESC LIMIT 1",
+                        (PLACE_SINGLE, record_hash)).fetchone()
+                    earlier = Entry(*r) if r else None
+                else:
+                    earlier = None
                 new = decide(old, earlier)
                 if new is not None:
                     entry, claim = new
-                    self._db.execute(_INSERT_CREDENTIAL, entry)
+                    if entry is not None:
+                        self._db.execute(_INSERT_CREDENTIAL, entry)
                     self._db.execute(_INSERT_CLAIM, claim)
         except sqlite3.IntegrityError as exc:
             raise StorageError(f"ledger {self.path}: duplicate credential ({exc})") from exc

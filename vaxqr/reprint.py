@@ -33,6 +33,11 @@ from .trustlist import TrustList, credential_revocation_hash, verify_trustlist
 
 _ID = re.compile(r"\d{12}")
 _LEDGER = "ledger.sqlite"
+_BEFORE_REGISTER = ("A credential from a batch issued before this office's register existed "
+                    "(an older vaxqr) enters it when you run that batch's command again (the "
+                    "same --from CSV and --out: nothing is signed); one from a single issue "
+                    "then, when you issue the same record again (the same options: the same "
+                    "credential is written, nothing is signed)")
 _REISSUE = "the citizen needs a new credential: the single issue with their record and --reissue"
 
 
@@ -59,8 +64,7 @@ def _claim(register: Register, ref: str) -> Claim:
             raise ValidationError(
                 f"no credential for ID number {text} in this office's register",
                 hint="check the number on the citizen's ID card; a credential issued by "
-                     "another commune is reprinted there, one issued before this office's "
-                     "register existed (before vaxqr kept it) is not in it")
+                     f"another commune is reprinted there. {_BEFORE_REGISTER}")
         return claim
     if text.upper().startswith("URN:UVCI:"):
         claim = register.claim_of(text)
@@ -95,7 +99,8 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
     """
     home = Path(signer_dir)
     if not (home / _LEDGER).is_file():
-        raise StorageError(f"{home} has no {_LEDGER}: this office has issued nothing yet")
+        raise StorageError(f"{home} has no {_LEDGER}: this office's register holds no "
+                           "credential yet", hint=_BEFORE_REGISTER)
     with Register(home / _LEDGER) as register:
         claim = _claim(register, ref)
         if claim.place == PLACE_SINGLE:
