@@ -786,7 +786,7 @@ def load_signer(signer_dir: str | os.PathLike[str], password: bytes | None, *,
     """
     d = Path(signer_dir)
     key_path, cert_path = d / "signer.key", d / "signer.crt"
-    if not cert_path.exists():
+    if certificates is None and not cert_path.exists():
         raise StorageError(f"{d} is not a signer directory (no signer.crt)")
     warnings = [w for w in [check_private_file(key_path)] if w] if key_path.exists() else []
     key = load_private_key(key_path, password)
