@@ -270,3 +270,21 @@ def test_a_credential_of_an_earlier_certificate_is_checked_against_the_trust_lis
     assert r.exit_code == 3, r.output
     assert f"earlier certificate of this office (kid {entry.kid}), which has been revoked" \
         in r.stderr and "--reissue" in r.stderr and r.stdout == ""
+
+
+def test_a_damaged_trust_file_is_not_a_reason_to_reissue(runner, office):
+    """A CRL in SIGNER/trust/ that cannot be read refuses the reprint as it refuses a
+    signing (its revocations must not be dropped), but it says nothing of the credential:
+    the hint is not to sign the citizen a new one (that would be refused the same way)."""
+    _issued(runner, office)
+    (office / "trust").mkdir()
+    (office / "trust" / "crl.pem").write_text(
+        "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n")
+    r = _reprint(runner, office)
+    assert r.exit_code == 3, r.output
+    assert "crl.pem is not a readable CRL" in r.stderr and r.stdout == ""
+    assert "--reissue" not in r.stderr and "needs a new credential" not in r.stderr
+    signing = runner.invoke(app, ["issue", "--signer", str(office), *PERSON, "--out", "-",
+                                  "--reissue"])
+    assert signing.exit_code == 3 and "not a readable CRL" in signing.stderr
+

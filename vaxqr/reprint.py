@@ -190,10 +190,15 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
         ValidationError: the province revoked the credential itself.
     """
     from .signercheck import check_signer_dir, trust_paths
+    from .trustfiles import read_trust_material
 
     at = at or datetime.now(UTC)
     home = Path(signer_dir)
     office = load_signer_certificate(home)
+    # a damaged CRL or trust list refuses (its revocations must not be dropped) as it does
+    # a signing, as itself: it says nothing of this credential, and a new one would be
+    # refused the same way
+    material = read_trust_material(trust_paths(home, trust))
     uvci = found.claim.uvci
     current = found.entry.kid == office.kid.hex()
     warnings: list[str] = []
@@ -208,7 +213,7 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
         warnings.append(f"this office's current certificate: {exc.message} ({uvci} was signed "
                         "with an earlier one)")
         cas = office.chain[1:]
-    lists = _trust_lists(trust_paths(home, trust), cas, at)
+    lists = _trust_lists(material.trustlists, cas, at)
     for tl, path in lists:
         if credential_revocation_hash(uvci) in tl.revoked_credentials:
             raise ValidationError(
@@ -235,15 +240,13 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
     return tuple(warnings)
 
 
-def _trust_lists(paths: Iterable[Path], cas: Sequence[x509.Certificate], at: datetime
-                 ) -> list[tuple[TrustList, Path]]:
-    """The trust lists in ``paths`` (read as a checkpoint reads them) signed by one of
-    ``cas`` (the office's province CA, its root); the others (and CRLs) were named by the
-    signer check already."""
-    from .trustfiles import read_trust_material
-
+def _trust_lists(read: Iterable[tuple[TrustList, str]], cas: Sequence[x509.Certificate],
+                 at: datetime) -> list[tuple[TrustList, Path]]:
+    """The trust lists ``read`` (:func:`vaxqr.trustfiles.read_trust_material`'s) signed by
+    one of ``cas`` (the office's province CA, its root); the others (and CRLs) were named
+    by the signer check already."""
     found = []
-    for tl, source in read_trust_material(paths).trustlists:
+    for tl, source in read:
         try:
             found.append((verify_trustlist(tl, cas, at=at, source=source), Path(source)))
         except TrustError:
