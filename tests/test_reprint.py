@@ -288,3 +288,31 @@ def test_a_damaged_trust_file_is_not_a_reason_to_reissue(runner, office):
                                   "--reissue"])
     assert signing.exit_code == 3 and "not a readable CRL" in signing.stderr
 
+
+def test_a_credential_of_an_earlier_certificate_is_verified_with_the_listed_one(
+        runner, tmp_path, office):
+    """After a renewal, the province's trust list holds the earlier certificate: a text
+    under the credential's UVCI and kid whose signature it does not verify (altered) is
+    refused, as one of the current certificate is."""
+    import sqlite3
+
+    from vaxqr import certs
+    from vaxqr.codec import b45decode, decompress, encode_hc1, strip_prefix
+
+    ca = _demo_ca_copy(tmp_path)
+    entry = _issued(runner, office)
+    certs.issue_signer(ca, ca_password=b"vaxqr-demo", commune_code="31078",
+                       name="UBND xã Dương Tơ", out_dir=office, password=b"vaxqr-demo",
+                       force=True)
+    (office / "trust").mkdir()
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json")
+    assert _reprint(runner, office).exit_code == 0
+    cose = decompress(b45decode(strip_prefix(entry.hc1)))
+    forged = encode_hc1(cose[:-1] + bytes([cose[-1] ^ 1]))  # its signature altered
+    db = sqlite3.connect(office / "ledger.sqlite")
+    with db:
+        db.execute("UPDATE credentials SET hc1 = ? WHERE uvci = ?", (forged, entry.uvci))
+    db.close()
+    r = _reprint(runner, office)
+    assert r.exit_code == 3, r.output
+    assert "does not verify" in r.stderr and r.stdout == ""

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -140,16 +141,13 @@ def _check_text(entry: Entry, claim: Claim, path: Path,
     credential ``claim`` names: unreadable, another UVCI, another key id than the entry's,
     or, signed by ``certificate``'s key id, a signature that does not verify."""
     from .certinfo import kid_of
-    from .codec import b45decode, decompress, strip_prefix
     from .credential import summary
-    from .sign import check_headers, parse_cwt, parse_sign1, verify_signature
+    from .sign import check_headers, parse_cwt
 
-    where = f"{path} (the ledger of {_place(claim)})"
-    hint = ("restore that ledger from a backup made before it changed, or sign a new "
-            "credential (the single issue with --reissue)")
+    where, hint = _where(path, claim), _ALTERED
     try:
-        msg = parse_sign1(decompress(b45decode(strip_prefix(entry.hc1))))
-        alg, kid = check_headers(msg)
+        msg = _sign1(entry)
+        _alg, kid = check_headers(msg)
         uvci = summary(parse_cwt(msg.payload).hcert).get("uvci")
     except (VaxqrError, ValueError, TypeError, RecursionError) as exc:
         raise StorageError(f"{where} holds text under {claim.uvci} that cannot be read as "
@@ -161,12 +159,38 @@ def _check_text(entry: Entry, claim: Claim, path: Path,
         raise StorageError(f"{where}: {claim.uvci} is signed with key id {kid.hex()}, not "
                            f"{entry.kid} as recorded", hint=hint)
     if certificate is not None and kid == kid_of(certificate):
-        try:
-            verify_signature(msg, certificate.public_key(), alg)  # type: ignore[arg-type]
-        except VaxqrError as exc:
-            raise StorageError(f"{where}: the signature of {claim.uvci} does not verify with "
-                               f"this office's certificate ({exc}): it was altered",
-                               hint=hint) from exc
+        _verify(entry, claim, path, certificate, "this office's certificate")
+
+
+_ALTERED = ("restore that ledger from a backup made before it changed, or sign a new "
+            "credential (the single issue with --reissue)")
+
+
+def _where(path: Path, claim: Claim) -> str:
+    return f"{path} (the ledger of {_place(claim)})"
+
+
+def _sign1(entry: Entry) -> Any:
+    from .codec import b45decode, decompress, strip_prefix
+    from .sign import parse_sign1
+
+    return parse_sign1(decompress(b45decode(strip_prefix(entry.hc1))))
+
+
+def _verify(entry: Entry, claim: Claim, path: Path, certificate: x509.Certificate,
+            whose: str) -> None:
+    """Refuse (:class:`StorageError`) ``entry``'s text (read by :func:`_check_text`
+    already) when its signature does not verify with ``certificate`` (``whose``)."""
+    from .sign import check_headers, verify_signature
+
+    msg = _sign1(entry)
+    key: Any = certificate.public_key()  # an EC or RSA key: a DSC's (check_headers)
+    try:
+        verify_signature(msg, key, check_headers(msg)[0])
+    except VaxqrError as exc:
+        raise StorageError(f"{_where(path, claim)}: the signature of {claim.uvci} does not "
+                           f"verify with {whose} ({exc}): it was altered",
+                           hint=_ALTERED) from exc
 
 
 def _place(claim: Claim) -> str:
@@ -228,7 +252,10 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
                 f"{uvci} was signed with an earlier certificate of this office (kid "
                 f"{found.entry.kid}), which has been revoked ({path}, sequence "
                 f"{tl.sequence}): checkpoints refuse it", hint=_REISSUE)
-    if any(e.kid == kid for tl, _ in lists for e in tl.dscs):
+    listed = next((e.certificate for tl, _ in lists for e in tl.dscs if e.kid == kid), None)
+    if listed is not None:  # what a checkpoint verifies it with
+        _verify(found.entry, found.claim, found.ledger, listed,
+                "the earlier certificate the province's trust list gives for its kid")
         return tuple(warnings)
     said = (f"the province's trust list ({', '.join(str(p) for _, p in lists)}) does not "
             "list it: checkpoints using that list refuse the credential; if so, "
