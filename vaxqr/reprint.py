@@ -210,8 +210,11 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
 
     Raises:
         KeyCertError, TrustError: the certificate that signed the credential is revoked, or
-            no longer valid (chain, CA): checkpoints refuse it.
+            no longer valid (chain, CA): checkpoints refuse it; or a CRL or trust list
+            cannot be read (as for signing: :mod:`vaxqr.trustfiles`).
         ValidationError: the province revoked the credential itself.
+        StorageError: a credential of an earlier certificate, which a trust list gives,
+            does not verify with it (its ledger's text was altered).
     """
     from .signercheck import check_signer_dir, trust_paths
     from .trustfiles import read_trust_material
