@@ -206,3 +206,23 @@ def test_the_certificates_are_read_once_for_the_check_and_the_signer(h):
     signer = certs.load_signer(h.s1, PW, certificates=read)
     assert check.chain[0] is read.certificate and signer.certificate is read.certificate
     assert signer.chain == read.chain and len(read.chain) == 2
+
+
+def test_a_trust_folder_others_can_write_is_warned_about(h):
+    """Whoever can write SIGNER/trust/ can take the province's CRL away, and the office
+    then signs with a revoked certificate without a word: as at a checkpoint (verify
+    --trust), such a folder or file is named in a warning (the check goes on)."""
+    import os
+
+    trust_dir = h.s1 / TRUST_DIR
+    trust_dir.mkdir()
+    shutil.copy(h.ca / "crl.pem", trust_dir / "crl.pem")
+    assert check_signer_dir(h.s1, at=AT).warnings == ()
+    os.chmod(trust_dir, 0o777)
+    (w,) = check_signer_dir(h.s1, at=AT).warnings
+    assert w.startswith(f"{trust_dir} can be written by every user of this computer")
+    assert "sign with a revoked certificate" in w and f"chmod o-w {trust_dir}" in w
+    os.chmod(trust_dir, 0o700)
+    os.chmod(trust_dir / "crl.pem", 0o666)
+    (w,) = check_signer_dir(h.s1, at=AT).warnings
+    assert w.startswith(f"{trust_dir / 'crl.pem'} can be written by every user")

@@ -233,11 +233,11 @@ _KEYS: dict[bytes, Any] = {}
 def _check_signer(signer: Any) -> list[str]:
     """:func:`vaxqr.signercheck.check_signer` of a loaded signer (with its directory's
     revocation information): raises if it must not sign; returns its warnings."""
-    from .signercheck import check_signer, trust_paths
+    from .signercheck import check_signer, revocation_sources
 
     where = getattr(signer, "directory", None)
     check = check_signer(signer.certificate, signer.chain,
-                         trust=trust_paths(where) if where is not None else [],
+                         trust=revocation_sources(where) if where is not None else [],
                          where=str(where or ""))
     return list(check.warnings)
 

@@ -216,7 +216,7 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
         StorageError: a credential of an earlier certificate, which a trust list gives,
             does not verify with it (its ledger's text was altered).
     """
-    from .signercheck import check_signer_dir, trust_paths
+    from .signercheck import check_signer_dir, revocation_sources
     from .trustfiles import read_trust_material
 
     at = at or datetime.now(UTC)
@@ -225,7 +225,7 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
     # a damaged CRL or trust list refuses (its revocations must not be dropped) as it does
     # a signing, as itself: it says nothing of this credential, and a new one would be
     # refused the same way
-    material = read_trust_material(trust_paths(home, trust))
+    material = read_trust_material(revocation_sources(home, trust))
     uvci = found.claim.uvci
     current = found.entry.kid == office.kid.hex()
     warnings: list[str] = []

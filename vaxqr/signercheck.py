@@ -49,7 +49,7 @@ from .certinfo import (
 from .chain import validate_chain
 from .credential import VALIDITY_DAYS
 from .errors import KeyCertError, TrustError
-from .trustfiles import TrustMaterial, read_trust_material
+from .trustfiles import TrustMaterial, open_to_others, read_trust_material
 from .trustlist import TrustList, verify_trustlist
 
 if TYPE_CHECKING:
@@ -80,8 +80,8 @@ class SignerCheck:
         return self.credentials_expire < self.at + dt.timedelta(days=VALIDITY_DAYS)
 
 
-def trust_paths(signer_dir: str | os.PathLike[str], extra: Iterable[str | os.PathLike[str]] = ()
-                ) -> list[Path]:
+def revocation_sources(signer_dir: str | os.PathLike[str],
+                       extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
     """Where the revocation information for ``signer_dir`` is: its :data:`TRUST_DIR` folder
     when it has one, then ``extra`` (files or folders, as ``vaxqr verify --trust`` takes)."""
     own = Path(signer_dir) / TRUST_DIR
@@ -94,13 +94,13 @@ def check_signer_dir(signer_dir: str | os.PathLike[str], *, at: dt.datetime | No
                      certificates: SignerCertificates | None = None) -> SignerCheck:
     """:func:`check_signer` for a signer directory: its ``signer.crt`` and ``chain.pem``
     (``certificates``, as :func:`vaxqr.certs.load_signer_certificates` read them, or read
-    here), and the revocation information of :func:`trust_paths`. No key is opened."""
+    here), and the revocation information of :func:`revocation_sources`. No key is opened."""
     if certificates is None:
         from .certs import load_signer_certificates
 
         certificates = load_signer_certificates(signer_dir)
     return check_signer(certificates.certificate, certificates.chain, at=at,
-                        trust=trust_paths(signer_dir, trust), allow_short=allow_short,
+                        trust=revocation_sources(signer_dir, trust), allow_short=allow_short,
                         where=str(signer_dir), signing=signing)
 
 
@@ -127,8 +127,11 @@ def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate
         raise KeyCertError(f"{what} expired on {end:%Y-%m-%d}: nothing can be signed with it",
                            hint=_NEW_CERT)
     validated = _validate(certificate, chain, at, what)
-    sources, warnings = _check_revocation(certificate, validated, read_trust_material(trust),
-                                          at, what)
+    material = read_trust_material(trust)
+    sources, warnings = _check_revocation(certificate, validated, material, at, what)
+    warnings += open_to_others(
+        trust, material.files, "what this office checks before signing",
+        "a CRL or trust list taken away there lets this office sign with a revoked certificate")
     expire = min(at + dt.timedelta(days=VALIDITY_DAYS), end)
     left = end - at
     if signing and left < dt.timedelta(days=VALIDITY_DAYS):

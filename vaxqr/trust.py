@@ -15,7 +15,6 @@ import fcntl
 import functools
 import json
 import os
-import stat
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from .chain import _clamp, validate_chain
 from .errors import KeyCertError, StorageError, TrustError
 from .fileio import atomic_write, ensure_dir
 from .keys import PublicKey, _public_key
-from .trustfiles import read_trust_material
+from .trustfiles import open_to_others, read_trust_material
 from .trustlist import (
     SignerNotValid,
     TrustList,
@@ -76,33 +75,6 @@ def default_state_file() -> Path:
 
 _KEY_AT_CHECKPOINT = "a checkpoint needs only certificates and trust lists; remove it from " \
     "this machine"
-
-
-def _open_to_others(given: list[Path], files: Iterable[Path]) -> list[str]:
-    """Warnings for trust material that other users of this computer can change: a file
-    read, the directory holding it or a directory given, writable by every user (but a
-    directory with the sticky bit, as /tmp: others cannot replace a file of ours there) or
-    belonging to another user than this one and root. Whoever can write there can add a
-    signer certificate this checkpoint then trusts, or take a revocation away."""
-    uid = os.geteuid()
-    out: list[str] = []
-    seen: set[Path] = set()
-    for p in [*given, *(q for f in files for q in (f, f.parent))]:
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            st = os.stat(p)
-        except OSError:
-            continue
-        mode = stat.S_IMODE(st.st_mode)
-        if st.st_uid not in (uid, 0):
-            out.append(f"{p} belongs to another user of this computer (uid {st.st_uid}), who "
-                       f"can change what this checkpoint trusts: {_OPEN_RISK}")
-        elif mode & stat.S_IWOTH and not (stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX):
-            out.append(f"{p} can be written by every user of this computer (mode "
-                       f"{mode:04o}): {_OPEN_RISK}; to keep them out: chmod o-w {p}")
-    return out
 
 
 _OPEN_RISK = ("a signer certificate added there is trusted, a revocation taken away is "
@@ -163,7 +135,8 @@ class TrustStore:
             "certificates and trust lists; keep only the certificates on this machine"
             if k.beside_certificates else f"{k.path} is a private key: {_KEY_AT_CHECKPOINT}"
             for k in material.private_keys]
-        key_warnings += _open_to_others([Path(p) for p in paths], material.files)
+        key_warnings += open_to_others([Path(p) for p in paths], material.files,
+                                       "what this checkpoint trusts", _OPEN_RISK)
         store = cls._build(
             list(material.certificates), list(material.crls), list(material.trustlists),
             at=at, allow_rollback=allow_rollback,

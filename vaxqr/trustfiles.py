@@ -18,6 +18,7 @@ the same to both:
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,3 +168,32 @@ def parse_crl(data: bytes, source: str) -> x509.CertificateRevocationList:
         return crl
     except (ValueError, TypeError, x509.InvalidVersion) as exc:
         raise KeyCertError(f"{source} is not a readable CRL") from exc
+
+
+def open_to_others(given: Iterable[Path], files: Iterable[Path], what: str,
+                   risk: str) -> list[str]:
+    """Warnings for trust material that other users of this computer can change: a file
+    read, the directory holding it or a path given, writable by every user (but a
+    directory with the sticky bit, as /tmp: others cannot replace a file of ours there) or
+    belonging to another user than this one and root. ``what`` is what they could change
+    (``what this checkpoint trusts``), ``risk`` how. Directories between a given one and
+    a deeper file's folder, and the parents of a given one, are not looked at."""
+    uid = os.geteuid()
+    out: list[str] = []
+    seen: set[Path] = set()
+    for p in [*given, *(q for f in files for q in (f, f.parent))]:
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid not in (uid, 0):
+            out.append(f"{p} belongs to another user of this computer (uid {st.st_uid}), who "
+                       f"can change {what}: {risk}")
+        elif mode & stat.S_IWOTH and not (stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX):
+            out.append(f"{p} can be written by every user of this computer (mode "
+                       f"{mode:04o}): {risk}; to keep them out: chmod o-w {p}")
+    return out
