@@ -1185,6 +1185,85 @@ def test_ca_alone_cannot_check_json(valid):
         assert any("only CA certificates" in w for w in o["trust_warnings"])
 
 
+# --------------------------------------------------------------------------- cannot read
+
+
+def _blurred_png(path: Path, text: str) -> None:
+    """A photo of ``text``'s QR code too blurred for any QR code to be read in it."""
+    import io
+
+    from PIL import Image, ImageFilter
+
+    from vaxqr import qr
+
+    picture = Image.open(io.BytesIO(qr.to_png(text))).convert("L")
+    picture.filter(ImageFilter.GaussianBlur(8)).save(path)
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_unreadable_picture_cannot_read_golden(valid, trust, tmp_path, lang):
+    """A picture in which no QR code could be read (a blurred photo of a genuine credential,
+    a PDF) was told NOT VALID, exit 1: an officer could turn away a genuine credential over
+    a blurry photo. Its verdict is CANNOT READ, saying to take the picture again; exit 3
+    (nothing was read: an input problem), also beside a VALID and a NOT VALID input (the
+    worst exit wins, as for CANNOT CHECK). A picture whose QR code was read but holds no
+    credential (an ID card's) stays NOT VALID (exit 1):
+    tests/golden/verify/cannot-read-LANG.txt."""
+    import segno
+
+    _blurred_png(tmp_path / "blurred.png", valid[0])
+    (tmp_path / "scan.txt").write_text(valid[0] + "\n")
+    (tmp_path / "card.pdf").write_bytes(b"%PDF-1.4\n" + b"stream\nx\n" * 50)
+    segno.make(CARD, encoding="utf-8", error="m", micro=False).save(
+        str(tmp_path / "card.png"), scale=6)
+    got = []
+    for args, code in ((["blurred.png"], 3), (["scan.txt", "HC1:GGW", "blurred.png"], 3),
+                       (["blurred.png", "scan.txt"], 3), (["card.pdf"], 3),
+                       (["card.png"], 1)):
+        r = subprocess.run([VAXQR, "verify", *args, "--lang", lang, *trust],
+                           capture_output=True, env=_env(), cwd=tmp_path, timeout=120)
+        assert r.returncode == code and r.stderr == b"", (args, r.returncode, r.stderr)
+        got.append(r.stdout.decode("utf-8"))
+    text = "".join(got)
+    valid_, cannot, not_valid = (
+        (" ✔ HỢP LỆ  ", " ? KHÔNG ĐỌC ĐƯỢC  ", " ✘ KHÔNG HỢP LỆ  ") if lang == "vi"
+        else (" ✔ VALID  ", " ? CANNOT READ  ", " ✘ NOT VALID  "))
+    heads = [line for line in text.split("\n") if line.startswith(" ")
+             and not line.startswith("  ")]
+    assert heads == [cannot + "blurred.png", valid_ + "scan.txt", not_valid + "HC1:GGW",
+                     cannot + "blurred.png", cannot + "blurred.png", valid_ + "scan.txt",
+                     cannot + "card.pdf", not_valid + "card.png"], heads
+    again = {"en": "take the picture or scan again", "vi": "hãy chụp hoặc quét lại"}[lang]
+    assert text.count(again) == 4, text
+    _golden(f"cannot-read-{lang}.txt", text)
+
+
+def test_unreadable_picture_cannot_read_json(valid, trust, tmp_path):
+    """--json of a picture with no QR code read: ``valid`` false, ``failed`` "picture" (as
+    before), the later steps skipped; exit 3. One whose only QR code is an ID card's: read
+    (``picture`` passes), NOT VALID at ``prefix``, exit 1; the two together exit 3."""
+    import segno
+
+    blurred, card = tmp_path / "blurred.png", tmp_path / "card.png"
+    _blurred_png(blurred, valid[0])
+    segno.make(CARD, encoding="utf-8", error="m", micro=False).save(str(card), scale=6)
+    r = _run([str(blurred), "--json"], trust)
+    assert r.returncode == 3 and r.stderr == b"", r.stderr
+    (o,) = _json(r.stdout)
+    assert (o["valid"], o["failed"]) == (False, "picture")
+    assert o["reason"] == "no QR code found in the picture"
+    assert all(step["status"] == "skipped" for name, step in o["steps"].items()
+               if name != "picture")
+    r = _run([str(card), "--json"], trust)
+    assert r.returncode == 1, r.stderr
+    (o,) = _json(r.stdout)
+    assert (o["valid"], o["failed"]) == (False, "prefix")
+    assert o["steps"]["picture"] == {"status": "pass", "message": "QR code read"}
+    r = _run([str(card), str(blurred), valid[0], "--json"], trust)
+    assert r.returncode == 3, r.stderr
+    assert [o["failed"] for o in _json(r.stdout)] == ["prefix", "picture", None]
+
+
 def test_unknown_signer_beside_a_trusted_dsc_is_not_valid(valid):
     """An unknown key id while a commune's DSC is trusted is an unknown issuer (forged, or
     a commune not in the trust material): NOT VALID at ``signature``, exit 1, as before;

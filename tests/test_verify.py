@@ -13,7 +13,7 @@ from vaxqr import certs, issue, qr, revocation
 from vaxqr.citizen import parse_cccd
 from vaxqr.credential import make_uvci
 from vaxqr.trust import TrustStore
-from vaxqr.verify import Verifier, report_json_text, verify_image
+from vaxqr.verify import Step, Verifier, report_json_text, verify_image
 
 from hierarchy import PW, T0, make_hierarchy
 
@@ -158,8 +158,19 @@ def test_picture_with_credential_and_id_card(world):
     assert "check the physical card" in reports[0].step("holder").message
     given, _ = verify_image(v, png, label="photo", holder=parse_cccd(CARD))
     assert given[0].holder is not None and given[0].holder.card_source == "id_card"
+    # QR codes read, none a credential: NOT VALID at prefix (as one such code), the picture
+    # read; only a picture with no QR code read fails at picture (CANNOT READ)
     only_card, _ = verify_image(v, _side_by_side(CARD), label="card")
-    assert only_card[0].failed == "picture" and "ID card" in only_card[0].reason
+    assert only_card[0].failed == "prefix" and "ID card" in only_card[0].reason
+    assert only_card[0].step("picture") == Step("picture", "pass", "QR code read")
+    assert [s.name for s in only_card[0].steps] == [
+        "picture", "prefix", "base45", "zlib", "cose", "cbor", "signature", "key_usage",
+        "expiry", "schema", "revocation"]
+    two, _ = verify_image(v, _side_by_side(CARD, "https://example.org"), label="two")
+    assert two[0].failed == "prefix" and "found an ID card QR only" in two[0].reason
+    assert two[0].step("picture").message == "2 QR codes read"
+    others, _ = verify_image(v, _side_by_side("https://a.example", "WIFI:S:x;;"), label="o")
+    assert others[0].failed == "prefix" and "found 2 other QR code(s)" in others[0].reason
     junk, _ = verify_image(v, b"not a picture", label="junk")
     assert junk[0].failed == "picture"
 

@@ -69,7 +69,11 @@ def _render_reference(report: Report, *, color: bool, lang: str = "en") -> str:
     if report.valid:
         out = [f"{style('valid', ' ✔ ' + words['valid'] + ' ')} {label}"]
     else:
-        out = [f"{style('invalid', ' ✘ ' + words['not_valid'] + ' ')} {label}",
+        # CANNOT CHECK (the trust material cannot judge it), CANNOT READ (no QR code read)
+        head = {"trust": ("cannot", " ? " + words["cannot_check"] + " "),
+                "picture": ("cannot", " ? " + words["cannot_read"] + " ")}.get(
+            report.failed or "", ("invalid", " ✘ " + words["not_valid"] + " "))
+        out = [f"{style(*head)} {label}",
                f"  {style('bold', words['reason'])}{' ' * (pad - len(words['reason']))}"
                f"{REASONS[lang].get(report.failed or '', words['other'])}",
                f"  {style('dim', words['details'])}{' ' * (pad - len(words['details']))}"

@@ -273,7 +273,8 @@ def verify(
              "English, and --json is the same in every language.")] = None,
 ) -> None:
     """Verify vaccination credentials: VALID or NOT VALID, with the reason (CANNOT CHECK
-    when the trust material holds no DSC to judge one by: exit 3).
+    when the trust material holds no DSC to judge one by, CANNOT READ when no QR code
+    could be read from a picture: exit 3).
 
     **Examples**
 
@@ -286,9 +287,10 @@ def verify(
     key_usage, expiry, schema, revocation, holder (and trust, before signature, failed
     when the trust material cannot judge the credential).
 
-    **Exit codes:** 0 all valid · 1 any not valid · 2 usage error · 3 trust material or I/O.
+    **Exit codes:** 0 all valid · 1 any not valid · 2 usage error · 3 trust material or
+    I/O, or a picture in which no QR code could be read.
     """
-    from .verify import TRUST, Verifier, verify_image
+    from .verify import NOT_JUDGED, Verifier, verify_image
 
     end_at_once()  # read-only: nothing to finish at exit but stdout (see cli.main)
     when = parse_time(at)
@@ -305,8 +307,9 @@ def verify(
     def emit(report: Report) -> None:
         nonlocal worst
         print_report(report)
-        if not report.valid:  # not judged for want of a DSC: the trust material's fault
-            worst = max(worst, Exit.TRUST_OR_IO if report.failed == TRUST else Exit.NOT_VALID)
+        if not report.valid:  # not judged (no DSC to judge by, no QR code read): exit 3
+            worst = max(worst, Exit.TRUST_OR_IO if report.failed in NOT_JUDGED
+                        else Exit.NOT_VALID)
 
     def nothing_read(label: str, message: str) -> None:
         """An input that gave nothing to verify: said on stderr, not as a verdict (a
@@ -398,7 +401,7 @@ def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool, lang: str,
                 pending, verifier, block, done, holder=holder, too_long=too_long,
                 as_json=as_json, printable=printable, color=color, lang=lang,
                 json_tail=json_tail)
-            if unchecked:  # a credential the trust material could not judge: exit 3
+            if unchecked:  # no verdict on a credential (CANNOT CHECK / READ): exit 3
                 worst = Exit.TRUST_OR_IO
             elif invalid:
                 worst = max(worst, Exit.NOT_VALID)

@@ -16,11 +16,13 @@ from typing import Final
 LANGUAGES: Final = ("en", "vi")
 
 # The plain-words reason of a NOT VALID verdict, by the failed step ("trust": of a CANNOT
-# CHECK verdict, what the checkpoint must load).
+# CHECK verdict, what the checkpoint must load; "picture": of a CANNOT READ verdict, how to
+# take the picture again).
 REASONS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "input": "nothing was read from this input",
-        "picture": "the picture could not be read as a QR code",
+        "picture": "no QR code could be read: take the picture or scan again, closer, "
+                   "with the QR code flat, well lit and whole in the frame",
         "prefix": "this QR code is not an EU DCC vaccination credential",
         "base45": "the credential's data is damaged or incomplete",
         "zlib": "the credential's data is damaged or incomplete",
@@ -38,7 +40,8 @@ REASONS: Final[dict[str, dict[str, str]]] = {
     },
     "vi": {
         "input": "không đọc được gì từ đầu vào này",
-        "picture": "không đọc được mã QR trong ảnh",
+        "picture": "không đọc được mã QR: hãy chụp hoặc quét lại, gần hơn, để mã QR "
+                   "phẳng, đủ sáng và nằm trọn trong khung hình",
         "prefix": "mã QR này không phải chứng nhận tiêm chủng theo chuẩn EU DCC",
         "base45": "dữ liệu của chứng nhận bị hỏng hoặc không đầy đủ",
         "zlib": "dữ liệu của chứng nhận bị hỏng hoặc không đầy đủ",
@@ -55,13 +58,14 @@ REASONS: Final[dict[str, dict[str, str]]] = {
     },
 }
 
-# The verdict's fixed words. "valid", "not_valid" and "cannot_check" (the trust material
-# cannot judge the credential: not a verdict on it) are the big verdict (shown in a
-# coloured box); "other" is the reason of a failed step with no reason above.
+# The verdict's fixed words. "valid", "not_valid", "cannot_check" (the trust material
+# cannot judge the credential: not a verdict on it) and "cannot_read" (no QR code could be
+# read from the picture: nothing to judge) are the big verdict (shown in a coloured box);
+# "other" is the reason of a failed step with no reason above.
 WORDS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "valid": "VALID", "not_valid": "NOT VALID",
-        "cannot_check": "CANNOT CHECK", "other": "not valid",
+        "cannot_check": "CANNOT CHECK", "cannot_read": "CANNOT READ", "other": "not valid",
         "reason": "Reason:", "details": "Details:", "warning": "warning:",
         "matches": "matches", "does_not_match": "DOES NOT MATCH",
         "card_in_picture": "but the card's QR was read from a picture that also holds "
@@ -71,7 +75,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
     },
     "vi": {
         "valid": "HỢP LỆ", "not_valid": "KHÔNG HỢP LỆ",
-        "cannot_check": "KHÔNG KIỂM TRA ĐƯỢC", "other": "không hợp lệ",
+        "cannot_check": "KHÔNG KIỂM TRA ĐƯỢC", "cannot_read": "KHÔNG ĐỌC ĐƯỢC",
+        "other": "không hợp lệ",
         "reason": "Lý do:", "details": "Chi tiết:", "warning": "cảnh báo:",
         "matches": "khớp", "does_not_match": "KHÔNG KHỚP",
         "card_in_picture": "nhưng mã QR của thẻ được đọc từ ảnh có cả chứng nhận: "

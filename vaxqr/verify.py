@@ -33,6 +33,13 @@ INPUT = "input"
 # key id and no DSC is trusted at all (only CA certificates, which communes do not sign with,
 # or nothing usable). Between "cbor" and "signature", and only in such a report.
 TRUST = "trust"
+# The step of a picture in which no QR code could be read (a blurred or partial photo, a
+# damaged file, a PDF): nothing was read, so no verdict on a credential. A picture whose
+# QR codes were read but hold no credential fails at "prefix", as one such code does.
+PICTURE = "picture"
+# The failed steps of a report that is no verdict on a credential (CANNOT CHECK: the trust
+# material cannot judge it; CANNOT READ: no QR code read): exit 3, never NOT VALID.
+NOT_JUDGED: Final = frozenset({TRUST, PICTURE})
 # The order of a report's steps when one is missing or added (the slow path of _Run.report)
 _ORDER = tuple(n for name in STEPS for n in ((TRUST, name) if name == "signature" else (name,)))
 JSON_VERSION = 1
@@ -595,14 +602,18 @@ class Verifier:
         return run.report(applicable=_APPLICABLE[key], complete=_COMPLETE[key])
 
     def picture_failure(self, label: str, message: str, *, step: str = "picture",
-                        holder: bool = False) -> Report:
+                        holder: bool = False, read: str = "") -> Report:
         """A report for an input that could not be read (a picture, an over-long line):
         ``step`` fails (``picture``, or ``prefix`` for text) and the steps after it that
-        apply (``holder`` when a card was given) are skipped."""
+        apply (``holder`` when a card was given) are skipped. ``read``, when given, is the
+        message of a passed ``picture`` step (QR codes read, none a credential: ``step``
+        is then ``prefix``)."""
         run = _Run(label)
+        if read:
+            run.ok(PICTURE, read)
         run.fail(step, message)
-        return run.report(
-            applicable=_APPLICABLE[(step == "picture", holder, self._revocation_data)])
+        return run.report(applicable=_APPLICABLE[(step == PICTURE or bool(read), holder,
+                                                  self._revocation_data)])
 
     def input_failure(self, label: str, message: str, *, holder: bool = False) -> Report:
         """A report for an input that gave nothing to verify (a file that cannot be read,
@@ -833,9 +844,9 @@ def _first_missing(run: _Run) -> str:
 
 
 
-__all__ = ["CARD_GIVEN", "CARD_IN_CREDENTIAL_PICTURE", "INPUT", "STEPS", "TRUST",
-           "CardInPicture", "DecodeError", "HolderResult", "Report", "Step", "Verifier",
-           "verify_image"]
+__all__ = ["CARD_GIVEN", "CARD_IN_CREDENTIAL_PICTURE", "INPUT", "NOT_JUDGED", "PICTURE",
+           "STEPS", "TRUST", "CardInPicture", "DecodeError", "HolderResult", "Report", "Step",
+           "Verifier", "verify_image"]
 
 
 def verify_image(
@@ -874,9 +885,11 @@ def verify_image(
             return [verifier.verify_text(codes[0].text, label=label, holder=holder,
                                          picture=True)], card
         found = "an ID card QR only" if card is not None else f"{len(others)} other QR code(s)"
+        # read, but no credential: NOT VALID at "prefix" (as one such code), not CANNOT READ
         return [verifier.picture_failure(
             label, f"no HC1 credential QR code in the picture (found {found})",
-            holder=given)], card
+            step="prefix", holder=given,
+            read="QR code read" if len(codes) == 1 else f"{len(codes)} QR codes read")], card
     reports = [
         verifier.verify_text(c.text, label=label if len(hc1) == 1 else f"{label}#{i + 1}",
                              holder=holder, picture=True)

@@ -14,7 +14,14 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from .verdict_text import DATE_ORDER, LABELS, LANGUAGES, REASONS, WORDS
-from .verify import CARD_IN_CREDENTIAL_PICTURE, TRUST, Report, report_json_text
+from .verify import (
+    CARD_IN_CREDENTIAL_PICTURE,
+    NOT_JUDGED,
+    PICTURE,
+    TRUST,
+    Report,
+    report_json_text,
+)
 
 # The plain-words reason of each failed step, in English (every language's are in
 # vaxqr/verdict_text.py)
@@ -52,11 +59,14 @@ def _commune(report: Report) -> str | None:
     return name
 
 
-def _parts(words: dict[str, str],
-           color: bool) -> tuple[str, str, str, str, str, str, str]:
+_Parts = tuple[str, str, str, str, str, str, str, str]
+
+
+def _parts(words: dict[str, str], color: bool) -> _Parts:
     """The fixed texts around the untrusted ones: the verdict heads up to the label (valid,
-    not valid), what ends the label, the "Reason:", "Details:" and "warning:" heads, and
-    the head of a credential the trust material cannot judge (failed at ``trust``)."""
+    not valid), what ends the label, the "Reason:", "Details:" and "warning:" heads, the
+    head of a credential the trust material cannot judge (failed at ``trust``), and that
+    of a picture in which no QR code could be read (failed at ``picture``)."""
 
     def style(name: str, text: str) -> str:
         return f"{_STYLES[name]}{text}{_RESET}" if color else text
@@ -70,7 +80,8 @@ def _parts(words: dict[str, str],
             f"\n  {style('bold', reason)}{' ' * (pad - len(reason))}",
             f"\n  {style('dim', details)}{' ' * (pad - len(details))}",
             f"  {style('warn', words['warning'])} ",
-            f"{style('cannot', ' ? ' + words['cannot_check'] + ' ')} {dim}")
+            f"{style('cannot', ' ? ' + words['cannot_check'] + ' ')} {dim}",
+            f"{style('cannot', ' ? ' + words['cannot_read'] + ' ')} {dim}")
 
 
 class _Words:
@@ -132,7 +143,8 @@ def _dmy(text: str) -> str:
 def render(report: Report, printable: Callable[[object], str], *, color: bool,
            lang: str = "en") -> str:
     """The report as text lines: a VALID / NOT VALID verdict (words, not only colour; CANNOT
-    CHECK when the trust material cannot judge the credential), the holder, the reason, in
+    CHECK when the trust material cannot judge the credential, CANNOT READ when no QR code
+    could be read from the picture), the holder, the reason, in
     ``lang`` (one of :data:`vaxqr.verdict_text.LANGUAGES`; the "Details" line and warnings
     are the library's own English). ``printable`` escapes
     untrusted text (and leaves text for which ``str.isprintable`` holds as it is);
@@ -142,11 +154,11 @@ def render(report: Report, printable: Callable[[object], str], *, color: bool,
 
 
 def _render(report: Report, printable: Callable[[object], str], w: _Words,
-            parts: tuple[str, str, str, str, str, str, str]) -> str:
+            parts: _Parts) -> str:
     """:func:`render` with the language's words and the styled parts looked up (once per
     block of a stream, by :func:`render_lines`)."""
-    head_valid, head_invalid, label_end, reason_head, details_head, warn_head, head_cannot = \
-        parts
+    (head_valid, head_invalid, label_end, reason_head, details_head, warn_head, head_cannot,
+     head_unread) = parts
     rows = w.rows
     dmy = w.dmy
     s = report.summary() or {}
@@ -206,7 +218,9 @@ def _render(report: Report, printable: Callable[[object], str], w: _Words,
         i = 1
     else:
         failed = report.failed or ""
-        out = [head_cannot if failed == TRUST else head_invalid, texts[0], label_end,
+        head = head_cannot if failed == TRUST else head_unread if failed == PICTURE else \
+            head_invalid
+        out = [head, texts[0], label_end,
                reason_head, w.reasons.get(failed, w.other), details_head, texts[1], ": ",
                texts[2]]
         i = 3
@@ -238,8 +252,8 @@ def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None
     :func:`vaxqr.verify.report_json_text` (with ``json_tail``, more members) plus a newline,
     or :func:`render` (``printable``, ``color``, ``lang``). A report is on ``out`` as soon
     as it is made, so what came before an exception is kept. Returns how many reports are
-    not valid, and how many of those the trust material could not judge (failed at
-    ``trust``)."""
+    not valid, and how many of those are no verdict on a credential (failed at a step of
+    :data:`vaxqr.verify.NOT_JUDGED`: CANNOT CHECK, CANNOT READ)."""
     invalid = unchecked = 0
     n = done
     w = _WORDS[lang]
@@ -260,6 +274,6 @@ def render_lines(out: list[str], verifier: _Verifies, lines: Sequence[str | None
             out.append(_render(report, printable, w, parts))
         if not report.valid:
             invalid += 1
-            if report.failed == TRUST:
+            if report.failed in NOT_JUDGED:
                 unchecked += 1
     return invalid, unchecked
