@@ -780,7 +780,7 @@ def test_id_card_text_file_and_image(valid, trust, tmp_path):
         assert out["steps"]["holder"]["status"] == "pass"
         assert out["holder"] == {"matched": True, "card_name": "NGUYỄN VĂN AN",
                                  "card_dob": "1990-01-02", "reasons": [],
-                                 "card_source": "id_card"}
+                                 "card_source": "id_card", "mismatched": []}
         assert "physical card" not in out["steps"]["holder"]["message"]
     other = CARD.replace("02011990", "02011991")
     r = _run([hc1, "--id-card", other], trust)
@@ -803,6 +803,44 @@ def test_id_card_file_that_does_not_exist(valid, trust, tmp_path, name):
     assert "not a CCCD" not in err and not r.stdout
     r = _run([valid[0], "--id-card", str(tmp_path)], trust)  # a directory
     assert r.returncode == 3 and "is a directory" in r.stderr.decode(), r.stderr
+
+
+def test_id_card_mismatch_shows_what_the_card_says(valid, trust):
+    """A failed holder check said only "DOES NOT MATCH": the officer could not tell a typo
+    from another person. The ID card line now gives what the card says of each fact that
+    differs (name, date of birth as the verdict writes dates), in both languages; --json's
+    holder names them (``mismatched``) beside the card's ``card_name`` and ``card_dob``.
+    The card's ID number is shown nowhere."""
+    cases = [
+        (CARD.replace("02011990", "02011991"), ["dob"],
+         {"en": "DOES NOT MATCH — card: 1991-01-02", "vi": "KHÔNG KHỚP — thẻ ghi: 02/01/1991"}),
+        (CARD.replace("NGUYỄN VĂN AN", "NGUYỄN VĂN ANH"), ["full_name"],
+         {"en": "DOES NOT MATCH — card: NGUYỄN VĂN ANH",
+          "vi": "KHÔNG KHỚP — thẻ ghi: NGUYỄN VĂN ANH"}),
+        (CARD.replace("NGUYỄN VĂN AN", "TRẦN THỊ BÌNH").replace("02011990", "15071985"),
+         ["full_name", "dob"],
+         {"en": "DOES NOT MATCH — card: TRẦN THỊ BÌNH, 1985-07-15",
+          "vi": "KHÔNG KHỚP — thẻ ghi: TRẦN THỊ BÌNH, 15/07/1985"}),
+    ]
+    for card, mismatched, said in cases:
+        for lang, text in said.items():
+            r = _run([valid[0], "--id-card", card, "--lang", lang], trust)
+            out = r.stdout.decode()
+            assert r.returncode == 1, r.stderr
+            row = {"en": "  ID card:     ", "vi": "  CCCD:           "}[lang]
+            assert f"\n{row}{text}\n" in out, out
+            assert "091090012345" not in out
+        r = _run([valid[0], "--id-card", card, "--json"], trust)
+        (o,) = _json(r.stdout)
+        assert o["holder"]["mismatched"] == mismatched
+        assert o["holder"]["card_name"] == card.split("|")[2]
+        assert "091090012345" not in r.stdout.decode()
+    # the card's name is anyone's text: a bidi override in it is shown inert, not obeyed
+    hostile = CARD.replace("NGUYỄN VĂN AN", "NGUYỄN\u202eNA NĂV")
+    r = _run([valid[0], "--id-card", hostile], trust)
+    out = r.stdout.decode()
+    assert r.returncode == 1 and "\u202e" not in out, out
+    assert "DOES NOT MATCH — card: NGUYỄN\\u202eNA NĂV\n" in out, out
 
 
 def _credential_and_card_png(path: Path, hc1: str, card: str) -> None:
@@ -856,7 +894,8 @@ def test_card_in_the_credentials_picture_is_not_a_scanned_card(valid, trust, tmp
     other = tmp_path / "other.png"
     _credential_and_card_png(other, valid[0], CARD.replace("02011990", "02011991"))
     r = _run([str(other)], trust)
-    assert r.returncode == 1 and "DOES NOT MATCH — but the card's QR" in r.stdout.decode()
+    assert r.returncode == 1
+    assert "DOES NOT MATCH — card: 1991-01-02 — but the card's QR" in r.stdout.decode()
 
 
 def test_help_names_the_inputs(trust):
@@ -1116,11 +1155,15 @@ def test_stream_verdicts_golden(golden_stream, trust, lang):
 @pytest.mark.parametrize("lang", ["en", "vi"])
 def test_id_card_verdicts_golden(valid, trust, tmp_path, lang):
     """A one-shot verify of a file (not the stream's renderer call) with a CCCD card: the
-    holder matches, then does not (a different date of birth): golden-file-LANG.txt."""
+    holder matches, then does not: a different date of birth, name, and both, each shown as
+    the card says it beside the credential's (a typo or another person?):
+    golden-file-LANG.txt."""
     (tmp_path / "scan.txt").write_text(valid[0] + "\n")
     other = CARD.replace("02011990", "02011991")
+    renamed = CARD.replace("NGUYỄN VĂN AN", "NGUYỄN VĂN ANH")
     got = []
-    for card, code in ((CARD, 0), (other, 1)):
+    for card, code in ((CARD, 0), (other, 1), (renamed, 1),
+                       (renamed.replace("02011990", "01021990"), 1)):
         r = subprocess.run([VAXQR, "verify", "scan.txt", "--id-card", card, "--lang", lang,
                             *trust], capture_output=True, env=_env(), cwd=tmp_path, timeout=120)
         assert r.returncode == code and r.stderr == b"", r.stderr

@@ -114,18 +114,26 @@ def test_expired_trust_list_is_reported(world):
         (CARD.replace("THUÝ HOÀ", "THÚY HÒA"), True),  # the other tone-placement style
         (CARD.replace("NGUYỄN THỊ", "nguyễn  thị"), True),  # case and spacing
         (CARD + "\r\n", True),
-        (CARD.replace("HOÀ", "HOÁ"), False),  # another tone is another name
-        (CARD.replace("NGUYỄN", "NGUYÊN"), False),
-        (CARD.replace("17051990", "17051991"), False),
+        (CARD.replace("HOÀ", "HOÁ"), ("full_name",)),  # another tone is another name
+        (CARD.replace("NGUYỄN", "NGUYÊN"), ("full_name",)),
+        (CARD.replace("17051990", "17051991"), ("dob",)),
+        (CARD.replace("NGUYỄN", "NGUYÊN").replace("17051990", "17051991"),
+         ("full_name", "dob")),
     ],
 )
 def test_holder_check(world, card, ok):
+    """The holder step passes, or fails naming (``mismatched``) which of the credential's
+    facts the card contradicts."""
     h, creds, tmp = world
     v, _ = _verifier(h, tmp, [tmp / "tl1.json"])
     r = v.verify_text(creds["good"][1], holder=parse_cccd(card))
+    mismatched = () if ok is True else ok
+    ok = ok is True
     assert r.valid is ok, r.reason
     assert r.step("holder").status == ("pass" if ok else "fail")
     assert r.to_json()["holder"]["matched"] is ok
+    assert r.holder is not None and r.holder.mismatched == mismatched
+    assert r.to_json()["holder"]["mismatched"] == list(mismatched)
     assert report_json_text(r) == terminal_safe_json(r.to_json())
 
 
@@ -228,6 +236,10 @@ def test_result_objects_are_read_only_values() -> None:
     assert h == HolderResult(False, "NGUYEN VAN A", "1990-01-02", ("date of birth differs",))
     assert h != HolderResult(True, "NGUYEN VAN A", "1990-01-02")
     assert "matched=False" in repr(h)
+    d = HolderResult(False, "NGUYEN VAN A", "1990-01-02", ("date of birth differs",),
+                     mismatched=("dob",))
+    assert d.mismatched == ("dob",) and h.mismatched == () and d != h
+    assert "mismatched=('dob',)" in repr(d)
     r1 = Report("x", (a, Step("zlib", "fail", "corrupt")), "HC1:…", None, None, None, h)
     r2 = Report("x", (b, Step("zlib", "fail", "corrupt")), "HC1:…", None, None, None, h)
     assert r1 == r2 and hash(r1) == hash(r2)

@@ -107,6 +107,11 @@ def _render_reference(report: Report, *, color: bool, lang: str = "en") -> str:
         rows.append(("credential", str(s["uvci"])))
     if report.holder is not None:
         match = words["matches"] if report.holder.matched else words["does_not_match"]
+        said = [value for field, value in (("full_name", report.holder.card_name),
+                                           ("dob", _day(report.holder.card_dob, lang)))
+                if field in report.holder.mismatched]
+        if said:
+            match += f" — {words['card_says']} " + ", ".join(said)
         if report.holder.card_source == "credential_picture":
             match += " — " + words["card_in_picture"]
         rows.append(("id_card", match))
@@ -187,7 +192,9 @@ def _reports(draw: Any) -> Report:
         credential = dcc
     claims = draw(st.one_of(st.none(), st.fixed_dictionaries({"iss": _HOSTILE, "exp": _EXP})))
     holder = draw(st.one_of(st.none(), st.builds(
-        HolderResult, st.booleans(), _HOSTILE, _HOSTILE, st.lists(_HOSTILE).map(tuple))))
+        HolderResult, st.booleans(), _HOSTILE, st.one_of(_HOSTILE, st.dates().map(str)),
+        st.lists(_HOSTILE).map(tuple), st.sampled_from(["id_card", "credential_picture"]),
+        st.lists(st.sampled_from(["full_name", "dob"]), unique=True).map(tuple))))
     return Report(draw(_HOSTILE), steps, draw(st.one_of(st.none(), _HOSTILE)), credential,
                   claims, draw(st.sampled_from([None, KIT.store.signers[0]])), holder,
                   tuple(draw(st.lists(_HOSTILE, max_size=3))))

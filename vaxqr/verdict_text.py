@@ -61,13 +61,14 @@ REASONS: Final[dict[str, dict[str, str]]] = {
 # The verdict's fixed words. "valid", "not_valid", "cannot_check" (the trust material
 # cannot judge the credential: not a verdict on it) and "cannot_read" (no QR code could be
 # read from the picture: nothing to judge) are the big verdict (shown in a coloured box);
-# "other" is the reason of a failed step with no reason above.
+# "other" is the reason of a failed step with no reason above; "card_says" heads what the
+# ID card says of the facts that do not match the credential's (after "does_not_match").
 WORDS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "valid": "VALID", "not_valid": "NOT VALID",
         "cannot_check": "CANNOT CHECK", "cannot_read": "CANNOT READ", "other": "not valid",
         "reason": "Reason:", "details": "Details:", "warning": "warning:",
-        "matches": "matches", "does_not_match": "DOES NOT MATCH",
+        "matches": "matches", "does_not_match": "DOES NOT MATCH", "card_says": "card:",
         "card_in_picture": "but the card's QR was read from a picture that also holds "
                            "a credential: check the physical card",
         "not_a_date": "not a calendar date",
@@ -78,7 +79,7 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "cannot_check": "KHÔNG KIỂM TRA ĐƯỢC", "cannot_read": "KHÔNG ĐỌC ĐƯỢC",
         "other": "không hợp lệ",
         "reason": "Lý do:", "details": "Chi tiết:", "warning": "cảnh báo:",
-        "matches": "khớp", "does_not_match": "KHÔNG KHỚP",
+        "matches": "khớp", "does_not_match": "KHÔNG KHỚP", "card_says": "thẻ ghi:",
         "card_in_picture": "nhưng mã QR của thẻ được đọc từ ảnh có cả chứng nhận: "
                            "hãy kiểm tra thẻ CCCD thật",
         "not_a_date": "không phải ngày hợp lệ",

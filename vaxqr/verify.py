@@ -144,26 +144,32 @@ class CardInPicture(_Value):
 
 
 class HolderResult(_Value):
-    """Outcome of matching a credential to the holder's CCCD card, and where the card's QR
-    was read (``card_source``: :data:`CARD_GIVEN` or :data:`CARD_IN_CREDENTIAL_PICTURE`)."""
+    """Outcome of matching a credential to the holder's CCCD card: what the card says
+    (``card_name``, ``card_dob`` ISO 8601; never its ID number), which of the compared
+    facts differ from the credential's (``mismatched``: ``full_name``, ``dob``, named as
+    in :meth:`Report.summary`, in that order), and where the card's QR was read
+    (``card_source``: :data:`CARD_GIVEN` or :data:`CARD_IN_CREDENTIAL_PICTURE`)."""
 
-    __slots__ = ("card_dob", "card_name", "card_source", "matched", "reasons")
+    __slots__ = ("card_dob", "card_name", "card_source", "matched", "mismatched", "reasons")
 
     def __init__(self, matched: bool, card_name: str, card_dob: str,
-                 reasons: tuple[str, ...] = (), card_source: str = CARD_GIVEN) -> None:
+                 reasons: tuple[str, ...] = (), card_source: str = CARD_GIVEN,
+                 mismatched: tuple[str, ...] = ()) -> None:
         self.matched: Final = matched
         self.card_name: Final = card_name
         self.card_dob: Final = card_dob
         self.reasons: Final = reasons
         self.card_source: Final = card_source
+        self.mismatched: Final = mismatched
 
-    def _fields(self) -> tuple[bool, str, str, tuple[str, ...], str]:
-        return (self.matched, self.card_name, self.card_dob, self.reasons, self.card_source)
+    def _fields(self) -> tuple[bool, str, str, tuple[str, ...], str, tuple[str, ...]]:
+        return (self.matched, self.card_name, self.card_dob, self.reasons, self.card_source,
+                self.mismatched)
 
     def __repr__(self) -> str:
         return (f"HolderResult(matched={self.matched!r}, card_name={self.card_name!r}, "
                 f"card_dob={self.card_dob!r}, reasons={self.reasons!r}, "
-                f"card_source={self.card_source!r})")
+                f"card_source={self.card_source!r}, mismatched={self.mismatched!r})")
 
 
 class Report(_Value):
@@ -243,6 +249,7 @@ class Report(_Value):
                 "matched": self.holder.matched, "card_name": self.holder.card_name,
                 "card_dob": self.holder.card_dob, "reasons": list(self.holder.reasons),
                 "card_source": self.holder.card_source,
+                "mismatched": list(self.holder.mismatched),
             }
         if self.warnings:
             out["warnings"] = list(self.warnings)
@@ -825,13 +832,16 @@ class Verifier:
         info = summary(dcc) if dcc is not None else {}
         name, dob = info.get("full_name"), info.get("dob")
         reasons = []
+        mismatched = []
         card_dob = card.dob.isoformat()
         if not isinstance(name, str) or not names_match(name, card.full_name):
             reasons.append("name on the credential does not match the ID card")
+            mismatched.append("full_name")
         if dob != card_dob:
             reasons.append(f"date of birth {dob} does not match the ID card ({card_dob})")
+            mismatched.append("dob")
         run.holder = HolderResult(not reasons, card.full_name, card_dob, tuple(reasons),
-                                  source)
+                                  source, tuple(mismatched))
         caution = _CAUTION if source == CARD_IN_CREDENTIAL_PICTURE else ""
         if reasons:
             run.fail("holder", "; ".join(reasons) + caution)

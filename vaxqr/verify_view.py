@@ -97,6 +97,7 @@ class _Words:
         self.reasons = REASONS[lang]
         self.other = words["other"]
         self.matches, self.does_not_match = words["matches"], words["does_not_match"]
+        self.card_says = words["card_says"]
         self.card_in_picture = words["card_in_picture"]
         self.not_a_date = words["not_a_date"]
         self.kinds = {kind: words[kind] for kind in ("vaccination", "test", "recovery")}
@@ -208,6 +209,12 @@ def _render(report: Report, printable: Callable[[object], str], w: _Words,
     if holder is not None:
         keys.append(rows["id_card"])
         match = w.matches if holder.matched else w.does_not_match
+        if holder.mismatched:  # what the card says of each fact that differs (its name
+            # is anyone's text, escaped below with the rest; its ID number is never shown)
+            said = [holder.card_name] if "full_name" in holder.mismatched else []
+            if "dob" in holder.mismatched:
+                said.append(_dmy(holder.card_dob) if dmy else holder.card_dob)
+            match = f"{match} — {w.card_says} {', '.join(said)}"
         texts.append(f"{match} — {w.card_in_picture}"
                      if holder.card_source == CARD_IN_CREDENTIAL_PICTURE else match)
     texts.extend(report.warnings)
