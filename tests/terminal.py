@@ -36,3 +36,36 @@ def stderr_on(args, *, terminal, cwd):
         got += chunk
     os.close(main)
     return proc.wait(timeout=120), got.decode("utf-8", "replace")
+
+
+def answer_on(args, answer: bytes, *, cwd, env=None, until: bytes = b"[y/N]:"):
+    """Run vaxqr with stdin and stderr on a pseudo-terminal (a clerk at a console), type
+    ``answer`` once stderr shows ``until`` (a question), and return (exit code, what the
+    terminal showed). The question not asked: its output, without an answer typed."""
+    import pty
+    import select
+
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "NO_COLOR": "1", **(env or {})}
+    cmd = [str(Path(sys.executable).parent / "vaxqr"), *args]
+    main, sub = pty.openpty()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=sub, stdout=subprocess.DEVNULL,
+                            stderr=sub)
+    os.close(sub)
+    got, answered = b"", False
+    while True:
+        ready, _, _ = select.select([main], [], [], 60)
+        if not ready:
+            proc.kill()
+            raise AssertionError(f"no output for 60 s: {got!r}")
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        got += chunk
+        if not answered and until in got:
+            os.write(main, answer)
+            answered = True
+    os.close(main)
+    return proc.wait(timeout=120), got.decode("utf-8", "replace")

@@ -135,7 +135,8 @@ def test_a_ca_restored_over_its_live_directory_cannot_replace_its_trust_list(
     ca, old, tl = dirs["ca"], tmp_path / "ca-old.tar", tmp_path / "tl.json"
     r = runner.invoke(app, ["backup", str(ca), "--out", str(old)])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["certs", "revoke", str(ca), "31078", "--reason", "key-compromise"])
+    r = runner.invoke(app, ["certs", "revoke", str(ca), "31078", "--reason", "key-compromise",
+                                 "--yes"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["certs", "trustlist", str(ca), "--out", str(tl)])
     assert r.exit_code == 0, r.output

@@ -63,7 +63,7 @@ def test_cli_full_flow(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "valid for vaccination" in r.stdout, r.stdout
     r = cli(["revoke-credential", ca, "URN:UVCI:01:VN:091/31078/000001#P"])
     assert r.exit_code == 0 and "revoked" in r.stderr
-    r = cli(["revoke", ca, s, "--reason", "superseded"])
+    r = cli(["revoke", ca, s, "--reason", "superseded", "--yes"])
     assert r.exit_code == 0, r.output
     r = cli(["list", ca])
     assert r.exit_code == 0 and "revoked" in r.stdout
@@ -291,7 +291,7 @@ def test_cli_root_revokes_a_province_and_refreshes_its_crl(tmp_path: Path) -> No
     assert cli(["init", root, "--root", "--name", "Bộ Y tế"]).exit_code == 0
     r = cli(["init", ca, "--name", "Kiên Giang", "--province", "091", "--parent", root])
     assert r.exit_code == 0, r.output
-    r = cli(["revoke", root, f"{ca}/ca.crt", "--reason", "key-compromise"])
+    r = cli(["revoke", root, f"{ca}/ca.crt", "--reason", "key-compromise", "--yes"])
     assert r.exit_code == 0, r.output
     assert "give checkpoints the new" in r.stderr and "certs crl" in r.stderr
     assert "trustlist" not in r.stderr  # a root cannot publish one
@@ -316,7 +316,7 @@ def test_cli_revoke_by_commune_code_twice(tmp_path: Path) -> None:
     assert cli(["init", ca, "--name", "Kiên Giang", "--province", "091"]).exit_code == 0
     assert cli(["issue", ca, "--commune-code", "30760", "--name", "UBND x",
                 "--out", s]).exit_code == 0
-    r = cli(["revoke", ca, "30760", "--reason", "cessation-of-operation"])
+    r = cli(["revoke", ca, "30760", "--reason", "cessation-of-operation", "--yes"])
     assert r.exit_code == 0 and "revoked" in r.stderr, r.output
     r = cli(["revoke", ca, "30760", "--reason", "cessation-of-operation"])  # as --help says
     assert r.exit_code == 0 and "already revoked" in r.stderr, r.output
@@ -351,7 +351,7 @@ def test_revoke_says_how_to_publish_with_the_ca_directory_given(tmp_path: Path) 
     quoted = f"'{h.ca}'"
     hint = (f"publish a new trust list: vaxqr certs trustlist {quoted} --out FILE (add "
             "--force to replace the published one)")
-    r = cli(["revoke", str(h.ca), "31078", "--reason", "key-compromise"])
+    r = cli(["revoke", str(h.ca), "31078", "--reason", "key-compromise", "--yes"])
     assert r.exit_code == 0, r.output
     assert hint in r.stderr and "CA_DIR" not in r.stderr
     r = cli(["revoke-credential", str(h.ca), "URN:UVCI:01:VN:091/31078/1#Q"])
@@ -491,3 +491,46 @@ def test_a_full_disk_says_whether_the_trust_lists_sequence_was_used(
     r = cli(["trustlist", str(h.ca), "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text(encoding="utf-8"))["sequence"] == seq + 2
+
+
+def _revoked(ca: Path) -> list[str]:
+    from vaxqr import cadir
+
+    return [r.code for r in cadir.list_issued(ca) if r.revoked_at is not None]
+
+
+def test_revoke_without_a_terminal_needs_yes(tmp_path: Path) -> None:
+    """Revoking a commune's certificate makes every credential it signed NOT VALID at every
+    checkpoint, for good; `certs revoke` did it on the spot, asking nothing. Without a
+    terminal to ask on it now needs --yes, and says what it would do."""
+    h = make_hierarchy(tmp_path)
+    serial = format(h.dsc(h.s2).serial_number, "x")
+    r = cli(["revoke", str(h.ca), "31078", "--reason", "key-compromise"])
+    text = " ".join(r.stderr.split())
+    assert r.exit_code == 2, r.output
+    assert f"commune 31078), serial {serial}" in text and "Dương Tơ" in text
+    assert "NOT VALID" in text and "cannot be undone" in text and "--yes" in text
+    assert _revoked(h.ca) == []
+    r = cli(["revoke", str(h.ca), "31078", "--reason", "key-compromise", "--yes"])
+    assert r.exit_code == 0 and _revoked(h.ca) == ["31078"], r.output
+    r = cli(["revoke", str(h.ca), "31078"])  # already revoked: nothing to confirm
+    assert r.exit_code == 0 and "already revoked" in r.stderr, r.output
+
+
+@pytest.mark.parametrize(("answer", "code", "revoked"), [
+    (b"\r", 1, []), (b"n\r", 1, []), (b"y\r", 0, ["31078"])], ids=["enter", "no", "yes"])
+def test_revoke_on_a_terminal_asks_first(tmp_path: Path, answer: bytes, code: int,
+                                         revoked: list[str]) -> None:
+    from terminal import answer_on
+
+    h = make_hierarchy(tmp_path)
+    serial = format(h.dsc(h.s2).serial_number, "x")
+    got, seen = answer_on(["certs", "revoke", str(h.ca), "31078"], answer, cwd=tmp_path,
+                          env={"VAXQR_PASSWORD": PW.decode()})
+    text = " ".join(seen.split())
+    assert got == code, seen
+    assert (f"Revoking the certificate of UBND xã Dương Tơ (commune 31078), serial {serial}: "
+            "every credential it signed, before and after, becomes NOT VALID") in text, seen
+    assert "cannot be undone" in text and "Revoke it? [y/N]:" in text
+    assert _revoked(h.ca) == revoked
+    assert ("nothing revoked" in text) == (not revoked)

@@ -194,7 +194,7 @@ def test_wrong_password_is_never_echoed(office, tmp_path):
           "UBND phường Vĩnh Thanh Vân", "--out", "vtv"],
          {"VAXQR_CA_PASSWORD": WRONG, "VAXQR_PASSWORD": SECRET}),
         (["--debug", "certs", "trustlist", "ca", "--out", "x.json"], {"VAXQR_PASSWORD": WRONG}),
-        (["--debug", "certs", "revoke", "ca", "31078"], {"VAXQR_PASSWORD": WRONG}),
+        (["--debug", "certs", "revoke", "ca", "31078", "--yes"], {"VAXQR_PASSWORD": WRONG}),
         (["--debug", "certs", "init", "ca2", "--name", "Kiên Giang", "--province", "091",
           "--parent", "ca"], {"VAXQR_PASSWORD": WRONG}),
     ]

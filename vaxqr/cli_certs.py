@@ -24,6 +24,7 @@ from .cli import Exit, fail
 from .cli import safe as esc  # one escaping rule for every command
 from .cli_password import PASSWORD_ENV
 from .cli_password import Usage as _Usage
+from .cli_password import confirm as _confirm
 from .cli_password import existing_password as _existing_password
 from .cli_password import new_password as _new_password
 from .errors import ValidationError, VaxqrError
@@ -588,24 +589,31 @@ def revoke_cmd(
         ),
     ] = "unspecified",
     password_file: PasswordFile = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Do not ask for confirmation (needed without a terminal)."),
+    ] = False,
 ) -> None:
     """Revoke a commune certificate: the CRL is re-signed and the DSC leaves the next trust list.
 
     Every credential it signed, before and after, is then NOT VALID at checkpoints that load
-    the next trust list (or the CRL). Revoke a certificate whose key was lost or stolen; a
-    commune given a new certificate (vaxqr certs issue --force) needs no revocation of the
-    old one, which stays in the trust list until it expires, with the credentials it signed.
+    the next trust list (or the CRL), and that cannot be undone: on a terminal it asks first
+    (naming the commune and the serial), elsewhere it needs --yes. Revoke a certificate
+    whose key was lost or stolen; a commune given a new certificate (vaxqr certs issue
+    --force) needs no revocation of the old one, which stays in the trust list until it
+    expires, with the credentials it signed.
 
     **Examples**
 
     * `vaxqr certs revoke kg-ca duong-to/signer.crt --reason key-compromise`
-    * `vaxqr certs revoke kg-ca 31078 --reason cessation-of-operation`
+    * `vaxqr certs revoke kg-ca 31078 --reason cessation-of-operation --yes   # in a script`
     * `vaxqr certs trustlist kg-ca --out trustlist.json --force   # publish the change`
 
     **Exit codes**
 
     * 0  revoked (or already revoked)
-    * 2  usage error (unknown reason, ambiguous CERT)
+    * 1  not confirmed: nothing revoked
+    * 2  usage error (unknown reason, ambiguous CERT, no terminal to ask on and no --yes)
     * 3  certificate not issued by this CA, wrong password, I/O
     """
 
@@ -615,7 +623,10 @@ def revoke_cmd(
                 f"unknown reason {reason!r}; use one of {', '.join(revocation.REVOCATION_REASONS)}"
             )
         ca = cadir.open_ca(ca_dir)
-        cadir.find_issued(ca, cert)
+        record = cadir.find_issued(ca, cert)
+        if record.revoked_at is None and not _confirm_revocation(record, yes):
+            err.print("not confirmed: nothing revoked")
+            raise typer.Exit(int(Exit.NOT_VALID))
         pw = _existing_password(ca_dir / "ca.key", password_file,
                                 ("VAXQR_CA_PASSWORD", PASSWORD_ENV), f"the CA key in {ca_dir}")
         return revocation.revoke_certificate(ca_dir, cert, password=pw, reason=reason)
@@ -645,6 +656,25 @@ def revoke_cmd(
         err.print(f"  CRL re-signed ({crl}); {_publish_hint(ca_dir)}")
         err.print("  every credential this certificate signed is NOT VALID at checkpoints once "
                   "they load that trust list or the CRL")
+
+
+def _confirm_revocation(record: cadir.IssuedCert, yes: bool) -> bool:
+    """Ask before revoking ``record`` (not revoked yet), naming it and what follows."""
+    from .safetext import printable
+
+    if record.kind == "ca":  # a national root revoking a province CA
+        whom = f"the province CA {printable(record.name)} (province {printable(record.code)})"
+        signed = "every credential of every commune under it"
+        where = "checkpoints given the new CRL"
+    else:
+        whom = (f"the certificate of {printable(record.name)} "
+                f"(commune {printable(record.code)})")
+        signed = "every credential it signed, before and after,"
+        where = "checkpoints that load the next trust list or the CRL"
+    what = (f"revoking {whom}, serial {record.serial_hex}: {signed} becomes NOT VALID at "
+            f"{where}, and this cannot be undone")
+    return _confirm(f"{what[0].upper()}{what[1:]}.\nRevoke it?", yes=yes,
+                    refusal=f"{what}; add --yes to go on (there is no terminal to ask on)")
 
 
 @certs_app.command("crl")

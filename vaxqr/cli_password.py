@@ -1,5 +1,6 @@
 """Key passwords for the commands that need one (``certs``, ``issue``): a password file,
-then the environment, then a hidden prompt on a terminal.
+then the environment, then a hidden prompt on a terminal; and the yes/no question an
+irreversible command asks (:func:`confirm`).
 
 Kept apart from :mod:`vaxqr.cli_certs` so that ``vaxqr issue`` does not import the CA
 tooling and rich's tables to ask for a password (~60 ms of its start-up).
@@ -50,6 +51,21 @@ def _ask(prompt: str, *, confirm: bool) -> bytes:
 
 def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm(question: str, *, yes: bool, refusal: str) -> bool:
+    """Whether to go on with something that cannot be undone: ``yes`` (the command's
+    ``--yes``), else ``question`` asked on the terminal, No unless answered yes. With no
+    terminal to ask on (a script, a pipe) and no ``yes``: :class:`Usage` with ``refusal``,
+    never a silent yes."""
+    if yes:
+        return True
+    if not _interactive():
+        raise Usage(refusal)
+    try:
+        return bool(typer.confirm(question, default=False, err=True))
+    except typer.Abort:  # Ctrl-C or Ctrl-D at the question: "interrupted", as in _ask
+        raise KeyboardInterrupt from None
 
 
 def existing_password(
