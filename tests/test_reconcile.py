@@ -531,6 +531,30 @@ def test_bad_inputs(tmp_path: Path) -> None:
     vac.write_text(HEADER + "\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="lacks id_number"):
         reconcile_files(vac, tmp_path / "p2.csv", tmp_path / "o4")
+    for out in ("o", "o2", "o3", "o4"):  # a run that stops on its input leaves nothing
+        assert not (tmp_path / out).exists(), out
+
+
+def test_a_run_stopped_by_its_input_leaves_no_directory_it_made(tmp_path: Path) -> None:
+    """OUT (and its missing parents) was made before the inputs were read: a run refused
+    for a missing column left an empty directory behind. A directory that existed stays,
+    and so does one that holds anything."""
+    pop = _write(tmp_path / "p.csv", POP_HEADER + "\n")
+    vac = _write(tmp_path / "v.csv", "full_name,sex\nA,Nam\n")
+    for out in (tmp_path / "new" / "deeper" / "o", tmp_path / "existing"):
+        if out.name == "existing":
+            out.mkdir()
+        with pytest.raises(ValidationError, match="lacks dob"):
+            reconcile_files(vac, pop, out)
+    assert not (tmp_path / "new").exists()
+    assert (tmp_path / "existing").is_dir()
+    from vaxqr.fileio import no_dir_left_behind
+
+    with pytest.raises(RuntimeError), no_dir_left_behind(tmp_path / "a" / "b"):
+        (tmp_path / "a" / "b").mkdir(parents=True)
+        (tmp_path / "a" / "kept.txt").write_text("x")
+        raise RuntimeError
+    assert not (tmp_path / "a" / "b").exists() and (tmp_path / "a" / "kept.txt").exists()
 
 
 
@@ -624,6 +648,7 @@ def test_cli_reconcile(province, tmp_path: Path) -> None:
     r = runner.invoke(app, ["reconcile", str(bad), "-p", str(g.population), "-o",
                             str(tmp_path / "y")])
     assert r.exit_code == 2 and "lacks" in r.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     r = runner.invoke(app, ["reconcile", "-", "-p", str(g.population), "-o", str(tmp_path / "in"),
                             "--json"], input=g.vaccinations.read_bytes())
     assert r.exit_code == 0, r.output
@@ -1179,4 +1204,4 @@ def test_a_month_first_export_is_refused_before_anything_is_written(province, tm
     with pytest.raises(ValidationError, match=r"month/day/year \(row \d+ \(spreadsheet row "):
         reconcile_files(us, g.population, tmp_path / "o", report_date=REPORT, today=TODAY,
                         workers=1)
-    assert not (tmp_path / "o" / "matched.csv").exists()
+    assert not (tmp_path / "o").exists()  # nor the directory it would have written into

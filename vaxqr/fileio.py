@@ -496,6 +496,28 @@ def ensure_dir(path: str | os.PathLike[str], *, mode: int = 0o755) -> Path:
     return p
 
 
+@contextmanager
+def no_dir_left_behind(path: str | os.PathLike[str]) -> Iterator[None]:
+    """When the block raises, remove the directory ``path`` and its parents that did not
+    exist when it began (the block made them, e.g. with :func:`ensure_private_dir`) and
+    are still empty: a run that stops on its input writes nothing and leaves nothing. A
+    directory that existed before, or that holds anything, is never removed."""
+    missing: list[Path] = []
+    p = Path(os.path.abspath(path))
+    while not os.path.lexists(p) and p != p.parent:
+        missing.append(p)  # deepest first
+        p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in missing:
+            try:
+                d.rmdir()  # only an empty directory
+            except OSError:
+                break  # not made, or not empty: its parents are not empty either
+        raise
+
+
 def ensure_private_dir(path: str | os.PathLike[str], holds: str) -> tuple[Path, str | None]:
     """A directory for personal data (``holds`` says what, for the warning): created when
     missing with mode 0700 (its missing parents as :func:`ensure_dir` makes them); one that

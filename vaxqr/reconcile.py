@@ -38,6 +38,7 @@ from .fileio import (
     check_unchanged,
     ensure_private_dir,
     file_identity,
+    no_dir_left_behind,
 )
 from .issue import COLUMNS, REQUIRED, month_first_error
 from .matching import (
@@ -662,7 +663,7 @@ def reconcile_files(
     gc_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived rows and no cycles: collections only cost time
     try:
-        with _full_disk_names_outputs(Path(out_dir), overwrite):
+        with no_dir_left_behind(out_dir), _full_disk_names_outputs(Path(out_dir), overwrite):
             return _reconcile(vaccinations, population, out_dir, report_date=report_date,
                           today=today, workers=workers, overwrite=overwrite,
                           progress=progress, bom=bom)
