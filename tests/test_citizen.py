@@ -136,14 +136,16 @@ def test_id_number_is_frozen() -> None:
     [
         ("", ["empty"]),
         ("   ", ["empty"]),
-        ("91085900123", ["12 digits", "got 11", "leading zeros"]),
-        ("1085900123", ["12 digits", "got 10", "leading zeros"]),
+        # every ID number starts with 0: the fix, with the zeros a spreadsheet dropped
+        ("91085900123", ["12 digits", "got 11", "leading zeros", "format the column as Text",
+                         "write it as 091085900123 and export again"]),
+        ("1085900123", ["12 digits", "got 10", "leading zeros", "write it as 001085900123"]),
         ("385900123", ["12 digits", "got 9", "old CMND"]),
         # a spreadsheet showed the number in scientific notation and exported it so
         ("9.1072E+10", ["12 digits", "scientific notation", "as Text"]),
         ("9,10859E+11", ["scientific notation"]),
         ("0910859001234", ["12 digits", "got 13"]),
-        ("09108590012", ["got 11"]),
+        ("09108590012", ["got 11"]),  # a digit missing, no zero dropped: no such guess
         ("09108590012X", ["non-digit", "'X'", "position 12"]),
         ("091-85900123", ["non-digit", "'-'", "position 4"]),
         ("091 85900123", ["non-digit", "' '", "position 4"]),
@@ -156,6 +158,13 @@ def test_parse_id_number_rejects_bad_shape(value: str, fragments: list[str]) -> 
         parse_id_number(value)
     for fragment in fragments:
         assert fragment in str(err.value)
+
+
+def test_an_eleven_digit_id_starting_with_0_is_not_blamed_on_dropped_zeros() -> None:
+    """A spreadsheet drops every leading zero: what it left never starts with 0."""
+    with pytest.raises(ValidationError) as err:
+        parse_id_number("09108590012")
+    assert "leading zeros" not in str(err.value) and "write it as" not in str(err.value)
 
 
 @pytest.mark.parametrize("code", ["000", "003", "028", "097", "099", "123", "999"])

@@ -165,8 +165,9 @@ def _check_twelve_digits(s: str, what: str) -> None:
         if s.isascii() and s.isdigit():
             if len(s) == 9:
                 hint = " (9 digits is an old CMND number, not the 12-digit CCCD number)"
-            elif len(s) in (10, 11):
-                hint = " (leading zeros dropped by a spreadsheet?)"
+            elif len(s) in (10, 11) and s[0] != "0":  # all begin 0 (the province code)
+                hint = (" (leading zeros dropped by a spreadsheet? format the column as Text, "
+                        f"write it as {'0' * (12 - len(s))}{s} and export again)")
         elif _SCIENTIFIC.fullmatch(s):
             hint = (" (a spreadsheet wrote it in scientific notation: format the column as "
                     "Text, with the leading 0, and export again)")
