@@ -448,13 +448,35 @@ def test_batch_summary_counts_superseded_rows_apart(runner, tmp_path):
     assert "1 rejected, 1 superseded (one credential per citizen) of 7 rows" in r.stderr
     # data row 7 is the spreadsheet's row 8 (its header is row 1): a clerk is told both
     assert "row 7 (spreadsheet row 8): vaccination date 2030-01-01 is in the future" in r.stderr
-    assert "row 2 " not in r.stderr and "rejects.csv" in r.stderr
+    assert "row 2 " not in r.stderr
+    # the rejected row is listed: rejects.csv is named for the superseded one only
+    assert r.stderr.endswith(f"  1 superseded row: see {out / 'rejects.csv'}\n"), r.stderr
     with (out / "rejects.csv").open(encoding="utf-8-sig") as fh:
         table = list(csv.DictReader(fh))
     assert list(table[0]) == ["row", "spreadsheet_row", "reason"]
     assert all(int(x["spreadsheet_row"]) == int(x["row"]) + 1 for x in table)
     rejects = {int(x["row"]): x["reason"] for x in table}
     assert rejects[2].startswith("superseded by row 6 (spreadsheet row 7; dose 2/2 on 2021-09-01)")
+
+
+@pytest.mark.parametrize(("bad", "last"), [
+    (3, "vaccination date 2030-01-01 is in the future"),
+    (12, "… 2 more rejected rows: see {rejects}")], ids=["all-listed", "cut"])
+def test_batch_summary_sends_to_rejects_csv_only_for_rows_it_left_out(runner, tmp_path, bad,
+                                                                      last):
+    """The summary ended "… see rejects.csv" after listing every rejected row."""
+    rows = good_rows(bad + 1, seed=29)
+    for row in rows[1:]:
+        row[6] = "2030-01-01"
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), "--from",
+                            str(write_csv(tmp_path / "r.csv", rows)), "--out", str(out),
+                            "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "1 issued (" in r.stderr and f"{bad} rejected of {bad + 1} rows" in r.stderr
+    assert r.stderr.rstrip("\n").splitlines()[-1].endswith(
+        last.format(rejects=out / "rejects.csv")), r.stderr
+    assert ("rejects.csv" in r.stderr) == (bad > 10)
 
 
 def test_a_wrong_signer_directory_is_said_before_any_password(runner, tmp_path, monkeypatch):

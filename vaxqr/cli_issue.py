@@ -403,8 +403,14 @@ def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path,
         lines.append(f"{n} card{'' if n == 1 else 's'} of rows issued earlier written from "
                      "the ledger")
     lines += [f"  {row_label(row)}: {printable(reason)}" for row, reason in result.rejected[:10]]
-    if len(result.rejected) > 10 or result.superseded:  # superseded rows: not one by one
-        lines.append(f"  … see {printable(out / 'rejects.csv')}")
+    more = max(len(result.rejected) - 10, 0)
+    left_out = [f"{more:,} more rejected"] if more else []
+    if result.superseded:  # superseded rows: not one by one
+        left_out.append(f"{len(result.superseded):,} superseded")
+    if left_out:  # every rejected row listed above: no "see rejects.csv" for nothing
+        n = more + len(result.superseded)
+        lines.append(f"  {'… ' if more else ''}{' and '.join(left_out)} row{'' if n == 1 else 's'}"
+                     f": see {printable(out / 'rejects.csv')}")
     sys.stderr.write("".join(line + "\n" for line in lines))
     end_at_once()  # the batch closed its ledger, manifest and images
     raise typer.Exit(int(Exit.OK))
