@@ -718,3 +718,16 @@ def test_batch_from_a_semicolon_separated_export(runner, tmp_path):
     v = runner.invoke(app, ["verify", manifest[0]["hc1"], "--trust", str(CA),
                             "--trust", str(TRUSTLIST)])
     assert v.exit_code == 0, v.output
+
+
+@pytest.mark.parametrize("command", ["issue", "reconcile"])
+def test_help_shows_every_csv_column_at_80_columns(runner, command):
+    """At 80 columns the header given as one word was cut: "full_name,sex,dob,id_number,d…"."""
+    from vaxqr.issue import COLUMNS
+
+    r = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.stdout, r.stdout
+    words = set(r.stdout.replace(",", " ").replace("(", " ").replace(")", " ")
+                .replace(".", " ").split())
+    assert set(COLUMNS) <= words, set(COLUMNS) - words

@@ -83,8 +83,8 @@ def issue(
                                      "FILE.svg, or - for the HC1 text on stdout.",
                                      show_default=False)],
     from_csv: Annotated[Path | None, typer.Option(
-        "--from", help="CSV export with the header full_name,sex,dob,id_number,dose_number,"
-        "total_doses,vaccination_date,vaccine,lot,site.")] = None,
+        "--from", help="CSV export whose header names the columns full_name, sex, dob, "
+        "id_number, dose_number, total_doses, vaccination_date, vaccine, lot, site.")] = None,
     name: Annotated[str | None, typer.Option(help="Full name, surname first.")] = None,
     sex: Annotated[str | None, typer.Option(help="Nam or Nữ (M/F accepted).")] = None,
     dob: Annotated[str | None, typer.Option(help="Date of birth, YYYY-MM-DD or DD/MM/YYYY.")]

@@ -101,12 +101,12 @@ def _print_report(result: Any) -> None:
 @app.command()
 def reconcile(
     vaccinations: Annotated[str, typer.Argument(
-        help="Vaccination export: CSV with the `vaxqr issue` header (full_name,sex,dob,"
-             "id_number,dose_number,total_doses,vaccination_date,vaccine,lot,site), "
-             "or - for stdin.", show_default=False, metavar="VACCINATIONS.csv")],
+        help="Vaccination export, or - for stdin: CSV with the `vaxqr issue` columns "
+             "(full_name, sex, dob, id_number, dose_number, total_doses, vaccination_date, "
+             "vaccine, lot, site).", show_default=False, metavar="VACCINATIONS.csv")],
     population: Annotated[Path, typer.Option(
         "--population", "-p", help="Population register export: CSV with at least "
-        "id_number,full_name,sex,dob,commune_code.", show_default=False)],
+        "id_number, full_name, sex, dob, commune_code.", show_default=False)],
     out: Annotated[Path, typer.Option(
         "--out", "-o", help="Output directory (matched.csv, mismatches.csv, coverage.csv, "
         "report.json).",
