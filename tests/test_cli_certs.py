@@ -534,3 +534,17 @@ def test_revoke_on_a_terminal_asks_first(tmp_path: Path, answer: bytes, code: in
     assert "cannot be undone" in text and "Revoke it? [y/N]:" in text
     assert _revoked(h.ca) == revoked
     assert ("nothing revoked" in text) == (not revoked)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--commune-code", "3107"], "commune code must be 5 digits"),
+    (["--commune-code", "31078", "--days", "0"], "DSC validity must be 1 to"),
+], ids=["code", "days"])
+def test_certs_issue_says_a_bad_argument_before_the_directory_exists(
+        tmp_path: Path, args: list[str], said: str) -> None:
+    """Into an existing SIGNER_DIR, a bad commune code was reported as "already exists":
+    fixed that, the clerk ran again with --force to be told the code was wrong."""
+    h = make_hierarchy(tmp_path)
+    r = cli(["issue", str(h.ca), *args, "--name", "UBND xã Dương Tơ", "--out", str(h.s2)])
+    assert r.exit_code == 2 and said in r.stderr, r.output
+    assert "already exists" not in r.stderr

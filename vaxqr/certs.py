@@ -361,6 +361,18 @@ def _record_and_commit(tmp: Path, target: Path, issuer_dir: Path | None,
         raise
 
 
+def check_signer_request(commune_code: str, name: str, days: int) -> str:
+    """Check the commune code, name and validity of a DSC to issue, before anything is
+    read or written (a bad code is said before "SIGNER_DIR already exists"); return the
+    name as it goes into the certificate."""
+    if not _CODE_RE["commune"].match(commune_code):
+        raise ValidationError(f"commune code must be 5 digits (GSO code), got {commune_code!r}")
+    name = _check_text(name, "the commune name")
+    if not 1 <= days <= DSC_DAYS_MAX:
+        raise ValidationError(f"DSC validity must be 1 to {DSC_DAYS_MAX} days")
+    return name
+
+
 def check_signer_out(target: Path, commune_code: str, *, force: bool) -> tuple[str, ...]:
     """Check, before any key work, that a signer for ``commune_code`` may be written into
     ``target``: it does not exist (is empty), or ``force`` is given and it is not another
@@ -398,11 +410,7 @@ def issue_signer(
     The DSC never outlives its CA (its end is shortened, with a warning). A wrong CA
     password, an existing ``out_dir`` without ``force``, or any other failure writes nothing.
     """
-    if not _CODE_RE["commune"].match(commune_code):
-        raise ValidationError(f"commune code must be 5 digits (GSO code), got {commune_code!r}")
-    name = _check_text(name, "the commune name")
-    if not 1 <= days <= DSC_DAYS_MAX:
-        raise ValidationError(f"DSC validity must be 1 to {DSC_DAYS_MAX} days")
+    name = check_signer_request(commune_code, name, days)
     _check_new_password(password)
     target = Path(out_dir)
     keep = check_signer_out(target, commune_code, force=force)

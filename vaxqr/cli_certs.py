@@ -278,6 +278,7 @@ def issue_cmd(
     """
 
     def work() -> certs.IssuedSigner:
+        certs.check_signer_request(commune_code, name, days)  # before any file is looked at
         cadir.open_ca(ca_dir)  # "not a CA directory" before any password question
         ca_pw = _existing_password(
             ca_dir / "ca.key",
