@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -731,3 +732,45 @@ def test_help_shows_every_csv_column_at_80_columns(runner, command):
     words = set(r.stdout.replace(",", " ").replace("(", " ").replace(")", " ")
                 .replace(".", " ").split())
     assert set(COLUMNS) <= words, set(COLUMNS) - words
+
+
+def _made_by_another_user(link: Path, monkeypatch) -> int:
+    """Make ``link`` (a symbolic link) another user's: by lchown as root, else by faking
+    this process's uid, as the warning's test does. Returns that user's uid."""
+    me = os.geteuid()
+    if me == 0:
+        os.lchown(link, 4242, -1)
+        return 4242
+    monkeypatch.setattr(os, "geteuid", lambda: me + 1)
+    return me
+
+
+@pytest.mark.parametrize("where", ["out", "parent"])
+def test_an_out_dir_through_another_users_symlink_is_refused(runner, tmp_path, monkeypatch,
+                                                            where):
+    """/tmp/batch made a symbolic link by another user (fs.protected_symlinks=0) was
+    followed: the batch went to a directory of their choosing. Refused, nothing written
+    there; one's own link is followed."""
+    src = write_csv(tmp_path / "r.csv", good_rows(2, seed=7))
+    signer = _signer_copy(tmp_path)
+    target = tmp_path / "chosen"
+    target.mkdir(mode=0o700)
+    mine = tmp_path / "mine"
+    mine.symlink_to(target, target_is_directory=True)
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
+                            str(mine / "b" if where == "parent" else mine)])
+    assert r.exit_code == 0, r.output
+    shutil.rmtree(target)
+    target.mkdir(mode=0o700)
+    link = tmp_path / "batch"
+    link.symlink_to(target, target_is_directory=True)
+    uid = _made_by_another_user(link, monkeypatch)
+    out = link / "b" if where == "parent" else link
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
+                            str(out)])
+    text = " ".join(r.stderr.split())
+    assert r.exit_code == 3, r.output
+    assert (f"{link} is a symbolic link made by another user of this computer (uid {uid}), "
+            f"which points to {target}") in text
+    assert "a directory of your own" in text
+    assert list(target.iterdir()) == []

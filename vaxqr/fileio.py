@@ -518,13 +518,40 @@ def no_dir_left_behind(path: str | os.PathLike[str]) -> Iterator[None]:
         raise
 
 
+def _refuse_foreign_symlink(path: Path, holds: str) -> None:
+    """Refuse ``path`` when it, or a directory above it, is a symbolic link another user
+    made (root's and one's own are followed): in a shared place such as /tmp (where the
+    kernel follows anyone's links unless fs.protected_symlinks is set) it sends what is
+    written to a directory of their choosing. A directory of another user's is warned
+    about (:func:`ensure_private_dir`): it is where the user asked to write; a link is not."""
+    me = os.geteuid()
+    p = Path(os.path.abspath(path))
+    for q in (p, *p.parents):
+        try:
+            st = os.lstat(q)
+        except OSError:
+            continue  # not made yet
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in (me, 0):
+            try:
+                to = f", which points to {os.readlink(q)}"
+            except OSError:
+                to = ""
+            raise StorageError(
+                f"{q} is a symbolic link made by another user of this computer (uid "
+                f"{st.st_uid}){to}: {holds} written through it would go where they chose",
+                hint="give the directory itself if it is the one meant, or a directory of "
+                     "your own")
+
+
 def ensure_private_dir(path: str | os.PathLike[str], holds: str) -> tuple[Path, str | None]:
     """A directory for personal data (``holds`` says what, for the warning): created when
     missing with mode 0700 (its missing parents as :func:`ensure_dir` makes them); one that
     exists is left as it is (the user made it, or chose its mode), with a warning when other
     users of the computer can list it or enter it, or when it belongs to another user
-    (made in a shared place such as /tmp by someone else, and written there by root)."""
+    (made in a shared place such as /tmp by someone else, and written there by root). A
+    path through a symbolic link of another user's is refused (StorageError)."""
     p = Path(path)
+    _refuse_foreign_symlink(p, holds)
     ensure_dir(p.parent)
     try:
         p.mkdir(mode=0o700)
