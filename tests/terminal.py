@@ -1,5 +1,5 @@
 """Running vaxqr with its stderr on a pseudo-terminal, as a clerk at a console sees it, or on
-a pipe: for what only a terminal shows (progress bars)."""
+a pipe: for what only a terminal shows (progress bars, questions)."""
 
 from __future__ import annotations
 
@@ -9,52 +9,21 @@ import sys
 from pathlib import Path
 
 
-def stderr_on(args, *, terminal, cwd):
-    """Run vaxqr with stderr on a pseudo-terminal (as a clerk at a console) or a pipe;
-    return (exit code, what stderr received)."""
-    import pty
-
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
-    env.pop("NO_COLOR", None)
-    cmd = [str(Path(sys.executable).parent / "vaxqr"), *args]
-    if not terminal:
-        r = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, timeout=120,
-                           stdin=subprocess.DEVNULL, check=False)
-        return r.returncode, r.stderr.decode("utf-8", "replace")
-    main, sub = pty.openpty()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=sub)
-    os.close(sub)
-    got = b""
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        got += chunk
-    os.close(main)
-    return proc.wait(timeout=120), got.decode("utf-8", "replace")
-
-
-def answer_on(args, answer: bytes, *, cwd, env=None, until: bytes = b"[y/N]:"):
-    """Run vaxqr with stdin and stderr on a pseudo-terminal (a clerk at a console), type
-    ``answer`` once stderr shows ``until`` (a question), and return (exit code, what the
-    terminal showed). The question not asked: its output, without an answer typed."""
+def _on_pty(args, env, cwd, *, stdin_too: bool, answer: bytes = b"", until: bytes = b""):
+    """Run vaxqr with stderr (and stdin when ``stdin_too``) on a pseudo-terminal; type
+    ``answer`` once the terminal shows ``until``. Returns (exit code, what it showed)."""
     import pty
     import select
 
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "NO_COLOR": "1", **(env or {})}
     cmd = [str(Path(sys.executable).parent / "vaxqr"), *args]
     main, sub = pty.openpty()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=sub, stdout=subprocess.DEVNULL,
-                            stderr=sub)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd,
+                            stdin=sub if stdin_too else subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=sub)
     os.close(sub)
-    got, answered = b"", False
+    got, answered = b"", not answer
     while True:
-        ready, _, _ = select.select([main], [], [], 60)
-        if not ready:
+        if not select.select([main], [], [], 60)[0]:
             proc.kill()
             raise AssertionError(f"no output for 60 s: {got!r}")
         try:
@@ -69,3 +38,24 @@ def answer_on(args, answer: bytes, *, cwd, env=None, until: bytes = b"[y/N]:"):
             answered = True
     os.close(main)
     return proc.wait(timeout=120), got.decode("utf-8", "replace")
+
+
+def stderr_on(args, *, terminal, cwd):
+    """Run vaxqr with stderr on a pseudo-terminal (as a clerk at a console) or a pipe;
+    return (exit code, what stderr received)."""
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    env.pop("NO_COLOR", None)
+    if not terminal:
+        cmd = [str(Path(sys.executable).parent / "vaxqr"), *args]
+        r = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, timeout=120,
+                           stdin=subprocess.DEVNULL, check=False)
+        return r.returncode, r.stderr.decode("utf-8", "replace")
+    return _on_pty(args, env, cwd, stdin_too=False)
+
+
+def answer_on(args, answer: bytes, *, cwd, env=None, until: bytes = b"[y/N]:"):
+    """Run vaxqr with stdin and stderr on a pseudo-terminal (a clerk at a console), type
+    ``answer`` once stderr shows ``until`` (a question), and return (exit code, what the
+    terminal showed). The question not asked: its output, without an answer typed."""
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "NO_COLOR": "1", **(env or {})}
+    return _on_pty(args, env, cwd, stdin_too=True, answer=answer, until=until)
