@@ -442,3 +442,30 @@ def test_a_single_issue_from_before_the_register_enters_it_when_issued_again(run
     assert r.stdout != first and "has expired: a new credential is signed" in r.stderr
     with Ledger(signer_dir / "ledger.sqlite") as ledger:
         assert ledger.count("single") == 2
+
+
+def test_opening_a_ledger_waits_out_another_process_setting_it_up(monkeypatch):
+    """Two batches of one office starting together both make the new office register's
+    schema; SQLite answered one "database is locked" at once (no busy wait), and its batch
+    stopped: "the ledger … is in use by another vaxqr process", exit 3 (seen 3 times in 10
+    runs of the test above on a loaded machine). The set-up steps are tried again."""
+    import sqlite3
+
+    from vaxqr import ledger
+
+    calls = []
+
+    def step():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+
+    ledger._retry_busy(step)
+    assert len(calls) == 3
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        ledger._retry_busy(lambda: (_ for _ in ()).throw(
+            sqlite3.OperationalError("no such table: x")))  # not a busy database: at once
+    monkeypatch.setattr(ledger, "OPEN_WAIT", 0.05)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # not for ever
+        ledger._retry_busy(lambda: (_ for _ in ()).throw(
+            sqlite3.OperationalError("database is locked")))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Self
@@ -127,6 +128,28 @@ def _wrap(exc: sqlite3.Error, path: Path, full_hint: str | None = None) -> Stora
     return StorageError(f"ledger {path}: {text}")
 
 
+OPEN_WAIT = 10.0
+"""Seconds a ledger being opened waits for another process setting the same one up."""
+
+
+def _retry_busy(step: Callable[[], object]) -> None:
+    """Run a set-up ``step`` (the WAL switch, the schema) again while another process holds
+    the database: two processes opening one new ledger at once (two batches of one office
+    starting together, each opening the office register) both make its schema, and SQLite
+    answers one of them "database is locked" at once, without its busy wait, when the
+    other's change comes between its read and its write."""
+    deadline = time.monotonic() + OPEN_WAIT
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _create_private(path: Path) -> None:
     """Create a missing ledger file empty with mode 0600, whatever the umask: it holds
     names, dates of birth and credentials, and its directory (a signer directory copied
@@ -156,9 +179,9 @@ class Ledger:
         _create_private(self.path)
         try:
             self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            _retry_busy(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            _retry_busy(lambda: self._db.executescript(SCHEMA))
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
 
