@@ -776,6 +776,15 @@ def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, 
     return signed
 
 
+def _expired_note(earlier: Entry) -> str:
+    """The note of a single issue that signs a new credential because the one issued for
+    the same record has expired (checkpoints refuse it: it is not written again)."""
+    issued = datetime.fromtimestamp(earlier.iat, UTC)
+    ended = datetime.fromtimestamp(earlier.exp, UTC)
+    return (f"{earlier.uvci}, issued for this record by a single issue on {issued:%Y-%m-%d}, "
+            f"expired on {ended:%Y-%m-%d} (checkpoints refuse it): a new credential is signed")
+
+
 def issue_single(register: Register, info: SignerInfo, record: Record, *,
                  file: str | None = None, reissue: bool = False,
                  now: datetime | None = None) -> tuple[Entry, str | None]:
@@ -789,8 +798,10 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
     the new credential replaces it in the register (the note says the old one stays valid
     unless revoked). The same record again, issued by a single issue of this signer, gives
     that credential back (nothing is signed: running the same command twice writes the same
-    QR), unless ``reissue``; one issued before the register existed (an older vaxqr kept no
-    ID numbers) is found by the record's digest, and its citizen enters the register."""
+    QR), unless ``reissue``, or unless it has expired: checkpoints refuse it, so a new one is
+    signed, as for one expired since it was issued for this record before the register
+    existed (an older vaxqr kept no ID numbers; found by the record's digest, its citizen
+    then enters the register)."""
     key = citizen.citizen_key(record.id_number)
     uvci = UvciMaker(info.province_code, info.commune_code).draw(1)[0]
     hc1, iat, exp = sign_record(info, record, uvci, now=now)
@@ -816,9 +827,7 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
             replaces = earlier.uvci
             note.append(f"reissued: {earlier.uvci}, issued by a single issue on "
                         f"{when:%Y-%m-%d}, stays valid unless revoked (vaxqr certs "
-                        "revoke-credential)" if earlier.exp > iat else
-                        f"{earlier.uvci}, issued for this record by a single issue on "
-                        f"{when:%Y-%m-%d}, has expired: a new credential is signed")
+                        "revoke-credential)" if earlier.exp > iat else _expired_note(earlier))
         elif old is not None:
             if reissue:
                 replaces = old.uvci
@@ -826,11 +835,15 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
                             "unless revoked (vaxqr certs revoke-credential)")
             elif (earlier is not None and old.place == PLACE_SINGLE
                   and earlier.row_hash == entry.row_hash):
-                given.append(earlier)
-                note.append(f"already issued as {old.uvci} by a single issue on "
-                            f"{old.issued_at[:10]}: the same credential is written again "
-                            "(nothing new is signed; --reissue signs a new one)")
-                return None
+                if earlier.exp > iat:
+                    given.append(earlier)
+                    note.append(f"already issued as {old.uvci} by a single issue on "
+                                f"{old.issued_at[:10]}: the same credential is written again "
+                                "(nothing new is signed; --reissue signs a new one)")
+                    return None
+                # expired: written again it would be refused at every checkpoint, unsaid
+                replaces = old.uvci
+                note.append(_expired_note(earlier))
             else:
                 kind, reason = register_verdict(record, old)
                 if kind != "later":
