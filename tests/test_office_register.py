@@ -298,6 +298,41 @@ def test_the_same_single_issue_again_signs_anew_when_its_credential_expired(runn
     assert r.exit_code == 0 and r.stdout.strip() == new[0].hc1, r.output
 
 
+def test_a_batch_run_again_names_its_credentials_that_expired(runner, tmp_path):
+    """A batch's command run again after its credentials expired signs nothing (the
+    register holds their citizens) and restores their images as issued: it says which have
+    expired and how to sign new ones, instead of handing back, unsaid, QR codes every
+    checkpoint refuses."""
+    import sqlite3
+
+    signer_dir = _signer_copy(tmp_path)
+    src = write_csv(tmp_path / "r.csv", [PERSON_CSV, *good_rows(2, seed=60)])
+    cmd = ["issue", "--signer", str(signer_dir), "--from", str(src), "--out",
+           str(tmp_path / "out")]
+    r = runner.invoke(app, cmd)
+    assert r.exit_code == 0 and "3 issued" in r.stderr, r.output
+    r = runner.invoke(app, cmd)
+    assert r.exit_code == 0 and "expired" not in r.stderr, r.output
+    uvcis = _uvcis(tmp_path / "out")
+    with sqlite3.connect(tmp_path / "out" / "ledger.sqlite") as db:  # 400 days on
+        db.execute("UPDATE credentials SET iat = iat - 400 * 86400, exp = exp - 400 * 86400 "
+                   "WHERE row IN (1, 3)")
+    db.close()
+    (tmp_path / "out" / "qr" / "0000001.png").unlink()
+    r = runner.invoke(app, cmd)
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stderr.split())
+    assert "0 issued" in said and "3 already issued" in said
+    assert "2 credentials of this batch have expired" in said
+    assert "row 1 (spreadsheet row 2), row 3 (spreadsheet row 4))" in said
+    assert "every checkpoint refuses them" in said and "--reissue" in said
+    assert (tmp_path / "out" / "qr" / "0000001.png").exists()
+    # the way out it names: her single issue with --reissue signs a new credential
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-",
+                            "--reissue"])
+    assert r.exit_code == 0 and f"reissued: {uvcis[1]}" in r.stderr, r.output
+
+
 def test_single_issue_for_another_person_or_a_later_dose(runner, tmp_path):
     signer_dir = _signer_copy(tmp_path)
     r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-"])

@@ -1171,6 +1171,10 @@ def issue_batch(
                         _backfill(office, ledger, unregistered, place, source, result)
                     if result.already == len(done):  # each one's row was read again
                         ledger.set_meta(REGISTERED, "1")
+                if done:  # credentials of earlier runs, kept as issued, may have expired
+                    ended = ledger.expired(source, int(time.time()))
+                    if ended:
+                        result.warnings.append(_expired_warning(ended))
                 pool.drain()
             # This run's images are written (the run raised otherwise) but not yet synced;
             # earlier runs' may be missing or damaged by a crash or a power loss, or be
@@ -1197,6 +1201,20 @@ def issue_batch(
         _write_rejects(out, [*result.rejected, *result.superseded], bom)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _expired_warning(ended: Sequence[tuple[int, str, int]]) -> str:
+    """What a resumed batch says of its earlier runs' credentials that have expired
+    (``(row, uvci, exp)``, in row order): kept as issued (images, cards, manifest), they
+    are refused at every checkpoint and no batch signs their citizens again."""
+    n = len(ended)
+    rows = ", ".join(row_label(row) for row, _, _ in ended[:5]) + (", …" if n > 5 else "")
+    first = datetime.fromtimestamp(min(exp for _, _, exp in ended), UTC)
+    return (f"{n} credential{'' if n == 1 else 's'} of this batch ha{'s' if n == 1 else 've'} "
+            f"expired (the first on {first:%Y-%m-%d}: {rows}): kept as issued, in the "
+            f"manifest and the images, but every checkpoint refuses {'it' if n == 1 else 'them'}"
+            " and no batch signs a citizen again for the same dose: sign each a new "
+            "credential with a single issue of their record and --reissue")
 
 
 def _chunks(jobs: Iterable[_T]) -> Iterator[list[_T]]:

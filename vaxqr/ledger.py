@@ -221,6 +221,14 @@ class Ledger:
             "SELECT row, row_hash, uvci FROM credentials WHERE source = ? AND row > 0", (source,))
         return {int(r): (str(h), str(u)) for r, h, u in cur}
 
+    def expired(self, source: str, at: int) -> list[tuple[int, str, int]]:
+        """``(row, uvci, exp)`` of the credentials issued from ``source`` that have expired
+        at ``at`` (exp, a NumericDate, not after it), in row order."""
+        cur = self._db.execute(
+            "SELECT row, uvci, exp FROM credentials WHERE source = ? AND row > 0 AND exp <= ? "
+            "ORDER BY row", (source, at))
+        return [(int(r), str(u), int(e)) for r, u, e in cur]
+
     def sources(self) -> list[str]:
         """The batch inputs (CSV file names) credentials were issued from, in name order."""
         cur = self._db.execute(
