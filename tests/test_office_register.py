@@ -22,7 +22,7 @@ from vaxqr.citizen import citizen_key
 from vaxqr.cli import app
 from vaxqr.ledger import Ledger, Register
 
-from records import good_rows, write_csv
+from records import HEADER, good_rows, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNER = ROOT / "keys" / "examples" / "communes" / "31078"
@@ -468,6 +468,42 @@ def test_a_batch_from_before_the_register_enters_it_when_run_again(runner, tmp_p
     assert r.exit_code == 0 and "0 issued" in r.stderr and "1 superseded" in r.stderr
     r = runner.invoke(app, again)
     assert r.exit_code == 0 and "before the office's register" not in r.stderr, r.output
+
+
+def test_a_citizen_with_two_credentials_from_before_the_register_is_entered_once(tmp_path):
+    """Dose 1 and dose 2 of one citizen both issued before the register (the batch resumed
+    with her dose 2 row added to the CSV, each run signing the newest dose): the run with
+    the register claims her once, for dose 2, and counts one citizen entered, not two; so
+    when her two rows are entered in two steps (two chunks of a long CSV)."""
+    signer = load_signer(_signer_copy(tmp_path), b"vaxqr-demo")
+    dose1 = [*PERSON_CSV[:4], "1", "2", "2021-09-01", *PERSON_CSV[7:]]
+    others = good_rows(2, seed=61)
+    src = tmp_path / "old.csv"
+    write_csv(src, [*others, dose1])
+    out = tmp_path / "old"
+    assert issue.issue_batch(signer, src, out, workers=1, today=TODAY).issued == 3
+    write_csv(src, [*others, dose1, PERSON_CSV])  # her dose 2 added: the resumed run signs it
+    res = issue.issue_batch(signer, src, out, workers=1, today=TODAY)
+    assert res.issued == 1 and res.already == 3
+    issued = _uvcis(out)
+    office = tmp_path / "office.sqlite"
+    res = issue.issue_batch(signer, src, out, workers=1, today=TODAY, register=office)
+    assert res.issued == 0 and res.already == 4
+    assert res.registered == 3  # three citizens, not four credentials
+    claims = _claims(office)
+    claim = claims[citizen_key(PERSON_CSV[3])]
+    assert (claim.uvci, claim.dose, claim.row, claim.replaces) == (issued[4], 2, 4, issued[3])
+    assert len(claims) == 3
+
+    records = [issue.parse_record(n, dict(zip(HEADER, row, strict=True)), today=TODAY)
+               for n, row in ((3, dose1), (4, PERSON_CSV))]
+    result = issue.BatchResult()
+    place = str(out.resolve())
+    with Register(tmp_path / "office2.sqlite") as reg, Ledger(out / "ledger.sqlite") as ledger:
+        for rec in records:  # her rows in two chunks
+            issue._backfill(reg, ledger, [(rec, issued[rec.row])], place, "old.csv", result)
+    assert result.registered == 1
+    assert _claims(tmp_path / "office2.sqlite")[citizen_key(PERSON_CSV[3])].uvci == issued[4]
 
 
 def _ledger_hc1(out):

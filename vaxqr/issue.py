@@ -669,9 +669,11 @@ def _backfill(register: Register, ledger: Ledger, issued: Sequence[tuple[Record,
     before the register knew of them (``issued``: the record read again from its row, whose
     digest the ledger holds, and its UVCI), as a batch that claimed them would have: a
     citizen the register does not hold, or holds for an earlier dose, is claimed for that
-    credential. Two credentials for one dose (the register's from elsewhere: signed while
-    it did not know this one) are warned about; a citizen it holds with another name, sex
-    or date of birth is left as it is, with a warning."""
+    credential (a citizen with several, dose 1 and dose 2 both issued before the register:
+    for the latest, and counted once in ``result.registered``). Two credentials for one
+    dose (the register's from elsewhere: signed while it did not know this one) are warned
+    about; a citizen it holds with another name, sex or date of birth is left as it is,
+    with a warning."""
     keys = [citizen.citizen_key(rec.id_number) for rec, _ in issued]
     times = {}
     for _, uvci in issued:
@@ -680,11 +682,13 @@ def _backfill(register: Register, ledger: Ledger, issued: Sequence[tuple[Record,
                        if entry is not None else _utc_now())
     added: list[ClaimRow] = []
     said: list[str] = []
+    entered: set[bytes] = set()  # citizens this call enters (rows of one citizen: once)
 
     def decide(held: Mapping[bytes, Claim]) -> list[ClaimRow]:
         added.clear()
         said.clear()
-        mine: dict[bytes, int] = {}
+        entered.clear()
+        mine: dict[bytes, int] = {}  # citizen -> their claim in ``added``: one each
         for (rec, uvci), key in zip(issued, keys, strict=True):
             at = mine.get(key)
             old = held.get(key) if at is None else Claim(*added[at])
@@ -707,14 +711,21 @@ def _backfill(register: Register, ledger: Ledger, issued: Sequence[tuple[Record,
                 replaces = old.uvci
             elif old is not None:
                 continue  # claimed already
-            mine[key] = len(added)
-            added.append((key, rec.full_name, rec.sex, rec.dob.isoformat(), rec.dose,
-                          rec.total, rec.vaccination_date.isoformat(), uvci, place, source,
-                          rec.row, times[uvci], replaces))
+            claim = (key, rec.full_name, rec.sex, rec.dob.isoformat(), rec.dose, rec.total,
+                     rec.vaccination_date.isoformat(), uvci, place, source, rec.row,
+                     times[uvci], replaces)
+            if at is None:
+                mine[key] = len(added)
+                added.append(claim)
+            else:  # a later dose of a citizen entered just above: it is their claim
+                added[at] = claim
+            first = held.get(key)
+            if first is None or (first.place, first.source) != (place, source):
+                entered.add(key)  # not already entered by this batch (an earlier chunk)
         return added
 
     register.claim(keys, decide)
-    result.registered += len(added)
+    result.registered += len(entered)
     result.warnings.extend(said)
 
 
