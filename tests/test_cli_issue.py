@@ -745,6 +745,41 @@ def _made_by_another_user(link: Path, monkeypatch) -> int:
     return me
 
 
+@pytest.mark.parametrize("reprint", [False, True])
+def test_a_single_output_through_another_users_symlink_is_refused(runner, tmp_path,
+                                                                  monkeypatch, reprint):
+    """`--out /tmp/x/card.png` (and its --card beside it), /tmp/x a symbolic link another
+    user made, was followed, where a batch's OUT_DIR through one is refused: the citizen's
+    credential and card went to a directory of their choosing. Refused before anything is
+    signed or recorded; one's own link is followed."""
+    from vaxqr.ledger import Ledger
+
+    signer = _signer_copy(tmp_path)
+    target = tmp_path / "chosen"
+    target.mkdir(mode=0o700)
+    mine = tmp_path / "mine"
+    mine.symlink_to(target, target_is_directory=True)
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out",
+                            str(mine / "h.png"), "--card", "png"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in target.iterdir()) == ["h-card.png", "h.png"]
+    shutil.rmtree(target)
+    target.mkdir(mode=0o700)
+    link = tmp_path / "x"
+    link.symlink_to(target, target_is_directory=True)
+    uid = _made_by_another_user(link, monkeypatch)
+    how = (["--reprint", "091190012345"] if reprint else [*PERSON, "--reissue"])
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *how, "--out",
+                            str(link / "h.png"), "--card", "pdf"])
+    text = " ".join(r.stderr.split())
+    assert r.exit_code == 3, r.output
+    assert (f"{link} is a symbolic link made by another user of this computer (uid {uid}), "
+            f"which points to {target}: the citizen's credential written through it") in text
+    assert list(target.iterdir()) == []
+    with Ledger(signer / "ledger.sqlite") as ledger:
+        assert ledger.count("single") == 1  # nothing signed or recorded
+
+
 @pytest.mark.parametrize("where", ["out", "parent"])
 def test_an_out_dir_through_another_users_symlink_is_refused(runner, tmp_path, monkeypatch,
                                                             where):

@@ -280,16 +280,18 @@ def _check_out_name(out: str, card: str | None) -> None:
 def _outputs(out: str, card: str | None, force: bool) -> tuple[Path | None, Path | None]:
     """A single credential's QR file (None: stdout) and card file, checked writable first:
     the ledger records a credential before its file is written, so none is recorded that
-    could not be written (StorageError)."""
-    from .fileio import check_writable
+    could not be written (StorageError); refused, as a batch's OUT_DIR is, when reached
+    through another user's symbolic link."""
+    from .fileio import check_writable, refuse_foreign_symlink
 
     _check_out_name(out, card)
     target = None if out == "-" else Path(out)
     card_path = None
     if card and target is not None:
         card_path = target.with_name(target.stem + "-card." + card)
-    for path in (target, card_path):
-        if path is not None:
+    for path, holds in ((target, "the citizen's credential"), (card_path, "their card")):
+        if path is not None:  # a folder of another user's link: where they chose (as OUT_DIR)
+            refuse_foreign_symlink(path, holds)
             check_writable(path, overwrite=force)
     return target, card_path
 

@@ -518,12 +518,14 @@ def no_dir_left_behind(path: str | os.PathLike[str]) -> Iterator[None]:
         raise
 
 
-def _refuse_foreign_symlink(path: Path, holds: str) -> None:
+def refuse_foreign_symlink(path: str | os.PathLike[str], holds: str) -> None:
     """Refuse ``path`` when it, or a directory above it, is a symbolic link another user
     made (root's and one's own are followed): in a shared place such as /tmp (where the
     kernel follows anyone's links unless fs.protected_symlinks is set) it sends what is
     written to a directory of their choosing. A directory of another user's is warned
-    about (:func:`ensure_private_dir`): it is where the user asked to write; a link is not."""
+    about (:func:`ensure_private_dir`): it is where the user asked to write; a link is not.
+    Checked for a batch's OUT_DIR (:func:`ensure_private_dir`) and a single credential's
+    files (``vaxqr issue --out FILE``, its card)."""
     me = os.geteuid()
     p = Path(os.path.abspath(path))
     for q in (p, *p.parents):
@@ -551,7 +553,7 @@ def ensure_private_dir(path: str | os.PathLike[str], holds: str) -> tuple[Path, 
     (made in a shared place such as /tmp by someone else, and written there by root). A
     path through a symbolic link of another user's is refused (StorageError)."""
     p = Path(path)
-    _refuse_foreign_symlink(p, holds)
+    refuse_foreign_symlink(p, holds)
     ensure_dir(p.parent)
     try:
         p.mkdir(mode=0o700)
