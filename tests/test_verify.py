@@ -175,10 +175,17 @@ def test_picture_with_credential_and_id_card(world):
         "picture", "prefix", "base45", "zlib", "cose", "cbor", "signature", "key_usage",
         "expiry", "schema", "revocation"]
     two, _ = verify_image(v, _side_by_side(CARD, "https://example.org"), label="two")
-    assert two[0].failed == "prefix" and "found an ID card QR only" in two[0].reason
+    # the card and another code: both said (it was "found an ID card QR only")
+    assert two[0].failed == "prefix"
+    assert two[0].reason.endswith("(found an ID card QR and 1 other QR code)"), two[0].reason
     assert two[0].step("picture").message == "2 QR codes read"
+    three, _ = verify_image(v, _side_by_side(CARD, "https://a.example", "WIFI:S:x;;"),
+                            label="three")
+    assert three[0].reason.endswith("(found an ID card QR and 2 other QR codes)")
+    assert "found an ID card QR only" in only_card[0].reason
     others, _ = verify_image(v, _side_by_side("https://a.example", "WIFI:S:x;;"), label="o")
-    assert others[0].failed == "prefix" and "found 2 other QR code(s)" in others[0].reason
+    assert others[0].failed == "prefix"
+    assert others[0].reason.endswith("(found 2 other QR codes)"), others[0].reason
     junk, _ = verify_image(v, b"not a picture", label="junk")
     assert junk[0].failed == "picture"
 

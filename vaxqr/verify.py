@@ -890,11 +890,13 @@ def verify_image(
     if holder is None and card is not None:
         holder = CardInPicture(card)
     if not hc1:
-        others = [c for c in codes if card is None or c.text != getattr(card, "raw", None)]
         if len(codes) == 1 and card is None:
             return [verifier.verify_text(codes[0].text, label=label, holder=holder,
                                          picture=True)], card
-        found = "an ID card QR only" if card is not None else f"{len(others)} other QR code(s)"
+        others = len(codes) - (card is not None)  # the codes besides the card's (if any)
+        found = (f"{others} other QR codes" if card is None else
+                 "an ID card QR only" if not others else
+                 f"an ID card QR and {others} other QR code{'s' if others > 1 else ''}")
         # read, but no credential: NOT VALID at "prefix" (as one such code), not CANNOT READ
         return [verifier.picture_failure(
             label, f"no HC1 credential QR code in the picture (found {found})",
