@@ -1307,6 +1307,46 @@ def test_unreadable_picture_cannot_read_json(valid, trust, tmp_path):
     assert [o["failed"] for o in _json(r.stdout)] == ["prefix", "picture", None]
 
 
+def test_no_qr_decoder_is_a_setup_error_not_cannot_read(valid, trust, tmp_path):
+    """zxing-cpp and zbar both missing on the checkpoint machine: every picture was told
+    CANNOT READ, "take the picture or scan again" (no retake can help). It is an error
+    naming what to install, exit 3, no verdict for the picture (--json: its object failed
+    at "input"), and the inputs beside it are still verified; --id-card's picture too
+    (exit 3, not a usage error)."""
+    shim = tmp_path / "no_decoders.py"
+    shim.write_text("import sys\n"
+                    "sys.modules['zxingcpp'] = sys.modules['pyzbar'] = None\n"
+                    "from vaxqr.cli import main\n"
+                    "sys.argv = ['vaxqr', *sys.argv[1:]]\n"
+                    "main()\n")
+    picture = tmp_path / "photo.png"
+    from vaxqr import qr
+
+    picture.write_bytes(qr.to_png(valid[0]))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(shim), "verify", *args, *trust],
+                              capture_output=True, text=True, env=_env(), timeout=120)
+
+    r = run(str(picture), valid[0])
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert "CANNOT READ" not in r.stdout and "take the picture" not in r.stdout + r.stderr
+    assert " ✔ VALID  HC1:" in r.stdout  # the text beside it
+    assert r.stderr == (f"error: {picture}: no QR decoder available: neither zxing-cpp nor "
+                        "zbar (pyzbar and libzbar0) can be loaded on this machine\n"
+                        "  hint: install the zbar library (sudo apt install libzbar0) or the "
+                        "zxing-cpp Python package (pip install zxing-cpp) on this machine\n"
+                        ), r.stderr
+    r = run(str(picture), "--json")
+    assert r.returncode == 3, r.stderr
+    (o,) = _json(r.stdout.encode())
+    assert o["failed"] == "input" and "no QR decoder available" in o["reason"]
+    r = run(valid[0], "--id-card", str(picture))
+    assert r.returncode == 3 and r.stdout == "", r.stderr
+    assert r.stderr.startswith("error: --id-card: no QR decoder available"), r.stderr
+    assert "apt install libzbar0" in r.stderr
+
+
 def test_unknown_signer_beside_a_trusted_dsc_is_not_valid(valid):
     """An unknown key id while a commune's DSC is trusted is an unknown issuer (forged, or
     a commune not in the trust material): NOT VALID at ``signature``, exit 1, as before;

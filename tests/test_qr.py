@@ -24,7 +24,7 @@ from segno import consts as SC
 
 sys.path.insert(0, str(Path(__file__).parent))
 from vaxqr import qr, qrdecode, qrencode
-from vaxqr.errors import DecodeError, StorageError, ValidationError
+from vaxqr.errors import DecodeError, SetupError, StorageError, ValidationError
 
 import degrade
 
@@ -712,8 +712,39 @@ def test_missing_zbar_degrades_to_zxing(monkeypatch: pytest.MonkeyPatch) -> None
     rng = np.random.default_rng(4)
     img = degrade.noise(HC1, rng)
     assert qr.decode_one(img).text == HC1  # zxing rungs alone
-    with pytest.raises(DecodeError, match="no QR decoder available"):
+    # no decoder to read with is this machine's problem, not the picture's
+    with pytest.raises(SetupError, match=r"no QR decoder available: zbar .* cannot") as err:
         qr.decode_image(img, engines=("zbar",))
+    assert err.value.hint is not None and "apt install libzbar0" in err.value.hint
+
+
+def _no_zxing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "zxingcpp", None)  # import zxingcpp now fails
+
+
+def test_missing_zxing_degrades_to_zbar(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without zxing-cpp the zbar rungs read alone (the pure-symbol path is zxing's)."""
+    if not qr.zbar_available():
+        pytest.skip("libzbar is not installed here: no zbar rung to read with")
+    _no_zxing(monkeypatch)
+    found = qr.decode_image(qr.to_png(HC1))
+    assert [(r.text, r.engine) for r in found] == [(HC1, "zbar")]
+
+
+def test_no_decoder_at_all_is_a_setup_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zxing-cpp and zbar both missing: a SetupError saying what to install, raised
+    before the picture is read; it was a DecodeError at step "picture" ("no QR code
+    found" only, or an ImportError), which verify tells as a picture to take again."""
+    _no_zxing(monkeypatch)
+    monkeypatch.setitem(sys.modules, "pyzbar", None)
+    monkeypatch.setattr(qrdecode._Zbar, "_instance", None)
+    monkeypatch.setattr(qrdecode._Zbar, "_failed", False)
+    for source in (qr.to_png(HC1), b"not even a picture"):
+        with pytest.raises(SetupError, match="neither zxing-cpp nor zbar") as err:
+            qr.decode_image(source)
+        assert not isinstance(err.value, DecodeError)
+        assert err.value.hint is not None
+        assert "apt install libzbar0" in err.value.hint and "zxing-cpp" in err.value.hint
 
 
 # --- the degraded corpus -------------------------------------------------------------------

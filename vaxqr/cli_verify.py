@@ -32,7 +32,7 @@ from .cli import (
     warn,
     write_pending,
 )
-from .errors import StorageError, VaxqrError
+from .errors import SetupError, StorageError, VaxqrError
 
 if TYPE_CHECKING:
     from .verify import Report
@@ -311,13 +311,17 @@ def verify(
             worst = max(worst, Exit.TRUST_OR_IO if report.failed in NOT_JUDGED
                         else Exit.NOT_VALID)
 
-    def nothing_read(label: str, message: str) -> None:
-        """An input that gave nothing to verify: said on stderr, not as a verdict (a
-        checkpoint must not be told a credential is not valid when none was read); with
-        --json also its object on stdout (one per input), failed at step "input"; exit 3."""
+    def nothing_read(label: str, message: str, hint: str | None = None) -> None:
+        """An input that gave nothing to verify: said on stderr (with ``hint``), not as a
+        verdict (a checkpoint must not be told a credential is not valid when none was
+        read); with --json also its object on stdout (one per input), failed at step
+        "input"; exit 3."""
         nonlocal worst
         flush_out()
-        console(err=True).print(f"[bold red]error:[/] {safe(message)}")
+        err = console(err=True)
+        err.print(f"[bold red]error:[/] {safe(message)}")
+        if hint:
+            err.print(f"  hint: {safe(hint)}")
         if as_json:
             print_report(verifier.input_failure(label, message, holder=holder is not None))
         worst = max(worst, Exit.TRUST_OR_IO)
@@ -358,6 +362,8 @@ def verify(
                     emit(verifier.verify_text(arg, label=_text_label(arg), holder=holder))
             except _NothingRead as exc:
                 nothing_read("stdin" if arg == "-" else arg, str(exc))
+            except SetupError as exc:  # no QR decoder: this machine's, not a picture to retake
+                nothing_read(arg, _about(arg, str(exc)), exc.hint)
             except VaxqrError as exc:
                 nothing_read("stdin" if arg == "-" else arg, _about(arg, str(exc)))
     except BaseException:
@@ -481,5 +487,7 @@ def _load_id_card(arg: str) -> Any:
         return parse_cccd(text)
     except OSError as exc:
         fail(f"--id-card: cannot read {arg}: {exc.strerror}", code=Exit.TRUST_OR_IO)
+    except SetupError as exc:  # no QR decoder on this machine: not a usage error
+        fail(f"--id-card: {exc}", code=Exit.TRUST_OR_IO, hint=exc.hint)
     except VaxqrError as exc:
         fail(f"--id-card: {exc}", code=Exit.USAGE, hint=exc.hint)

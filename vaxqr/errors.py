@@ -54,6 +54,12 @@ class TrustError(KeyCertError):
     """Trust material is unusable: bad signature, rolled-back sequence, expired list."""
 
 
+class SetupError(VaxqrError):
+    """This machine lacks something vaxqr needs to do the work asked (no QR decoder can be
+    loaded): a problem of its installation, not of the input, which its hint says how to
+    fix."""
+
+
 class StorageError(VaxqrError):
     """A file or database could not be read or written (I/O, disk full, refuses to overwrite)."""
 

@@ -17,7 +17,8 @@ a median-filtered, a sharpened, a local-mean and an Otsu thresholded copy. Toget
 99.7% of the corpus, median ~1.5 ms. zbar is reached through pyzbar's library loader,
 imported only when a zbar rung runs, with its ``binary`` option on, so it returns the
 symbol's bytes instead of its charset guess (which garbles Vietnamese). A missing
-libzbar only removes the zbar rungs.
+libzbar only removes the zbar rungs, a missing zxing-cpp the zxing ones; with neither,
+decoding raises :class:`~vaxqr.errors.SetupError` (what to install), not "no QR code found".
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from .errors import DecodeError, StorageError, ValidationError
+from .errors import DecodeError, SetupError, StorageError, ValidationError
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -386,6 +387,35 @@ class _Zbar:
         return out
 
 
+def _zxing_available() -> bool:
+    """True when zxing-cpp can be imported (imported here, once it can)."""
+    try:
+        import zxingcpp  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+_DECODER_HINT: Final = ("install the zbar library (sudo apt install libzbar0) or the "
+                        "zxing-cpp Python package (pip install zxing-cpp) on this machine")
+
+
+def _usable_engines(engines: Sequence[Engine]) -> tuple[Engine, ...]:
+    """The decoders of ``engines`` that can be loaded; zbar is loaded only when zxing-cpp
+    is not asked for or cannot be (otherwise on its first rung). Raises
+    :class:`~vaxqr.errors.SetupError` when none can."""
+    if "zxing" in engines and _zxing_available():
+        return tuple(engines)
+    if "zbar" in engines and _Zbar.get() is not None:
+        return ("zbar",)
+    names = [{"zxing": "zxing-cpp", "zbar": "zbar (pyzbar and libzbar0)"}[e]
+             for e in dict.fromkeys(engines)]
+    missing = (f"neither {' nor '.join(names)} can" if len(names) > 1 else
+               f"{names[0]} cannot")
+    raise SetupError(f"no QR decoder available: {missing} be loaded on this machine",
+                     hint=_DECODER_HINT)
+
+
 def zbar_available() -> bool:
     """True when zbar (pyzbar + libzbar) can be used as the fallback decoder."""
     return _Zbar.get() is not None
@@ -545,17 +575,20 @@ def decode_image(
     try a ladder of decoders and preprocessings (see the module docstring) and stop at the
     first rung after which at least ``min_codes`` distinct codes have been found; ask for
     ``min_codes=2`` when the picture should hold a credential *and* a CCCD card QR.
-    ``engines`` restricts the decoders (``("zxing",)``, ``("zbar",)``); zbar is skipped
-    silently when pyzbar or libzbar is missing.
+    ``engines`` restricts the decoders (``("zxing",)``, ``("zbar",)``); one that cannot be
+    loaded (pyzbar or libzbar, zxing-cpp missing) is skipped silently.
 
     Raises :class:`~vaxqr.errors.DecodeError` (step ``picture``) when the input is not a
     readable picture (not an image, empty, truncated, over :data:`MAX_PIXELS` or
-    :data:`MAX_FILE_BYTES`) or holds no readable QR code, and
-    :class:`~vaxqr.errors.StorageError` when a path cannot be read.
+    :data:`MAX_FILE_BYTES`) or holds no readable QR code,
+    :class:`~vaxqr.errors.StorageError` when a path cannot be read, and
+    :class:`~vaxqr.errors.SetupError` when none of ``engines`` can be loaded (checked
+    before the picture is read).
     """
     unknown = set(engines) - {"zxing", "zbar"}
     if unknown or not engines:
         raise ValidationError(f"unknown QR decoders: {sorted(unknown) or 'none given'}")
+    engines = _usable_engines(engines)
     gray = _grayscale(*_open_image(source))
     arr: U8Array = np.asarray(gray, dtype=np.uint8)
     if "zxing" in engines and min_codes <= 1:
@@ -567,12 +600,6 @@ def decode_image(
     if gray.width * gray.height > _WORK_MAX_PIXELS:
         factor = int(np.ceil(np.sqrt(gray.width * gray.height / _WORK_MAX_PIXELS)))
         work, work_scale = gray.reduce(factor), 1.0 / factor
-    if "zxing" not in engines and _Zbar.get() is None:
-        raise DecodeError(
-            "no QR decoder available: zbar (pyzbar and libzbar0) is not installed",
-            step=_PICTURE,
-            hint="install libzbar0, or let vaxqr use zxing-cpp",
-        )
     for rung in _iter_rungs(engines):
         zbar = _Zbar.get() if rung.engine == "zbar" else None  # imported on first use
         if rung.engine == "zbar" and zbar is None:

@@ -18,7 +18,7 @@ from typing import Any, Final, Protocol
 
 from . import codec, sign
 from .credential import certificate_type, summary, to_jsonable
-from .errors import DecodeError, ValidationError, VaxqrError, VerificationError
+from .errors import DecodeError, SetupError, ValidationError, VaxqrError, VerificationError
 from .safetext import printable_json
 
 STEPS = (
@@ -867,13 +867,17 @@ def verify_image(
     Returns the reports and the CCCD card found in the same picture (or None). A CCCD QR
     beside the credential is used for the holder check when no card was given, as a
     :class:`CardInPicture`: its result says the card came from the credential's picture
-    (a match there shows only that the picture agrees with itself).
+    (a match there shows only that the picture agrees with itself). Raises
+    :class:`~vaxqr.errors.SetupError` when no QR decoder can be loaded: a problem of the
+    machine, not a picture to take again.
     """
     from .citizen import parse_cccd
     from .qr import decode_image
 
     try:
         codes = decode_image(source)
+    except SetupError:
+        raise
     except VaxqrError as exc:
         return [verifier.picture_failure(label, str(exc), holder=holder is not None)], None
     hc1 = [c for c in codes if c.text.startswith(codec.PREFIX)]
