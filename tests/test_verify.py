@@ -190,6 +190,30 @@ def test_picture_with_credential_and_id_card(world):
     assert junk[0].failed == "picture"
 
 
+def test_unreadable_picture_says_what_to_do_when_the_picture_is_the_cause(world):
+    """A picture that is itself the cause (too large, not an image, a decoding bomb): the
+    Details (the picture step's message) carry qrdecode's hint of what to do, which was
+    dropped; the verdict's translated reason says only how to take a photo again. "No QR
+    code found" keeps its message alone: its hint is that reason."""
+    h, _creds, tmp = world
+    v, _ = _verifier(h, tmp, [tmp / "tl1.json"])
+    big = io.BytesIO()
+    Image.new("L", (8000, 7000), 255).save(big, "PNG")
+    for source, says in (
+            (big.getvalue(), "(the limit is 50 megapixels); photograph the code closer or "
+                             "resize the picture below 50 megapixels"),
+            (b"not a picture", "not a PNG or JPEG image; give a PNG, JPEG, WebP, BMP or GIF "
+                               "picture, or the HC1: text itself"),
+            (b"\xff\xd8\xff" + b"\xff\xda" * 300, "(a decoding bomb?); take the picture "
+                                                 "again with a camera or a screenshot tool")):
+        (report,), _ = verify_image(v, source, label="x")
+        assert report.failed == "picture" and report.reason.endswith(says), report.reason
+    blank = io.BytesIO()
+    Image.new("L", (200, 200), 255).save(blank, "PNG")
+    (report,), _ = verify_image(v, blank.getvalue(), label="blank")
+    assert report.reason == "no QR code found in the picture"
+
+
 def test_state_file_may_be_a_string(world):
     h, creds, tmp = world
     store = TrustStore.from_paths([h.ca / "ca.crt", tmp / "tl1.json"], at=NOW,

@@ -859,6 +859,9 @@ __all__ = ["CARD_GIVEN", "CARD_IN_CREDENTIAL_PICTURE", "INPUT", "NOT_JUDGED", "P
            "Verifier", "verify_image"]
 
 
+_NO_QR_CODE: Final = "no QR code found in the picture"  # qrdecode's message
+
+
 def verify_image(
     verifier: Verifier, source: Any, *, label: str, holder: Any = None
 ) -> tuple[list[Report], Any]:
@@ -879,7 +882,13 @@ def verify_image(
     except SetupError:
         raise
     except VaxqrError as exc:
-        return [verifier.picture_failure(label, str(exc), holder=holder is not None)], None
+        # what to do, when the picture itself is the cause (too large, not an image, a
+        # decoding bomb): the verdict's reason says only how to take a photo again, which
+        # is all "no QR code found"'s own hint says
+        message = str(exc)
+        if exc.hint and message != _NO_QR_CODE:
+            message = f"{message}; {exc.hint}"
+        return [verifier.picture_failure(label, message, holder=holder is not None)], None
     hc1 = [c for c in codes if c.text.startswith(codec.PREFIX)]
     card: Any = None
     for c in codes:
