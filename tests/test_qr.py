@@ -831,6 +831,36 @@ def test_a_large_picture_is_held_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert peak < 1.1 * 5000 * 4000, peak
 
 
+def test_a_preparation_two_rungs_share_is_made_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blurred, sharpened and locally thresholded copies each serve a zxing and a zbar
+    rung: each is made once per picture, not once per rung (~0.2 s of the ladder of a
+    49-megapixel picture with no code read), and both rungs still run."""
+    wrapped: dict[Any, Any] = {}
+    made: Counter[Any] = Counter()
+
+    def counting(prepare: Any) -> Any:
+        if prepare is qrdecode._identity:  # read as it is, never prepared
+            return prepare
+
+        def count(img: Any) -> Any:
+            made[prepare] += 1
+            return prepare(img)
+
+        return wrapped.setdefault(prepare, count)
+
+    ladder = tuple(qrdecode._Rung(r.name, r.engine, counting(r.prepare), r.scale, r.options)
+                   for r in qrdecode._LADDER)
+    monkeypatch.setattr(qrdecode, "_LADDER", ladder)
+    noise = Image.fromarray(np.random.default_rng(9).integers(0, 256, (300, 400), np.uint8))
+    with pytest.raises(DecodeError, match="no QR code found"):
+        qr.decode_image(noise)
+    shared = {r.prepare for r in ladder if r.engine == "zbar"} & {
+        r.prepare for r in ladder if r.engine == "zxing"}
+    assert {name for name, p in wrapped.items() if p in shared} >= {
+        qrdecode._blur1, qrdecode._sharpen, qrdecode._threshold_local}
+    assert made and set(made.values()) == {1}, made
+
+
 # --- the degraded corpus -------------------------------------------------------------------
 
 PER_KIND = 6
