@@ -549,6 +549,25 @@ def test_a_single_issue_from_before_the_register_enters_it_when_issued_again(run
         assert ledger.count("single") == 2
 
 
+def test_reissuing_over_an_expired_credential_does_not_call_it_valid(runner, tmp_path):
+    """--reissue over a single issue's credential said the old one "stays valid unless
+    revoked" even when it had expired: the note says it has expired."""
+    import sqlite3
+
+    signer_dir = _signer_copy(tmp_path)
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    db = sqlite3.connect(signer_dir / "ledger.sqlite")
+    with db:
+        db.execute("UPDATE credentials SET exp = 1")  # long expired
+    db.close()
+    r = runner.invoke(app, ["issue", "--signer", str(signer_dir), *PERSON, "--out", "-",
+                            "--reissue"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stderr.split())
+    assert "has expired (checkpoints refuse it)" in said and "stays valid" not in said
+
+
 def test_opening_a_ledger_waits_out_another_process_setting_it_up(monkeypatch):
     """Two batches of one office starting together both make the new office register's
     schema; SQLite answered one "database is locked" at once (no busy wait), and its batch

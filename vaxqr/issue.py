@@ -842,8 +842,11 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
         elif old is not None:
             if reissue:
                 replaces = old.uvci
-                note.append(f"reissued: {old.uvci}, issued {_where(old)}, stays valid "
-                            "unless revoked (vaxqr certs revoke-credential)")
+                note.append(
+                    f"reissued: {old.uvci}, issued {_where(old)}, has expired (checkpoints "
+                    "refuse it)" if earlier is not None and earlier.exp <= iat else
+                    f"reissued: {old.uvci}, issued {_where(old)}, stays valid unless revoked "
+                    "(vaxqr certs revoke-credential)")
             elif (earlier is not None and old.place == PLACE_SINGLE
                   and earlier.row_hash == entry.row_hash):
                 if earlier.exp > iat:
