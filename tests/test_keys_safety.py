@@ -205,6 +205,42 @@ def test_wrong_password_is_never_echoed(office, tmp_path):
         _assert_secret_absent(r.stdout, r.stderr)
 
 
+
+def _one_byte_changed(path: Path) -> None:
+    """A byte of the key's ciphertext changed (a disk or USB stick error): still base64, so
+    it decrypts to garbage as a wrong password does."""
+    lines = path.read_bytes().split(b"\n")
+    mid = lines[len(lines) // 2]
+    lines[len(lines) // 2] = mid[:10] + (b"A" if mid[10:11] != b"A" else b"B") + mid[11:]
+    path.write_bytes(b"\n".join(lines))
+
+
+@pytest.mark.parametrize("damaged", [False, True], ids=["forgotten", "damaged"])
+def test_a_key_that_does_not_open_says_what_to_do(office, tmp_path, damaged):
+    """A wrong password and a damaged key file look alike: the message says both, how to
+    tell them apart (a backup), and what replaces a key whose password is forgotten: a
+    new commune certificate in the same directory (its register kept), or, for the CA,
+    the password kept apart from the key."""
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    if damaged:
+        _one_byte_changed(d / "dt" / "signer.key")
+        _one_byte_changed(d / "ca" / "ca.key")
+    pw = SECRET if damaged else WRONG
+    r = _vaxqr("issue", "--signer", "dt", *CITIZEN, "--out", "-", cwd=d, VAXQR_PASSWORD=pw)
+    err = " ".join(r.stderr.decode().split())
+    assert r.returncode == 3, err
+    assert "or is damaged" in err and "restore it from a backup" in err
+    assert "--password-file, VAXQR_PASSWORD or the one typed" in err
+    assert "cannot be recovered" in err and "--out dt --force" in err
+    assert "register kept" in err
+    r = _vaxqr("certs", "trustlist", "ca", "--out", "x.json", cwd=d, VAXQR_PASSWORD=pw)
+    err = " ".join(r.stderr.decode().split())
+    assert r.returncode == 3, err
+    assert "or is damaged" in err and "restore it from a backup" in err
+    assert "forgotten CA password cannot be recovered" in err and "kept apart" in err
+    assert not (d / "x.json").exists()
+
 _CRASH = """
 import sys
 from cryptography.hazmat.primitives import serialization

@@ -238,12 +238,33 @@ def load_private_key(path: str | os.PathLike[str], password: bytes | None) -> Pr
             raise KeyCertError(f"cannot read the private key in {p}") from exc
     except ValueError:
         raise KeyCertError(
-            f"wrong password for {p} (or the file is not a private key)",
-            hint="check the password file or VAXQR_PASSWORD",
+            f"wrong password for {p} (or the file is not a private key, or is damaged)",
+            hint=wrong_password_hint(p),
         ) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise KeyCertError(f"{p} holds a {type(key).__name__}; vaxqr uses EC P-256 or RSA keys")
     return key
+
+
+def wrong_password_hint(path: Path) -> str:
+    """What to do when the key at ``path`` does not open: a wrong password and a damaged
+    file look the same (the key is decrypted with the password first), and a forgotten
+    password cannot be recovered (vaxqr stores it nowhere), so say what replaces the key."""
+    check = ("check the password given (--password-file, VAXQR_PASSWORD or the one typed: "
+             "keyboard layout, Caps Lock, Vietnamese input method off); if it is right, the "
+             "file is damaged: restore it from a backup (vaxqr backup)")
+    if path.name == "ca.key":
+        return (f"{check}. A forgotten CA password cannot be recovered (vaxqr stores it "
+                "nowhere): take it from where it was kept apart from the key; without it "
+                "the CA signs nothing again, and a new CA (vaxqr certs init) needs new "
+                "commune certificates and every checkpoint to load it")
+    if path.name == "signer.key":
+        return (f"{check}. A forgotten password cannot be recovered (vaxqr stores it "
+                f"nowhere): provincial IT issues a new certificate into {path.parent} "
+                "(vaxqr certs issue CA_DIR --commune-code CODE --name NAME --out "
+                f"{path.parent} --force: a new key, the office's register kept) and "
+                "publishes a new trust list")
+    return f"{check}. A forgotten password cannot be recovered: vaxqr stores it nowhere"
 
 
 def _check_new_password(password: bytes | None) -> None:
