@@ -769,6 +769,22 @@ def test_renewing_a_signer_in_place_keeps_its_office_ledger(h: Hierarchy) -> Non
     assert hidden_leftovers(h.tmp) == []
 
 
+
+def test_renewing_a_signer_in_place_keeps_its_trust_folder(h: Hierarchy) -> None:
+    """The renewal kept ledger.sqlite but deleted SIGNER/trust/ with the old directory: the
+    province's trust list and CRLs the README has the clerk put there, by which every
+    `vaxqr issue` knows a revocation; the next issue then signed knowing none."""
+    _office_ledger(h.s2, h.tmp)
+    (h.s2 / "trust").mkdir()
+    (h.s2 / "trust" / "crl.pem").write_bytes((h.ca / "crl.pem").read_bytes())
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert h.s2 / "trust" in res.kept
+    assert (h.s2 / "trust" / "crl.pem").read_bytes() == (h.ca / "crl.pem").read_bytes()
+    assert _ledger_rows(h.s2) == [("URN:UVCI:01:VN:091/31078/A#B",)]
+    assert hidden_leftovers(h.tmp) == []
+
 def test_a_ledger_file_made_during_a_renewal_is_kept(h: Hierarchy, monkeypatch) -> None:
     """The ledger files to keep were those present when the renewal began, before the key
     work: a ledger.sqlite-wal that a `vaxqr issue` made meanwhile (it opens the register)

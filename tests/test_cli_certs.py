@@ -395,11 +395,15 @@ def test_cli_renewing_a_signer_in_place_says_what_it_kept_and_what_to_do_next(
             "--out", str(s)]
     assert cli(args).exit_code == 0
     (s / "ledger.sqlite").write_bytes(b"")  # an office that has issued
+    (s / "trust").mkdir()  # and keeps the province's files there, as the README says
+    (s / "trust" / "crl.pem").write_bytes((ca / "crl.pem").read_bytes())
     r = cli(args)
     assert r.exit_code == 3 and "--force to renew it" in r.stderr and "ledger.sqlite" in r.stderr
     r = cli([*args, "--force"])
     assert r.exit_code == 0, r.output
     assert f"kept {s / 'ledger.sqlite'}" in r.stderr
+    assert f"kept {s / 'trust'}: the province's trust list" in " ".join(r.stderr.split())
+    assert (s / "trust" / "crl.pem").exists()
     assert f"vaxqr certs trustlist {ca} --out FILE" in r.stderr
     assert "vaxqr certs revoke" not in r.stderr and "revoke it if" not in r.stderr
     assert (s / "ledger.sqlite").exists()

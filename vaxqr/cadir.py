@@ -115,18 +115,21 @@ NOTHING_LEFT_HINT = full_disk_hint("run the same command again", "nothing was le
 # vaxqr.ledger): renewing the certificate in place keeps it, with SQLite's side files.
 SIGNER_LEDGER = ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm",
                  "ledger.sqlite-journal")
+# ... and the trust material its clerk put in SIGNER/trust/ (the province's trust list and
+# CRLs, which every `vaxqr issue` reads to know a revocation): a renewal must not drop it.
+SIGNER_KEPT = (*SIGNER_LEDGER, "trust")
 
 
 def signer_ledger(target: Path, commune_code: str) -> tuple[str, ...]:
-    """The names of the office-ledger files in the signer directory ``target`` that a new
-    certificate for ``commune_code`` written there with ``--force`` keeps (those that exist
-    when it is committed); :class:`StorageError` when they
+    """The names of the office-ledger files (and the ``trust`` folder) in the signer
+    directory ``target`` that a new certificate for ``commune_code`` written there with
+    ``--force`` keeps (those that exist when it is committed); :class:`StorageError` when they
     belong to another commune (or to one that cannot be read), since a commune's ledger must
     be neither lost nor handed to another."""
     held = signer_commune(target)
     if not any((target / n).exists() for n in SIGNER_LEDGER):
         # a batch may open the register before the commit: the names are only candidates
-        return SIGNER_LEDGER if held == commune_code else ()
+        return SIGNER_KEPT if held == commune_code else ()
     if held != commune_code:
         whose = f"commune {held}'s" if held else "an unreadable signer's"
         raise StorageError(
@@ -135,7 +138,7 @@ def signer_ledger(target: Path, commune_code: str) -> tuple[str, ...]:
             hint="choose another directory")
     # all of them, not those here now: a -wal or -shm a `vaxqr issue` makes before the
     # commit (it opens the register meanwhile) moves too (_commit_dir moves what exists)
-    return SIGNER_LEDGER
+    return SIGNER_KEPT
 
 
 def signer_commune(target: Path) -> str | None:

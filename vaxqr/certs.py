@@ -334,7 +334,7 @@ class IssuedSigner:
     chain: tuple[x509.Certificate, ...]
     files: tuple[Path, ...]
     warnings: tuple[str, ...]
-    kept: tuple[Path, ...] = ()  # the office ledger of the directory it replaced
+    kept: tuple[Path, ...] = ()  # the office ledger and trust/ of the directory it replaced
 
 
 def _record_and_commit(tmp: Path, target: Path, issuer_dir: Path | None,
@@ -376,7 +376,7 @@ def check_signer_request(commune_code: str, name: str, days: int) -> str:
 def check_signer_out(target: Path, commune_code: str, *, force: bool) -> tuple[str, ...]:
     """Check, before any key work, that a signer for ``commune_code`` may be written into
     ``target``: it does not exist (is empty), or ``force`` is given and it is not another
-    commune's office. Return the office-ledger files the new directory keeps."""
+    commune's office. Return the office-ledger files (and trust/) the new directory keeps."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not force:
             hint = "use --force to replace it"

@@ -313,9 +313,13 @@ def issue_cmd(
     )
     for f in res.files:
         err.print(f"  {esc(str(f))}")
-    if res.kept:
-        err.print(f"  kept {esc(str(res.kept[0]))}: the office's citizen register and single "
-                  "issues")
+    for kept in res.kept:
+        if kept.name == "ledger.sqlite":
+            err.print(f"  kept {esc(str(kept))}: the office's citizen register and single "
+                      "issues")
+        elif kept.name == "trust":
+            err.print(f"  kept {esc(str(kept))}: the province's trust list and CRLs (put the "
+                      "new trust list there once published)")
     # Checkpoints know a commune's certificate from the trust list only. A renewal's old
     # certificate is not revoked: revoking it would make every credential it signed NOT VALID.
     err.print(f"  checkpoints refuse its credentials until they load a trust list with it: "
