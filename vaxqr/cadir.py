@@ -57,7 +57,7 @@ from .errors import (
     VaxqrError,
     full_disk_hint,
 )
-from .fileio import PRIVATE, atomic_write, check_private_file, ensure_dir
+from .fileio import PRIVATE, _fsync_dir, atomic_write, check_private_file, ensure_dir
 from .keys import PrivateKey, load_private_key, protection_warning
 
 Status = Literal["valid", "expired", "revoked", "not-yet-valid"]
@@ -220,6 +220,7 @@ def _commit_dir(tmp: Path, target: Path, *, force: bool, kind: str,
                     os.rename(old / name, tmp / name)
                     moved.append(name)
         os.rename(tmp, target)  # replaces at most an empty directory
+        _fsync_dir(target.parent)  # in place before the command says so (a power cut)
     except (OSError, StorageError) as exc:
         if old is not None:
             for name in moved:  # back where they were, before tmp is removed

@@ -38,6 +38,7 @@ from cryptography.x509.oid import NameOID
 
 from .cadir import (
     NOTHING_LEFT_HINT,
+    SIGNER_KEPT,
     CAInfo,
     IssuedCert,
     _check_replaceable,
@@ -93,6 +94,7 @@ from .keys import (
     load_private_key,
     protection_warning,
 )
+from .recover import Finished, finish_interrupted
 from .revocation import CRL_DAYS_DEFAULT, _build_crl, resign_crl
 from .trustlist import (
     TRUSTLIST_FORMAT,
@@ -337,6 +339,15 @@ class IssuedSigner:
     kept: tuple[Path, ...] = ()  # the office ledger and trust/ of the directory it replaced
 
 
+def _finished_signer(finished: Finished, target: Path) -> IssuedSigner:
+    """The signer an interrupted run made, now in place (:func:`finish_interrupted`)."""
+    assert finished.placed is not None
+    files = tuple(target / n for n in ("signer.key", "signer.crt", "chain.pem", "signer.json"))
+    kept = tuple(target / n for n in SIGNER_KEPT if (target / n).exists())
+    return IssuedSigner(finished.placed, target, tuple(load_certificates(target / "chain.pem")),
+                        files, finished.notes, kept)
+
+
 def _record_and_commit(tmp: Path, target: Path, issuer_dir: Path | None,
                        record: IssuedCert | None, *, force: bool, kind: str,
                        keep: tuple[str, ...] = ()) -> None:
@@ -413,6 +424,9 @@ def issue_signer(
     name = check_signer_request(commune_code, name, days)
     _check_new_password(password)
     target = Path(out_dir)
+    finished = finish_interrupted(target, Path(ca_dir))
+    if finished.placed is not None and finished.placed.code == commune_code:
+        return _finished_signer(finished, target)  # the run again: what it was to make
     keep = check_signer_out(target, commune_code, force=force)
     now = _aware(now) if now else _utcnow()
     ca = open_ca(ca_dir)

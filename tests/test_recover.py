@@ -1,0 +1,96 @@
+"""A `vaxqr certs issue` killed part way (kill -9, a power cut) is finished by running it
+again: no commune left without its signer directory, no office register (the citizens it
+issued to) left in a hidden directory, no certificate in the CA's state whose key is gone."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vaxqr import cadir, certs, keys
+
+from hierarchy import PW, T0, Hierarchy
+
+_KILLED = r"""
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from hierarchy import PW, T0
+from vaxqr import certs
+
+target, ca, point = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+seen = []
+real_rename, real_replace = os.rename, os.replace
+
+def rename(src, dst, *a, **k):  # each move of the signer directory or of what it keeps
+    if target.name in str(src) + str(dst):
+        seen.append(1)
+        if point == f"rename-{{len(seen)}}":
+            os._exit(137)
+    return real_rename(src, dst, *a, **k)
+
+def replace(src, dst, *a, **k):
+    if point == "state" and str(dst).endswith("state.json"):
+        os._exit(137)
+    return real_replace(src, dst, *a, **k)
+
+os.rename, os.replace = rename, replace
+certs.issue_signer(ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
+                   out_dir=target, password=PW, force=True, now=T0)
+sys.exit(3)  # the kill point was never reached
+"""
+
+
+def _office(signer: Path) -> None:
+    """An office that has issued (its register, the last record still in the -wal) and
+    keeps the province's trust files in trust/."""
+    conn = sqlite3.connect(signer / "ledger.sqlite")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE citizens (uvci TEXT)")
+    conn.execute("INSERT INTO citizens VALUES ('URN:UVCI:01:VN:091/31078/A#B')")
+    conn.commit()
+    (signer / "trust").mkdir()
+    (signer / "trust" / "crl.pem").write_bytes(b"the province's CRL")
+    conn.close()  # (folds the WAL in; what matters is that both files move)
+
+
+def _dscs(h: Hierarchy) -> list[cadir.IssuedCert]:
+    return [r for r in cadir.open_ca(h.ca).issued if r.code == "31078"]
+
+
+@pytest.mark.parametrize("point", ["state", *(f"rename-{n}" for n in range(1, 5))])
+def test_a_renewal_killed_anywhere_is_finished_by_running_it_again(h: Hierarchy,
+                                                                   point: str) -> None:
+    """Killed between the CA's state.json recording the new certificate and the new
+    directory's rename into place, the renewal left the commune's directory in hidden
+    `.s2.old-…`/`.s2.new-…` siblings: the next run made a new directory without the
+    register (the next batch signed its citizens again), and the CA listed a certificate
+    whose key was in no directory."""
+    _office(h.s2)
+    tests = str(Path(__file__).parent)
+    r = subprocess.run([sys.executable, "-c", _KILLED.format(tests=tests), str(h.s2),
+                        str(h.ca), point], capture_output=True, timeout=120)
+    assert r.returncode == 137, r.stderr.decode()
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    dscs = _dscs(h)
+    assert len(dscs) == 2  # the first certificate and one renewal: none in no directory
+    assert res.record.serial == dscs[-1].serial
+    assert h.dsc(h.s2).serial_number == res.record.serial
+    key = keys.load_private_key(h.s2 / "signer.key", PW)
+    assert key.public_key() == res.record.certificate.public_key()
+    conn = sqlite3.connect(h.s2 / "ledger.sqlite")
+    assert conn.execute("SELECT uvci FROM citizens").fetchall() == [
+        ("URN:UVCI:01:VN:091/31078/A#B",)]
+    conn.close()
+    assert (h.s2 / "trust" / "crl.pem").read_bytes() == b"the province's CRL"
+    assert [n for n in os.listdir(h.tmp) if n.startswith(".")] == []
+    if point != "state":
+        assert any("interrupted vaxqr certs issue" in w for w in res.warnings)
