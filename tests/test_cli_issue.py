@@ -3,6 +3,7 @@
 import csv
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIGNER = ROOT / "keys" / "examples" / "communes" / "31078"
 CA = ROOT / "keys" / "examples" / "ca" / "ca.crt"
 TRUSTLIST = ROOT / "keys" / "examples" / "trustlist.json"
+EXAMPLE_CSV = ROOT / "docs" / "examples" / "records.csv"
 PERSON = ["--name", "Nguyễn Thị Ánh Hồng", "--sex", "Nữ", "--dob", "17/05/1990",
           "--id", "091190012345", "--vaccine", "pfizer", "--dose", "2/2",
           "--date", "2021-10-01"]
@@ -809,3 +811,39 @@ def test_an_out_dir_through_another_users_symlink_is_refused(runner, tmp_path, m
             f"which points to {target}") in text
     assert "a directory of your own" in text
     assert list(target.iterdir()) == []
+
+
+def test_a_batch_whose_ledger_cannot_grow_on_a_full_disk_says_disk_full(runner, tmp_path):
+    """With a few KiB left, SQLite answers "disk I/O error" (its -wal or -shm could not
+    grow), not "database or disk is full": the clerk read of a broken disk, and was not
+    told to free space and run again."""
+    small = tmp_path / "small"
+    small.mkdir()
+    with mounted_tmpfs(small, "size=1m"):
+        (small / "pad").write_bytes(bytes(20 * 1024))
+        _fill(small)
+        (small / "pad").unlink()
+        r = runner.invoke(app, ["issue", "--signer", str(_signer_copy(tmp_path)), "--from",
+                                str(EXAMPLE_CSV), "--out", str(small / "batch")])
+        assert r.exit_code == 3, r.output
+        text = _hint(r.stderr)
+        assert "disk full while writing the ledger" in text, text
+        assert "free some space and run the same command again" in text, text
+        assert "disk I/O error" not in text
+
+
+def test_a_read_only_signer_directory_is_named_as_such(runner, tmp_path):
+    """A signer directory on a read-only mount (or another user's): SQLite's "unable to
+    open database file" said nothing of why, nor what to do."""
+    where = tmp_path / "mnt"
+    where.mkdir()
+    with mounted_tmpfs(where, "size=1m"):
+        signer = Path(shutil.copytree(_signer_copy(tmp_path), where / "signer"))
+        subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+        r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out",
+                                str(tmp_path / "hong.png")])
+        assert r.exit_code == 3, r.output
+        text = _hint(r.stderr)
+        assert f"{signer} is read-only" in text, text
+        assert f"make {signer} writable for this user" in text, text
+        assert not (tmp_path / "hong.png").exists()

@@ -118,11 +118,40 @@ NOTHING_RECORDED_HINT = full_disk_hint("run the same command again",
                                        "nothing was recorded or written")
 
 
+# Free bytes below which SQLite's "disk I/O error" (a -wal or -shm it could not grow: its
+# answer to a full disk on some file systems, tmpfs among them) is taken for a full disk.
+_NEARLY_FULL = 256 * 1024
+
+
+def _place_problem(path: Path) -> str | None:
+    """``full``, ``read-only`` or None: what the directory of ``path`` says of a write
+    SQLite could not make, when its own message does not say it."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY or not os.access(path.parent, os.W_OK):
+        return "read-only"
+    if st.f_bavail * st.f_frsize < _NEARLY_FULL:
+        return "full"
+    return None
+
+
 def _wrap(exc: sqlite3.Error, path: Path, full_hint: str | None = None) -> StorageError:
     text = str(exc)
-    if "full" in text.lower():
+    problem = "full" if "full" in text.lower() else None
+    if problem is None and any(t in text.lower() for t in ("disk i/o", "unable to open",
+                                                             "readonly", "read-only")):
+        problem = _place_problem(path)
+    if problem == "full":
         return DiskFullError(f"disk full while writing the ledger {path}",
                              hint=full_hint or full_disk_hint())
+    if problem == "read-only":
+        return StorageError(
+            f"the ledger {path} cannot be written: {path.parent} is read-only (a read-only "
+            "mount or copy, or another user's directory)",
+            hint=f"make {path.parent} writable for this user (mount it read-write, or "
+                 "run as its owner): every vaxqr issue records there what it signs")
     if "locked" in text.lower() or "busy" in text.lower():
         return StorageError(f"the ledger {path} is in use by another vaxqr process")
     return StorageError(f"ledger {path}: {text}")
