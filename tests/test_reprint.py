@@ -2,6 +2,7 @@
 card), found through the office's register, from a single issue's or a batch's ledger."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import test_cli_issue
@@ -82,6 +83,37 @@ def test_a_batch_credential_is_reprinted_from_its_out_dir(runner, tmp_path, offi
     assert f"{issued[3].uvci} was issued in {batch.resolve()}" in r.stderr
     assert "put that batch directory back" in r.stderr
 
+
+
+def test_an_office_restored_on_another_computer_reprints_from_its_batches(runner, tmp_path,
+                                                                          office):
+    """The office moved: `vaxqr backup` of the signer and batch directories, extracted
+    side by side elsewhere (the README's restore). The register names each batch by the
+    old computer's path, so every reprint of a batch's citizen said to put the batch back
+    "where it was", though it lay beside the signer directory."""
+    import shutil
+
+    rows, batch, issued = _batch(runner, tmp_path, office, seed=62)
+    new = tmp_path / "new-computer" / "restored"
+    new.mkdir(parents=True)
+    moved = Path(shutil.move(office, new / office.name))
+    shutil.move(batch, new / batch.name)
+    r = runner.invoke(app, ["issue", "--signer", str(moved), "--reprint", rows[1][3],
+                            "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == issued[2].hc1
+    # beside it under another name, or holding another batch: not taken for it
+    (new / batch.name).rename(new / "other")
+    r = runner.invoke(app, ["issue", "--signer", str(moved), "--reprint", rows[1][3],
+                            "--out", "-"])
+    assert r.exit_code == 3 and r.stdout == ""
+    assert f"beside {moved} under its name {batch.name}" in " ".join(r.stderr.split())
+    (new / batch.name).mkdir()
+    with Ledger(new / batch.name / "ledger.sqlite") as ledger:
+        assert ledger.count() == 0
+    r = runner.invoke(app, ["issue", "--signer", str(moved), "--reprint", rows[1][3],
+                            "--out", "-"])
+    assert r.exit_code == 3 and r.stdout == ""
 
 def test_what_cannot_be_reprinted_is_said(runner, tmp_path, office):
     r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", "091190012345",

@@ -108,13 +108,7 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
             path = home / _LEDGER
             entry = register.find(claim.uvci)
         else:
-            path = Path(claim.place) / _LEDGER
-            if not path.is_file():
-                raise StorageError(
-                    f"{claim.uvci} was issued in {claim.place} ({claim.source} "
-                    f"{row_label(claim.row)}), and {path} is not there",
-                    hint="put that batch directory back where it was (from a backup) and "
-                         "run this again")
+            path = _batch_ledger(home, claim)
             with Ledger(path) as ledger:
                 entry = ledger.find(claim.uvci)
     if entry is None:
@@ -133,6 +127,27 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
             hint="sign a new credential: the single issue with the citizen's record and "
                  "--reissue")
     return found
+
+
+def _batch_ledger(home: Path, claim: Claim) -> Path:
+    """The ledger of the batch where ``claim`` was issued: in its OUT_DIR, else in a
+    directory of the same name beside the signer directory ``home`` (an office moved to
+    another computer: a `vaxqr backup` archive restores its directories side by side, under
+    their names), which :func:`_check_text` then holds to the claim like any other."""
+    path = Path(claim.place) / _LEDGER
+    if path.is_file():
+        return path
+    beside = home.resolve().parent / Path(claim.place).name / _LEDGER
+    if beside.is_file():
+        with Ledger(beside) as ledger:
+            if ledger.find(claim.uvci) is not None:
+                return beside
+    raise StorageError(
+        f"{claim.uvci} was issued in {claim.place} ({claim.source} {row_label(claim.row)}), "
+        f"and {path} is not there, nor beside {home}",
+        hint=f"put that batch directory back where it was, or beside {home} under its name "
+             f"{Path(claim.place).name} (as a restored vaxqr backup archive puts it), and run "
+             "this again")
 
 
 def _check_text(entry: Entry, claim: Claim, path: Path,
