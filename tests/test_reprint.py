@@ -155,7 +155,7 @@ def test_a_claim_without_its_credential_names_the_unfinished_batch(tmp_path, off
         reg.claim([citizen_key("091190012345")], lambda held: [(
             citizen_key("091190012345"), "Nguyễn Thị Ánh Hồng", "F", "1990-05-17", 2, 2,
             "2021-10-01", "URN:UVCI:01:VN:091/31078/AAAA#B", str(out), "r.csv", 7,
-            "2026-11-28T00:00:00Z", "")])
+            "2026-11-28T00:00:00Z", "", "", "", 0)])
     with pytest.raises(StorageError, match=r"claimed in .* but not recorded") as e:
         reprint.find_issued(office, "091190012345")
     assert f"vaxqr issue --from r.csv --out {out}" in (e.value.hint or "")
@@ -196,6 +196,110 @@ def test_a_batch_ledger_holding_another_credential_is_not_reprinted(runner, tmp_
                                 "--out", "-"])
         assert r.exit_code == 3 and r.stdout == "", r.output
         assert said in r.stderr
+
+
+def _resigned(hc1, kid):
+    """``hc1``'s payload (its UVCI, its citizen) signed again with a new key, under ``kid``
+    (bytes): a credential no trust list can verify."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from vaxqr.codec import b45decode, decompress, encode_hc1, strip_prefix
+    from vaxqr.sign import parse_sign1, sign1
+
+    msg = parse_sign1(decompress(b45decode(strip_prefix(hc1))))
+    return encode_hc1(sign1(msg.payload, ec.generate_private_key(ec.SECP256R1()), kid))
+
+
+def test_the_register_records_what_the_office_signed(runner, tmp_path, office):
+    """Every claim, a batch's (its last chunk too) and a single issue's, records the key
+    id, the SHA-256 of the HC1: text and the expiry of its credential."""
+    from vaxqr.ledger import Register, hc1_digest
+
+    _rows, out, issued = _batch(runner, tmp_path, office, seed=63)
+    entry = _issued(runner, office)
+    with Register(office / "ledger.sqlite") as reg:
+        claims = {c.uvci: c for c in reg.claims()}
+    for e in (*issued.values(), entry):
+        c = claims[e.uvci]
+        assert (c.kid, c.hc1_sha256, c.exp) == (e.kid, hc1_digest(e.hc1), e.exp)
+    # a run stopped between a chunk's ledger commit and the next claims: the batch run
+    # again (nothing to sign) records what its claims lack
+    import sqlite3
+
+    db = sqlite3.connect(office / "ledger.sqlite")
+    with db:
+        db.execute("UPDATE citizens SET hc1_sha256 = '', exp = 0 WHERE place != 'single'")
+    db.close()
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--from",
+                            str(tmp_path / "records.csv"), "--out", str(out),
+                            "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    with Register(office / "ledger.sqlite") as reg:
+        claims = {c.uvci: c for c in reg.claims()}
+    for e in issued.values():
+        assert (claims[e.uvci].hc1_sha256, claims[e.uvci].exp) == (hc1_digest(e.hc1), e.exp)
+
+
+def test_a_batch_ledger_holding_a_text_of_another_key_is_not_reprinted(
+        runner, tmp_path, office):
+    """Whoever can write a batch's OUT_DIR ledger could put there, under a citizen's UVCI,
+    a text signed with a key of their own under a key id no trust list names (recording
+    that key id in the ledger as well): it was written with a warning and exit 0. The
+    office's register records the key id and the digest of the text it signed: refused,
+    naming the ledger (exit 3)."""
+    import sqlite3
+
+    rows, batch, issued = _batch(runner, tmp_path, office, seed=64)
+    genuine = issued[3]
+    # under the office's own key id, vaxqr issue verifies the signature with its
+    # certificate first; the library without it has only the register's digest
+    for kid, said, cli_said in (
+            (bytes(8), f"not {genuine.kid} as this office's register", None),
+            (bytes.fromhex(genuine.kid), "not the one this office signed", "does not verify")):
+        db = sqlite3.connect(batch / "ledger.sqlite")
+        with db:
+            db.execute("UPDATE credentials SET hc1 = ?, kid = ? WHERE row = 3",
+                       (_resigned(genuine.hc1, kid), kid.hex()))
+        db.close()
+        # without the office's certificate at hand, only the register's digest tells
+        with pytest.raises(StorageError, match=said) as e:
+            reprint.find_issued(office, rows[2][3])
+        assert str(batch / "ledger.sqlite") in str(e.value)
+        r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[2][3],
+                                "--out", "-"])
+        assert r.exit_code == 3 and r.stdout == "", r.output
+        assert (cli_said or said) in r.stderr and str(batch / "ledger.sqlite") in r.stderr
+
+
+def test_a_register_of_an_older_vaxqr_keeps_working(runner, tmp_path, office):
+    """A register made before it recorded key ids and digests gains the columns, empty,
+    when opened; its entries are reprinted with the checks they had (UVCI, the ledger's key
+    id, the office's signature), and new claims record them."""
+    import sqlite3
+
+    from vaxqr.ledger import Register
+
+    entry = _issued(runner, office)
+    db = sqlite3.connect(office / "ledger.sqlite")
+    with db:
+        for column in ("kid", "hc1_sha256", "exp"):
+            db.execute(f"ALTER TABLE citizens DROP COLUMN {column}")
+    db.close()
+    r = _reprint(runner, office)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == entry.hc1
+    with Register(office / "ledger.sqlite") as reg:
+        (claim,) = reg.claims()
+    assert (claim.kid, claim.hc1_sha256, claim.exp) == ("", "", 0)
+    # the older checks still hold: a text of another key under the recorded kid is refused
+    # with the office's certificate, whose key id it is
+    db = sqlite3.connect(office / "ledger.sqlite")
+    with db:
+        db.execute("UPDATE credentials SET hc1 = ?",
+                   (_resigned(entry.hc1, bytes.fromhex(entry.kid)),))
+    db.close()
+    r = _reprint(runner, office)
+    assert r.exit_code == 3 and "does not verify" in r.stderr, r.output
 
 
 def _office_cert(office):
@@ -344,6 +448,13 @@ def test_a_credential_of_an_earlier_certificate_is_verified_with_the_listed_one(
     db = sqlite3.connect(office / "ledger.sqlite")
     with db:
         db.execute("UPDATE credentials SET hc1 = ? WHERE uvci = ?", (forged, entry.uvci))
+    db.close()
+    r = _reprint(runner, office)
+    assert r.exit_code == 3, r.output
+    assert "not the one this office signed" in r.stderr and r.stdout == ""  # its digest
+    db = sqlite3.connect(office / "ledger.sqlite")  # an older register's entry: no digest
+    with db:
+        db.execute("UPDATE citizens SET hc1_sha256 = ''")
     db.close()
     r = _reprint(runner, office)
     assert r.exit_code == 3, r.output

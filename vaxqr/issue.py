@@ -51,7 +51,17 @@ from .fileio import (
     exclusive_dir,
     file_identity,
 )
-from .ledger import PLACE_SINGLE, RESUME_HINT, Claim, ClaimRow, Entry, Ledger, Register
+from .ledger import (
+    PLACE_SINGLE,
+    RESUME_HINT,
+    Claim,
+    ClaimRow,
+    Entry,
+    Ledger,
+    Register,
+    Signed,
+    hc1_digest,
+)
 from .safetext import formula_reason, row_label, spreadsheet_cell, spreadsheet_formula
 
 COLUMNS = ("full_name", "sex", "dob", "id_number", "dose_number", "total_doses",
@@ -610,10 +620,12 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _claim_of(rec: Record, key: bytes, uvci: str, place: str, source: str, now: str,
+def _claim_of(rec: Record, key: bytes, entry: Entry, place: str, source: str, now: str,
               replaces: str) -> Claim:
+    """The claim of ``rec``'s citizen for the credential ``entry`` (signed already)."""
     return Claim(key, rec.full_name, rec.sex, rec.dob.isoformat(), rec.dose, rec.total,
-                 rec.vaccination_date.isoformat(), uvci, place, source, rec.row, now, replaces)
+                 rec.vaccination_date.isoformat(), entry.uvci, place, source, rec.row, now,
+                 replaces, entry.kid, hc1_digest(entry.hc1), entry.exp)
 
 
 def _where(claim: Claim) -> str:
@@ -676,10 +688,13 @@ def _backfill(register: Register, ledger: Ledger, issued: Sequence[tuple[Record,
     with a warning."""
     keys = [citizen.citizen_key(rec.id_number) for rec, _ in issued]
     times = {}
+    signed: dict[str, tuple[str, str, int]] = {}  # uvci -> kid, digest, exp (as recorded)
     for _, uvci in issued:
         entry = ledger.find(uvci)
         times[uvci] = (datetime.fromtimestamp(entry.iat, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                        if entry is not None else _utc_now())
+        signed[uvci] = ((entry.kid, hc1_digest(entry.hc1), entry.exp) if entry is not None
+                        else ("", "", 0))
     added: list[ClaimRow] = []
     said: list[str] = []
     entered: set[bytes] = set()  # citizens this call enters (rows of one citizen: once)
@@ -713,7 +728,7 @@ def _backfill(register: Register, ledger: Ledger, issued: Sequence[tuple[Record,
                 continue  # claimed already
             claim = (key, rec.full_name, rec.sex, rec.dob.isoformat(), rec.dose, rec.total,
                      rec.vaccination_date.isoformat(), uvci, place, source, rec.row,
-                     times[uvci], replaces)
+                     times[uvci], replaces, *signed[uvci])
             if at is None:
                 mine[key] = len(added)
                 added.append(claim)
@@ -730,21 +745,26 @@ def _backfill(register: Register, ledger: Ledger, issued: Sequence[tuple[Record,
 
 
 def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, place: str,
-                 source: str, result: BatchResult) -> list[tuple[Record, str]]:
+                 source: str, result: BatchResult, kid: str = "",
+                 signed: Sequence[Signed] = ()) -> list[tuple[Record, str]]:
     """Consult and update the office's register for a chunk of records about to be signed,
     in one transaction committed before any of them is signed: return the records to sign
     with their UVCIs, and add the others to ``result`` (refused or superseded). A citizen
     the register holds from this batch (``place`` and ``source``: a run killed between the
     claim and the ledger) is this batch's to sign again, under the claimed UVCI when it is
-    the same row (the UVCI a refusal elsewhere meanwhile named)."""
+    the same row (the UVCI a refusal elsewhere meanwhile named).
+
+    A claim records the key id ``kid`` that will sign it; the digest and expiry of the
+    credentials of an earlier chunk, once signed (``signed``), are recorded in the same
+    transaction (:meth:`Register.claim`)."""
     keys = [citizen.citizen_key(rec.id_number) for rec in chunk]
-    signed: list[tuple[Record, str]] = []
+    to_sign: list[tuple[Record, str]] = []
     refused: list[tuple[int, str]] = []
     superseded: list[tuple[int, str]] = []
     replaced: list[tuple[int, str]] = []
 
     def decide(held: Mapping[bytes, Claim]) -> list[ClaimRow]:
-        signed.clear()
+        to_sign.clear()
         refused.clear()
         superseded.clear()
         replaced.clear()
@@ -776,15 +796,15 @@ def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, 
             mine[key] = len(claims)
             claims.append((key, rec.full_name, rec.sex, rec.dob.isoformat(), rec.dose, rec.total,
                            rec.vaccination_date.isoformat(), uvci, place, source, rec.row, now,
-                           replaces))
-            signed.append((rec, uvci))
+                           replaces, kid, "", 0))
+            to_sign.append((rec, uvci))
         return claims
 
-    register.claim(keys, decide)
+    register.claim(keys, decide, signed)
     result.rejected.extend(refused)
     result.superseded.extend(superseded)
     result.replaced.extend(replaced)
-    return signed
+    return to_sign
 
 
 def _expired_note(earlier: Entry) -> str:
@@ -833,7 +853,7 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
                             f"{when:%Y-%m-%d}, before the office's register: the same "
                             "credential is written again, and the register now holds it "
                             "(nothing new is signed; --reissue signs a new one)")
-                return None, _claim_of(record, key, earlier.uvci, PLACE_SINGLE, PLACE_SINGLE,
+                return None, _claim_of(record, key, earlier, PLACE_SINGLE, PLACE_SINGLE,
                                        f"{when:%Y-%m-%dT%H:%M:%SZ}", "")
             replaces = earlier.uvci
             note.append(f"reissued: {earlier.uvci}, issued by a single issue on "
@@ -870,7 +890,7 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
                 replaces = old.uvci
                 note.append(reason)
         given.append(entry)
-        return entry, _claim_of(record, key, uvci, PLACE_SINGLE, PLACE_SINGLE, _utc_now(),
+        return entry, _claim_of(record, key, entry, PLACE_SINGLE, PLACE_SINGLE, _utc_now(),
                                 replaces)
 
     register.issue_single(key, decide, record_hash=entry.row_hash)
@@ -1133,6 +1153,7 @@ def issue_batch(
 
         kid = info.kid.hex()
         uvcis = UvciMaker(info.province_code, info.commune_code)
+        signed: list[Signed] = []  # a chunk's credentials, signed, for the register
         # The manifest is streamed while the batch runs when this run issues every entry
         # it will list (a fresh batch); otherwise (a resumed batch) it is written from the
         # ledger at the end. Either way it appears (atomically) only once its images are
@@ -1157,7 +1178,9 @@ def issue_batch(
                     if office is None:
                         pairs = list(zip(chunk, uvcis.draw(len(chunk)), strict=True))
                     else:  # claimed, committed, before anything is signed
-                        pairs = _claim_chunk(office, chunk, uvcis, place, source, result)
+                        pairs = _claim_chunk(office, chunk, uvcis, place, source, result,
+                                             kid, signed)
+                        signed = []
                     for rec, uvci in pairs:
                         hc1, iat, exp = sign_record(info, rec, uvci)
                         entries.append(Entry(uvci, source, rec.row, rec.digest(),
@@ -1167,6 +1190,10 @@ def issue_batch(
                             pool.feed()  # the forked renderers never wait for work
                     if entries:
                         ledger.add_many(entries)  # fsynced: only now may the images appear
+                        if office is not None:  # recorded with the next chunk's claims
+                            signed = [(kid, hc1_digest(e.hc1), e.exp,
+                                       citizen.citizen_key(rec.id_number), e.uvci)
+                                      for (rec, _), e in zip(pairs, entries, strict=True)]
                     pool.add([(e.row, e.hc1) for e in entries])
                     if fresh:
                         manifest_fh.write(_manifest_text(entries, card))
@@ -1178,6 +1205,9 @@ def issue_batch(
                     pool.work(next_rows=min(2 * len(chunk), MAX_CHUNK))
                     if progress:
                         progress(result.total_rows, total_rows)
+                if office is not None:  # the last chunk's (and, resumed, an earlier run's)
+                    office.record_signed([*signed, *(_unrecorded(office, ledger, place)
+                                                     if done else ())])
                 check_unchanged(csv_path, before, _CHANGED)  # what the rejects list says
                 if unregistered is not None:
                     assert office is not None
@@ -1215,6 +1245,18 @@ def issue_batch(
         _write_rejects(out, [*result.rejected, *result.superseded], bom)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _unrecorded(register: Register, ledger: Ledger, place: str) -> list[Signed]:
+    """What the office's register lacks of this batch's credentials (``place``): claims of
+    a run that stopped between a chunk's ledger commit and the next chunk's claims, whose
+    key id, digest and expiry are recorded from the batch's ledger as a later run of the
+    batch finds it (a claim of another run's ledger lacks them for good: old entries, see
+    :mod:`vaxqr.reprint`)."""
+    missing = [c for c in register.claims(place) if not c.hc1_sha256]
+    found = [(c, ledger.find(c.uvci)) for c in missing]
+    return [(e.kid, hc1_digest(e.hc1), e.exp, c.citizen, c.uvci) for c, e in found
+            if e is not None]
 
 
 def _expired_warning(ended: Sequence[tuple[int, str, int]]) -> str:

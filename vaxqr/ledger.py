@@ -15,6 +15,7 @@ citizen gets one credential across CSVs and output directories.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import sqlite3
 import time
@@ -79,12 +80,20 @@ CREATE TABLE IF NOT EXISTS citizens (
     source           TEXT NOT NULL,     -- the batch's CSV name, or 'single'
     row              INTEGER NOT NULL,  -- its row in the source (0 for single issues)
     issued_at        TEXT NOT NULL,     -- UTC, when it was claimed
-    replaces         TEXT NOT NULL DEFAULT ''  -- the UVCI of an earlier dose's credential
+    replaces         TEXT NOT NULL DEFAULT '', -- the UVCI of an earlier dose's credential
+    kid              TEXT NOT NULL DEFAULT '', -- the key id it is signed with (hex)
+    hc1_sha256       TEXT NOT NULL DEFAULT '', -- SHA-256 (hex) of its HC1: text, once signed
+    exp              INTEGER NOT NULL DEFAULT 0 -- its expiry (NumericDate), once signed
 );  -- with rowids: measured, half the time per claim of WITHOUT ROWID (wide rows)
 -- a single issue's record, found again (one from before the register has no claim)
 CREATE INDEX IF NOT EXISTS credentials_single_hash ON credentials(row_hash)
     WHERE source = 'single';
 """
+# Columns added since the register first shipped (a register of an older vaxqr gains them,
+# empty, when opened: its entries keep the checks they had, see vaxqr.reprint).
+_REGISTER_ADDED = (("kid", "TEXT NOT NULL DEFAULT ''"),
+                   ("hc1_sha256", "TEXT NOT NULL DEFAULT ''"),
+                   ("exp", "INTEGER NOT NULL DEFAULT 0"))
 PLACE_SINGLE = "single"
 _IN_LIST = 500  # parameters of one IN (...) lookup (SQLite before 3.32 allowed 999)
 
@@ -105,10 +114,25 @@ class Claim(NamedTuple):
     row: int
     issued_at: str
     replaces: str = ""
+    # what was signed, so that the text found again can be checked against it (see
+    # vaxqr.reprint): empty (0) in an entry of an older register, and, for a batch's, until
+    # its chunk is signed (the claim comes first: Register.record_signed)
+    kid: str = ""
+    hc1_sha256: str = ""
+    exp: int = 0
 
 
 # a claim as written: a Claim, or the plain tuple of its columns (built ~0.5 µs faster)
-ClaimRow = tuple[bytes, str, str, str, int, int, str, str, str, str, int, str, str]
+ClaimRow = tuple[bytes, str, str, str, int, int, str, str, str, str, int, str, str, str, str,
+                 int]
+# what a batch records once a claimed credential is signed: (kid, hc1_sha256, exp, citizen,
+# uvci)
+Signed = tuple[str, str, int, bytes, str]
+
+
+def hc1_digest(hc1: str) -> str:
+    """The register's digest of a credential's ``HC1:`` text: SHA-256, hex."""
+    return hashlib.sha256(hc1.encode()).hexdigest()
 
 
 # a batch's (issue.issue_batch gives it): what it recorded and wrote is kept, a run resumes
@@ -290,9 +314,11 @@ class Ledger:
 
 
 _CLAIM_COLUMNS = ("citizen, full_name, sex, dob, dose, total, vaccination_date, uvci, place, "
-                  "source, row, issued_at, replaces")
+                  "source, row, issued_at, replaces, kid, hc1_sha256, exp")
 _INSERT_CLAIM = (f"INSERT OR REPLACE INTO citizens({_CLAIM_COLUMNS}) "
-                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_RECORD_SIGNED = ("UPDATE citizens SET kid = ?, hc1_sha256 = ?, exp = ? "
+                  "WHERE citizen = ? AND uvci = ?")
 
 
 class Register(Ledger):
@@ -304,10 +330,25 @@ class Register(Ledger):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
         try:
-            self._db.executescript(REGISTER_SCHEMA)
+            _retry_busy(lambda: self._db.executescript(REGISTER_SCHEMA))
+            _retry_busy(self._migrate)
         except sqlite3.Error as exc:
             self._db.close()
             raise _wrap(exc, self.path) from exc
+
+    def _migrate(self) -> None:
+        """Add the columns a register of an older vaxqr lacks (:data:`_REGISTER_ADDED`), in
+        one transaction (another process opening it at once: one of them adds them)."""
+        def missing() -> list[tuple[str, str]]:
+            have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(citizens)")}
+            return [(name, kind) for name, kind in _REGISTER_ADDED if name not in have]
+
+        if not missing():  # (the usual case: no write lock taken)
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for name, kind in missing():
+                self._db.execute(f"ALTER TABLE citizens ADD COLUMN {name} {kind}")
 
     def _lookup(self, citizens: Sequence[bytes]) -> dict[bytes, Claim]:
         found: dict[bytes, Claim] = {}
@@ -328,17 +369,34 @@ class Register(Ledger):
             raise _wrap(exc, self.path) from exc
 
     def claim(self, citizens: Sequence[bytes],
-              decide: Callable[[Mapping[bytes, Claim]], Sequence[ClaimRow]]) -> None:
-        """In one transaction: look ``citizens`` up, call ``decide`` with what the register
+              decide: Callable[[Mapping[bytes, Claim]], Sequence[ClaimRow]],
+              signed: Sequence[Signed] = ()) -> None:
+        """In one transaction: record ``signed`` (:meth:`record_signed`: an earlier chunk's,
+        saving a transaction), look ``citizens`` up, call ``decide`` with what the register
         holds of them, and write the claims it returns (each replacing the citizen's
         entry). Committed (and synced) when this returns; nothing is written when ``decide``
         raises."""
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
+                if signed:
+                    self._db.executemany(_RECORD_SIGNED, signed)
                 claims = decide(self._lookup(citizens))
                 if claims:
                     self._db.executemany(_INSERT_CLAIM, claims)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+
+    def record_signed(self, signed: Sequence[Signed]) -> None:
+        """Record, for claimed credentials now signed, their key id, the digest of their
+        text (:func:`hc1_digest`) and their expiry: ``(kid, hc1_sha256, exp, citizen,
+        uvci)`` each, a citizen whose claim names another UVCI by now being left as it is."""
+        if not signed:
+            return
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(_RECORD_SIGNED, signed)
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
 

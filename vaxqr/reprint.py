@@ -28,7 +28,7 @@ from cryptography import x509
 from . import citizen
 from .certs import load_signer_certificate
 from .errors import KeyCertError, StorageError, TrustError, ValidationError, VaxqrError
-from .ledger import PLACE_SINGLE, Claim, Entry, Ledger, Register
+from .ledger import PLACE_SINGLE, Claim, Entry, Ledger, Register, hc1_digest
 from .safetext import row_label
 from .trustlist import TrustList, credential_revocation_hash, verify_trustlist
 
@@ -89,7 +89,10 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
     names (its UVCI, signed), and one signed by the key id its ledger records; when that is
     ``certificate``'s (the office's signer certificate), its signature must verify. A batch's
     ledger is in its OUT_DIR, outside the signer directory: another credential put there
-    (another citizen's) would otherwise be printed on this citizen's card.
+    (another citizen's, or one signed by a key no trust list names) would otherwise be
+    printed on this citizen's card. The register records the key id and the SHA-256 of the
+    text the office signed (an entry of an older vaxqr's register lacks them, and keeps the
+    checks above): the text must be that one.
 
     Raises:
         ValidationError: no such citizen or credential, or it has expired (a new one must
@@ -117,7 +120,7 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
             "before signing it",
             hint=(f"run that batch again (vaxqr issue --from {claim.source} --out "
                   f"{claim.place}) to finish it" if claim.place != PLACE_SINGLE else None))
-    _check_text(entry, claim, path, certificate)
+    _check_text(entry, claim, path, certificate, home / _LEDGER)
     found = Found(entry=entry, claim=claim, ledger=path)
     when = now or datetime.now(UTC)
     if found.expires <= when:
@@ -151,10 +154,12 @@ def _batch_ledger(home: Path, claim: Claim) -> Path:
 
 
 def _check_text(entry: Entry, claim: Claim, path: Path,
-                certificate: x509.Certificate | None) -> None:
+                certificate: x509.Certificate | None, register: Path) -> None:
     """Refuse (:class:`StorageError`) a ledger entry whose ``HC1:`` text is not the
-    credential ``claim`` names: unreadable, another UVCI, another key id than the entry's,
-    or, signed by ``certificate``'s key id, a signature that does not verify."""
+    credential ``claim`` names: unreadable, another UVCI, another key id than the entry's
+    or the one the office's ``register`` records, signed by ``certificate``'s key id a
+    signature that does not verify, or a text whose SHA-256 is not the one the register
+    records (when it records them: an entry of an older register does not)."""
     from .certinfo import kid_of
     from .credential import summary
     from .sign import check_headers, parse_cwt
@@ -173,8 +178,16 @@ def _check_text(entry: Entry, claim: Claim, path: Path,
     if kid.hex() != entry.kid:
         raise StorageError(f"{where}: {claim.uvci} is signed with key id {kid.hex()}, not "
                            f"{entry.kid} as recorded", hint=hint)
+    if claim.kid and kid.hex() != claim.kid:
+        raise StorageError(f"{where}: {claim.uvci} is signed with key id {kid.hex()}, not "
+                           f"{claim.kid} as this office's register ({register}) records",
+                           hint=hint)
     if certificate is not None and kid == kid_of(certificate):
         _verify(entry, claim, path, certificate, "this office's certificate")
+    if claim.hc1_sha256 and hc1_digest(entry.hc1) != claim.hc1_sha256:
+        raise StorageError(f"{where} holds a text under {claim.uvci} that is not the one this "
+                           f"office signed: its SHA-256 is not the one this office's register "
+                           f"({register}) records", hint=hint)
 
 
 _ALTERED = ("restore that ledger from a backup made before it changed, or sign a new "
