@@ -273,7 +273,8 @@ def test_a_stream_that_gives_nothing_is_not_every_credential_valid(trust, stdin,
 
 def test_json_has_an_object_for_an_input_that_cannot_be_read(valid, trust, tmp_path):
     """SPEC §5 and the README: one JSON object per input. An input that cannot be read
-    has one too, failed at "input" with the reason, every other step skipped; exit 3."""
+    has one too, failed at "input" with the reason, every other step skipped; exit 1,
+    since another input is NOT VALID (3 without it)."""
     from vaxqr import qr
 
     hc1 = valid[0]
@@ -281,7 +282,8 @@ def test_json_has_an_object_for_an_input_that_cannot_be_read(valid, trust, tmp_p
     (tmp_path / "ngoc.png").write_bytes(qr.to_png(hc1[:-3] + "AAA"))
     names = [str(tmp_path / n) for n in ("hung.png", "nonexist.png", "ngoc.png")]
     r = _run([*names, "--json"], trust)
-    assert r.returncode == 3
+    assert r.returncode == 1
+    assert _run([*names[:2], "--json"], trust).returncode == 3
     hung, missing, ngoc = _json(r.stdout)
     assert [(o["input"], o["valid"], o["failed"]) for o in (hung, missing, ngoc)] == [
         (names[0], True, None), (names[1], False, "input"), (names[2], False, ngoc["failed"])]
@@ -1181,8 +1183,8 @@ CA_ONLY = ["--trust", str(DEMO / "ca" / "ca.crt"), "--at", AT]
 def test_ca_alone_cannot_check_golden(valid, tmp_path, lang):
     """With only the province CA trusted, a commune's genuine credential cannot be judged:
     CANNOT CHECK, saying what to load, not NOT VALID; exit 3 (trust material unusable, SPEC
-    §5), one-shot and from `verify -` (where a NOT VALID line after it does not lower the
-    exit to 1): tests/golden/verify/cannot-check-LANG.txt."""
+    §5), one-shot; from `verify -` beside a NOT VALID line, before or after it, exit 1 (an
+    input judged NOT VALID decides): tests/golden/verify/cannot-check-LANG.txt."""
     got = []
     (tmp_path / "scan.txt").write_text(valid[0] + "\n")  # a fixed label (signatures vary)
     r = subprocess.run([VAXQR, "verify", "scan.txt", "--lang", lang, *CA_ONLY],
@@ -1192,7 +1194,7 @@ def test_ca_alone_cannot_check_golden(valid, tmp_path, lang):
     got.append(r.stdout.decode("utf-8"))
     for stdin in (f"{valid[0]}\nHC1:GGW\n", f"HC1:GGW\n{valid[0]}\n"):
         r = _run(["-", "--lang", lang], CA_ONLY, stdin=stdin.encode())
-        assert r.returncode == 3, r.stderr
+        assert r.returncode == 1, r.stderr
         got.append(r.stdout.decode("utf-8"))
     text = "".join(got)
     cannot, not_valid = ((" ? KHÔNG KIỂM TRA ĐƯỢC  ", " ✘ KHÔNG HỢP LỆ  ") if lang == "vi"
@@ -1208,12 +1210,13 @@ def test_ca_alone_cannot_check_golden(valid, tmp_path, lang):
 
 def test_ca_alone_cannot_check_json(valid):
     """--json: ``valid`` false, ``failed`` "trust", a ``trust`` step before ``signature``,
-    which is skipped with every later step; nothing unsigned reported; exit 3, also from
-    `verify -`, whose exit is decided at EOF."""
+    which is skipped with every later step; nothing unsigned reported; exit 1 beside a NOT
+    VALID input, as arguments and from `verify -`, whose exit is decided at EOF (exit 3 for
+    CANNOT CHECK alone: test_ca_alone_cannot_check_golden)."""
     for args, stdin in (([valid[0], "HC1:GGW"], None),
                         (["-"], f"HC1:GGW\n{valid[0]}\n".encode())):
         r = _run([*args, "--json"], CA_ONLY, stdin=stdin)
-        assert r.returncode == 3, r.stderr
+        assert r.returncode == 1, r.stderr
         bad, o = sorted(_json(r.stdout), key=lambda o: o["failed"])
         assert (bad["valid"], bad["failed"]) == (False, "base45")
         assert (o["valid"], o["failed"]) == (False, "trust")
@@ -1248,9 +1251,9 @@ def test_unreadable_picture_cannot_read_golden(valid, trust, tmp_path, lang):
     """A picture in which no QR code could be read (a blurred photo of a genuine credential,
     a PDF) was told NOT VALID, exit 1: an officer could turn away a genuine credential over
     a blurry photo. Its verdict is CANNOT READ, saying to take the picture again; exit 3
-    (nothing was read: an input problem), also beside a VALID and a NOT VALID input (the
-    worst exit wins, as for CANNOT CHECK). A picture whose QR code was read but holds no
-    credential (an ID card's) stays NOT VALID (exit 1):
+    (nothing was read: an input problem), also beside a VALID input, but 1 beside a NOT
+    VALID one (an input judged NOT VALID decides, as beside CANNOT CHECK). A picture whose
+    QR code was read but holds no credential (an ID card's) stays NOT VALID (exit 1):
     tests/golden/verify/cannot-read-LANG.txt."""
     import segno
 
@@ -1260,7 +1263,7 @@ def test_unreadable_picture_cannot_read_golden(valid, trust, tmp_path, lang):
     segno.make(CARD, encoding="utf-8", error="m", micro=False).save(
         str(tmp_path / "card.png"), scale=6)
     got = []
-    for args, code in ((["blurred.png"], 3), (["scan.txt", "HC1:GGW", "blurred.png"], 3),
+    for args, code in ((["blurred.png"], 3), (["scan.txt", "HC1:GGW", "blurred.png"], 1),
                        (["blurred.png", "scan.txt"], 3), (["card.pdf"], 3),
                        (["card.png"], 1)):
         r = subprocess.run([VAXQR, "verify", *args, "--lang", lang, *trust],
@@ -1284,7 +1287,7 @@ def test_unreadable_picture_cannot_read_golden(valid, trust, tmp_path, lang):
 def test_unreadable_picture_cannot_read_json(valid, trust, tmp_path):
     """--json of a picture with no QR code read: ``valid`` false, ``failed`` "picture" (as
     before), the later steps skipped; exit 3. One whose only QR code is an ID card's: read
-    (``picture`` passes), NOT VALID at ``prefix``, exit 1; the two together exit 3."""
+    (``picture`` passes), NOT VALID at ``prefix``, exit 1; the two together exit 1."""
     import segno
 
     blurred, card = tmp_path / "blurred.png", tmp_path / "card.png"
@@ -1303,8 +1306,39 @@ def test_unreadable_picture_cannot_read_json(valid, trust, tmp_path):
     assert (o["valid"], o["failed"]) == (False, "prefix")
     assert o["steps"]["picture"] == {"status": "pass", "message": "QR code read"}
     r = _run([str(card), str(blurred), valid[0], "--json"], trust)
-    assert r.returncode == 3, r.stderr
+    assert r.returncode == 1, r.stderr
     assert [o["failed"] for o in _json(r.stdout)] == ["prefix", "picture", None]
+
+
+def test_not_valid_beside_what_cannot_be_judged_exits_1(valid, trust, tmp_path):
+    """SPEC §5: 0 all valid, 1 any not valid, 3 trust material unusable or I/O error. A
+    forged credential beside an unreadable photo exited 3, as if nothing were wrong with
+    it but the photo: an input judged NOT VALID makes the exit 1, whatever else could not
+    be judged (CANNOT READ, CANNOT CHECK, a file that cannot be read, an empty stream), in
+    any order, as arguments and from `verify -`; 3 only when none is NOT VALID."""
+    cose = codec.decompress(codec.b45decode(codec.strip_prefix(valid[0])))
+    forged = codec.encode_hc1(cose[:-1] + bytes([cose[-1] ^ 1]))  # its signature altered
+    blurred = tmp_path / "blurred.png"
+    _blurred_png(blurred, valid[0])
+    missing = str(tmp_path / "missing.png")
+    for args, stdin, code in (
+            ([forged, str(blurred)], None, 1),
+            ([str(blurred), forged], None, 1),
+            ([str(blurred), valid[0]], None, 3),
+            ([missing, forged, valid[0]], None, 1),
+            ([missing, valid[0]], None, 3),
+            (["-"], f"{forged}\n".encode(), 1),
+            (["-", str(blurred)], f"{valid[0]}\n{forged}\n".encode(), 1),
+            ([str(blurred), "-"], f"{forged}\n".encode(), 1),
+            (["-", str(blurred)], f"{valid[0]}\n".encode(), 3),
+            (["-", forged], b"", 1),  # an empty stream: nothing read, beside a forgery
+            (["-"], b"", 3)):
+        for extra in ([], ["--json"]):
+            r = _run([*args, *extra], trust, stdin=stdin)
+            assert r.returncode == code, (args, extra, r.returncode, r.stderr)
+    # CANNOT CHECK (trust material that cannot judge it) beside a forgery, in a stream
+    r = _run(["-"], CA_ONLY, stdin=f"{valid[0]}\nHC1:GGW\n".encode())
+    assert r.returncode == 1 and b"CANNOT CHECK" in r.stdout, r.stderr
 
 
 def test_no_qr_decoder_is_a_setup_error_not_cannot_read(valid, trust, tmp_path):

@@ -288,7 +288,7 @@ def verify(
     when the trust material cannot judge the credential).
 
     **Exit codes:** 0 all valid · 1 any not valid · 2 usage error · 3 trust material or
-    I/O, or a picture in which no QR code could be read.
+    I/O, or a picture in which no QR code could be read, when none is not valid.
     """
     from .verify import NOT_JUDGED, Verifier, verify_image
 
@@ -300,23 +300,21 @@ def verify(
         warn(w)
     verifier = Verifier(store, at=when)
     holder = _load_id_card(id_card) if id_card is not None else None
-    worst = Exit.OK
+    outcome = _Outcome()
     json_tail = trust_warnings_json(store.warnings) if as_json else ""
     print_report = _report_writer(as_json=as_json, lang=language, json_tail=json_tail)
 
     def emit(report: Report) -> None:
-        nonlocal worst
         print_report(report)
         if not report.valid:  # not judged (no DSC to judge by, no QR code read): exit 3
-            worst = max(worst, Exit.TRUST_OR_IO if report.failed in NOT_JUDGED
-                        else Exit.NOT_VALID)
+            outcome.add(unjudged=report.failed in NOT_JUDGED, invalid=report.failed
+                        not in NOT_JUDGED)
 
     def nothing_read(label: str, message: str, hint: str | None = None) -> None:
         """An input that gave nothing to verify: said on stderr (with ``hint``), not as a
         verdict (a checkpoint must not be told a credential is not valid when none was
         read); with --json also its object on stdout (one per input), failed at step
-        "input"; exit 3."""
-        nonlocal worst
+        "input"; exit 3 (unless another input is NOT VALID)."""
         flush_out()
         err = console(err=True)
         err.print(f"[bold red]error:[/] {safe(message)}")
@@ -324,15 +322,15 @@ def verify(
             err.print(f"  hint: {safe(hint)}")
         if as_json:
             print_report(verifier.input_failure(label, message, holder=holder is not None))
-        worst = max(worst, Exit.TRUST_OR_IO)
+        outcome.add(unjudged=True)
 
     try:
         for arg in inputs:
             flush_out()  # the reports so far before any error about this input
             try:
                 if arg == "-":
-                    worst = max(worst, _verify_stdin(verifier, holder, as_json=as_json,
-                                                     lang=language, json_tail=json_tail))
+                    _verify_stdin(verifier, holder, outcome, as_json=as_json, lang=language,
+                                  json_tail=json_tail)
                 elif _is_path(arg):
                     path = Path(arg)
                     if path.is_dir():
@@ -371,7 +369,26 @@ def verify(
             write_pending()
         raise
     flush_out()
-    raise typer.Exit(int(worst))
+    raise typer.Exit(int(outcome.exit()))
+
+
+class _Outcome:
+    """What ``verify``'s inputs came to, for its exit code: 1 when any input was judged
+    NOT VALID (a forged credential is not hidden behind an unreadable photo beside it); else
+    3 when any could not be judged (CANNOT CHECK, CANNOT READ, nothing read: SPEC's trust
+    material unusable or I/O error); else 0."""
+
+    def __init__(self) -> None:
+        self.invalid = False
+        self.unjudged = False
+
+    def add(self, *, invalid: bool = False, unjudged: bool = False) -> None:
+        self.invalid = self.invalid or invalid
+        self.unjudged = self.unjudged or unjudged
+
+    def exit(self) -> Exit:
+        return (Exit.NOT_VALID if self.invalid else Exit.TRUST_OR_IO if self.unjudged
+                else Exit.OK)
 
 
 _BLOCK = 32  # stream lines verified and written together
@@ -387,17 +404,16 @@ def _about(arg: str, message: str) -> str:
     return f"{arg}: {message}"
 
 
-def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool, lang: str,
-                  json_tail: str = "") -> Exit:
+def _verify_stdin(verifier: Any, holder: Any, outcome: _Outcome, *, as_json: bool,
+                  lang: str, json_tail: str = "") -> None:
     """``verify -``: a report per non-empty line of stdin (``stdin:N``), each block of
     lines verified and rendered by compiled code (verify_view.render_lines) and written at
     once; stdout is flushed before every read that may wait (a scanner's user sees each
-    verdict as soon as the line is scanned)."""
+    verdict as soon as the line is scanned). What the lines came to goes to ``outcome``."""
     from .verify_view import render_lines
 
     color = _use_colour()
     too_long = f"line longer than {MAX_LINE // 1024} KiB: not an HC1 credential"
-    worst = Exit.OK
     done = 0
     verified = False  # a report was made (render_lines puts each on pending)
     for lines in _read_stdin_blocks(flush_out):
@@ -407,17 +423,15 @@ def _verify_stdin(verifier: Any, holder: Any, *, as_json: bool, lang: str,
                 pending, verifier, block, done, holder=holder, too_long=too_long,
                 as_json=as_json, printable=printable, color=color, lang=lang,
                 json_tail=json_tail)
-            if unchecked:  # no verdict on a credential (CANNOT CHECK / READ): exit 3
-                worst = Exit.TRUST_OR_IO
-            elif invalid:
-                worst = max(worst, Exit.NOT_VALID)
+            # ``invalid`` counts every report not valid, ``unchecked`` those of them not
+            # judged (CANNOT CHECK / READ): exit 3, unless another is NOT VALID (exit 1)
+            outcome.add(invalid=invalid > unchecked, unjudged=unchecked > 0)
             done += len(block)
             verified = verified or bool(pending)
             write_pending()
     if not verified:  # an empty stream is not "every credential valid"
         raise _NothingRead("no input read from stdin" if not done else
                            "no HC1: text read from stdin: only blank lines")
-    return worst
 
 
 def _verify_text_file(verifier: Any, path: Path, arg: str, holder: Any, emit: Any) -> None:
