@@ -531,8 +531,8 @@ def _png_header_only(width: int, height: int) -> bytes:
     ("data", "message"),
     [
         (b"", "empty"),
-        (b"HC1:NCFOXN%TS3DH", "not a PNG or JPEG image"),
-        (b"%PDF-1.7\n", "not a PNG or JPEG image"),
+        (b"HC1:NCFOXN%TS3DH", "not a PNG, JPEG, WebP, BMP or GIF picture"),
+        (b"%PDF-1.7\n", "not a PNG, JPEG, WebP, BMP or GIF picture"),
         (b"\x89PNG\r\n\x1a\n", "damaged"),
         (_png_header_only(20_000, 20_000), "too large"),
         (_png_header_only(60, 60), "damaged or truncated"),

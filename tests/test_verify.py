@@ -202,8 +202,9 @@ def test_unreadable_picture_says_what_to_do_when_the_picture_is_the_cause(world)
     for source, says in (
             (big.getvalue(), "(the limit is 50 megapixels); photograph the code closer or "
                              "resize the picture below 50 megapixels"),
-            (b"not a picture", "not a PNG or JPEG image; give a PNG, JPEG, WebP, BMP or GIF "
-                               "picture, or the HC1: text itself"),
+            (b"not a picture", "not a PNG, JPEG, WebP, BMP or GIF picture (the formats "
+                               "read); save or screenshot it as PNG or JPEG (a phone's HEIC "
+                               "photo too), or give the HC1: text itself"),
             (b"\xff\xd8\xff" + b"\xff\xda" * 300, "(a decoding bomb?); take the picture "
                                                  "again with a camera or a screenshot tool")):
         (report,), _ = verify_image(v, source, label="x")

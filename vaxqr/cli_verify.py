@@ -247,8 +247,8 @@ def _read_stdin_lines(before_wait: Any = None) -> Any:
 def verify(
     inputs: Annotated[list[str], typer.Argument(
         metavar="INPUT...",
-        help="HC1: text, an image (PNG/JPEG), a text file (one payload per line), "
-             "or - for stdin (one payload per line, e.g. a handheld scanner).",
+        help="HC1: text, an image (PNG, JPEG, WebP, BMP or GIF), a text file (one payload "
+             "per line), or - for stdin (one payload per line, e.g. a handheld scanner).",
         show_default=False)],
     trust: Annotated[list[Path], typer.Option(
         "--trust", "-t", help="Trusted certificates (PEM/DER: DSCs are trusted as is, CA "

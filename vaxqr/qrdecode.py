@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = [
+    "ACCEPTED_FORMATS",
     "IMAGE_FORMATS",
     "MAX_FILE_BYTES",
     "MAX_JPEG_SCANS",
@@ -71,6 +72,8 @@ Point = tuple[int, int]
 
 #: Image formats accepted by :func:`decode_image` (PIL names; phone MPO files open as JPEG).
 IMAGE_FORMATS: Final = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+# IMAGE_FORMATS as people write them, for messages
+ACCEPTED_FORMATS: Final = "PNG, JPEG, WebP, BMP or GIF"
 _PICTURE: Final = "picture"
 
 
@@ -155,9 +158,10 @@ def _open_image(source: Any) -> tuple[PILImage.Image, bool]:
                 f"{where} is a damaged or truncated {kind} image", step=_PICTURE
             ) from exc
         raise DecodeError(
-            f"{where} is not a PNG or JPEG image",
+            f"{where} is not a {ACCEPTED_FORMATS} picture (the formats read)",
             step=_PICTURE,
-            hint="give a PNG, JPEG, WebP, BMP or GIF picture, or the HC1: text itself",
+            hint="save or screenshot it as PNG or JPEG (a phone's HEIC photo too), or give "
+                 "the HC1: text itself",
         ) from exc
     except Exception as exc:  # PIL raises SyntaxError, ValueError, struct.error... here
         raise DecodeError(f"{where} is a damaged picture: {exc}", step=_PICTURE) from exc
