@@ -11,7 +11,7 @@ from test_cli_issue import CA, PERSON, TRUSTLIST, _demo_ca_copy, _fresh_signer, 
 from vaxqr import reprint
 from vaxqr.cli import app
 from vaxqr.errors import StorageError, ValidationError
-from vaxqr.ledger import Ledger
+from vaxqr.ledger import Ledger, Register
 
 from records import good_rows, write_csv
 
@@ -142,6 +142,58 @@ def test_an_expired_credential_is_not_reprinted(runner, office):
     with pytest.raises(ValidationError, match=r"expired on .*checkpoints refuse") as e:
         reprint.find_issued(office, "091190012345", now=found.expires + timedelta(seconds=1))
     assert "--reissue" in (e.value.hint or "")
+
+
+@pytest.mark.parametrize("register_knows", [True, False], ids=["register", "older-register"])
+def test_a_batch_credential_that_has_expired_takes_one_step_to_replace(
+        runner, tmp_path, office, register_knows):
+    """A citizen whose batch credential has expired comes to the desk: issuing them again
+    was refused as "already issued" pointing to --reprint, which refused it as expired,
+    pointing to --reissue: three steps. The first refusal says it has expired and that
+    --reissue signs a new one; --reissue then does, saying the old one has expired. The
+    expiry is the register's, or (a register of an older vaxqr) the batch ledger's."""
+    import sqlite3
+
+    from vaxqr.citizen import citizen_key
+
+    row = ["Nguyễn Thị Ánh Hồng", "Nữ", "1990-05-17", "091190012345", "2", "2",
+           "2021-10-01", "pfizer", "", ""]
+    src = write_csv(tmp_path / "records.csv", [row])
+    batch = tmp_path / "batch"
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--from", str(src), "--out",
+                            str(batch), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    for db_path, sql in ((batch / "ledger.sqlite", "UPDATE credentials SET exp = 1"),
+                         (office / "ledger.sqlite", "UPDATE citizens SET exp = ?")):
+        db = sqlite3.connect(db_path)  # long expired (1970-01-01)
+        with db:
+            if "citizens" in sql:
+                db.execute(sql, (1 if register_knows else 0,))
+            else:
+                db.execute(sql)
+        db.close()
+    with Ledger(batch / "ledger.sqlite") as ledger:
+        (old,) = ledger.entries()
+
+    r = runner.invoke(app, ["issue", "--signer", str(office), *PERSON, "--out", "-"])
+    assert r.exit_code == 2 and r.stdout == "", r.output
+    said = " ".join(r.stderr.split())
+    assert f"{old.uvci}, issued in {batch.resolve()}" in said
+    assert "expired on 1970-01-01: checkpoints refuse it" in said
+    assert "add --reissue to sign the citizen a new credential" in said
+    assert "--reprint ID_NUMBER writes" not in said  # no detour through --reprint
+
+    r = runner.invoke(app, ["issue", "--signer", str(office), *PERSON, "--out", "-",
+                            "--reissue"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stderr.split())
+    assert f"reissued: {old.uvci}" in said and "has expired (checkpoints refuse it)" in said
+    assert "stays valid" not in said
+    new = r.stdout.strip()
+    with Register(office / "ledger.sqlite") as reg:
+        (claim,) = reg.lookup([citizen_key("091190012345")]).values()
+    assert claim.uvci != old.uvci and claim.replaces == old.uvci
+    assert _reprint(runner, office).stdout.strip() == new  # the lost card, from now on
 
 
 def test_a_claim_without_its_credential_names_the_unfinished_batch(tmp_path, office):

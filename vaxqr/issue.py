@@ -807,6 +807,26 @@ def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, 
     return to_sign
 
 
+def _claimed_exp(claim: Claim, earlier: Entry | None) -> int:
+    """When the credential ``claim`` names expires (a NumericDate; 0 when it cannot be told):
+    a single issue's as the signer directory's ledger records it (``earlier``), a batch's as
+    the register does, else (an entry of an older register) as the batch's ledger in its
+    OUT_DIR does, when that is still there."""
+    if earlier is not None and earlier.uvci == claim.uvci:
+        return earlier.exp
+    if claim.exp:
+        return claim.exp
+    path = Path(claim.place) / "ledger.sqlite"
+    if claim.place == PLACE_SINGLE or not path.is_file():
+        return 0
+    try:
+        with Ledger(path) as ledger:
+            found = ledger.find(claim.uvci)
+    except StorageError:  # (only the wording of a refusal depends on it)
+        return 0
+    return found.exp if found is not None else 0
+
+
 def _expired_note(earlier: Entry) -> str:
     """The note of a single issue that signs a new credential because the one issued for
     the same record has expired (checkpoints refuse it: it is not written again)."""
@@ -825,7 +845,8 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
 
     A citizen the register holds already: with another name, sex or date of birth, or with
     the same or a later dose, :class:`ValidationError` naming the credential (unless
-    ``reissue``: a lost card after the old credential was revoked); with an earlier dose,
+    ``reissue``: a lost card after the old credential was revoked; one that has expired is
+    refused saying so, and that ``reissue`` signs a new one); with an earlier dose,
     the new credential replaces it in the register (the note says the old one stays valid
     unless revoked). The same record again, issued by a single issue of this signer, gives
     that credential back (nothing is signed: running the same command twice writes the same
@@ -864,7 +885,7 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
                 replaces = old.uvci
                 note.append(
                     f"reissued: {old.uvci}, issued {_where(old)}, has expired (checkpoints "
-                    "refuse it)" if earlier is not None and earlier.exp <= iat else
+                    "refuse it)" if 0 < _claimed_exp(old, earlier) <= iat else
                     f"reissued: {old.uvci}, issued {_where(old)}, stays valid unless revoked "
                     "(vaxqr certs revoke-credential)")
             elif (earlier is not None and old.place == PLACE_SINGLE
@@ -880,6 +901,15 @@ def issue_single(register: Register, info: SignerInfo, record: Record, *,
                 note.append(_expired_note(earlier))
             else:
                 kind, reason = register_verdict(record, old)
+                ended = _claimed_exp(old, earlier) if kind == "same" else 0
+                if 0 < ended <= iat:  # (--reprint refuses it too: say at once what to do)
+                    raise ValidationError(
+                        f"{old.uvci}, issued {_where(old)} for dose {old.dose}/{old.total} on "
+                        f"{old.vaccination_date}, expired on "
+                        f"{datetime.fromtimestamp(ended, UTC):%Y-%m-%d}: checkpoints refuse "
+                        "it, so it is not written again (nor by --reprint)",
+                        hint="add --reissue to sign the citizen a new credential with this "
+                             "record")
                 if kind != "later":
                     raise ValidationError(
                         reason.replace("this row is not signed", "not signed"),
