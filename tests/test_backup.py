@@ -126,6 +126,26 @@ def test_backup_and_restore(runner, dirs, tmp_path):
     assert "3 issued" in r.stderr and "12 already issued" in r.stderr, r.stderr
 
 
+def test_an_archive_through_another_users_symlink_is_refused(runner, dirs, tmp_path,
+                                                            monkeypatch):
+    """`vaxqr backup … --out /tmp/x/b.tar`, /tmp/x a symbolic link another user made: the
+    archive (keys, ledgers) went to a directory of their choosing. Refused (exit 3),
+    nothing written there."""
+    from test_cli_issue import _made_by_another_user
+
+    target = tmp_path / "chosen"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "x"
+    link.symlink_to(target, target_is_directory=True)
+    uid = _made_by_another_user(link, monkeypatch)
+    r = runner.invoke(app, ["backup", str(dirs["signer"]), "--out", str(link / "b.tar")])
+    text = " ".join(r.stderr.split())
+    assert r.exit_code == 3, r.output
+    assert (f"{link} is a symbolic link made by another user of this computer (uid {uid})"
+            in text and "the archive" in text), text
+    assert list(target.iterdir()) == []
+
+
 def test_a_ca_restored_over_its_live_directory_cannot_replace_its_trust_list(
         runner, dirs, tmp_path, monkeypatch):
     """The tester's sequence: back up, revoke, publish, extract the backup over the live CA

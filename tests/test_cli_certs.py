@@ -552,3 +552,35 @@ def test_certs_issue_says_a_bad_argument_before_the_directory_exists(
     r = cli(["issue", str(h.ca), *args, "--name", "UBND xã Dương Tơ", "--out", str(h.s2)])
     assert r.exit_code == 2 and said in r.stderr, r.output
     assert "already exists" not in r.stderr
+
+
+def test_certs_outputs_through_another_users_symlink_are_refused(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """A new CA or commune directory, or a trust list, written through a symbolic link
+    another user made (a shared /tmp) went to the directory of their choosing, the new
+    private key with it: refused, before any password is asked (none is available here),
+    and nothing is written there."""
+    from test_cli_issue import _made_by_another_user
+
+    h = make_hierarchy(tmp_path / "site")
+    target = tmp_path / "chosen"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "x"
+    link.symlink_to(target, target_is_directory=True)
+    uid = _made_by_another_user(link, monkeypatch)
+    missing = str(tmp_path / "no-such.pass")
+    for args, holds in (
+            (["init", str(link / "ca"), "--name", "Kiên Giang", "--province", "091",
+              "--password-file", missing], "the new private key"),
+            (["issue", str(h.ca), "--commune-code", "31078", "--name", "UBND xã Dương Tơ",
+              "--out", str(link / "s"), "--ca-password-file", missing,
+              "--password-file", missing], "the new private key"),
+            (["trustlist", str(h.ca), "--out", str(link / "tl.json"), "--password-file",
+              missing], "the trust list")):
+        r = cli(args)
+        text = " ".join(r.output.split())
+        assert r.exit_code == 3, (args, r.output)
+        assert (f"{link} is a symbolic link made by another user of this computer (uid "
+                f"{uid})") in text and f"{holds}" in text, text
+        assert "no-such.pass" not in text
+        assert list(target.iterdir()) == []

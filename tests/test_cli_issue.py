@@ -782,6 +782,32 @@ def test_a_single_output_through_another_users_symlink_is_refused(runner, tmp_pa
         assert ledger.count("single") == 1  # nothing signed or recorded
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_another_users_symlink_is_refused_before_the_password(runner, tmp_path, monkeypatch,
+                                                              batch):
+    """A single issue's --out through another user's symbolic link was refused only after
+    the key's password was asked (and a batch's OUT_DIR once the key was open): refused
+    first, as a file that cannot be written is no key problem. No password is available
+    here: the refusal is what is said."""
+    signer = _signer_copy(tmp_path)
+    target = tmp_path / "chosen"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "x"
+    link.symlink_to(target, target_is_directory=True)
+    uid = _made_by_another_user(link, monkeypatch)
+    monkeypatch.delenv("VAXQR_PASSWORD")
+    how = (["--from", str(write_csv(tmp_path / "r.csv", good_rows(2, seed=8))), "--out",
+            str(link / "b")] if batch else [*PERSON, "--out", str(link / "h.png")])
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *how, "--password-file",
+                            str(tmp_path / "no-such.pass")])
+    text = " ".join(r.stderr.split())
+    assert r.exit_code == 3, r.output
+    assert f"{link} is a symbolic link made by another user of this computer (uid {uid})" \
+        in text
+    assert "password" not in text and "no-such.pass" not in text
+    assert list(target.iterdir()) == []
+
+
 @pytest.mark.parametrize("where", ["out", "parent"])
 def test_an_out_dir_through_another_users_symlink_is_refused(runner, tmp_path, monkeypatch,
                                                             where):

@@ -168,7 +168,8 @@ def backup(directories: Sequence[Path], out: Path, *, overwrite: bool = False,
         plan.append((path, name, kind))
     done: list[DirectoryBackup] = []
     with when_full(_FULL_HINT):  # written whole or not at all
-        check_writable(out, overwrite=overwrite)
+        check_writable(out, overwrite=overwrite,
+                       holds="the archive (keys, ledgers: names and dates of birth)")
         meter = _Meter(progress, sum(_planned_bytes(path) for path, _n, _k in plan)) \
             if progress else None
         with tempfile.TemporaryDirectory(prefix="vaxqr-backup-") as scratch, \

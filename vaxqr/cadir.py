@@ -57,10 +57,19 @@ from .errors import (
     VaxqrError,
     full_disk_hint,
 )
-from .fileio import PRIVATE, _fsync_dir, atomic_write, check_private_file, ensure_dir
+from .fileio import (
+    PRIVATE,
+    _fsync_dir,
+    atomic_write,
+    check_private_file,
+    ensure_dir,
+    refuse_foreign_symlink,
+)
 from .keys import PrivateKey, load_private_key, protection_warning
 
 Status = Literal["valid", "expired", "revoked", "not-yet-valid"]
+# what a new CA or signer directory holds (refuse_foreign_symlink's message)
+NEW_KEY_HOLDS = "the new private key and certificate"
 
 
 # --------------------------------------------------------------------------------------
@@ -80,7 +89,8 @@ def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bo
                  kind: str) -> Path:
     """Write ``files`` into a fresh hidden sibling of ``target``; :func:`_commit_dir` it later.
     ``kind`` (``root``, ``province`` or ``signer``): with ``force``, what ``target`` may
-    already be."""
+    already be. A ``target`` reached through another user's symbolic link is refused."""
+    refuse_foreign_symlink(target, NEW_KEY_HOLDS)
     if target.exists():
         if not target.is_dir():
             raise StorageError(f"{target} exists and is not a directory")

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from .cadir import (
+    NEW_KEY_HOLDS,
     NOTHING_LEFT_HINT,
     SIGNER_KEPT,
     CAInfo,
@@ -79,7 +80,15 @@ from .errors import (
     full_disk_hint,
     when_full,
 )
-from .fileio import PRIVATE, PUBLIC, atomic_write, check_private_file, check_writable, ensure_dir
+from .fileio import (
+    PRIVATE,
+    PUBLIC,
+    atomic_write,
+    check_private_file,
+    check_writable,
+    ensure_dir,
+    refuse_foreign_symlink,
+)
 from .keys import (
     KeyType,
     PrivateKey,
@@ -387,7 +396,9 @@ def check_signer_request(commune_code: str, name: str, days: int) -> str:
 def check_signer_out(target: Path, commune_code: str, *, force: bool) -> tuple[str, ...]:
     """Check, before any key work, that a signer for ``commune_code`` may be written into
     ``target``: it does not exist (is empty), or ``force`` is given and it is not another
-    commune's office. Return the office-ledger files (and trust/) the new directory keeps."""
+    commune's office, nor reached through another user's symbolic link. Return the
+    office-ledger files (and trust/) the new directory keeps."""
+    refuse_foreign_symlink(target, NEW_KEY_HOLDS)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not force:
             hint = "use --force to replace it"
@@ -551,7 +562,8 @@ def check_trustlist_out(target: Path, *, force: bool) -> None:
     (without ``force``) or cannot be written (:func:`vaxqr.fileio.check_writable`; its
     directory, when missing, is made later)."""
     check_writable(target, overwrite=force, dir_made_later=True,
-                   file_hint=f"give a file name, e.g. {target / 'trustlist.json'}")
+                   file_hint=f"give a file name, e.g. {target / 'trustlist.json'}",
+                   holds="the trust list")
 
 
 def _published_sequence(ca: CAInfo, target: Path) -> int | None:
@@ -623,7 +635,8 @@ def build_trustlist(
         warnings.append(f"the CA certificate expired on {iso(ca.certificate.not_valid_after_utc)}")
     if target is not None:
         ensure_dir(target.parent)
-        check_writable(target, overwrite=True)  # a read-only mount: before a number is used
+        # a read-only mount: before a number is used
+        check_writable(target, overwrite=True, holds="the trust list")
     with _locked(d):
         ca = open_ca(d)
         seq = ca.trustlist_sequence + 1

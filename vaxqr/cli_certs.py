@@ -28,6 +28,7 @@ from .cli_password import confirm as _confirm
 from .cli_password import existing_password as _existing_password
 from .cli_password import new_password as _new_password
 from .errors import ValidationError, VaxqrError
+from .fileio import refuse_foreign_symlink
 
 EXIT_OK, EXIT_USAGE, EXIT_TRUST = int(Exit.OK), int(Exit.USAGE), int(Exit.TRUST_OR_IO)
 
@@ -182,6 +183,8 @@ def init_cmd(
     def work() -> cadir.CAInfo:
         if root and province:
             raise _Usage("--root and --province do not go together")
+        # before any password question (init_ca refuses it too)
+        refuse_foreign_symlink(ca_dir, cadir.NEW_KEY_HOLDS)
         parent_pw = None
         if parent is not None:
             cadir.open_ca(parent)
@@ -280,6 +283,7 @@ def issue_cmd(
     def work() -> certs.IssuedSigner:
         certs.check_signer_request(commune_code, name, days)  # before any file is looked at
         cadir.open_ca(ca_dir)  # "not a CA directory" before any password question
+        refuse_foreign_symlink(out_dir, cadir.NEW_KEY_HOLDS)  # (check_signer_out's too)
         ca_pw = _existing_password(
             ca_dir / "ca.key",
             ca_password_file,

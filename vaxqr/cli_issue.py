@@ -202,6 +202,7 @@ def issue(
             if reissue:
                 fail("--reissue is for a single issue (a batch signs a citizen the office "
                      "has a credential for only for a later dose)", code=Exit.USAGE)
+            _check_out_dir(Path(out))  # before the password, as a single issue's --out
             s, check = _load_signer(signer, password_file, trust, short_validity)
             source = from_csv.name  # the ledger's name for the batch: the clerk's CSV
             if population is None:
@@ -252,10 +253,25 @@ def issue(
         record = flow.parse_record(0, fields, today=date.today())
     except ValidationError as exc:
         fail(f"invalid record: {exc}", code=Exit.USAGE, hint=exc.hint)
-    _check_out_name(out, card)
+    try:  # before the password: a file that cannot be written is not a key problem
+        _outputs(out, card, force)
+    except VaxqrError as exc:
+        fail_from(exc)
     s, _check = _load_signer(signer, password_file, trust, short_validity)
     try:
         _single(flow, s, signer, record, out, force, card, reissue)
+    except VaxqrError as exc:
+        fail_from(exc)
+
+
+def _check_out_dir(out: Path) -> None:
+    """A batch's OUT_DIR reached through another user's symbolic link, refused before the
+    password is asked (:func:`vaxqr.issue.issue_batch` refuses it too)."""
+    from .fileio import refuse_foreign_symlink
+    from .issue import OUT_DIR_HOLDS
+
+    try:
+        refuse_foreign_symlink(out, OUT_DIR_HOLDS)
     except VaxqrError as exc:
         fail_from(exc)
 
@@ -282,7 +298,7 @@ def _outputs(out: str, card: str | None, force: bool) -> tuple[Path | None, Path
     the ledger records a credential before its file is written, so none is recorded that
     could not be written (StorageError); refused, as a batch's OUT_DIR is, when reached
     through another user's symbolic link."""
-    from .fileio import check_writable, refuse_foreign_symlink
+    from .fileio import check_writable
 
     _check_out_name(out, card)
     target = None if out == "-" else Path(out)
@@ -291,8 +307,7 @@ def _outputs(out: str, card: str | None, force: bool) -> tuple[Path | None, Path
         card_path = target.with_name(target.stem + "-card." + card)
     for path, holds in ((target, "the citizen's credential"), (card_path, "their card")):
         if path is not None:  # a folder of another user's link: where they chose (as OUT_DIR)
-            refuse_foreign_symlink(path, holds)
-            check_writable(path, overwrite=force)
+            check_writable(path, overwrite=force, holds=holds)
     return target, card_path
 
 

@@ -270,16 +270,20 @@ def atomic_write(
 
 
 def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False,
-                   dir_made_later: bool = False, file_hint: str = "give a file name") -> None:
-    """Check, before any work, that :func:`atomic_write` can write ``path``: it does not
-    exist (unless ``overwrite``) and its directory exists and takes a new file (tried with
-    a temporary file, removed at once: the only test that a read-only mount, a full
-    inode table or an ACL cannot fool). Raise :class:`StorageError` otherwise.
+                   dir_made_later: bool = False, file_hint: str = "give a file name",
+                   holds: str = "what vaxqr writes") -> None:
+    """Check, before any work, that :func:`atomic_write` can write ``path``: it is not
+    reached through another user's symbolic link (:func:`refuse_foreign_symlink`; ``holds``
+    says what it would hold), does not exist (unless ``overwrite``) and its directory exists
+    and takes a new file (tried with a temporary file, removed at once: the only test that
+    a read-only mount, a full inode table or an ACL cannot fool). Raise
+    :class:`StorageError` otherwise.
 
     ``dir_made_later``: a missing directory is the caller's to make (:func:`ensure_dir`)
     after this early check, which then checks it again. ``file_hint``: the hint when
     ``path`` is a directory."""
     target = Path(path)
+    refuse_foreign_symlink(target, holds)
     if target.is_dir():
         raise StorageError(f"{target} is a directory", hint=file_hint)
     if not overwrite and _taken(target):
@@ -524,8 +528,12 @@ def refuse_foreign_symlink(path: str | os.PathLike[str], holds: str) -> None:
     kernel follows anyone's links unless fs.protected_symlinks is set) it sends what is
     written to a directory of their choosing. A directory of another user's is warned
     about (:func:`ensure_private_dir`): it is where the user asked to write; a link is not.
-    Checked for a batch's OUT_DIR (:func:`ensure_private_dir`) and a single credential's
-    files (``vaxqr issue --out FILE``, its card)."""
+    Checked wherever vaxqr writes into a place the user names: a batch's and reconcile's
+    OUT_DIR (:func:`ensure_private_dir`), every file :func:`check_writable` checks (a single
+    credential and its card, a backup archive, a trust list), and a new CA or signer
+    directory (:mod:`vaxqr.cadir`). Not for files vaxqr rewrites where it read them (a CA's
+    state and CRL, a key whose password changes, verify's --state file): whoever placed
+    the link chose what was read already."""
     me = os.geteuid()
     p = Path(os.path.abspath(path))
     for q in (p, *p.parents):

@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from . import citizen, sign
 from .codec import encode_hc1
@@ -1002,7 +1002,7 @@ _CHANGED = ("the credentials signed before it changed are recorded; run the same
             "again once the file is complete")
 
 
-_HOLDS = "the citizens' names, dates of birth and credentials"
+OUT_DIR_HOLDS: Final = "the citizens' names, dates of birth and credentials"
 
 
 def holding(out_dir: Path) -> AbstractContextManager[None]:
@@ -1010,9 +1010,10 @@ def holding(out_dir: Path) -> AbstractContextManager[None]:
     another ``vaxqr issue`` on it is refused at once while this one runs.
     :func:`issue_batch` holds it; a flow that writes there first (``--population``'s
     reconcile) holds it around both."""
-    return exclusive_dir(ensure_private_dir(out_dir, _HOLDS)[0], f"{out_dir} is in use by "
-                         "another vaxqr issue run", "wait for it to end; to resume a batch, "
-                         "run the same command again once it has")
+    return exclusive_dir(ensure_private_dir(out_dir, OUT_DIR_HOLDS)[0],
+                         f"{out_dir} is in use by another vaxqr issue run",
+                         "wait for it to end; to resume a batch, run the same command again "
+                         "once it has")
 
 
 def issue_batch(
@@ -1077,7 +1078,7 @@ def issue_batch(
     # anything is written) and the citizens on several rows, who get one credential.
     before = file_identity(csv_path)  # the CSV is read twice: both passes must see one file
     total_rows, repeated = _index_citizens(csv_path)
-    out, open_dir = ensure_private_dir(out_dir, _HOLDS)  # created 0700
+    out, open_dir = ensure_private_dir(out_dir, OUT_DIR_HOLDS)  # created 0700
     source = source or csv_path.name
     result = BatchResult(out_dir=out)
     if open_dir:
