@@ -354,8 +354,12 @@ def bench_cards(n: int) -> None:
     composed = [card.compose_card(d, p) for d, p in cards[0]]
     compose = best(lambda dp: card.compose_card(*dp), cards)
 
-    def encode(ci: card.CardImage) -> bytes:
-        return card._png(*card._raster(ci.image, card._head_rows(ci)))
+    def encode(ci: card.CardImage) -> bytes:  # what render_card does after composing
+        width, height = ci.image.size
+        rows = card._rows(height, width)
+        rows[:, 1:] = np.asarray(ci.image)
+        palette = np.array(ci.image.getpalette(), np.uint8).reshape(-1, 3)
+        return card._png(width, height, card._raster(rows, card._head_rows(ci)), palette)
 
     ours = best(encode, [composed] * 3)
     pillow = best(lambda ci: png_of_card(ci.image), [composed] * 3)

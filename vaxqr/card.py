@@ -7,10 +7,11 @@ Name", "Ngày sinh / Date of birth", ...) with the values under them, and the QR
 right. :func:`render_card` returns PNG or PDF bytes; nothing is written to disk.
 
 The QR code
-    The picture handed in (e.g. :func:`vaxqr.qr.to_image`, or segno's) must be a clean
-    rendering: every module an integer square of pixels. Its module grid is recovered and
-    redrawn with an integer number of printer pixels per module (no resampling, so modules
-    stay exactly square), sized so the symbol's printed side is 35-42 mm (diagonal at most
+    The encoder's module matrix (:func:`vaxqr.qrencode.encode_matrix`), or a picture
+    (e.g. :func:`vaxqr.qr.to_image`, or segno's) that must be a clean rendering: every
+    module an integer square of pixels, whose module grid is recovered. It is redrawn
+    with an integer number of printer pixels per module (no resampling, so modules stay
+    exactly square), sized so the symbol's printed side is 35-42 mm (diagonal at most
     60 mm, the DCC recommendation; up to 45 mm when no whole number of pixels fits), with a
     fresh 4-module white quiet zone that no text or line enters.
 
@@ -24,6 +25,17 @@ Text fitting
     Long values are wrapped at spaces and shrunk down to a floor size; a value that still
     does not fit (a 300-character "name") is cut with an ellipsis. No text ever leaves its
     column: :func:`compose_card` returns the ink box of every line it drew.
+
+Colours
+    The card is painted in 256 colours: white, black (the QR code), the inks and the flat
+    colours exactly; 160 neutral greys for the antialiased edges of the (grey) text; the
+    accent (green, red on a demo card) blended over white at even steps, for the title's
+    edges and the demo band's white text. An antialiased pixel moves by at most 1 of 255
+    per channel from what Pillow blends in RGB (the test draws both); the file is a palette
+    PNG (or an ``/Indexed`` PDF image), a third of the bytes of RGB to deflate: ~7 ms a
+    card against ~15 in RGB, ~70 kB against ~133. What never changes from card to card
+    (the frame, rules, band, and each line of text many cards share) is drawn once per
+    process and copied.
 
 PDF
     Pillow's PDF writer stores RGB pictures as JPEG (quality 75), which blurs module edges
@@ -52,7 +64,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import StorageError, ValidationError
-from .qrencode import png_chunk
+from .qrencode import QrMatrix, png_chunk
 
 __all__ = [
     "CARD_DPI",
@@ -182,6 +194,9 @@ class CardImage:
     qr_box: Box
     module_px: int
     modules: int
+
+
+_NO_IMAGE: Final = Image.new("P", (1, 1))  # a laid-out card's, before it is painted
 
 
 # --------------------------------------------------------------------------------------
@@ -361,12 +376,14 @@ def _check_glyphs(values: dict[str, str], paths: Sequence[str]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _qr_modules(qr_image: Image.Image) -> BoolArray:
+def _qr_modules(qr_image: Image.Image | QrMatrix) -> BoolArray:
     """The QR symbol's module grid (True = dark), without any quiet zone.
 
     Raises:
         ValidationError: blank picture, or not a clean integer-scaled square grid.
     """
+    if isinstance(qr_image, QrMatrix):  # the encoder's own grid: nothing to recover
+        return qr_image.modules
     if not isinstance(qr_image, Image.Image):
         raise ValidationError(f"card: expected a PIL image, got {type(qr_image).__name__}")
     im = qr_image
@@ -406,13 +423,12 @@ def _module_px(n: int) -> int:
     return p
 
 
-def _qr_picture(grid: BoolArray, p: int) -> Image.Image:
-    """The symbol with a 4-module quiet zone, ``p`` pixels per module, as an ``L`` image."""
+def _qr_pixels(grid: BoolArray, p: int, dark: int, light: int) -> npt.NDArray[np.uint8]:
+    """The symbol with a 4-module quiet zone, ``p`` pixels per module, as palette indices
+    (``dark``, ``light``): each module repeated, never resampled."""
     padded = np.pad(grid, _QUIET_MODULES, constant_values=False)
-    pixels = np.where(padded, 0, 255).astype(np.uint8)
-    small = Image.fromarray(pixels)  # one pixel per module, mode "L"
-    side = padded.shape[0] * p
-    return small.resize((side, side), Image.Resampling.NEAREST)
+    small = np.where(padded, np.uint8(dark), np.uint8(light)).astype(np.uint8)
+    return np.repeat(np.repeat(small, p, axis=0), p, axis=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -500,12 +516,11 @@ _MASK_PAD: Final = 4
 @lru_cache(maxsize=256)
 def _text_mask(
     font: ImageFont.FreeTypeFont, text: str, anchor: str, fx: float, fy: float
-) -> tuple[Image.Image, int, int]:
+) -> tuple[npt.NDArray[np.uint8], int, int]:
     """The coverage of one line of text drawn with its anchor at ``(fx, fy)`` (fractions of
-    a pixel, 0 <= f < 1), as an ``L`` picture of its inked box, and the picture's offset
-    from the pixel the anchor falls in. ``ImageDraw.bitmap`` of it in a colour blends exactly what
-    ``ImageDraw.text`` blends (the same coverage through the same fill): one line is
-    rasterised once per process, however many cards print it."""
+    a pixel, 0 <= f < 1), as an array of its inked box (0-255, what ``ImageDraw.text``
+    blends its fill through), and the array's offset from the pixel the anchor falls in:
+    one line is rasterised once per process, however many cards print it."""
     box = font.getbbox(text, "L", anchor=anchor)
     # the picture holds the anchor too: drawn at a negative position, the fraction of a
     # pixel would be taken the other way (int() rounds towards zero)
@@ -518,10 +533,9 @@ def _text_mask(
         ImageDraw.Draw(mask).text((x0 + fx, y0 + fy), text, font=font, fill=255, anchor=anchor)
         ink = mask.getbbox()
         if ink is None:  # blank: a pixel of no coverage
-            return mask.crop((0, 0, 1, 1)), 0, 0
+            return _frozen(np.zeros((1, 1), np.uint8)), 0, 0
         if min(ink[:2]) > 0 and ink[2] < mask.width and ink[3] < mask.height:
-            # only the inked box: ImageDraw.bitmap blends every pixel of the picture
-            return mask.crop(ink), ink[0] - x0, ink[1] - y0
+            return _frozen(np.array(mask.crop(ink))), ink[0] - x0, ink[1] - y0
         pad *= 2  # pragma: no cover - ink beyond getbbox's box by more than a few pixels
 
 
@@ -544,21 +558,160 @@ def _fit_bilingual(
     return f_vi, f_en, sep, en, w_vi, w
 
 
-class _Canvas:
-    """The card image plus the ink box of every line drawn on it."""
+def _frozen(a: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    a.flags.writeable = False  # cached and shared: no caller may change it
+    return a
 
-    def __init__(self, size: tuple[int, int]) -> None:
-        self.image = Image.new("RGB", size, _WHITE)
-        self.draw = ImageDraw.Draw(self.image)
+
+# --------------------------------------------------------------------------------------
+# Palette
+# --------------------------------------------------------------------------------------
+
+Rgb = tuple[int, int, int]
+_GREYS: Final = 160  # neutral greys from the darkest ink to white
+_BLACK: Final = (0, 0, 0)  # the QR code's modules
+
+
+@lru_cache(maxsize=4)
+def _palette(accent: Rgb) -> npt.NDArray[np.uint8]:
+    """The card's 256 colours: neutral greys (every ink but the accent is a grey, and the
+    text is antialiased over white), the accent blended over white at even steps of
+    coverage (its title, the demo band's white text over the accent red), and the few
+    flat colours exactly. Quantising an antialiased edge to it moves a channel by at most
+    2 of 255; flat colours, the QR code's modules and solid ink are exact."""
+    exact: list[Rgb] = [_BLACK, _WHITE, _INK, _LABEL_VI, _LABEL_EN, _RULE, accent]
+    greys = {(v, v, v) for v in np.round(np.linspace(_INK[0], 255, _GREYS)).astype(int)}
+    colours = sorted(set(exact) | greys)
+    steps = 256 - len(colours)
+    a = np.linspace(0, 255, steps + 1)[1:]  # coverage 0 is white, already in
+    ramp = _blend(np.array(_WHITE), np.array(accent), a)
+    for r, g, b in ramp.tolist():
+        if (r, g, b) not in colours:
+            colours.append((r, g, b))
+    return _frozen(np.array(colours, np.uint8))
+
+
+def _blend(bg: npt.NDArray[np.int64], ink: npt.NDArray[np.int64],
+           coverage: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """``ImageDraw.text``'s blend of ``ink`` over ``bg`` at each coverage (0-255):
+    Pillow's ``(bg * (255 - a) + ink * a) / 255``, rounded as its DIV255 rounds."""
+    a = np.round(coverage).astype(np.int64)[:, None]
+    t = bg[None, :].astype(np.int64) * (255 - a) + ink[None, :].astype(np.int64) * a + 128
+    out: npt.NDArray[np.int64] = ((t >> 8) + t) >> 8
+    return out
+
+
+def _nearest(palette: npt.NDArray[np.uint8],
+             colours: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+    """The palette index nearest each colour; a grey goes to the nearest grey (never to a
+    faint tint of the accent)."""
+    pal = palette.astype(np.int64)
+    d = ((colours[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
+    grey_pal = (pal[:, 0] == pal[:, 1]) & (pal[:, 1] == pal[:, 2])
+    grey = (colours[:, 0] == colours[:, 1]) & (colours[:, 1] == colours[:, 2])
+    d[np.ix_(grey, ~grey_pal)] = np.iinfo(np.int64).max
+    out: npt.NDArray[np.uint8] = d.argmin(axis=1).astype(np.uint8)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _ink_lut(accent: Rgb, ink: Rgb, bg: int) -> npt.NDArray[np.uint8]:
+    """Palette index of ``ink`` blended over palette colour ``bg`` at each coverage 0-255."""
+    palette = _palette(accent)
+    blended = _blend(palette[bg].astype(np.int64), np.array(ink), np.arange(256.0))
+    lut = _nearest(palette, blended)
+    lut[0] = bg  # no coverage: the pixel is left as it is
+    return _frozen(lut)
+
+
+def _index(accent: Rgb, colour: Rgb) -> int:
+    """The palette index of a flat colour (exact: every flat colour is in the palette)."""
+    return int(_ink_lut(accent, colour, 0)[255])
+
+
+@lru_cache(maxsize=512)
+def _text_tile(
+    font: ImageFont.FreeTypeFont, text: str, anchor: str, fx: float, fy: float,
+    accent: Rgb, ink: Rgb, bg: int,
+) -> tuple[npt.NDArray[np.uint8], int, int]:
+    """One line of text over a flat colour ``bg``, as palette indices: cached, so a line
+    that many cards print (labels, dates, the commune) is looked up once per process."""
+    mask, dx, dy = _text_mask(font, text, anchor, fx, fy)
+    return _frozen(_ink_lut(accent, ink, bg)[mask]), dx, dy
+
+
+# --------------------------------------------------------------------------------------
+# Canvas
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    xy: tuple[float, float]
+    text: str
+    font: ImageFont.FreeTypeFont
+    fill: Rgb
+    anchor: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Qr:
+    grid: BoolArray
+    p: int
+    xy: tuple[int, int]
+
+
+#: A shape: (kind "rounded" | "line" | "rect", box, colour, line width, corner radius)
+_Shape = tuple[str, Box, Rgb, int, int]
+
+
+@lru_cache(maxsize=8)
+def _base(size: tuple[int, int], accent: Rgb, shapes: tuple[_Shape, ...]) -> npt.NDArray[np.uint8]:
+    """White with the card's shapes (frame, rules, the demo band) drawn by Pillow, as
+    palette indices: the same on every card of a kind, drawn once per process."""
+    im = Image.new("L", size, _index(accent, _WHITE))
+    draw = ImageDraw.Draw(im)
+    for kind, box, colour, width, radius in shapes:
+        if kind == "rounded":
+            draw.rounded_rectangle(box, radius=radius, outline=_index(accent, colour), width=width)
+        elif kind == "line":
+            draw.line(box, fill=_index(accent, colour), width=width)
+        else:
+            draw.rectangle(box, fill=_index(accent, colour))
+    return _frozen(np.array(im))
+
+
+class _Canvas:
+    """The card being laid out: the shapes and lines of text to draw, and the ink box of
+    every line. :meth:`paint` draws them, as palette indices (:func:`_palette`), into an
+    array: the shapes first (under everything; no text overlaps them but the demo band's
+    own), then the text and the QR code in order."""
+
+    def __init__(self, size: tuple[int, int], accent: Rgb = _ACCENT) -> None:
+        self.size, self.accent = size, accent
+        self.shapes: list[_Shape] = []
+        self.ops: list[_Text | _Qr] = []
         self.boxes: list[Box] = []
         self.dry = False  # measure only: draw nothing, record nothing
+
+    def rounded_rectangle(self, box: Box, radius: int, outline: Rgb, width: int) -> None:
+        self.shapes.append(("rounded", box, outline, width, radius))
+
+    def line(self, box: Box, fill: Rgb, width: int) -> None:
+        self.shapes.append(("line", box, fill, width, 0))
+
+    def rectangle(self, box: Box, fill: Rgb) -> None:
+        self.shapes.append(("rect", box, fill, 0, 0))
+
+    def qr(self, grid: BoolArray, p: int, xy: tuple[int, int]) -> None:
+        self.ops.append(_Qr(grid, p, xy))
 
     def text(
         self,
         xy: tuple[float, float],
         text: str,
         font: ImageFont.FreeTypeFont,
-        fill: tuple[int, int, int],
+        fill: Rgb,
         anchor: str = "la",
     ) -> None:
         """Draw one line of text as ``ImageDraw.text`` would, and record its ink box."""
@@ -566,16 +719,50 @@ class _Canvas:
             return
         x, y = xy
         left, top, right, bottom = _text_bbox(font, text, anchor)
-        if x >= 0 and y >= 0:
-            mask, dx, dy = _text_mask(font, text, anchor, math.modf(x)[0], math.modf(y)[0])
-            self.draw.bitmap((int(x) + dx, int(y) + dy), mask, fill)
-        else:  # never on a card (its margins); a negative fraction would be taken the other way
-            self.draw.text(xy, text, font=font, fill=fill, anchor=anchor)
+        self.ops.append(_Text(xy, text, font, fill, anchor))
         if text.strip():
             self.boxes.append(
                 (math.floor(x + left), math.floor(y + top), math.ceil(x + right),
                  math.ceil(y + bottom))
             )
+
+    def paint(self, out: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """Draw everything into ``out`` (height x width palette indices); return the palette."""
+        accent = self.accent
+        np.copyto(out, _base(self.size, accent, tuple(self.shapes)))
+        for op in self.ops:
+            if isinstance(op, _Qr):
+                qx, qy = op.xy
+                pixels = _qr_pixels(op.grid, op.p, _index(accent, _BLACK), _index(accent, _WHITE))
+                out[qy : qy + pixels.shape[0], qx : qx + pixels.shape[1]] = pixels
+            else:
+                self._paint_text(out, op)
+        return _palette(accent)
+
+    def _paint_text(self, out: npt.NDArray[np.uint8], op: _Text) -> None:
+        x, y = op.xy
+        ix, iy = math.floor(x), math.floor(y)
+        key = (op.font, op.text, op.anchor, x - ix, y - iy)
+        mask, dx, dy = _text_mask(*key)
+        x0, y0 = ix + dx, iy + dy
+        h, w = mask.shape
+        # only the part on the canvas
+        cx0, cy0 = max(0, -x0), max(0, -y0)
+        cx1, cy1 = min(w, out.shape[1] - x0), min(h, out.shape[0] - y0)
+        if cx0 >= cx1 or cy0 >= cy1:
+            return
+        region = out[y0 + cy0 : y0 + cy1, x0 + cx0 : x0 + cx1]
+        bg = int(region[0, 0])
+        if (cx0, cy0, cx1, cy1) == (0, 0, w, h) and not (region != bg).any():
+            tile, _dx, _dy = _text_tile(*key, self.accent, op.fill, bg)  # the usual case
+            np.copyto(region, tile)
+            return
+        cov = mask[cy0:cy1, cx0:cx1]
+        inked = cov > 0
+        under = region.copy()
+        for bg in np.unique(under[inked]):  # over other ink: blend with each colour there
+            where = inked & (under == bg)
+            region[where] = _ink_lut(self.accent, op.fill, int(bg))[cov[where]]
 
     def bilingual(
         self,
@@ -604,14 +791,27 @@ class _Canvas:
 # --------------------------------------------------------------------------------------
 
 
-def compose_card(data: CardData, qr_image: Image.Image) -> CardImage:
-    """Lay the card out and draw it (RGB, :data:`CARD_SIZE_PX`); see :func:`render_card`.
+def compose_card(data: CardData, qr_image: Image.Image | QrMatrix) -> CardImage:
+    """Lay the card out and draw it (:data:`CARD_SIZE_PX`, a ``P`` image: 256 colours, see
+    :func:`render_card`).
 
     Raises:
         ValidationError: bad dates or dose numbers, empty name, a character the font
             cannot draw, or a QR picture that is not a clean QR code.
         StorageError: DejaVu Sans is not installed.
     """
+    c, ci = _layout(data, qr_image)
+    width, height = CARD_SIZE_PX
+    pixels = np.empty((height, width), np.uint8)
+    palette = c.paint(pixels)
+    image = Image.fromarray(pixels)
+    image.putpalette(palette.tobytes())
+    return CardImage(image, ci.text_boxes, ci.text_area, ci.qr_box, ci.module_px, ci.modules)
+
+
+def _layout(data: CardData, qr_image: Image.Image | QrMatrix) -> tuple[_Canvas, CardImage]:
+    """The card laid out on a canvas not yet painted, and where things go (the
+    :class:`CardImage` of it, its ``image`` a placeholder)."""
     values = _check_data(data)
     paths = find_fonts()
     _check_glyphs(values, paths)
@@ -619,14 +819,13 @@ def compose_card(data: CardData, qr_image: Image.Image) -> CardImage:
     grid = _qr_modules(qr_image)
     n = grid.shape[0]
     p = _module_px(n)
-    qr = _qr_picture(grid, p)
 
     width, height = CARD_SIZE_PX
-    c = _Canvas((width, height))
     accent = _DEMO_RED if data.demo else _ACCENT
+    c = _Canvas((width, height), accent)
 
     # Frame to cut along.
-    c.draw.rounded_rectangle(
+    c.rounded_rectangle(
         (_FRAME_INSET, _FRAME_INSET, width - 1 - _FRAME_INSET, height - 1 - _FRAME_INSET),
         radius=36,
         outline=accent,
@@ -643,7 +842,7 @@ def compose_card(data: CardData, qr_image: Image.Image) -> CardImage:
     f, lines = _fit(_TITLE_EN, regular, inner, size=_SUBTITLE_PX, min_size=_MIN_PX, max_lines=1)
     c.text((width / 2, y), lines[0], f, accent, anchor="ma")
     y += _line_height(f) + 16
-    c.draw.line((left, y, right, y), fill=accent, width=4)
+    c.line((left, y, right, y), fill=accent, width=4)
     body_top = y + 34
 
     # Bottom: the demo band, or a footer line.
@@ -651,7 +850,7 @@ def compose_card(data: CardData, qr_image: Image.Image) -> CardImage:
     bottom = height - _MARGIN
     if data.demo:
         band_top = bottom - band_h
-        c.draw.rectangle((left, band_top, right, bottom), fill=_DEMO_RED)
+        c.rectangle((left, band_top, right, bottom), fill=_DEMO_RED)
         f, lines = _fit(
             f"{_DEMO_TEXT_VI} / {_DEMO_TEXT}",
             bold,
@@ -664,15 +863,15 @@ def compose_card(data: CardData, qr_image: Image.Image) -> CardImage:
         body_bottom = band_top - 24
     else:
         footer_y = bottom - _line_height(_font(regular, _SMALL_PX))
-        c.draw.line((left, footer_y - 18, right, footer_y - 18), fill=_RULE, width=2)
+        c.line((left, footer_y - 18, right, footer_y - 18), fill=_RULE, width=2)
         c.bilingual(width / 2, footer_y, *_FOOTER, inner, paths, size=_SMALL_PX, anchor="ma")
         body_bottom = footer_y - 40
 
     # QR block on the right, top-aligned with the fields, caption under it.
-    qside = qr.width
+    qside = (n + 2 * _QUIET_MODULES) * p
     qx, qy = right - qside, body_top - _QUIET_MODULES * p + 4
     qy = max(qy, y + 8)  # the quiet zone may overlap the body's top padding, not the rule
-    c.image.paste(qr, (qx, qy))
+    c.qr(grid, p, (qx, qy))
     qr_box = (qx, qy, qx + qside, qy + qside)
     if qr_box[3] > body_bottom:  # pragma: no cover - at most ~670 px for any QR version
         raise AssertionError(f"card layout overflow: QR ends at {qr_box[3]} > {body_bottom}")
@@ -765,8 +964,8 @@ def compose_card(data: CardData, qr_image: Image.Image) -> CardImage:
     if end > body_bottom:  # pragma: no cover - the sizes above are chosen to fit
         raise AssertionError(f"card layout overflow: {end} > {body_bottom}")
 
-    return CardImage(
-        image=c.image,
+    return c, CardImage(
+        image=_NO_IMAGE,
         text_boxes=tuple(c.boxes),
         text_area=text_area,
         qr_box=qr_box,
@@ -780,29 +979,21 @@ def compose_card(data: CardData, qr_image: Image.Image) -> CardImage:
 # --------------------------------------------------------------------------------------
 
 
-# Rows of a card per strip copied out of Pillow: ~84 kB, so that every buffer of the copy
-# stays under glibc's default mmap threshold (128 kB) and its heap memory is reused.
-_STRIP_BYTES: Final = 96 * 1024
 _LOCAL = threading.local()  # .rows: this thread's buffer of filtered rows (see _rows)
+#: libdeflate's level for a card's rows. The rows below the shared head of a palette card,
+#: 20 cards (bench, CPU time): level 6 3.8 ms 62 kB, 5 3.1 ms 68 kB, 4 2.9 ms 70 kB,
+#: 3 2.8 ms 73 kB, 2 2.7 ms 77 kB, 1 4.1 ms 74 kB.
+_LEVEL: Final = 4
 
 
-def _rows(image: Image.Image) -> npt.NDArray[np.uint8]:
-    """The RGB image's rows as PNG and PDF's PNG predictor read them: each row after its
-    filter-type byte 0 (None), in this thread's buffer, reused by the next call.
-
-    ``image.tobytes()`` of a whole card is one fresh 6.5 MB buffer (and a second one for
-    the filter bytes), each page of it faulted in by the kernel on every card: ~10 ms of
-    a card's ~33. Strips of a few rows are copied into a buffer kept for the next card."""
-    width, height = image.size
+def _rows(height: int, width: int) -> npt.NDArray[np.uint8]:
+    """This thread's buffer of a picture's rows as PNG and PDF's PNG predictor read them:
+    each row's filter-type byte 0 (None), then its palette indices; reused by the next
+    card (a fresh buffer's pages are faulted in by the kernel on every card)."""
     rows: npt.NDArray[np.uint8] | None = getattr(_LOCAL, "rows", None)
-    if rows is None or rows.shape != (height, 1 + 3 * width):
-        rows = np.zeros((height, 1 + 3 * width), np.uint8)  # filter bytes stay 0
+    if rows is None or rows.shape != (height, 1 + width):
+        rows = np.zeros((height, 1 + width), np.uint8)  # filter bytes stay 0
         _LOCAL.rows = rows
-    step = max(1, _STRIP_BYTES // (4 * width))  # Pillow keeps RGB as 4 bytes a pixel
-    for top in range(0, height, step):
-        n = min(step, height - top)
-        strip = image.crop((0, top, width, top + n)).tobytes()
-        rows[top : top + n, 1:] = np.frombuffer(strip, np.uint8).reshape(n, 3 * width)
     return rows
 
 
@@ -841,43 +1032,42 @@ def _head_rows(ci: CardImage) -> int:
     return min(ci.text_area[1], ci.qr_box[1] + _QUIET_MODULES * ci.module_px)
 
 
-def _raster(image: Image.Image, head_rows: int = 0) -> tuple[int, int, bytes]:
-    """Width, height and the zlib stream of the image's rows (:func:`_rows`): 8-bit RGB,
-    filter byte 0. Pillow's own PNG writer tries every filter on every row: 26 ms a card
-    and ~150 kB, against ~10 ms and ~133 kB here (the card is mostly flat colour, which
-    deflate takes as well unfiltered).
+def _raster(rows: npt.NDArray[np.uint8], head_rows: int = 0) -> bytes:
+    """The zlib stream of filtered rows (:func:`_rows`), libdeflate level
+    :data:`_LEVEL` (Pillow's own PNG writer tries every filter on every row: slower, and
+    no smaller on a card, which is mostly flat colour).
 
     ``head_rows``: how many of the first rows the picture likely shares with others (a
     hint, checked). When they equal rows seen before, their deflated blocks are reused
-    and only the rest is deflated: one zlib stream, the head's blocks then the rest's,
-    ~20 % less to deflate on a card."""
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    rows = _rows(rgb)
+    and only the rest is deflated: one zlib stream, the head's blocks then the rest's."""
+    height = rows.shape[0]
     try:
         import deflate
     except ImportError:  # pragma: no cover - a dependency; kept working without it
-        return rgb.width, rgb.height, zlib.compress(rows.data, 6)
-    if not 0 < head_rows < rgb.height:
-        return rgb.width, rgb.height, bytes(deflate.zlib_compress(rows.data, 6))
+        return zlib.compress(rows.data, _LEVEL)
+    if not 0 < head_rows < height:
+        return bytes(deflate.zlib_compress(rows.data, _LEVEL))
     head = _head(rows[:head_rows], deflate)
     rest = rows[head_rows:].data
     adler = deflate.adler32(rest, head.adler)
-    stream = b"".join((b"\x78\x9c", head.stream, deflate.deflate_compress(rest, 6),
-                       adler.to_bytes(4, "big")))
-    return rgb.width, rgb.height, stream
+    return b"".join((b"\x78\x9c", head.stream, deflate.deflate_compress(rest, _LEVEL),
+                     adler.to_bytes(4, "big")))
 
 
-def _png(width: int, height: int, stream: bytes) -> bytes:
-    """A PNG of :func:`_raster`'s stream, its pixel size recorded as :data:`CARD_DPI`."""
+def _png(width: int, height: int, stream: bytes, palette: npt.NDArray[np.uint8]) -> bytes:
+    """A palette PNG of :func:`_raster`'s stream, its pixel size recorded as
+    :data:`CARD_DPI`."""
     per_metre = round(CARD_DPI / 0.0254)
     return (b"\x89PNG\r\n\x1a\n"
-            + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0))
+            + png_chunk(b"PLTE", palette.tobytes())
             + png_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1))
             + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b""))
 
 
-def _pdf(width: int, height: int, stream: bytes) -> bytes:
-    """A one-page PDF showing :func:`_raster`'s pixels at :data:`CARD_DPI`, losslessly."""
+def _pdf(width: int, height: int, stream: bytes, palette: npt.NDArray[np.uint8]) -> bytes:
+    """A one-page PDF showing :func:`_raster`'s pixels at :data:`CARD_DPI`, losslessly
+    (an ``/Indexed`` image: the PNG's palette and indices)."""
     w_pt, h_pt = width * 72 / CARD_DPI, height * 72 / CARD_DPI
     content = f"q {w_pt:.2f} 0 0 {h_pt:.2f} 0 0 cm /Im0 Do Q".encode("ascii")
     objects: list[bytes] = [
@@ -889,8 +1079,9 @@ def _pdf(width: int, height: int, stream: bytes) -> bytes:
         ).encode("ascii"),
         (
             f"<< /Type /XObject /Subtype /Image /Width {width} /Height {height} "
-            "/ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /FlateDecode "
-            f"/DecodeParms << /Predictor 15 /Colors 3 /BitsPerComponent 8 /Columns {width} >> "
+            f"/ColorSpace [/Indexed /DeviceRGB {len(palette) - 1} <{palette.tobytes().hex()}>] "
+            "/BitsPerComponent 8 /Filter /FlateDecode "
+            f"/DecodeParms << /Predictor 15 /Colors 1 /BitsPerComponent 8 /Columns {width} >> "
             f"/Length {len(stream)} >>\nstream\n"
         ).encode("ascii")
         + stream
@@ -914,13 +1105,16 @@ def _pdf(width: int, height: int, stream: bytes) -> bytes:
     return bytes(out)
 
 
-def render_card(data: CardData, qr_image: Image.Image, *, fmt: str = "png") -> bytes:
+def render_card(data: CardData, qr_image: Image.Image | QrMatrix, *, fmt: str = "png") -> bytes:
     """A printable A6 credential card as PNG or PDF bytes (300 dpi; nothing written to disk).
 
-    ``qr_image`` is the credential's QR code as a clean PIL rendering (any scale, any
-    quiet zone; :func:`vaxqr.qr.to_image` gives one). It is redrawn with square modules of
-    whole printer pixels, 35-42 mm a side, with a 4-module quiet zone. With
+    ``qr_image`` is the credential's QR code: the encoder's module matrix
+    (:func:`vaxqr.qrencode.encode_matrix`, the quickest), or a clean PIL rendering (any
+    scale, any quiet zone; :func:`vaxqr.qr.to_image` gives one). It is redrawn with square
+    modules of whole printer pixels, 35-42 mm a side, with a 4-module quiet zone. With
     ``data.demo`` the card carries a red "DEMO ONLY – NOT A VALID CREDENTIAL" band.
+
+    The card has 256 colours (see "Colours" in the module's documentation).
 
     Raises:
         ValidationError: unknown ``fmt``; bad dates or dose numbers; empty name; a
@@ -930,6 +1124,9 @@ def render_card(data: CardData, qr_image: Image.Image, *, fmt: str = "png") -> b
     """
     if fmt not in ("png", "pdf"):
         raise ValidationError(f"card: unknown format {fmt!r} (png or pdf)")
-    ci = compose_card(data, qr_image)
-    raster = _raster(ci.image, _head_rows(ci))
-    return _png(*raster) if fmt == "png" else _pdf(*raster)
+    c, ci = _layout(data, qr_image)
+    width, height = CARD_SIZE_PX
+    rows = _rows(height, width)
+    palette = c.paint(rows[:, 1:])
+    stream = _raster(rows, _head_rows(ci))
+    return (_png if fmt == "png" else _pdf)(width, height, stream, palette)

@@ -293,7 +293,6 @@ def render(hc1: str, fmt: str) -> bytes:
 
 def render_card(hc1: str, info: SignerInfo, fmt: str = "png") -> bytes:
     """A printable card (``png`` or ``pdf``), built from the credential's own content."""
-    from . import qr
     from .card import CardData
     from .card import render_card as draw
     from .codec import b45decode, decompress, strip_prefix
@@ -307,7 +306,9 @@ def render_card(hc1: str, info: SignerInfo, fmt: str = "png") -> bytes:
                     vaccine=s["vaccine"], vaccination_date=s["date"],
                     commune=info.commune_name or info.issuer, province=info.province_name,
                     uvci=s["uvci"], valid_until=exp, demo=info.demo)
-    return draw(data, qr.to_image(hc1), fmt=fmt)
+    from .qrencode import encode_matrix
+
+    return draw(data, encode_matrix(hc1), fmt=fmt)
 
 
 # --------------------------------------------------------------------------- batches
