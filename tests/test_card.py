@@ -540,6 +540,25 @@ def test_card_is_within_one_level_of_pillow_rgb(demo: bool, name: str) -> None:
     assert not diff[y : y + side, x : x + side].any()
 
 
+@pytest.mark.parametrize("accent", [card._ACCENT, card._DEMO_RED], ids=["card", "demo"])
+def test_palette_holds_every_blend_a_card_draws(accent: tuple[int, int, int]) -> None:
+    """Every ink over the colour a card draws it on (the greys and the accent over white,
+    white over the demo band), at every coverage: the palette entry chosen is within 1 of
+    255 per channel of Pillow's blend, and a grey stays a grey."""
+    palette = card._palette(accent).astype(int)
+    assert len(palette) <= 256
+    white, solid = card._index(accent, card._WHITE), card._index(accent, accent)
+    pairs = [(ink, white) for ink in (card._INK, card._LABEL_VI, card._LABEL_EN, accent)]
+    for ink, bg in [*pairs, (card._WHITE, solid)]:
+        exact = card._blend(palette[bg], np.array(ink), np.arange(256.0))
+        got = palette[card._ink_lut(accent, ink, bg)]
+        assert np.abs(exact - got).max() <= 1, ink
+        if len(set(ink)) == 1 and bg == white:  # a grey over white stays a grey
+            assert (got == got[:, :1]).all()
+    for colour in (card._WHITE, card._INK, card._RULE, accent, (0, 0, 0)):
+        assert tuple(palette[card._index(accent, colour)]) == colour
+
+
 def test_qr_matrix_gives_the_card_a_picture_of_it_gives() -> None:
     """The encoder's module matrix (what a batch passes, no picture made and read back)
     draws the same card, byte for byte, as a picture of the same symbol."""

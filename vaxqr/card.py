@@ -578,7 +578,8 @@ def _palette(accent: Rgb) -> npt.NDArray[np.uint8]:
     text is antialiased over white), the accent blended over white at even steps of
     coverage (its title, the demo band's white text over the accent red), and the few
     flat colours exactly. Quantising an antialiased edge to it moves a channel by at most
-    2 of 255; flat colours, the QR code's modules and solid ink are exact."""
+    1 of 255 (every ink over the colour it is drawn on, at every coverage: a test); flat
+    colours, the QR code's modules and solid ink are exact."""
     exact: list[Rgb] = [_BLACK, _WHITE, _INK, _LABEL_VI, _LABEL_EN, _RULE, accent]
     greys = {(v, v, v) for v in np.round(np.linspace(_INK[0], 255, _GREYS)).astype(int)}
     colours = sorted(set(exact) | greys)
@@ -629,7 +630,7 @@ def _index(accent: Rgb, colour: Rgb) -> int:
     return int(_ink_lut(accent, colour, 0)[255])
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=128)  # ~30 lines a card shares with the others, 3-4 its own
 def _text_tile(
     font: ImageFont.FreeTypeFont, text: str, anchor: str, fx: float, fy: float,
     accent: Rgb, ink: Rgb, bg: int,
