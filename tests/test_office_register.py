@@ -57,6 +57,23 @@ def _batch(signer, rows, tmp_path, name, office, **kw):
                              register=office, **kw)
 
 
+def test_the_register_finds_its_claims_by_key_in_lookups_of_any_size(office):
+    """Keys are looked up as BLOBs however they are bound (ledger._blobs), more than one
+    IN list's worth at a time, and come back as the ``bytes`` the claims were written with."""
+    keys = [citizen_key(f"091078{i:06d}") for i in range(1200)]
+    rows = [(k, "Nguyễn Văn An", "M", "1978-01-02", 1, 2, "2021-10-01",
+             f"URN:UVCI:01:VN:091/31078/{i:012d}#X", "out", "r.csv", i + 1,
+             "2026-01-01T00:00:00Z", "") for i, k in enumerate(keys[:1000:2])]
+    with Register(office) as reg:
+        reg.claim(keys[:1000:2], lambda held: rows if not held else [])
+        found = reg.lookup(keys)
+        assert found == {r[0]: tuple(r) for r in rows}
+        assert all(type(k) is bytes for k in found)
+        seen: list[dict] = []
+        reg.claim(keys, lambda held: seen.append(dict(held)) or [])
+        assert seen == [found]
+
+
 def test_the_same_citizen_and_dose_in_another_csv_is_superseded(signer, tmp_path, office):
     rows = good_rows(6, seed=51)
     first = _batch(signer, rows, tmp_path, "a", office)
