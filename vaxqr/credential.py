@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from .errors import ValidationError
 
@@ -253,12 +253,12 @@ def make_uvci(province: str, commune: str, serial: str | None = None) -> str:
 
 
 SERIAL_DIGITS = 12  # base-34 digits of a random serial: 34**12 ≈ 2.4e18 values
-_SERIALS = len(_SERIAL_ALPHABET) ** SERIAL_DIGITS
-_PAIR = len(_SERIAL_ALPHABET) ** 2
+_SERIALS: Final = len(_SERIAL_ALPHABET) ** SERIAL_DIGITS
+_PAIR: Final = len(_SERIAL_ALPHABET) ** 2
 # Two serial digits at a time: their characters (low digit first) and their share of the
 # Luhn sum. Within a serial of even length, the first character of each pair has an odd
 # distance from the end of the body (Luhn factor 1), the second an even one (factor 2).
-_PAIR_TEXT = [_SERIAL_ALPHABET[p % len(_SERIAL_ALPHABET)]
+_PAIR_TEXT: Final = [_SERIAL_ALPHABET[p % len(_SERIAL_ALPHABET)]
               + _SERIAL_ALPHABET[p // len(_SERIAL_ALPHABET)] for p in range(_PAIR)]
 
 
@@ -267,12 +267,12 @@ def _luhn_addend(ch: str, factor: int) -> int:
     return addend // len(_LUHN_ALPHABET) + addend % len(_LUHN_ALPHABET)
 
 
-_PAIR_LUHN = [_luhn_addend(t[0], 1) + _luhn_addend(t[1], 2) for t in _PAIR_TEXT]
+_PAIR_LUHN: Final = [_luhn_addend(t[0], 1) + _luhn_addend(t[1], 2) for t in _PAIR_TEXT]
 # A serial number is drawn as two halves below 34**6, each from 5 random bytes; draws at or
 # above _DRAW_LIMIT are rejected (0.1%), so each half is uniform. Every value stays below
 # 2**62: compiled, arithmetic on larger ints aborts the process if interrupted (Ctrl-C).
-_HALF = len(_SERIAL_ALPHABET) ** (SERIAL_DIGITS // 2)
-_DRAW_LIMIT = (1 << 40) // _HALF * _HALF
+_HALF: Final = len(_SERIAL_ALPHABET) ** (SERIAL_DIGITS // 2)
+_DRAW_LIMIT: Final = (1 << 40) // _HALF * _HALF
 
 
 class UvciMaker:
@@ -304,7 +304,8 @@ class UvciMaker:
         total = self._prefix_luhn
         parts = [self.prefix]
         for _ in range(SERIAL_DIGITS // 2):
-            n, p = divmod(n, _PAIR)
+            p = n % _PAIR  # not divmod: compiled, % and // of small ints are C arithmetic
+            n //= _PAIR
             parts.append(_PAIR_TEXT[p])
             total += _PAIR_LUHN[p]
         parts.append("#")
