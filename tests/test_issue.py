@@ -857,6 +857,33 @@ def test_manifest_text_is_what_csv_writer_writes(names, card, no_file):
     assert issue._manifest_text(entries, card) == buf.getvalue()
 
 
+def test_manifest_pieces_keep_each_hc1_in_an_ascii_piece():
+    """A Vietnamese name is a piece of its own: the 550-character HC1 beside it stays an
+    ASCII string, which the manifest's text file writes as it is instead of encoding it
+    character by character; the pieces written are the manifest's text."""
+    from vaxqr.ledger import Entry
+
+    hc1 = "HC1:" + "6BF+70790T9WJWG.FKY*4GO0" * 20
+    entries = [Entry(f"URN:UVCI:01:VN:091/31078/ABC{i}#X", "r.csv", i + 1, "h", name, "k",
+                     1_600_000_000, 1_700_000_000, hc1, issue.image_name(i + 1, "png"))
+               for i, name in enumerate(["Nguyễn Thị Ánh Hồng", "Pham Van An", "Lê, Văn"])]
+    pieces = issue._manifest_pieces(entries, "pdf")
+    assert "".join(pieces) == issue._manifest_text(entries, "pdf")
+    assert [p for p in pieces if not p.isascii()] == ["Nguyễn Thị Ánh Hồng",
+                                                        '3,URN:UVCI:01:VN:091/31078/ABC2#X,'
+                                                        f'"Lê, Văn",qr/0000003.png,{hc1},'
+                                                        "1600000000,1700000000,"
+                                                        "cards/0000003.pdf\n"]
+    assert sum(hc1 in p for p in pieces if p.isascii()) == 2
+
+
+@given(st.integers(0, 10**9), st.sampled_from(["png", "svg", "pdf"]))
+def test_row_file_is_the_row_in_seven_digits(row, ext):
+    assert issue.row_file(row, ext) == f"{row:07d}.{ext}"
+    assert issue.image_name(row, ext) == f"qr/{row:07d}.{ext}"
+    assert issue.card_name(row, ext) == f"cards/{row:07d}.{ext}"
+
+
 def _kill_a_renderer_once(done, _total):
     import multiprocessing
 

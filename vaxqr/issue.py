@@ -134,6 +134,9 @@ def _int(value: str, what: str) -> int:
     return int(v)
 
 
+_FIRST_VACCINES: Final = date(2020, 12, 1)  # (as matching.EARLIEST_VACCINATION)
+
+
 def parse_record(row: int, fields: Mapping[str, str | None], *, today: date) -> Record:
     """Validate one input row; raise :class:`ValidationError` with the reason."""
     values = {k: v.strip() for k, v in fields.items() if isinstance(v, str)}
@@ -155,7 +158,7 @@ def parse_record(row: int, fields: Mapping[str, str | None], *, today: date) -> 
         raise ValidationError(f"vaccination date {vdate} is in the future")
     if vdate < dob:
         raise ValidationError(f"vaccination date {vdate} is before the date of birth {dob}")
-    if vdate < date(2020, 12, 1):
+    if vdate < _FIRST_VACCINES:
         raise ValidationError(f"vaccination date {vdate} is before COVID-19 vaccines existed")
     id_number = get("id_number", "")
     problems = citizen.check_id_against(citizen.parse_id_number(id_number), dob=dob,
@@ -966,11 +969,11 @@ class _Writer:
         # creation in the kernel evicted each other's caches (~30 us more per image).
         images = [render(hc1, fmt) for _row, hc1 in items]
         for (row, _hc1), image in zip(items, images, strict=True):
-            self.qr.write(f"{row:07d}.{fmt}", image)
+            self.qr.write(row_file(row, fmt), image)
         if self.cards is not None and card:
             cards = [render_card(hc1, self.info, card) for _row, hc1 in items]
             for (row, _hc1), picture in zip(items, cards, strict=True):
-                self.cards.write(f"{row:07d}.{card}", picture)
+                self.cards.write(row_file(row, card), picture)
 
     def close(self) -> None:
         self.qr.close()
@@ -991,12 +994,18 @@ def _render_and_write(items: Sequence[tuple[int, str]]) -> None:
     _WRITER(items)
 
 
+def row_file(row: int, ext: str) -> str:
+    """A row's image or card file name, ``0000042.png`` (``f"{row:07d}.{ext}"`` for the
+    rows, all ≥ 1, without parsing a format spec: twice per credential)."""
+    return str(row).zfill(7) + "." + ext
+
+
 def image_name(row: int, fmt: str) -> str:
-    return f"qr/{row:07d}.{fmt}"
+    return "qr/" + row_file(row, fmt)
 
 
 def card_name(row: int, fmt: str) -> str:
-    return f"cards/{row:07d}.{fmt}"
+    return "cards/" + row_file(row, fmt)
 
 
 _CHANGED = ("the credentials signed before it changed are recorded; run the same command "
@@ -1228,7 +1237,7 @@ def issue_batch(
                                       for (rec, _), e in zip(pairs, entries, strict=True)]
                     pool.add([(e.row, e.hc1) for e in entries])
                     if fresh:
-                        manifest_fh.write(_manifest_text(entries, card))
+                        manifest_fh.writelines(_manifest_pieces(entries, card))
                     result.issued += len(entries)
                     if result.issued - synced >= SYNC_EVERY and (flushing is None
                                                                  or flushing.done()):
@@ -1268,7 +1277,7 @@ def issue_batch(
                     manifest_fh.write("\ufeff" if bom else "")
                     manifest.writerow(_manifest_header(card))
                     for part in _chunks(ledger.entries(source)):
-                        manifest_fh.write(_manifest_text(part, card))
+                        manifest_fh.writelines(_manifest_pieces(part, card))
             finally:
                 if syncer is not None:
                     syncer.wait()  # every image on disk before the manifest lists it
@@ -1627,27 +1636,41 @@ def _csv_plain(text: str) -> bool:
 
 
 def _manifest_text(entries: Sequence[Entry], card: str | None) -> str:
-    """Manifest rows, exactly as ``csv.writer(fh, lineterminator="\\n")`` writes them.
+    """Manifest rows, exactly as ``csv.writer(fh, lineterminator="\\n")`` writes them."""
+    return "".join(_manifest_pieces(entries, card))
 
-    The writer checks each character of each field for one to quote, ~5 µs for a row with
+
+def _manifest_pieces(entries: Sequence[Entry], card: str | None) -> list[str]:
+    """:func:`_manifest_text` in pieces, for a text file's ``writelines``: a name that is
+    not ASCII apart from the ASCII text around it. In one string with a Vietnamese name a
+    row's 550-character HC1 is held at 2 bytes a character, and the file's UTF-8 encoder
+    then goes through it character by character (~8,000 instructions a row); an ASCII
+    piece is written as it is.
+
+    csv.writer checks each character of each field for one to quote, ~5 µs for a row with
     its 550-character HC1; here four C searches per field decide, and a row with any
     character to quote (a name with a comma, say) still goes through the writer. The name
     goes through :func:`spreadsheet_cell` (an earlier version's ledger may hold one that a
     spreadsheet would run).
     """
-    lines: list[str] = []
+    pieces: list[str] = []
     for e in entries:
         file = e.file or ""
         name = spreadsheet_cell(e.full_name)
         if (_csv_plain(name) and _csv_plain(e.uvci) and _csv_plain(e.hc1)
                 and _csv_plain(file)):
-            line = f"{e.row},{e.uvci},{name},{file},{e.hc1},{e.iat},{e.exp}"
-            lines.append(f"{line},{card_name(e.row, card)}\n" if card else line + "\n")
+            head = f"{e.row},{e.uvci},"
+            tail = f",{file},{e.hc1},{e.iat},{e.exp}"
+            tail = f"{tail},{card_name(e.row, card)}\n" if card else tail + "\n"
+            if name.isascii():
+                pieces.append(head + name + tail)
+            else:
+                pieces += (head, name, tail)
         else:
             buf = io.StringIO()
             csv.writer(buf, lineterminator="\n").writerow(_manifest_row(e, card))
-            lines.append(buf.getvalue())
-    return "".join(lines)
+            pieces.append(buf.getvalue())
+    return pieces
 
 
 class _Sync:
