@@ -63,7 +63,8 @@ def test_the_register_finds_its_claims_by_key_in_lookups_of_any_size(office):
     keys = [citizen_key(f"091078{i:06d}") for i in range(1200)]
     rows = [(k, "Nguyễn Văn An", "M", "1978-01-02", 1, 2, "2021-10-01",
              f"URN:UVCI:01:VN:091/31078/{i:012d}#X", "out", "r.csv", i + 1,
-             "2026-01-01T00:00:00Z", "") for i, k in enumerate(keys[:1000:2])]
+             "2026-01-01T00:00:00Z", "", "a1b2c3d4e5f6a7b8", f"{i:064x}", 1_800_000_000 + i)
+            for i, k in enumerate(keys[:1000:2])]
     with Register(office) as reg:
         reg.claim(keys[:1000:2], lambda held: rows if not held else [])
         found = reg.lookup(keys)
