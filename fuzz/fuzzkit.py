@@ -763,8 +763,8 @@ _STRIP = "\r\n\x00\ufeff"
 
 def trimmed(text: str) -> str:
     """What the verifier reads of an input text: line ends, NULs and BOMs trimmed, and any
-    white space before it (a payload starts "HC1:"; a trailing space may be Base45)."""
-    return text.strip(_STRIP).lstrip()
+    white space around it (a payload starts "HC1:", and no Base45 text ends in a space)."""
+    return text.strip(_STRIP).strip()
 
 
 def signed_triple(text: str) -> tuple[bytes, bytes, bytes] | None:

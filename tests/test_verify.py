@@ -84,6 +84,26 @@ def test_expiry_messages(world):
     assert r.failed == "expiry" and "not valid before" in r.reason
 
 
+def test_white_space_after_a_pasted_payload_is_ignored(world):
+    """A payload copied from an e-mail or a spreadsheet cell often ends in a space or a tab.
+    No Base45 text can end in one (the last character of a group is at most 'W', of a
+    final pair at most '5'; the space is 36), so trailing white space is never part of a
+    credential: it is dropped as leading white space is, and the credential verifies."""
+    from vaxqr import codec
+
+    h, creds, tmp = world
+    v, _ = _verifier(h, tmp, [tmp / "tl1.json"], name="blank.json")
+    hc1 = creds["good"][1]
+    for tail in (" ", "   ", "\t", " \t \r\n", "\u00a0"):
+        r = v.verify_text(hc1 + tail)
+        assert r.valid, (tail, r.reason)
+        assert r.payload == hc1
+    for n in range(0, 40):  # why this is safe: no Base45 encoding ends in a space
+        for data in (bytes([255]) * n, bytes(range(n)), b"\xff\xff" * n + b"\x00"):
+            assert not codec.b45encode(data).endswith(" ")
+    assert not v.verify_text(hc1[:-1] + " ").valid  # a space in place of a character is not
+
+
 def test_expiry_boundaries_to_the_microsecond(world):
     """Valid from iat to exp inclusive; a microsecond outside either end is not."""
     h, creds, tmp = world

@@ -634,9 +634,10 @@ class Verifier:
     # ------------------------------------------------------------------ the steps
 
     def _pipeline(self, run: _Run, text: str, holder: Any) -> None:
-        # Leading white space (a pasted payload) cannot be part of one: it starts "HC1:".
-        # Trailing spaces are kept: Base45 has a space, so one may end a payload.
-        text = text.strip("\r\n\x00\ufeff").lstrip()
+        # White space around a pasted payload is not part of it: one starts "HC1:", and no
+        # Base45 text ends in a space (a group's last character is at most 'W', a final
+        # pair's at most '5'; the space is 36), although Base45 has one.
+        text = text.strip("\r\n\x00\ufeff").strip()
         run.payload = text
         steps = run.steps
         b45 = codec.strip_prefix(text)
