@@ -72,6 +72,11 @@ def fields(**over):
         ({"id_number": "091185012345"}, "85"),
         ({"dose_number": "3"}, "greater than the total"),
         ({"dose_number": "0"}, "start at 1"),
+        # a slip of the keyboard ("22" for "2") must not become a credential for dose 22:
+        # no schedule has more than 9 doses (the DCC schemas before 1.3.0 said [1, 9])
+        ({"dose_number": "22", "total_doses": "22"}, "total doses 22 is more than 9"),
+        ({"dose_number": "2", "total_doses": "99"}, "total doses 99 is more than 9"),
+        ({"dose_number": "10", "total_doses": "10"}, "more than 9"),
         ({"dose_number": "two"}, "whole number"),
         # str.isdigit() holds for these, int() refuses the first (a ValueError escaped) and
         # reads the others as 2 and 12: dose numbers are ASCII digits, as reconcile reads them
@@ -92,6 +97,11 @@ def test_row_validation(over, fragment):
     with pytest.raises(ValidationError) as info:
         issue.parse_record(1, fields(**over), today=TODAY)
     assert fragment in str(info.value)
+
+
+def test_nine_doses_are_the_most():
+    rec = issue.parse_record(1, fields(dose_number="9", total_doses="9"), today=TODAY)
+    assert (rec.dose, rec.total) == (9, 9)
 
 
 def test_decomposed_names_with_two_marks_a_letter_are_accepted():

@@ -308,6 +308,16 @@ def test_dose_sequence_and_duplicates_from_history() -> None:
         == "dose_sequence"
 
 
+def test_more_than_nine_doses_is_unusable_dose_data() -> None:
+    """As vaxqr issue refuses them: 2 of 99 is a typing error, not a clean record."""
+    for dose, total in (("2", "99"), ("22", "22"), ("10", "10")):
+        m = classify(rec(dose_number=dose, total_doses=total), P, today=TODAY)
+        assert m.cls == "dose_sequence", (dose, total)
+        assert f"total doses {total} is more than 9" in m.reason
+        assert m.clean is None
+    assert cls(rec(dose_number="1", total_doses="9")) == "matched"
+
+
 # --------------------------------------------------------------------------- files
 
 

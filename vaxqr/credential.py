@@ -30,6 +30,20 @@ NAME_MAX = 80
 #: exp = iat + this many days (QĐ 5772: the QR is valid for 12 months), never past the
 #: DSC's notAfter (SPEC §2)
 VALIDITY_DAYS = 365
+#: the most doses a record may give (dose number and total): no schedule has more, and the
+#: DCC schemas before 1.3.0 bounded both to [1, 9]; "22" for "2" is a slip of the keyboard
+MAX_DOSES = 9
+
+
+def dose_problem(dose: int, total: int) -> str:
+    """Why a dose number and total are not a sane pair (empty when they are)."""
+    if dose < 1 or total < 1:
+        return "dose numbers start at 1"
+    if total > MAX_DOSES:
+        return f"total doses {total} is more than {MAX_DOSES}: check the dose columns"
+    if dose > total:
+        return f"dose {dose} is greater than the total {total}"
+    return ""
 
 # --------------------------------------------------------------------------- vaccines
 

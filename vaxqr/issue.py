@@ -35,7 +35,14 @@ from typing import Any, Final, TypeVar
 
 from . import citizen, sign
 from .codec import encode_hc1
-from .credential import VALIDITY_DAYS, PersonName, UvciMaker, find_vaccine, vaccination_dcc
+from .credential import (
+    VALIDITY_DAYS,
+    PersonName,
+    UvciMaker,
+    dose_problem,
+    find_vaccine,
+    vaccination_dcc,
+)
 from .errors import KeyCertError, StorageError, ValidationError, VaxqrError, when_full
 from .fileio import (
     CSV_UTF8_HINT,
@@ -167,10 +174,9 @@ def parse_record(row: int, fields: Mapping[str, str | None], *, today: date) -> 
         raise ValidationError("ID number disagrees with the record: " + "; ".join(problems))
     dose = _int(get("dose_number", ""), "dose number")
     total = _int(get("total_doses", ""), "total doses")
-    if dose < 1 or total < 1:
-        raise ValidationError("dose numbers start at 1")
-    if dose > total:
-        raise ValidationError(f"dose {dose} is greater than the total {total}")
+    problem = dose_problem(dose, total)
+    if problem:
+        raise ValidationError(problem)
     vaccine = find_vaccine(get("vaccine", ""))
     lot = citizen.normalize_name(get("lot", ""))
     site = citizen.normalize_name(get("site", ""))

@@ -81,7 +81,7 @@ from .citizen import (
     strip_diacritics,
     without_midnight,
 )
-from .credential import PersonName, Vaccine, find_vaccine
+from .credential import PersonName, Vaccine, dose_problem, find_vaccine
 from .errors import ValidationError, VaxqrError
 from .safetext import formula_reason, row_label, spreadsheet_formula
 
@@ -513,6 +513,8 @@ def _dose_fields(dose_text: str, total_text: str, vaccine_text: str, date_text: 
     if dose is None or total is None or not 1 <= dose <= total:
         why = (f"dose {dose_text.strip()!r} of {total_text.strip()!r} is not a dose number "
                "from 1 to the total")
+    elif dose_problem(dose, total):
+        why = dose_problem(dose, total)
     elif vaccine is None:
         why = f"unknown vaccine {vaccine_text.strip()!r}"
     elif vdate is None:
