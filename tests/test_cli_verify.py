@@ -907,6 +907,43 @@ def test_help_names_the_inputs(trust):
     assert "INPUT..." in usage and "{inputs}" not in usage, usage
 
 
+def test_a_test_certificate_shows_its_result_and_a_recovery_its_dates() -> None:
+    """Another issuer's test or recovery certificate (vaxqr verifies them: EU data) said
+    only "Type: test": a checkpoint saw a big VALID for a POSITIVE test, or for a recovery
+    whose validity (df..du, shorter than the credential's exp) had ended. The verdict now
+    shows the test's result and sampling date, and the recovery's validity; the summary
+    (`--json`) has them too. Untrusted text, escaped as the rest."""
+    from vaxqr.cli import printable
+    from vaxqr.verify import Report, Step
+    from vaxqr.verify_view import render
+
+    base = {"ver": "1.3.0", "nam": {"fn": "Nguyễn", "gn": "Văn An"}, "dob": "1990-01-02"}
+    test = {"tg": "840539006", "tt": "LP6464-4", "sc": "2021-05-29T10:20:00Z",
+            "tr": "260373001", "co": "VN", "is": "X", "ci": "URN:UVCI:01:VN:T#1"}
+    for tr, en_word, vi_word in (
+            ("260373001", "POSITIVE (detected)", "DƯƠNG TÍNH"),
+            ("260415000", "negative (not detected)", "âm tính"),
+            ("12345\x1b[2J", "12345\\x1b[2J", "12345\\x1b[2J")):
+        dcc = {**base, "t": [{**test, "tr": tr}]}
+        report = Report("scan", (Step("signature", "pass", "ok"),), credential=dcc)
+        assert report.summary()["test_result"] == tr
+        assert report.summary()["sampled"] == "2021-05-29T10:20:00Z"
+        en = render(report, printable, color=False, lang="en")
+        vi = render(report, printable, color=False, lang="vi")
+        assert "\x1b" not in en + vi
+        assert f"  Type:        test, result {en_word}, sampled 2021-05-29\n" in en, en
+        assert f"xét nghiệm, kết quả {vi_word}, lấy mẫu 29/05/2021\n" in vi, vi
+    rec = {"tg": "840539006", "fr": "2021-05-01", "co": "VN", "is": "X",
+           "df": "2021-05-15", "du": "2021-11-01", "ci": "URN:UVCI:01:VN:R#1"}
+    report = Report("scan", (Step("signature", "pass", "ok"),), credential={**base, "r": [rec]})
+    assert (report.summary()["valid_from"], report.summary()["valid_until"]) == \
+        ("2021-05-15", "2021-11-01")
+    en = render(report, printable, color=False, lang="en")
+    vi = render(report, printable, color=False, lang="vi")
+    assert "  Type:        recovery, valid 2021-05-15 to 2021-11-01\n" in en, en
+    assert "khỏi bệnh, có giá trị từ 15/05/2021 đến 01/11/2021\n" in vi, vi
+
+
 def test_uvci_is_shown_and_escaped() -> None:
     """The verdict shows the credential's UVCI (provincial IT revokes by it: vaxqr certs
     revoke-credential UVCI), in both languages, escaped like any untrusted text."""

@@ -524,6 +524,12 @@ def summary(dcc: Mapping[str, Any]) -> dict[str, Any]:
         out["date"] = entry.get("dt")
         out["vaccine"] = vac.display if vac else mp
         out["vaccine_code"] = mp
+    elif kind == "t":  # what a checkpoint must see of a test: its result and when it was
+        out["test_result"] = entry.get("tr")
+        out["sampled"] = entry.get("sc")
+    elif kind == "r":  # a recovery is valid from df to du, whatever the credential's exp
+        out["valid_from"] = entry.get("df")
+        out["valid_until"] = entry.get("du")
     return out
 
 

@@ -73,6 +73,9 @@ WORDS: Final[dict[str, dict[str, str]]] = {
                            "a credential: check the physical card",
         "not_a_date": "not a calendar date",
         "vaccination": "vaccination", "test": "test", "recovery": "recovery",
+        "result": "result", "detected": "POSITIVE (detected)",
+        "not_detected": "negative (not detected)", "sampled": "sampled",
+        "valid_from": "valid", "valid_to": "to",
     },
     "vi": {
         "valid": "HỢP LỆ", "not_valid": "KHÔNG HỢP LỆ",
@@ -84,6 +87,9 @@ WORDS: Final[dict[str, dict[str, str]]] = {
                            "hãy kiểm tra thẻ CCCD thật",
         "not_a_date": "không phải ngày hợp lệ",
         "vaccination": "tiêm chủng", "test": "xét nghiệm", "recovery": "khỏi bệnh",
+        "result": "kết quả", "detected": "DƯƠNG TÍNH",
+        "not_detected": "âm tính", "sampled": "lấy mẫu",
+        "valid_from": "có giá trị từ", "valid_to": "đến",
     },
 }
 

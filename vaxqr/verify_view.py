@@ -101,10 +101,38 @@ class _Words:
         self.card_in_picture = words["card_in_picture"]
         self.not_a_date = words["not_a_date"]
         self.kinds = {kind: words[kind] for kind in ("vaccination", "test", "recovery")}
+        # a test's result (SNOMED CT codes of the DCC value set), what else it said, and the
+        # words around a test's sampling date and a recovery's validity
+        self.results = {"260373001": words["detected"], "260415000": words["not_detected"]}
+        self.result, self.sampled = words["result"], words["sampled"]
+        self.valid_from, self.valid_to = words["valid_from"], words["valid_to"]
         self.dmy = DATE_ORDER[lang] == "dd/mm/yyyy"
 
 
 _WORDS = {lang: _Words(lang) for lang in LANGUAGES}
+
+
+def _day(value: object, w: _Words) -> str:
+    """The date part of a DCC date or date-time, as the language shows dates."""
+    text = str(value)[:10]
+    return _dmy(text) if w.dmy else text
+
+
+def _kind_details(s: dict[str, Any], kind: str, w: _Words) -> str:
+    """The "Type" row of a test or recovery certificate: the kind and what a checkpoint
+    must see of it (a test's result and sampling date, a recovery's validity), which its
+    VALID (the credential is genuine and unexpired) does not say."""
+    text = w.kinds.get(kind, kind)
+    if kind == "test":
+        result = s.get("test_result")
+        if result is not None:
+            text += f", {w.result} {w.results.get(str(result), str(result))}"
+        if s.get("sampled"):
+            text += f", {w.sampled} {_day(s['sampled'], w)}"
+    elif kind == "recovery" and s.get("valid_from") and s.get("valid_until"):
+        text += (f", {w.valid_from} {_day(s['valid_from'], w)} {w.valid_to} "
+                 f"{_day(s['valid_until'], w)}")
+    return text
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _MAX_EXP = 253402300800  # 10000-01-01T00:00:00Z: datetime's range ends before it
 _DAYS: dict[int, str] = {}
@@ -191,7 +219,7 @@ def _render(report: Report, printable: Callable[[object], str], w: _Words,
         texts.append(_dmy(str(s.get("date"))) if dmy else str(s.get("date")))
     elif kind:
         keys.append(rows["type"])
-        texts.append(w.kinds.get(str(kind), str(kind)))
+        texts.append(_kind_details(s, str(kind), w))
     value = _commune(report) or s.get("issuer")
     if value:
         keys.append(rows["issuer"])
