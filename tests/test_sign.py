@@ -60,6 +60,11 @@ def test_tags_accepted_and_refused():
             sign.parse_sign1(_retag(data, *tags))
         assert info.value.step == "cose"
         assert "tag" in str(info.value)
+    # the nesting is shown whole: "18(18(", unbalanced, read as a typo in the message
+    for tags, shown in (((18, 18), "18(18(…))"), ((61,), "61(…)"), ((98,), "98(…)")):
+        with pytest.raises(DecodeError) as info:
+            sign.parse_sign1(_retag(data, *tags))
+        assert f"unexpected CBOR tag {shown}" in str(info.value), str(info.value)
 
 
 def test_every_tag_cbor2_decodes_itself_is_in_the_refused_list():

@@ -480,7 +480,7 @@ def _parse_sign1_general(data: bytes) -> CoseSign1:
         tags.append(item.tag)
         item = item.value
     if tags not in ([], [TAG_SIGN1], [TAG_CWT, TAG_SIGN1]):
-        shown = "(".join(str(t) for t in tags)
+        shown = "".join(f"{t}(" for t in tags) + "…" + ")" * len(tags)  # 61(18(…))
         what = " (COSE_Sign, not COSE_Sign1)" if TAG_SIGN1 not in tags and 98 in tags else ""
         raise DecodeError(
             f"unexpected CBOR tag {shown}{what}; expected COSE_Sign1 (tag 18)", step="cose"
