@@ -1500,3 +1500,26 @@ def test_help_names_the_language_option():
     text = " ".join(r.stdout.decode("utf-8").split())
     assert "--lang" in text and "VAXQR_LANG" in text and "--lang vi" in text
     assert "Details line" in text and "stay English" in text
+
+
+def test_a_ca_without_trust_list_or_crl_says_revocations_are_not_known(valid, tmp_path):
+    """README lists "no revocation data" among the trust warnings: a commune certificate
+    checked up to the province's CA, with neither its trust list nor its CRL, is VALID even
+    if the province revoked it, so the officer is told. A trust list or the CRL silences it,
+    and so does a DSC given alone (trusted as is, as the EU test data is run)."""
+    ca, crl = str(DEMO / "ca" / "ca.crt"), str(DEMO / "ca" / "crl.pem")
+    dsc = str(DEMO / "communes" / "31078" / "signer.crt")
+    state = ["--state", str(tmp_path / "state.json"), "--at", AT]
+    cases = (([ca, dsc], True), ([ca, dsc, crl], False),
+             ([ca, str(DEMO / "trustlist.json")], False), ([dsc], False))
+    for given, warned in cases:
+        trust = [a for path in given for a in ("--trust", path)] + state
+        r = _run([valid[0], "--json"], trust)
+        assert r.returncode == 0, r.stderr
+        (obj,) = _json(r.stdout)
+        assert obj["valid"] is True
+        said = [w for w in obj["trust_warnings"] if w.startswith("no revocation data")]
+        assert bool(said) is warned, (given, obj["trust_warnings"])
+        assert ("no revocation data" in r.stderr.decode()) is warned
+        if warned:
+            assert "trustlist.json" in said[0]

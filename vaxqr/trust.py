@@ -349,6 +349,14 @@ class TrustStore:
                 "certificates: give the province's trust list (trustlist.json) or the "
                 "communes' signer.crt with --trust as well, or their credentials cannot be checked"
             )
+        if anchor_list and not verified and not crl_sources and any(
+                s.chain_validated and not s.is_ca for s in signers.values()):
+            cas = ", ".join(sorted({_name_attr(a.subject, NameOID.COMMON_NAME)
+                                    or name_str(a.subject) for a in anchor_list}))
+            warnings.append(
+                f"no revocation data: no trust list or CRL of {cas} was given, so a revoked "
+                "commune certificate or credential is not known here and shows VALID; give the "
+                "province's trust list (trustlist.json) with --trust as well")
         return cls(
             signers=tuple(signers.values()),
             anchors=tuple(anchor_list),
