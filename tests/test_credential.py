@@ -70,7 +70,8 @@ def test_uvci_luhn_mod38():
 
 
 def test_vaccines():
-    assert len(c.VACCINES) == 8
+    # SPEC's eight, AstraZeneca's as two products: Vaxzevria and Covishield (their EU codes)
+    assert len(c.VACCINES) == 9
     assert c.find_vaccine("pfizer").mp == "EU/1/20/1528"
     assert c.find_vaccine("EU/1/21/1529").key == "astrazeneca"
     assert c.find_vaccine(" Vero Cell ").mp == "BBIBP-CorV"
@@ -223,3 +224,15 @@ def test_uvci_maker_draws_distinct_uvcis_in_any_number():
     many = maker.draw(5000)
     assert len(many) == len(set(many)) == 5000
     assert all(u.startswith("URN:UVCI:01:VN:091/30760/") and c.uvci_check_ok(u) for u in many)
+
+
+def test_covishield_has_its_own_codes_not_vaxzevrias():
+    """The EU's coding rules (Annex A): AstraZeneca's code EU/1/21/1529 is for its vaccines
+    except R-COVI, Covishield and Fiocruz; Covishield is `Covishield` by the Serum Institute
+    of India (ORG-100001981). It was an alias of Vaxzevria, so a record naming Covishield
+    was signed as another product and maker."""
+    v = c.find_vaccine("Covishield")
+    assert (v.mp, v.ma) == ("Covishield", "ORG-100001981")
+    assert c.find_vaccine("COVISHIELD") == v and c.find_vaccine("Covishield").key == "covishield"
+    assert c.find_vaccine("AstraZeneca").mp == "EU/1/21/1529"
+    assert c.find_vaccine("Vaxzevria").mp == "EU/1/21/1529"

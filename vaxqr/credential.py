@@ -71,6 +71,10 @@ VACCINES: Mapping[str, Vaccine] = {
     for v in (
         Vaccine("astrazeneca", "AstraZeneca Vaxzevria", "EU/1/21/1529", "ORG-100001699",
                 "J07BX03", 2, 28),
+        # AstraZeneca's vaccine made by the Serum Institute of India (much of COVAX's supply):
+        # the EU's coding rules (Annex A) give it its own product and maker, not Vaxzevria's
+        Vaccine("covishield", "Covishield (AstraZeneca, Serum Institute of India)",
+                "Covishield", "ORG-100001981", "J07BX03", 2, 28),
         Vaccine("sputnik", "Sputnik V (Gamaleya)", "Sputnik-V", "Gamaleya-Research-Institute",
                 "J07BX03", 2, 21),
         Vaccine("verocell", "Vero Cell (Sinopharm BIBP)", "BBIBP-CorV", "ORG-100020693",
@@ -87,7 +91,7 @@ VACCINES: Mapping[str, Vaccine] = {
     )
 }
 _ALIASES = {
-    "az": "astrazeneca", "vaxzevria": "astrazeneca", "covishield": "astrazeneca",
+    "az": "astrazeneca", "vaxzevria": "astrazeneca",
     "sputnikv": "sputnik", "sputnik-v": "sputnik", "vero cell": "verocell",
     "vero-cell": "verocell", "sinopharm": "verocell", "bbibp-corv": "verocell",
     "comirnaty": "pfizer", "pfizer-biontech": "pfizer", "spikevax": "moderna",
