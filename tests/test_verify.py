@@ -343,3 +343,29 @@ def test_signer_issuer_and_claims_in_json(world):
     bad = Verifier(wrong, at=NOW).verify_text(creds["good"][1])
     assert bad.failed == "signature" and bad.to_json()["claims"] is None
     assert report_json_text(bad) == terminal_safe_json(bad.to_json())
+
+
+def test_a_time_in_the_minute_of_the_check_is_given_to_the_second(world):
+    """Checked at hh:mm:30, a credential issued at hh:mm:38 said "not valid before hh:mm",
+    which reads as a mistake; such a time is given with its seconds (and only such a time)."""
+    h, creds, tmp = world
+    signer = certs.load_signer(h.s2, PW)
+    info = issue.signer_info(signer)
+    rec = issue.parse_record(1, {
+        "full_name": "Nguyễn Văn An", "sex": "Nam", "dob": "1990-01-02",
+        "id_number": "091090012345", "dose_number": "1", "total_doses": "2",
+        "vaccination_date": "2021-12-01", "vaccine": "pfizer"}, today=NOW.date())
+    minute = NOW.replace(second=0, microsecond=0) + dt.timedelta(minutes=5)
+    hc1, _iat, exp = issue.sign_record(info, rec, make_uvci(info.province_code,
+                                                            info.commune_code),
+                                       now=minute + dt.timedelta(seconds=38))
+    v, _ = _verifier(h, tmp, [tmp / "tl1.json"], name="second.json")
+    at_ = f"{minute:%Y-%m-%d %H:%M}"
+    r = Verifier(v.trust, at=minute + dt.timedelta(seconds=30)).verify_text(hc1)
+    assert r.reason == f"credential not valid before {at_}:38 UTC", r.reason
+    r = Verifier(v.trust, at=minute - dt.timedelta(seconds=30)).verify_text(hc1)
+    assert r.reason == f"credential not valid before {at_} UTC", r.reason
+    end = dt.datetime.fromtimestamp(exp, dt.UTC)
+    r = Verifier(v.trust, at=end + dt.timedelta(seconds=1)).verify_text(hc1)
+    assert r.failed == "expiry" and r.reason.startswith("credential expired on")
+    assert (f":{end.second:02d} UTC" in r.reason) is (end.second not in (0, 59)), r.reason

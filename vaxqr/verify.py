@@ -493,6 +493,14 @@ def _fmt_ts(seconds: int) -> str:
     return text
 
 
+def _fmt_near(seconds: int, now: int) -> str:
+    """:func:`_fmt_ts`, with the seconds when ``now`` falls in the same minute: "not valid
+    before 05:24" said at 05:24:30 of a credential issued at 05:24:38 reads as a mistake."""
+    if seconds // 60 != now // 60 or seconds % 60 == 0:
+        return _fmt_ts(seconds)
+    return _fmt_ts(seconds).replace(" UTC", f":{seconds % 60:02d} UTC")
+
+
 # Passed steps are immutable and most messages repeat from one credential to the next, so
 # they are made once: the fixed ones here, the others cached by what their message says.
 _PREFIX_OK = Step("prefix", PASS, "HC1")
@@ -796,11 +804,11 @@ class Verifier:
             run.fail("expiry", f"issued {_fmt_ts(iat)}, before the signer certificate "
                                f"became valid ({_fmt(facts.nb)})")
         elif now < iat:
-            run.fail("expiry", f"credential not valid before {_fmt_ts(iat)}")
+            run.fail("expiry", f"credential not valid before {_fmt_near(iat, now)}")
         elif nbf is not None and now < nbf:  # CWT nbf (claim 5), when the issuer sets one
-            run.fail("expiry", f"credential not valid before {_fmt_ts(nbf)}")
+            run.fail("expiry", f"credential not valid before {_fmt_near(nbf, now)}")
         elif now > exp or (now == exp and fraction):
-            run.fail("expiry", f"credential expired on {_fmt_ts(exp)}")
+            run.fail("expiry", f"credential expired on {_fmt_near(exp, now)}")
         elif exp > facts.na_ts:
             run.fail("expiry", f"credential expiry {_fmt_ts(exp)} is after the signer "
                                f"certificate expires ({_fmt(facts.na)})")
