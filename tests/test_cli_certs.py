@@ -497,6 +497,26 @@ def test_a_full_disk_says_whether_the_trust_lists_sequence_was_used(
     assert json.loads(out.read_text(encoding="utf-8"))["sequence"] == seq + 2
 
 
+@pytest.mark.parametrize("file", ["signer.key", "chain.pem"])
+def test_a_full_disk_in_certs_issue_names_the_directory_asked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file: str) -> None:
+    """The error named the hidden directory the files are written into before it is renamed
+    (".s3.new-PID-RANDOM/signer.key"), which the user never asked for and which is gone by
+    then: it names SIGNER_DIR's file now (walkthrough finding)."""
+    from mounts import full_at
+
+    h = make_hierarchy(tmp_path)
+    out = tmp_path / "s3"
+    full_at(monkeypatch, file)
+    r = cli(["issue", str(h.ca), "--commune-code", "30763", "--name", "UBND phường Vĩnh Lạc",
+             "--out", str(out)])
+    assert r.exit_code == 3, r.output
+    text = " ".join(r.stderr.split())
+    assert f"disk full while writing {out / file}" in text, text
+    assert ".new-" not in text and "nothing was left behind" in text, text
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def _revoked(ca: Path) -> list[str]:
     from vaxqr import cadir
 

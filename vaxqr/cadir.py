@@ -50,6 +50,7 @@ from .certinfo import (
     name_str,
 )
 from .errors import (
+    DiskFullError,
     KeyCertError,
     StorageError,
     TrustError,
@@ -105,13 +106,23 @@ def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bo
         os.chmod(tmp, 0o700)
         for name, (data, mode) in files.items():
             atomic_write(tmp / name, data, mode=mode)
-    except OSError as exc:
+    except (OSError, StorageError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        raise _as_target(exc, tmp, target) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return tmp
+
+
+def _as_target(exc: OSError | StorageError, tmp: Path, target: Path) -> StorageError:
+    """``exc``, met while writing the hidden ``tmp`` that becomes ``target``, naming what the
+    user asked for: the hidden name means nothing to them, and it is removed already."""
+    if isinstance(exc, StorageError):
+        return type(exc)(exc.message.replace(str(tmp), str(target)), hint=exc.hint)
+    if exc.errno == errno.ENOSPC:
+        return DiskFullError(f"disk full while writing {target}", hint=full_disk_hint())
+    return StorageError(f"cannot write {target}: {exc.strerror or exc}")
 
 
 # Around _prepare_dir and _record_and_commit (certs init, certs issue), with
