@@ -574,6 +574,46 @@ def test_certs_issue_says_a_bad_argument_before_the_directory_exists(
     assert "already exists" not in r.stderr
 
 
+def _refusals_known_before_the_password(h: Hierarchy, root: Path) -> list[tuple[list[str], str]]:
+    return [
+        (["issue", str(h.ca), "--commune-code", "30760", "--name", "UBND phường Vĩnh Thanh Vân",
+          "--out", str(h.s1)], f"{h.s1} already exists"),
+        (["issue", str(root), "--commune-code", "31078", "--name", "UBND xã Dương Tơ",
+          "--out", str(h.tmp / "s9")], "is a root CA; commune certificates are issued by"),
+        (["init", str(h.ca), "--name", "Kiên Giang", "--province", "091"], "already"),
+        (["init", str(h.tmp / "ca9"), "--name", "Kiên Giang", "--province", "091", "--parent",
+          str(h.ca)], "is a province CA, not a root CA"),
+        (["init", str(h.tmp / "ca9"), "--name", "Kiên Giang", "--province", "091", "--parent",
+          str(root), "--days", "30"], "CA validity must be 4 to 10 years"),
+        (["trustlist", str(h.ca), "--out", str(h.tmp / "tl9.json"), "--valid-days", "0"],
+         "--valid-days must be between 1 and 3660"),
+        (["trustlist", str(root), "--out", str(h.tmp / "tl9.json")],
+         "is a root CA; trust lists are published by province CAs"),
+        (["crl", str(h.ca), "--days", "0"], "a CRL's next update must be 1 to 366 days"),
+    ]
+
+
+def test_certs_refuse_what_they_could_know_before_asking_a_password(tmp_path: Path) -> None:
+    """certs issue asked the CA password, then said SIGNER_DIR already exists (the clerk
+    typed the province's password for nothing); init asked the root's, trustlist and crl
+    the CA's, before refusing a CA_DIR that exists, a parent that is no root, a province CA
+    to issue from a root, out-of-range days (walkthrough finding). Each is refused now
+    before any password is read: the password file given does not exist, and is not named."""
+    h = make_hierarchy(tmp_path)
+    root = tmp_path / "root"
+    assert cli(["init", str(root), "--root", "--name", "Bộ Y tế"]).exit_code == 0
+    missing = str(tmp_path / "no-such.pass")
+    for args, said in _refusals_known_before_the_password(h, root):
+        pw_options = ["--ca-password-file", missing] if args[0] == "issue" else []
+        if args[0] == "init" and "--parent" in args:
+            pw_options = ["--parent-password-file", missing]
+        r = cli([*args, *pw_options, "--password-file", missing])
+        text = " ".join(r.stderr.split())
+        assert r.exit_code in (2, 3) and said in text, (args, r.output)
+        assert "no-such.pass" not in text, (args, r.output)
+    assert not (tmp_path / "s9").exists() and not (tmp_path / "ca9").exists()
+
+
 def test_certs_outputs_through_another_users_symlink_are_refused(tmp_path: Path,
                                                                  monkeypatch) -> None:
     """A new CA or commune directory, or a trust list, written through a symbolic link

@@ -174,6 +174,87 @@ def _refuse_existing_ca(target: Path) -> None:
              "checkpoint the new ca.crt")
 
 
+def check_ca_request(
+    ca_dir: str | os.PathLike[str],
+    *,
+    name: str,
+    province_code: str | None,
+    parent_dir: str | os.PathLike[str] | None = None,
+    root: bool = False,
+    days: int = CA_DAYS_DEFAULT,
+    force: bool = False,
+    explicit_end: bool = False,
+    now: dt.datetime | None = None,
+) -> str:
+    """Check a CA to create with :func:`init_ca` before any key work (the CLI: before any
+    password is asked): the name, the province code, the validity in ``days`` (unless
+    ``explicit_end``: the caller gives the end; from ``now``, by default the current
+    time), ``ca_dir`` (not reached through another
+    user's symbolic link, not an existing CA unless ``force``, not the parent itself) and
+    the parent (a root CA, valid today and long enough for a province CA). Return the name
+    as it goes into the certificate."""
+    target = Path(ca_dir)
+    refuse_foreign_symlink(target, NEW_KEY_HOLDS)
+    role: Literal["province", "root"] = "root" if root else "province"
+    name = _check_text(name, "the name")
+    if role == "province":
+        if province_code is None:
+            raise ValidationError("a province CA needs --province, its 3-digit code (e.g. 091 "
+                                  "for Kiên Giang); a national root CA needs --root")
+        if not _CODE_RE["province"].match(province_code):
+            raise ValidationError(
+                f"province code must be 3 digits (e.g. 091 for Kiên Giang), got {province_code!r}"
+            )
+        if province_code not in PROVINCES:  # the codes have gaps (003, 005…): never fill them
+            raise ValidationError(
+                f"unknown province code {province_code!r}: it must be one of the 63 province "
+                "codes of ID numbers (e.g. 001 Hà Nội, 079 Hồ Chí Minh, 089 An Giang, "
+                "091 Kiên Giang); its UVCIs and every commune certificate would carry it")
+    elif parent_dir is not None:
+        raise ValidationError("a root CA has no parent")
+    if not CA_DAYS_MIN <= days <= CA_DAYS_MAX and not explicit_end:
+        raise ValidationError(
+            f"CA validity must be 4 to 10 years ({CA_DAYS_MIN}-{CA_DAYS_MAX} days)"
+        )
+    if not force and target.exists() and target.is_dir() and any(target.iterdir()):
+        _refuse_existing_ca(target)
+    if parent_dir is not None and target.resolve() == Path(parent_dir).resolve():
+        raise ValidationError(f"{target} is the parent root CA itself; a CA cannot replace "
+                              "the CA that signs it", hint="choose another directory")
+    if force and target.is_dir() and any(target.iterdir()):  # early: before any key work
+        _check_replaceable(target, role)
+    if parent_dir is not None:
+        parent = open_ca(parent_dir)
+        if parent.role != "root":
+            raise ValidationError(f"{parent.directory} is a province CA, not a root CA")
+        if not explicit_end:
+            start = _aware(now) if now else _utcnow()
+            _under_root(parent, start, start + dt.timedelta(days=days))
+    return name
+
+
+def _under_root(parent: CAInfo, start: dt.datetime, end: dt.datetime
+                ) -> tuple[dt.datetime, list[str]]:
+    """The end of a province CA from ``start`` to ``end`` signed by the root CA ``parent``
+    (never past the root's), with the warning when it was shortened; ValidationError when
+    the root is not valid at ``start`` or would leave it less than 4 years."""
+    root_end = parent.certificate.not_valid_after_utc
+    if start >= root_end or start < parent.certificate.not_valid_before_utc:
+        raise ValidationError(
+            f"the root CA in {parent.directory} is not valid on {iso(start)} (valid "
+            f"{iso(parent.certificate.not_valid_before_utc)} to {iso(root_end)})",
+            hint="renew the national root first")
+    if end <= root_end:
+        return end, []
+    left = (root_end - start).days
+    if left < CA_DAYS_MIN:  # SPEC §3: a CA is valid 4 to 10 years
+        raise ValidationError(
+            f"the root CA in {parent.directory} ends on {iso(root_end)}: a province "
+            f"CA under it would be valid {left} days, less than 4 years",
+            hint="renew the national root first")
+    return root_end, [f"validity shortened to the root CA's end, {iso(root_end)}"]
+
+
 def init_ca(
     ca_dir: str | os.PathLike[str],
     *,
@@ -199,65 +280,25 @@ def init_ca(
     """
     target = Path(ca_dir)
     role: Literal["province", "root"] = "root" if root else "province"
-    name = _check_text(name, "the name")
-    if role == "province":
-        if province_code is None:
-            raise ValidationError("a province CA needs --province, its 3-digit code (e.g. 091 "
-                                  "for Kiên Giang); a national root CA needs --root")
-        if not _CODE_RE["province"].match(province_code):
-            raise ValidationError(
-                f"province code must be 3 digits (e.g. 091 for Kiên Giang), got {province_code!r}"
-            )
-        if province_code not in PROVINCES:  # the codes have gaps (003, 005…): never fill them
-            raise ValidationError(
-                f"unknown province code {province_code!r}: it must be one of the 63 province "
-                "codes of ID numbers (e.g. 001 Hà Nội, 079 Hồ Chí Minh, 089 An Giang, "
-                "091 Kiên Giang); its UVCIs and every commune certificate would carry it")
-    elif parent_dir is not None:
-        raise ValidationError("a root CA has no parent")
-    if not CA_DAYS_MIN <= days <= CA_DAYS_MAX and not_after is None:
-        raise ValidationError(
-            f"CA validity must be 4 to 10 years ({CA_DAYS_MIN}-{CA_DAYS_MAX} days)"
-        )
-    _check_new_password(password)
     now = _aware(now) if now else _utcnow()
     start = _aware(not_before) if not_before else now
+    name = check_ca_request(target, name=name, province_code=province_code,
+                            parent_dir=parent_dir, root=root, days=days, force=force,
+                            explicit_end=not_after is not None, now=start)
+    _check_new_password(password)
     end = _aware(not_after) if not_after else start + dt.timedelta(days=days)
     span = (end - start).days
     if not CA_DAYS_MIN <= span <= CA_DAYS_MAX:
         raise ValidationError(f"CA validity must be 4 to 10 years, got {span} days")
-    if not force and target.exists() and target.is_dir() and any(target.iterdir()):
-        _refuse_existing_ca(target)
-    if parent_dir is not None and target.resolve() == Path(parent_dir).resolve():
-        raise ValidationError(f"{target} is the parent root CA itself; a CA cannot replace "
-                              "the CA that signs it", hint="choose another directory")
-    if force and target.is_dir() and any(target.iterdir()):  # early: before any key work
-        _check_replaceable(target, role)
     warnings: list[str] = []
 
     parent: CAInfo | None = None
     parent_key: PrivateKey | None = None
     if parent_dir is not None:
         parent = open_ca(parent_dir)
-        if parent.role != "root":
-            raise ValidationError(f"{parent.directory} is a province CA, not a root CA")
+        end, shortened = _under_root(parent, start, end)
         parent_key, w = _load_ca_key(parent, parent_password)
-        warnings += w
-        root_end = parent.certificate.not_valid_after_utc
-        if start >= root_end or start < parent.certificate.not_valid_before_utc:
-            raise ValidationError(
-                f"the root CA in {parent.directory} is not valid on {iso(start)} (valid "
-                f"{iso(parent.certificate.not_valid_before_utc)} to {iso(root_end)})",
-                hint="renew the national root first")
-        if end > root_end:
-            end = root_end
-            left = (end - start).days
-            if left < CA_DAYS_MIN:  # SPEC §3: a CA is valid 4 to 10 years
-                raise ValidationError(
-                    f"the root CA in {parent.directory} ends on {iso(root_end)}: a province "
-                    f"CA under it would be valid {left} days, less than 4 years",
-                    hint="renew the national root first")
-            warnings.append(f"validity shortened to the root CA's end, {iso(end)}")
+        warnings += [*w, *shortened]
 
     key = generate_key(key_type)
     subject = _ca_name(name, province_code if role == "province" else None, role, demo)
@@ -393,6 +434,22 @@ def check_signer_request(commune_code: str, name: str, days: int) -> str:
     return name
 
 
+def check_issuing_ca(ca_dir: str | os.PathLike[str], *,
+                     now: dt.datetime | None = None) -> CAInfo:
+    """The CA directory ``ca_dir``, checked before any key work (the CLI: before the CA
+    password is asked) to be a province CA, valid at ``now`` (by default the current time),
+    that can issue a commune certificate."""
+    ca = open_ca(ca_dir)
+    if ca.role != "province":
+        raise ValidationError(
+            f"{ca.directory} is a root CA; commune certificates are issued by a province CA"
+        )
+    ca_end = ca.certificate.not_valid_after_utc
+    if (_aware(now) if now else _utcnow()) > ca_end:
+        raise KeyCertError(f"the CA in {ca.directory} has expired ({iso(ca_end)})")
+    return ca
+
+
 def check_signer_out(target: Path, commune_code: str, *, force: bool) -> tuple[str, ...]:
     """Check, before any key work, that a signer for ``commune_code`` may be written into
     ``target``: it does not exist (is empty), or ``force`` is given and it is not another
@@ -440,11 +497,7 @@ def issue_signer(
         return _finished_signer(finished, target)  # the run again: what it was to make
     keep = check_signer_out(target, commune_code, force=force)
     now = _aware(now) if now else _utcnow()
-    ca = open_ca(ca_dir)
-    if ca.role != "province":
-        raise ValidationError(
-            f"{ca.directory} is a root CA; commune certificates are issued by a province CA"
-        )
+    ca = check_issuing_ca(ca_dir, now=now)
     ca_key, warnings = _load_ca_key(ca, ca_password)
     if ca.is_demo:
         warnings.append(f"{ca.directory} is a {DEMO_MARK} CA: its certificates are for testing")
@@ -557,6 +610,18 @@ class PublishedTrustList:
     data: bytes  # the file content (also what ``out="-"`` callers print)
 
 
+def check_trustlist_request(ca_dir: str | os.PathLike[str], valid_days: int) -> CAInfo:
+    """The CA directory ``ca_dir``, checked before any key work (the CLI: before the
+    password is asked) to publish a trust list valid ``valid_days``: a province CA."""
+    if not 1 <= valid_days <= 3660:
+        raise ValidationError("--valid-days must be between 1 and 3660")
+    ca = open_ca(ca_dir)
+    if ca.role != "province":
+        raise ValidationError(f"{ca_dir} is a root CA; trust lists are published by province "
+                              "CAs")
+    return ca
+
+
 def check_trustlist_out(target: Path, *, force: bool) -> None:
     """Refuse, before any key work, a trust-list output that is a directory, exists
     (without ``force``) or cannot be written (:func:`vaxqr.fileio.check_writable`; its
@@ -617,17 +682,13 @@ def build_trustlist(
     ``out=None`` writes no list file (the caller prints ``data``); the sequence still
     advances, so every list a CA ever signs has its own number.
     """
-    if not 1 <= valid_days <= 3660:
-        raise ValidationError("--valid-days must be between 1 and 3660")
+    ca = check_trustlist_request(ca_dir, valid_days)
     now = _aware(now) if now else _utcnow()
     nu = _aware(next_update) if next_update else now + dt.timedelta(days=valid_days)
     d = Path(ca_dir)
     target = Path(out) if out is not None else None
     if target is not None:
         check_trustlist_out(target, force=force)
-    ca = open_ca(d)
-    if ca.role != "province":
-        raise ValidationError(f"{d} is a root CA; trust lists are published by province CAs")
     key, warnings = _load_ca_key(ca, password)
     if ca.is_demo:
         warnings.append(f"{d} is a {DEMO_MARK} CA")

@@ -28,7 +28,6 @@ from .cli_password import confirm as _confirm
 from .cli_password import existing_password as _existing_password
 from .cli_password import new_password as _new_password
 from .errors import ValidationError, VaxqrError
-from .fileio import refuse_foreign_symlink
 
 EXIT_OK, EXIT_USAGE, EXIT_TRUST = int(Exit.OK), int(Exit.USAGE), int(Exit.TRUST_OR_IO)
 
@@ -183,11 +182,12 @@ def init_cmd(
     def work() -> cadir.CAInfo:
         if root and province:
             raise _Usage("--root and --province do not go together")
-        # before any password question (init_ca refuses it too)
-        refuse_foreign_symlink(ca_dir, cadir.NEW_KEY_HOLDS)
+        # what init_ca refuses, refused before any password question (CA_DIR exists, a bad
+        # province code, a parent that is no root CA...)
+        certs.check_ca_request(ca_dir, name=name, province_code=province, parent_dir=parent,
+                               root=root, days=days, force=force)
         parent_pw = None
         if parent is not None:
-            cadir.open_ca(parent)
             parent_pw = _existing_password(
                 parent / "ca.key",
                 parent_password_file,
@@ -282,8 +282,9 @@ def issue_cmd(
 
     def work() -> certs.IssuedSigner:
         certs.check_signer_request(commune_code, name, days)  # before any file is looked at
-        cadir.open_ca(ca_dir)  # "not a CA directory" before any password question
-        refuse_foreign_symlink(out_dir, cadir.NEW_KEY_HOLDS)  # (check_signer_out's too)
+        # before any password question: not a province CA (or expired), SIGNER_DIR exists
+        certs.check_issuing_ca(ca_dir)
+        certs.check_signer_out(out_dir, commune_code, force=force)
         ca_pw = _existing_password(
             ca_dir / "ca.key",
             ca_password_file,
@@ -291,7 +292,6 @@ def issue_cmd(
             f"the CA key in {ca_dir}",
             option="--ca-password-file",
         )
-        certs.check_signer_out(out_dir, commune_code, force=force)
         pw = _new_password(password_file, insecure_no_password, f"the commune key in {out_dir}")
         if pw is not None and pw == ca_pw:
             shared.append(_same_password("commune", "CA"))
@@ -710,7 +710,7 @@ def crl_cmd(
     """
 
     def work() -> Any:
-        cadir.open_ca(ca_dir)
+        revocation.check_crl_request(ca_dir, days)  # before the password question
         pw = _existing_password(ca_dir / "ca.key", password_file,
                                 ("VAXQR_CA_PASSWORD", PASSWORD_ENV), f"the CA key in {ca_dir}")
         return revocation.refresh_crl(ca_dir, password=pw, days=days)
@@ -805,7 +805,7 @@ def trustlist_cmd(
     to_stdout = str(out_file) == "-"
 
     def work() -> certs.PublishedTrustList:
-        cadir.open_ca(ca_dir)
+        certs.check_trustlist_request(ca_dir, valid_days)  # before the password question
         if not to_stdout:
             certs.check_trustlist_out(out_file, force=force)
         pw = _existing_password(ca_dir / "ca.key", password_file,

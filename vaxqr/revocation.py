@@ -141,6 +141,14 @@ def revoke_certificate(
     return Revocation(record, already, (d / "state.json", d / "crl.pem"), tuple(warnings))
 
 
+def check_crl_request(ca_dir: str | os.PathLike[str], days: int) -> CAInfo:
+    """The CA directory ``ca_dir``, checked before any key work (the CLI: before the
+    password is asked) to re-sign its CRL for ``days``."""
+    if not 1 <= days <= 366:
+        raise ValidationError(f"a CRL's next update must be 1 to 366 days ahead, not {days}")
+    return open_ca(ca_dir)
+
+
 def refresh_crl(ca_dir: str | os.PathLike[str], *, password: bytes | None,
                 days: int = CRL_DAYS_DEFAULT, now: dt.datetime | None = None
                 ) -> tuple[x509.CertificateRevocationList, tuple[str, ...]]:
@@ -148,11 +156,9 @@ def refresh_crl(ca_dir: str | os.PathLike[str], *, password: bytes | None,
     (which publishes no trust list, whose run re-signs a province CA's CRL) does before
     its CRL goes out of date. Returns the new CRL and the warnings about the CA key (as
     :func:`revoke_certificate` does: a key file others can read, an unencrypted key)."""
-    if not 1 <= days <= 366:
-        raise ValidationError(f"a CRL's next update must be 1 to 366 days ahead, not {days}")
+    ca = check_crl_request(ca_dir, days)
     now = _aware(now) if now else _utcnow()
     d = Path(ca_dir)
-    ca = open_ca(d)
     key, warnings = _load_ca_key(ca, password)
     with _locked(d):
         _ca, crl = resign_crl(open_ca(d), key, now=now, next_update=now + dt.timedelta(days=days))
