@@ -523,6 +523,52 @@ def _revoked(ca: Path) -> list[str]:
     return [r.code for r in cadir.list_issued(ca) if r.revoked_at is not None]
 
 
+@pytest.mark.parametrize("then", ["list", "trustlist", "revoke", "crl"])
+def test_a_revoke_stopped_between_crl_and_state_never_shows_the_certificate_valid(
+        tmp_path: Path, then: str) -> None:
+    """certs revoke writes crl.pem, then state.json; killed between the two (kill -9, a
+    power cut), certs list showed the certificate valid while crl.pem revoked it, and a
+    trust list signed then put it back among the current DSCs and re-signed the CRL
+    without it: the revocation undone (walkthrough finding). The CA's own crl.pem is now
+    read with its state: the certificate is revoked for every command, list says why, and
+    the next command that saves the state records it there."""
+    from vaxqr import cadir
+
+    h = make_hierarchy(tmp_path)
+    before = (h.ca / "state.json").read_bytes()
+    r = cli(["revoke", str(h.ca), "30760", "--reason", "key-compromise", "--yes"])
+    assert r.exit_code == 0, r.output
+    (h.ca / "state.json").write_bytes(before)  # as the kill left it: the new CRL, the old state
+    r = cli(["list", str(h.ca), "--json"])
+    assert r.exit_code == 0, r.output
+    row = next(c for c in json.loads(r.stdout)["certificates"] if c["code"] == "30760")
+    assert row["status"] == "revoked" and row["reason"] == "key-compromise", row
+    text = " ".join(r.stderr.split())
+    assert "crl.pem revokes" in text and "does not record" in text, text
+    tl = tmp_path / "tl.json"
+    args = {"list": ["list", str(h.ca)],
+            "trustlist": ["trustlist", str(h.ca), "--out", str(tl)],
+            "revoke": ["revoke", str(h.ca), "30760", "--reason", "key-compromise", "--yes"],
+            "crl": ["crl", str(h.ca)]}[then]
+    r = cli(args)
+    assert r.exit_code == 0, r.output
+    if then == "revoke":  # it completes that revocation, not "nothing changed in state.json"
+        assert "nothing changed" not in r.stderr and "revoked" in r.stderr, r.output
+    if then == "trustlist":
+        doc = json.loads(tl.read_text(encoding="utf-8"))
+        assert "30760" not in [d["commune_code"] for d in doc["dscs"]]
+        assert [d["serial"] for d in doc["revoked_dscs"]] == \
+            [format(h.dsc(h.s1).serial_number, "x")]
+    crl = x509.load_pem_x509_crl((h.ca / "crl.pem").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(h.dsc(h.s1).serial_number) is not None
+    recorded = json.loads((h.ca / "state.json").read_bytes())["issued"]
+    saved = {e["code"]: e["reason"] for e in recorded if e["revoked_at"]}
+    assert saved == ({} if then == "list" else {"30760": "key-compromise"}), saved
+    assert _revoked(h.ca) == ["30760"]
+    if then != "list":
+        assert cadir.open_ca(h.ca).warnings == ()
+
+
 def test_revoke_without_a_terminal_needs_yes(tmp_path: Path) -> None:
     """Revoking a commune's certificate makes every credential it signed NOT VALID at every
     checkpoint, for good; `certs revoke` did it on the spot, asking nothing. Without a

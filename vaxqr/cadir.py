@@ -344,6 +344,9 @@ class CAInfo:
     revoked_credentials: tuple[RevokedCredential, ...]
     files: tuple[Path, ...] = ()
     warnings: tuple[str, ...] = ()
+    # serials crl.pem revokes that state.json did not record (a revocation stopped between
+    # the two writes): read as revoked (see _adopt_crl_revocations), saved with the state
+    crl_only: tuple[int, ...] = ()
 
     @property
     def is_demo(self) -> bool:
@@ -420,7 +423,7 @@ def open_ca(ca_dir: str | os.PathLike[str]) -> CAInfo:
             )
             for c in doc["revoked_credentials"]
         )
-        return CAInfo(
+        ca = CAInfo(
             directory=d,
             certificate=cert,
             chain=tuple(chain),
@@ -434,6 +437,44 @@ def open_ca(ca_dir: str | os.PathLike[str]) -> CAInfo:
         )
     except (ValueError, KeyError, TypeError, AttributeError, TrustError) as exc:
         raise StorageError(f"{d / 'state.json'} is damaged: {exc}") from exc
+    return _adopt_crl_revocations(ca)
+
+
+def _adopt_crl_revocations(ca: CAInfo) -> CAInfo:
+    """``ca`` with the revocations its own ``crl.pem`` (signed by its key) holds and its
+    state lacks: ``certs revoke`` writes the CRL, then the state, and one stopped between
+    the two (kill -9, a power cut) left a certificate the CRL revokes listed as valid, put
+    in the next trust list and dropped from the next CRL (re-signed from the state). Read
+    as revoked, with a warning, they are saved with the state by the next command that
+    saves it (revoke, crl, trustlist, issue)."""
+    try:
+        crl = x509.load_pem_x509_crl((ca.directory / "crl.pem").read_bytes())
+        if not crl.is_signature_valid(ca.certificate.public_key()):  # type: ignore[arg-type]
+            return ca
+    except (OSError, ValueError, TypeError):
+        return ca  # none, damaged or another CA's: the next CRL is signed from the state
+    found: dict[int, tuple[dt.datetime, str]] = {}
+    for entry in crl:
+        try:
+            flag = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+            reason = flag.name.replace("_", "-")
+        except x509.ExtensionNotFound:
+            reason = "unspecified"
+        found[entry.serial_number] = (entry.revocation_date_utc, reason)
+    adopted: list[IssuedCert] = [r for r in ca.issued
+                                 if r.revoked_at is None and r.serial in found]
+    if not adopted:
+        return ca
+    issued = tuple(IssuedCert(**{**r.__dict__, "revoked_at": found[r.serial][0],
+                                 "reason": found[r.serial][1]})
+                   if r in adopted else r for r in ca.issued)
+    notes = tuple(
+        f"{ca.directory / 'crl.pem'} revokes {r.name} ({r.code}), serial {r.serial_hex}, "
+        f"which {ca.directory / 'state.json'} does not record (a vaxqr certs revoke stopped "
+        f"between writing the two): it is revoked; run that revoke again (or vaxqr certs crl "
+        f"{ca.directory}) to record it there too" for r in adopted)
+    return _replace(ca, issued=issued, warnings=(*ca.warnings, *notes),
+                    crl_only=tuple(r.serial for r in adopted))
 
 
 def _save_state(ca: CAInfo) -> None:

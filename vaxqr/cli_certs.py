@@ -521,6 +521,7 @@ def list_cmd(
     """
     when = _run(lambda: _parse_at(at))
     ca = _run(lambda: cadir.open_ca(ca_dir))
+    _warn(ca.warnings)  # a revocation crl.pem holds and state.json lacks
     rows = [
         {
             "serial": r.serial_hex,

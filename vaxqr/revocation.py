@@ -131,8 +131,10 @@ def revoke_certificate(
     with _locked(d):
         ca = open_ca(d)
         record = find_issued(ca, ref)
-        already = record.revoked_at is not None
-        if not already:
+        # revoked by crl.pem only (an earlier run stopped before saving the state): that
+        # run's revocation, recorded now
+        already = record.revoked_at is not None and record.serial not in ca.crl_only
+        if record.revoked_at is None:
             record = IssuedCert(**{**record.__dict__, "revoked_at": now, "reason": reason})
             issued = tuple(record if r.serial == record.serial else r for r in ca.issued)
             ca = _replace(ca, issued=issued)
