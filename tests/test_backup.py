@@ -481,3 +481,27 @@ def test_the_archive_names_no_owner(runner, dirs, tmp_path):
     subprocess.run(["tar", "-xf", str(out), "-C", str(dest)], check=True)  # root's default
     key = dest / dirs["signer"].name / "signer.key"
     assert key.stat().st_uid == 0 and stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_a_signers_summary_counts_its_register_and_says_where_its_batches_are(
+        runner, dirs, tmp_path):
+    """A signer whose office register held 20,000 citizens, all from batches, was
+    summarised "0 credentials in its ledger" (batch credentials are in each batch
+    OUT_DIR's ledger): the summary now counts the register's citizens and names each batch
+    ledger it points to, and whether that is in the archive (walkthrough finding)."""
+    batch = os.path.realpath(dirs["batch"])
+    for with_batch in (False, True):
+        out = tmp_path / f"b{int(with_batch)}.tar"
+        extra = [str(dirs["batch"])] if with_batch else []
+        r = runner.invoke(app, ["backup", str(dirs["signer"]), *extra, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        text = " ".join(r.stderr.split())
+        assert "duong-to: commune signer," in text and "1 credential in its ledger" in text
+        assert "13 citizens in its register" in text, text
+        where = "in this archive" if with_batch else "NOT in this archive"
+        assert (f"the credentials of 12 citizens are in the ledger of the batch {batch}, "
+                f"{where}") in text, text
+    result = backup_mod.backup([dirs["signer"]], tmp_path / "lib.tar")
+    (signer,) = result.directories
+    assert (signer.citizens, signer.register_batches) == (
+        13, (backup_mod.RegisterBatch(path=batch, citizens=12, archived=False),))

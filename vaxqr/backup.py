@@ -35,7 +35,7 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -78,6 +78,16 @@ class Skipped:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegisterBatch:
+    """A batch OUT_DIR a signer's citizen register names: the ledger that holds the
+    credentials of ``citizens`` of its citizens, and whether it is in the archive."""
+
+    path: str  # as the register names it (resolved on the computer that ran the batch)
+    citizens: int
+    archived: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class DirectoryBackup:
     """One directory as archived, under ``name``."""
 
@@ -89,6 +99,10 @@ class DirectoryBackup:
     bytes: int = 0  # of the files as archived (each ledger as its copy)
     ledgers: int = 0
     credentials: int = 0  # in its ledger(s)
+    # a signer's: the citizens its register knows (each one's latest credential is in its
+    # ledger, a single issue, or in a batch OUT_DIR's ledger: register_batches)
+    citizens: int = 0
+    register_batches: tuple[RegisterBatch, ...] = ()
     certificates_issued: int | None = None  # a CA's (None: unreadable state.json)
     certificates_revoked: int | None = None
     credentials_revoked: int | None = None
@@ -175,12 +189,22 @@ def backup(directories: Sequence[Path], out: Path, *, overwrite: bool = False,
         with tempfile.TemporaryDirectory(prefix="vaxqr-backup-") as scratch, \
                 atomic_open(out, mode=PRIVATE, overwrite=overwrite) as fh, \
                 tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            archived: set[str] = set()  # every directory archived, nested batches too
             for path, name, kind in plan:
                 with _holding(path, kind):
-                    done.append(_archive(tar, path, name, kind, Path(scratch), meter))
+                    done.append(_archive(tar, path, name, kind, Path(scratch), meter,
+                                         archived))
     if meter is not None:
         meter.finish()
-    return BackupResult(archive=out, size=out.stat().st_size, directories=tuple(done))
+    return BackupResult(archive=out, size=out.stat().st_size,
+                        directories=tuple(_with_batches(d, archived) for d in done))
+
+
+def _with_batches(d: DirectoryBackup, archived: set[str]) -> DirectoryBackup:
+    """``d`` with each batch its register names marked as archived or not."""
+    batches = tuple(replace(b, archived=b.path in archived)
+                    for b in d.register_batches)
+    return replace(d, register_batches=batches)
 
 
 class _Meter:
@@ -234,14 +258,18 @@ def _holding(path: Path, kind: Kind) -> contextlib.AbstractContextManager[None]:
 class _Archiver:
     """Adds one directory's files to the tar, counting them and what it leaves out."""
 
-    def __init__(self, tar: tarfile.TarFile, scratch: Path, meter: _Meter | None) -> None:
+    def __init__(self, tar: tarfile.TarFile, scratch: Path, meter: _Meter | None,
+                 archived: set[str]) -> None:
         self.tar = tar
         self.scratch = scratch
         self.meter = meter
+        self.archived = archived
         self.files = self.bytes = self.ledgers = self.credentials = 0
+        self.places: dict[str, int] = {}  # of the citizen register(s) met
         self.skipped: list[Skipped] = []
 
     def directory(self, path: Path, arcname: str, kind: Kind | None) -> None:
+        self.archived.add(os.fspath(path))
         self.tar.addfile(_no_owner(self.tar.gettarinfo(str(path), arcname)))
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
@@ -286,7 +314,7 @@ class _Archiver:
             self._add(self.tar.gettarinfo(arcname=arcname, fileobj=fh), fh, path)
 
     def ledger(self, path: Path, arcname: str) -> None:
-        from .ledger import backup_copy
+        from .ledger import backup_copy, register_places
 
         copy = self.scratch / f"ledger-{self.ledgers}.sqlite"
         try:
@@ -295,6 +323,8 @@ class _Archiver:
             except DiskFullError as exc:  # it names the ledger, not where its copy goes
                 raise DiskFullError(f"disk full while copying the ledger {path} into the "
                                     f"temporary directory {self.scratch}") from exc
+            for place, n in register_places(copy).items():
+                self.places[place] = self.places.get(place, 0) + n
             info = self.tar.gettarinfo(str(path), arcname)  # the original's mode
             info.size = copy.stat().st_size
             with copy.open("rb") as fh:
@@ -361,7 +391,8 @@ def _left_out_by_name(name: str) -> str | None:
 
 
 def _archive(tar: tarfile.TarFile, path: Path, name: str, kind: Kind,
-             scratch: Path, meter: _Meter | None = None) -> DirectoryBackup:
+             scratch: Path, meter: _Meter | None = None,
+             archived: set[str] | None = None) -> DirectoryBackup:
     for essential in (*_KIND_FILES[kind], *(() if kind == "batch" else (LEDGER,))):
         if (path / essential).is_symlink():
             raise StorageError(f"{path / essential} is a symbolic link; a backup does not "
@@ -383,10 +414,15 @@ def _archive(tar: tarfile.TarFile, path: Path, name: str, kind: Kind,
                 "certificates_revoked": sum(1 for c in ca.issued if c.revoked_at is not None),
                 "credentials_revoked": len(ca.revoked_credentials),
             }
-    arch = _Archiver(tar, scratch, meter)
+    arch = _Archiver(tar, scratch, meter, set() if archived is None else archived)
     arch.directory(path, name, kind)
+    from .ledger import PLACE_SINGLE
+
+    batches = tuple(RegisterBatch(path=p, citizens=n, archived=False)
+                    for p, n in sorted(arch.places.items()) if p != PLACE_SINGLE)
     return DirectoryBackup(path=path, name=name, kind=kind, files=arch.files,
                            bytes=arch.bytes, ledgers=arch.ledgers,
-                           credentials=arch.credentials, skipped=tuple(arch.skipped),
+                           credentials=arch.credentials, citizens=sum(arch.places.values()),
+                           register_batches=batches, skipped=tuple(arch.skipped),
                            warnings=tuple(warnings), **counts)
 

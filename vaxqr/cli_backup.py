@@ -35,11 +35,19 @@ def _describe(d: Any) -> str:
     if d.ledgers:
         where = "its ledger" if d.ledgers == 1 else f"its {d.ledgers} ledgers"
         parts.append(f"{_plural(d.credentials, 'credential')} in {where}")
+    if d.citizens:
+        parts.append(f"{_plural(d.citizens, 'citizen')} in its register")
     if d.certificates_issued is not None:
         parts.append(f"{_plural(d.certificates_issued, 'certificate')} issued "
                      f"({d.certificates_revoked:,} revoked), "
                      f"{_plural(d.credentials_revoked, 'credential')} revoked")
-    return f"  {safe(d.name)}: {kind}, " + ", ".join(parts)
+    lines = [f"  {safe(d.name)}: {kind}, " + ", ".join(parts)]
+    for b in d.register_batches:  # where the register's batch credentials are
+        where = "in this archive" if b.archived else \
+            "NOT in this archive: back that directory up too"
+        lines.append(f"    the credentials of {_plural(b.citizens, 'citizen')} are in the "
+                     f"ledger of the batch {safe(b.path)}, {where}")
+    return "\n".join(lines)
 
 
 @app.command()

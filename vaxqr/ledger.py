@@ -491,3 +491,24 @@ def backup_copy(source: Path, target: Path) -> int:
         raise _wrap(exc, source) from exc
     finally:
         src.close()
+
+
+def register_places(db: Path) -> dict[str, int]:
+    """``place → citizens`` of the citizen register in the ledger file ``db`` (read only:
+    a backup's checked copy): how many citizens' credentials each batch OUT_DIR (its
+    resolved path) holds, and :data:`PLACE_SINGLE` the office ledger's own single issues.
+    Empty for a ledger without a register (a batch's)."""
+    try:
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise _wrap(exc, db) from exc
+    try:
+        if con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                       "'citizens'").fetchone() is None:
+            return {}
+        return {str(place): int(n) for place, n in
+                con.execute("SELECT place, count(*) FROM citizens GROUP BY place")}
+    except sqlite3.Error as exc:
+        raise _wrap(exc, db) from exc
+    finally:
+        con.close()
