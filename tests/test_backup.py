@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -505,3 +506,76 @@ def test_a_signers_summary_counts_its_register_and_says_where_its_batches_are(
     (signer,) = result.directories
     assert (signer.citizens, signer.register_batches) == (
         13, (backup_mod.RegisterBatch(path=batch, citizens=12, archived=False),))
+
+
+_KILLED_IN_A_LEDGER_COPY = """
+import os, signal, sys
+from pathlib import Path
+from vaxqr import backup, ledger
+real = ledger.backup_copy
+def copy_then_die(source, target):
+    n = real(source, target)
+    os.kill(os.getpid(), signal.SIGKILL)  # as kill -9 (or a power cut) at that moment
+    return n
+ledger.backup_copy = copy_then_die
+backup.backup([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]))
+"""
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def test_a_rerun_removes_what_a_killed_backup_left(runner, dirs, tmp_path, monkeypatch):
+    """`vaxqr backup` killed part way left its archive's temporary file beside --out (80 MB
+    of keys and ledgers on a USB stick, mode 0600) and its scratch directory in /tmp with
+    a ledger's copy; the next run removed neither (only leftovers of its own pid): it now
+    removes those of runs that are gone, and nothing else (walkthrough finding)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out_dir = tmp_path / "usb"
+    out_dir.mkdir()
+    out = out_dir / "office.tar"
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_IN_A_LEDGER_COPY, str(out),
+                           str(dirs["ca"]), str(dirs["signer"])], env=env, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    (left,) = (p for p in out_dir.iterdir())
+    assert left.name.startswith(".office.tar.") and left.name.endswith(".tmp")
+    assert left.stat().st_size > 0 and stat.S_IMODE(left.stat().st_mode) == 0o600
+    (scratch,) = tmp.iterdir()
+    assert stat.S_IMODE(scratch.stat().st_mode) == 0o700  # nothing readable by others
+    (copy,) = scratch.iterdir()
+    assert copy.name == "ledger-0.sqlite" and stat.S_IMODE(copy.stat().st_mode) == 0o600
+    # what is not a killed backup's stays: another name, a live run's, another user's, a
+    # directory holding anything else
+    live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    dead = _dead_pid()
+    kept = [out_dir / ".office.tar.notes.tmp", out_dir / f".office.tar.{live.pid}.0badf00d.tmp",
+            out_dir / f".other.tar.{dead}.0badf00d.tmp", out_dir / f".office.tar.{dead}.x.tmp"]
+    theirs = out_dir / f".office.tar.{dead}.12345678.tmp"
+    for p in (*kept, theirs):
+        p.write_bytes(b"x")
+    if os.geteuid() == 0:  # another user's (root can make one)
+        os.chown(theirs, 4242, 4242)
+        kept.append(theirs)
+    busy = tmp / f"vaxqr-backup-{live.pid}-abcdefgh"
+    mixed = tmp / f"vaxqr-backup-{dead}-abcdefgh"
+    for d in (busy, mixed):
+        d.mkdir(mode=0o700)
+        (d / "ledger-0.sqlite").write_bytes(b"x")
+    (mixed / "notes.txt").write_bytes(b"mine")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    try:
+        r = runner.invoke(app, ["backup", str(dirs["ca"]), str(dirs["signer"]),
+                                "--out", str(out)])
+    finally:
+        live.communicate(b"")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        ["office.tar", *(p.name for p in kept)])
+    assert sorted(tmp.iterdir()) == sorted([busy, mixed])
+    assert (mixed / "notes.txt").read_bytes() == b"mine"

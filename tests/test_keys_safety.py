@@ -590,29 +590,48 @@ def test_ctrl_c_at_a_password_prompt_says_interrupted(office, tmp_path, args, pr
     assert _snapshot(d) == before and not (d / "ca2").exists()
 
 
-def test_temporaries_left_by_a_killed_run_with_this_pid_are_cleared_and_no_other(
-        tmp_path, monkeypatch):
+def test_temporaries_left_by_killed_runs_are_cleared_and_no_other(tmp_path, monkeypatch):
     """atomic_write's temporary file is .NAME.PID.RANDOM.tmp (.NAME.PID.tmp before the
-    random part). What a killed process with this pid left for the same target (every run in
-    a container has the same pid), in either form, is removed; a directory by such a name
-    (it once made the write fail), another process's temporary, another user's file and
-    another target's are left alone, and the write goes on under a name of its own."""
+    random part). What a killed run left for the same target, in either form, is removed:
+    one with this pid (every run in a container has the same pid), and one whose pid runs
+    no more (only this pid's were, and a killed `vaxqr backup` left its archive's 80 MB
+    temporary beside it for good). A directory by such a name (it once made the write
+    fail), a running process's temporary, one its writer holds locked (a run elsewhere on a
+    shared file system, whose pid means nothing here), another user's file and another
+    target's are left alone, and the write goes on under a name of its own."""
+    import fcntl
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    gone = int(dead.stdout)
+    running = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                               stdin=subprocess.PIPE)
     monkeypatch.setattr(os, "getpid", lambda: 4242)
     (tmp_path / ".out.txt.4242.tmp").mkdir()
     atomic_write(tmp_path / "out.txt", b"data")
     assert (tmp_path / "out.txt").read_bytes() == b"data"
     (tmp_path / ".out.txt.4242.tmp").rmdir()
-    left = [".out.txt.4242.tmp", ".out.txt.4242.0badcafe.tmp"]
-    kept = [".out.txt.4243.0badcafe.tmp", ".out.txt.4242.tmp.tmp", ".other.4242.0badcafe.tmp",
-            ".out.txt.4242.nothex00.tmp"]
+    left = [".out.txt.4242.tmp", ".out.txt.4242.0badcafe.tmp", f".out.txt.{gone}.0badcafe.tmp",
+            f".out.txt.{gone}.tmp"]
+    held = f".out.txt.{gone}.feedbeef.tmp"
+    kept = [f".out.txt.{running.pid}.0badcafe.tmp", ".out.txt.4242.tmp.tmp",
+            ".other.4242.0badcafe.tmp", ".out.txt.4242.nothex00.tmp", f".other.{gone}.tmp",
+            held]
     for name in [*left, *kept]:
         (tmp_path / name).write_text("left by a killed run")
     if os.geteuid() == 0:  # another user's, in a shared directory: not ours to remove
-        theirs = tmp_path / ".out.txt.4242.feedf00d.tmp"
+        theirs = tmp_path / f".out.txt.{gone}.feedf00d.tmp"
         theirs.write_text("someone else's")
         os.chown(theirs, 12345, 12345)
         kept.append(theirs.name)
-    atomic_write(tmp_path / "out.txt", b"data2", overwrite=True)
+    with open(tmp_path / held, "rb") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        try:
+            atomic_write(tmp_path / "out.txt", b"data2", overwrite=True)
+        finally:
+            running.communicate(b"")
     assert (tmp_path / "out.txt").read_bytes() == b"data2"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.txt", *kept])
 

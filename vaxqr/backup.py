@@ -30,11 +30,14 @@ by all, are then not taken from it).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
+import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -47,7 +50,7 @@ from .errors import (
     full_disk_hint,
     when_full,
 )
-from .fileio import PRIVATE, atomic_open, check_writable, exclusive_dir
+from .fileio import PRIVATE, _running, atomic_open, check_writable, exclusive_dir
 
 Kind = Literal["ca", "signer", "batch"]
 
@@ -186,7 +189,7 @@ def backup(directories: Sequence[Path], out: Path, *, overwrite: bool = False,
                        holds="the archive (keys, ledgers: names and dates of birth)")
         meter = _Meter(progress, sum(_planned_bytes(path) for path, _n, _k in plan)) \
             if progress else None
-        with tempfile.TemporaryDirectory(prefix="vaxqr-backup-") as scratch, \
+        with _scratch() as scratch, \
                 atomic_open(out, mode=PRIVATE, overwrite=overwrite) as fh, \
                 tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
             archived: set[str] = set()  # every directory archived, nested batches too
@@ -205,6 +208,74 @@ def _with_batches(d: DirectoryBackup, archived: set[str]) -> DirectoryBackup:
     batches = tuple(replace(b, archived=b.path in archived)
                     for b in d.register_batches)
     return replace(d, register_batches=batches)
+
+
+# The scratch directory a backup copies each ledger into before it goes into the archive:
+# vaxqr-backup-PID-RANDOM in the temporary directory (TMPDIR, /tmp), mode 0700 (mkdtemp),
+# held (flock) while the backup runs, holding only ledger-N.sqlite (and SQLite's side files).
+_SCRATCH_PREFIX = "vaxqr-backup-"
+_SCRATCH_NAME = re.compile(r"vaxqr-backup-([0-9]+)-[a-z0-9_]{8}")
+_SCRATCH_FILE = re.compile(r"ledger-[0-9]+\.sqlite(?:-journal|-wal|-shm)?")
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A new scratch directory (see above), removed when the block ends; the ones killed
+    backups left (kill -9, a power cut: a ledger's copy in them) are removed first."""
+    base = tempfile.gettempdir()
+    _clear_scratch(base)
+    path = tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=base)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # in use: see _clear_scratch
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+def _clear_scratch(base: str) -> None:
+    """Remove from ``base`` the scratch directories of backups that ended without removing
+    theirs: only a directory of that exact name, this user's, mode 0700, holding nothing but
+    ledger copies, whose backup is gone (its pid is not running here, or is this process's,
+    and no one holds it locked: a thread's backup, another container's). Best effort."""
+    try:
+        with os.scandir(base) as entries:
+            names = [e.name for e in entries if e.name.startswith(_SCRATCH_PREFIX)]
+    except OSError:
+        return
+    me, uid = os.getpid(), os.geteuid()
+    for name in names:
+        m = _SCRATCH_NAME.fullmatch(name)
+        if m is None or (int(m.group(1)) != me and _running(int(m.group(1)))):
+            continue
+        try:
+            fd = os.open(os.path.join(base, name),
+                         os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != uid or stat.S_IMODE(st.st_mode) != 0o700:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a backup running
+            except OSError:
+                pass
+            inside = os.listdir(fd)
+            if not all(_SCRATCH_FILE.fullmatch(n) and stat.S_ISREG(
+                    os.lstat(n, dir_fd=fd).st_mode) for n in inside):
+                continue  # something vaxqr did not put there: left as it is
+            for n in inside:
+                os.unlink(n, dir_fd=fd)
+            os.rmdir(os.path.join(base, name))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
 
 
 class _Meter:

@@ -67,6 +67,7 @@ def atomic_open(
             fd = os.open(tmp, flags, mode)
         except OSError as exc:  # never another's file: the name is new (random)
             raise _describe(exc, target) from exc
+        _lock_written(fd)
         try:
             os.fchmod(fd, mode)  # the umask may have removed bits; it must never add any
             with os.fdopen(fd, "w" if text else "wb",
@@ -100,36 +101,35 @@ _LIVE_LOCK = threading.Lock()
 
 def _tmp_name(name: str) -> str:
     """``.NAME.PID.RANDOM.tmp``: the random part keeps two threads of one process (a
-    library user) writing the same target off each other's file; the pid lets a later
-    process with the same pid (every run in a container) clear what a killed one left."""
+    library user) writing the same target off each other's file; the pid lets a later run
+    tell what a killed one left (:func:`_clear_leftovers`)."""
     return f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
-_LEFTOVER = re.compile(r"(?:[0-9a-f]{8}\.)?tmp")  # after ".NAME.PID.": ours, old or new
-# (pid, directory) → (its mtime when last listed, this pid's leftover names there): a
-# directory is listed again only when something else changed it, not for every write (a
-# batch's 100,000 cards written into one directory would list it 100,000 times)
-_SEEN: dict[tuple[int, str], tuple[int, dict[str, list[str]]]] = {}
+# after ".NAME.": the writer's pid, then (since the random part) 8 hex digits, then "tmp"
+_LEFTOVER = re.compile(r"([0-9]+)\.(?:[0-9a-f]{8}\.)?tmp")
+_PID_MAX = 1 << 22  # Linux's largest pid_max
+# (pid, directory) → (its mtime when last listed, the hidden ``.*.tmp`` names there not yet
+# looked at): a directory is listed again only when something else changed it, not for
+# every write (a batch's 100,000 cards written into one directory would list it 100,000
+# times)
+_SEEN: dict[tuple[int, str], tuple[int, list[str]]] = {}
 
 
-def _leftovers_of(directory: Path, prefix: str) -> dict[str, list[str]] | None:
-    """``target name → [its leftover names]`` of this pid in ``directory``, listed once and
+def _temporaries_in(directory: Path) -> list[str] | None:
+    """The hidden ``.*.tmp`` names in ``directory`` not yet looked at, listed once and
     again only when its mtime moved (None: it cannot be listed)."""
     try:
         mtime = os.stat(directory).st_mtime_ns
     except OSError:
         return None
-    key = (os.getpid(), os.fspath(directory))  # a forked child has its own leftovers
+    key = (os.getpid(), os.fspath(directory))  # a forked child has its own list
     seen = _SEEN.get(key)
     if seen is not None and seen[0] == mtime:
         return seen[1]
-    found: dict[str, list[str]] = {}
     try:
         with os.scandir(directory) as entries:
-            for e in entries:
-                at = e.name.find(prefix)
-                if at > 1 and e.name[0] == "." and _LEFTOVER.fullmatch(e.name, at + len(prefix)):
-                    found.setdefault(e.name[1:at], []).append(e.name)
+            found = [e.name for e in entries if e.name[0] == "." and e.name.endswith(".tmp")]
     except OSError:
         return None
     _SEEN[key] = (mtime, found)
@@ -138,7 +138,7 @@ def _leftovers_of(directory: Path, prefix: str) -> dict[str, list[str]] | None:
 
 def _wrote(directory: Path) -> None:
     """After this process's write into ``directory``, whose mtime it moved: the listing of
-    :func:`_leftovers_of` stays good (a write adds no leftover)."""
+    :func:`_temporaries_in` stays good (a write adds no leftover)."""
     key = (os.getpid(), os.fspath(directory))
     with _LIVE_LOCK:
         seen = _SEEN.get(key)
@@ -150,25 +150,76 @@ def _wrote(directory: Path) -> None:
 
 
 def _clear_leftovers(directory: Path, name: str) -> None:
-    """Remove the temporary files of ``name`` that a killed process with this pid left:
-    ``.NAME.PID.tmp`` (before the random part) and ``.NAME.PID.RANDOM.tmp``, but never one
-    this process is writing (another thread's), nor one of another user (a shared
-    directory), nor anything but a regular file. Best effort: a name is never reused."""
+    """Remove the temporary files of ``name`` that killed runs left (``.NAME.PID.tmp``,
+    before the random part, and ``.NAME.PID.RANDOM.tmp``): a kill -9 or a power cut while
+    ``vaxqr backup`` wrote an archive to a USB stick left an 80 MB copy of the keys and
+    ledgers beside it. Only such a name; only a regular file of this user's (never
+    another's, in a shared directory); only when the run that wrote it is gone: its pid is
+    not running here (or is this process's, and none of its threads writes it), and no one
+    holds the lock every writer takes on its temporary file (a run of another computer or
+    container, whose pid means nothing here, on a shared file system). Best effort."""
+    prefix = f".{name}."
     with _LIVE_LOCK:
-        found = _leftovers_of(directory, f".{os.getpid()}.")
-        names = found.pop(name, []) if found is not None else []
-    uid = os.geteuid()
+        found = _temporaries_in(directory) or []
+        names = [n for n in found if n.startswith(prefix)]
+        for n in names:  # looked at once (a live one is not looked at again)
+            found.remove(n)
+    me, uid = os.getpid(), os.geteuid()
     for leftover in names:
+        m = _LEFTOVER.fullmatch(leftover, len(prefix))
+        if m is None:
+            continue
+        pid = int(m.group(1))
+        if pid != me and (not 0 < pid < _PID_MAX or _running(pid)):
+            continue
         path = os.path.join(directory, leftover)
         try:
             st = os.lstat(path)
         except OSError:
             continue
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != uid:
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != uid or _locked_file(path):
             continue
         with _LIVE_LOCK:
             if leftover not in _LIVE:
                 _silent_unlink(path)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this computer (another user's too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: another user's process
+        return True
+    return True
+
+
+def _lock_written(fd: int) -> None:
+    """Lock the temporary file ``fd`` while it is written, so that no later run takes it for
+    a leftover (:func:`_locked_file`); released however the writer ends."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pass  # a file system without flock: the pid alone tells
+
+
+def _locked_file(path: str) -> bool:
+    """Whether a writer holds ``path`` locked (:func:`_lock_written`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return True  # cannot tell: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # a file system without flock: the pid alone tells
+    finally:
+        os.close(fd)
+    return False
 
 
 def _exists(target: Path) -> StorageError:

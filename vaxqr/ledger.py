@@ -469,6 +469,7 @@ def backup_copy(source: Path, target: Path) -> int:
     process has it open, as any vaxqr command that opens the ledger does."""
     if target.exists():
         raise StorageError(f"{target} already exists")
+    _create_private(target)  # it holds what the ledger holds
     try:
         # mode=rw: a ledger that is not there is an error, never a new empty one
         src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=10)
