@@ -94,3 +94,44 @@ def test_a_renewal_killed_anywhere_is_finished_by_running_it_again(h: Hierarchy,
     assert [n for n in os.listdir(h.tmp) if n.startswith(".")] == []
     if point != "state":
         assert any("interrupted vaxqr certs issue" in w for w in res.warnings)
+
+
+def _killed(h: Hierarchy, point: str) -> list[str]:
+    """A renewal of h.s2 killed at ``point``; the hidden directories it left."""
+    _office(h.s2)
+    tests = str(Path(__file__).parent)
+    r = subprocess.run([sys.executable, "-c", _KILLED.format(tests=tests), str(h.s2),
+                        str(h.ca), point], capture_output=True, timeout=120)
+    assert r.returncode == 137, r.stderr.decode()
+    left = sorted(n for n in os.listdir(h.tmp) if n.startswith(".s2."))
+    assert left
+    return left
+
+
+def test_a_wrong_ca_password_finishes_nothing(h: Hierarchy) -> None:
+    """issue_signer's promise, "a wrong CA password ... writes nothing", held for the
+    interrupted run's leftovers too: they were moved into place (or removed) and the
+    finished signer returned as issued before the CA password was ever checked."""
+    left = _killed(h, "rename-2")
+    with pytest.raises(keys.KeyCertError, match="wrong password"):
+        certs.issue_signer(h.ca, ca_password=b"not the CA password", commune_code="31078",
+                           name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                           now=T0)
+    assert sorted(n for n in os.listdir(h.tmp) if n.startswith(".s2.")) == left
+
+
+def test_leftovers_through_another_users_link_are_not_touched(h: Hierarchy,
+                                                              tmp_path: Path) -> None:
+    """The library refused a signer directory reached through another user's symbolic link
+    only after it had finished (renamed, removed) what an interrupted run left there."""
+    if os.geteuid() != 0:
+        pytest.skip("making a link of another user's needs root (lchown)")
+    left = _killed(h, "rename-2")
+    link = tmp_path / "theirs"
+    link.symlink_to(h.tmp)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(cadir.StorageError, match="symbolic link made by another user"):
+        certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                           name="UBND xã Dương Tơ", out_dir=link / "s2", password=PW,
+                           force=True, now=T0)
+    assert sorted(n for n in os.listdir(h.tmp) if n.startswith(".s2.")) == left

@@ -492,13 +492,17 @@ def issue_signer(
     name = check_signer_request(commune_code, name, days)
     _check_new_password(password)
     target = Path(out_dir)
-    finished = finish_interrupted(target, Path(ca_dir))
-    if finished.placed is not None and finished.placed.code == commune_code:
-        return _finished_signer(finished, target)  # the run again: what it was to make
-    keep = check_signer_out(target, commune_code, force=force)
+    # the place, the CA and the CA password are checked before an interrupted run's
+    # leftovers are finished (moved, removed): a wrong password writes nothing, and a
+    # finished signer is only handed to whoever may issue one
+    check_signer_out(target, commune_code, force=force)  # before the password is asked
     now = _aware(now) if now else _utcnow()
     ca = check_issuing_ca(ca_dir, now=now)
     ca_key, warnings = _load_ca_key(ca, ca_password)
+    finished = finish_interrupted(target, Path(ca_dir))
+    if finished.placed is not None and finished.placed.code == commune_code:
+        return _finished_signer(finished, target)  # the run again: what it was to make
+    keep = check_signer_out(target, commune_code, force=force)  # as the leftovers left it
     if ca.is_demo:
         warnings.append(f"{ca.directory} is a {DEMO_MARK} CA: its certificates are for testing")
     if not name.upper().startswith("UBND "):
