@@ -135,3 +135,28 @@ def test_leftovers_through_another_users_link_are_not_touched(h: Hierarchy,
                            name="UBND xã Dương Tơ", out_dir=link / "s2", password=PW,
                            force=True, now=T0)
     assert sorted(n for n in os.listdir(h.tmp) if n.startswith(".s2.")) == left
+
+
+def test_a_directory_another_user_left_is_not_taken_for_a_run(h: Hierarchy) -> None:
+    """A hidden ``.NAME.new-PID-…`` of another user's (anyone who may write beside the
+    signer directory can make one: a certificate is public, the trust list has it) was
+    moved into place as the commune's signer directory, its key the other user's, the
+    directory theirs to change later, and handed back as the certificate issued."""
+    if os.geteuid() != 0:
+        pytest.skip("a directory of another user's needs root (chown)")
+    pid = 4_000_000
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    planted = h.tmp / f".s3.new-{pid}-deadbeef"
+    planted.mkdir()
+    for name in ("signer.crt", "chain.pem", "signer.json"):
+        (planted / name).write_bytes((h.s2 / name).read_bytes())
+    (planted / "signer.key").write_bytes(b"a key of theirs")
+    for p in (planted, *planted.iterdir()):
+        os.chown(p, 65534, 65534)
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.tmp / "s3", password=PW, now=T0)
+    assert res.record.serial != h.dsc(h.s2).serial_number  # a new certificate, not theirs
+    assert os.stat(h.tmp / "s3").st_uid == os.geteuid()
+    keys.load_private_key(h.tmp / "s3" / "signer.key", PW)
+    assert planted.is_dir()  # not this user's to remove either

@@ -52,15 +52,24 @@ def _alive(pid: int) -> bool:
 
 
 def _leftovers(target: Path) -> dict[int, dict[str, Path]]:
-    """``pid → {"new"|"old": directory}`` of the runs into ``target`` that are not running."""
+    """``pid → {"new"|"old": directory}`` of the runs into ``target`` that are not running.
+    Only this user's directories: another user's (anyone who may write beside ``target``
+    can make one, with a certificate the trust list publishes) is no run of this user's to
+    finish, nor to remove."""
     found: dict[int, dict[str, Path]] = {}
     try:
         entries = list(os.scandir(target.parent))
     except OSError:
         return found
+    me = os.geteuid()
     for e in entries:
         m = _LEFT.fullmatch(e.name)
         if m is None or m["name"] != target.name or not e.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if e.stat(follow_symlinks=False).st_uid != me:
+                continue
+        except OSError:
             continue
         pid = int(m["pid"])
         if pid != os.getpid() and not _alive(pid):
