@@ -160,3 +160,28 @@ def test_a_directory_another_user_left_is_not_taken_for_a_run(h: Hierarchy) -> N
     assert os.stat(h.tmp / "s3").st_uid == os.geteuid()
     keys.load_private_key(h.tmp / "s3" / "signer.key", PW)
     assert planted.is_dir()  # not this user's to remove either
+
+
+def test_the_run_again_with_another_password_is_told_which_opens_the_key(
+        h: Hierarchy) -> None:
+    """Run again with another commune password, the finished signer came back as issued
+    with no word that its key has the interrupted run's password, not the one just given
+    (the one the clerk would note down)."""
+    _killed(h, "rename-1")
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2,
+                             password=b"another password, 2026", force=True, now=T0)
+    assert any("does not open" in w and "interrupted run" in w for w in res.warnings)
+    keys.load_private_key(h.s2 / "signer.key", PW)
+
+
+def test_a_finished_signer_whose_key_is_not_its_certificates_is_refused(
+        h: Hierarchy) -> None:
+    """The finished directory's key was handed back unchecked against its certificate."""
+    left = _killed(h, "rename-1")
+    new = h.tmp / next(n for n in left if ".new-" in n)
+    (new / "signer.key").write_bytes((h.s1 / "signer.key").read_bytes())  # another key
+    with pytest.raises(keys.KeyCertError, match="does not belong to"):
+        certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                           name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                           now=T0)

@@ -389,13 +389,37 @@ class IssuedSigner:
     kept: tuple[Path, ...] = ()  # the office ledger and trust/ of the directory it replaced
 
 
-def _finished_signer(finished: Finished, target: Path) -> IssuedSigner:
-    """The signer an interrupted run made, now in place (:func:`finish_interrupted`)."""
-    assert finished.placed is not None
-    files = tuple(target / n for n in ("signer.key", "signer.crt", "chain.pem", "signer.json"))
+def _finished_signer(finished: Finished, target: Path, password: bytes | None) -> IssuedSigner:
+    """The signer an interrupted run made, now in place (:func:`finish_interrupted`). Its
+    key has the interrupted run's password: a warning says so when ``password`` (this
+    run's) does not open it, or when it is not encrypted though this run gave one; a key
+    that opens and is not the certificate's is refused (:class:`KeyCertError`)."""
+    record = finished.placed
+    assert record is not None
+    key_path = target / "signer.key"
+    files = (key_path, *(target / n for n in ("signer.crt", "chain.pem", "signer.json")))
     kept = tuple(target / n for n in SIGNER_KEPT if (target / n).exists())
-    return IssuedSigner(finished.placed, target, tuple(load_certificates(target / "chain.pem")),
-                        files, finished.notes, kept)
+    warnings = list(finished.notes)
+    try:
+        key = load_private_key(key_path, password)
+    except KeyCertError:
+        if password is not None:
+            warnings.append(f"the password given to this run does not open {key_path}: it "
+                            "has the password given to the interrupted run, which is the one "
+                            "to keep")
+    else:
+        if _spki(key.public_key()) != _spki(record.certificate.public_key()):
+            raise KeyCertError(f"{key_path} does not belong to {target / 'signer.crt'}",
+                               hint="issue the commune a new certificate (--force)")
+        if password is not None and (w := protection_warning(key_path)):
+            warnings.append(w)
+    return IssuedSigner(record, target, tuple(load_certificates(target / "chain.pem")),
+                        files, tuple(warnings), kept)
+
+
+def _spki(public: Any) -> bytes:
+    return bytes(public.public_bytes(serialization.Encoding.DER,
+                                     serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 def _record_and_commit(tmp: Path, target: Path, issuer_dir: Path | None,
@@ -501,7 +525,7 @@ def issue_signer(
     ca_key, warnings = _load_ca_key(ca, ca_password)
     finished = finish_interrupted(target, Path(ca_dir))
     if finished.placed is not None and finished.placed.code == commune_code:
-        return _finished_signer(finished, target)  # the run again: what it was to make
+        return _finished_signer(finished, target, password)  # the run again
     keep = check_signer_out(target, commune_code, force=force)  # as the leftovers left it
     if ca.is_demo:
         warnings.append(f"{ca.directory} is a {DEMO_MARK} CA: its certificates are for testing")
