@@ -24,6 +24,10 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "keys" / "examples"
 HAVE_OPENSSL = shutil.which("openssl") is not None
 AT_T0 = ("-attime", str(int(T0.timestamp()) + 86400))
+# The test CAs live the longest a CA may (10 years from T0, to 2032): with the default 5
+# they expired on 2027-01-10, and every test that issues or revokes at today's date would
+# have failed from then on (found by running the suite under faketime at 2027-03-01).
+CA_DAYS = certs.CA_DAYS_MAX
 
 
 @dataclass
@@ -39,7 +43,8 @@ class Hierarchy:
 
 def make_hierarchy(tmp: Path, province: str = "Kiên Giang") -> Hierarchy:
     ca = tmp / "ca"
-    certs.init_ca(ca, name=province, province_code="091", password=PW, now=T0)
+    certs.init_ca(ca, name=province, province_code="091", password=PW, now=T0,
+                  days=CA_DAYS)
     s1, s2 = tmp / "s1", tmp / "s2"
     certs.issue_signer(
         ca,
@@ -65,8 +70,10 @@ def make_hierarchy(tmp: Path, province: str = "Kiên Giang") -> Hierarchy:
 def root_province_commune(tmp: Path) -> tuple[Path, Path, Path]:
     """A national root, a province CA under it, one commune DSC, and the province's list."""
     root, ca, s = tmp / "root", tmp / "ca", tmp / "s"
-    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0)
-    certs.init_ca(ca, name="Kiên Giang", province_code="091", password=PW, parent_dir=root,
+    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=PW, now=T0,
+                  days=CA_DAYS)
+    certs.init_ca(ca, name="Kiên Giang", province_code="091", password=PW, days=CA_DAYS,
+                  parent_dir=root,
                   parent_password=PW, now=T0)
     certs.issue_signer(ca, ca_password=PW, commune_code="31078", name="UBND xã Dương Tơ",
                        out_dir=s, password=PW, now=T0)

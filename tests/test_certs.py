@@ -22,6 +22,7 @@ from vaxqr.errors import KeyCertError, StorageError, ValidationError
 
 from hierarchy import (
     AT_T0,
+    CA_DAYS,
     EXAMPLES,
     HAVE_OPENSSL,
     OTHER_PW,
@@ -63,6 +64,13 @@ def test_kid_is_sha256_of_der_first_8_bytes(h: Hierarchy) -> None:
     assert meta["kid"] == hashlib.sha256(der).digest()[:8].hex()
 
 
+def test_a_ca_lives_five_years_unless_told(tmp_path) -> None:
+    certs.init_ca(tmp_path / "ca", name="Kiên Giang", province_code="091", password=PW, now=T0)
+    ca = certinfo.load_certificates(tmp_path / "ca" / "ca.crt")[0]
+    years = (ca.not_valid_after_utc - ca.not_valid_before_utc).days / 365.25
+    assert 4.9 < years < 5.1
+
+
 def test_ca_profile(h: Hierarchy) -> None:
     ca = certinfo.load_certificates(h.ca / "ca.crt")[0]
     subj = ca.subject
@@ -78,8 +86,7 @@ def test_ca_profile(h: Hierarchy) -> None:
     assert not ku.value.digital_signature
     ski = ext(ca, x509.SubjectKeyIdentifier).value
     assert ski.digest == x509.SubjectKeyIdentifier.from_public_key(ca.public_key()).digest
-    years = (ca.not_valid_after_utc - ca.not_valid_before_utc).days / 365.25
-    assert 4.9 < years < 5.1
+    assert (ca.not_valid_after_utc - ca.not_valid_before_utc).days == CA_DAYS  # as asked
     assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
     assert ca.public_key().curve.name == "secp256r1"  # type: ignore[union-attr]
 
