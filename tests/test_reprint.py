@@ -1,6 +1,7 @@
 """`vaxqr issue --reprint ID|UVCI`: a citizen's existing credential written again (a lost
 card), found through the office's register, from a single issue's or a batch's ledger."""
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from test_cli_issue import CA, PERSON, TRUSTLIST, _demo_ca_copy, _fresh_signer, 
 
 from vaxqr import reprint
 from vaxqr.cli import app
-from vaxqr.errors import StorageError, ValidationError
+from vaxqr.errors import StorageError, VerificationError
 from vaxqr.ledger import Ledger, Register
 
 from records import good_rows, write_csv
@@ -139,9 +140,16 @@ def test_an_expired_credential_is_not_reprinted(runner, office):
                                "--out", "-"]).exit_code == 0
     found = reprint.find_issued(office, "091190012345")
     assert found.expires > datetime.now(UTC) + timedelta(days=300)
-    with pytest.raises(ValidationError, match=r"expired on .*checkpoints refuse") as e:
+    with pytest.raises(VerificationError, match=r"expired on .*checkpoints refuse") as e:
         reprint.find_issued(office, "091190012345", now=found.expires + timedelta(seconds=1))
     assert "--reissue" in (e.value.hint or "")
+    db = sqlite3.connect(office / "ledger.sqlite")  # the CLI, with today's date: long expired
+    with db:
+        db.execute("UPDATE credentials SET exp = 1")
+        db.execute("UPDATE citizens SET exp = 1")
+    db.close()
+    r = _reprint(runner, office)  # 1, "a credential is not valid" (README's exit codes)
+    assert r.exit_code == 1 and "expired on 1970-01-01" in r.stderr and r.stdout == "", r.output
 
 
 @pytest.mark.parametrize("register_knows", [True, False], ids=["register", "older-register"])
@@ -152,7 +160,6 @@ def test_a_batch_credential_that_has_expired_takes_one_step_to_replace(
     pointing to --reissue: three steps. The first refusal says it has expired and that
     --reissue signs a new one; --reissue then does, saying the old one has expired. The
     expiry is the register's, or (a register of an older vaxqr) the batch ledger's."""
-    import sqlite3
 
     from vaxqr.citizen import citizen_key
 
@@ -228,7 +235,6 @@ def test_a_batch_ledger_holding_another_credential_is_not_reprinted(runner, tmp_
     is written again. Another citizen's genuine credential put under this UVCI, or text
     that this office's certificate did not sign, is refused, never printed on the card of
     the citizen at the desk."""
-    import sqlite3
 
     from vaxqr.codec import b45decode, decompress, encode_hc1, strip_prefix
 
@@ -276,7 +282,6 @@ def test_the_register_records_what_the_office_signed(runner, tmp_path, office):
         assert (c.kid, c.hc1_sha256, c.exp) == (e.kid, hc1_digest(e.hc1), e.exp)
     # a run stopped between a chunk's ledger commit and the next claims: the batch run
     # again (nothing to sign) records what its claims lack
-    import sqlite3
 
     db = sqlite3.connect(office / "ledger.sqlite")
     with db:
@@ -299,7 +304,6 @@ def test_a_batch_ledger_holding_a_text_of_another_key_is_not_reprinted(
     that key id in the ledger as well): it was written with a warning and exit 0. The
     office's register records the key id and the digest of the text it signed: refused,
     naming the ledger (exit 3)."""
-    import sqlite3
 
     rows, batch, issued = _batch(runner, tmp_path, office, seed=64)
     genuine = issued[3]
@@ -327,7 +331,6 @@ def test_a_register_of_an_older_vaxqr_keeps_working(runner, tmp_path, office):
     """A register made before it recorded key ids and digests gains the columns, empty,
     when opened; its entries are reprinted with the checks they had (UVCI, the ledger's key
     id, the office's signature), and new claims record them."""
-    import sqlite3
 
     from vaxqr.ledger import Register
 
@@ -426,7 +429,7 @@ def test_a_revoked_credential_is_not_reprinted(runner, tmp_path, office):
     certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json",
                           force=True)
     r = _reprint(runner, office)
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 1, r.output  # not valid, as at a checkpoint (2 is a usage error)
     assert f"{entry.uvci} has been revoked by the province" in r.stderr
     assert "checkpoints refuse it" in r.stderr and "--reissue" in r.stderr
     assert r.stdout == ""
@@ -482,7 +485,6 @@ def test_a_credential_of_an_earlier_certificate_is_verified_with_the_listed_one(
     """After a renewal, the province's trust list holds the earlier certificate: a text
     under the credential's UVCI and kid whose signature it does not verify (altered) is
     refused, as one of the current certificate is."""
-    import sqlite3
 
     from vaxqr import certs
     from vaxqr.codec import b45decode, decompress, encode_hc1, strip_prefix

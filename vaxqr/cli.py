@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import KeyCertError, ValidationError, VaxqrError
+from .errors import KeyCertError, ValidationError, VaxqrError, VerificationError
 from .safetext import printable
 
 if TYPE_CHECKING:
@@ -163,7 +163,10 @@ def fail(message: str, *, code: Exit, hint: str | None = None) -> NoReturn:
 
 
 def fail_from(exc: VaxqrError) -> NoReturn:
-    code = Exit.USAGE if isinstance(exc, ValidationError) else Exit.TRUST_OR_IO
+    # a credential refused for what a checkpoint would find (a reprint of an expired or
+    # revoked one): 1, "a credential is not valid", as README's table of exit codes says
+    code = (Exit.USAGE if isinstance(exc, ValidationError) else
+            Exit.NOT_VALID if isinstance(exc, VerificationError) else Exit.TRUST_OR_IO)
     fail(str(exc), code=code, hint=exc.hint)
 
 

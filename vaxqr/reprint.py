@@ -27,7 +27,14 @@ from cryptography import x509
 
 from . import citizen
 from .certs import load_signer_certificate
-from .errors import KeyCertError, StorageError, TrustError, ValidationError, VaxqrError
+from .errors import (
+    KeyCertError,
+    StorageError,
+    TrustError,
+    ValidationError,
+    VaxqrError,
+    VerificationError,
+)
 from .ledger import PLACE_SINGLE, Claim, Entry, Ledger, Register, hc1_digest
 from .safetext import row_label
 from .trustlist import TrustList, credential_revocation_hash, verify_trustlist
@@ -124,9 +131,9 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
     found = Found(entry=entry, claim=claim, ledger=path)
     when = now or datetime.now(UTC)
     if found.expires <= when:
-        raise ValidationError(
+        raise VerificationError(
             f"{claim.uvci} expired on {found.expires:%Y-%m-%d}: reprinting it gives a card "
-            "that checkpoints refuse",
+            "that checkpoints refuse", step="expiry",
             hint="sign a new credential: the single issue with the citizen's record and "
                  "--reissue")
     return found
@@ -271,9 +278,9 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
     lists = _trust_lists(material.trustlists, cas, at)
     for tl, path in lists:
         if credential_revocation_hash(uvci) in tl.revoked_credentials:
-            raise ValidationError(
+            raise VerificationError(
                 f"{uvci} has been revoked by the province ({path}, sequence {tl.sequence}): "
-                "checkpoints refuse it", hint=_REISSUE)
+                "checkpoints refuse it", step="revocation", hint=_REISSUE)
     if current:
         return tuple(warnings)
     kid = bytes.fromhex(found.entry.kid)
