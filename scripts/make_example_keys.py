@@ -50,12 +50,13 @@ Passphrase of every key: **`vaxqr-demo`** (also in `password.txt`, so
 |---|---|
 | `ca/ca.crt`, `ca/ca.key` | Kiên Giang Province CSCA (DEMO ONLY), P-256, 2021-11-01 → 2031-10-31 |
 | `ca/chain.pem`, `ca/crl.pem`, `ca/state.json` | CA chain, CRL, CA state (issued, sequence) |
-| `communes/30760/` | UBND phường Vĩnh Thanh Vân: `signer.{crt,key,json}`, `chain.pem` |
+| `communes/30760/` | UBND phường Vĩnh Thanh Vân: `signer.{crt,key,json}`, `chain.pem`, `trust/` |
 | `communes/31078/` | UBND xã Dương Tơ: the same files |
 | `trustlist.json` | trust list, sequence 1, issued 2021-11-20, next update 2031-10-30 |
 
 DSCs are valid 2021-11-15 → 2031-10-30 (longer than the 2-year default, so the demo
-keeps working), with EKU 1.3.6.1.4.1.1847.2021.1.2 (vaccination).
+keeps working), with EKU 1.3.6.1.4.1.1847.2021.1.2 (vaccination). `trust/crl.pem` is
+the CA's CRL as `certs issue` puts it in a new signer directory: `vaxqr issue` reads it.
 
 Regenerate (new random keys, same names and dates):
 

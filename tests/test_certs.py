@@ -771,7 +771,7 @@ def test_renewing_a_signer_in_place_keeps_its_office_ledger(h: Hierarchy) -> Non
                              name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
                              now=T0)
     assert (h.s2 / "signer.key").read_bytes() != old_key
-    assert res.kept == (h.s2 / "ledger.sqlite", h.s2 / "ledger.sqlite-wal")
+    assert res.kept == (h.s2 / "ledger.sqlite", h.s2 / "ledger.sqlite-wal", h.s2 / "trust")
     assert _ledger_rows(h.s2) == [("URN:UVCI:01:VN:091/31078/A#B",)]  # the WAL's record too
     assert hidden_leftovers(h.tmp) == []
 
@@ -782,7 +782,7 @@ def test_renewing_a_signer_in_place_keeps_its_trust_folder(h: Hierarchy) -> None
     province's trust list and CRLs the README has the clerk put there, by which every
     `vaxqr issue` knows a revocation; the next issue then signed knowing none."""
     _office_ledger(h.s2, h.tmp)
-    (h.s2 / "trust").mkdir()
+    (h.s2 / "trust").mkdir(exist_ok=True)
     (h.s2 / "trust" / "crl.pem").write_bytes((h.ca / "crl.pem").read_bytes())
     res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
                              name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
@@ -811,7 +811,7 @@ def test_a_ledger_file_made_during_a_renewal_is_kept(h: Hierarchy, monkeypatch) 
     res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
                              name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
                              now=T0)
-    assert res.kept == (h.s2 / "ledger.sqlite", h.s2 / "ledger.sqlite-wal")
+    assert res.kept == (h.s2 / "ledger.sqlite", h.s2 / "ledger.sqlite-wal", h.s2 / "trust")
     assert (h.s2 / "ledger.sqlite-wal").read_bytes() == wal
     assert _ledger_rows(h.s2) == [("URN:UVCI:01:VN:091/31078/A#B",)]
 

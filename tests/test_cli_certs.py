@@ -395,7 +395,7 @@ def test_cli_renewing_a_signer_in_place_says_what_it_kept_and_what_to_do_next(
             "--out", str(s)]
     assert cli(args).exit_code == 0
     (s / "ledger.sqlite").write_bytes(b"")  # an office that has issued
-    (s / "trust").mkdir()  # and keeps the province's files there, as the README says
+    (s / "trust").mkdir(exist_ok=True)  # and keeps the province's files there, as the README says
     (s / "trust" / "crl.pem").write_bytes((ca / "crl.pem").read_bytes())
     r = cli(args)
     assert r.exit_code == 3 and "--force to renew it" in r.stderr and "ledger.sqlite" in r.stderr

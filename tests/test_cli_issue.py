@@ -409,7 +409,7 @@ def test_a_revoked_signer_is_refused(runner, tmp_path):
     shutil.rmtree(tmp_path / "o")
     revocation.revoke_certificate(ca, "31078", password=b"vaxqr-demo", reason="superseded")
     certs.build_trustlist(ca, password=b"vaxqr-demo", out=tmp_path / "tl.json")
-    (signer / "trust").mkdir()
+    (signer / "trust").mkdir(exist_ok=True)
     shutil.copy(ca / "crl.pem", signer / "trust" / "crl.pem")
     for extra in ([], ["--trust", str(tmp_path / "tl.json")]):
         if extra:
@@ -873,3 +873,48 @@ def test_a_read_only_signer_directory_is_named_as_such(runner, tmp_path):
         assert f"{signer} is read-only" in text, text
         assert f"make {signer} writable for this user" in text, text
         assert not (tmp_path / "hong.png").exists()
+
+
+def test_a_signer_without_revocation_data_is_warned_about_once_per_run(runner, tmp_path):
+    """A signer directory copied without trust/ (or with an empty one) signed with no word:
+    the clerk never learnt that a revocation of the commune's certificate by the province
+    cannot be known on this machine. Warned once per run, not per row, saying what to put
+    there; a directory with the province's CRL in trust/ (as `certs issue` makes it) is
+    not."""
+    src = write_csv(tmp_path / "r.csv", good_rows(6, seed=8))
+    signer = _signer_copy(tmp_path)
+    said = "no CRL or trust list in"
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
+                            str(tmp_path / "with")])
+    assert r.exit_code == 0, r.output
+    assert said not in r.stderr
+    shutil.rmtree(signer / "trust")
+    r = runner.invoke(app, ["issue", "--signer", str(signer), "--from", str(src), "--out",
+                            str(tmp_path / "without")])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stderr.split())
+    assert text.count(said) == 1, text
+    assert f"{said} {signer / 'trust'}/ (nor --trust)" in text
+    assert "put the files the province hands to checkpoints (its trustlist.json and " \
+           "crl.pem)" in text
+    (signer / "trust").mkdir()  # empty, or holding nothing that is a CRL or trust list
+    (signer / "trust" / "notes.txt").write_text("ask the province\n")
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert " ".join(r.stderr.split()).count(said) == 1
+    # --trust given instead: known
+    r = runner.invoke(app, ["issue", "--signer", str(signer), *PERSON, "--out", "-",
+                            "--trust", str(CA.parent / "crl.pem")])
+    assert r.exit_code == 0, r.output
+    assert said not in r.stderr
+
+
+def test_a_fresh_signer_directory_holds_its_cas_crl(runner, tmp_path, monkeypatch):
+    """`certs issue` has the CA's current CRL at hand: a new signer directory gets it in
+    trust/, so a well set-up office signs knowing its revocations (and is not warned)."""
+    monkeypatch.setenv("VAXQR_PASSWORD", "a test password")
+    ca, s = _fresh_signer(tmp_path, start_days=-1, end_days=700)
+    assert (s / "trust" / "crl.pem").read_bytes() == (ca / "crl.pem").read_bytes()
+    r = runner.invoke(app, ["issue", "--signer", str(s), *PERSON, "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert "no CRL or trust list" not in r.stderr

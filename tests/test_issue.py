@@ -227,7 +227,7 @@ def test_a_batch_refuses_a_signer_its_directory_knows_revoked(tmp_path):
 
     signer = _fresh_signer(tmp_path, 700)
     revocation.revoke_certificate(tmp_path / "ca", "31078", password=b"a test password")
-    (tmp_path / "s" / "trust").mkdir()
+    (tmp_path / "s" / "trust").mkdir(exist_ok=True)
     shutil.copy(tmp_path / "ca" / "crl.pem", tmp_path / "s" / "trust" / "crl.pem")
     src = write_csv(tmp_path / "r.csv", good_rows(3, seed=21))
     with pytest.raises(KeyCertError, match="has been revoked"):
@@ -250,7 +250,7 @@ def test_a_check_of_another_signer_does_not_stand_for_the_batchs_own(tmp_path):
                        password=b"a test password")
     other = check_signer_dir(tmp_path / "s2")
     revocation.revoke_certificate(tmp_path / "ca", "31078", password=b"a test password")
-    (tmp_path / "s" / "trust").mkdir()
+    (tmp_path / "s" / "trust").mkdir(exist_ok=True)
     shutil.copy(tmp_path / "ca" / "crl.pem", tmp_path / "s" / "trust" / "crl.pem")
     src = write_csv(tmp_path / "r.csv", good_rows(3, seed=21))
     with pytest.raises(KeyCertError, match="has been revoked"):

@@ -55,7 +55,7 @@ def _office(signer: Path) -> None:
     conn.execute("CREATE TABLE citizens (uvci TEXT)")
     conn.execute("INSERT INTO citizens VALUES ('URN:UVCI:01:VN:091/31078/A#B')")
     conn.commit()
-    (signer / "trust").mkdir()
+    (signer / "trust").mkdir(exist_ok=True)
     (signer / "trust" / "crl.pem").write_bytes(b"the province's CRL")
     conn.close()  # (folds the WAL in; what matters is that both files move)
 

@@ -406,7 +406,7 @@ def test_a_credential_of_a_revoked_certificate_is_not_reprinted(runner, tmp_path
     revocation.revoke_certificate(ca, "31078", password=b"vaxqr-demo", reason="superseded")
     certs.build_trustlist(ca, password=b"vaxqr-demo", out=tmp_path / "tl.json")
     assert _reprint(runner, office).exit_code == 0  # nothing on this machine says it yet
-    (office / "trust").mkdir()
+    (office / "trust").mkdir(exist_ok=True)
     shutil.copy(ca / "crl.pem", office / "trust" / "crl.pem")
     for extra in ([], ["--trust", str(tmp_path / "tl.json")]):
         if extra:
@@ -422,7 +422,7 @@ def test_a_revoked_credential_is_not_reprinted(runner, tmp_path, office):
 
     ca = _demo_ca_copy(tmp_path)
     entry = _issued(runner, office)
-    (office / "trust").mkdir()
+    (office / "trust").mkdir(exist_ok=True)
     certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json")
     assert _reprint(runner, office).exit_code == 0
     revocation.revoke_credentials(ca, [entry.uvci])
@@ -450,7 +450,7 @@ def test_a_credential_of_an_earlier_certificate_is_checked_against_the_trust_lis
     assert r.exit_code == 0, r.output
     assert f"signed with an earlier certificate of this office (kid {entry.kid})" in r.stderr
     assert "no trust list in SIGNER/trust/ tells" in r.stderr
-    (office / "trust").mkdir()
+    (office / "trust").mkdir(exist_ok=True)
     tl = office / "trust" / "tl.json"
     certs.build_trustlist(ca, password=b"vaxqr-demo", out=tl)
     r = _reprint(runner, office)
@@ -468,7 +468,7 @@ def test_a_damaged_trust_file_is_not_a_reason_to_reissue(runner, office):
     signing (its revocations must not be dropped), but it says nothing of the credential:
     the hint is not to sign the citizen a new one (that would be refused the same way)."""
     _issued(runner, office)
-    (office / "trust").mkdir()
+    (office / "trust").mkdir(exist_ok=True)
     (office / "trust" / "crl.pem").write_text(
         "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n")
     r = _reprint(runner, office)
@@ -494,7 +494,7 @@ def test_a_credential_of_an_earlier_certificate_is_verified_with_the_listed_one(
     certs.issue_signer(ca, ca_password=b"vaxqr-demo", commune_code="31078",
                        name="UBND xã Dương Tơ", out_dir=office, password=b"vaxqr-demo",
                        force=True)
-    (office / "trust").mkdir()
+    (office / "trust").mkdir(exist_ok=True)
     certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json")
     assert _reprint(runner, office).exit_code == 0
     cose = decompress(b45decode(strip_prefix(entry.hc1)))

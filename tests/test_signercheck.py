@@ -11,7 +11,7 @@ import pytest
 
 from vaxqr import certs, revocation
 from vaxqr.errors import KeyCertError, TrustError
-from vaxqr.signercheck import MIN_DAYS, TRUST_DIR, check_signer_dir
+from vaxqr.signercheck import MIN_DAYS, TRUST_DIR, check_signer_dir, no_revocation_data
 
 from hierarchy import PW, T0, make_hierarchy, root_province_commune
 
@@ -45,11 +45,13 @@ def test_expired_and_not_yet_valid_are_refused(h):
 
 
 def test_a_short_remaining_validity_is_warned_about_then_refused(h):
+    shutil.rmtree(h.s1 / TRUST_DIR)  # (its CRL would be out of date by then: warned too)
     end = _ends(h, h.s1)
     check = check_signer_dir(h.s1, at=end - dt.timedelta(days=100))
     day = f"{end:%Y-%m-%d}"
     assert check.short and check.credentials_expire == end
     assert check.warnings == (
+        no_revocation_data(str(h.s1)),
         f"the commune certificate ends on {day}: credentials signed now expire on {day} "
         "(in 100 days), not in 12 months; ask provincial IT for a new certificate (a citizen "
         "signed now gets a new credential from a later batch only for a later dose)",)
@@ -59,11 +61,12 @@ def test_a_short_remaining_validity_is_warned_about_then_refused(h):
         check_signer_dir(h.s1, at=soon)
     assert "--short-validity" in exc.value.hint
     check = check_signer_dir(h.s1, at=soon, allow_short=True)
-    assert "(in 29 days)" in check.warnings[0]
+    assert "(in 29 days)" in check.warnings[-1]
     hours = check_signer_dir(h.s1, at=end - dt.timedelta(hours=3), allow_short=True)
-    assert "(in less than a day)" in hours.warnings[0]
+    assert "(in less than a day)" in hours.warnings[-1]
     # a credential written again (vaxqr issue --reprint) signs nothing: no time-left rule
-    assert check_signer_dir(h.s1, at=soon, signing=False).warnings == ()
+    assert check_signer_dir(h.s1, at=soon, signing=False).warnings == (
+        no_revocation_data(str(h.s1)),)
 
 
 def test_a_chain_that_no_longer_validates_is_refused(h, tmp_path):
@@ -83,15 +86,18 @@ def test_a_chain_that_no_longer_validates_is_refused(h, tmp_path):
 
 
 def test_a_dsc_revoked_by_its_province_is_refused_by_crl_and_trust_list(h, tmp_path):
+    for s in (h.s1, h.s2):  # as copied without trust/: only what is given here is known
+        shutil.rmtree(s / TRUST_DIR)
     revocation.revoke_certificate(h.ca, str(h.s1), password=PW, reason="key-compromise",
                                   now=AT)
     tl = tmp_path / "tl.json"
     certs.build_trustlist(h.ca, password=PW, out=tl, now=AT)
     later = AT + DAY
-    assert check_signer_dir(h.s1, at=later).warnings == ()  # nothing local says it
+    # nothing local says it
+    assert check_signer_dir(h.s1, at=later).warnings == (no_revocation_data(str(h.s1)),)
     with pytest.raises(TrustError, match=r"has been revoked .*tl\.json, sequence 1"):
         check_signer_dir(h.s1, at=later, trust=[tl])
-    (h.s1 / TRUST_DIR).mkdir()
+    (h.s1 / TRUST_DIR).mkdir(exist_ok=True)
     shutil.copy(h.ca / "crl.pem", h.s1 / TRUST_DIR / "crl.pem")
     with pytest.raises(TrustError, match=r"s1 has been revoked .*crl\.pem") as exc:
         check_signer_dir(h.s1, at=later)
@@ -116,6 +122,7 @@ def test_a_province_ca_revoked_by_its_root_is_refused_given_the_roots_crl(tmp_pa
 
 
 def test_revocation_files_it_cannot_use_are_named(h, tmp_path):
+    shutil.rmtree(h.s1 / TRUST_DIR)  # only the files given
     other = make_hierarchy(tmp_path / "elsewhere", province="An Giang")
     stale_at = T0 + dt.timedelta(days=40)  # past the CRL's 30-day next update
     tl = tmp_path / "tl.json"
@@ -157,7 +164,7 @@ def test_a_file_that_is_no_trust_material_is_passed_over_as_a_checkpoint_does(h,
     """A stray file in SIGNER/trust/ refused issuing, while a checkpoint given the same
     folder passed over it: one reader now (vaxqr.trustfiles), one rule."""
     trust_dir = h.s1 / TRUST_DIR
-    trust_dir.mkdir()
+    trust_dir.mkdir(exist_ok=True)
     shutil.copy(h.ca / "crl.pem", trust_dir / "crl.pem")
     (trust_dir / "notes.json").write_text('{"printer": "room 2"}', encoding="utf-8")
     (trust_dir / "junk.der").write_bytes(b"\x30\x03\x02\x01\x00")
@@ -181,7 +188,7 @@ def test_a_file_that_is_no_trust_material_is_passed_over_as_a_checkpoint_does(h,
 def test_a_damaged_crl_or_trust_list_refuses_in_both(h, tmp_path, damaged):
     """Its revocations must not be dropped in silence, in a folder or named."""
     trust_dir = h.s1 / TRUST_DIR
-    trust_dir.mkdir()
+    trust_dir.mkdir(exist_ok=True)
     if damaged == "trustlist.json":
         tl = tmp_path / "tl.json"
         certs.build_trustlist(h.ca, password=PW, out=tl, now=T0)
@@ -215,7 +222,7 @@ def test_a_trust_folder_others_can_write_is_warned_about(h):
     import os
 
     trust_dir = h.s1 / TRUST_DIR
-    trust_dir.mkdir()
+    trust_dir.mkdir(exist_ok=True)
     shutil.copy(h.ca / "crl.pem", trust_dir / "crl.pem")
     assert check_signer_dir(h.s1, at=AT).warnings == ()
     os.chmod(trust_dir, 0o777)

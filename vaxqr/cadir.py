@@ -105,6 +105,7 @@ def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bo
         tmp.mkdir(mode=0o700)
         os.chmod(tmp, 0o700)
         for name, (data, mode) in files.items():
+            (tmp / name).parent.mkdir(mode=0o700, exist_ok=True)  # trust/crl.pem
             atomic_write(tmp / name, data, mode=mode)
     except (OSError, StorageError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -614,6 +614,10 @@ def issue_signer(
         "chain.pem": (b"".join(_pem(c) for c in chain), PUBLIC),
         "signer.json": (_dump_json(meta), PUBLIC),
     }
+    if "trust" not in keep and (ca.directory / "crl.pem").is_file():
+        # the CA's current CRL, so that the office knows a revocation from its first
+        # signing on (vaxqr.signercheck warns when it knows none); a renewal keeps its own
+        files["trust/crl.pem"] = ((ca.directory / "crl.pem").read_bytes(), PUBLIC)
     record = IssuedCert(serial, "dsc", cert, commune_code, name, now)
     with when_full(NOTHING_LEFT_HINT):
         tmp = _prepare_dir(target, files, force=force, kind="signer")

@@ -23,7 +23,7 @@ dose. :func:`check_signer` therefore refuses, before a key is opened:
 
 It warns, once, when the credentials will expire sooner than 12 months, and about
 revocation files it cannot use (not from this signer's CAs, out of date, a trust list that
-does not list this DSC).
+does not list this DSC), and when it read none (:func:`no_revocation_data`).
 """
 
 from __future__ import annotations
@@ -129,6 +129,8 @@ def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate
     validated = _validate(certificate, chain, at, what)
     material = read_trust_material(trust)
     sources, warnings = _check_revocation(certificate, validated, material, at, what)
+    if not material.crls and not material.trustlists:
+        warnings.append(no_revocation_data(where))
     warnings += open_to_others(
         trust, material.files, "what this office checks before signing",
         "a CRL or trust list taken away there lets this office sign with a revoked certificate")
@@ -150,6 +152,17 @@ def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate
             "for a later dose)")
     return SignerCheck(chain=validated, at=at, credentials_expire=expire,
                        revocation_sources=tuple(sources), warnings=tuple(warnings))
+
+
+def no_revocation_data(where: str = "") -> str:
+    """The warning for a check that read no CRL and no trust list: ``SIGNER/trust/``
+    missing or empty (a signer directory copied without it, one made by hand) and no
+    ``--trust``. Said once per check (a batch: once, not per row)."""
+    trust = os.path.join(where or "SIGNER", TRUST_DIR, "")
+    return (f"no CRL or trust list in {trust} (nor --trust): whether the province has "
+            "revoked this commune's certificate cannot be known on this machine "
+            "(checkpoints that know it refuse its credentials); put the files the province "
+            f"hands to checkpoints (its trustlist.json and crl.pem) in {trust}")
 
 
 def _span(left: dt.timedelta) -> str:
