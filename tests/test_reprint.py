@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import test_cli_issue
+from mounts import mounted_tmpfs
 from test_cli_issue import CA, PERSON, TRUSTLIST, _demo_ca_copy, _fresh_signer, _signer_copy
 
 from vaxqr import reprint
@@ -513,3 +514,73 @@ def test_a_credential_of_an_earlier_certificate_is_verified_with_the_listed_one(
     r = _reprint(runner, office)
     assert r.exit_code == 3, r.output
     assert "does not verify" in r.stderr and r.stdout == ""
+
+
+def test_a_reprint_reads_a_read_only_signer_directory(runner, tmp_path):
+    """--reprint writes nothing, but the office register was opened for writing (its
+    set-up, WAL switch and schema): refused on a read-only signer directory. Now read-only:
+    a ledger closed cleanly (no -wal or -shm, which a read-only mount cannot make) is read
+    as immutable; one with its -wal and -shm (a process had it open) through them; a -wal
+    holding records without its -shm cannot be read without writing: said so, exit 3."""
+    import shutil
+    import sqlite3
+    import subprocess
+
+    where = tmp_path / "mnt"
+    where.mkdir()
+    with mounted_tmpfs(where, "size=8m"):
+        office = where / "clean"
+        shutil.copytree(_signer_copy(tmp_path), office)
+        entry = _issued(runner, office)
+        rows = good_rows(2, seed=71)
+        src = write_csv(tmp_path / "two.csv", rows)
+        holder = sqlite3.connect(office / "ledger.sqlite")  # keeps the next records in -wal
+        holder.execute("PRAGMA wal_autocheckpoint=0")
+        holder.execute("SELECT count(*) FROM citizens").fetchone()
+        r = runner.invoke(app, ["issue", "--signer", str(office), "--from", str(src),
+                                "--out", str(tmp_path / "batch"), "--workers", "1"])
+        assert r.exit_code == 0, r.output
+        # as a process killed with the register open leaves it: records in its -wal
+        shutil.copytree(office, where / "open")
+        shutil.copytree(office, where / "no-shm")
+        (where / "no-shm" / "ledger.sqlite-shm").unlink()
+        assert (where / "open" / "ledger.sqlite-wal").stat().st_size > 0
+        holder.close()  # the last connection: folds the -wal in, removes -wal and -shm
+        assert not (office / "ledger.sqlite-wal").exists()
+        subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+        r = _reprint(runner, office)
+        assert r.exit_code == 0, r.output
+        assert r.stdout.strip() == entry.hc1
+        r = runner.invoke(app, ["issue", "--signer", str(where / "open"), "--reprint",
+                                rows[1][3], "--out", "-"])
+        assert r.exit_code == 0, r.output
+        assert r.stdout.startswith("HC1:") and "two.csv row 2" in r.stderr
+        r = runner.invoke(app, ["issue", "--signer", str(where / "no-shm"), "--reprint",
+                                rows[1][3], "--out", "-"])
+        assert r.exit_code == 3, r.output
+        text = " ".join(r.stderr.split())
+        assert "cannot be read without writing: records are in its ledger.sqlite-wal, " \
+               "whose ledger.sqlite-shm is missing" in text, text
+        assert r.stdout == ""
+
+
+def test_a_reprint_reads_a_read_only_register_file(runner, tmp_path, office):
+    """The register file itself read-only (a bind mount; a file of another user), in a
+    directory that can be written: read through a -shm made there."""
+    import subprocess
+
+    entry = _issued(runner, office)
+    ledger = office / "ledger.sqlite"
+    bind = subprocess.run(["mount", "--bind", str(ledger), str(ledger)], capture_output=True,
+                          text=True, check=False)
+    if bind.returncode != 0:
+        pytest.skip(f"cannot bind-mount a file (needs root): {bind.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ledger)], check=True)
+        with pytest.raises(OSError):
+            ledger.open("ab").close()
+        r = _reprint(runner, office)
+        assert r.exit_code == 0, r.output
+        assert r.stdout.strip() == entry.hc1
+    finally:
+        subprocess.run(["umount", "-l", str(ledger)], check=False)

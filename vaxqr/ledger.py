@@ -232,11 +232,82 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-class Ledger:
-    """An open ledger. Use as a context manager; writes are atomic per call."""
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that reads the ledger ``path`` and writes nothing there, also on a
+    read-only mount or file (``vaxqr issue --reprint``).
 
-    def __init__(self, path: str | Path) -> None:
+    SQLite opens a WAL database read-only (``mode=ro``) when its ``-wal`` and ``-shm`` are
+    there (a process has it open, or was killed), or when it may make them (a writable
+    directory: a read-only file). A ledger closed cleanly has neither, and on a read-only
+    mount they cannot be made: then the file holds every record, and it is read as
+    ``immutable`` (no locks, no ``-shm``). A ``-wal`` holding records without its ``-shm``
+    in a read-only directory cannot be read without writing: refused, saying so."""
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "unable to open" not in text and "readonly" not in text:
+            raise
+        try:
+            pending = path.with_name(path.name + "-wal").stat().st_size
+        except FileNotFoundError:
+            pending = 0
+        if pending:
+            raise StorageError(
+                f"the ledger {path} cannot be read without writing: records are in its "
+                f"{path.name}-wal, whose {path.name}-shm is missing, and {path.parent} is "
+                "read-only", hint=f"make {path.parent} writable once and run this again (it "
+                "folds the -wal in), or copy the directory somewhere writable") from exc
+    # (nothing else writes it here: nothing can, on a read-only mount)
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+
+
+def _read_only_tables(db: sqlite3.Connection, tables: Mapping[str, str],
+                      added: Mapping[str, Sequence[tuple[str, str]]]) -> None:
+    """On a read-only connection, what an older or empty ledger lacks, as the read-write
+    open would add it: a missing table of ``tables`` (name → its CREATE TABLE) as an empty
+    TEMP one, and the columns ``added`` since (name → ``(column, type)``s) missing from one
+    as a TEMP view of it with their defaults. Unqualified names find TEMP first."""
+    for name, create in tables.items():
+        have = [str(r[1]) for r in db.execute(f"PRAGMA main.table_info({name})")]
+        if not have:
+            db.execute(create.replace(f"CREATE TABLE IF NOT EXISTS {name}",
+                                      f"CREATE TEMP TABLE {name}", 1))
+            continue
+        defaults = [f"{'0' if kind.startswith('INTEGER') else repr('')} AS {column}"
+                    for column, kind in added.get(name, ()) if column not in have]
+        if defaults:
+            db.execute(f"CREATE TEMP VIEW {name} AS SELECT *, {', '.join(defaults)} "
+                       f"FROM main.{name}")
+
+
+def _create_table(schema: str, name: str) -> str:
+    """The CREATE TABLE statement of ``name`` in ``schema``."""
+    start = schema.index(f"CREATE TABLE IF NOT EXISTS {name} ")
+    return schema[start:schema.index(";", start)]
+
+
+class Ledger:
+    """An open ledger. Use as a context manager; writes are atomic per call.
+    ``read_only``: nothing is written, not even the ledger's set-up (:func:`_connect_read_only`);
+    the file must exist."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        if read_only:
+            try:
+                self._db = _connect_read_only(self.path)
+                self._read_only_tables()
+            except sqlite3.Error as exc:
+                raise _wrap(exc, self.path) from exc
+            return
         _create_private(self.path)
         try:
             self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
@@ -245,6 +316,9 @@ class Ledger:
             _retry_busy(lambda: self._db.executescript(SCHEMA))
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
+
+    def _read_only_tables(self) -> None:
+        _read_only_tables(self._db, {"credentials": _create_table(SCHEMA, "credentials")}, {})
 
     def __enter__(self) -> Self:
         return self
@@ -335,14 +409,21 @@ class Register(Ledger):
     of one office (two batches, a batch and a single issue) take turns, each deciding on
     what the other committed."""
 
-    def __init__(self, path: str | Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        super().__init__(path, read_only=read_only)
+        if read_only:
+            return
         try:
             _retry_busy(lambda: self._db.executescript(REGISTER_SCHEMA))
             _retry_busy(self._migrate)
         except sqlite3.Error as exc:
             self._db.close()
             raise _wrap(exc, self.path) from exc
+
+    def _read_only_tables(self) -> None:
+        _read_only_tables(self._db, {"credentials": _create_table(SCHEMA, "credentials"),
+                                     "citizens": _create_table(REGISTER_SCHEMA, "citizens")},
+                          {"citizens": _REGISTER_ADDED})
 
     def _migrate(self) -> None:
         """Add the columns a register of an older vaxqr lacks (:data:`_REGISTER_ADDED`), in

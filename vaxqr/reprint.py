@@ -112,14 +112,14 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
     if not (home / _LEDGER).is_file():
         raise StorageError(f"{home} has no {_LEDGER}: this office's register holds no "
                            "credential yet", hint=_BEFORE_REGISTER)
-    with Register(home / _LEDGER) as register:
+    with Register(home / _LEDGER, read_only=True) as register:
         claim = _claim(register, ref)
         if claim.place == PLACE_SINGLE:
             path = home / _LEDGER
             entry = register.find(claim.uvci)
         else:
             path = _batch_ledger(home, claim)
-            with Ledger(path) as ledger:
+            with Ledger(path, read_only=True) as ledger:
                 entry = ledger.find(claim.uvci)
     if entry is None:
         raise StorageError(
@@ -149,7 +149,7 @@ def _batch_ledger(home: Path, claim: Claim) -> Path:
         return path
     beside = home.resolve().parent / Path(claim.place).name / _LEDGER
     if beside.is_file():
-        with Ledger(beside) as ledger:
+        with Ledger(beside, read_only=True) as ledger:
             if ledger.find(claim.uvci) is not None:
                 return beside
     raise StorageError(
