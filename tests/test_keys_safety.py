@@ -387,15 +387,17 @@ def test_disk_full_leaves_no_partial_output(office, tmp_path, command):
     assert set(new) == set(old)
 
 
-def _on_a_terminal(args: list[str], answers: list[bytes], cwd: Path) -> tuple[int, bytes]:
-    """Run the console script on a pseudo-terminal, typing each answer after its prompt."""
+def _on_a_terminal(args: list[str], answers: list[bytes], cwd: Path,
+                   **extra: str) -> tuple[int, bytes]:
+    """Run the console script on a pseudo-terminal, typing each answer after its prompt
+    (``extra``: more environment)."""
     import pty
     import select
     import time
 
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("VAXQR_") or k == "VAXQR_PURE"}
-    env.update(NO_COLOR="1", COLUMNS="100")
+    env.update(NO_COLOR="1", COLUMNS="100", **extra)
     pid, fd = pty.fork()
     if pid == 0:  # the child: the command, its stdin and stderr the terminal
         os.chdir(cwd)
@@ -549,10 +551,54 @@ def test_certs_password_asks_on_a_terminal_hidden_and_confirmed(office, tmp_path
 def test_certs_password_checks_the_old_password_before_asking_a_new_one(office, tmp_path):
     d = tmp_path / "office"
     shutil.copytree(office, d)
-    code, out = _on_a_terminal(["certs", "password", "dt"], [WRONG.encode()], d)
+    code, out = _on_a_terminal(["certs", "password", "dt"], [WRONG.encode()] * 3, d)
     text = out.decode("utf-8", "replace")
     assert code == 3 and "wrong password" in text, text
     assert "New password" not in text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+@pytest.mark.parametrize("args", [
+    ["issue", "--signer", "dt", *CITIZEN, "--out", "again.png"],
+    ["certs", "password", "dt"]], ids=["issue", "certs-password"])
+def test_a_mistyped_password_is_asked_again_three_tries_in_all(office, tmp_path, args):
+    """The prompt gave one try, then exit 3. A typed password that does not open the key
+    is asked for again, saying how many tries are left: three in all."""
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    answers = [WRONG.encode(), WRONG.encode(), SECRET.encode()]
+    if args[0] == "certs":
+        answers += [b"a new one, long enough"] * 2
+    code, out = _on_a_terminal(args, answers, d)
+    text = out.decode("utf-8", "replace")
+    assert code == 0, text
+    assert "Wrong password: 2 tries left." in text and "Wrong password: 1 try left." in text
+    assert text.count("Password for the ") == 3
+    assert SECRET not in text and WRONG not in text
+    # three wrong: the third says what the command says of a wrong password, exit 3
+    before = _snapshot(d)
+    code, out = _on_a_terminal([a.replace("again.png", "third.png") for a in args],
+                               [WRONG.encode()] * 3, d)
+    text = out.decode("utf-8", "replace")
+    assert code == 3 and "wrong password for" in text, text
+    assert text.count("Password for the ") == 3 and "0 tries" not in text
+    assert _snapshot(d) == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+def test_a_wrong_password_from_a_file_or_the_environment_gets_one_try(office, tmp_path):
+    """Only a typed password is a typing slip: one given by --password-file or
+    VAXQR_PASSWORD fails at once, on a terminal too, without a prompt."""
+    d = tmp_path / "office"
+    shutil.copytree(office, d)
+    (d / "pw.txt").write_text(WRONG + "\n")
+    issue = ["issue", "--signer", "dt", *CITIZEN, "--out", "again.png"]
+    for args, env in (([*issue, "--password-file", "pw.txt"], {}),
+                      (issue, {"VAXQR_PASSWORD": WRONG})):
+        code, out = _on_a_terminal(args, [], d, **env)
+        text = out.decode("utf-8", "replace")
+        assert code == 3 and "wrong password for" in text, text
+        assert "Password for" not in text and "tries left" not in text
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")

@@ -16,6 +16,7 @@ import typer
 
 from . import keys
 from .cli import Exit, fail
+from .errors import VaxqrError, WrongPasswordError
 
 PASSWORD_ENV = "VAXQR_PASSWORD"
 
@@ -47,6 +48,30 @@ def _ask(prompt: str, *, confirm: bool) -> bytes:
     except typer.Abort:  # click's, whether typer vendors click (>= 0.2x) or not
         raise KeyboardInterrupt from None
     return str(value).encode("utf-8")
+
+
+#: Tries a typed password gets (never one from a file or the environment: a script's
+#: wrong password is not mistyped, and fails at once).
+TRIES = 3
+
+
+def _ask_existing(key_path: Path, what: str) -> bytes:
+    """The password of the existing key ``key_path``, typed at a hidden prompt: a password
+    that does not open it (a typing slip) is asked again, saying how many tries are left,
+    :data:`TRIES` in all (one key derivation each, ~0.1 s). The last one is returned
+    unchecked: the command opening the key then says what is wrong and what to do."""
+    for left in range(TRIES - 1, 0, -1):
+        pw = _ask(f"Password for {what}", confirm=False)
+        try:
+            keys.load_private_key(key_path, pw)
+        except WrongPasswordError:
+            sys.stderr.write(f"Wrong password: {left} {'try' if left == 1 else 'tries'} "
+                             "left.\n")
+            continue
+        except VaxqrError:  # not a password problem: the command says it
+            pass
+        return pw
+    return _ask(f"Password for {what}", confirm=False)
 
 
 def _interactive() -> bool:
@@ -83,7 +108,7 @@ def existing_password(
         if value:
             return value.encode("utf-8")
     if _interactive():
-        return _ask(f"Password for {what}", confirm=False)
+        return _ask_existing(key_path, what)
     raise Usage(
         f"a password is needed for {key_path}: use {option} FILE or "
         f"{' / '.join(envs)} (no terminal to ask on)"

@@ -50,6 +50,11 @@ class KeyCertError(VaxqrError):
     """A key, certificate, CRL or trust list is unusable (wrong password, bad format, bad chain)."""
 
 
+class WrongPasswordError(KeyCertError):
+    """An encrypted key does not open with the password given (or its file is damaged: the
+    two look the same)."""
+
+
 class TrustError(KeyCertError):
     """Trust material is unusable: bad signature, rolled-back sequence, expired list."""
 

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.padding import PKCS7
 
 from .certinfo import _read_file, name_str, public_key
-from .errors import KeyCertError, TrustError, ValidationError
+from .errors import KeyCertError, TrustError, ValidationError, WrongPasswordError
 from .fileio import PRIVATE, atomic_write
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -237,7 +237,7 @@ def load_private_key(path: str | os.PathLike[str], password: bytes | None) -> Pr
         except (TypeError, ValueError):
             raise KeyCertError(f"cannot read the private key in {p}") from exc
     except ValueError:
-        raise KeyCertError(
+        raise WrongPasswordError(
             f"wrong password for {p} (or the file is not a private key, or is damaged)",
             hint=wrong_password_hint(p),
         ) from None
