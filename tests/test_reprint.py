@@ -283,17 +283,8 @@ def test_the_register_records_what_the_office_signed(runner, tmp_path, office):
         assert (c.kid, c.hc1_sha256, c.exp) == (e.kid, hc1_digest(e.hc1), e.exp)
     # a run stopped between a chunk's ledger commit and the next claims: the batch run
     # again (nothing to sign) records what its claims lack
-
-    db = sqlite3.connect(office / "ledger.sqlite")
-    with db:
-        db.execute("UPDATE citizens SET hc1_sha256 = '', exp = 0 WHERE place != 'single'")
-    db.close()
-    r = runner.invoke(app, ["issue", "--signer", str(office), "--from",
-                            str(tmp_path / "records.csv"), "--out", str(out),
-                            "--workers", "1"])
-    assert r.exit_code == 0, r.output
-    with Register(office / "ledger.sqlite") as reg:
-        claims = {c.uvci: c for c in reg.claims()}
+    _stopped_before_recording(office)
+    claims = _run_again(runner, tmp_path, office, out)
     for e in issued.values():
         assert (claims[e.uvci].hc1_sha256, claims[e.uvci].exp) == (hc1_digest(e.hc1), e.exp)
 
@@ -523,7 +514,6 @@ def test_a_reprint_reads_a_read_only_signer_directory(runner, tmp_path):
     as immutable; one with its -wal and -shm (a process had it open) through them; a -wal
     holding records without its -shm cannot be read without writing: said so, exit 3."""
     import shutil
-    import sqlite3
     import subprocess
 
     where = tmp_path / "mnt"
@@ -584,3 +574,105 @@ def test_a_reprint_reads_a_read_only_register_file(runner, tmp_path, office):
         assert r.stdout.strip() == entry.hc1
     finally:
         subprocess.run(["umount", "-l", str(ledger)], check=False)
+
+
+def _run_again(runner, tmp_path, office, out):
+    """:func:`_batch`'s batch run again (nothing to sign): the register's claims after."""
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--from",
+                            str(tmp_path / "records.csv"), "--out", str(out),
+                            "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    with Register(office / "ledger.sqlite") as reg:
+        return {c.uvci: c for c in reg.claims()}
+
+
+def _stopped_before_recording(office):
+    """The register as a batch stopped between two chunks leaves it: its last chunk's
+    claims hold their key id but no digest or expiry (recorded with the next chunk's)."""
+
+    db = sqlite3.connect(office / "ledger.sqlite")
+    with db:
+        db.execute("UPDATE citizens SET hc1_sha256 = '', exp = 0 WHERE place != 'single'")
+    db.close()
+
+
+def _set_text(batch, row, hc1):
+
+    db = sqlite3.connect(batch / "ledger.sqlite")
+    with db:
+        db.execute("UPDATE credentials SET hc1 = ? WHERE row = ?", (hc1, row))
+    db.close()
+
+
+def test_a_claim_its_stopped_batch_did_not_record_is_reprinted_only_when_checked(
+        runner, tmp_path, office):
+    """A batch stopped between two chunks leaves its last chunk's claims without the
+    digest of their text until it is run again. Its text then is the batch ledger's word
+    alone, the ledger the digest guards against: reprinted when its signature verifies
+    with a certificate this office knows (its own; after a renewal, the one the
+    province's trust list gives), refused otherwise (it was written with a warning). A run
+    of the batch again records only texts it verifies: an altered one is not vouched for
+    by the register from then on."""
+    from vaxqr import certs
+    from vaxqr.ledger import hc1_digest
+
+    rows, batch, issued = _batch(runner, tmp_path, office, seed=66)
+    genuine = issued[3]
+    _stopped_before_recording(office)
+
+    def reprint_row3():
+        return runner.invoke(app, ["issue", "--signer", str(office), "--reprint",
+                                   rows[2][3], "--out", "-"])
+
+    r = reprint_row3()  # the office's own certificate verifies it
+    assert r.exit_code == 0 and r.stdout.strip() == genuine.hc1, r.output
+    _set_text(batch, 3, _resigned(genuine.hc1, bytes.fromhex(genuine.kid)))
+    r = reprint_row3()
+    assert r.exit_code == 3 and "does not verify" in r.stderr, r.output
+    # the batch run again: the digests of the texts it signed are recorded, not that one
+    claims = _run_again(runner, tmp_path, office, batch)
+    assert claims[genuine.uvci].hc1_sha256 == ""
+    assert all(claims[e.uvci].hc1_sha256 == hc1_digest(e.hc1)
+               for n, e in issued.items() if n != 3)
+    _set_text(batch, 3, genuine.hc1)
+
+    # renewed: the batch's certificate is an earlier one, which no trust list here gives
+    ca = _demo_ca_copy(tmp_path)
+    certs.issue_signer(ca, ca_password=b"vaxqr-demo", commune_code="31078",
+                       name="UBND xã Dương Tơ", out_dir=office, password=b"vaxqr-demo",
+                       force=True)
+    r = reprint_row3()
+    assert r.exit_code == 3 and r.stdout == "", r.output
+    text = " ".join(r.stderr.split())
+    assert f"{genuine.uvci} cannot be checked: this office's register has no digest of " \
+           "its text (its batch stopped before recording it" in text, text
+    assert f"earlier certificate of this office (kid {genuine.kid})" in text
+    assert "put the province's trust list that lists that certificate in" in text
+    # one whose digest the register holds is written, with the warning, as before
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[1][3],
+                            "--out", "-"])
+    assert r.exit_code == 0 and r.stdout.strip() == issued[2].hc1, r.output
+    # the province's trust list gives the earlier certificate: verified with it
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json")
+    r = reprint_row3()
+    assert r.exit_code == 0 and r.stdout.strip() == genuine.hc1, r.output
+    _set_text(batch, 3, _resigned(genuine.hc1, bytes.fromhex(genuine.kid)))
+    r = reprint_row3()
+    assert r.exit_code == 3 and "does not verify" in r.stderr, r.output
+
+
+def test_a_batch_ledger_with_another_expiry_than_its_text_is_not_reprinted(
+        runner, tmp_path, office):
+    """The expiry said and checked (an expired credential is not reprinted) was the batch
+    ledger's column, which no digest or signature covers: it must be the text's."""
+
+    rows, batch, issued = _batch(runner, tmp_path, office, seed=67)
+    db = sqlite3.connect(batch / "ledger.sqlite")
+    with db:
+        db.execute("UPDATE credentials SET exp = exp + 86400 WHERE row = 2")
+    db.close()
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[1][3],
+                            "--out", "-"])
+    assert r.exit_code == 3 and r.stdout == "", r.output
+    assert f"expires at {issued[2].exp}, not at {issued[2].exp + 86400} as recorded" \
+        in " ".join(r.stderr.split())

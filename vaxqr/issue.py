@@ -1253,7 +1253,8 @@ def issue_batch(
                     if progress:
                         progress(result.total_rows, total_rows)
                 if office is not None:  # the last chunk's (and, resumed, an earlier run's)
-                    office.record_signed([*signed, *(_unrecorded(office, ledger, place)
+                    office.record_signed([*signed, *(_unrecorded(office, ledger, place,
+                                                                 signer.certificate)
                                                      if done else ())])
                 check_unchanged(csv_path, before, _CHANGED)  # what the rejects list says
                 if unregistered is not None:
@@ -1294,16 +1295,23 @@ def issue_batch(
     return result
 
 
-def _unrecorded(register: Register, ledger: Ledger, place: str) -> list[Signed]:
+def _unrecorded(register: Register, ledger: Ledger, place: str,
+                certificate: Any) -> list[Signed]:
     """What the office's register lacks of this batch's credentials (``place``): claims of
     a run that stopped between a chunk's ledger commit and the next chunk's claims, whose
     key id, digest and expiry are recorded from the batch's ledger as a later run of the
     batch finds it (a claim of another run's ledger lacks them for good: old entries, see
-    :mod:`vaxqr.reprint`)."""
+    :mod:`vaxqr.reprint`). The batch's ledger lies outside the signer directory, and may
+    have changed since: a text is recorded only when it is the claim's credential signed
+    with this batch's ``certificate`` (:func:`vaxqr.reprint.signed_by`), or the register
+    would vouch for whatever was put there; another stays unrecorded, and --reprint then
+    checks it as it can (and refuses it: its signature does not verify)."""
+    from .reprint import signed_by
+
     missing = [c for c in register.claims(place) if not c.hc1_sha256]
     found = [(c, ledger.find(c.uvci)) for c in missing]
     return [(e.kid, hc1_digest(e.hc1), e.exp, c.citizen, c.uvci) for c, e in found
-            if e is not None]
+            if e is not None and signed_by(e, c.uvci, certificate)]
 
 
 def _expired_warning(ended: Sequence[tuple[int, str, int]]) -> str:

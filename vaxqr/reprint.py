@@ -175,13 +175,17 @@ def _check_text(entry: Entry, claim: Claim, path: Path,
     try:
         msg = _sign1(entry)
         _alg, kid = check_headers(msg)
-        uvci = summary(parse_cwt(msg.payload).hcert).get("uvci")
+        cwt = parse_cwt(msg.payload)
+        uvci = summary(cwt.hcert).get("uvci")
     except (VaxqrError, ValueError, TypeError, RecursionError) as exc:
         raise StorageError(f"{where} holds text under {claim.uvci} that cannot be read as "
                            f"a credential: {exc}", hint=hint) from exc
     if not isinstance(uvci, str) or uvci.upper() != claim.uvci.upper():
         raise StorageError(f"{where} holds {uvci!s:.80}, not {claim.uvci}, under that UVCI: "
                            "it is not this citizen's credential", hint=hint)
+    if cwt.exp != entry.exp:  # (the expiry said and checked is the ledger's column)
+        raise StorageError(f"{where}: {claim.uvci} expires at {cwt.exp}, not at {entry.exp} "
+                           "as recorded", hint=hint)
     if kid.hex() != entry.kid:
         raise StorageError(f"{where}: {claim.uvci} is signed with key id {kid.hex()}, not "
                            f"{entry.kid} as recorded", hint=hint)
@@ -197,12 +201,46 @@ def _check_text(entry: Entry, claim: Claim, path: Path,
                            f"({register}) records", hint=hint)
 
 
+# A batch claim without the digest of its text: its batch stopped between a chunk's ledger
+# commit and the register's record of it (Register.record_signed; a run of the batch again
+# records it), or the register is an older vaxqr's. The text is then the batch ledger's word
+# alone, and that ledger (in OUT_DIR) is what the digest guards against: it is written only
+# when its signature verifies with a certificate this office knows (its own, or the one a
+# trust list gives for an earlier kid). The digest is not filled in from that ledger here:
+# that would make the ledger vouch for itself (and a reprint writes nothing).
+_UNCHECKED = ("{uvci} cannot be checked: this office's register has no digest of its text "
+              "(its batch stopped before recording it, or the register is from an older "
+              "vaxqr), and {where} gives it signed with an earlier certificate of this office "
+              "(kid {kid}) that no trust list here gives to verify it with")
+
 _ALTERED = ("restore that ledger from a backup made before it changed, or sign a new "
             "credential (the single issue with --reissue)")
 
 
 def _where(path: Path, claim: Claim) -> str:
     return f"{path} (the ledger of {_place(claim)})"
+
+
+def signed_by(entry: Entry, uvci: str, certificate: x509.Certificate) -> bool:
+    """Whether ``entry``'s ``HC1:`` text is ``uvci``'s credential signed with
+    ``certificate``'s key (its UVCI, key id and signature), as a batch run again checks a
+    text of its ledger before the register records its digest (:mod:`vaxqr.issue`)."""
+    from .certinfo import kid_of
+    from .credential import summary
+    from .sign import check_headers, parse_cwt, verify_signature
+
+    try:
+        msg = _sign1(entry)
+        alg, kid = check_headers(msg)
+        found = summary(parse_cwt(msg.payload).hcert).get("uvci")
+        if kid != kid_of(certificate) or not isinstance(found, str) \
+                or found.upper() != uvci.upper():
+            return False
+        key: Any = certificate.public_key()
+        verify_signature(msg, key, alg)
+    except (VaxqrError, ValueError, TypeError, RecursionError):
+        return False
+    return True
 
 
 def _sign1(entry: Entry) -> Any:
@@ -295,6 +333,12 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
         _verify(found.entry, found.claim, found.ledger, listed,
                 "the earlier certificate the province's trust list gives for its kid")
         return tuple(warnings)
+    if found.claim.place != PLACE_SINGLE and not found.claim.hc1_sha256:
+        raise StorageError(_UNCHECKED.format(uvci=uvci, where=_where(found.ledger, found.claim),
+                                             kid=found.entry.kid),
+                           hint=f"put the province's trust list that lists that certificate "
+                                f"in {home / 'trust'} (or give it with --trust) and run this "
+                                f"again; or {_REISSUE}")
     said = (f"the province's trust list ({', '.join(str(p) for _, p in lists)}) does not "
             "list it: checkpoints using that list refuse the credential; if so, "
             f"{_REISSUE}" if lists else "no trust list in SIGNER/trust/ tells whether "
