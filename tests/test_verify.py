@@ -348,7 +348,7 @@ def test_signer_issuer_and_claims_in_json(world):
 def test_a_time_in_the_minute_of_the_check_is_given_to_the_second(world):
     """Checked at hh:mm:30, a credential issued at hh:mm:38 said "not valid before hh:mm",
     which reads as a mistake; such a time is given with its seconds (and only such a time)."""
-    h, creds, tmp = world
+    h, _creds, tmp = world
     signer = certs.load_signer(h.s2, PW)
     info = issue.signer_info(signer)
     rec = issue.parse_record(1, {
