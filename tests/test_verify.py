@@ -25,12 +25,7 @@ CARD = ("091190012345||NGUYỄN THỊ THUÝ HOÀ|17051990|Nữ|Rạch Giá, Kiê
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("world")
     h = make_hierarchy(tmp)
-    signer = certs.load_signer(h.s2, PW)
-    info = issue.signer_info(signer)
-    rec = issue.parse_record(1, {
-        "full_name": "Nguyễn Thị Thúy Hòa", "sex": "Nữ", "dob": "1990-05-17",
-        "id_number": "091190012345", "dose_number": "2", "total_doses": "2",
-        "vaccination_date": "2021-12-01", "vaccine": "moderna"}, today=NOW.date())
+    info, rec = _signer_and_record(h)
     creds = {}
     for key in ("good", "revoked"):
         uvci = make_uvci(info.province_code, info.commune_code)
@@ -38,6 +33,16 @@ def world(tmp_path_factory):
     revocation.revoke_credentials(h.ca, [creds["revoked"][0]], now=NOW)
     certs.build_trustlist(h.ca, password=PW, out=tmp / "tl1.json", now=NOW)
     return h, creds, tmp
+
+
+def _signer_and_record(h, **fields):
+    """The second commune's signer and a record (Hòa's second Moderna dose, or ``fields``)."""
+    info = issue.signer_info(certs.load_signer(h.s2, PW))
+    rec = issue.parse_record(1, {
+        "full_name": "Nguyễn Thị Thúy Hòa", "sex": "Nữ", "dob": "1990-05-17",
+        "id_number": "091190012345", "dose_number": "2", "total_doses": "2",
+        "vaccination_date": "2021-12-01", "vaccine": "moderna", **fields}, today=NOW.date())
+    return info, rec
 
 
 def _verifier(h, tmp, lists, at=NOW, name="state.json"):
@@ -349,12 +354,7 @@ def test_a_time_in_the_minute_of_the_check_is_given_to_the_second(world):
     """Checked at hh:mm:30, a credential issued at hh:mm:38 said "not valid before hh:mm",
     which reads as a mistake; such a time is given with its seconds (and only such a time)."""
     h, _creds, tmp = world
-    signer = certs.load_signer(h.s2, PW)
-    info = issue.signer_info(signer)
-    rec = issue.parse_record(1, {
-        "full_name": "Nguyễn Văn An", "sex": "Nam", "dob": "1990-01-02",
-        "id_number": "091090012345", "dose_number": "1", "total_doses": "2",
-        "vaccination_date": "2021-12-01", "vaccine": "pfizer"}, today=NOW.date())
+    info, rec = _signer_and_record(h, dose_number="1", vaccine="pfizer")
     minute = NOW.replace(second=0, microsecond=0) + dt.timedelta(minutes=5)
     hc1, _iat, exp = issue.sign_record(info, rec, make_uvci(info.province_code,
                                                             info.commune_code),
