@@ -792,6 +792,25 @@ def test_renewing_a_signer_in_place_keeps_its_trust_folder(h: Hierarchy) -> None
     assert _ledger_rows(h.s2) == [("URN:UVCI:01:VN:091/31078/A#B",)]
     assert hidden_leftovers(h.tmp) == []
 
+def test_renewing_a_signer_without_a_trust_folder_gives_it_the_cas_crl(h: Hierarchy) -> None:
+    """A new signer directory gets the CA's current CRL in trust/; a renewal keeps the
+    trust/ it has. One that had none (made by an older vaxqr, or by hand) got none either:
+    "trust" was among the names a renewal keeps, so the CA's CRL was not written, and nothing
+    was there to keep. The office went on signing knowing no revocation."""
+    import shutil
+
+    _office_ledger(h.s2, h.tmp)
+    shutil.rmtree(h.s2 / "trust")
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert (h.s2 / "trust" / "crl.pem").read_bytes() == (h.ca / "crl.pem").read_bytes()
+    assert h.s2 / "trust" / "crl.pem" in res.files
+    assert res.kept == (h.s2 / "ledger.sqlite", h.s2 / "ledger.sqlite-wal")  # not trust/
+    assert _ledger_rows(h.s2) == [("URN:UVCI:01:VN:091/31078/A#B",)]
+    assert hidden_leftovers(h.tmp) == []
+
+
 def test_a_ledger_file_made_during_a_renewal_is_kept(h: Hierarchy, monkeypatch) -> None:
     """The ledger files to keep were those present when the renewal began, before the key
     work: a ledger.sqlite-wal that a `vaxqr issue` made meanwhile (it opens the register)

@@ -614,9 +614,11 @@ def issue_signer(
         "chain.pem": (b"".join(_pem(c) for c in chain), PUBLIC),
         "signer.json": (_dump_json(meta), PUBLIC),
     }
-    if "trust" not in keep and (ca.directory / "crl.pem").is_file():
+    if ("trust" not in keep or not (target / "trust").exists()) \
+            and (ca.directory / "crl.pem").is_file():
         # the CA's current CRL, so that the office knows a revocation from its first
         # signing on (vaxqr.signercheck warns when it knows none); a renewal keeps its own
+        # trust/, and one that has none (an older vaxqr's directory) gets the CA's
         files["trust/crl.pem"] = ((ca.directory / "crl.pem").read_bytes(), PUBLIC)
     record = IssuedCert(serial, "dsc", cert, commune_code, name, now)
     with when_full(NOTHING_LEFT_HINT):
@@ -625,8 +627,9 @@ def issue_signer(
                            keep=keep)
     if password is None:
         warnings.append(f"{target / 'signer.key'} is NOT encrypted")
+    made = {n.split("/")[0] for n in files}  # (trust/, when it got the CA's CRL: not kept)
     return IssuedSigner(record, target, chain, tuple(target / n for n in files), tuple(warnings),
-                        tuple(target / n for n in keep if (target / n).exists()))
+                        tuple(target / n for n in keep if n not in made and (target / n).exists()))
 
 
 # --------------------------------------------------------------------------------------
