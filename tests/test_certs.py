@@ -811,6 +811,35 @@ def test_renewing_a_signer_without_a_trust_folder_gives_it_the_cas_crl(h: Hierar
     assert hidden_leftovers(h.tmp) == []
 
 
+def test_a_trust_folder_made_during_a_renewal_is_kept(h: Hierarchy, monkeypatch) -> None:
+    """A renewal of a directory without trust/ prepares the new one with the CA's CRL in
+    trust/. A trust/ the clerk put in the old directory meanwhile (before the key work ended)
+    is the office's own, and wins: the move of it onto the prepared trust/ failed
+    (rename(2) onto a directory that is not empty), and the renewal with it, saying the
+    directory "already exists (made by another run meanwhile?)"."""
+    import shutil
+
+    _office_ledger(h.s2, h.tmp)
+    shutil.rmtree(h.s2 / "trust")
+    real = certs._prepare_dir
+
+    def prepare(target: Path, *a: object, **k: object) -> Path:
+        tmp = real(target, *a, **k)
+        (h.s2 / "trust").mkdir()
+        (h.s2 / "trust" / "trustlist.json").write_text("the province's list")
+        return tmp
+
+    monkeypatch.setattr(certs, "_prepare_dir", prepare)
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert sorted(os.listdir(h.s2 / "trust")) == ["trustlist.json"]
+    assert (h.s2 / "trust" / "trustlist.json").read_text() == "the province's list"
+    assert _ledger_rows(h.s2) == [("URN:UVCI:01:VN:091/31078/A#B",)]
+    assert res.record.certificate == h.dsc(h.s2)
+    assert hidden_leftovers(h.tmp) == []
+
+
 def test_a_ledger_file_made_during_a_renewal_is_kept(h: Hierarchy, monkeypatch) -> None:
     """The ledger files to keep were those present when the renewal began, before the key
     work: a ledger.sqlite-wal that a `vaxqr issue` made meanwhile (it opens the register)

@@ -239,6 +239,7 @@ def _commit_dir(tmp: Path, target: Path, *, force: bool, kind: str,
             os.rename(target, old)
             for name in keep:
                 if (old / name).exists():
+                    _drop_prepared(tmp / name)  # the office's own wins (trust/: see below)
                     os.rename(old / name, tmp / name)
                     moved.append(name)
         os.rename(tmp, target)  # replaces at most an empty directory
@@ -259,6 +260,16 @@ def _commit_dir(tmp: Path, target: Path, *, force: bool, kind: str,
         raise StorageError(f"cannot create {target}: {exc.strerror or exc}") from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _drop_prepared(path: Path) -> None:
+    """Remove ``path`` of a prepared directory that the replaced one has too: a renewal of a
+    directory without trust/ prepares the CA's CRL there, and a trust/ put in the old
+    directory since is the office's own (rename(2) would refuse to move it onto the other)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 @contextlib.contextmanager
