@@ -5,6 +5,7 @@ issued to) left in a hidden directory, no certificate in the CA's state whose ke
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -96,9 +97,12 @@ def test_a_renewal_killed_anywhere_is_finished_by_running_it_again(h: Hierarchy,
         assert any("interrupted vaxqr certs issue" in w for w in res.warnings)
 
 
-def _killed(h: Hierarchy, point: str) -> list[str]:
-    """A renewal of h.s2 killed at ``point``; the hidden directories it left."""
+def _killed(h: Hierarchy, point: str, *, trust: bool = True) -> list[str]:
+    """A renewal of h.s2 killed at ``point``; the hidden directories it left. ``trust``:
+    the office has a trust/ (else none)."""
     _office(h.s2)
+    if not trust:
+        shutil.rmtree(h.s2 / "trust")
     tests = str(Path(__file__).parent)
     r = subprocess.run([sys.executable, "-c", _KILLED.format(tests=tests), str(h.s2),
                         str(h.ca), point], capture_output=True, timeout=120)
@@ -185,3 +189,23 @@ def test_a_finished_signer_whose_key_is_not_its_certificates_is_refused(
         certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
                            name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
                            now=T0)
+
+
+def test_a_trust_folder_left_aside_wins_over_the_prepared_one(h: Hierarchy) -> None:
+    """A renewal of a directory without trust/ prepares the CA's CRL in the new one's
+    trust/; a trust/ the clerk put in the old directory meanwhile is the office's own. Killed
+    once the old directory was moved aside, the run again put the new directory in place
+    with the prepared trust/ and left the office's in the hidden `.s2.old-…` for good (it
+    is not removed while it holds what a signer keeps), on every later run too."""
+    left = _killed(h, "rename-2", trust=False)  # the old directory aside, nothing moved
+    old = h.tmp / next(n for n in left if ".old-" in n)
+    new = h.tmp / next(n for n in left if ".new-" in n)
+    assert (new / "trust" / "crl.pem").is_file() and not (old / "trust").exists()
+    (old / "trust").mkdir()
+    (old / "trust" / "trustlist.json").write_text("the province's list")
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert os.listdir(h.s2 / "trust") == ["trustlist.json"]
+    assert res.record.certificate == h.dsc(h.s2)
+    assert [n for n in os.listdir(h.tmp) if n.startswith(".")] == []

@@ -24,7 +24,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cadir import SIGNER_KEPT, IssuedCert, _commit_dir, _locked, open_ca, signer_commune
+from .cadir import (
+    SIGNER_KEPT,
+    IssuedCert,
+    _commit_dir,
+    _drop_prepared,
+    _locked,
+    open_ca,
+    signer_commune,
+)
 from .certinfo import load_certificates
 from .errors import VaxqrError
 from .fileio import _fsync_dir
@@ -89,11 +97,15 @@ def _vacant(target: Path) -> bool:
     return not target.exists() or (target.is_dir() and not any(target.iterdir()))
 
 
-def _give_kept(old: Path, target: Path) -> list[str]:
-    """Move the office ledger and ``trust/`` from ``old`` into ``target`` where it has none."""
+def _give_kept(old: Path, target: Path, *, prepared: bool = False) -> list[str]:
+    """Move the office ledger and ``trust/`` from ``old`` into ``target`` where it has none,
+    or, ``prepared`` (the run's new directory, not yet in place), over what it prepared
+    (the CA's CRL in trust/: the office's own wins, as :func:`vaxqr.cadir._commit_dir`)."""
     moved = []
     for name in SIGNER_KEPT:
-        if (old / name).exists() and not (target / name).exists():
+        if (old / name).exists() and (prepared or not (target / name).exists()):
+            if prepared:
+                _drop_prepared(target / name)
             os.rename(old / name, target / name)
             moved.append(name)
     return moved
@@ -117,7 +129,7 @@ def finish_interrupted(target: Path, ca_dir: Path) -> Finished:
                 pass
             elif _vacant(target):
                 if old is not None:
-                    _give_kept(old, new)
+                    _give_kept(old, new, prepared=True)
                 os.rename(new, target)  # over at most an empty directory
                 placed = record
             elif _renewed_by(target, new, record, issued):
