@@ -682,6 +682,35 @@ def test_temporaries_left_by_killed_runs_are_cleared_and_no_other(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.txt", *kept])
 
 
+@pytest.mark.parametrize("overwrite", [True, False])
+def test_a_temporary_file_is_held_locked_until_it_has_its_name(tmp_path, monkeypatch,
+                                                              overwrite):
+    """Every writer holds a lock on its temporary file so that a run elsewhere on a shared
+    file system (whose pid means nothing here) never takes it for a killed run's leftover.
+    The lock went with the file's close, before the rename (or link) gave it its name: a
+    run clearing leftovers then removed a whole, written file, and the write failed."""
+    from vaxqr import fileio
+
+    seen: list[bool] = []
+    real_replace, real_name_new = os.replace, fileio._name_new
+
+    def replace(src, dst, *a, **k):
+        if str(src).endswith(".tmp"):
+            seen.append(fileio._locked_file(str(src)))
+        return real_replace(src, dst, *a, **k)
+
+    def name_new(tmp, target, **k):
+        seen.append(fileio._locked_file(str(tmp)))
+        return real_name_new(tmp, target, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(fileio, "_name_new", name_new)
+    atomic_write(tmp_path / "out.txt", b"data", overwrite=overwrite)
+    assert (tmp_path / "out.txt").read_bytes() == b"data"
+    assert seen == [True]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
 def test_two_threads_writing_one_target_do_not_share_a_temporary_file(tmp_path):
     """A library user's threads have one pid: with .NAME.PID.tmp the second writer
     removed and made again the first one's file, whose rename then failed (or put the

@@ -67,7 +67,7 @@ def atomic_open(
             fd = os.open(tmp, flags, mode)
         except OSError as exc:  # never another's file: the name is new (random)
             raise _describe(exc, target) from exc
-        _lock_written(fd)
+        held = _lock_written(fd)
         try:
             os.fchmod(fd, mode)  # the umask may have removed bits; it must never add any
             with os.fdopen(fd, "w" if text else "wb",
@@ -86,6 +86,9 @@ def atomic_open(
         except BaseException:
             _silent_unlink(tmp)
             raise
+        finally:
+            if held >= 0:
+                os.close(held)
     finally:
         with _LIVE_LOCK:
             _LIVE.discard(tmp.name)
@@ -195,13 +198,22 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _lock_written(fd: int) -> None:
-    """Lock the temporary file ``fd`` while it is written, so that no later run takes it for
-    a leftover (:func:`_locked_file`); released however the writer ends."""
+def _lock_written(fd: int) -> int:
+    """Lock the temporary file ``fd`` while it is written and until it has its name, so that
+    no later run takes it for a leftover (:func:`_locked_file`). Return a descriptor of its
+    own that holds the lock (the file is closed before it is renamed: an error a network file
+    system reports only at the close must stop the rename), for the caller to close; -1
+    when none holds it. Released however the writer ends."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = os.dup(fd)  # (O_CLOEXEC, as every dup of Python's)
     except OSError:
-        pass  # a file system without flock: the pid alone tells
+        return -1
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(held)
+        return -1  # a file system without flock: the pid alone tells
+    return held
 
 
 def _locked_file(path: str) -> bool:
