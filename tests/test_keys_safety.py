@@ -644,7 +644,9 @@ def test_temporaries_left_by_killed_runs_are_cleared_and_no_other(tmp_path, monk
     temporary beside it for good). A directory by such a name (it once made the write
     fail), a running process's temporary, one its writer holds locked (a run elsewhere on a
     shared file system, whose pid means nothing here), another user's file and another
-    target's are left alone, and the write goes on under a name of its own."""
+    target's are left alone, and the write goes on under a name of its own. So is
+    .NAME.NUMBER.tmp of another pid (the form before the random part): it is as likely a
+    file of the user's (.out.txt.2024.tmp), and was removed when NUMBER ran no process."""
     import fcntl
     import subprocess
     import sys
@@ -659,12 +661,11 @@ def test_temporaries_left_by_killed_runs_are_cleared_and_no_other(tmp_path, monk
     atomic_write(tmp_path / "out.txt", b"data")
     assert (tmp_path / "out.txt").read_bytes() == b"data"
     (tmp_path / ".out.txt.4242.tmp").rmdir()
-    left = [".out.txt.4242.tmp", ".out.txt.4242.0badcafe.tmp", f".out.txt.{gone}.0badcafe.tmp",
-            f".out.txt.{gone}.tmp"]
+    left = [".out.txt.4242.tmp", ".out.txt.4242.0badcafe.tmp", f".out.txt.{gone}.0badcafe.tmp"]
     held = f".out.txt.{gone}.feedbeef.tmp"
     kept = [f".out.txt.{running.pid}.0badcafe.tmp", ".out.txt.4242.tmp.tmp",
             ".other.4242.0badcafe.tmp", ".out.txt.4242.nothex00.tmp", f".other.{gone}.tmp",
-            held]
+            held, f".out.txt.{gone}.tmp", ".out.txt.2024.tmp"]
     for name in [*left, *kept]:
         (tmp_path / name).write_text("left by a killed run")
     if os.geteuid() == 0:  # another user's, in a shared directory: not ours to remove

@@ -110,7 +110,7 @@ def _tmp_name(name: str) -> str:
 
 
 # after ".NAME.": the writer's pid, then (since the random part) 8 hex digits, then "tmp"
-_LEFTOVER = re.compile(r"([0-9]+)\.(?:[0-9a-f]{8}\.)?tmp")
+_LEFTOVER = re.compile(r"([0-9]+)\.(?:([0-9a-f]{8})\.)?tmp")
 _PID_MAX = 1 << 22  # Linux's largest pid_max
 # (pid, directory) → (its mtime when last listed, the hidden ``.*.tmp`` names there not yet
 # looked at): a directory is listed again only when something else changed it, not for
@@ -153,8 +153,8 @@ def _wrote(directory: Path) -> None:
 
 
 def _clear_leftovers(directory: Path, name: str) -> None:
-    """Remove the temporary files of ``name`` that killed runs left (``.NAME.PID.tmp``,
-    before the random part, and ``.NAME.PID.RANDOM.tmp``): a kill -9 or a power cut while
+    """Remove the temporary files of ``name`` that killed runs left (``.NAME.PID.RANDOM.tmp``,
+    and this pid's ``.NAME.PID.tmp``, from before the random part): a kill -9 or a power cut while
     ``vaxqr backup`` wrote an archive to a USB stick left an 80 MB copy of the keys and
     ledgers beside it. Only such a name; only a regular file of this user's (never
     another's, in a shared directory); only when the run that wrote it is gone: its pid is
@@ -173,8 +173,8 @@ def _clear_leftovers(directory: Path, name: str) -> None:
         if m is None:
             continue
         pid = int(m.group(1))
-        if pid != me and (not 0 < pid < _PID_MAX or _running(pid)):
-            continue
+        if pid != me and (m.group(2) is None or not 0 < pid < _PID_MAX or _running(pid)):
+            continue  # (.NAME.NUMBER.tmp of another pid: as likely a file of the user's)
         path = os.path.join(directory, leftover)
         try:
             st = os.lstat(path)
