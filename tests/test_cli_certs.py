@@ -690,3 +690,31 @@ def test_certs_outputs_through_another_users_symlink_are_refused(tmp_path: Path,
                 f"{uid})") in text and f"{holds}" in text, text
         assert "no-such.pass" not in text
         assert list(target.iterdir()) == []
+
+
+def test_a_crl_revocation_of_a_reason_vaxqr_does_not_write_is_kept_as_unspecified(
+        tmp_path: Path) -> None:
+    """The CA's own crl.pem is read with its state: one it signed with a reason `certs
+    revoke` does not give (certificateHold, from `openssl ca -gencrl`, say) made every
+    command that re-signs the CRL fail with a KeyError (a traceback, exit 1), the
+    revocation adopted but never recorded."""
+    from vaxqr import cadir
+
+    h = make_hierarchy(tmp_path)
+    serial = h.dsc(h.s1).serial_number
+    ca_cert = cadir.open_ca(h.ca).certificate
+    now = dt.datetime.now(dt.UTC)
+    entry = (x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
+             .add_extension(x509.CRLReason(x509.ReasonFlags.certificate_hold), False).build())
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+           .last_update(now).next_update(now + dt.timedelta(days=30))
+           .add_extension(x509.CRLNumber(99), False)
+           .add_revoked_certificate(entry)
+           .sign(keys.load_private_key(h.ca / "ca.key", PW), hashes.SHA256()))
+    (h.ca / "crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    r = cli(["crl", str(h.ca)])
+    assert r.exit_code == 0, r.output
+    recorded = json.loads((h.ca / "state.json").read_bytes())["issued"]
+    assert {e["code"]: e["reason"] for e in recorded if e["revoked_at"]} == \
+        {"30760": "unspecified"}
+    assert _revoked(h.ca) == ["30760"]

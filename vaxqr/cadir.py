@@ -452,6 +452,17 @@ def open_ca(ca_dir: str | os.PathLike[str]) -> CAInfo:
     return _adopt_crl_revocations(ca)
 
 
+# The reasons `certs revoke` takes, by the name state.json records.
+REVOCATION_REASONS: dict[str, x509.ReasonFlags] = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "key-compromise": x509.ReasonFlags.key_compromise,
+    "ca-compromise": x509.ReasonFlags.ca_compromise,
+    "affiliation-changed": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessation-of-operation": x509.ReasonFlags.cessation_of_operation,
+}
+
+
 def _adopt_crl_revocations(ca: CAInfo) -> CAInfo:
     """``ca`` with the revocations its own ``crl.pem`` (signed by its key) holds and its
     state lacks: ``certs revoke`` writes the CRL, then the state, and one stopped between
@@ -472,6 +483,8 @@ def _adopt_crl_revocations(ca: CAInfo) -> CAInfo:
             reason = flag.name.replace("_", "-")
         except x509.ExtensionNotFound:
             reason = "unspecified"
+        if reason not in REVOCATION_REASONS:  # (certificate-hold: a CRL signed by hand)
+            reason = "unspecified"  # revoked all the same; state.json records only these
         found[entry.serial_number] = (entry.revocation_date_utc, reason)
     adopted: list[IssuedCert] = [r for r in ca.issued
                                  if r.revoked_at is None and r.serial in found]

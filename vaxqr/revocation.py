@@ -19,6 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from .cadir import (
+    REVOCATION_REASONS as REVOCATION_REASONS,  # (the reasons certs revoke takes)
+)
+from .cadir import (
     CAInfo,
     IssuedCert,
     RevokedCredential,
@@ -38,14 +41,6 @@ from .trustlist import credential_revocation_hash, normalize_uvci
 
 CRL_DAYS_DEFAULT = 30
 
-REVOCATION_REASONS: dict[str, x509.ReasonFlags] = {
-    "unspecified": x509.ReasonFlags.unspecified,
-    "key-compromise": x509.ReasonFlags.key_compromise,
-    "ca-compromise": x509.ReasonFlags.ca_compromise,
-    "affiliation-changed": x509.ReasonFlags.affiliation_changed,
-    "superseded": x509.ReasonFlags.superseded,
-    "cessation-of-operation": x509.ReasonFlags.cessation_of_operation,
-}
 
 
 def _build_crl(
