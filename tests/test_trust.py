@@ -814,3 +814,22 @@ def test_crl_with_a_malformed_issuer_is_unreadable(published: tuple[Hierarchy, P
         _load(h, bad)
     with pytest.raises(KeyCertError, match="not a readable CRL"):
         describe_file(bad)
+
+
+def test_no_revocation_data_is_said_of_each_ca_whose_communes_lack_it(tmp_path: Path) -> None:
+    """"no revocation data" was said only when no trust list and no CRL at all was given:
+    the national root's CRL (which revokes province CAs, never a commune's certificate), or
+    another province's trust list, silenced it while a revoked commune of this province
+    showed VALID. It is said of the CAs whose commune certificates no list or CRL given
+    covers."""
+    root, ca, s = root_province_commune(tmp_path)
+    assert (root / "crl.pem").is_file()
+    paths = [root / "ca.crt", ca / "ca.crt", s / "signer.crt"]
+    for extra, warned in (([root / "crl.pem"], True), ([], True),
+                          ([ca / "crl.pem"], False), ([root / "crl.pem", ca / "crl.pem"], False)):
+        store = trust.TrustStore.from_paths([*paths, *extra], at=T0 + dt.timedelta(days=1),
+                                            state_file=tmp_path / "state.json")
+        said = [w for w in store.warnings if w.startswith("no revocation data")]
+        assert bool(said) is warned, (extra, store.warnings)
+        if warned:
+            assert "Kiên Giang" in said[0] and "Bộ Y tế" not in said[0], said

@@ -196,6 +196,7 @@ class TrustStore:
         # CRLs, from a CA trusted here or carried by a checked list.
         revoked_serials: dict[tuple[bytes, int], str] = {}  # (issuer DER, serial) -> CRL
         crl_sources: list[str] = []
+        crl_issuers: set[bytes] = set()  # (DER names)
         for crl, src in crls:
             issuer = next((a for a in [*anchor_list, *extra_cas] if a.subject == crl.issuer), None)
             key = public_key(issuer) if issuer is not None else None
@@ -209,6 +210,7 @@ class TrustStore:
             for r in crl:
                 revoked_serials.setdefault((der_issuer, r.serial_number), src)
             crl_sources.append(src)
+            crl_issuers.add(der_issuer)
 
         def revoked_by(cert: x509.Certificate) -> str | None:
             """The CRL that revokes ``cert``, if one does."""
@@ -349,10 +351,18 @@ class TrustStore:
                 "certificates: give the province's trust list (trustlist.json) or the "
                 "communes' signer.crt with --trust as well, or their credentials cannot be checked"
             )
-        if anchor_list and not verified and not crl_sources and any(
-                s.chain_validated and not s.is_ca for s in signers.values()):
-            cas = ", ".join(sorted({_name_attr(a.subject, NameOID.COMMON_NAME)
-                                    or name_str(a.subject) for a in anchor_list}))
+        # the CAs whose commune certificates (validated up to them) no list or CRL covers:
+        # a root's CRL revokes province CAs, and another province's list its own communes
+        # (a list set aside as its CA is revoked: its communes are taken as revoked)
+        covered = {tl.verified_by.subject.public_bytes() for tl, _ in loaded
+                   if tl.verified_by is not None}
+        covered |= crl_issuers
+        uncovered = {s.certificate.issuer.public_bytes(): s.certificate.issuer
+                     for s in signers.values() if s.chain_validated and not s.is_ca
+                     and s.certificate.issuer.public_bytes() not in covered}
+        if anchor_list and uncovered:
+            cas = ", ".join(sorted({_name_attr(n, NameOID.COMMON_NAME) or name_str(n)
+                                    for n in uncovered.values()}))
             warnings.append(
                 f"no revocation data: no trust list or CRL of {cas} was given, so a revoked "
                 "commune certificate or credential is not known here and shows VALID; give the "
