@@ -233,3 +233,19 @@ def test_a_trust_folder_others_can_write_is_warned_about(h):
     os.chmod(trust_dir / "crl.pem", 0o666)
     (w,) = check_signer_dir(h.s1, at=AT).warnings
     assert w.startswith(f"{trust_dir / 'crl.pem'} can be written by every user")
+
+
+def test_revocation_files_of_other_cas_only_are_warned_about(tmp_path):
+    """The warning that no revocation is known was given only when SIGNER/trust/ held no
+    CRL and no trust list at all: with only the national root's crl.pem there (it revokes
+    province CAs, never a commune's certificate), or another province's trust list, the
+    office signed knowing nothing of its own province's revocations, and was told nothing."""
+    root, ca, s = root_province_commune(tmp_path)
+    shutil.rmtree(s / TRUST_DIR)
+    (s / TRUST_DIR).mkdir()
+    shutil.copy(root / "crl.pem", s / TRUST_DIR / "root-crl.pem")
+    at = T0 + DAY
+    said = [w for w in check_signer_dir(s, at=at).warnings if "revoked this commune" in w]
+    assert len(said) == 1 and "Kiên Giang" in said[0], said
+    shutil.copy(ca / "crl.pem", s / TRUST_DIR / "crl.pem")  # the province's: known
+    assert not [w for w in check_signer_dir(s, at=at).warnings if "revoked this commune" in w]

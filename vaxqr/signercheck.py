@@ -39,6 +39,7 @@ from cryptography import x509
 
 from .certinfo import (
     _aware,
+    _name_attr,
     _unb64,
     _utcnow,
     fingerprint,
@@ -128,9 +129,12 @@ def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate
                            hint=_NEW_CERT)
     validated = _validate(certificate, chain, at, what)
     material = read_trust_material(trust)
-    sources, warnings = _check_revocation(certificate, validated, material, at, what)
+    sources, warnings, own = _check_revocation(certificate, validated, material, at, what)
     if not material.crls and not material.trustlists:
         warnings.append(no_revocation_data(where))
+    elif not own:  # the root's CRL, another province's list: they say nothing of this DSC
+        warnings.append(no_revocation_data(where, of=validated[1] if len(validated) > 1
+                                           else None))
     warnings += open_to_others(
         trust, material.files, "what this office checks before signing",
         "a CRL or trust list taken away there lets this office sign with a revoked certificate")
@@ -154,12 +158,16 @@ def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate
                        revocation_sources=tuple(sources), warnings=tuple(warnings))
 
 
-def no_revocation_data(where: str = "") -> str:
+def no_revocation_data(where: str = "", *, of: x509.Certificate | None = None) -> str:
     """The warning for a check that read no CRL and no trust list: ``SIGNER/trust/``
     missing or empty (a signer directory copied without it, one made by hand) and no
-    ``--trust``. Said once per check (a batch: once, not per row)."""
+    ``--trust``; with ``of`` (the CA that issued the commune certificate), one that read
+    none of that CA's (only the national root's CRL, another province's list). Said once
+    per check (a batch: once, not per row)."""
     trust = os.path.join(where or "SIGNER", TRUST_DIR, "")
-    return (f"no CRL or trust list in {trust} (nor --trust): whether the province has "
+    whose = "" if of is None else \
+        f" of {_name_attr(of.subject, x509.NameOID.COMMON_NAME) or name_str(of.subject)}"
+    return (f"no CRL or trust list{whose} in {trust} (nor --trust): whether the province has "
             "revoked this commune's certificate cannot be known on this machine "
             "(checkpoints that know it refuse its credentials); put the files the province "
             f"hands to checkpoints (its trustlist.json and crl.pem) in {trust}")
@@ -189,9 +197,11 @@ def _validate(cert: x509.Certificate, chain: Sequence[x509.Certificate], at: dt.
 
 def _check_revocation(cert: x509.Certificate, chain: tuple[x509.Certificate, ...],
                       material: TrustMaterial, at: dt.datetime, what: str
-                      ) -> tuple[list[str], list[str]]:
+                      ) -> tuple[list[str], list[str], bool]:
     """Refuse a DSC, or a CA above it, that a CRL or trust list in ``material`` revokes
-    (its certificates say nothing of revocation). Returns (the files used, warnings)."""
+    (its certificates say nothing of revocation). Returns (the files used, warnings, whether
+    one of them is of the CA that issued the DSC: only that CA's can revoke it)."""
+    own = False
     sources: list[str] = []
     warnings = [f"{k.path} holds a private key, which is no trust material (passed over): "
                 "keep the commune's key only as signer.key" for k in material.private_keys]
@@ -204,6 +214,7 @@ def _check_revocation(cert: x509.Certificate, chain: tuple[x509.Certificate, ...
                             "certificate")
             continue
         sources.append(path)
+        own = own or crl.issuer == cert.issuer
         if crl.next_update_utc is not None and crl.next_update_utc < at:
             warnings.append(f"{path}: CRL out of date since {crl.next_update_utc:%Y-%m-%d}: "
                             "get the current one from provincial IT")
@@ -218,8 +229,10 @@ def _check_revocation(cert: x509.Certificate, chain: tuple[x509.Certificate, ...
             warnings.append(f"{exc}: ignored")
             continue
         sources.append(path)
+        own = own or (tl.verified_by is not None and len(chain) > 1
+                      and fingerprint(tl.verified_by) == fingerprint(chain[1]))
         warnings += _trustlist_says(tl, cert, chain, path, at, what)
-    return sources, warnings
+    return sources, warnings, own
 
 
 def _trustlist_says(tl: TrustList, cert: x509.Certificate, chain: tuple[x509.Certificate, ...],
