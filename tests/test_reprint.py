@@ -136,7 +136,7 @@ def test_what_cannot_be_reprinted_is_said(runner, tmp_path, office):
         assert r.exit_code == 2 and "--reprint writes an existing credential" in r.stderr
 
 
-def test_an_expired_credential_is_not_reprinted(runner, office):
+def test_an_expired_credential_is_not_reprinted(runner, office, monkeypatch):
     assert runner.invoke(app, ["issue", "--signer", str(office), *PERSON,
                                "--out", "-"]).exit_code == 0
     found = reprint.find_issued(office, "091190012345")
@@ -144,7 +144,19 @@ def test_an_expired_credential_is_not_reprinted(runner, office):
     with pytest.raises(VerificationError, match=r"expired on .*checkpoints refuse") as e:
         reprint.find_issued(office, "091190012345", now=found.expires + timedelta(seconds=1))
     assert "--reissue" in (e.value.hint or "")
-    # (the CLI exits 1 for it, as for a revoked one: test_a_revoked_credential_is_not_reprinted)
+    # the CLI, on a day after it expired (the ledger's exp can no longer be edited to fake
+    # it: the expiry must be the text's own, or the ledger is refused as altered)
+    later = found.expires + timedelta(days=1)
+
+    class _Later(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return later
+
+    monkeypatch.setattr(reprint, "datetime", _Later)
+    r = _reprint(runner, office)  # 1, "a credential is not valid" (README's exit codes)
+    day = f"{found.expires:%Y-%m-%d}"
+    assert r.exit_code == 1 and f"expired on {day}" in r.stderr and r.stdout == "", r.output
 
 
 @pytest.mark.parametrize("register_knows", [True, False], ids=["register", "older-register"])
