@@ -102,8 +102,8 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
     checks above): the text must be that one.
 
     Raises:
-        ValidationError: no such citizen or credential, or it has expired (a new one must
-            be signed).
+        ValidationError: no such citizen or credential.
+        VerificationError: it has expired (a new one must be signed): the CLI's exit 1.
         StorageError: the register or the batch's ledger cannot be read, or no longer holds
             the credential (the batch directory was moved or deleted; a batch that was
             interrupted before recording it), or holds another text under its UVCI.
@@ -285,7 +285,7 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
         KeyCertError, TrustError: the certificate that signed the credential is revoked, or
             no longer valid (chain, CA): checkpoints refuse it; or a CRL or trust list
             cannot be read (as for signing: :mod:`vaxqr.trustfiles`).
-        ValidationError: the province revoked the credential itself.
+        VerificationError: the province revoked the credential itself (the CLI's exit 1).
         StorageError: a credential of an earlier certificate, which a trust list gives,
             does not verify with it (its ledger's text was altered).
     """
