@@ -682,3 +682,21 @@ def test_a_batch_ledger_with_another_expiry_than_its_text_is_not_reprinted(
     assert r.exit_code == 3 and r.stdout == "", r.output
     assert f"expires at {issued[2].exp}, not at {issued[2].exp + 86400} as recorded" \
         in " ".join(r.stderr.split())
+
+
+def test_the_library_checks_a_text_without_digest_with_the_offices_certificate(
+        tmp_path, runner, office):
+    """find_issued may be called without the office's certificate (the library: only the
+    register's digest then tells an altered text). check_reprint has the certificate at
+    hand, yet for a credential of the office's current key id it returned at once: a batch
+    claim whose digest the register lacks (a stopped batch) was passed with a text signed by
+    another key under the office's key id, which the CLI refuses ("does not verify")."""
+    rows, batch, issued = _batch(runner, tmp_path, office, seed=68)
+    genuine = issued[3]
+    _stopped_before_recording(office)
+    found = reprint.find_issued(office, rows[2][3])
+    assert reprint.check_reprint(office, found) == ()  # the genuine text: written
+    _set_text(batch, 3, _resigned(genuine.hc1, bytes.fromhex(genuine.kid)))
+    found = reprint.find_issued(office, rows[2][3])  # (no certificate, no digest: passed)
+    with pytest.raises(StorageError, match="does not verify with this office's certificate"):
+        reprint.check_reprint(office, found)

@@ -319,7 +319,9 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
             raise VerificationError(
                 f"{uvci} has been revoked by the province ({path}, sequence {tl.sequence}): "
                 "checkpoints refuse it", step="revocation", hint=_REISSUE)
-    if current:
+    if current:  # (find_issued verified it only when given the certificate)
+        _verify(found.entry, found.claim, found.ledger, office.certificate,
+                "this office's certificate")
         return tuple(warnings)
     kid = bytes.fromhex(found.entry.kid)
     for tl, path in lists:
