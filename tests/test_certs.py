@@ -991,3 +991,19 @@ def test_a_full_disk_says_certs_init_and_issue_leave_nothing_behind(
         assert "nothing was left behind" in hint and "what was done is kept" not in hint
         assert list(small.iterdir()) == []
     assert (h.ca / "state.json").read_bytes() == state  # no certificate recorded
+
+
+def test_a_cas_damaged_crl_is_not_put_in_a_new_signer_directory(h: Hierarchy) -> None:
+    """certs issue copies the CA's crl.pem into the new signer's trust/ as it was: a damaged
+    one (or another CA's) made every `vaxqr issue` of the new office refuse to sign (a
+    damaged CRL in SIGNER/trust/ refuses, its revocations must not be dropped). Only a CRL
+    that the CA signed is copied; the others are left out, with a warning."""
+    from vaxqr.signercheck import check_signer_dir
+
+    (h.ca / "crl.pem").write_text("-----BEGIN X509 CRL-----\nnot a CRL\n-----END X509 CRL-----\n")
+    s3 = h.tmp / "s3"
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31079", name="UBND xã X",
+                             out_dir=s3, password=PW, now=T0)
+    assert not (s3 / "trust").exists()
+    assert any("crl.pem" in w and "not put in" in w for w in res.warnings), res.warnings
+    check_signer_dir(s3, at=T0 + dt.timedelta(days=1))  # it can sign (warned: no CRL)

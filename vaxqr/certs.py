@@ -619,7 +619,13 @@ def issue_signer(
         # the CA's current CRL, so that the office knows a revocation from its first
         # signing on (vaxqr.signercheck warns when it knows none); a renewal keeps its own
         # trust/, and one that has none (an older vaxqr's directory) gets the CA's
-        files["trust/crl.pem"] = ((ca.directory / "crl.pem").read_bytes(), PUBLIC)
+        crl = _own_crl(ca)
+        if crl is not None:
+            files["trust/crl.pem"] = (crl, PUBLIC)
+        else:  # a damaged CRL in trust/ would stop every signing of the office
+            warnings.append(f"{ca.directory / 'crl.pem'} is not a CRL this CA signed: it is "
+                            f"not put in {target / 'trust'} (run vaxqr certs crl "
+                            f"{ca.directory}, and put the new one there)")
     record = IssuedCert(serial, "dsc", cert, commune_code, name, now)
     with when_full(NOTHING_LEFT_HINT):
         tmp = _prepare_dir(target, files, force=force, kind="signer")
@@ -630,6 +636,17 @@ def issue_signer(
     made = {n.split("/")[0] for n in files}  # (trust/, when it got the CA's CRL: not kept)
     return IssuedSigner(record, target, chain, tuple(target / n for n in files), tuple(warnings),
                         tuple(target / n for n in keep if n not in made and (target / n).exists()))
+
+
+def _own_crl(ca: CAInfo) -> bytes | None:
+    """The content of ``ca``'s ``crl.pem`` when it is a CRL its key signed, else None."""
+    try:
+        data = (ca.directory / "crl.pem").read_bytes()
+        crl = x509.load_pem_x509_crl(data)
+        key: Any = ca.certificate.public_key()
+        return data if crl.is_signature_valid(key) else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 # --------------------------------------------------------------------------------------
