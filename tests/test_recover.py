@@ -209,3 +209,23 @@ def test_a_trust_folder_left_aside_wins_over_the_prepared_one(h: Hierarchy) -> N
     assert os.listdir(h.s2 / "trust") == ["trustlist.json"]
     assert res.record.certificate == h.dsc(h.s2)
     assert [n for n in os.listdir(h.tmp) if n.startswith(".")] == []
+
+
+def test_an_interrupted_fresh_issue_finished_keeps_nothing_it_did_not_have(
+        h: Hierarchy) -> None:
+    """A new signer directory holds the CA's CRL in trust/: an interrupted first issue,
+    finished by the run again, was said to come "with the office ledger and trust/ of the
+    directory it renews", and trust/ was listed as kept (`certs issue` printed "kept
+    …/trust: the province's trust list and CRLs"), though nothing was renewed."""
+    target = h.tmp / "s3"
+    tests = str(Path(__file__).parent)
+    r = subprocess.run([sys.executable, "-c", _KILLED.format(tests=tests), str(target),
+                        str(h.ca), "rename-1"], capture_output=True, timeout=120)
+    assert r.returncode == 137, r.stderr.decode()
+    assert not target.exists()
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=target, password=PW, now=T0)
+    assert (target / "trust" / "crl.pem").is_file()
+    assert any("interrupted vaxqr certs issue" in w for w in res.warnings), res.warnings
+    assert not any("directory it renews" in w for w in res.warnings), res.warnings
+    assert res.kept == ()

@@ -47,6 +47,7 @@ class Finished:
 
     placed: IssuedCert | None
     notes: tuple[str, ...]
+    renewed: bool = False  # the placed one renews a directory (kept its ledger, trust/)
 
 
 def _alive(pid: int) -> bool:
@@ -118,6 +119,7 @@ def finish_interrupted(target: Path, ca_dir: Path) -> Finished:
     if not left:
         return Finished(None, ())
     placed: IssuedCert | None = None
+    renewed = False
     notes: list[str] = []
     open_ca(ca_dir)  # a CA directory (its lock file is made nowhere else)
     with _locked(ca_dir):
@@ -131,18 +133,19 @@ def finish_interrupted(target: Path, ca_dir: Path) -> Finished:
                 if old is not None:
                     _give_kept(old, new, prepared=True)
                 os.rename(new, target)  # over at most an empty directory
-                placed = record
+                placed, renewed = record, old is not None  # (none: a first issue)
             elif _renewed_by(target, new, record, issued):
                 # killed before the old directory was moved aside: the renewal, as it was
                 _commit_dir(new, target, force=True, kind="signer", keep=SIGNER_KEPT)
-                placed = record
+                placed, renewed = record, True
             if record is not None and placed is record:
                 notes.append(
                     f"an interrupted vaxqr certs issue into {target} was completed: its "
                     f"certificate (serial {record.serial:x}), which {ca_dir}/state.json "
                     "records, is now in place (its key has the password given to that run)"
                     + (", with the office ledger and trust/ of the directory it renews"
-                       if any((target / n).exists() for n in SIGNER_KEPT) else ""))
+                       if renewed and any((target / n).exists() for n in SIGNER_KEPT)
+                       else ""))
                 new = None
             if old is not None and _vacant(target):
                 os.rename(old, target)
@@ -153,7 +156,7 @@ def finish_interrupted(target: Path, ca_dir: Path) -> Finished:
                 if aside is not None:
                     notes.extend(_drop(aside, target))
         _fsync_dir(target.parent)
-    return Finished(placed, tuple(notes))
+    return Finished(placed, tuple(notes), renewed)
 
 
 def _renewed_by(target: Path, new: Path, record: IssuedCert,
