@@ -920,10 +920,6 @@ def test_a_fresh_signer_directory_holds_its_cas_crl(runner, tmp_path, monkeypatc
     assert "no CRL or trust list" not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="lead: a citizen the register holds from this same "
-                   "OUT_DIR is not identity-checked when the edited row lands on a row number "
-                   "never issued there (vaxqr/issue.py batch loop / register.py, not this "
-                   "helper's to change); remove this marker with the fix")
 def test_an_edited_row_moved_to_a_new_row_number_is_not_signed_again(runner, tmp_path):
     """README: a row edited after it was signed is not signed again, and a citizen the
     register holds with another name or date of birth is refused. A batch signed citizen M
@@ -946,4 +942,48 @@ def test_an_edited_row_moved_to_a_new_row_number_is_not_signed_again(runner, tmp
     assert r.exit_code == 0, r.output
     with (out / "manifest.csv").open(encoding="utf-8-sig", newline="") as fh:
         names = [row["full_name"] for row in csv.DictReader(fh)]
-    assert "Phạm Văn Mạnh" not in names, names  # M has a credential already
+    assert names == ["Phạm Văn M"], names  # M's credential; Chen's row 1 is refused too
+    reason = _rejected(out)[2]
+    assert "same ID number as credential" in reason and "another full name" in reason, reason
+
+
+def _rejected(out):
+    with (out / "rejects.csv").open(encoding="utf-8-sig", newline="") as fh:
+        return {int(r["row"]): r["reason"] for r in csv.DictReader(fh)}
+
+
+def _manifest(out):
+    with (out / "manifest.csv").open(encoding="utf-8-sig", newline="") as fh:
+        return {int(r["row"]): r["uvci"] for r in csv.DictReader(fh)}
+
+
+@pytest.mark.parametrize("edit", ["lot", "later_dose"])
+def test_a_row_moved_and_edited_within_its_identity(runner, tmp_path, edit):
+    """The same citizen's row, moved to a row number the OUT_DIR never issued and edited
+    without changing who it is: a corrected lot is the dose already issued (superseded,
+    naming its credential); a later dose is signed, the register then naming it."""
+    signer = _signer_copy(tmp_path)
+    m = ["Phạm Văn M", "Nam", "1980-01-01", "091080000151", "1", "2", "2021-08-01",
+         "pfizer", "L", "x"]
+    src = write_csv(tmp_path / "records.csv", [m])
+    out = tmp_path / "batch"
+    args = ["issue", "--signer", str(signer), "--from", str(src), "--out", str(out),
+            "--workers", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    first = _manifest(out)[1]
+    other = ["Trần Văn Chen", "Nam", "1980-01-01", "091080000152", "1", "2", "2021-08-01",
+             "pfizer", "L", "x"]
+    edited = ([*m[:8], "L2", "x"] if edit == "lot"
+              else [*m[:4], "2", "2", "2021-09-01", *m[7:]])
+    write_csv(src, [other, edited])
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    issued = _manifest(out)
+    rejected = _rejected(out)
+    assert "row 1 held another record" in rejected[1]  # Chen's: a row number M's holds
+    if edit == "lot":
+        assert issued == {1: first}
+        assert f"already issued as {first}" in rejected[2], rejected
+    else:
+        assert issued[1] == first and issued[2] != first, issued  # dose 2, new credential
+        assert 2 not in rejected

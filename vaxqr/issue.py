@@ -756,13 +756,17 @@ def _backfill(register: Register, ledger: Ledger, issued: Sequence[tuple[Record,
 
 def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, place: str,
                  source: str, result: BatchResult, kid: str = "",
-                 signed: Sequence[Signed] = ()) -> list[tuple[Record, str]]:
+                 signed: Sequence[Signed] = (),
+                 issued_here: Callable[[str], bool] | None = None) -> list[tuple[Record, str]]:
     """Consult and update the office's register for a chunk of records about to be signed,
     in one transaction committed before any of them is signed: return the records to sign
     with their UVCIs, and add the others to ``result`` (refused or superseded). A citizen
-    the register holds from this batch (``place`` and ``source``: a run killed between the
-    claim and the ledger) is this batch's to sign again, under the claimed UVCI when it is
-    the same row (the UVCI a refusal elsewhere meanwhile named).
+    the register holds from this batch (``place`` and ``source``) under a UVCI its ledger
+    does not hold (``issued_here`` false: a run killed between the claim and the ledger) is
+    this batch's to sign again, under the claimed UVCI when it is the same row (the UVCI a
+    refusal elsewhere meanwhile named). One whose credential this batch did issue (an edited
+    row, now at a row number it never issued from) is judged as a credential issued
+    elsewhere is (:func:`register_verdict`): another name, sex or date of birth is refused.
 
     A claim records the key id ``kid`` that will sign it; the digest and expiry of the
     credentials of an earlier chunk, once signed (``signed``), are recorded in the same
@@ -787,7 +791,9 @@ def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, 
             old = held.get(key) if at is None else Claim(*claims[at])
             replaces = ""
             if old is not None:
-                if old.place == place and old.source == source:
+                if (old.place == place and old.source == source
+                        and (at is not None or issued_here is None
+                             or not issued_here(old.uvci))):
                     replaces = old.replaces  # this batch's own claim: what it replaced
                     if old.row == rec.row and key not in mine:
                         # claimed by a run killed before its ledger commit: that UVCI was
@@ -1200,6 +1206,10 @@ def issue_batch(
 
         kid = info.kid.hex()
         uvcis = UvciMaker(info.province_code, info.commune_code)
+
+        def issued_here(uvci: str) -> bool:  # a claim of this batch's: signed, or cut short
+            return ledger.find(uvci) is not None
+
         signed: list[Signed] = []  # a chunk's credentials, signed, for the register
         # The manifest is streamed while the batch runs when this run issues every entry
         # it will list (a fresh batch); otherwise (a resumed batch) it is written from the
@@ -1226,7 +1236,7 @@ def issue_batch(
                         pairs = list(zip(chunk, uvcis.draw(len(chunk)), strict=True))
                     else:  # claimed, committed, before anything is signed
                         pairs = _claim_chunk(office, chunk, uvcis, place, source, result,
-                                             kid, signed)
+                                             kid, signed, issued_here)
                         signed = []
                     for rec, uvci in pairs:
                         hc1, iat, exp = sign_record(info, rec, uvci)
