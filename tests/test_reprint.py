@@ -157,6 +157,14 @@ def test_an_expired_credential_is_not_reprinted(runner, office, monkeypatch):
     r = _reprint(runner, office)  # 1, "a credential is not valid" (README's exit codes)
     day = f"{found.expires:%Y-%m-%d}"
     assert r.exit_code == 1 and f"expired on {day}" in r.stderr and r.stdout == "", r.output
+    # and `vaxqr issue --help` says so: it gave 2 for the credential itself, and no 1
+    import re
+
+    h = runner.invoke(app, ["issue", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    said = " ".join(h.stdout.replace("│", " ").split())
+    assert re.search(r"\(exit 3, or 1 for the credential itself\)", said), said
+    assert re.search(r"Exit codes: 0 [^·]*· 1 --reprint: the credential is one checkpoints "
+                     r"refuse ·", said), said
 
 
 @pytest.mark.parametrize("register_knows", [True, False], ids=["register", "older-register"])

@@ -172,10 +172,11 @@ def issue(
     --reprint signs nothing: no password is asked and the time left does not matter, but a
     credential checkpoints would refuse (expired; revoked, itself or its certificate, by
     the files in SIGNER/trust/ or --trust; a certificate expired or off its chain) is not
-    written again (exit 3, or 2 for the credential itself): sign a new one with --reissue.
+    written again (exit 3, or 1 for the credential itself): sign a new one with --reissue.
 
-    **Exit codes:** 0 done (rejected rows are listed in rejects.csv) · 2 usage or invalid
-    record · 3 key, certificate or I/O problem.
+    **Exit codes:** 0 done (rejected rows are listed in rejects.csv) · 1 --reprint: the
+    credential is one checkpoints refuse · 2 usage, invalid record, or a CSV that cannot be
+    read as records · 3 key, certificate or I/O problem.
     """
     from . import issue as flow
 
