@@ -465,19 +465,64 @@ def test_an_oversized_field_rejects_its_row_and_the_batch_goes_on(signer, tmp_pa
     rows[1][0] = "Nguyễn Văn A"
     rows[2][8] = "L" * (issue.FIELD_LIMIT + 1)  # the lot of row 3, on line 4
     huge = write_csv(tmp_path / "huge.csv", rows)
-    with pytest.raises(ValidationError, match=r"malformed CSV at line 4 .*field limit"):
+    with pytest.raises(ValidationError, match=r"the row on line 4 has a field over "
+                       r"1,048,576 bytes"):
         issue.issue_batch(signer, huge, tmp_path / "out2", workers=1, progress=progress)
+    # a quote opened on line 3 and never closed: the field grows past the limit further
+    # down, and the error names where the quote is, not where reading stopped
+    rows = good_rows(2, seed=17) + [[f"Nguyễn Văn {i}", *good_rows(1, seed=i)[0][1:]]
+                                    for i in range(16_000)]
+    rows[1][9] = '"Trạm Y tế'  # written as """Trạm Y tế": fine; made an open quote below
+    text = write_csv(tmp_path / "open.csv", rows).read_text(encoding="utf-8")
+    (tmp_path / "open.csv").write_text(text.replace('"""Trạm Y tế"', '"Trạm Y tế', 1),
+                                       encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"the row on line 3 has a field over") as e:
+        issue.issue_batch(signer, tmp_path / "open.csv", tmp_path / "out3", workers=1)
+    assert "line 3" in e.value.hint and not (tmp_path / "out3").exists()
 
-@pytest.mark.parametrize("on_terminal", [False, True], ids=["piped", "progress-bar"])
-def test_unreadable_csv_is_a_storage_error_with_or_without_progress(signer, tmp_path,
-                                                                    on_terminal):
-    """With a progress bar (stderr a terminal) the rows are counted first; a CSV that cannot
-    be opened must still give the typed "cannot read" error, not a bare OSError (which the
-    CLI would report as "could not write the output")."""
-    progress = (lambda _done, _total: None) if on_terminal else None
-    for bad in (tmp_path / "missing.csv", tmp_path):  # absent, a directory
-        with pytest.raises(StorageError, match="cannot read"):
-            issue.issue_batch(signer, bad, tmp_path / "o", progress=progress, workers=1)
+
+@pytest.mark.parametrize("closed", [False, True], ids=["to-the-end", "closed-later"])
+def test_an_open_quote_that_swallows_rows_stops_the_batch(signer, tmp_path, closed):
+    """A quote typed into a field and not closed on its line made csv read the rows after
+    it, other citizens, as that field's text: the batch signed the rows before it, rejected
+    that one as "too few fields" and said nothing of the others (22 rows, "of 3 rows",
+    exit 0). It now stops before signing anything, naming the line of the quote."""
+    rows = good_rows(22, seed=31)
+    if closed:
+        rows[12][9] = 'Trạm "A" xã'  # a later field with quotes: the open one ends there
+    text = write_csv(tmp_path / "r.csv", rows).read_text(encoding="utf-8").splitlines(True)
+    text[3] = text[3].replace(",", ',"', 1)  # row 3 (line 4): a quote opens its 2nd field
+    (tmp_path / "r.csv").write_text("".join(text), encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"the row on line 4 runs over the lines after "
+                       r"it \(to line \d+\): a quote .* nothing was signed") as e:
+        issue.issue_batch(signer, tmp_path / "r.csv", tmp_path / "out", workers=1)
+    assert "line 4" in e.value.hint
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cell_with_a_line_break_is_still_a_row(signer, tmp_path):
+    """A spreadsheet cell with a line break (Alt+Enter) is written as a quoted field over
+    two lines, with the row's number of fields and no separator in it: read as one row
+    (its value on one line), not taken for rows a quote not closed took in."""
+    rows = good_rows(3, seed=32)
+    rows[1][9] = "Trạm Y tế\nxã Dương Tơ"
+    result = issue.issue_batch(signer, write_csv(tmp_path / "r.csv", rows), tmp_path / "out",
+                               workers=1)
+    assert result.issued == 3 and not result.rejected
+
+
+def test_rows_taken_in_with_the_right_number_of_fields_stop_the_batch(signer, tmp_path):
+    """A quote opened in a name and closed by a quote in the next line's name: the row
+    has the header's number of fields, its name the rest of its line and the next one's
+    start, and the next citizen would be gone. The separators in the name tell."""
+    rows = good_rows(4, seed=33)
+    text = write_csv(tmp_path / "r.csv", rows).read_text(encoding="utf-8").splitlines(True)
+    text[2] = '"' + text[2]  # row 2's name opens a quote...
+    text[3] = text[3].replace(" ", ' "', 1)  # ...closed inside row 3's name
+    (tmp_path / "r.csv").write_text("".join(text), encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"the row on line 3 runs over the lines after "
+                       r"it \(to line 4\)"):
+        issue.issue_batch(signer, tmp_path / "r.csv", tmp_path / "out", workers=1)
 
 
 def _snapshot(out):

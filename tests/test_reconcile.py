@@ -41,6 +41,8 @@ from vaxqr.reconcile import (
 )
 from vaxqr.register import BLOCK, MAX_RECORD
 
+from records import write_csv
+
 REPO = Path(__file__).resolve().parent.parent
 TODAY = date(2022, 6, 30)
 REPORT = date(2021, 11, 23)
@@ -601,7 +603,10 @@ def test_a_row_longer_than_any_record_is_refused(tmp_path: Path, which: str,
         bad.write_bytes(header + b"\n" + long + b"\n")
     else:  # a quote opened and not closed: every line after it is one field
         bad.write_bytes(header + b'\n"' + b"x\n" * (MAX_RECORD // 2 + 2 * BLOCK))
-    with pytest.raises(ValidationError, match=r"longer than 64 KiB") as info:
+    # the quote's line named (the header is line 1), not where the reading stopped
+    expected = (r"the row on line 2 runs over the lines after it \(past the longest a row "
+                r"can be\)" if where == "quoted" else r"longer than 64 KiB")
+    with pytest.raises(ValidationError, match=expected) as info:
         reconcile_files(vac, pop, tmp_path / "o")
     assert str(bad) in str(info.value)
 
@@ -623,8 +628,12 @@ def test_lines_far_longer_than_records_are_parsed_in_bounded_blocks(tmp_path: Pa
     assert all(b.count(b'"') % 2 == 0 for _at, b in blocks)
     assert max(len(b) for _at, b in blocks) <= BLOCK_BYTES + MAX_RECORD
     opened = b'"' + wide * 40  # a quote never closed: its lines are one field, too long
-    with pytest.raises(ValidationError, match=r"a quoted field's lines \(at byte 0\)"):
+    with pytest.raises(ValidationError, match=r"the row on line 1 runs over"):
         list(_blocks(io.BytesIO(opened), 0, BLOCK, tmp_path / "v.csv"))
+    # the same after whole blocks of records and a part of one: the quote's own line
+    late = wide * (BLOCK + 5) + b"x,y\n" * 3 + b'z,"' + wide * 40
+    with pytest.raises(ValidationError, match=rf"the row on line {BLOCK + 9} runs over"):
+        list(_blocks(io.BytesIO(late), 0, BLOCK, tmp_path / "v.csv"))
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1215,3 +1224,61 @@ def test_a_month_first_export_is_refused_before_anything_is_written(province, tm
         reconcile_files(us, g.population, tmp_path / "o", report_date=REPORT, today=TODAY,
                         workers=1)
     assert not (tmp_path / "o").exists()  # nor the directory it would have written into
+
+
+def _open_a_quote(src: Path, dst: Path, line: int) -> None:
+    """``src`` with a quote opened at the start of line ``line``'s second field (``,"``)."""
+    lines = src.read_bytes().splitlines(keepends=True)
+    lines[line - 1] = lines[line - 1].replace(b",", b',"', 1)
+    dst.write_bytes(b"".join(lines))
+
+
+@pytest.mark.parametrize("which", ["vaccinations", "population"])
+def test_an_open_quote_that_swallows_rows_is_refused(province, tmp_path: Path, which) -> None:
+    """A quote typed into a field and not closed on its line made csv read the rows after
+    it, other people's, as that field's text, to the next quote or the end of the file:
+    22 vaccination rows were counted as 3, coverage 9.09% instead of 100%, exit 0. The
+    file is now refused before anything is written, naming the line of the quote."""
+    g, _res, _out = province
+    files = {"vaccinations": g.vaccinations, "population": g.population}
+    line = 40
+    _open_a_quote(files[which], tmp_path / "bad.csv", line)
+    # a quote typed further down closes it: the file is read on from there
+    _open_a_quote(tmp_path / "bad.csv", tmp_path / "bad.csv", line + 20)
+    files[which] = tmp_path / "bad.csv"
+    with pytest.raises(ValidationError, match=rf"the row on line {line} runs over the lines "
+                       rf"after it \(to line {line + 20}\): a quote .* nothing was written"
+                       ) as e:
+        reconcile_files(files["vaccinations"], files["population"], tmp_path / "o",
+                        report_date=REPORT, today=TODAY, workers=1)
+    assert f"line {line}" in e.value.hint
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_cell_with_a_line_break(tmp_path: Path) -> None:
+    """A spreadsheet cell with a line break (Alt+Enter) is a quoted field over two lines:
+    a name or an address so typed is read (rows a quote took in are told apart by the
+    separators in the cell, :func:`vaxqr.fileio.rows_taken_in`); a name over two lines
+    holding the separator is such rows, and the file is refused."""
+    header = ["id_number", "full_name", "sex", "dob", "commune_code", "address"]
+    people = [["091190012345", "Nguyễn Thị Ánh Hồng", "Nữ", "1990-05-17", "31078", "x"],
+              ["091090012346", "Trần Văn\nBình", "Nam", "1990-01-02", "31078",
+               "Thôn 3,\nxã Dương Tơ"]]
+    pop = tmp_path / "pop.csv"
+
+    def population(rows):
+        with pop.open("w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows([header, *rows])
+
+    population(people)
+    vacc = write_csv(tmp_path / "v.csv", [
+        ["Nguyễn Thị Ánh Hồng", "Nữ", "1990-05-17", "091190012345", "1", "2", "2021-08-01",
+         "pfizer", "L", "Trạm Y tế\nxã Dương Tơ"]])
+    res = reconcile_files(vacc, pop, tmp_path / "o", report_date=REPORT, today=TODAY,
+                          workers=1)
+    assert res.register_people == 2 and res.counts["matched"] == 1, res
+    population([people[0], [*people[1][:1], "Trần Văn,\nBình", *people[1][2:]]])
+    with pytest.raises(ValidationError, match=r"the row on line 3 runs over the lines after "
+                       r"it \(to line 5\)"):  # the name's line break, the address's
+        reconcile_files(vacc, pop, tmp_path / "o2", report_date=REPORT, today=TODAY,
+                        workers=1)

@@ -22,7 +22,7 @@ import re
 import secrets
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -665,6 +665,46 @@ def check_csv_start(path: str | os.PathLike[str], head: bytes) -> None:
     if not head or head == UTF8_BOM:
         raise ValidationError(f"{path} is empty (not even a header line)",
                               hint="export the records again (the header line first)")
+
+
+def open_quote_error(path: str | os.PathLike[str], start: int, end: int | None,
+                     nothing: str) -> ValidationError:
+    """The error of a CSV row that runs from line ``start`` over the lines after it (to
+    line ``end``; None: past the longest a row can be). A quote (``"``) opened in a field
+    and not closed on its line makes the reader take the lines after it, other people's
+    rows, as that field's text, to the next quote or the end of the file; whatever the
+    row then holds, those people would be left out with no word said, so the command
+    stops (``nothing`` says what it did not do). A cell holding a line break (Alt+Enter)
+    is written the same way and named too: no column of these files holds one."""
+    where = (f"to line {end}" if end is not None
+             else "past the longest a row can be")
+    return ValidationError(
+        f"{path}: the row on line {start} runs over the lines after it ({where}): a quote "
+        f"(\") opened on line {start} and not closed on its line reads the rows after it "
+        f"as part of that row, or a cell holds a line break: nothing was {nothing}",
+        hint=f"close or remove the quote on line {start} (a name typed with a \" in it, "
+             "say), or the line break in its cell, save the CSV and run the same command "
+             "again")
+
+
+def rows_taken_in(row: Sequence[str], columns: int, delimiter: str,
+                  read: Container[int] | None = None) -> bool:
+    """Whether ``row``, which a CSV reader made of several lines of the file, holds other
+    rows a quote not closed took in (:func:`open_quote_error`) rather than cells with line
+    breaks (Alt+Enter: ``"Nguyễn Thị⏎Thuý Hằng"``, read as the name it is). Taken in: a row
+    without the header's ``columns`` fields, or a cell over lines in a column that is
+    ``read`` (None: every column) holding the field separator (no name, date or site does),
+    or in another column (an address) a line of a whole row's separators."""
+    if len(row) != columns:
+        return True
+    for i, cell in enumerate(row):
+        if "\n" in cell or "\r" in cell:
+            if read is None or i in read:
+                if delimiter in cell:
+                    return True
+            elif any(part.count(delimiter) >= columns - 1 for part in cell.splitlines()):
+                return True
+    return False
 
 
 def csv_delimiter(header_line: str, required: Sequence[str]) -> str:

@@ -57,6 +57,8 @@ from .fileio import (
     ensure_private_dir,
     exclusive_dir,
     file_identity,
+    open_quote_error,
+    rows_taken_in,
 )
 from .ledger import (
     PLACE_SINGLE,
@@ -529,13 +531,21 @@ def _index_citizens(path: Path) -> tuple[int, dict[str, list[int]]]:
         col = len(header) - 1 - header[::-1].index("id_number")  # the last one, as read_csv
         dates = _DateOrder(header)
         src = _source_rows(header)
+        width, delimiter = len(header), reader.dialect.delimiter
+        known = {i for i, name in enumerate(header) if name in COLUMNS}
         first: dict[str, int] = {}
         repeated: dict[str, list[int]] = {}
         count = n = 0
-        for row in reader:
+        line = reader.line_num  # the last line of the row before
+        for row in _rows(path, reader):
             if not row:
+                line = reader.line_num
                 continue
             count += 1
+            if reader.line_num - line > 1 and rows_taken_in(row, width, delimiter, known):
+                # a quote not closed took other citizens' rows in: the batch stops
+                raise open_quote_error(path, line + 1, reader.line_num, "signed")
+            line = reader.line_num
             n = count if src is None else _source_row(path, row, src, n)
             dates.see(row, n)
             if len(row) > col:  # else too few fields: rejected as such
@@ -550,6 +560,26 @@ def _index_citizens(path: Path) -> tuple[int, dict[str, list[int]]]:
                             rows.append(n)
     dates.check(path)
     return count, repeated
+
+
+def _rows(path: Path, reader: Any) -> Iterator[list[str]]:
+    """``reader``'s rows (a csv.reader); a field over :data:`FIELD_LIMIT` (csv.Error)
+    raises :class:`ValidationError` naming the line its row starts on, where a quote not
+    closed would be, rather than the line where reading stopped."""
+    start = reader.line_num + 1
+    try:
+        for row in reader:
+            yield row
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "field larger than field limit" not in str(exc):
+            raise
+        raise ValidationError(
+            f"{path}: the row on line {start} has a field over {FIELD_LIMIT:,} bytes: a "
+            "quote (\") opened there and never closed takes the rest of the file into it; "
+            "nothing was signed",
+            hint=f"close or remove the quote on line {start}, or shorten that field, save "
+                 "the CSV and run the same command again") from None
 
 
 _IDENTITY = (("full_name", "full name"), ("sex", "sex"), ("dob", "date of birth"))

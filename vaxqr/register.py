@@ -21,7 +21,14 @@ import numpy.typing as npt
 
 from .citizen import strip_diacritics
 from .errors import StorageError, ValidationError
-from .fileio import CSV_UTF8_HINT, UTF8_BOM, check_csv_start, csv_delimiter
+from .fileio import (
+    CSV_UTF8_HINT,
+    UTF8_BOM,
+    check_csv_start,
+    csv_delimiter,
+    open_quote_error,
+    rows_taken_in,
+)
 from .matching import (
     _PROVINCE_CODES,
     Person,
@@ -62,9 +69,9 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def _header(path: Path, fh: IO[bytes], required: Sequence[str],
-            wanted: Sequence[str]) -> tuple[list[int], int, str]:
-    """Column positions of ``wanted`` (-1 if absent), the offset of the first data row and
-    the field separator (:func:`vaxqr.fileio.csv_delimiter`)."""
+            wanted: Sequence[str]) -> tuple[list[int], int, str, int]:
+    """Column positions of ``wanted`` (-1 if absent), the offset of the first data row,
+    the field separator (:func:`vaxqr.fileio.csv_delimiter`) and the number of columns."""
     raw = fh.readline(MAX_RECORD + 1)
     if len(raw) > MAX_RECORD:
         raise _too_long(path, 0, "the header line")
@@ -91,7 +98,8 @@ def _header(path: Path, fh: IO[bytes], required: Sequence[str],
     if missing:
         raise ValidationError(f"{path}: the CSV header lacks {', '.join(missing)}",
                               hint="expected header: " + ",".join(wanted))
-    return [names.index(c) if c in names else -1 for c in wanted], fh.tell(), delimiter
+    return ([names.index(c) if c in names else -1 for c in wanted], fh.tell(), delimiter,
+            len(names))
 
 
 def _too_long(path: Path, offset: int, what: str) -> ValidationError:
@@ -121,7 +129,7 @@ def _blocks(fh: IO[bytes], start: int, lines: int,
             at = next(i for i, line in enumerate(got) if len(line) > MAX_RECORD)
             raise _too_long(path, pos + sum(map(len, got[:at])), "a line")
         if sum(map(len, got)) > BLOCK_BYTES:
-            for part in _parts(got, pos, path):
+            for part in _parts(got, pos, path, fh):
                 yield pos, part
                 pos += len(part)
             if not got:
@@ -134,8 +142,8 @@ def _blocks(fh: IO[bytes], start: int, lines: int,
                 more = fh.readline(limit)
                 size += len(more)
                 if path is not None and size > MAX_RECORD:
-                    raise _too_long(path, pos + len(data) - len(got[-1]),
-                                    "a quoted field's lines")
+                    raise open_quote_error(path, _quote_line(fh, pos, got), None,
+                                           "written")
                 parts.append(more)
                 if not more or more.count(b'"') % 2:
                     break
@@ -144,7 +152,8 @@ def _blocks(fh: IO[bytes], start: int, lines: int,
         pos += len(data)
 
 
-def _parts(got: list[bytes], pos: int, path: Path | None) -> Iterator[bytes]:
+def _parts(got: list[bytes], pos: int, path: Path | None, fh: IO[bytes]
+           ) -> Iterator[bytes]:
     """Whole records of ``got`` (lines from ``pos``, a record boundary) joined in parts of
     :data:`BLOCK_BYTES` or more, each ending on a record boundary; the lines left after the
     last part stay in ``got``. With ``path``, a quoted field's lines longer than
@@ -159,13 +168,26 @@ def _parts(got: list[bytes], pos: int, path: Path | None) -> Iterator[bytes]:
         if quoted:
             run += len(line)
             if path is not None and run > MAX_RECORD:
-                raise _too_long(path, pos, "a quoted field's lines")
+                raise open_quote_error(path, _quote_line(fh, pos, got[first:i + 1]), None,
+                                       "written")
         elif size >= BLOCK_BYTES:
             part = b"".join(got[first:i + 1])
             yield part
             pos += len(part)
             first, size = i + 1, 0
     del got[:first]
+
+
+def _quote_line(fh: IO[bytes], start: int, lines: Sequence[bytes]) -> int:
+    """The line of the file ``fh`` (from 1) on which the quote still open after ``lines``
+    (read from byte ``start``, a record boundary) was opened."""
+    opened, odd = 0, False
+    for i, line in enumerate(lines):
+        if line.count(b'"') % 2:
+            odd = not odd
+            if odd:
+                opened = i
+    return _lines_before(fh, start) + opened + 1
 
 
 def _iter_rows(path: Path, offset: int, data: bytes, delimiter: str = ","
@@ -185,13 +207,53 @@ def _iter_rows(path: Path, offset: int, data: bytes, delimiter: str = ","
         raise ValidationError(f"{path}: malformed CSV near byte {offset} ({exc})") from None
 
 
-def _rows(path: Path, offset: int, data: bytes, width: int, delimiter: str = ","
-          ) -> list[list[str]]:
-    """The rows of one block, padded to at least ``width`` fields."""
+def _rows(path: Path, offset: int, data: bytes, width: int, delimiter: str = ",",
+          columns: int = 0, read: Sequence[int] | None = None) -> list[list[str]]:
+    """The rows of one block, padded to at least ``width`` fields. Given the header's
+    number of ``columns`` (the first pass over a file), a row over several lines of the
+    file is refused (:func:`_check_open_quotes`; ``read``: the columns that matter)."""
     rows = list(_iter_rows(path, offset, data, delimiter))
+    # a row over several lines needs a quote; every row on its own line: one row a line
+    if (columns and b'"' in data
+            and len(rows) != data.count(b"\n") + (not data.endswith(b"\n"))):
+        _check_open_quotes(path, offset, data, columns, delimiter, read)
     if rows and min(map(len, rows)) < width:
         rows = [r if len(r) >= width else r + [""] * (width - len(r)) for r in rows]
     return rows
+
+
+def _check_open_quotes(path: Path, offset: int, data: bytes, columns: int, delimiter: str,
+                       read: Sequence[int] | None) -> None:
+    """Raise :func:`~vaxqr.fileio.open_quote_error` for the first row of the block ``data``
+    (at byte ``offset``) that runs over several lines of the file and holds rows a quote
+    not closed took in (:func:`~vaxqr.fileio.rows_taken_in`; ``read``: the columns that are
+    read, None: all): those people would be left out of the counts and files in silence."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=delimiter)
+    before = 0  # the block's lines read before the row
+    for row in reader:
+        if (row and reader.line_num - before > 1
+                and rows_taken_in(row, columns, delimiter, read)):
+            lines = _lines_before(path, offset)
+            raise open_quote_error(path, lines + before + 1, lines + reader.line_num,
+                                   "written")
+        before = reader.line_num
+
+
+def _lines_before(source: Path | IO[bytes], offset: int) -> int:
+    """How many lines of the file ``source`` (a path, or an open file: read from its
+    start) end before byte ``offset``."""
+    if isinstance(source, Path):
+        with _open(source) as fh:
+            return _lines_before(fh, offset)
+    source.seek(0)
+    count = 0
+    while offset > 0:
+        part = source.read(min(offset, 1 << 20))
+        if not part:
+            break
+        count += part.count(b"\n")
+        offset -= len(part)
+    return count
 
 
 def _getter(cols: Sequence[int]) -> tuple[Callable[[list[str]], tuple[str, ...]], int]:
@@ -255,10 +317,11 @@ class Register:
         today_ord = today.toordinal()
         n = invalid = 0
         with _open(path) as fh:
-            cols, start, delimiter = _header(path, fh, POPULATION_COLUMNS, POPULATION_COLUMNS)
+            cols, start, delimiter, columns = _header(path, fh, POPULATION_COLUMNS,
+                                                      POPULATION_COLUMNS)
             get, width = _getter(cols)
             for offset, data in _blocks(fh, start, BLOCK, path):
-                rows = _rows(path, offset, data, width, delimiter)
+                rows = _rows(path, offset, data, width, delimiter, columns, cols)
                 if not rows:
                     continue
                 m = len(rows)
