@@ -320,8 +320,33 @@ def _exit_now(code: object) -> NoReturn:
     os._exit(status)
 
 
+def _escape_what_cannot_be_shown() -> None:
+    """Have stdout and stderr write what their encoding cannot hold as escapes instead of
+    failing: an ASCII or Latin-1 terminal (``PYTHONIOENCODING=ascii``, a Latin-1 locale)
+    shows ``Nguy\\u1ec5n`` (:mod:`vaxqr.safetext`'s ``json_escapes`` for --json, else
+    ``ascii_words``: ``→`` as ``->`` too), never a UnicodeEncodeError.
+    A UTF-8 stream (the usual case, and Python's own in the C locale) is left as it is."""
+    import codecs
+
+    from .safetext import ascii_words, json_escapes
+
+    codecs.register_error("vaxqr-json", json_escapes)
+    codecs.register_error("vaxqr-words", ascii_words)
+    # --json's stdout is data: escapes a JSON parser reads back; what is for people is
+    # written with ASCII words for vaxqr's own marks (→ as ->)
+    data = "vaxqr-json" if "--json" in sys.argv[1:] else "vaxqr-words"
+    for stream, errors in ((sys.stdout, data), (sys.stderr, "vaxqr-words")):
+        try:
+            if codecs.lookup(stream.encoding).name.startswith("utf"):
+                continue
+            stream.reconfigure(errors=errors)
+        except (AttributeError, LookupError, TypeError, ValueError, OSError):
+            continue  # closed (`>&-`), or not a text file: nothing to set
+
+
 def main() -> None:
     """Console-script entry point: no traceback reaches the user unless ``--debug``."""
+    _escape_what_cannot_be_shown()
     # vaxqr does no linear algebra; an OpenBLAS thread pool, started when NumPy is
     # imported, spins ~40 ms of CPU that the batch's renderers need (benchmarks/README.md)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -35,6 +35,32 @@ def _json_escape(c: str) -> str:
     return f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}"
 
 
+def json_escapes(error: UnicodeError) -> tuple[str, int]:
+    """A codec error handler (``codecs.register_error``): each character the stream's
+    encoding cannot hold (a Vietnamese name on an ASCII or Latin-1 terminal) written as its
+    JSON ``\\u`` escape, ``Nguy\\u1ec5n``. Readable, and in a ``--json`` line (where such
+    characters stand only inside strings) the very value, which a JSON parser reads back:
+    ``backslashreplace``'s ``\\xc1`` and ``\\U0001f600`` are not JSON."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    return "".join(map(_json_escape, error.object[error.start:error.end])), error.end
+
+
+#: vaxqr's own punctuation in messages for people, as ASCII (:func:`ascii_words`)
+_ASCII_WORDS: Final = {"→": "->", "←": "<-", "…": "...", "—": "--", "–": "-", "·": "-",
+                       "✔": "+", "✘": "x", "‘": "'", "’": "'", "“": '"', "”": '"', "×": "x",
+                       "≥": ">=", "≤": "<=", "≠": "!=", "•": "*"}
+
+
+def ascii_words(error: UnicodeError) -> tuple[str, int]:
+    """:func:`json_escapes` for messages to people (stderr): the typographic marks vaxqr's
+    messages use (→ … — · ✔) as their ASCII forms first (``->``, ``...``)."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start:error.end]
+    return "".join(_ASCII_WORDS.get(c) or _json_escape(c) for c in text), error.end
+
+
 def printable_json(text: str) -> str:
     """One line of JSON (``ensure_ascii=False``) with every character a terminal would not
     print as itself written as a JSON ``\\u`` escape: C1 controls, DEL, bidi and other

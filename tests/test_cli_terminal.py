@@ -1,0 +1,107 @@
+"""The command line on the terminals and streams people really have: an ASCII or Latin-1
+terminal, a pipe that closes early (`| head`), a stdout the shell closed (`>&-`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from vaxqr import codec, sign
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "fuzz"))
+import fuzzkit  # noqa: E402
+
+VAXQR = str(Path(sys.executable).parent / "vaxqr")
+DEMO = ROOT / "keys" / "examples"
+AT = "2022-06-01T00:00:00+00:00"
+
+# (family name, given names): precomposed and combining Vietnamese, beyond the BMP, hostile
+NAMES = [("Nguyễn", "Thị Ánh"), ("Nguyễn", "Thi\u0323 A\u0301nh"), ("Trần😀", "Văn"),
+         ("\x1b[31mĐỏ\x1b[0m", "\u202eAn\u200b")]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS", "TTY_COMPATIBLE",
+                        "VAXQR_PASSWORD", "VAXQR_LANG", "LC_ALL", "LC_MESSAGES")}
+    env.update(NO_COLOR="1", COLUMNS="80", TERM="dumb", LANG="C.UTF-8")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def trust(tmp_path_factory):
+    state = tmp_path_factory.mktemp("state") / "state.json"
+    return ["--trust", str(DEMO / "ca" / "ca.crt"), "--trust", str(DEMO / "trustlist.json"),
+            "--state", str(state), "--at", AT]
+
+
+@pytest.fixture(scope="module")
+def credentials():
+    from vaxqr.certs import load_signer
+
+    signer = load_signer(DEMO / "communes" / "31078", b"vaxqr-demo")
+    iat = int(datetime(2022, 1, 1, tzinfo=UTC).timestamp())
+    return [codec.encode_hc1(sign.sign1(
+        fuzzkit.claims_bytes(fuzzkit.default_dcc(fn=fn, gn=gn), iat=iat, exp=iat + 365 * 86400),
+        signer.private_key, signer.kid)) for fn, gn in NAMES]
+
+
+def _vaxqr(args, *, stdin: bytes | None = None, cwd=None, **env: str):
+    return subprocess.run([VAXQR, *args], input=stdin, capture_output=True, env=_env(**env),
+                          timeout=120, cwd=cwd)
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_terminal_that_cannot_show_vietnamese_gets_escapes_not_a_crash(
+        credentials, trust, encoding):
+    """PYTHONIOENCODING=ascii (or Latin-1, a terminal of an old system): each character
+    the terminal's encoding lacks is shown as its \\u escape, the verdict as `+ VALID`
+    (was: `error: internal error (UnicodeEncodeError)`, exit 3, no verdict at all)."""
+    r = _vaxqr(["verify", *credentials, *trust], PYTHONIOENCODING=encoding)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode(encoding)
+    assert out.count(" + VALID ") == len(NAMES)
+    assert "Nguy\\u1ec5n Th\\u1ecb " in out
+    assert "Nguy\\u1ec5n Thi\\u0323 A\\u0301nh" in out  # combining marks shown as they are
+    assert "Tr\\u1ea7n\\ud83d\\ude00 V\\u0103n" in out
+    assert "\\x1b[31m\\u0110\\u1ecf\\x1b[0m \\u202eAn\\u200b" in out  # hostile: escaped
+    assert b"\x1b" not in r.stdout
+    # Latin-1 has Á: shown as itself; ASCII has not
+    assert ("Th\\u1ecb \xc1nh" if encoding == "latin-1" else "Th\\u1ecb \\u00c1nh") in out
+
+
+def test_json_on_an_ascii_terminal_is_json_of_the_same_names(credentials, trust):
+    """--json on an ASCII stdout: JSON's own \\u escapes (a surrogate pair beyond the BMP),
+    which a parser reads back as the very names (Python's backslashreplace, \\U0001f600 and
+    \\xc1, would not be JSON)."""
+    r = _vaxqr(["verify", *credentials, *trust, "--json"], PYTHONIOENCODING="ascii")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.isascii()
+    got = [json.loads(line)["summary"]["full_name"] for line in r.stdout.split(b"\n") if line]
+    assert got == [f"{fn} {gn}" for fn, gn in NAMES]
+
+
+def test_issue_and_help_on_an_ascii_terminal(tmp_path):
+    """Messages for people on an ASCII terminal: vaxqr's own marks as ASCII (→ as ->, the
+    help's bullets as *), Vietnamese escaped."""
+    shutil.copytree(DEMO / "communes" / "31078", tmp_path / "signer",
+                    ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    r = _vaxqr(["issue", "--signer", str(tmp_path / "signer"), "--name", "Nguyễn Thị Ánh Hồng",
+                "--sex", "Nữ", "--dob", "17/05/1990", "--id", "091190012345", "--vaccine",
+                "pfizer", "--dose", "2/2", "--date", "2021-10-01", "--out",
+                str(tmp_path / "hong.png")], PYTHONIOENCODING="ascii",
+               VAXQR_PASSWORD="vaxqr-demo")
+    assert r.returncode == 0, r.stderr
+    assert b" -> " in r.stderr and b"hong.png" in r.stderr
+    r = _vaxqr(["issue", "--name", "Nguyễn\u202e", "--help"], PYTHONIOENCODING="ascii")
+    assert r.returncode == 0, r.stderr
+    assert b"\n  * vaxqr issue " in r.stdout
