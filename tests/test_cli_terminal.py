@@ -3,11 +3,13 @@ terminal, a pipe that closes early (`| head`), a stdout the shell closed (`>&-`)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,3 +107,69 @@ def test_issue_and_help_on_an_ascii_terminal(tmp_path):
     r = _vaxqr(["issue", "--name", "Nguyễn\u202e", "--help"], PYTHONIOENCODING="ascii")
     assert r.returncode == 0, r.stderr
     assert b"\n  * vaxqr issue " in r.stdout
+
+
+# --------------------------------------------------------------------------- streams
+
+
+def test_a_reader_that_goes_away_ends_verify_quietly(credentials, trust):
+    """`vaxqr verify - < many.txt | head -3`: no "could not write" message, no traceback;
+    exit 3 (the output is incomplete: an I/O problem)."""
+    lines = ("\n".join(credentials) + "\n").encode() * 2000
+    cmd = [VAXQR, "verify", "-", *trust]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_env())
+    assert proc.stdout is not None and proc.stdin is not None
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(lines)
+            proc.stdin.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away
+    assert proc.wait(timeout=120) == 3
+    feeder.join(timeout=60)
+    assert proc.stderr is not None
+    assert proc.stderr.read() == b""
+
+
+def test_help_into_a_closed_pipe_is_exit_3():
+    """click ends a write to a closed pipe with exit 1 (which vaxqr's table says is "a
+    credential is not valid"); vaxqr's help too ends with exit 3, quietly."""
+    r = subprocess.run(
+        f"python3 -c 'import os; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "
+        f"os.execv(\"{VAXQR}\", [\"vaxqr\", \"--help\"])'", shell=True, capture_output=True,
+        env=_env(), timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert b"Traceback" not in r.stderr and b"error" not in r.stderr
+
+
+def test_a_closed_stdout_is_an_io_error_only_when_written_to(credentials, trust, tmp_path):
+    """`>&-` (Python sets sys.stdout to None): a verdict to print says "stdout is closed",
+    exit 3 (was: "internal error (AttributeError)"); an issue that writes only its file
+    does its work (its messages are on stderr)."""
+    r = subprocess.run([VAXQR, "verify", credentials[0], *trust], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env=_env(), timeout=120,
+                       preexec_fn=lambda: os.close(1))
+    assert r.returncode == 3
+    assert b"could not write the output: stdout is closed" in r.stderr, r.stderr
+    shutil.copytree(DEMO / "communes" / "31078", tmp_path / "signer",
+                    ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    r = subprocess.run([VAXQR, "issue", "--signer", str(tmp_path / "signer"), "--name",
+                        "Nguyễn Văn An", "--sex", "Nam", "--dob", "02/01/1990", "--id",
+                        "091090012345", "--vaccine", "pfizer", "--dose", "2/2", "--date",
+                        "2021-10-01", "--out", str(tmp_path / "an.png")],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       env=_env(VAXQR_PASSWORD="vaxqr-demo"), timeout=120,
+                       preexec_fn=lambda: os.close(1))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "an.png").exists()
+    # and a closed stderr: the verdict still printed, the exit code still says it
+    r = subprocess.run([VAXQR, "verify", credentials[0], "nothing-here.png", *trust],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(),
+                       timeout=120, preexec_fn=lambda: os.close(2))
+    assert r.returncode == 3
+    assert b"VALID" in r.stdout

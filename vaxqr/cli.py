@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import os
 import re
 import sys
@@ -219,6 +220,34 @@ class OutputError(Exception):
 
     def __init__(self, exc: OSError) -> None:
         super().__init__(exc.strerror or str(exc))
+        self.reader_gone = isinstance(exc, BrokenPipeError)  # `| head`: nothing to say
+
+
+class _Closed:
+    """What stands for stdout or stderr when the shell closed it (``>&-``, ``2>&-``: Python
+    makes it None): stdout refuses every write with :class:`OutputError` ("stdout is
+    closed", exit 3, and only when something was to be written there: `issue --out FILE`
+    writes nothing on stdout); stderr, which nothing can be said on, drops what it is
+    given."""
+
+    encoding, errors = "utf-8", "strict"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        if self.name == "stdout" and text:
+            raise OutputError(OSError(errno.EBADF, "stdout is closed"))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, f"{self.name} is closed")
 
 
 # Reports waiting to be written: stdout is written in blocks (one encode and one write for
@@ -346,6 +375,10 @@ def _escape_what_cannot_be_shown() -> None:
 
 def main() -> None:
     """Console-script entry point: no traceback reaches the user unless ``--debug``."""
+    if sys.stdout is None:
+        sys.stdout = _Closed("stdout")  # type: ignore[assignment]
+    if sys.stderr is None:
+        sys.stderr = _Closed("stderr")  # type: ignore[assignment]
     _escape_what_cannot_be_shown()
     # vaxqr does no linear algebra; an OpenBLAS thread pool, started when NumPy is
     # imported, spins ~40 ms of CPU that the batch's renderers need (benchmarks/README.md)
@@ -356,6 +389,8 @@ def main() -> None:
         cause = exc.__context__.__cause__ if exc.__context__ is not None else None
         if exc.code == 130 and isinstance(cause, KeyboardInterrupt):
             sys.stderr.write("interrupted\n")  # typer ends a command's Ctrl-C with no word
+        if isinstance(exc.__context__, BrokenPipeError):  # click's exit 1 for `--help | head`
+            _exit_now(int(Exit.TRUST_OR_IO))  # the reader went away: quietly, as below
         if _state.get("exit_now"):
             _exit_now(exc.code)
         raise
@@ -367,7 +402,8 @@ def main() -> None:
     except OutputError as exc:  # e.g. a full disk under stdout: the verdicts are incomplete
         if _state.get("debug"):
             raise
-        sys.stderr.write(f"error: could not write the output: {exc}\n")
+        if not exc.reader_gone:  # `verify - | head -3`: what was wanted was read, quietly
+            sys.stderr.write(f"error: could not write the output: {exc}\n")
         _exit_now(int(Exit.TRUST_OR_IO))
     except Exception as exc:  # pragma: no cover - last line of defence
         if _state.get("debug"):
