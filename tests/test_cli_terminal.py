@@ -6,10 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -173,3 +176,78 @@ def test_a_closed_stdout_is_an_io_error_only_when_written_to(credentials, trust,
                        timeout=120, preexec_fn=lambda: os.close(2))
     assert r.returncode == 3
     assert b"VALID" in r.stdout
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, "ended before it began"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_ends_a_batch_as_ctrl_c_does_and_it_resumes(tmp_path, signum):
+    """SIGTERM (a service stopped), SIGHUP (the clerk's SSH session closed, to the whole
+    process group: the forked renderers too) during `issue --from`: the batch ends as
+    after Ctrl-C (the bar gone, "run the same command again", exit 128 + the signal: 143,
+    129), no temporary file left, and the same command again finishes it with nothing
+    signed twice. (Was: killed where it stood, exit -15 / -1, no word.)"""
+    from records import good_rows, write_csv
+
+    rows = 6000
+    csv_path = write_csv(tmp_path / "big.csv", good_rows(rows))
+    shutil.copytree(DEMO / "communes" / "31078", tmp_path / "signer",
+                    ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    cmd = [VAXQR, "issue", "--signer", str(tmp_path / "signer"), "--from", str(csv_path),
+           "--out", str(tmp_path / "batch"), "--workers", "2"]
+    env = _env(VAXQR_PASSWORD="vaxqr-demo")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+    _wait_for(tmp_path / "batch" / "qr", proc)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signum)  # as a closed terminal does: the whole group
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err.decode()
+    assert b"run the same command again to finish the batch" in err, err
+    assert b"Traceback" not in err
+    assert not [p for p in (tmp_path / "batch").iterdir() if p.name.endswith(".tmp")]
+    r = subprocess.run(cmd, capture_output=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    done = re.search(rb"(\d+) issued .*, (\d+) already issued", r.stderr)
+    assert done, r.stderr
+    assert int(done[2]) > 0 and int(done[1]) + int(done[2]) == rows
+    manifest = (tmp_path / "batch" / "manifest.csv").read_text(encoding="utf-8-sig")
+    uvcis = [line.split(",")[0] for line in manifest.splitlines()[1:]]
+    assert len(uvcis) == len(set(uvcis)) == rows
+
+
+def test_sigterm_while_verify_waits_for_a_scanner(credentials, trust):
+    """`verify -` waiting on its input, stopped by SIGTERM: the verdicts already printed,
+    "interrupted", exit 143 (not a silent death)."""
+    proc = subprocess.Popen([VAXQR, "verify", "-", *trust], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(credentials[0].encode() + b"\n")
+    proc.stdin.flush()
+    assert b"VALID" in proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().endswith(b"interrupted"), err
+
+
+def test_verify_dash_at_a_terminal_says_what_it_waits_for(trust):
+    """`vaxqr verify -` typed at a terminal with nothing piped in used to wait in silence;
+    now it says what to do (on stderr: a pipe from a scanner gets nothing of it)."""
+    from terminal import answer_on
+
+    code, shown = answer_on(["verify", "-", *trust], b"\x04", cwd=ROOT,
+                            until=b"Ctrl-D to end")
+    assert "scan or paste one HC1: payload per line, Ctrl-D to end" in shown, shown
+    assert code == 3  # nothing read: "no input read from stdin"
+    r = _vaxqr(["verify", "-", *trust], stdin=b"")
+    assert b"Ctrl-D" not in r.stderr

@@ -373,6 +373,40 @@ def _escape_what_cannot_be_shown() -> None:
             continue  # closed (`>&-`), or not a text file: nothing to set
 
 
+def _stop(signum: int, _frame: object) -> None:
+    """SIGTERM and SIGHUP (a closed SSH session) end a command as Ctrl-C does, so that a
+    batch ends as after Ctrl-C (everything signed in the ledger, no half-written file,
+    "run the same command again"), not in the middle of its work. A forked helper
+    process ignores them, as it does Ctrl-C: its parent ends the work. A second signal
+    ends the process at once."""
+    if os.getpid() != _state.get("pid"):
+        return
+    import signal
+
+    signal.signal(signum, signal.SIG_DFL)
+    _state["signal"] = signum
+    if signum == signal.SIGHUP and sys.stderr.isatty():  # the terminal is gone
+        sys.stderr = _Closed("stderr")  # type: ignore[assignment]
+    raise KeyboardInterrupt
+
+
+def _on_signals() -> None:
+    import signal
+
+    _state["pid"] = os.getpid()
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+            signal.signal(number, _stop)  # (an ignored one, `nohup`, stays ignored)
+
+
+def _interrupted_code(code: object) -> object:
+    """Exit 130 of a Ctrl-C, as 128 + the signal's number for SIGTERM (143) and SIGHUP
+    (129), as the shell shows a process those signals ended."""
+    signum = _state.get("signal")
+    return 128 + signum if code == 130 and signum else code
+
+
 def main() -> None:
     """Console-script entry point: no traceback reaches the user unless ``--debug``."""
     if sys.stdout is None:
@@ -380,6 +414,7 @@ def main() -> None:
     if sys.stderr is None:
         sys.stderr = _Closed("stderr")  # type: ignore[assignment]
     _escape_what_cannot_be_shown()
+    _on_signals()
     # vaxqr does no linear algebra; an OpenBLAS thread pool, started when NumPy is
     # imported, spins ~40 ms of CPU that the batch's renderers need (benchmarks/README.md)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -391,12 +426,15 @@ def main() -> None:
             sys.stderr.write("interrupted\n")  # typer ends a command's Ctrl-C with no word
         if isinstance(exc.__context__, BrokenPipeError):  # click's exit 1 for `--help | head`
             _exit_now(int(Exit.TRUST_OR_IO))  # the reader went away: quietly, as below
+        code = _interrupted_code(exc.code)
         if _state.get("exit_now"):
-            _exit_now(exc.code)
+            _exit_now(code)
+        if code != exc.code:
+            raise SystemExit(code) from None
         raise
     except KeyboardInterrupt:  # Ctrl-C before a command runs (typer reading the commands)
         sys.stderr.write("interrupted\n")
-        _exit_now(130)
+        _exit_now(_interrupted_code(130))
     except KeyCertError as exc:  # pragma: no cover - commands handle their own
         fail_from(exc)
     except OutputError as exc:  # e.g. a full disk under stdout: the verdicts are incomplete

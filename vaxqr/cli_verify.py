@@ -404,6 +404,15 @@ def _about(arg: str, message: str) -> str:
     return f"{arg}: {message}"
 
 
+def _at_a_terminal() -> bool:
+    """Whether stdin and stderr are both a terminal (a person typing, or a scanner that
+    types into the terminal as a keyboard does)."""
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _verify_stdin(verifier: Any, holder: Any, outcome: _Outcome, *, as_json: bool,
                   lang: str, json_tail: str = "") -> None:
     """``verify -``: a report per non-empty line of stdin (``stdin:N``), each block of
@@ -414,6 +423,9 @@ def _verify_stdin(verifier: Any, holder: Any, outcome: _Outcome, *, as_json: boo
 
     color = _use_colour()
     too_long = f"line longer than {MAX_LINE // 1024} KiB: not an HC1 credential"
+    if _at_a_terminal():  # not a scanner's pipe: someone waits for something to happen
+        sys.stderr.write("reading from the terminal: scan or paste one HC1: payload per "
+                         "line, Ctrl-D to end\n")
     done = 0
     verified = False  # a report was made (render_lines puts each on pending)
     for lines in _read_stdin_blocks(flush_out):
