@@ -251,3 +251,37 @@ def test_verify_dash_at_a_terminal_says_what_it_waits_for(trust):
     assert code == 3  # nothing read: "no input read from stdin"
     r = _vaxqr(["verify", "-", *trust], stdin=b"")
     assert b"Ctrl-D" not in r.stderr
+
+
+# --------------------------------------------------------------------------- help pages
+
+HELP_PAGES = [[], ["verify"], ["issue"], ["reconcile"], ["backup"], ["certs"],
+              *(["certs", c] for c in ("init", "issue", "show", "list", "revoke", "crl",
+                                       "revoke-credential", "trustlist", "password"))]
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80])
+def test_help_pages_keep_every_option_name_whole_on_a_narrow_terminal(columns):
+    """Every help page at 40 columns (a phone's SSH session), 60 and 80: every option and
+    command name whole (at 40, rich's option table cut them: `--id-c…`, `--insecure-no-
+    passwo…`), no line wider than the terminal."""
+    import typer
+
+    from vaxqr.cli import _mount, app
+
+    _mount(("verify", "issue", "certs", "reconcile", "backup"))
+    group = typer.main.get_command(app)
+    for page in HELP_PAGES:
+        r = _vaxqr([*page, "--help"], COLUMNS=str(columns))
+        assert r.returncode == 0, r.stderr
+        text = r.stdout.decode()
+        lines = text.split("\n")
+        assert max(map(len, lines)) <= columns, page
+        command = group
+        for name in page:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        names = [opt for p in command.params for opt in p.opts if opt.startswith("--")]
+        names += list(getattr(command, "commands", ()))
+        words = set(text.replace("│", " ").split())
+        missing = [n for n in names if n not in words]
+        assert not missing, (page, missing)

@@ -407,6 +407,17 @@ def _interrupted_code(code: object) -> object:
     return 128 + signum if code == 130 and signum else code
 
 
+def _narrow_help() -> None:
+    """On a terminal narrower than :data:`vaxqr.cli_help.NARROW`, help pages stack their
+    option and command tables (option names were cut at 40 columns)."""
+    import shutil
+
+    from .cli_help import NARROW, stack_narrow_help
+
+    if shutil.get_terminal_size().columns < NARROW:
+        stack_narrow_help()
+
+
 def main() -> None:
     """Console-script entry point: no traceback reaches the user unless ``--debug``."""
     if sys.stdout is None:
@@ -415,6 +426,8 @@ def main() -> None:
         sys.stderr = _Closed("stderr")  # type: ignore[assignment]
     _escape_what_cannot_be_shown()
     _on_signals()
+    if "--help" in sys.argv[1:] or len(sys.argv) <= 2:  # a help page, or may be one
+        _narrow_help()
     # vaxqr does no linear algebra; an OpenBLAS thread pool, started when NumPy is
     # imported, spins ~40 ms of CPU that the batch's renderers need (benchmarks/README.md)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
