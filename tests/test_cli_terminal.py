@@ -44,9 +44,10 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def trust(tmp_path_factory):
+    """The demo's CA and trust list, a state file of this module's own, the time AT."""
     state = tmp_path_factory.mktemp("state") / "state.json"
-    return ["--trust", str(DEMO / "ca" / "ca.crt"), "--trust", str(DEMO / "trustlist.json"),
-            "--state", str(state), "--at", AT]
+    files = [DEMO / "ca" / "ca.crt", DEMO / "trustlist.json"]
+    return [*(a for f in files for a in ("--trust", str(f))), "--state", str(state), "--at", AT]
 
 
 @pytest.fixture(scope="module")
