@@ -718,3 +718,68 @@ def test_a_crl_revocation_of_a_reason_vaxqr_does_not_write_is_kept_as_unspecifie
     assert {e["code"]: e["reason"] for e in recorded if e["revoked_at"]} == \
         {"30760": "unspecified"}
     assert _revoked(h.ca) == ["30760"]
+
+
+# Entry extensions that cryptography parses only when they are first read, each broken:
+# a reasonCode out of range and one of the wrong type, an invalidityDate that is no
+# date, a certificateIssuer that is no list of names.
+_BROKEN_ENTRY_EXTENSIONS = {
+    "reason-out-of-range": ("2.5.29.21", b"\x0a\x01\x63"),
+    "reason-not-enumerated": ("2.5.29.21", b"\x04\x01\x01"),
+    "invalidity-date": ("2.5.29.24", b"\x18\x03abc"),
+    "certificate-issuer": ("2.5.29.29", b"\x30\x03\x01\x01\xff"),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(_BROKEN_ENTRY_EXTENSIONS))
+def test_a_crl_entry_with_a_malformed_extension_is_a_revocation_not_a_traceback(
+        tmp_path: Path, broken: str) -> None:
+    """A CRL the CA signed by hand (its crl.pem, or a copy in SIGNER/trust/) with a broken
+    extension in a revoked entry: every `vaxqr certs` command reading the CA ended in a
+    ValueError traceback (the entry's extensions were read outside the try). The entry
+    revokes its serial all the same (the CA signed it; its reason reads as unspecified),
+    and what else reads such a CRL (a checkpoint's trust, an office's check before
+    signing, `certs show`) takes it as revoked too."""
+    from vaxqr import describe, signercheck, trust
+    from vaxqr.errors import TrustError
+
+    h = make_hierarchy(tmp_path)
+    serial = h.dsc(h.s1).serial_number
+    ca_cert = x509.load_pem_x509_certificate((h.ca / "ca.crt").read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    oid, value = _BROKEN_ENTRY_EXTENSIONS[broken]
+    entry = (x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(T0)
+             .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value),
+                            False).build())
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+           .last_update(T0).next_update(now + dt.timedelta(days=30))
+           .add_extension(x509.CRLNumber(99), False)
+           .add_revoked_certificate(entry)
+           .sign(keys.load_private_key(h.ca / "ca.key", PW), hashes.SHA256()))
+    pem = crl.public_bytes(serialization.Encoding.PEM)
+    (h.ca / "crl.pem").write_bytes(pem)
+    (h.s1 / "trust").mkdir(exist_ok=True)
+    (h.s1 / "trust" / "crl.pem").write_bytes(pem)
+
+    r = cli(["list", str(h.ca), "--json"])
+    assert r.exit_code == 0, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "crl.pem revokes UBND phường Vĩnh Thanh Vân (30760)" in " ".join(r.stderr.split())
+    r = cli(["crl", str(h.ca)])  # recorded in state.json, and a CRL re-signed from it
+    assert r.exit_code == 0, r.output
+    recorded = json.loads((h.ca / "state.json").read_bytes())["issued"]
+    assert {e["code"]: e["reason"] for e in recorded if e["revoked_at"]} == \
+        {"30760": "unspecified"}
+    assert [e.serial_number for e in x509.load_pem_x509_crl((h.ca / "crl.pem").read_bytes())] \
+        == [serial]
+
+    at = T0 + dt.timedelta(days=1)  # (the commune certificates end in 2024)
+    store = trust.TrustStore.from_paths([h.ca / "ca.crt", h.s1 / "trust" / "crl.pem",
+                                         h.s1 / "signer.crt"], at=at,
+                                        state_file=tmp_path / "seen.json")
+    assert [s.revoked for s in store.signers] == [True]
+    with pytest.raises(TrustError, match="has been revoked"):
+        signercheck.check_signer_dir(h.s1, at=at)
+    shown = describe.describe_file(h.s1 / "trust" / "crl.pem")
+    assert [e["serial"] for e in shown["revoked"]] == [format(serial, "x")]
+    assert shown["revoked"][0]["reason"] == "unreadable"  # (not "unspecified": it may say one)

@@ -477,15 +477,8 @@ def _adopt_crl_revocations(ca: CAInfo) -> CAInfo:
     except (OSError, ValueError, TypeError):
         return ca  # none, damaged or another CA's: the next CRL is signed from the state
     found: dict[int, tuple[dt.datetime, str]] = {}
-    for entry in crl:
-        try:
-            flag = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
-            reason = flag.name.replace("_", "-")
-        except x509.ExtensionNotFound:
-            reason = "unspecified"
-        if reason not in REVOCATION_REASONS:  # (certificate-hold: a CRL signed by hand)
-            reason = "unspecified"  # revoked all the same; state.json records only these
-        found[entry.serial_number] = (entry.revocation_date_utc, reason)
+    for entry in crl:  # (the entries are parsed on loading; only their extensions later)
+        found[entry.serial_number] = (entry.revocation_date_utc, _entry_reason(entry))
     adopted: list[IssuedCert] = [r for r in ca.issued
                                  if r.revoked_at is None and r.serial in found]
     if not adopted:
@@ -500,6 +493,20 @@ def _adopt_crl_revocations(ca: CAInfo) -> CAInfo:
         f"{ca.directory}) to record it there too" for r in adopted)
     return _replace(ca, issued=issued, warnings=(*ca.warnings, *notes),
                     crl_only=tuple(r.serial for r in adopted))
+
+
+def _entry_reason(entry: x509.RevokedCertificate) -> str:
+    """The reason ``entry`` of a CRL gives, as state.json records it: "unspecified" when it
+    gives none, or one state.json does not record (certificate-hold: a CRL signed by hand),
+    or an extension that cannot be read (a malformed reasonCode, or any other extension of
+    the entry: cryptography parses them all at once). The certificate is revoked all the
+    same: the CA signed its serial on the list."""
+    try:
+        flag = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except (x509.ExtensionNotFound, ValueError, TypeError):
+        return "unspecified"
+    reason = flag.name.replace("_", "-")
+    return reason if reason in REVOCATION_REASONS else "unspecified"
 
 
 def _save_state(ca: CAInfo) -> None:

@@ -172,7 +172,9 @@ def describe_file(
 def _crl_reason(r: x509.RevokedCertificate) -> str:
     try:
         reason = r.extensions.get_extension_for_class(x509.CRLReason).value.reason
-    except (x509.ExtensionNotFound, ValueError):
+    except x509.ExtensionNotFound:
         return "unspecified"
+    except (ValueError, TypeError):  # (a malformed extension of the entry: revoked all the same)
+        return "unreadable"
     names = {v: k for k, v in REVOCATION_REASONS.items()}
     return names.get(reason, reason.name)
