@@ -988,3 +988,26 @@ def test_many_writes_into_one_directory_list_it_once(tmp_path, monkeypatch):
     (tmp_path / ".card7.png.4242.0badcafe.tmp").write_text("left")
     atomic_write(tmp_path / "card7.png", b"y", overwrite=True)
     assert len(listed) == 2 and not (tmp_path / ".card7.png.4242.0badcafe.tmp").exists()
+
+
+@pytest.mark.parametrize("fails", ["fchmod", "fdopen"])
+def test_a_failure_between_open_and_write_closes_the_temporary_file(tmp_path, monkeypatch,
+                                                                   fails):
+    """atomic_open's fchmod ran before the descriptor was wrapped in the file object that
+    closes it: a failing fchmod (EPERM on some network and FUSE file systems) left the
+    temporary file removed but its descriptor open, one lost for every write a long-lived
+    library user tried. The same for a failure to wrap it."""
+    from vaxqr import fileio
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    before = sorted(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    if before is None:
+        pytest.skip("needs /proc/self/fd to count this process's open files")
+    monkeypatch.setattr(fileio.os, fails, refuse)
+    with pytest.raises(StorageError, match="permission denied"):
+        atomic_write(tmp_path / "out.txt", b"data")
+    monkeypatch.undo()
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert _names(tmp_path) == []

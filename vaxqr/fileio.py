@@ -69,9 +69,13 @@ def atomic_open(
             raise _describe(exc, target) from exc
         held = _lock_written(fd)
         try:
-            os.fchmod(fd, mode)  # the umask may have removed bits; it must never add any
-            with os.fdopen(fd, "w" if text else "wb",
-                           encoding="utf-8" if text else None) as fh:
+            try:
+                fh = os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None)
+            except BaseException:
+                os.close(fd)
+                raise
+            with fh:  # closes fd however what follows ends (a failed fchmod leaked it)
+                os.fchmod(fd, mode)  # the umask may have removed bits; it must never add any
                 yield fh
                 fh.flush()
                 if durable:
