@@ -1011,3 +1011,23 @@ def test_a_failure_between_open_and_write_closes_the_temporary_file(tmp_path, mo
     monkeypatch.undo()
     assert sorted(os.listdir("/proc/self/fd")) == before
     assert _names(tmp_path) == []
+
+
+def test_the_probe_of_a_run_killed_while_checking_its_output_is_cleared_later(tmp_path):
+    """check_writable tries the output's directory with a file it removes at once: named
+    by mkstemp (.out.txt.RANDOM.tmp), one left by a run killed at that moment was never
+    recognised as a dead run's (no pid in its name) and stayed for good. It is named as
+    atomic_write's temporary files now, and the next write of the output removes it."""
+    import subprocess
+    import sys
+
+    killed = subprocess.run(
+        [sys.executable, "-c",
+         "import os, sys; from vaxqr import fileio\n"
+         "fileio._silent_unlink = lambda *a, **k: os._exit(9)  # killed before the unlink\n"
+         "fileio.check_writable(sys.argv[1])", str(tmp_path / "out.txt")],
+        capture_output=True, text=True)
+    assert killed.returncode == 9, killed.stderr
+    assert len(_names(tmp_path)) == 1  # the probe it left
+    atomic_write(tmp_path / "out.txt", b"data")
+    assert _names(tmp_path) == ["out.txt"]

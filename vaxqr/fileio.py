@@ -342,8 +342,9 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False,
     """Check, before any work, that :func:`atomic_write` can write ``path``: it is not
     reached through another user's symbolic link (:func:`refuse_foreign_symlink`; ``holds``
     says what it would hold), does not exist (unless ``overwrite``) and its directory exists
-    and takes a new file (tried with a temporary file, removed at once: the only test that
-    a read-only mount, a full inode table or an ACL cannot fool). Raise
+    and takes a new file (tried with a temporary file named as :func:`atomic_open`'s,
+    removed at once: the only test that a read-only mount, a full inode table or an ACL
+    cannot fool). Raise
     :class:`StorageError` otherwise.
 
     ``dir_made_later``: a missing directory is the caller's to make (:func:`ensure_dir`)
@@ -361,10 +362,12 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False,
             return
         raise StorageError(f"cannot write {target}: the directory {directory} does not exist",
                            hint="create it first, or choose another output path")
-    import tempfile
-
+    # named as atomic_open's temporary file: one left by a run killed right here is a
+    # dead run's leftover that the next write of ``path`` removes (_clear_leftovers)
+    probe = directory / _tmp_name(target.name)
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                     PRIVATE)
     except OSError as exc:
         raise _describe(exc, target) from exc
     os.close(fd)
