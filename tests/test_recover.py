@@ -229,3 +229,23 @@ def test_an_interrupted_fresh_issue_finished_keeps_nothing_it_did_not_have(
     assert any("interrupted vaxqr certs issue" in w for w in res.warnings), res.warnings
     assert not any("directory it renews" in w for w in res.warnings), res.warnings
     assert res.kept == ()
+
+
+@pytest.mark.parametrize("point", ["rename-2", "state"])
+def test_a_renewal_of_a_directory_without_trust_finished_keeps_only_what_it_had(
+        h: Hierarchy, point: str) -> None:
+    """A renewal of a directory with no trust/ prepares the CA's CRL in the new one's
+    trust/. Killed once the old directory was moved aside (or before), and finished by the
+    run again, it listed that new trust/ as kept from the directory it renews (`certs
+    issue` printed "kept …/trust: the province's trust list and CRLs") and said it came
+    "with the office ledger and trust/" of the old one. Only the ledger was kept."""
+    _killed(h, point, trust=False)
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert (h.s2 / "trust" / "crl.pem").is_file()  # the CA's CRL, new
+    assert res.kept == (h.s2 / "ledger.sqlite",)
+    if point != "state":
+        assert any("with the office ledger of the directory it renews" in w
+                   for w in res.warnings), res.warnings
+    assert not any("trust/ of the directory it renews" in w for w in res.warnings)

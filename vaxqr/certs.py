@@ -39,7 +39,6 @@ from cryptography.x509.oid import NameOID
 from .cadir import (
     NEW_KEY_HOLDS,
     NOTHING_LEFT_HINT,
-    SIGNER_KEPT,
     CAInfo,
     IssuedCert,
     _check_replaceable,
@@ -398,7 +397,7 @@ def _finished_signer(finished: Finished, target: Path, password: bytes | None) -
     assert record is not None
     key_path = target / "signer.key"
     files = (key_path, *(target / n for n in ("signer.crt", "chain.pem", "signer.json")))
-    kept = tuple(target / n for n in SIGNER_KEPT if finished.renewed and (target / n).exists())
+    kept = tuple(target / n for n in finished.kept if (target / n).exists())
     warnings = list(finished.notes)
     try:
         key = load_private_key(key_path, password)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .cadir import (
     SIGNER_KEPT,
+    SIGNER_LEDGER,
     IssuedCert,
     _commit_dir,
     _drop_prepared,
@@ -47,7 +48,9 @@ class Finished:
 
     placed: IssuedCert | None
     notes: tuple[str, ...]
-    renewed: bool = False  # the placed one renews a directory (kept its ledger, trust/)
+    # what the placed one kept of the directory it renews (names in SIGNER_KEPT): not the
+    # trust/ it prepared itself when that directory had none
+    kept: tuple[str, ...] = ()
 
 
 def _alive(pid: int) -> bool:
@@ -119,7 +122,7 @@ def finish_interrupted(target: Path, ca_dir: Path) -> Finished:
     if not left:
         return Finished(None, ())
     placed: IssuedCert | None = None
-    renewed = False
+    kept: list[str] = []
     notes: list[str] = []
     open_ca(ca_dir)  # a CA directory (its lock file is made nowhere else)
     with _locked(ca_dir):
@@ -130,33 +133,45 @@ def finish_interrupted(target: Path, ca_dir: Path) -> Finished:
             if new is None or record is None:
                 pass
             elif _vacant(target):
-                if old is not None:
-                    _give_kept(old, new, prepared=True)
+                # (none old: a first issue, or killed once the old one's were moved over)
+                kept = _give_kept(old, new, prepared=True) if old is not None else []
                 os.rename(new, target)  # over at most an empty directory
-                placed, renewed = record, old is not None  # (none: a first issue)
+                placed = record
             elif _renewed_by(target, new, record, issued):
                 # killed before the old directory was moved aside: the renewal, as it was
+                kept = [n for n in SIGNER_KEPT if os.path.lexists(target / n)]
                 _commit_dir(new, target, force=True, kind="signer", keep=SIGNER_KEPT)
-                placed, renewed = record, True
+                placed = record
             if record is not None and placed is record:
                 notes.append(
                     f"an interrupted vaxqr certs issue into {target} was completed: its "
                     f"certificate (serial {record.serial:x}), which {ca_dir}/state.json "
                     "records, is now in place (its key has the password given to that run)"
-                    + (", with the office ledger and trust/ of the directory it renews"
-                       if renewed and any((target / n).exists() for n in SIGNER_KEPT)
-                       else ""))
+                    + _with_kept(kept))
                 new = None
             if old is not None and _vacant(target):
                 os.rename(old, target)
                 notes.append(f"{target}, moved aside by an interrupted vaxqr certs issue "
                              "--force, is back in place")
                 old = None
+            if new is not None and record is None:
+                # killed before its certificate was recorded, so before anything of the
+                # directory it renews was moved into it: its trust/ is the CA's CRL that it
+                # prepared, not the office's (given to the directory, it was then kept as
+                # the office's own, and "kept" said so)
+                _drop_prepared(new / "trust")
             for aside in (new, old):  # its key never served, or was replaced: no use left
                 if aside is not None:
                     notes.extend(_drop(aside, target))
         _fsync_dir(target.parent)
-    return Finished(placed, tuple(notes), renewed)
+    return Finished(placed, tuple(notes), tuple(kept))
+
+
+def _with_kept(kept: list[str]) -> str:
+    """", with the office ledger and trust/ of the directory it renews", as far as true."""
+    parts = [what for what, names in (("the office ledger", SIGNER_LEDGER), ("trust/", ("trust",)))
+             if any(n in kept for n in names)]
+    return f", with {' and '.join(parts)} of the directory it renews" if parts else ""
 
 
 def _renewed_by(target: Path, new: Path, record: IssuedCert,
