@@ -249,3 +249,59 @@ def test_a_renewal_of_a_directory_without_trust_finished_keeps_only_what_it_had(
         assert any("with the office ledger of the directory it renews" in w
                    for w in res.warnings), res.warnings
     assert not any("trust/ of the directory it renews" in w for w in res.warnings)
+
+
+def _host_of(left: str) -> str | None:
+    return left.rpartition("@")[2] if "@" in left else None
+
+
+def test_what_a_run_on_another_computer_left_is_not_finished_here(h: Hierarchy) -> None:
+    """A signer folder shared between two computers (a network drive): a run on the other
+    one, judged dead because its pid ran no process here, had its directories moved into
+    place or removed under it. The run's computer is in the names it leaves now; another
+    computer's are refused, naming it and what to do, and nothing is touched."""
+    from vaxqr import cadir
+
+    left = _killed(h, "rename-2")
+    here = cadir.this_host()
+    assert all(_host_of(n) == here for n in left), left
+    for n in left:  # as a run on another computer left them
+        os.rename(h.tmp / n, h.tmp / n.replace(f"@{here}", "@checkpoint-pc-2"))
+    moved = sorted(n for n in os.listdir(h.tmp) if n.startswith(".s2."))
+    with pytest.raises(cadir.StorageError, match="on the computer checkpoint-pc-2") as info:
+        certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                           name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                           now=T0)
+    assert "run the same vaxqr certs issue on checkpoint-pc-2" in (info.value.hint or "")
+    assert sorted(n for n in os.listdir(h.tmp) if n.startswith(".s2.")) == moved
+    assert not h.s2.exists()
+    # what the hint says to do when that computer cannot: the name without its host
+    for n in moved:
+        os.rename(h.tmp / n, h.tmp / n.rpartition("@")[0])
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert h.dsc(h.s2).serial_number == res.record.serial
+    assert [n for n in os.listdir(h.tmp) if n.startswith(".")] == []
+
+
+def test_the_run_again_with_other_options_says_they_were_not_used(h: Hierarchy) -> None:
+    """The run again finishes the interrupted run's certificate, which the CA's state
+    records, as it was: its --name, --days and --rsa were silently ignored, and the clerk
+    took the certificate for the one just asked for. A warning names each difference and
+    how to get the certificate asked for (the same command with --force: a renewal)."""
+    _killed(h, "rename-2")
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ Mới", out_dir=h.s2, password=PW,
+                             force=True, now=T0, days=400, key_type="rsa")
+    assert res.record.name == "UBND xã Dương Tơ"  # the interrupted run's, recorded
+    said = [w for w in res.warnings if "not used" in w]
+    assert len(said) == 1, res.warnings
+    for part in ("--name 'UBND xã Dương Tơ Mới'", "--days 400", "--rsa", "--force"):
+        assert part in said[0], said[0]
+    (h.s2 / "ledger.sqlite").unlink()  # (_killed makes the office again)
+    _killed(h, "rename-2")  # the same options again: nothing said
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert not any("not used" in w for w in res.warnings), res.warnings

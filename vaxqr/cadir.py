@@ -23,8 +23,10 @@ import errno
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +88,19 @@ _KIND_FILES: dict[str, frozenset[str]] = {
 }
 
 
+def this_host() -> str:
+    """This computer's name as the directories a run leaves carry it: letters, digits and
+    hyphens (``box.example.org`` is ``box-example-org``)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "unknown"
+
+
+def _run_tag() -> str:
+    """``PID-RANDOM@HOST``, what a run's hidden directories end with: the pid and the
+    computer tell :mod:`vaxqr.recover` whether the run is gone (a pid means nothing on
+    another computer sharing the folder)."""
+    return f"{os.getpid()}-{secrets.token_hex(4)}@{this_host()}"
+
+
 def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bool,
                  kind: str) -> Path:
     """Write ``files`` into a fresh hidden sibling of ``target``; :func:`_commit_dir` it later.
@@ -100,7 +115,7 @@ def _prepare_dir(target: Path, files: dict[str, tuple[bytes, int]], *, force: bo
                 raise StorageError(f"{target} already exists", hint="use --force to replace it")
             _check_replaceable(target, kind)
     ensure_dir(target.parent)
-    tmp = target.parent / f".{target.name}.new-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp = target.parent / f".{target.name}.new-{_run_tag()}"
     try:
         tmp.mkdir(mode=0o700)
         os.chmod(tmp, 0o700)
@@ -235,7 +250,7 @@ def _commit_dir(tmp: Path, target: Path, *, force: bool, kind: str,
     try:
         if force and target.is_dir() and any(target.iterdir()):  # an empty one: rename over
             _check_replaceable(target, kind)
-            old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            old = target.parent / f".{target.name}.old-{_run_tag()}"
             os.rename(target, old)
             for name in keep:
                 if (old / name).exists():

@@ -99,6 +99,7 @@ from .keys import (
     generate_key,
     key_protection,
     key_to_pem,
+    key_type_name,
     load_private_key,
     protection_warning,
 )
@@ -388,11 +389,14 @@ class IssuedSigner:
     kept: tuple[Path, ...] = ()  # the office ledger and trust/ of the directory it replaced
 
 
-def _finished_signer(finished: Finished, target: Path, password: bytes | None) -> IssuedSigner:
+def _finished_signer(finished: Finished, target: Path, password: bytes | None, *,
+                     asked: tuple[str, int, KeyType]) -> IssuedSigner:
     """The signer an interrupted run made, now in place (:func:`finish_interrupted`). Its
     key has the interrupted run's password: a warning says so when ``password`` (this
     run's) does not open it, or when it is not encrypted though this run gave one; a key
-    that opens and is not the certificate's is refused (:class:`KeyCertError`)."""
+    that opens and is not the certificate's is refused (:class:`KeyCertError`). Its name,
+    validity and key type are the interrupted run's too: a warning names those that differ
+    from ``asked`` (this run's name, days and key type), which were not used."""
     record = finished.placed
     assert record is not None
     key_path = target / "signer.key"
@@ -412,8 +416,34 @@ def _finished_signer(finished: Finished, target: Path, password: bytes | None) -
                                hint="issue the commune a new certificate (--force)")
         if password is not None and (w := protection_warning(key_path)):
             warnings.append(w)
-    return IssuedSigner(record, target, tuple(load_certificates(target / "chain.pem")),
-                        files, tuple(warnings), kept)
+    chain = tuple(load_certificates(target / "chain.pem"))
+    if unused := _not_used(record, chain, asked):
+        warnings.append(
+            f"{target} holds the certificate of the interrupted run, which this run finished "
+            f"instead of issuing another; this run's {', '.join(unused)} were not used: run "
+            "the same command again with --force to renew it with them (the office ledger and "
+            "trust/ are kept)")
+    return IssuedSigner(record, target, chain, files, tuple(warnings), kept)
+
+
+def _not_used(record: IssuedCert, chain: tuple[x509.Certificate, ...],
+              asked: tuple[str, int, KeyType]) -> list[str]:
+    """The options of this run (``asked``) that the finished certificate ``record`` does
+    not have, each with what it has instead."""
+    name, days, key_type = asked
+    cert = record.certificate
+    unused = []
+    if name != record.name:
+        unused.append(f"--name {name!r} (it is {record.name!r})")
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    ca_end = chain[1].not_valid_after_utc if len(chain) > 1 else end
+    if min(start + dt.timedelta(days=days), ca_end) != end:  # (both shortened to the CA's)
+        unused.append(f"--days {days} (it is valid {(end - start).days} days, to {iso(end)})")
+    has = key_type_name(cert.public_key())
+    if (key_type == "rsa") != has.startswith("RSA"):
+        unused.append(f"--rsa (it has an {has} key)" if key_type == "rsa"
+                      else f"an EC key, without --rsa (it has an {has} key)")
+    return unused
 
 
 def _spki(public: Any) -> bytes:
@@ -524,7 +554,8 @@ def issue_signer(
     ca_key, warnings = _load_ca_key(ca, ca_password)
     finished = finish_interrupted(target, Path(ca_dir))
     if finished.placed is not None and finished.placed.code == commune_code:
-        return _finished_signer(finished, target, password)  # the run again
+        return _finished_signer(finished, target, password,  # the run again
+                                asked=(name, days, key_type))
     keep = check_signer_out(target, commune_code, force=force)  # as the leftovers left it
     if ca.is_demo:
         warnings.append(f"{ca.directory} is a {DEMO_MARK} CA: its certificates are for testing")

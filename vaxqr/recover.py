@@ -1,8 +1,8 @@
 """Finishing a ``vaxqr certs issue`` that a kill or a power cut interrupted.
 
-A signer directory is written into a hidden sibling ``.NAME.new-PID-XXXXXXXX`` and renamed
-into place after the CA's ``state.json`` records its certificate; a renewal in place
-(``--force``) first moves the old directory aside as ``.NAME.old-PID-XXXXXXXX`` and its
+A signer directory is written into a hidden sibling ``.NAME.new-PID-XXXXXXXX@HOST`` and
+renamed into place after the CA's ``state.json`` records its certificate; a renewal in place
+(``--force``) first moves the old directory aside as ``.NAME.old-PID-XXXXXXXX@HOST`` and its
 office ledger and ``trust/`` into the new one (:func:`vaxqr.cadir._commit_dir`). A kill
 between those steps left the commune with no signer directory, or with its register (the
 citizens it issued to) in a hidden directory that the next run did not look at: that run
@@ -13,7 +13,8 @@ undoes what such a run left, under the CA's lock (so never while a run commits):
 directory whose certificate the state records is moved into place, as the run would have
 done; one it does not record (killed before that) is removed, its key never certified; a
 directory moved aside goes back in place if nothing replaced it, and gives its office
-ledger and ``trust/`` to the one that did.
+ledger and ``trust/`` to the one that did. What a run on another computer left (its HOST,
+on a folder shared over the network) is refused, whatever its pid: that run may be going.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ from .cadir import (
     _locked,
     open_ca,
     signer_commune,
+    this_host,
 )
 from .certinfo import load_certificates
-from .errors import VaxqrError
+from .errors import StorageError, VaxqrError
 from .fileio import _fsync_dir
 
-_LEFT = re.compile(r"\.(?P<name>.+)\.(?P<what>new|old)-(?P<pid>\d+)-[0-9a-f]{8}")
+# (without "@HOST": a run of vaxqr before the computer was named, taken as this one's)
+_LEFT = re.compile(r"\.(?P<name>.+)\.(?P<what>new|old)-(?P<pid>\d+)-[0-9a-f]{8}"
+                   r"(?:@(?P<host>[A-Za-z0-9-]+))?")
 
 
 @dataclass(frozen=True)
@@ -67,13 +71,15 @@ def _leftovers(target: Path) -> dict[int, dict[str, Path]]:
     """``pid → {"new"|"old": directory}`` of the runs into ``target`` that are not running.
     Only this user's directories: another user's (anyone who may write beside ``target``
     can make one, with a certificate the trust list publishes) is no run of this user's to
-    finish, nor to remove."""
+    finish, nor to remove. One that a run on another computer left (a folder shared over
+    the network), running there or not, is refused: its pid says nothing here."""
     found: dict[int, dict[str, Path]] = {}
     try:
         entries = list(os.scandir(target.parent))
     except OSError:
         return found
     me = os.geteuid()
+    elsewhere: list[tuple[Path, str, int]] = []
     for e in entries:
         m = _LEFT.fullmatch(e.name)
         if m is None or m["name"] != target.name or not e.is_dir(follow_symlinks=False):
@@ -84,9 +90,29 @@ def _leftovers(target: Path) -> dict[int, dict[str, Path]]:
         except OSError:
             continue
         pid = int(m["pid"])
+        if m["host"] is not None and m["host"] != this_host():
+            elsewhere.append((Path(e.path), m["host"], pid))
         if pid != os.getpid() and not _alive(pid):
             found.setdefault(pid, {})[m["what"]] = Path(e.path)
+    if elsewhere:
+        raise _elsewhere(target, sorted(elsewhere))
     return found
+
+
+def _elsewhere(target: Path, left: list[tuple[Path, str, int]]) -> StorageError:
+    """The refusal of what runs on other computers left beside ``target`` (``left``:
+    directory, computer, pid)."""
+    hosts = sorted({host for _, host, _ in left})
+    where = " and ".join(hosts)
+    runs = ", ".join(f"{p.name} (process {pid} on {host})" for p, host, pid in left)
+    renames = "; ".join(f"{p.name} to {p.name.rpartition('@')[0]}" for p, _, _ in left)
+    return StorageError(
+        f"a vaxqr certs issue into {target} on the computer {where}, which may still be "
+        f"running there, left {runs} in {target.parent}: it is not finished or removed from "
+        f"this computer ({this_host()})",
+        hint=f"run the same vaxqr certs issue on {where} (it finishes what its run left, once "
+             f"that run has ended); only if that computer cannot, rename {renames}, and run "
+             "this command here again")
 
 
 def _recorded(ca_issued: tuple[IssuedCert, ...], prepared: Path) -> IssuedCert | None:
