@@ -708,3 +708,38 @@ def test_the_library_checks_a_text_without_digest_with_the_offices_certificate(
     found = reprint.find_issued(office, rows[2][3])  # (no certificate, no digest: passed)
     with pytest.raises(StorageError, match="does not verify with this office's certificate"):
         reprint.check_reprint(office, found)
+
+
+def _side_files(*dirs):
+    return sorted(p.name for d in dirs for p in d.iterdir()
+                  if p.name.startswith("ledger.sqlite-"))
+
+
+def test_a_reprint_leaves_no_side_files_of_the_ledgers_it_read(runner, tmp_path, office):
+    """A read-only open of a WAL ledger in a directory that can be written makes its -wal
+    (empty) and -shm, and the read-only connection cannot remove them when it closes: every
+    --reprint left both beside the register and the batch's ledger. Those it made are
+    removed once no other connection has the ledger open; those of a process that still has
+    it open (a batch running) are left to it."""
+    rows, batch, issued = _batch(runner, tmp_path, office, seed=67)
+    assert _side_files(office, batch) == []
+    r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[1][3],
+                            "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == issued[2].hc1
+    assert _side_files(office, batch) == []
+
+    holder = sqlite3.connect(batch / "ledger.sqlite")  # another process's, say: still open
+    try:
+        holder.execute("PRAGMA wal_autocheckpoint=0")
+        holder.execute("SELECT count(*) FROM credentials").fetchone()
+        held = _side_files(batch)
+        assert held == ["ledger.sqlite-shm", "ledger.sqlite-wal"]
+        r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[1][3],
+                                "--out", "-"])
+        assert r.exit_code == 0, r.output
+        assert _side_files(batch) == held and _side_files(office) == []
+        holder.execute("SELECT count(*) FROM credentials").fetchone()  # still works
+    finally:
+        holder.close()
+    assert _side_files(office, batch) == []

@@ -15,6 +15,8 @@ this machine tells.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -112,15 +114,21 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
     if not (home / _LEDGER).is_file():
         raise StorageError(f"{home} has no {_LEDGER}: this office's register holds no "
                            "credential yet", hint=_BEFORE_REGISTER)
-    with Register(home / _LEDGER, read_only=True) as register:
-        claim = _claim(register, ref)
-        if claim.place == PLACE_SINGLE:
-            path = home / _LEDGER
-            entry = register.find(claim.uvci)
-        else:
-            path = _batch_ledger(home, claim)
-            with Ledger(path, read_only=True) as ledger:
-                entry = ledger.find(claim.uvci)
+    try:
+        with Register(home / _LEDGER, read_only=True) as register:
+            claim = _claim(register, ref)
+            if claim.place == PLACE_SINGLE:
+                path = home / _LEDGER
+                entry = register.find(claim.uvci)
+            else:
+                path = _batch_ledger(home, claim)
+                try:
+                    with Ledger(path, read_only=True) as ledger:
+                        entry = ledger.find(claim.uvci)
+                finally:
+                    _drop_side_files(path)
+    finally:
+        _drop_side_files(home / _LEDGER)
     if entry is None:
         raise StorageError(
             f"{claim.uvci} is claimed in {path} but not recorded: its batch was interrupted "
@@ -139,6 +147,49 @@ def find_issued(signer_dir: str | Path, ref: str, *, now: datetime | None = None
     return found
 
 
+# SQLite's locks (its unix VFS): a connection to a WAL database holds a read lock on the
+# database file's lock bytes (PENDING, RESERVED, SHARED) and on its -shm while it is open;
+# the last one to close takes them for writing before it removes -wal and -shm.
+_SQLITE_LOCK_BYTES = (0x40000000, 2 + 510)
+
+
+def _drop_side_files(db: Path) -> None:
+    """Remove the -wal (empty) and -shm beside the ledger ``db`` when no connection has it
+    open, as SQLite's last connection does when it closes: a read-only one cannot, and a
+    read-only open makes both in a directory that can be written (every reprint left
+    them). Left alone when it is open anywhere: a lock on either file in /proc/locks (also
+    this process's, whose locks closing a descriptor of the file would drop, so nothing
+    is opened then), or the database file's lock bytes taken by another process; when the
+    -wal holds records (its writer's, or a killed one's, to fold in); where /proc/locks or
+    the lock cannot be had. Best effort, nothing raised."""
+    wal, shm = db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")
+    try:
+        files = [os.stat(f) for f in (db, wal, shm) if os.path.lexists(f)]
+        if len(files) < 2 or (os.path.lexists(wal) and wal.stat().st_size):
+            return
+        with open("/proc/locks", encoding="ascii") as fh:
+            held = {tuple(field.split(":")) for line in fh  # (MAJ:MIN:INODE, in hex:hex:dec)
+                    for field in line.split() if field.count(":") == 2}
+        for st in files:
+            dev = (f"{os.major(st.st_dev):02x}", f"{os.minor(st.st_dev):02x}", str(st.st_ino))
+            if dev in held:
+                return
+        fd = os.open(db, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, _SQLITE_LOCK_BYTES[1],
+                    _SQLITE_LOCK_BYTES[0])
+        if not os.path.lexists(wal) or wal.stat().st_size == 0:  # (none began to write)
+            for f in (wal, shm):
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+    except OSError:
+        pass
+    finally:
+        os.close(fd)  # (releases the lock)
+
+
 def _batch_ledger(home: Path, claim: Claim) -> Path:
     """The ledger of the batch where ``claim`` was issued: in its OUT_DIR, else in a
     directory of the same name beside the signer directory ``home`` (an office moved to
@@ -149,9 +200,12 @@ def _batch_ledger(home: Path, claim: Claim) -> Path:
         return path
     beside = home.resolve().parent / Path(claim.place).name / _LEDGER
     if beside.is_file():
-        with Ledger(beside, read_only=True) as ledger:
-            if ledger.find(claim.uvci) is not None:
-                return beside
+        try:
+            with Ledger(beside, read_only=True) as ledger:
+                if ledger.find(claim.uvci) is not None:
+                    return beside
+        finally:
+            _drop_side_files(beside)
     raise StorageError(
         f"{claim.uvci} was issued in {claim.place} ({claim.source} {row_label(claim.row)}), "
         f"and {path} is not there, nor beside {home}",
