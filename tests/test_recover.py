@@ -231,7 +231,7 @@ def test_an_interrupted_fresh_issue_finished_keeps_nothing_it_did_not_have(
     assert res.kept == ()
 
 
-@pytest.mark.parametrize("point", ["rename-2", "state"])
+@pytest.mark.parametrize("point", ["rename-2", "rename-3", "state"])
 def test_a_renewal_of_a_directory_without_trust_finished_keeps_only_what_it_had(
         h: Hierarchy, point: str) -> None:
     """A renewal of a directory with no trust/ prepares the CA's CRL in the new one's
@@ -305,3 +305,18 @@ def test_the_run_again_with_other_options_says_they_were_not_used(h: Hierarchy) 
                              name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
                              now=T0)
     assert not any("not used" in w for w in res.warnings), res.warnings
+
+
+@pytest.mark.parametrize("point", ["rename-2", "rename-3", "rename-4"])
+def test_a_finished_renewal_reports_the_office_ledger_it_kept(h: Hierarchy, point: str) -> None:
+    """Killed after the renewal had moved the office ledger (rename-3) and its trust/
+    (rename-4) into the new directory, the run again still reports the ledger as kept (the
+    only place a ledger comes from), and trust/ when it moved it itself."""
+    _killed(h, point)
+    res = certs.issue_signer(h.ca, ca_password=PW, commune_code="31078",
+                             name="UBND xã Dương Tơ", out_dir=h.s2, password=PW, force=True,
+                             now=T0)
+    assert (h.s2 / "trust" / "crl.pem").read_bytes() == b"the province's CRL"
+    assert h.s2 / "ledger.sqlite" in res.kept
+    assert (h.s2 / "trust" in res.kept) == (point != "rename-4")
+    assert any("with the office ledger" in w for w in res.warnings), res.warnings

@@ -159,8 +159,7 @@ def finish_interrupted(target: Path, ca_dir: Path) -> Finished:
             if new is None or record is None:
                 pass
             elif _vacant(target):
-                # (none old: a first issue, or killed once the old one's were moved over)
-                kept = _give_kept(old, new, prepared=True) if old is not None else []
+                kept = [] if old is None else _kept_of(old, new)  # (none old: a first issue)
                 os.rename(new, target)  # over at most an empty directory
                 placed = record
             elif _renewed_by(target, new, record, issued):
@@ -191,6 +190,17 @@ def finish_interrupted(target: Path, ca_dir: Path) -> Finished:
                     notes.extend(_drop(aside, target))
         _fsync_dir(target.parent)
     return Finished(placed, tuple(notes), tuple(kept))
+
+
+def _kept_of(old: Path, new: Path) -> list[str]:
+    """Move what the renewal's prepared ``new`` keeps of the directory ``old`` it renews
+    into it (:func:`_give_kept`); return what ``new`` now holds of ``old``'s: what was just
+    moved, and the office ledger the killed run had moved already (nothing prepares one).
+    A trust/ the killed run moved is not told from the CA's CRL that it prepares when
+    ``old`` has none: not said to be kept (the report would be false for the prepared
+    one)."""
+    moved = _give_kept(old, new, prepared=True)
+    return [*moved, *(n for n in SIGNER_LEDGER if n not in moved and (new / n).exists())]
 
 
 def _with_kept(kept: list[str]) -> str:
