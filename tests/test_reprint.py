@@ -743,3 +743,22 @@ def test_a_reprint_leaves_no_side_files_of_the_ledgers_it_read(runner, tmp_path,
     finally:
         holder.close()
     assert _side_files(office, batch) == []
+
+    import subprocess
+    import sys
+
+    other = subprocess.Popen(  # another process with the batch's ledger open
+        [sys.executable, "-c", "import sqlite3, sys\n"
+         "db = sqlite3.connect(sys.argv[1]); db.execute('SELECT 1 FROM credentials')\n"
+         "print('open', flush=True); sys.stdin.read()", str(batch / "ledger.sqlite")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline() == "open\n"
+        held = _side_files(batch)
+        r = runner.invoke(app, ["issue", "--signer", str(office), "--reprint", rows[1][3],
+                                "--out", "-"])
+        assert r.exit_code == 0, r.output
+        assert _side_files(batch) == held and _side_files(office) == []
+    finally:
+        other.communicate("")
+    assert _side_files(office, batch) == []

@@ -157,23 +157,29 @@ def _drop_side_files(db: Path) -> None:
     """Remove the -wal (empty) and -shm beside the ledger ``db`` when no connection has it
     open, as SQLite's last connection does when it closes: a read-only one cannot, and a
     read-only open makes both in a directory that can be written (every reprint left
-    them). Left alone when it is open anywhere: a lock on either file in /proc/locks (also
-    this process's, whose locks closing a descriptor of the file would drop, so nothing
-    is opened then), or the database file's lock bytes taken by another process; when the
-    -wal holds records (its writer's, or a killed one's, to fold in); where /proc/locks or
-    the lock cannot be had. Best effort, nothing raised."""
+    them). Left alone when it is open anywhere: in this process (a descriptor of one of
+    the files: closing one of ours would drop its connection's locks, so nothing is opened
+    then), by another process (a lock on one of them in /proc/locks, or the database
+    file's lock bytes taken); when the -wal holds records (its writer's, or a killed one's,
+    to fold in); where /proc cannot tell or the lock cannot be had. Best effort."""
     wal, shm = db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")
     try:
-        files = [os.stat(f) for f in (db, wal, shm) if os.path.lexists(f)]
+        files = {(st.st_dev, st.st_ino) for st in
+                 (os.stat(f) for f in (db, wal, shm) if os.path.lexists(f))}
         if len(files) < 2 or (os.path.lexists(wal) and wal.stat().st_size):
             return
+        for n in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # (the listing's own descriptor, gone)
+                st = os.stat(f"/proc/self/fd/{n}")
+                if (st.st_dev, st.st_ino) in files:
+                    return
+        # the inodes of MAJ:MIN:INODE (the device is left out: some file systems, btrfs
+        # for one, give another there than stat does)
         with open("/proc/locks", encoding="ascii") as fh:
-            held = {tuple(field.split(":")) for line in fh  # (MAJ:MIN:INODE, in hex:hex:dec)
+            held = {field.rpartition(":")[2] for line in fh
                     for field in line.split() if field.count(":") == 2}
-        for st in files:
-            dev = (f"{os.major(st.st_dev):02x}", f"{os.minor(st.st_dev):02x}", str(st.st_ino))
-            if dev in held:
-                return
+        if any(str(ino) in held for _, ino in files):
+            return
         fd = os.open(db, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return
