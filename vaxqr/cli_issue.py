@@ -14,6 +14,7 @@ import typer
 from .cli import (
     Exit,
     app,
+    checked_progress,
     console,
     end_at_once,
     fail,
@@ -385,7 +386,8 @@ def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path,
     try:
         with progress_bar("signing", unit="rows") as progress:
             result = flow.issue_batch(signer, csv_path, out, fmt=fmt, workers=workers,
-                                      progress=progress, card=card, source=source,
+                                      progress=checked_progress(progress), card=card,
+                                      source=source,
                                       register=signer_dir / "ledger.sqlite", checked=check,
                                       bom=bom)
     except VaxqrError as exc:
