@@ -293,3 +293,51 @@ def test_c_encode_takes_bytes_only_and_b45encode_the_rest(arg):
         C.encode(arg)
     if isinstance(arg, bytearray | memoryview):  # b45encode gives these to the Python lanes
         assert codec.b45encode(arg) == _b45encode_reference(bytes(arg))
+
+
+# The seed and regression corpus of fuzz/base45_fuzz.c (libFuzzer with ASan and UBSan, see
+# fuzz/README.md), replayed here on the built extension as the harness reads each input:
+# its first byte picks decode_groups, encode, Base45 text or wrong argument types.
+FUZZ_CORPUS = sorted((Path(__file__).parent / "vectors" / "base45-fuzz").iterdir())
+
+
+def _fuzz_full(data: bytes) -> tuple[int, bytes]:
+    """decode_groups' ``full`` and values as the harness takes them from an input."""
+    if len(data) < 8:
+        return 0, data
+    full, data = int.from_bytes(data[:8], "little", signed=True), data[8:]
+    if full & 3:
+        size = len(data)
+        full = size - size % 3 if full & 1 else (full % (1 << 64)) % (size + 8) - 4
+    return full, data
+
+
+@_NO_C
+@pytest.mark.parametrize("path", FUZZ_CORPUS, ids=lambda p: p.name)
+def test_c_loops_on_the_fuzz_corpus(path):
+    data = path.read_bytes()
+    target, rest = data[0] % 4, data[1:]
+    if target == 0:
+        full, values = _fuzz_full(rest)
+        if full < 0 or full > len(values) or full % 3:
+            with pytest.raises(ValueError):
+                C.decode_groups(values, full)
+        else:
+            assert C.decode_groups(values, full) == codec._decode_groups(values, full)
+    elif target == 1:
+        assert C.encode(rest) == _b45encode_reference(rest)
+    elif target == 2:
+        text = rest.decode("latin-1")
+        try:
+            got: bytes | str = codec.b45decode(text)
+        except DecodeError as exc:
+            got = str(exc) if "overflows" in str(exc) else "other"
+        assert got == _b45decode_reference(text)
+        if isinstance(got, bytes):
+            assert C.encode(got) == text
+    else:
+        for arg in (bytearray(rest), rest.decode("latin-1"), memoryview(rest), len(rest), None):
+            with pytest.raises(TypeError):
+                C.encode(arg)
+            with pytest.raises(TypeError):
+                C.decode_groups(arg, 0)
