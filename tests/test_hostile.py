@@ -966,3 +966,23 @@ def test_short_input_fuzz_session(tmp_path, target):
     assert figures["findings"] == []
     assert figures["inputs"] > 20
     assert figures["peak_rss_mib"] < 1024
+
+
+def test_short_differential_session(tmp_path):
+    """A CI-sized seeded session of fuzz/differential.py: the compiled modules and the pure
+    Python give the same verify reports, codec results, CCCD parses, row verdicts and
+    schema verdicts on the same hostile inputs."""
+    seconds = float(os.environ.get("VAXQR_FUZZ_SECONDS", "20")) / 5
+    out = tmp_path / "diff.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "fuzz" / "differential.py"), "--seconds", str(seconds),
+         "--max-inputs", "400", "--seed", "20211001", "--json", str(out),
+         "--crash-dir", str(tmp_path / "crashes")],
+        capture_output=True, text=True, timeout=seconds + 120)
+    print("\n" + result.stdout)
+    figures = json.loads(out.read_text())
+    if "skipped" in figures and not os.environ.get("VAXQR_NATIVE_REQUIRED"):
+        pytest.skip(figures["skipped"])  # nothing compiled here: nothing to compare
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert figures["findings"] == []
+    assert all(n > 5 for n in figures["per_target"].values()), figures["per_target"]
