@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import unicodedata
 from datetime import UTC, date, datetime
 
@@ -236,3 +238,34 @@ def test_covishield_has_its_own_codes_not_vaxzevrias():
     assert c.find_vaccine("COVISHIELD") == v and c.find_vaccine("Covishield").key == "covishield"
     assert c.find_vaccine("AstraZeneca").mp == "EU/1/21/1529"
     assert c.find_vaccine("Vaxzevria").mp == "EU/1/21/1529"
+
+
+def test_to_jsonable_refuses_deep_nesting_in_both_builds():
+    """Compiled, _plain_json and _to_jsonable recursed without a recursion limit: a list
+    nested 100,000 deep overflowed the C stack (a segfault; Python raised RecursionError).
+    Both refuse anything nested over MAX_NESTING (decoded CBOR is at most 64 deep) with a
+    ValidationError; run apart, as the failure it guards against kills the process."""
+    code = (
+        "from vaxqr import credential as c\n"
+        "from vaxqr.errors import ValidationError\n"
+        "deep = []\n"
+        "for _ in range(100_000):\n"
+        "    deep = [deep]\n"
+        "for value in (deep, {'v': deep}, [deep, b'']):\n"
+        "    try:\n"
+        "        c.to_jsonable(value)\n"
+        "    except ValidationError as exc:\n"
+        "        print(exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3 and all("nested more than 100 levels deep" in ln for ln in lines)
+    assert lines[1].startswith("v" + "[0]" * 99 + ":")
+    edge: list = []
+    for _ in range(c.MAX_NESTING - 1):
+        edge = [edge]
+    assert c.to_jsonable(edge) == edge  # 100 levels of lists: still accepted
+    with pytest.raises(ValidationError, match="nested more than"):
+        c.to_jsonable([edge])

@@ -420,24 +420,32 @@ def vaccination_dcc(*, name: PersonName, dob: date, vaccine: Vaccine, dn: int, s
 
 
 _INF = float("inf")
+# Containers nested deeper than this are refused (decoded CBOR is at most sign.MAX_CBOR_DEPTH
+# = 64 deep): compiled, the recursion below has no recursion limit and a deep enough value
+# overflowed the C stack (a segfault) where Python raised RecursionError.
+MAX_NESTING: Final = 100
 
 
-def _plain_json(value: Any) -> bool:
+def _plain_json(value: Any, depth: int = 0) -> bool:
     """Whether ``value`` is made of plain JSON values only (the common case of
     :func:`to_jsonable`, which then returns it as it is, without copying)."""
     t = type(value)
     if t is str or t is bool or value is None:
         return True
     if t is dict:
+        if depth >= MAX_NESTING:
+            return False
         d: dict[Any, Any] = value  # typed, so the compiled build iterates it natively
         for k, v in d.items():
-            if type(k) is not str or (type(v) is not str and not _plain_json(v)):
+            if type(k) is not str or (type(v) is not str and not _plain_json(v, depth + 1)):
                 return False
         return True
     if t is list:
+        if depth >= MAX_NESTING:
+            return False
         items: list[Any] = value
         for v in items:
-            if type(v) is not str and not _plain_json(v):
+            if type(v) is not str and not _plain_json(v, depth + 1):
                 return False
         return True
     if t is int:
@@ -455,7 +463,7 @@ def to_jsonable(value: Any, path: str = "") -> Any:
     return _to_jsonable(value, path)
 
 
-def _to_jsonable(value: Any, path: str = "") -> Any:
+def _to_jsonable(value: Any, path: str = "", depth: int = 0) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -472,16 +480,18 @@ def _to_jsonable(value: Any, path: str = "") -> Any:
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_NESTING:
+        raise ValidationError(f"{path or 'value'}: nested more than {MAX_NESTING} levels deep")
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise ValidationError(
                     f"{path or 'certificate'}: a map key of type {type(k).__name__} is not text")
-            out[k] = _to_jsonable(v, f"{path}.{k}" if path else k)
+            out[k] = _to_jsonable(v, f"{path}.{k}" if path else k, depth + 1)
         return out
     if isinstance(value, list | tuple):
-        return [_to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_to_jsonable(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
     raise ValidationError(f"{path or 'value'}: a {type(value).__name__} has no JSON form")
 
 
