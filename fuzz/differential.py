@@ -37,7 +37,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import enum
-import io
 import json
 import os
 import pickle
@@ -47,8 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -158,17 +156,12 @@ class Worker:
         if kind == "text":
             reports = [verifier.verify_text(data, holder=self.holder if holder else None)]
         else:  # a stream, as `vaxqr verify -` reads it
-            from vaxqr import cli_verify
+            from fuzzkit import stdin_lines
 
-            old = sys.stdin
-            sys.stdin = types.SimpleNamespace(buffer=io.BytesIO(data))  # type: ignore[assignment]
-            try:
-                lines = list(cli_verify._read_stdin_lines())
-            finally:
-                sys.stdin = old
             reports = [verifier.picture_failure(f"stdin:{n}", "line too long")
                        if line is None else verifier.verify_text(line, label=f"stdin:{n}")
-                       for n, line in enumerate(lines, 1) if line is None or line.strip()]
+                       for n, line in enumerate(stdin_lines(data), 1)
+                       if line is None or line.strip()]
         return [(call(report_json_text, r), call(render, r, printable, color=False),
                  call(r.to_json)) for r in reports]
 
@@ -454,14 +447,6 @@ def first_difference(a: Any, b: Any, path: str = "") -> str:
     return f"{path}: {a!r:.300} != {b!r:.300}"
 
 
-def numbered(seconds: float, max_inputs: int) -> Iterator[int]:
-    deadline = time.perf_counter() + seconds
-    n = 0
-    while time.perf_counter() < deadline and (not max_inputs or n < max_inputs):
-        n += 1
-        yield n
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="time budget (default 60)")
@@ -478,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main()
 
     os.environ.setdefault("VAXQR_PURE", "1")  # the parent only makes inputs
+    from run import numbered
     targets = tuple(args.target or TARGETS)
     t0 = time.perf_counter()
     inputs = Inputs()

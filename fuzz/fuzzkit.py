@@ -790,6 +790,23 @@ def _unsafe_chars(text: str) -> list[str]:
                    if c != "\n" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")})
 
 
+def stdin_lines(data: bytes) -> list[str | None]:
+    """The lines ``vaxqr verify -`` reads from ``data`` on its standard input (None: a line
+    over the cap)."""
+    import io
+    import sys
+    import types
+
+    from vaxqr import cli_verify
+
+    old = sys.stdin
+    sys.stdin = types.SimpleNamespace(buffer=io.BytesIO(data))  # type: ignore[assignment]
+    try:
+        return list(cli_verify._read_stdin_lines())
+    finally:
+        sys.stdin = old
+
+
 class Oracle:
     """Runs one input through a verify target and checks the contract:
 
@@ -898,20 +915,8 @@ class Oracle:
     def stream(self, data: bytes) -> list[Report]:
         """Bytes as piped to ``vaxqr verify -``: the CLI's line reader, then one verdict per
         non-empty line (a line over the cap gives a verdict too)."""
-        import io
-        import sys
-        import types
-
-        from vaxqr import cli_verify
-
-        old = sys.stdin
-        sys.stdin = types.SimpleNamespace(buffer=io.BytesIO(data))  # type: ignore[assignment]
-        try:
-            lines = list(cli_verify._read_stdin_lines())
-        finally:
-            sys.stdin = old
         out = []
-        for n, line in enumerate(lines, 1):
+        for n, line in enumerate(stdin_lines(data), 1):
             if line is None:
                 out.append(self.check(self.kit.verifier.picture_failure(f"stdin:{n}",
                                                                          "line too long"), ""))
