@@ -933,6 +933,11 @@ def test_a_test_certificate_shows_its_result_and_a_recovery_its_dates() -> None:
         assert "\x1b" not in en + vi
         assert f"  Type:        test, result {en_word}, sampled 2021-05-29\n" in en, en
         assert f"xét nghiệm, kết quả {vi_word}, lấy mẫu 29/05/2021\n" in vi, vi
+        # a positive test: said first under the verdict, before the holder
+        positive = tr == "260373001"
+        assert en.split("\n")[1].startswith("  warning: POSITIVE test result") == positive, en
+        assert en.count("POSITIVE test result") == positive
+        assert vi.split("\n")[1].startswith("  cảnh báo: xét nghiệm DƯƠNG TÍNH") == positive, vi
     rec = {"tg": "840539006", "fr": "2021-05-01", "co": "VN", "is": "X",
            "df": "2021-05-15", "du": "2021-11-01", "ci": "URN:UVCI:01:VN:R#1"}
     report = Report("scan", (Step("signature", "pass", "ok"),), credential={**base, "r": [rec]})

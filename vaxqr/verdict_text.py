@@ -76,6 +76,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "result": "result", "detected": "POSITIVE (detected)",
         "not_detected": "negative (not detected)", "sampled": "sampled",
         "valid_from": "valid", "valid_to": "to",
+        "positive_test": "POSITIVE test result: this certificate records an infection, "
+                         "it is not a negative test",
     },
     "vi": {
         "valid": "HỢP LỆ", "not_valid": "KHÔNG HỢP LỆ",
@@ -90,6 +92,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "result": "kết quả", "detected": "DƯƠNG TÍNH",
         "not_detected": "âm tính", "sampled": "lấy mẫu",
         "valid_from": "có giá trị từ", "valid_to": "đến",
+        "positive_test": "xét nghiệm DƯƠNG TÍNH: chứng nhận này ghi nhận ca nhiễm, không "
+                         "phải kết quả âm tính",
     },
 }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from .verdict_text import DATE_ORDER, LABELS, LANGUAGES, REASONS, WORDS
 from .verify import (
@@ -61,6 +61,9 @@ def _commune(report: Report) -> str | None:
 
 _Parts = tuple[str, str, str, str, str, str, str, str]
 
+#: The DCC value set's code of a test result "detected" (SNOMED CT 260373001): positive.
+POSITIVE_TEST: Final = "260373001"
+
 
 def _parts(words: dict[str, str], color: bool) -> _Parts:
     """The fixed texts around the untrusted ones: the verdict heads up to the label (valid,
@@ -103,9 +106,10 @@ class _Words:
         self.kinds = {kind: words[kind] for kind in ("vaccination", "test", "recovery")}
         # a test's result (SNOMED CT codes of the DCC value set), what else it said, and the
         # words around a test's sampling date and a recovery's validity
-        self.results = {"260373001": words["detected"], "260415000": words["not_detected"]}
+        self.results = {POSITIVE_TEST: words["detected"], "260415000": words["not_detected"]}
         self.result, self.sampled = words["result"], words["sampled"]
         self.valid_from, self.valid_to = words["valid_from"], words["valid_to"]
+        self.positive_test = words["positive_test"]
         self.dmy = DATE_ORDER[lang] == "dd/mm/yyyy"
 
 
@@ -196,6 +200,12 @@ def _render(report: Report, printable: Callable[[object], str], w: _Words,
     texts = [report.label] if valid else [report.label, str(report.failed),
                                           str(report.reason)]
     keys: list[str] = []
+    kind = s.get("type")
+    if kind == "test" and str(s.get("test_result")) == POSITIVE_TEST:
+        # first under the verdict: VALID says the test certificate is genuine, and one of
+        # a positive test is no pass at a checkpoint (the result is on the Type row too)
+        keys.append(warn_head)
+        texts.append(w.positive_test)
     value = s.get("full_name")
     if value:
         keys.append(rows["holder"])
@@ -204,7 +214,6 @@ def _render(report: Report, printable: Callable[[object], str], w: _Words,
     if value:
         keys.append(rows["born"])
         texts.append(_dmy(str(value)) if dmy else str(value))
-    kind = s.get("type")
     if kind == "vaccination":
         keys.append(rows["dose"])
         if w.vaccine_row:
