@@ -398,8 +398,15 @@ def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path,
     for w in result.warnings:
         warn(w)
     rate = result.issued / result.seconds if result.seconds > 0 else 0.0
-    superseded = (f", {len(result.superseded)} superseded (one credential per citizen)"
-                  if result.superseded else "")
+    # rows whose citizen the office's register holds a credential of, for this dose or a
+    # later one (another batch, a single issue), told from rows a later dose in this same
+    # CSV supersedes: both are "one credential per citizen", the first nothing to redo here
+    held = sum(reason.startswith("already issued as ") for _, reason in result.superseded)
+    later = len(result.superseded) - held
+    superseded = "".join((
+        f", {later} superseded by a later dose in this file" if later else "",
+        f", {held} already issued by the office (another batch or a single issue)"
+        if held else "")) + (" (one credential per citizen)" if result.superseded else "")
     lines = [f"{result.issued} issued ({rate:,.0f}/s), {result.already} already issued, "
              f"{len(result.rejected)} rejected{superseded} of {result.total_rows} rows → "
              f"{printable(out)}"]
