@@ -762,3 +762,113 @@ def test_a_reprint_leaves_no_side_files_of_the_ledgers_it_read(runner, tmp_path,
     finally:
         other.communicate("")
     assert _side_files(office, batch) == []
+
+
+def test_an_earlier_certificate_revoked_only_in_the_crl_is_not_reprinted(
+        runner, tmp_path, office):
+    """The province revoked the earlier certificate after its trust list in SIGNER/trust/
+    was made: only its CRL (crl.pem there) says so. A checkpoint given the same files
+    refuses the credential; the reprint refuses it too."""
+    import shutil
+
+    from vaxqr import certs, revocation
+
+    ca = _demo_ca_copy(tmp_path)
+    entry = _issued(runner, office)
+    certs.issue_signer(ca, ca_password=b"vaxqr-demo", commune_code="31078",
+                       name="UBND xã Dương Tơ", out_dir=office, password=b"vaxqr-demo",
+                       force=True)
+    (office / "trust").mkdir(exist_ok=True)
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json")
+    assert _reprint(runner, office).exit_code == 0  # listed, not revoked
+    revocation.revoke_certificate(ca, entry.kid, password=b"vaxqr-demo")
+    shutil.copy(ca / "crl.pem", office / "trust" / "crl.pem")  # the list is not rebuilt
+    out = tmp_path / "card.txt"
+    out.write_text(entry.hc1 + "\n")
+    checkpoint = runner.invoke(app, ["verify", str(out), "--trust", str(CA), "--trust",
+                                     str(office / "trust"), "--json"])
+    assert checkpoint.exit_code == 1 and "revoked" in checkpoint.output, checkpoint.output
+    r = _reprint(runner, office)
+    assert r.exit_code == 3, r.output
+    assert f"earlier certificate of this office (kid {entry.kid}), which has been revoked" \
+        in r.stderr and "crl.pem" in r.stderr and "--reissue" in r.stderr
+    assert r.stdout == ""
+
+
+def test_an_earlier_certificate_whose_ca_its_root_revoked_is_not_reprinted(
+        runner, tmp_path, monkeypatch):
+    """The province CA above the earlier certificate revoked by the national root (its CRL
+    in SIGNER/trust/): the current certificate's check fails (a warning: the credential
+    was signed with the earlier one), and the earlier one's chain is checked as well."""
+    import shutil
+
+    from vaxqr import certs, revocation
+
+    pw = b"a test password"
+    monkeypatch.setenv("VAXQR_PASSWORD", pw.decode())
+    root, ca, s = tmp_path / "root", tmp_path / "ca", tmp_path / "s"
+    certs.init_ca(root, name="Bộ Y tế", province_code=None, root=True, password=pw)
+    certs.init_ca(ca, name="Kiên Giang", province_code="091", password=pw, parent_dir=root,
+                  parent_password=pw)
+    signer = {"ca_password": pw, "commune_code": "31078", "name": "UBND xã Dương Tơ",
+              "out_dir": s, "password": pw}
+    certs.issue_signer(ca, **signer)
+    entry = _issued(runner, s)
+    certs.issue_signer(ca, **signer, force=True)
+    (s / "trust").mkdir(exist_ok=True)
+    certs.build_trustlist(ca, password=pw, out=s / "trust" / "tl.json")
+    assert _reprint(runner, s).exit_code == 0
+    revocation.revoke_certificate(root, str(ca / "ca.crt"), password=pw)
+    shutil.copy(root / "crl.pem", s / "trust" / "root-crl.pem")
+    r = _reprint(runner, s)
+    assert r.exit_code == 3, r.output
+    assert f"earlier certificate of this office (kid {entry.kid}), whose CA" in r.stderr
+    assert "Kiên Giang" in r.stderr and "root-crl.pem" in r.stderr and r.stdout == ""
+
+
+def test_the_current_certificate_revoked_only_in_the_crl_is_not_reprinted(
+        runner, tmp_path, office):
+    """The current certificate revoked after the trust list in SIGNER/trust/ was made (it
+    still lists it): the CRL there refuses the reprint, as at a checkpoint."""
+    import shutil
+
+    from vaxqr import certs, revocation
+
+    ca = _demo_ca_copy(tmp_path)
+    entry = _issued(runner, office)
+    (office / "trust").mkdir(exist_ok=True)
+    certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json")
+    assert _reprint(runner, office).exit_code == 0
+    revocation.revoke_certificate(ca, entry.kid, password=b"vaxqr-demo")
+    shutil.copy(ca / "crl.pem", office / "trust" / "crl.pem")
+    r = _reprint(runner, office)
+    assert r.exit_code == 3, r.output
+    assert "is not reprinted" in r.stderr and "has been revoked" in r.stderr
+    assert "crl.pem" in r.stderr and r.stdout == ""
+
+
+def test_a_crl_of_the_offices_ca_that_cannot_be_checked_refuses_both(runner, tmp_path,
+                                                                     office):
+    """Such a CRL says nothing of the credential: the reprint is refused as the signing is,
+    without the hint to sign the citizen a new credential."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from test_signercheck import _crl_signed_by
+
+    _issued(runner, office)
+    (office / "trust").mkdir(exist_ok=True)
+    forged = _crl_signed_by(_ca_cert(), ec.generate_private_key(ec.SECP256R1()))
+    (office / "trust" / "crl.pem").write_bytes(forged.public_bytes(serialization.Encoding.PEM))
+    r = _reprint(runner, office)
+    assert r.exit_code == 3, r.output
+    assert "whose signature cannot be checked" in r.stderr and r.stdout == ""
+    assert "--reissue" not in r.stderr
+    signing = runner.invoke(app, ["issue", "--signer", str(office), *PERSON, "--out", "-",
+                                  "--reissue"])
+    assert signing.exit_code == 3 and "whose signature cannot be checked" in signing.stderr
+
+
+def _ca_cert():
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(CA.read_bytes())

@@ -249,3 +249,64 @@ def test_revocation_files_of_other_cas_only_are_warned_about(tmp_path):
     assert len(said) == 1 and "Kiên Giang" in said[0], said
     shutil.copy(ca / "crl.pem", s / TRUST_DIR / "crl.pem")  # the province's: known
     assert not [w for w in check_signer_dir(s, at=at).warnings if "revoked this commune" in w]
+
+
+def _crl_signed_by(issuer_cert, key, *, aki=True):
+    """A CRL naming ``issuer_cert``'s subject as its issuer, signed with ``key``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    b = (x509.CertificateRevocationListBuilder().issuer_name(issuer_cert.subject)
+         .last_update(T0).next_update(T0 + 30 * DAY))
+    if aki:
+        ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+                            False)
+    return b.sign(key, hashes.SHA256())
+
+
+def test_a_crl_of_the_offices_ca_that_cannot_be_checked_refuses_signing(h, tmp_path):
+    """A CRL in SIGNER/trust/ naming the office's CA that its certificate does not verify
+    (altered, or made with another key) was ignored with a warning, and the office signed
+    on without its revocations: it refuses now, saying what to do. One that is clearly
+    another CA's (another issuer name, or another key named by its
+    AuthorityKeyIdentifier: an earlier CA's of that name) stays a warning."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    trust_dir = h.s1 / TRUST_DIR
+    trust_dir.mkdir(exist_ok=True)
+    for f in trust_dir.iterdir():
+        f.unlink()
+    ca_cert = x509.load_pem_x509_certificate((h.ca / "ca.crt").read_bytes())
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    pem = serialization.Encoding.PEM
+    forged = _crl_signed_by(ca_cert, stranger)
+    (trust_dir / "crl.pem").write_bytes(forged.public_bytes(pem))
+    with pytest.raises(TrustError, match=r"crl\.pem is a CRL of .*, the CA above this commune "
+                       r"certificate, whose signature cannot be checked .*the signature does "
+                       "not match") as exc:
+        check_signer_dir(h.s1, at=AT)
+    assert "current crl.pem" in exc.value.hint
+    # the same name, but its AuthorityKeyIdentifier names another key: another CA's
+    other = _crl_signed_by(ca_cert, stranger, aki=False).public_bytes(pem)
+    (trust_dir / "crl.pem").write_bytes(other)
+    with pytest.raises(TrustError, match="cannot be checked"):  # (no AKI: cannot tell)
+        check_signer_dir(h.s1, at=AT)
+    from cryptography.hazmat.primitives import hashes
+
+    earlier = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+               .last_update(T0).next_update(T0 + 30 * DAY)
+               .add_extension(x509.AuthorityKeyIdentifier(b"\x01" * 20, None, None), False)
+               .sign(stranger, hashes.SHA256()))
+    (trust_dir / "crl.pem").write_bytes(earlier.public_bytes(pem))
+    text = "\n".join(check_signer_dir(h.s1, at=AT).warnings)
+    assert "crl.pem: CRL ignored, not signed by a CA above this commune certificate" in text
+    assert "another key than that CA's" in text
+    # another CA's name: a warning, as before
+    elsewhere = make_hierarchy(tmp_path / "elsewhere", province="An Giang")
+    shutil.copy(elsewhere.ca / "crl.pem", trust_dir / "crl.pem")
+    text = "\n".join(check_signer_dir(h.s1, at=AT).warnings)
+    assert "CRL ignored, not signed by a CA above this commune certificate: it is" in text
+    assert "An Giang" in text

@@ -28,6 +28,7 @@ from typing import Any
 from cryptography import x509
 
 from . import citizen
+from .certinfo import name_str
 from .certs import load_signer_certificate
 from .errors import (
     KeyCertError,
@@ -349,7 +350,7 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
         StorageError: a credential of an earlier certificate, which a trust list gives,
             does not verify with it (its ledger's text was altered).
     """
-    from .signercheck import check_signer_dir, revocation_sources
+    from .signercheck import check_signer_dir, checked_crls, crl_revokes, revocation_sources
     from .trustfiles import read_trust_material
 
     at = at or datetime.now(UTC)
@@ -357,8 +358,9 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
     office = load_signer_certificate(home)
     # a damaged CRL or trust list refuses (its revocations must not be dropped) as it does
     # a signing, as itself: it says nothing of this credential, and a new one would be
-    # refused the same way
+    # refused the same way; so does a CRL of the office's CA that cannot be checked
     material = read_trust_material(revocation_sources(home, trust))
+    checked_crls(material.crls, office.chain[1:])
     uvci = found.claim.uvci
     current = found.entry.kid == office.kid.hex()
     warnings: list[str] = []
@@ -390,7 +392,19 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
                 f"{uvci} was signed with an earlier certificate of this office (kid "
                 f"{found.entry.kid}), which has been revoked ({path}, sequence "
                 f"{tl.sequence}): checkpoints refuse it", hint=_REISSUE)
-    listed = next((e.certificate for tl, _ in lists for e in tl.dscs if e.kid == kid), None)
+    # the earlier certificate (as the trust lists give it) revoked by a CRL of the CA since
+    # those lists were made: a checkpoint given that CRL refuses its credentials
+    crls, _ = checked_crls(material.crls, cas)
+    earlier = [e.certificate for tl, _ in lists for e in tl.dscs if e.kid == kid]
+    revoked = crl_revokes(crls, [*earlier, *(a for c in earlier for a in _above(c, cas))])
+    if revoked is not None:
+        which = "which" if revoked[0] in earlier else \
+            f"whose CA {name_str(revoked[0].subject)}"
+        raise TrustError(
+            f"{uvci} was signed with an earlier certificate of this office (kid "
+            f"{found.entry.kid}), {which} has been revoked ({revoked[1]}): checkpoints "
+            "given that CRL refuse it", hint=_REISSUE)
+    listed = next(iter(earlier), None)
     if listed is not None:  # what a checkpoint verifies it with
         _verify(found.entry, found.claim, found.ledger, listed,
                 "the earlier certificate the province's trust list gives for its kid")
@@ -409,6 +423,19 @@ def check_reprint(signer_dir: str | os.PathLike[str], found: Found, *,
                     f"{found.entry.kid}): it stays valid while checkpoints trust that "
                     f"certificate; {said}")
     return tuple(warnings)
+
+
+def _above(certificate: x509.Certificate, cas: Sequence[x509.Certificate]
+           ) -> list[x509.Certificate]:
+    """The CAs of ``cas`` above ``certificate`` (its issuer, that one's, ...), by name, up
+    to a self-signed root (left out: no CRL revokes it)."""
+    above: list[x509.Certificate] = []
+    name = certificate.issuer
+    while (ca := next((c for c in cas if c.subject == name and c not in above), None)) \
+            is not None and ca.issuer != ca.subject:
+        above.append(ca)
+        name = ca.issuer
+    return above
 
 
 def _trust_lists(read: Iterable[tuple[TrustList, str]], cas: Sequence[x509.Certificate],

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from .certinfo import (
     _aware,
@@ -206,22 +207,17 @@ def _check_revocation(cert: x509.Certificate, chain: tuple[x509.Certificate, ...
     warnings = [f"{k.path} holds a private key, which is no trust material (passed over): "
                 "keep the commune's key only as signer.key" for k in material.private_keys]
     cas = chain[1:]
-    for crl, path in material.crls:
-        issuer = next((c for c in cas if c.subject == crl.issuer), None)
-        key = public_key(issuer) if issuer is not None else None
-        if key is None or not crl.is_signature_valid(key):  # type: ignore[arg-type]
-            warnings.append(f"{path}: CRL ignored, not signed by a CA above this commune "
-                            "certificate")
-            continue
+    crls, warnings_ = checked_crls(material.crls, cas)
+    warnings += warnings_
+    for crl, path in crls:
         sources.append(path)
         own = own or crl.issuer == cert.issuer
         if crl.next_update_utc is not None and crl.next_update_utc < at:
             warnings.append(f"{path}: CRL out of date since {crl.next_update_utc:%Y-%m-%d}: "
                             "get the current one from provincial IT")
-        for c in chain[:-1]:
-            entry = crl.get_revoked_certificate_by_serial_number(c.serial_number)
-            if entry is not None and c.issuer == crl.issuer:
-                _revoked(c, cert, f"{path}, {entry.revocation_date_utc:%Y-%m-%d}", what)
+    revoked = crl_revokes(crls, chain[:-1])
+    if revoked is not None:
+        _revoked(revoked[0], cert, revoked[1], what)
     for tl, path in material.trustlists:
         try:
             tl = verify_trustlist(tl, cas, at=at, source=path)
@@ -233,6 +229,89 @@ def _check_revocation(cert: x509.Certificate, chain: tuple[x509.Certificate, ...
                       and fingerprint(tl.verified_by) == fingerprint(chain[1]))
         warnings += _trustlist_says(tl, cert, chain, path, at, what)
     return sources, warnings, own
+
+
+def checked_crls(crls: Iterable[tuple[x509.CertificateRevocationList, str]],
+                 cas: Sequence[x509.Certificate]
+                 ) -> tuple[list[tuple[x509.CertificateRevocationList, str]], list[str]]:
+    """The CRLs of ``crls`` (each with its file) signed by one of ``cas`` (the CAs above a
+    commune certificate), and a warning for each that is clearly another CA's: its issuer
+    is none of theirs by name, or it names (AuthorityKeyIdentifier) another key than any
+    of theirs of that name (a retired CA's, or another province's under the same name).
+
+    Raises :class:`TrustError` for a CRL of one of ``cas`` whose signature cannot be
+    checked with it (altered, or an algorithm that cannot be read): the office put it
+    there for its revocations, and dropping them in silence would let a revoked
+    certificate sign (fail closed)."""
+    usable, warnings = [], []
+    for crl, path in crls:
+        named = [c for c in cas if c.subject == crl.issuer]
+        whys = [why for c in named if (why := _unsigned(crl, c))]
+        if named and len(whys) < len(named):
+            usable.append((crl, path))
+            continue
+        if named and not _another_key(crl, named):
+            raise TrustError(
+                f"{path} is a CRL of {name_str(crl.issuer)}, the CA above this commune "
+                f"certificate, whose signature cannot be checked with that CA's "
+                f"certificate ({'; '.join(whys)}): its revocations can be neither trusted "
+                "nor left out",
+                hint="put the CA's current crl.pem in its place (provincial IT makes it with "
+                     "vaxqr certs crl), or take that file away if it is not the province's; "
+                     "then run this again")
+        warnings.append(f"{path}: CRL ignored, not signed by a CA above this commune "
+                        f"certificate: it is {name_str(crl.issuer)}'s" + (
+                            ", made with another key than that CA's (an earlier CA's of "
+                            "that name)" if named else ""))
+    return usable, warnings
+
+
+def _unsigned(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> str:
+    """Why ``crl``'s signature is not ``ca``'s ("" when it is)."""
+    key = public_key(ca)
+    if key is None:
+        return "the CA's key cannot be read"
+    try:
+        if crl.is_signature_valid(key):  # type: ignore[arg-type]
+            return ""
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        return f"its signature algorithm cannot be checked: {exc}"
+    return "the signature does not match: altered, or signed by another key"
+
+
+def _another_key(crl: x509.CertificateRevocationList,
+                 named: Sequence[x509.Certificate]) -> bool:
+    """``crl`` says (AuthorityKeyIdentifier) it was signed by another key than any of
+    ``named``'s (their SubjectKeyIdentifier)."""
+    try:
+        aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    if aki.key_identifier is None:
+        return False
+    for ca in named:
+        try:
+            ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        except (x509.ExtensionNotFound, ValueError):
+            return False  # (cannot tell)
+        if ski.digest == aki.key_identifier:
+            return False
+    return True
+
+
+def crl_revokes(crls: Iterable[tuple[x509.CertificateRevocationList, str]],
+                certificates: Iterable[x509.Certificate]
+                ) -> tuple[x509.Certificate, str] | None:
+    """The first of ``certificates`` that one of ``crls`` (checked ones:
+    :func:`checked_crls`) revokes, and where ("FILE, DATE"); None when none does. A CRL
+    revokes a serial number of its issuer's only."""
+    crls = list(crls)
+    for c in certificates:
+        for crl, path in crls:
+            entry = crl.get_revoked_certificate_by_serial_number(c.serial_number)
+            if entry is not None and c.issuer == crl.issuer:
+                return c, f"{path}, {entry.revocation_date_utc:%Y-%m-%d}"
+    return None
 
 
 def _trustlist_says(tl: TrustList, cert: x509.Certificate, chain: tuple[x509.Certificate, ...],
