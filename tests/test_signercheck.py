@@ -310,3 +310,15 @@ def test_a_crl_of_the_offices_ca_that_cannot_be_checked_refuses_signing(h, tmp_p
     text = "\n".join(check_signer_dir(h.s1, at=AT).warnings)
     assert "CRL ignored, not signed by a CA above this commune certificate: it is" in text
     assert "An Giang" in text
+
+
+def test_a_trust_list_of_another_province_is_named_as_such(h, tmp_path):
+    """Its warning showed cryptography's "candidates exhausted" words."""
+    other = make_hierarchy(tmp_path / "elsewhere", province="An Giang")
+    tl = tmp_path / "other.json"
+    certs.build_trustlist(other.ca, password=PW, out=tl, now=T0)
+    (w,) = [w for w in check_signer_dir(h.s1, at=AT, trust=[tl]).warnings if str(tl) in w]
+    assert "exhausted" not in w and "not signed by any CA given to trust it" in w
+    assert "signed by the CA serialNumber=091,CN=An Giang Province CSCA" in w
+    assert w.endswith("ignored, it says nothing of this commune certificate; take it away, "
+                      "and put the province's own trustlist.json there")

@@ -119,10 +119,34 @@ def test_trustlist_from_an_untrusted_ca_is_rejected(
 ) -> None:
     h, tl = published
     other = make_hierarchy(tmp_path / "other")
-    with pytest.raises(TrustError, match="not trusted here"):
+    with pytest.raises(TrustError, match="not signed by any CA given to trust it"):
         trust.TrustStore.from_paths([other.ca / "ca.crt", tl], at=T0, state_file=h.tmp / "s")
     with pytest.raises(TrustError, match="not trusted here"):
         trust.TrustStore.from_paths([tl], at=T0, state_file=h.tmp / "s")
+
+
+def test_a_trustlist_of_another_ca_says_whose_it_is_not_the_path_builders_words(
+    published: tuple[Hierarchy, Path], tmp_path: Path
+) -> None:
+    """A list that carries its own CA, given with another province's CA: the message was
+    cryptography's "candidates exhausted: all candidates exhausted with no interior
+    errors". It says now that the list is not signed by any CA given, which CA signed it
+    (by subject), and what to do."""
+    h, tl = published
+    other = make_hierarchy(tmp_path / "other", province="An Giang")
+    with pytest.raises(TrustError) as caught:
+        trust.TrustStore.from_paths([other.ca / "ca.crt", tl], at=T0, state_file=h.tmp / "s")
+    message, hint = str(caught.value), caught.value.hint or ""
+    assert "candidates" not in message and "exhausted" not in message
+    assert f"{tl} is not signed by any CA given to trust it (" in message
+    assert "An Giang Province CSCA" in message.split("(")[1]  # the CA given
+    assert "it is signed by the CA serialNumber=091,CN=Kiên Giang Province CSCA" in message
+    assert "another province's" in hint and "C=VN, its ca.crt" in hint
+    same = make_hierarchy(tmp_path / "same")  # a CA of the same name, another key
+    with pytest.raises(TrustError) as caught:
+        trust.TrustStore.from_paths([same.ca / "ca.crt", tl], at=T0, state_file=h.tmp / "s")
+    assert "not signed by any CA given" in str(caught.value)
+    assert "exhausted" not in str(caught.value) and "another key" in str(caught.value)
 
 
 def test_trustlist_alone_names_the_missing_ca_not_an_internal_error(

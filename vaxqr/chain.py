@@ -26,6 +26,20 @@ from .errors import TrustError
 
 #: A chain is at most DSC -> province CA -> national root (3 certificates).
 MAX_CHAIN_CERTS = 3
+# cryptography's path builder found no issuer to go on with (its message, not a word to show)
+_NO_ISSUER = "all candidates exhausted with no interior errors"
+_OTHER_KEY = "candidates exhausted: signature does not match"
+
+
+class NoIssuer(TrustError):
+    """No path from the certificate to a CA given: none of them (nor a CA under one of
+    them) issued it. Its message says who did, not the path builder's words;
+    ``same_name``: a CA given has the issuer's name (another key signed it)."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 same_name: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.same_name = same_name
 
 
 def _clamp(at: dt.datetime, cert: x509.Certificate) -> dt.datetime:
@@ -114,6 +128,16 @@ def _verify(
         )
         return tuple(verifier.verify(leaf, list(intermediates)).chain)
     except VerificationError as exc:
+        # (cryptography's words for "no path to an anchor": no issuer of that name, or
+        # one whose key did not sign it)
+        same = any(c.subject == leaf.issuer for c in [*anchors, *intermediates])
+        if _NO_ISSUER in str(exc) or (same and str(exc).endswith(_OTHER_KEY)):
+            raise NoIssuer(
+                f"certificate {name_str(leaf.subject)} was not issued by any CA given here "
+                f"(nor under one): it was issued by {name_str(leaf.issuer)}"
+                + (", and the CA of that name given here did not sign it (another key: "
+                   "an earlier or later CA of the same name)" if same else ""),
+                same_name=same) from exc
         raise TrustError(
             f"certificate {name_str(leaf.subject)} does not chain to a trusted CA: {exc}"
         ) from exc

@@ -52,7 +52,7 @@ from .chain import validate_chain
 from .credential import VALIDITY_DAYS
 from .errors import KeyCertError, TrustError
 from .trustfiles import TrustMaterial, open_to_others, read_trust_material
-from .trustlist import TrustList, verify_trustlist
+from .trustlist import ForeignList, TrustList, verify_trustlist
 
 if TYPE_CHECKING:
     from .certs import SignerCertificates
@@ -221,6 +221,10 @@ def _check_revocation(cert: x509.Certificate, chain: tuple[x509.Certificate, ...
     for tl, path in material.trustlists:
         try:
             tl = verify_trustlist(tl, cas, at=at, source=path)
+        except ForeignList as exc:  # (its hint speaks to a checkpoint's --trust)
+            warnings.append(f"{exc}: ignored, it says nothing of this commune certificate; "
+                            "take it away, and put the province's own trustlist.json there")
+            continue
         except TrustError as exc:
             warnings.append(f"{exc}: ignored")
             continue

@@ -59,7 +59,7 @@ from .certinfo import (
     name_str,
     public_key,
 )
-from .chain import validate_ca_chain
+from .chain import NoIssuer, validate_ca_chain
 from .errors import TrustError
 from .keys import PrivateKey
 
@@ -218,6 +218,11 @@ class SignerNotValid(TrustError):
     the list is set aside (a retired CA's last list beside its successor's is normal)."""
 
 
+class ForeignList(TrustError):
+    """A trust list signed by a CA that none of the CAs given issued (another province's,
+    another country's): not damaged, only not for these CAs."""
+
+
 def verify_trustlist(
     tl: TrustList,
     anchors: Sequence[x509.Certificate],
@@ -257,6 +262,20 @@ def verify_trustlist(
     if carried:
         try:
             validate_ca_chain(ca, anchors=anchors, intermediates=tl.cas, at=at)
+        except NoIssuer as exc:
+            given = "; ".join(sorted({name_str(a.subject) for a in anchors}))
+            by = "a root CA of its own" if ca.issuer == ca.subject else \
+                f"issued by {name_str(ca.issuer)}"
+            if exc.same_name:
+                by += (", not the CA of that name given here (another key: an earlier or "
+                       "later CA of the same name)")
+            raise ForeignList(
+                f"{source} is not signed by any CA given to trust it ({given}): it is signed "
+                f"by the CA {name_str(ca.subject)}, {by}",
+                hint="it is another province's (or country's) list, which says nothing of "
+                     "credentials under these CAs: leave it out; if it is the list you need, "
+                     f"give the certificate of the CA that signed it ({name_str(ca.subject)}, "
+                     "its ca.crt) or of the national root above it with --trust as well") from exc
         except TrustError as exc:
             raise TrustError(f"{source} is signed by a CA that is not trusted here ({exc})",
                              hint=untrusted) from exc
