@@ -1528,3 +1528,28 @@ def test_a_ca_without_trust_list_or_crl_says_revocations_are_not_known(valid, tm
         assert ("no revocation data" in r.stderr.decode()) is warned
         if warned:
             assert "trustlist.json" in said[0]
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_a_trust_list_set_aside_is_the_reason_given_not_load_it(valid, tmp_path, lang):
+    """The province's list WAS loaded, but set aside: its CA had expired at the validation
+    time. The Reason line said "load the province's trust list" (only Details said why):
+    it says now what happened and what to do, in each language."""
+    scan = tmp_path / "scan.txt"
+    scan.write_text(valid[0] + "\n")
+    r = _run([str(scan), "--lang", lang],
+             ["--trust", str(DEMO / "ca" / "ca.crt"), "--trust", str(DEMO / "trustlist.json"),
+              "--state", str(tmp_path / "state.json"), "--at", "2031-11-02T00:00:00+00:00"])
+    assert r.returncode == 3, r.stderr
+    (reason,) = [line for line in _lines(r.stdout) if line.startswith(
+        "  Reason:" if lang == "en" else "  Lý do:")]
+    if lang == "en":
+        assert "was loaded, but cannot be used at this time: the CA that signed it has " \
+            "expired" in reason and "current trust list" in reason
+        assert "load the province's trust list" not in reason
+    else:
+        assert "đã nạp danh sách tin cậy" in reason and "đã hết hạn" in reason
+        assert "hãy nạp danh sách tin cậy của tỉnh" not in reason
+    details = r.stdout.decode()
+    assert "a trust list set aside names it" in details and "expired on 2031-10-31" in details
+    assert "current trust list and the CA certificate that signed it" in details

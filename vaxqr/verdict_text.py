@@ -61,6 +61,8 @@ REASONS: Final[dict[str, dict[str, str]]] = {
 # The verdict's fixed words. "valid", "not_valid", "cannot_check" (the trust material
 # cannot judge the credential: not a verdict on it) and "cannot_read" (no QR code could be
 # read from the picture: nothing to judge) are the big verdict (shown in a coloured box);
+# "trust_set_aside" is the reason of a CANNOT CHECK whose trust list was loaded but set
+# aside (its CA expired or not valid yet), instead of the "trust" reason's "load it";
 # "other" is the reason of a failed step with no reason above; "card_says" heads what the
 # ID card says of the facts that do not match the credential's (after "does_not_match").
 WORDS: Final[dict[str, dict[str, str]]] = {
@@ -78,6 +80,11 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "valid_from": "valid", "valid_to": "to",
         "positive_test": "POSITIVE test result: this certificate records an infection, "
                          "it is not a negative test",
+        "trust_set_aside": "the province's trust list that names this commune was loaded, "
+                           "but cannot be used at this time: the CA that signed it has "
+                           "expired (or is not valid yet); load the province's current "
+                           "trust list with its CA certificate (ca.crt), or check this "
+                           "device's date and time",
     },
     "vi": {
         "valid": "HỢP LỆ", "not_valid": "KHÔNG HỢP LỆ",
@@ -94,6 +101,10 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "valid_from": "có giá trị từ", "valid_to": "đến",
         "positive_test": "xét nghiệm DƯƠNG TÍNH: chứng nhận này ghi nhận ca nhiễm, không "
                          "phải kết quả âm tính",
+        "trust_set_aside": "đã nạp danh sách tin cậy của tỉnh có tên xã này, nhưng hiện "
+                           "không dùng được: chứng thư CA đã ký danh sách đã hết hạn (hoặc "
+                           "chưa có hiệu lực); hãy nạp danh sách tin cậy mới nhất của tỉnh "
+                           "cùng chứng thư CA (ca.crt), hoặc kiểm tra ngày giờ của thiết bị",
     },
 }
 

@@ -33,6 +33,10 @@ INPUT = "input"
 # key id and no DSC is trusted at all (only CA certificates, which communes do not sign with,
 # or nothing usable). Between "cbor" and "signature", and only in such a report.
 TRUST = "trust"
+# In the message of a failed "trust" step: the trust list that names the credential's key id
+# was loaded but set aside (its CA not valid at the validation time); the renderer then
+# gives that reason, not "load the province's trust list" (vaxqr/verdict_text.py).
+SET_ASIDE = "a trust list set aside names it"
 # The step of a picture in which no QR code could be read (a blurred or partial photo, a
 # damaged file, a PDF): nothing was read, so no verdict on a credential. A picture whose
 # QR codes were read but hold no credential fails at "prefix", as one such code does.
@@ -718,10 +722,16 @@ class Verifier:
                 run.fail("revocation", f"the signer certificate (key id {kid.hex()}) has been "
                                        "revoked and removed from the trust list")
             elif no_dsc is not None and (lacking := no_dsc()):  # cannot judge: not a verdict
-                set_aside = f" (a trust list set aside names it: {why})" if why else ""
-                run.fail(TRUST, f"no trusted certificate has key id {kid.hex()}{set_aside}, "
-                                f"and {lacking}: give the province's trust list "
-                                "(trustlist.json) or the communes' signer.crt with --trust")
+                if why:  # loaded, but not usable now: loading it again changes nothing
+                    run.fail(TRUST, f"no trusted certificate has key id {kid.hex()} "
+                                    f"({SET_ASIDE}: {why}), and {lacking}: give the "
+                                    "province's current trust list and the CA certificate "
+                                    "that signed it with --trust, or check the validation "
+                                    "time (this computer's clock, --at)")
+                else:
+                    run.fail(TRUST, f"no trusted certificate has key id {kid.hex()}, and "
+                                    f"{lacking}: give the province's trust list "
+                                    "(trustlist.json) or the communes' signer.crt with --trust")
             elif why:  # named by a trust list set aside: not a forgery, a matter of time
                 run.skip("signature", "no signer certificate usable at this time")
                 run.fail("expiry", f"the signer certificate (key id {kid.hex()}) is in a trust "
@@ -864,8 +874,8 @@ def _first_missing(run: _Run) -> str:
 
 
 __all__ = ["CARD_GIVEN", "CARD_IN_CREDENTIAL_PICTURE", "INPUT", "NOT_JUDGED", "PICTURE",
-           "STEPS", "TRUST", "CardInPicture", "DecodeError", "HolderResult", "Report", "Step",
-           "Verifier", "verify_image"]
+           "SET_ASIDE", "STEPS", "TRUST", "CardInPicture", "DecodeError", "HolderResult",
+           "Report", "Step", "Verifier", "verify_image"]
 
 
 _NO_QR_CODE: Final = "no QR code found in the picture"  # qrdecode's message

@@ -18,6 +18,7 @@ from .verify import (
     CARD_IN_CREDENTIAL_PICTURE,
     NOT_JUDGED,
     PICTURE,
+    SET_ASIDE,
     TRUST,
     Report,
     report_json_text,
@@ -99,6 +100,7 @@ class _Words:
         self.vaccine_row = "vaccine" in labels
         self.reasons = REASONS[lang]
         self.other = words["other"]
+        self.set_aside = words["trust_set_aside"]
         self.matches, self.does_not_match = words["matches"], words["does_not_match"]
         self.card_says = words["card_says"]
         self.card_in_picture = words["card_in_picture"]
@@ -264,9 +266,10 @@ def _render(report: Report, printable: Callable[[object], str], w: _Words,
         failed = report.failed or ""
         head = head_cannot if failed == TRUST else head_unread if failed == PICTURE else \
             head_invalid
+        reason = w.set_aside if failed == TRUST and SET_ASIDE in texts[2] else \
+            w.reasons.get(failed, w.other)
         out = [head, texts[0], label_end,
-               reason_head, w.reasons.get(failed, w.other), details_head, texts[1], ": ",
-               texts[2]]
+               reason_head, reason, details_head, texts[1], ": ", texts[2]]
         i = 3
     for key in keys:
         out += ("\n", key, texts[i])
