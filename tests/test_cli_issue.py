@@ -295,6 +295,13 @@ def test_single_output_that_cannot_be_written_records_nothing(runner, tmp_path, 
         assert (tmp_path / "hong-card.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def _days_to(end):
+    """The days from today to ``end``'s date (UTC), as the signer check counts them."""
+    import datetime as dt
+
+    return (end.date() - dt.datetime.now(dt.UTC).date()).days
+
+
 def _fresh_signer(tmp_path, *, start_days=-1, end_days=None, days=None):
     """A province CA made a year ago and a commune signer valid from ``start_days`` to
     ``end_days`` from now (or ``days`` long from an hour ago), password VAXQR_PASSWORD's."""
@@ -326,9 +333,11 @@ def test_short_lived_signer_is_warned_about_once(runner, tmp_path, monkeypatch):
     monkeypatch.setenv("VAXQR_PASSWORD", "a test password")
     ends = load_certificates(s / "signer.crt")[0].not_valid_after_utc
     day = f"{ends:%Y-%m-%d}"
+    # valid until a date 100 days from today (99 days and 23 hours): "in 100 days" (99 in
+    # the first hour of a UTC day, when that date is 99 days away)
     expected = (f"the commune certificate ends on {day}: credentials signed now expire on "
-                f"{day} (in 99 days), not in 12 months; ask provincial IT for a new "
-                "certificate")
+                f"{day} (in {_days_to(ends)} days), not in 12 months; ask provincial IT for "
+                "a new certificate")
     r = runner.invoke(app, ["issue", "--signer", str(s), *PERSON, "--out", "-"])
     assert r.exit_code == 0, r.output
     assert r.stderr.count(expected) == 1 and r.stdout.startswith("HC1:")
@@ -349,20 +358,22 @@ def test_a_signer_ending_within_30_days_is_refused_unless_asked(runner, tmp_path
     office's register then keeps a later batch from signing those citizens again): refused
     before the password is asked, unless --short-validity."""
     _ca, s = _fresh_signer(tmp_path, days=10)
+    ends = load_certificates(s / "signer.crt")[0].not_valid_after_utc
     monkeypatch.delenv("VAXQR_PASSWORD")
     src = write_csv(tmp_path / "r.csv", good_rows(3, seed=24))
     for args in ([*PERSON, "--out", "-"], ["--from", str(src), "--out", str(tmp_path / "o")]):
         r = runner.invoke(app, ["issue", "--signer", str(s), *args])
         assert r.exit_code == 3, r.output
-        assert "in 9 days: credentials signed with it would expire then, not in 12 months" \
-            in r.stderr and "--short-validity" in r.stderr
+        assert f"in {_days_to(ends)} days: credentials signed with it would expire then, " \
+            "not in 12 months" in r.stderr and "--short-validity" in r.stderr
         assert r.stdout == "" and not (tmp_path / "o").exists()
     assert not (s / "ledger.sqlite").exists()
     monkeypatch.setenv("VAXQR_PASSWORD", "a test password")
     r = runner.invoke(app, ["issue", "--signer", str(s), *PERSON, "--out", "-",
                             "--short-validity"])
     assert r.exit_code == 0, r.output
-    assert "(in 9 days), not in 12 months" in r.stderr and r.stdout.startswith("HC1:")
+    assert f"(in {_days_to(ends)} days), not in 12 months" in r.stderr
+    assert r.stdout.startswith("HC1:")
 
 
 @pytest.mark.parametrize("when", ["expired", "not-yet-valid"])

@@ -208,7 +208,10 @@ def test_short_lived_credentials_are_warned_about(tmp_path):
     src = write_csv(tmp_path / "r.csv", good_rows(3, seed=21))
     result = issue.issue_batch(soon, src, tmp_path / "out", workers=1)
     assert result.issued == 3 and len(result.warnings) == 1
-    assert f"credentials signed now expire on {ends:%Y-%m-%d} (in 99 days), not in 12 " \
+    from datetime import UTC, datetime
+
+    days = (ends.date() - datetime.now(UTC).date()).days  # 100: a date 100 days away
+    assert f"credentials signed now expire on {ends:%Y-%m-%d} (in {days} days), not in 12 " \
         "months" in result.warnings[0]
     manifest = _read(tmp_path / "out" / "manifest.csv")
     assert all(int(m["exp"]) == int(ends.timestamp()) for m in manifest)

@@ -322,3 +322,31 @@ def test_a_trust_list_of_another_province_is_named_as_such(h, tmp_path):
     assert "signed by the CA serialNumber=091,CN=An Giang Province CSCA" in w
     assert w.endswith("ignored, it says nothing of this commune certificate; take it away, "
                       "and put the province's own trustlist.json there")
+
+
+def test_the_days_left_are_counted_as_a_person_reads_the_end_date(h):
+    """A 20-day certificate made minutes before said "ends on DATE, in 19 days" (a
+    whole-day count of the time left): valid until a date 20 days from today, it has 20
+    days left, in the refusal, the warning, and the 30-day rule alike."""
+    from vaxqr.signercheck import days_left
+
+    def signer(days, out):
+        certs.issue_signer(h.ca, ca_password=PW, commune_code="30760", name="UBND phường A",
+                           out_dir=out, password=PW, now=T0, days=days)
+        return h.dsc(out).not_valid_after_utc
+
+    at = T0 + dt.timedelta(minutes=5)
+    end = signer(20, h.tmp / "twenty")
+    assert days_left(end, at) == 20
+    with pytest.raises(KeyCertError, match=f"ends on {end:%Y-%m-%d}, in 20 days: "):
+        check_signer_dir(h.tmp / "twenty", at=at)
+    check = check_signer_dir(h.tmp / "twenty", at=at, allow_short=True)
+    assert f"expire on {end:%Y-%m-%d} (in 20 days)" in check.warnings[-1]
+    end = signer(MIN_DAYS, h.tmp / "thirty")  # 30 days: not "less than 30 days left"
+    check = check_signer_dir(h.tmp / "thirty", at=at)
+    assert f"(in {MIN_DAYS} days)" in check.warnings[-1]
+    # the last day: less than a day left, whatever the dates say
+    assert days_left(end, end - dt.timedelta(hours=23)) == 0
+    assert end.hour == 0 and days_left(end, end - dt.timedelta(hours=25)) == 2  # (the dates)
+    with pytest.raises(KeyCertError, match="in less than a day"):
+        check_signer_dir(h.tmp / "thirty", at=end - dt.timedelta(hours=1))

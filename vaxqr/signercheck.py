@@ -17,9 +17,9 @@ dose. :func:`check_signer` therefore refuses, before a key is opened:
   passed over, a damaged CRL or trust list refuses). vaxqr works offline: it fetches
   nothing, so what no such file says cannot be known here (a checkpoint with a newer list
   or CRL may still refuse);
-* one that ends in less than :data:`MIN_DAYS` days, unless ``allow_short``: its credentials
-  would expire with it (SPEC §2: never past the DSC's notAfter), within weeks instead of 12
-  months.
+* one that ends in less than :data:`MIN_DAYS` days (:func:`days_left`), unless
+  ``allow_short``: its credentials would expire with it (SPEC §2: never past the DSC's
+  notAfter), within weeks instead of 12 months.
 
 It warns, once, when the credentials will expire sooner than 12 months, and about
 revocation files it cannot use (not from this signer's CAs, out of date, a trust list that
@@ -140,10 +140,10 @@ def check_signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate
         trust, material.files, "what this office checks before signing",
         "a CRL or trust list taken away there lets this office sign with a revoked certificate")
     expire = min(at + dt.timedelta(days=VALIDITY_DAYS), end)
-    left = end - at
-    if signing and left < dt.timedelta(days=VALIDITY_DAYS):
-        span = _span(left)
-        if left < dt.timedelta(days=MIN_DAYS) and not allow_short:
+    days = days_left(end, at)
+    if signing and days < VALIDITY_DAYS:
+        span = _span(end, at)
+        if days < MIN_DAYS and not allow_short:
             raise KeyCertError(
                 f"{what} ends on {end:%Y-%m-%d}, in {span}: credentials signed with it would "
                 f"expire then, not in 12 months (signing is refused with less than "
@@ -174,8 +174,18 @@ def no_revocation_data(where: str = "", *, of: x509.Certificate | None = None) -
             f"hands to checkpoints (its trustlist.json and crl.pem) in {trust}")
 
 
-def _span(left: dt.timedelta) -> str:
-    days = left.days
+def days_left(end: dt.datetime, at: dt.datetime) -> int:
+    """The days from ``at`` to ``end`` as a person counts them from the dates shown (UTC,
+    as "ends on DATE" prints it): a certificate valid until a date 20 days from today has
+    20 days left, whatever the hour (a whole-day count of ``end - at`` said 19 for one made
+    minutes before); 0 when less than a day is left."""
+    if end - at < dt.timedelta(days=1):
+        return 0
+    return (end.astimezone(dt.UTC).date() - at.astimezone(dt.UTC).date()).days
+
+
+def _span(end: dt.datetime, at: dt.datetime) -> str:
+    days = days_left(end, at)
     return f"{days} day{'' if days == 1 else 's'}" if days else "less than a day"
 
 
