@@ -486,14 +486,11 @@ def test_a_damaged_trust_file_is_not_a_reason_to_reissue(runner, office):
     assert signing.exit_code == 3 and "not a readable CRL" in signing.stderr
 
 
-def test_a_credential_of_an_earlier_certificate_is_verified_with_the_listed_one(
-        runner, tmp_path, office):
-    """After a renewal, the province's trust list holds the earlier certificate: a text
-    under the credential's UVCI and kid whose signature it does not verify (altered) is
-    refused, as one of the current certificate is."""
-
+def _renewed_and_listed(runner, tmp_path, office):
+    """A credential issued, the office's certificate renewed, and the province's trust list
+    (naming both) in SIGNER/trust/: the credential is reprinted. Returns the CA directory
+    and the credential's ledger entry."""
     from vaxqr import certs
-    from vaxqr.codec import b45decode, decompress, encode_hc1, strip_prefix
 
     ca = _demo_ca_copy(tmp_path)
     entry = _issued(runner, office)
@@ -503,6 +500,18 @@ def test_a_credential_of_an_earlier_certificate_is_verified_with_the_listed_one(
     (office / "trust").mkdir(exist_ok=True)
     certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json")
     assert _reprint(runner, office).exit_code == 0
+    return ca, entry
+
+
+def test_a_credential_of_an_earlier_certificate_is_verified_with_the_listed_one(
+        runner, tmp_path, office):
+    """After a renewal, the province's trust list holds the earlier certificate: a text
+    under the credential's UVCI and kid whose signature it does not verify (altered) is
+    refused, as one of the current certificate is."""
+
+    from vaxqr.codec import b45decode, decompress, encode_hc1, strip_prefix
+
+    _ca, entry = _renewed_and_listed(runner, tmp_path, office)
     cose = decompress(b45decode(strip_prefix(entry.hc1)))
     forged = encode_hc1(cose[:-1] + bytes([cose[-1] ^ 1]))  # its signature altered
     db = sqlite3.connect(office / "ledger.sqlite")
@@ -771,16 +780,9 @@ def test_an_earlier_certificate_revoked_only_in_the_crl_is_not_reprinted(
     refuses the credential; the reprint refuses it too."""
     import shutil
 
-    from vaxqr import certs, revocation
+    from vaxqr import revocation
 
-    ca = _demo_ca_copy(tmp_path)
-    entry = _issued(runner, office)
-    certs.issue_signer(ca, ca_password=b"vaxqr-demo", commune_code="31078",
-                       name="UBND xã Dương Tơ", out_dir=office, password=b"vaxqr-demo",
-                       force=True)
-    (office / "trust").mkdir(exist_ok=True)
-    certs.build_trustlist(ca, password=b"vaxqr-demo", out=office / "trust" / "tl.json")
-    assert _reprint(runner, office).exit_code == 0  # listed, not revoked
+    ca, entry = _renewed_and_listed(runner, tmp_path, office)  # listed, not revoked
     revocation.revoke_certificate(ca, entry.kid, password=b"vaxqr-demo")
     shutil.copy(ca / "crl.pem", office / "trust" / "crl.pem")  # the list is not rebuilt
     out = tmp_path / "card.txt"
