@@ -528,6 +528,36 @@ def test_rows_taken_in_with_the_right_number_of_fields_stop_the_batch(signer, tm
         issue.issue_batch(signer, tmp_path / "r.csv", tmp_path / "out", workers=1)
 
 
+def test_a_quote_in_a_column_not_read_closed_on_the_next_line_stops_the_batch(signer,
+                                                                              tmp_path):
+    """A quote opened in a column vaxqr does not read (a note) and closed by the next
+    line's quoted note: the row has the header's number of fields, its sex, date of birth
+    and ID number those of the next citizen, who was gone. No one line of the note holds a
+    whole row's separators (the first the ones after the note, the last the ones before):
+    the batch signed the first name with the second citizen's ID number. The separators of
+    the cell's lines together tell."""
+    header = [HEADER[0], "note", *HEADER[1:]]
+    rows = [[r[0], "", *r[1:]] for r in good_rows(3, seed=34)]
+    rows[1][1] = "y"
+    path = tmp_path / "r.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([header, *rows])
+    text = path.read_text(encoding="utf-8").splitlines(True)
+    text[1] = text[1].replace(",,", ',"ghi chú,', 1)  # row 1's note opens a quote...
+    text[2] = text[2].replace(",y,", ',"y",', 1)  # ...closed by row 2's quoted note
+    path.write_text("".join(text), encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"the row on line 2 runs over the lines after "
+                       r"it \(to line 3\)"):
+        issue.issue_batch(signer, path, tmp_path / "out", workers=1)
+    assert not (tmp_path / "out").exists()
+    # an address over lines in that column, with a few commas, is still read as one row
+    rows[1][1] = "12 Lê Lợi,\nphường 3,\nTP Huế"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([header, *rows])
+    result = issue.issue_batch(signer, path, tmp_path / "out2", workers=1)
+    assert result.issued == 3 and not result.rejected
+
+
 def _snapshot(out):
     return {p.relative_to(out): (p.read_bytes(), p.stat().st_mtime_ns)
             for p in sorted(out.rglob("*")) if p.is_file() and "ledger" not in p.name}

@@ -701,7 +701,11 @@ def rows_taken_in(row: Sequence[str], columns: int, delimiter: str,
     breaks (Alt+Enter: ``"Nguyễn Thị⏎Thuý Hằng"``, read as the name it is). Taken in: a row
     without the header's ``columns`` fields, or a cell over lines in a column that is
     ``read`` (None: every column) holding the field separator (no name, date or site does),
-    or in another column (an address) a line of a whole row's separators."""
+    or in another column (an address) a whole row's separators: a quote opened in column
+    ``i`` that ends with the header's number of fields was closed in column ``i`` of a
+    later line, so its cell holds the separators after ``i`` on the first line and before
+    ``i`` on the last (with every line between, ``columns - 1`` at least), on no one line
+    of their own."""
     if len(row) != columns:
         return True
     for i, cell in enumerate(row):
@@ -709,7 +713,7 @@ def rows_taken_in(row: Sequence[str], columns: int, delimiter: str,
             if read is None or i in read:
                 if delimiter in cell:
                     return True
-            elif any(part.count(delimiter) >= columns - 1 for part in cell.splitlines()):
+            elif cell.count(delimiter) >= columns - 1:
                 return True
     return False
 
