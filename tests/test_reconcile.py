@@ -781,6 +781,26 @@ def test_a_records_file_changed_between_the_passes_is_an_error_and_writes_nothin
     assert res.rows == 4
 
 
+def test_an_address_over_lines_in_a_column_of_the_clerks_is_read_as_issue_reads_it(
+        tmp_path: Path) -> None:
+    """A vaccination CSV with a column of the clerk's own (an address) whose cell holds a
+    line break (Alt+Enter) and a comma: issue signs it, reconcile (and so issue
+    --population) refused it as rows a quote not closed took in, checking every column.
+    It checks the columns vaxqr reads, as issue does; a quote opened in the address and
+    closed on the next line is still refused."""
+    pop = _write(tmp_path / "pop.csv", SMALL_POP)
+    first = 'Lê Thị Hòa,Nữ,1990-03-21,091190000001,1,2,2021-08-01,pfizer,L1,x,'
+    second = 'Võ Văn Ánh,Nam,1960-01-15,091060000004,1,2,2021-08-01,verocell,L7,x,'
+    vac = _write(tmp_path / "v.csv", f'{HEADER},address\n{first}"12 Lê Lợi,\nphường 3"\n'
+                 f"{second}\n")
+    res = reconcile_files(vac, pop, tmp_path / "o", report_date=REPORT, today=TODAY)
+    assert res.rows == 2 and res.counts["matched"] == 2
+    vac = _write(tmp_path / "v2.csv", f'{HEADER},address\n{first}"12 Lê Lợi\n{second}"x"\n')
+    with pytest.raises(ValidationError, match=r"the row on line 2 runs over the lines after "
+                       r"it \(to line 3\)"):
+        reconcile_files(vac, pop, tmp_path / "o2", report_date=REPORT, today=TODAY)
+
+
 def test_stray_quotes_keep_rows_aligned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Quote characters inside unquoted fields (literal for csv) do not shift row numbers
     between the passes, whatever the block and chunk boundaries."""

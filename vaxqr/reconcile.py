@@ -139,11 +139,14 @@ def _scan(path: Path) -> _Scan:
     with _open(path) as fh:
         cols, start, delimiter, columns = _header(path, fh, REQUIRED, COLUMNS)
         get, width = _getter([cols[3], cols[4], cols[6], cols[7], cols[2]])
+        read = [c for c in cols if c >= 0]
         chunk_row, chunk_pos = 0, start
         day_first = False
         month_first: tuple[int, str, str] | None = None  # (row, column, value), the first
         for offset, data in _blocks(fh, start, BLOCK, path):
-            rows = _rows(path, offset, data, width, delimiter, columns)
+            # the columns vaxqr reads (as issue's first pass: an address over lines, in
+            # a column of the clerk's own, is one row there and here)
+            rows = _rows(path, offset, data, width, delimiter, columns, read)
             if rows:
                 c_id, c_dose, c_date, c_vac, c_dob = zip(*map(get, rows), strict=True)
                 for column, values in (("dob", c_dob), ("vaccination_date", c_date)):
