@@ -226,6 +226,49 @@ def test_sigterm_or_sighup_ends_a_batch_as_ctrl_c_does_and_it_resumes(tmp_path, 
     assert len(uvcis) == len(set(uvcis)) == rows
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_sigterm_ends_a_reconcile_and_its_workers(tmp_path):
+    """SIGTERM to `vaxqr reconcile` while its process pool works (an input of 4 MiB or
+    more): it ends as after Ctrl-C, exit 143, its worker with it. The workers ignored
+    SIGTERM, which is how the pool's terminate() ends them: the command said
+    "interrupted" and waited forever for a worker blocked on the pool's queue, and a
+    second SIGTERM left that worker running with no parent."""
+    from test_reconcile import gen
+
+    g = gen.generate(tmp_path / "p", people=30_000, records=45_000, seed=3)
+    assert g.vaccinations.stat().st_size >= 4 << 20  # reconcile's PARALLEL_MIN_BYTES
+    cmd = [VAXQR, "reconcile", str(g.vaccinations), "--population", str(g.population),
+           "--out", str(tmp_path / "out"), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(),
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _children(proc.pid):  # the pool's worker is there: it works
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no worker started"
+            time.sleep(0.01)
+        workers = _children(proc.pid)
+        proc.send_signal(signal.SIGTERM)  # the command alone, as `kill PID` does
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        assert err.strip().endswith(b"interrupted"), err
+        for pid in workers:  # ended, not left behind
+            assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(
+                f"/proc/{pid}/stat").read_bytes().split(b") ")[1][:1]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def test_sigterm_while_verify_waits_for_a_scanner(credentials, trust):
     """`verify -` waiting on its input, stopped by SIGTERM: the verdicts already printed,
     "interrupted", exit 143 (not a silent death)."""

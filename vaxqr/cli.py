@@ -377,11 +377,18 @@ def _stop(signum: int, _frame: object) -> None:
     """SIGTERM and SIGHUP (a closed SSH session) end a command as Ctrl-C does, so that a
     batch ends as after Ctrl-C (everything signed in the ledger, no half-written file,
     "run the same command again"), not in the middle of its work. A forked helper
-    process ignores them, as it does Ctrl-C: its parent ends the work. A second signal
-    ends the process at once."""
-    if os.getpid() != _state.get("pid"):
-        return
+    process ignores SIGHUP, as it does Ctrl-C: its parent ends the work. SIGTERM ends one
+    at once, as it did: it is how a process pool's terminate() (reconcile's, when its
+    parent stops) and the batch's renderers' ends them; ignored, reconcile's parent waited
+    forever for a worker blocked on the pool's queue, and a second signal left that worker
+    behind. A second signal ends the process at once."""
     import signal
+
+    if os.getpid() != _state.get("pid"):
+        if signum == signal.SIGTERM:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        return
 
     signal.signal(signum, signal.SIG_DFL)
     _state["signal"] = signum
