@@ -614,3 +614,49 @@ def test_opening_a_ledger_waits_out_another_process_setting_it_up(monkeypatch):
     with pytest.raises(sqlite3.OperationalError, match="locked"):  # not for ever
         ledger._retry_busy(lambda: (_ for _ in ()).throw(
             sqlite3.OperationalError("database is locked")))
+
+
+@pytest.mark.parametrize("how", ["moved", "copied"])
+def test_a_killed_batch_resumed_elsewhere_signs_its_claims(tmp_path, how):
+    """SIGKILL between the first chunk's claims and its ledger commit, then the OUT_DIR
+    moved (a new computer, another mount point) and the batch run again there: the claims
+    name the old place, and the run again refused those citizens as "already issued" under
+    UVCIs never signed (86 of 150 in a review). The ledger now records the places it ran
+    at: the claims are its own, signed under the claimed UVCIs. A copy resumed beside the
+    original (copied, both run again): each citizen is signed once, by whichever ran
+    first; the other finds the claim another batch's."""
+    import random
+
+    chaos = scriptload.chaos_issue()
+    signer_dir = _signer_copy(tmp_path)
+    rng = random.Random(11)
+    csv_path = tmp_path / "records.csv"
+    expect = chaos.make_csv(csv_path, 200, rng)
+    digests = {r: chaos._digest(f) for r, f in expect.valid.items()}
+    batch = chaos.Batch(csv_path, tmp_path / "out", 1, expect, digests, signer_dir)
+    proc = chaos.start(batch, "first-chunk")
+    assert not chaos._finish(proc)
+    assert proc.returncode == -signal.SIGKILL, chaos._stderr(proc)
+    claimed = {c.row: c.uvci for c in _claims(signer_dir / "ledger.sqlite").values()}
+    assert claimed
+
+    moved = chaos.Batch(csv_path, tmp_path / "elsewhere" / "out", 1, expect, digests,
+                        signer_dir)
+    (tmp_path / "elsewhere").mkdir()
+    (shutil.copytree if how == "copied" else shutil.move)(batch.out, moved.out)
+    proc = chaos.start(moved)
+    assert not chaos._finish(proc)
+    assert proc.returncode == 0, chaos._stderr(proc)
+    issued = _uvcis(moved.out)
+    assert all(issued[row] == uvci for row, uvci in claimed.items())  # the claimed UVCIs
+    assert set(issued) == set(expect.valid)
+    assert not (moved.out / "rejects.csv").exists() or not any(
+        "already issued" in line
+        for line in (moved.out / "rejects.csv").read_text(encoding="utf-8-sig").splitlines())
+    if how == "copied":  # the original, run again too: nothing signed twice
+        proc = chaos.start(batch)
+        assert not chaos._finish(proc)
+        assert proc.returncode == 0, chaos._stderr(proc)
+        # every citizen was signed by the copy: none again here, the claimed ones included
+        assert _uvcis(batch.out) == {}
+    assert len(_claims(signer_dir / "ledger.sqlite")) == len(expect.valid)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import multiprocessing
 import os
 import sys
@@ -26,7 +27,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
@@ -787,7 +788,8 @@ def _backfill(register: Register, ledger: Ledger, issued: Sequence[tuple[Record,
 def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, place: str,
                  source: str, result: BatchResult, kid: str = "",
                  signed: Sequence[Signed] = (),
-                 issued_here: Callable[[str], bool] | None = None) -> list[tuple[Record, str]]:
+                 issued_here: Callable[[str], bool] | None = None,
+                 earlier: Container[str] = ()) -> list[tuple[Record, str]]:
     """Consult and update the office's register for a chunk of records about to be signed,
     in one transaction committed before any of them is signed: return the records to sign
     with their UVCIs, and add the others to ``result`` (refused or superseded). A citizen
@@ -797,6 +799,8 @@ def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, 
     refusal elsewhere meanwhile named). One whose credential this batch did issue (an edited
     row, now at a row number it never issued from) is judged as a credential issued
     elsewhere is (:func:`register_verdict`): another name, sex or date of birth is refused.
+    A claim made where this batch's OUT_DIR was before (``earlier``: moved, or restored on
+    another computer) is this batch's too; claimed again, it is claimed here.
 
     A claim records the key id ``kid`` that will sign it; the digest and expiry of the
     credentials of an earlier chunk, once signed (``signed``), are recorded in the same
@@ -821,7 +825,7 @@ def _claim_chunk(register: Register, chunk: Sequence[Record], uvcis: UvciMaker, 
             old = held.get(key) if at is None else Claim(*claims[at])
             replaces = ""
             if old is not None:
-                if (old.place == place and old.source == source
+                if ((old.place == place or old.place in earlier) and old.source == source
                         and (at is not None or issued_here is None
                              or not issued_here(old.uvci))):
                     replaces = old.replaces  # this batch's own claim: what it replaced
@@ -1155,6 +1159,7 @@ def issue_batch(
                 hint=f"use a new output directory for {source} (or run {others[0]} again "
                 "to resume its batch)")
         ledger.set_meta("signer_kid", info.kid.hex())
+        earlier = _earlier_places(ledger, place)
         ensure_dir(out / "qr")
         if card:
             ensure_dir(out / "cards")
@@ -1266,7 +1271,7 @@ def issue_batch(
                         pairs = list(zip(chunk, uvcis.draw(len(chunk)), strict=True))
                     else:  # claimed, committed, before anything is signed
                         pairs = _claim_chunk(office, chunk, uvcis, place, source, result,
-                                             kid, signed, issued_here)
+                                             kid, signed, issued_here, earlier)
                         signed = []
                     for rec, uvci in pairs:
                         hc1, iat, exp = sign_record(info, rec, uvci)
@@ -1293,9 +1298,10 @@ def issue_batch(
                     if progress:
                         progress(result.total_rows, total_rows)
                 if office is not None:  # the last chunk's (and, resumed, an earlier run's)
-                    office.record_signed([*signed, *(_unrecorded(office, ledger, place,
-                                                                 signer.certificate)
-                                                     if done else ())])
+                    office.record_signed([*signed, *(
+                        [s for at in (place, *earlier)
+                         for s in _unrecorded(office, ledger, at, signer.certificate)]
+                        if done else ())])
                 check_unchanged(csv_path, before, _CHANGED)  # what the rejects list says
                 if unregistered is not None:
                     assert office is not None
@@ -1333,6 +1339,28 @@ def issue_batch(
         _write_rejects(out, [*result.rejected, *result.superseded], bom)
     result.seconds = time.perf_counter() - started
     return result
+
+
+#: Batch ledger meta key: the places (resolved OUT_DIR paths, a JSON list) the batch ran
+#: at, the register's claims naming them being its own (:func:`_earlier_places`).
+PLACES = "places"
+
+
+def _earlier_places(ledger: Ledger, place: str) -> tuple[str, ...]:
+    """The other places this batch's ledger ran at (its OUT_DIR moved, or restored on
+    another computer), after recording ``place`` among them. A run killed between a
+    chunk's claims and its ledger commit left claims naming the place it ran at: the run
+    again, elsewhere, took them for another batch's and refused those citizens as "already
+    issued" under UVCIs never signed. A claim taken as its own is claimed again naming the
+    new place, so a copy of the OUT_DIR resumed too finds it another batch's."""
+    try:
+        known = [str(p) for p in json.loads(ledger.get_meta(PLACES) or "[]")]
+    except (ValueError, TypeError):
+        known = []
+    if place not in known:
+        known.append(place)
+        ledger.set_meta(PLACES, json.dumps(known))
+    return tuple(p for p in known if p != place)
 
 
 def _unrecorded(register: Register, ledger: Ledger, place: str,
