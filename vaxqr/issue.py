@@ -1477,7 +1477,9 @@ def _child_main(tasks: Any, done: Any, others: Sequence[Any], info: SignerInfo, 
 
     for conn in others:  # the parent's ends of every pipe, inherited: so that this process
         conn.close()  # sees the end of its tasks when the parent dies, even by SIGKILL
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle, and
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a `kill` of the group: the parent ends
+    # this process (SIGKILL, _Workers._stop) once it has stopped the batch where it is safe
     _pool_init(info, out, fmt, card)
     assert _WRITER is not None
     try:
@@ -1564,8 +1566,8 @@ class _Workers:
     def _stop(self, *, graceful: bool = False) -> None:
         global _WRITER
         if not graceful:  # before the pipes close: no child sees a broken pipe first
-            for child in self.children:
-                child.proc.terminate()
+            for child in self.children:  # (SIGKILL: they ignore SIGTERM; an image is
+                child.proc.kill()  # linked into place whole or not at all)
         for child in self.children:
             try:
                 if graceful:
