@@ -933,25 +933,34 @@ def test_a_fresh_signer_directory_holds_its_cas_crl(runner, tmp_path, monkeypatc
     assert "no CRL or trust list" not in r.stderr
 
 
+M = ["Phạm Văn M", "Nam", "1980-01-01", "091080000151", "1", "2", "2021-08-01", "pfizer",
+     "L", "x"]
+
+
+def _m_signed_then_moved(runner, tmp_path, edited):
+    """Citizen M signed at row 1 of a batch, then the CSV rewritten with another citizen
+    inserted above M's row, ``edited`` (row 2: a row number the OUT_DIR never issued from),
+    and the same command run again: (its result, the OUT_DIR, M's first UVCI)."""
+    src = write_csv(tmp_path / "records.csv", [M])
+    out = tmp_path / "batch"
+    args = ["issue", "--signer", str(_signer_copy(tmp_path)), "--from", str(src), "--out",
+            str(out), "--workers", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    first = _manifest(out)[1]
+    other = ["Trần Văn Chen", "Nam", "1980-01-01", "091080000152", "1", "2", "2021-08-01",
+             "pfizer", "L", "x"]
+    write_csv(src, [other, edited])
+    return runner.invoke(app, args), out, first
+
+
 def test_an_edited_row_moved_to_a_new_row_number_is_not_signed_again(runner, tmp_path):
     """README: a row edited after it was signed is not signed again, and a citizen the
     register holds with another name or date of birth is refused. A batch signed citizen M
     at row 1; the clerk then inserted a new citizen above it and changed M's name and date
     of birth (row 2, a row number this OUT_DIR never issued). The re-run signed M again, a
     second valid credential for the same ID number and dose, with another identity."""
-    signer = _signer_copy(tmp_path)
-    m = ["Phạm Văn M", "Nam", "1980-01-01", "091080000151", "1", "2", "2021-08-01",
-         "pfizer", "L", "x"]
-    src = write_csv(tmp_path / "records.csv", [m])
-    out = tmp_path / "batch"
-    args = ["issue", "--signer", str(signer), "--from", str(src), "--out", str(out),
-            "--workers", "1"]
-    assert runner.invoke(app, args).exit_code == 0
-    other = ["Trần Văn Chen", "Nam", "1980-01-01", "091080000152", "1", "2", "2021-08-01",
-             "pfizer", "L", "x"]
-    edited = ["Phạm Văn Mạnh", "Nam", "1980-05-05", *m[3:]]
-    write_csv(src, [other, edited])
-    r = runner.invoke(app, args)
+    r, out, _first = _m_signed_then_moved(runner, tmp_path,
+                                          ["Phạm Văn Mạnh", "Nam", "1980-05-05", *M[3:]])
     assert r.exit_code == 0, r.output
     with (out / "manifest.csv").open(encoding="utf-8-sig", newline="") as fh:
         names = [row["full_name"] for row in csv.DictReader(fh)]
@@ -975,21 +984,9 @@ def test_a_row_moved_and_edited_within_its_identity(runner, tmp_path, edit):
     """The same citizen's row, moved to a row number the OUT_DIR never issued and edited
     without changing who it is: a corrected lot is the dose already issued (superseded,
     naming its credential); a later dose is signed, the register then naming it."""
-    signer = _signer_copy(tmp_path)
-    m = ["Phạm Văn M", "Nam", "1980-01-01", "091080000151", "1", "2", "2021-08-01",
-         "pfizer", "L", "x"]
-    src = write_csv(tmp_path / "records.csv", [m])
-    out = tmp_path / "batch"
-    args = ["issue", "--signer", str(signer), "--from", str(src), "--out", str(out),
-            "--workers", "1"]
-    assert runner.invoke(app, args).exit_code == 0
-    first = _manifest(out)[1]
-    other = ["Trần Văn Chen", "Nam", "1980-01-01", "091080000152", "1", "2", "2021-08-01",
-             "pfizer", "L", "x"]
-    edited = ([*m[:8], "L2", "x"] if edit == "lot"
-              else [*m[:4], "2", "2", "2021-09-01", *m[7:]])
-    write_csv(src, [other, edited])
-    r = runner.invoke(app, args)
+    edited = ([*M[:8], "L2", "x"] if edit == "lot"
+              else [*M[:4], "2", "2", "2021-09-01", *M[7:]])
+    r, out, first = _m_signed_then_moved(runner, tmp_path, edited)
     assert r.exit_code == 0, r.output
     issued = _manifest(out)
     rejected = _rejected(out)
