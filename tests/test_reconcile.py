@@ -9,6 +9,7 @@ import importlib.util
 import io
 import itertools
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -1302,3 +1303,27 @@ def test_a_cell_with_a_line_break(tmp_path: Path) -> None:
                        r"it \(to line 5\)"):  # the name's line break, the address's
         reconcile_files(vacc, pop, tmp_path / "o2", report_date=REPORT, today=TODAY,
                         workers=1)
+
+
+def test_a_pool_interrupted_while_it_forks_leaves_no_worker_behind(monkeypatch) -> None:
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt) while the pool forks its workers: Pool()
+    cleans up after an Exception only, and the ``with`` had not begun, so the workers
+    already started were left running, holding the command's stdout and stderr (a CI run
+    timed out waiting for them after vaxqr had exited 143). They are ended now."""
+    import time as _time
+
+    real = multiprocessing.get_context("fork")
+    started = []
+
+    class Forking:
+        def Pool(self, _workers):
+            child = real.Process(target=_time.sleep, args=(60,))
+            child.start()
+            started.append(child)
+            raise KeyboardInterrupt  # as the signal handler raises it, mid-fork
+
+    monkeypatch.setattr(R.multiprocessing, "get_context", lambda _method: Forking())
+    with pytest.raises(KeyboardInterrupt), R._pool(2):
+        pass
+    started[0].join(10)
+    assert not started[0].is_alive()

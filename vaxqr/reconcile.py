@@ -739,8 +739,7 @@ def _reconcile(vaccinations: Path, population: Path, out_dir: Path, *,
     say = progress or (lambda _msg: None)
     say("register index + record scan")
     if parallel:
-        ctx_mp = multiprocessing.get_context("fork")
-        with ctx_mp.Pool(1) as pool:
+        with _pool(1) as pool:
             pending = pool.apply_async(_scan_job, (vaccinations,))
             register = Register.from_csv(population, today=today)
             scan, contexts = pending.get()
@@ -805,5 +804,25 @@ def _run(chunks: list[tuple[int, int, int, int]], workers: int,
         for chunk in chunks:
             yield work(chunk)
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with _pool(workers) as pool:
         yield from pool.imap(work, chunks)
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[Any]:
+    """A pool of ``workers`` forked processes, terminated when the block ends, however it
+    ends. Ctrl-C or SIGTERM (a KeyboardInterrupt, vaxqr.cli) while the pool forks its
+    workers left those already started behind, holding the command's stdout and stderr
+    (Pool() cleans up after an Exception only, and the ``with`` had not begun): they are
+    ended too."""
+    pool = None
+    try:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+        yield pool
+    finally:
+        if pool is not None:
+            pool.terminate()  # as Pool's own ``with`` does
+        else:
+            for child in multiprocessing.active_children():
+                child.terminate()
+                child.join(10)
