@@ -660,3 +660,16 @@ def test_a_killed_batch_resumed_elsewhere_signs_its_claims(tmp_path, how):
         # every citizen was signed by the copy: none again here, the claimed ones included
         assert _uvcis(batch.out) == {}
     assert len(_claims(signer_dir / "ledger.sqlite")) == len(expect.valid)
+
+
+def test_held_by_office_counts_only_the_registers_superseded_rows(signer, tmp_path, office):
+    """The summary tells rows the register holds (another batch signed the citizen) from
+    rows a later dose in the same CSV supersedes: both are in ``superseded``."""
+    from vaxqr.issue import held_by_office
+
+    rows = good_rows(2, seed=91)
+    assert _batch(signer, rows, tmp_path, "a", office).issued == 2
+    dose1 = [*rows[1][:4], "1", "2", "2021-06-01", *rows[1][7:]]  # row 2's earlier dose
+    res = _batch(signer, [rows[0], dose1, rows[1]], tmp_path, "b", office)
+    assert len(res.superseded) == 3, res.superseded  # 1 and 3: the register; 2: by row 3
+    assert held_by_office(res.superseded) == 2, res.superseded

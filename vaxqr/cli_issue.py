@@ -401,7 +401,7 @@ def _batch(flow: Any, signer: Any, check: Any, signer_dir: Path, csv_path: Path,
     # rows whose citizen the office's register holds a credential of, for this dose or a
     # later one (another batch, a single issue), told from rows a later dose in this same
     # CSV supersedes: both are "one credential per citizen", the first nothing to redo here
-    held = sum(reason.startswith("already issued as ") for _, reason in result.superseded)
+    held = flow.held_by_office(result.superseded)
     later = len(result.superseded) - held
     superseded = "".join((
         f", {later} superseded by a later dose in this file" if later else "",

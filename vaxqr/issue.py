@@ -689,6 +689,18 @@ def _differs(rec: Record, claim: Claim) -> str:
     return " and ".join(what)
 
 
+#: How the reason of a superseded row whose citizen the office's register holds a
+#: credential of (another batch, a single issue) begins: told apart, in a batch's summary,
+#: from rows a later dose in the same CSV supersedes (:func:`held_by_office`).
+HELD_BY_OFFICE: Final = "already issued as "
+
+
+def held_by_office(superseded: Sequence[tuple[int, str]]) -> int:
+    """How many of a batch's ``superseded`` rows the office's register holds a credential
+    of the citizen of, for that dose or a later one (:func:`register_verdict`'s ``same``)."""
+    return sum(reason.startswith(HELD_BY_OFFICE) for _, reason in superseded)
+
+
 def register_verdict(rec: Record, claim: Claim) -> tuple[str, str]:
     """What the office's register says of signing ``rec`` for a citizen it holds ``claim``
     of, issued elsewhere (another batch, or a single issue): ``(kind, reason)``, ``kind``
@@ -705,7 +717,7 @@ def register_verdict(rec: Record, claim: Claim) -> tuple[str, str]:
                 "(vaxqr certs revoke-credential) and correct the records")
     if (claim.vaccination_date, claim.dose) >= (rec.vaccination_date.isoformat(), rec.dose):
         return ("same",
-                f"already issued as {claim.uvci} {_where(claim)} (dose {claim.dose}/"
+                f"{HELD_BY_OFFICE}{claim.uvci} {_where(claim)} (dose {claim.dose}/"
                 f"{claim.total} on {claim.vaccination_date}): one credential per citizen")
     return ("later", f"replaces {claim.uvci}, issued {_where(claim)} for dose {claim.dose}/"
                      f"{claim.total} on {claim.vaccination_date} (it stays valid unless revoked)")
